@@ -1,0 +1,94 @@
+#pragma once
+
+// Every statement the job system runs against the jobs table (DESIGN §3).
+// Producers use Enqueue/Cancel/Get inside their own transactions; the Worker
+// uses the rest.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "libs/jobs/job.h"
+#include "libs/pg/pool.h"
+
+namespace c2d::jobs {
+
+// The LISTEN/NOTIFY channel that wakes a queue's idle workers.
+std::string Channel(absl::string_view queue);
+
+struct Enqueued {
+  int64_t id = 0;
+  bool created = false;  // false: a live job with the same unique_key already existed
+};
+
+// Inserts the job inside the caller's transaction, so that it exists exactly
+// when the caller's own writes do, and notifies the queue at commit.
+// InvalidArgument for a malformed queue, kind or payload.
+absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job);
+
+// Cancels an available or running job. A running job's handler sees it at its
+// next heartbeat. Returns false when the job had already ended (or does not exist).
+absl::StatusOr<bool> Cancel(pg::Tx& tx, int64_t id);
+
+absl::StatusOr<Job> Get(pg::Tx& tx, int64_t id);
+
+// ---- Used by Worker -------------------------------------------------------
+
+// Claims up to `limit` available jobs of `queue` whose kind is in `kinds` and
+// whose run_at has come, in (priority, run_at, id) order, with a lease of
+// `lease`. Each claim counts an attempt.
+absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
+                                       const std::vector<std::string>& kinds,
+                                       absl::string_view worker_id, int limit,
+                                       std::chrono::milliseconds lease);
+
+// When the next job of `queue` (one of `kinds`) becomes due, if any is waiting.
+absl::StatusOr<std::optional<absl::Time>> NextRunAt(pg::Tx& tx, absl::string_view queue,
+                                                    const std::vector<std::string>& kinds);
+
+// A claim, identified by job id and the attempt number it was claimed at.
+struct ClaimRef {
+  int64_t id = 0;
+  int attempt = 0;
+};
+
+// Extends the leases of `claims` still held by `worker_id`; returns the ids
+// still held (a missing id was cancelled or rescued).
+absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view worker_id,
+                                               const std::vector<ClaimRef>& claims,
+                                               std::chrono::milliseconds lease);
+
+// Outcome of a finished attempt. Each returns false when the claim was no
+// longer held (the job was cancelled or rescued meanwhile): nothing changed.
+absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim);
+// Back to available at now()+delay, or failed when attempts are used up or
+// `permanent`. `final_state` receives the new state.
+absl::StatusOr<bool> MarkFailed(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
+                                absl::string_view error, bool permanent,
+                                std::chrono::milliseconds retry_delay, State* final_state);
+// Returns a claim unfinished (worker shutdown): available again at once, and
+// the attempt does not count.
+absl::StatusOr<bool> Release(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
+                             absl::string_view reason);
+
+struct Rescued {
+  int64_t id = 0;
+  std::string queue;
+  State state = State::kAvailable;  // available, or failed when out of attempts
+};
+
+// Returns running jobs whose lease expired before now() to their queue (the
+// lost attempt counts), at most `limit` per call, and notifies their queues.
+absl::StatusOr<std::vector<Rescued>> RescueExpired(pg::Tx& tx, int limit);
+
+struct Depth {
+  std::string queue;
+  State state;
+  int64_t count = 0;
+};
+// Number of available and running jobs per queue.
+absl::StatusOr<std::vector<Depth>> QueueDepths(pg::Tx& tx);
+
+}  // namespace c2d::jobs

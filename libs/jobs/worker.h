@@ -1,0 +1,125 @@
+#pragma once
+
+// A pool of job workers for one queue (DESIGN §3).
+//
+// Threads, and what each owns:
+//  - dispatcher: claims batches of due jobs, as many as there are free slots,
+//    and hands them to the executors; sleeps until a NOTIFY, a freed slot, the
+//    next known run_at, or the poll interval, whichever comes first.
+//  - listener: its own connection, LISTEN c2d_jobs_<queue>; reconnects with
+//    backoff and then wakes the dispatcher (a missed NOTIFY costs at most a
+//    poll interval).
+//  - heartbeater: extends the leases of all claims in flight in one statement;
+//    a claim the database no longer shows as ours (cancelled, or rescued after
+//    a lost lease) has its JobContext cancelled.
+//  - rescuer: returns expired leases of any queue to their queue and refreshes
+//    the queue-depth gauge. Every process runs one; SKIP LOCKED keeps them apart.
+//  - executors (`concurrency` threads): run handlers and record the outcome,
+//    retrying that write through database outages until the lease would expire.
+//
+// Shutdown: stop claiming and release claims not yet started; wait
+// `shutdown_grace` for running handlers; then cancel their contexts, so that
+// they return and their claims go back to the queue (the attempt does not
+// count), and join. A handler that ignores cancellation delays the exit until
+// it returns (its lease then expires and the rescuer requeues the job if the
+// process is killed meanwhile). Thread-safe.
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <type_traits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "libs/jobs/job.h"
+#include "libs/jobs/queue.h"
+#include "libs/pg/pool.h"
+
+namespace c2d::jobs {
+
+struct WorkerOptions {
+  std::string queue;
+  int concurrency = 4;                                // C2D_WORKERS
+  int max_batch = 16;                                 // jobs per claim statement
+  std::chrono::milliseconds lease{30'000};            // C2D_JOB_LEASE
+  std::chrono::milliseconds heartbeat_interval{0};    // 0 = lease / 3
+  std::chrono::milliseconds poll_interval{2'000};     // C2D_JOB_POLL_INTERVAL
+  std::chrono::milliseconds rescue_interval{5'000};
+  std::chrono::milliseconds backoff_base{1'000};      // C2D_JOB_BACKOFF_BASE
+  std::chrono::milliseconds backoff_max{3'600'000};   // C2D_JOB_BACKOFF_MAX
+  std::chrono::milliseconds shutdown_grace{20'000};   // C2D_SHUTDOWN_GRACE
+  // Identifies this process in locked_by; default host:pid:random.
+  std::string worker_id;
+
+  // Reads C2D_WORKERS, C2D_JOB_LEASE, C2D_JOB_POLL_INTERVAL, C2D_JOB_BACKOFF_BASE,
+  // C2D_JOB_BACKOFF_MAX and C2D_SHUTDOWN_GRACE over the defaults above.
+  static absl::StatusOr<WorkerOptions> FromEnv(std::string queue);
+};
+
+class Worker {
+ public:
+  // `pool` must outlive the worker; `listen` opens the listener's connection.
+  Worker(pg::Pool& pool, pg::ConnectOptions listen, WorkerOptions options);
+  ~Worker();  // Shutdown()
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Before Start only. The worker claims only kinds it has a handler for, so
+  // jobs of unknown kinds wait for a process that knows them.
+  void Register(std::string kind, Handler handler);
+
+  // Starts the threads. Claims nothing when no handler is registered.
+  absl::Status Start();
+
+  // Idempotent; blocks until every thread has stopped or been given up on.
+  void Shutdown();
+
+  const std::string& worker_id() const { return options_.worker_id; }
+
+ private:
+  struct InFlight {
+    std::shared_ptr<JobContext> context;
+  };
+
+  void DispatchLoop();
+  void ListenLoop();
+  void HeartbeatLoop();
+  void RescueLoop();
+  void ExecuteLoop();
+  void RunOne(const std::shared_ptr<JobContext>& context);
+  // Records an outcome; retries through connection errors until `deadline`.
+  template <typename F>
+  auto Record(absl::string_view what, absl::Time deadline, F&& fn)
+      -> std::invoke_result_t<F, pg::Tx&>;
+  void Wake();
+  // Sleeps up to `d` or until the background threads must exit; false then.
+  bool SleepFor(absl::Duration d);
+
+  pg::Pool& pool_;
+  const pg::ConnectOptions listen_;
+  WorkerOptions options_;
+  std::map<std::string, Handler> handlers_;  // read-only after Start
+  std::vector<std::string> kinds_;
+
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // no more claims
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<std::shared_ptr<JobContext>> ready_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // claimed, not yet recorded
+  bool executors_exit_ ABSL_GUARDED_BY(mu_) = false;   // exit once ready_ is empty
+  int executors_running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool background_exit_ ABSL_GUARDED_BY(mu_) = false;  // heartbeater and rescuer
+
+  std::thread dispatcher_, listener_, heartbeater_, rescuer_;
+  std::vector<std::thread> executors_;
+  bool shut_down_ = false;  // Shutdown() completed; only touched by the owner thread
+};
+
+}  // namespace c2d::jobs

@@ -1,0 +1,126 @@
+// The migration runner: ordering, concurrency, checksums, version checks.
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "libs/common/ids.h"
+#include "libs/pg/migrate.h"
+#include "migrations/embedded.h"
+#include "tests/support/pg_fixture.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct TempDir {
+  TempDir() : path(fs::temp_directory_path() / ids::New("migrations")) {
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  void Write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+  }
+  fs::path path;
+};
+
+TEST_CASE("the embedded schema applies to an empty database, once", "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  auto first = pg::Migrate(db.connect(), migrations::All(), 10s);
+  REQUIRE(first.ok());
+  CHECK(first->applied.size() == migrations::All().size());
+  CHECK(first->version == migrations::Latest());
+  auto second = pg::Migrate(db.connect(), migrations::All(), 10s);
+  REQUIRE(second.ok());
+  CHECK(second->applied.empty());
+  auto pool = db.NewPool();
+  CHECK(*pg::SchemaVersion(*pool) == migrations::Latest());
+  CHECK(pg::RequireSchema(*pool, migrations::Latest()).ok());
+  CHECK(db.Count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'") == 1);
+}
+
+TEST_CASE("two runners at once apply each migration exactly once", "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  TempDir dir;
+  // Plain CREATE TABLE fails if run twice; the sleep widens the race window.
+  dir.Write("0001_first.sql", "CREATE TABLE first (id int); SELECT pg_sleep(0.5);");
+  dir.Write("0002_second.sql", "CREATE TABLE second (id int);");
+  auto migrations = pg::LoadMigrationsDir(dir.path.string());
+  REQUIRE(migrations.ok());
+  REQUIRE(migrations->size() == 2);
+
+  absl::StatusOr<pg::MigrateResult> a, b;
+  std::thread ta([&] { a = pg::Migrate(db.connect(), *migrations, 30s); });
+  std::thread tb([&] { b = pg::Migrate(db.connect(), *migrations, 30s); });
+  ta.join();
+  tb.join();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->applied.size() + b->applied.size() == 2);
+  CHECK(a->version == 2);
+  CHECK(b->version == 2);
+  CHECK(db.Count("SELECT count(*) FROM schema_migrations") == 2);
+}
+
+TEST_CASE("a migration changed after it was applied is refused with a clear error", "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  TempDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE first (id int);");
+  REQUIRE(pg::Migrate(db.connect(), *pg::LoadMigrationsDir(dir.path.string()), 10s).ok());
+
+  dir.Write("0001_first.sql", "CREATE TABLE first (id bigint);");
+  dir.Write("0002_second.sql", "CREATE TABLE second (id int);");
+  auto result = pg::Migrate(db.connect(), *pg::LoadMigrationsDir(dir.path.string()), 10s);
+  REQUIRE_FALSE(result.ok());
+  CHECK(absl::IsFailedPrecondition(result.status()));
+  const std::string message(result.status().message());
+  CHECK(message.find("0001_first.sql was changed after it was applied") != std::string::npos);
+  // Nothing after the refusal was applied.
+  CHECK(db.Count("SELECT count(*) FROM schema_migrations") == 1);
+  CHECK(db.Scalar("SELECT to_regclass('second')::text").empty());
+}
+
+TEST_CASE("a failing migration leaves nothing of itself behind", "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  TempDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE first (id int);");
+  dir.Write("0002_broken.sql", "CREATE TABLE half (id int); SELECT no_such_function();");
+  auto result = pg::Migrate(db.connect(), *pg::LoadMigrationsDir(dir.path.string()), 10s);
+  REQUIRE_FALSE(result.ok());
+  CHECK(std::string(result.status().message()).find("0002_broken.sql") != std::string::npos);
+  CHECK(db.Count("SELECT count(*) FROM schema_migrations") == 1);
+  CHECK(db.Scalar("SELECT to_regclass('half')::text").empty());
+}
+
+TEST_CASE("malformed migration directories are refused", "[migrate]") {
+  TempDir dir;
+  dir.Write("1_bad.sql", "SELECT 1;");
+  auto bad_name = pg::LoadMigrationsDir(dir.path.string());
+  REQUIRE_FALSE(bad_name.ok());
+  CHECK(std::string(bad_name.status().message()).find("1_bad.sql") != std::string::npos);
+
+  TempDir dup;
+  dup.Write("0001_a.sql", "SELECT 1;");
+  dup.Write("0001_b.sql", "SELECT 1;");
+  auto duplicate = pg::LoadMigrationsDir(dup.path.string());
+  REQUIRE_FALSE(duplicate.ok());
+  CHECK(std::string(duplicate.status().message()).find("share version 1") != std::string::npos);
+
+  CHECK(absl::IsNotFound(pg::LoadMigrationsDir("/nonexistent/c2d").status()));
+}
+
+TEST_CASE("RequireSchema names both versions when the database is behind", "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  auto pool = db.NewPool();
+  absl::Status s = pg::RequireSchema(*pool, migrations::Latest());
+  REQUIRE(absl::IsFailedPrecondition(s));
+  CHECK(std::string(s.message()).find("at version 0") != std::string::npos);
+  CHECK(std::string(s.message()).find("c2d-migrate") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace c2d

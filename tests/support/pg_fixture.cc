@@ -1,0 +1,82 @@
+#include "tests/support/pg_fixture.h"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "libs/common/ids.h"
+#include "libs/pg/migrate.h"
+#include "migrations/embedded.h"
+
+namespace c2d::testing {
+
+std::string AdminUrl() {
+  const char* url = std::getenv("C2D_TEST_PG_URL");
+  if (url == nullptr || *url == '\0') {
+    FAIL("C2D_TEST_PG_URL is not set: run the suite through tools/test, which starts PostgreSQL");
+  }
+  return url;
+}
+
+TestDatabase::TestDatabase(bool migrate) : admin_url_(AdminUrl()) {
+  name_ = "t_" + absl::AsciiStrToLower(ids::New("db").substr(3));
+  url_ = admin_url_.substr(0, admin_url_.rfind('/') + 1) + name_;
+  pqxx::connection admin(admin_url_);
+  pqxx::nontransaction nt(admin);
+  nt.exec0("CREATE DATABASE " + nt.quote_name(name_));
+  if (migrate) {
+    auto result = pg::Migrate(connect(), migrations::All(), std::chrono::seconds(30));
+    if (!result.ok()) FAIL("migrating the test database: " << result.status().ToString());
+  }
+}
+
+TestDatabase::~TestDatabase() {
+  try {
+    pqxx::connection admin(admin_url_);
+    pqxx::nontransaction nt(admin);
+    nt.exec0("DROP DATABASE IF EXISTS " + nt.quote_name(name_) + " WITH (FORCE)");
+  } catch (const std::exception&) {
+    // The server may be down after a failed restart test; the temp dir goes anyway.
+  }
+}
+
+pg::ConnectOptions TestDatabase::connect() const {
+  pg::ConnectOptions o;
+  o.url = url_;
+  o.application_name = "c2d-test";
+  return o;
+}
+
+std::unique_ptr<pg::Pool> TestDatabase::NewPool(int size) const {
+  pg::PoolOptions o;
+  o.connect = connect();
+  o.size = size;
+  return std::make_unique<pg::Pool>(o);
+}
+
+void TestDatabase::Exec(const std::string& sql) const {
+  pqxx::connection c(url_);
+  pqxx::nontransaction nt(c);
+  nt.exec(sql);
+}
+
+std::string TestDatabase::Scalar(const std::string& sql) const {
+  pqxx::connection c(url_);
+  pqxx::nontransaction nt(c);
+  pqxx::result r = nt.exec(sql);
+  if (r.empty() || r[0][0].is_null()) return "";
+  return r[0][0].as<std::string>();
+}
+
+bool WaitFor(std::chrono::milliseconds timeout, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace c2d::testing

@@ -1,0 +1,61 @@
+# Shared by c2d's shell tools: sourced, never run.
+
+C2D_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+C2D_BUILD_DIR=${C2D_BUILD_DIR:-$C2D_ROOT/build}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+c2d::log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+c2d::die() { c2d::log "error: $*"; exit 1; }
+
+# A free TCP port on 127.0.0.1 (the kernel picks it; a tiny race remains
+# between closing and the caller binding it, acceptable for local tools).
+c2d::free_port() {
+  python3 - <<'PY' 2>/dev/null || perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1",LocalPort=>0)->sockport, "\n"'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+PY
+}
+
+# Configures (once) and builds the project with Ninja and ccache.
+c2d::build() {
+  export CCACHE_DIR=${CCACHE_DIR:-/var/cache/c2d-ccache}
+  mkdir -p "$CCACHE_DIR"
+  if [[ ! -f $C2D_BUILD_DIR/build.ninja ]]; then
+    cmake -S "$C2D_ROOT" -B "$C2D_BUILD_DIR" -G Ninja ${C2D_CMAKE_ARGS:-} >&2
+  fi
+  cmake --build "$C2D_BUILD_DIR" -j "${C2D_JOBS:-2}" >&2
+}
+
+# c2d::pg_start DIR PORT: a PostgreSQL cluster with its data in DIR/data and
+# its socket in DIR, listening on 127.0.0.1:PORT, trust auth for local use.
+# initdb and pg_ctl refuse to run as root, so they run as "postgres".
+c2d::pg_start() {
+  local dir=$1 port=$2
+  local as=()
+  if ((EUID == 0)); then
+    as=(runuser -u postgres --)
+    chown postgres: "$dir"
+  fi
+  if [[ ! -f $dir/data/PG_VERSION ]]; then
+    "${as[@]}" "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 \
+      >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  fi
+  "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" \
+    start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; return 1; }
+}
+
+# c2d::pg_stop DIR: stops the cluster of DIR if it runs.
+c2d::pg_stop() {
+  local dir=$1
+  local as=()
+  ((EUID == 0)) && as=(runuser -u postgres --)
+  if [[ -f $dir/data/postmaster.pid ]]; then
+    "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+  fi
+}
+
+# c2d::pg_port DIR: the port a cluster of DIR was started with (from its pid file).
+c2d::pg_port() { sed -n 4p "$1/data/postmaster.pid" 2>/dev/null; }
