@@ -63,8 +63,7 @@ absl::StatusOr<std::chrono::milliseconds> ParseDuration(absl::string_view text) 
     return false;
   };
   // "ms" before "s" and "m", since both are suffixes of it.
-  ends_with("ms", 1) || ends_with("s", 1000) || ends_with("m", 60'000) ||
-      ends_with("h", 3'600'000);
+  ends_with("ms", 1) || ends_with("s", 1000) || ends_with("m", 60'000) || ends_with("h", 3'600'000);
   int64_t n = 0;
   if (!absl::SimpleAtoi(digits, &n) || n < 0 || n > INT64_MAX / scale_ms) {
     return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not a duration"));
@@ -81,8 +80,8 @@ absl::StatusOr<std::chrono::milliseconds> GetDuration(absl::string_view name,
   auto d = ParseDuration(v);
   if (!d.ok() || *d < min || *d > max) {
     return Bad(name, v,
-               absl::StrCat("a duration such as 500ms, 30s, 5m or 1h, from ", min.count(),
-                            "ms to ", max.count(), "ms"));
+               absl::StrCat("a duration such as 500ms, 30s, 5m or 1h, from ", min.count(), "ms to ",
+                            max.count(), "ms"));
   }
   return *d;
 }

@@ -10,9 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace c2d::env {
 

@@ -6,6 +6,7 @@
 // 80 random bits from the OS CSPRNG.
 
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace c2d::ids {

@@ -10,7 +10,6 @@
 // line written on that thread. Never pass a secret as a field or message.
 
 #include "absl/strings/string_view.h"
-
 #include "nlohmann/json.hpp"
 
 namespace c2d::log {

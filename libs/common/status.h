@@ -9,10 +9,10 @@
 #define C2D_CONCAT_(a, b) C2D_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define C2D_RETURN_IF_ERROR(expr)                    \
-  do {                                               \
-    ::absl::Status c2d_status_ = (expr);             \
-    if (!c2d_status_.ok()) return c2d_status_;       \
+#define C2D_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status c2d_status_ = (expr);       \
+    if (!c2d_status_.ok()) return c2d_status_; \
   } while (0)
 
 // `lhs = value of expr` (an absl::StatusOr<T>), or returns its error.

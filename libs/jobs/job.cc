@@ -24,8 +24,8 @@ absl::string_view StateName(State state) {
 }
 
 std::optional<State> ParseState(absl::string_view name) {
-  for (State s : {State::kAvailable, State::kRunning, State::kSucceeded, State::kFailed,
-                  State::kCancelled}) {
+  for (State s :
+       {State::kAvailable, State::kRunning, State::kSucceeded, State::kFailed, State::kCancelled}) {
     if (StateName(s) == name) return s;
   }
   return std::nullopt;

@@ -21,8 +21,8 @@ std::optional<State> ParseState(absl::string_view name);
 
 // What a producer asks for.
 struct NewJob {
-  std::string queue;  // the owning service's queue: builder, deployer, dbprov, dns, certs
-  std::string kind;   // e.g. "build"; a worker claims only kinds it has handlers for
+  std::string queue;           // the owning service's queue: builder, deployer, dbprov, dns, certs
+  std::string kind;            // e.g. "build"; a worker claims only kinds it has handlers for
   std::string payload = "{}";  // JSON object (the kind's protobuf message in proto3 JSON)
   int priority = 100;          // lower runs first
   std::optional<absl::Time> run_at;  // not before; default now

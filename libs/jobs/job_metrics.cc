@@ -7,14 +7,16 @@ namespace c2d::jobs {
 JobMetrics& Metrics() {
   static JobMetrics* m = [] {
     auto& reg = metrics::Registry();
-    auto counter = [&](const char* name, const char* help) -> prometheus::Family<prometheus::Counter>& {
+    auto counter = [&](const char* name,
+                       const char* help) -> prometheus::Family<prometheus::Counter>& {
       return prometheus::BuildCounter().Name(name).Help(help).Register(reg);
     };
     return new JobMetrics{
         counter("c2d_jobs_claimed_total", "Jobs claimed by this process, by queue and kind"),
         counter("c2d_jobs_succeeded_total", "Jobs that succeeded, by queue and kind"),
         counter("c2d_jobs_retried_total", "Failed attempts scheduled for a retry"),
-        counter("c2d_jobs_failed_total", "Jobs that failed for good (permanent or out of attempts)"),
+        counter("c2d_jobs_failed_total",
+                "Jobs that failed for good (permanent or out of attempts)"),
         counter("c2d_jobs_lost_total",
                 "Attempts whose job was cancelled or rescued while the handler ran"),
         counter("c2d_jobs_rescued_total", "Expired leases returned to their queue"),

@@ -12,7 +12,9 @@ constexpr absl::Duration kFollowerRetry = absl::Seconds(2);
 
 Leader::Leader(pg::ConnectOptions connect, std::string name, std::chrono::milliseconds interval,
                std::function<void()> duty)
-    : connect_(std::move(connect)), name_(std::move(name)), interval_(interval),
+    : connect_(std::move(connect)),
+      name_(std::move(name)),
+      interval_(interval),
       duty_(std::move(duty)) {}
 
 Leader::~Leader() { Stop(); }
@@ -22,7 +24,9 @@ int64_t Leader::LockKey(const std::string& name) {
   return static_cast<int64_t>(std::stoull(hex.substr(0, 16), nullptr, 16));
 }
 
-void Leader::Start() { thread_ = std::thread([this] { Loop(); }); }
+void Leader::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void Leader::Stop() {
   {
@@ -63,7 +67,8 @@ void Leader::Loop() {
         if (leader && was_leader) nt.exec_params("SELECT pg_advisory_unlock($1)", key);
       }
     } catch (const std::exception& e) {
-      log::Warn("leader election lost its database session", {{"duty", name_}, {"error", e.what()}});
+      log::Warn("leader election lost its database session",
+                {{"duty", name_}, {"error", e.what()}});
       conn.reset();  // the server drops our lock with the session
       leader = false;
     }

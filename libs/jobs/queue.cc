@@ -12,8 +12,8 @@ namespace c2d::jobs {
 namespace {
 
 // Columns of a Job, in the order RowToJob reads them.
-#define C2D_JOB_COLUMNS                                                              \
-  "id, queue, kind, payload::text, state, priority, attempts, max_attempts, "        \
+#define C2D_JOB_COLUMNS                                                           \
+  "id, queue, kind, payload::text, state, priority, attempts, max_attempts, "     \
   "coalesce(unique_key, ''), coalesce(last_error, ''), coalesce(locked_by, ''), " \
   "(extract(epoch FROM run_at) * 1000000)::bigint"
 
@@ -170,11 +170,10 @@ absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
   // the next insert succeeds. Two rounds settle every interleaving but a
   // pathological one, reported as Aborted so the caller's transaction retries.
   for (int round = 0; round < 3; ++round) {
-    pqxx::result r =
-        run_at_us ? tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority, *run_at_us,
-                            job.max_attempts, job.unique_key)
-                  : tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority, nullptr,
-                            job.max_attempts, job.unique_key);
+    pqxx::result r = run_at_us ? tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority,
+                                         *run_at_us, job.max_attempts, job.unique_key)
+                               : tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority,
+                                         nullptr, job.max_attempts, job.unique_key);
     if (!r.empty()) {
       tx.Exec(kNotify, Channel(job.queue));
       return Enqueued{r[0][0].as<int64_t>(), true};
@@ -199,9 +198,9 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        absl::string_view worker_id, int limit,
                                        std::chrono::milliseconds lease) {
   std::vector<Job> out;
-  for (const auto& row : tx.Exec(kClaim, std::string(queue), TextArray(kinds),
-                                 std::string(worker_id), limit,
-                                 static_cast<int64_t>(lease.count()))) {
+  for (const auto& row :
+       tx.Exec(kClaim, std::string(queue), TextArray(kinds), std::string(worker_id), limit,
+               static_cast<int64_t>(lease.count()))) {
     out.push_back(RowToJob(row));
   }
   return out;
@@ -237,8 +236,9 @@ absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, absl::string_view worker_id, Clai
 absl::StatusOr<bool> MarkFailed(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
                                 absl::string_view error, bool permanent,
                                 std::chrono::milliseconds retry_delay, State* final_state) {
-  pqxx::result r = tx.Exec(kFailed, claim.id, claim.attempt, std::string(worker_id),
-                           std::string(error), permanent, static_cast<int64_t>(retry_delay.count()));
+  pqxx::result r =
+      tx.Exec(kFailed, claim.id, claim.attempt, std::string(worker_id), std::string(error),
+              permanent, static_cast<int64_t>(retry_delay.count()));
   if (r.empty()) return false;
   if (final_state != nullptr) {
     *final_state = ParseState(r[0][0].as<std::string>()).value_or(State::kFailed);
@@ -248,8 +248,8 @@ absl::StatusOr<bool> MarkFailed(pg::Tx& tx, absl::string_view worker_id, ClaimRe
 
 absl::StatusOr<bool> Release(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
                              absl::string_view reason) {
-  pqxx::result r = tx.Exec(kRelease, claim.id, claim.attempt, std::string(worker_id),
-                           std::string(reason));
+  pqxx::result r =
+      tx.Exec(kRelease, claim.id, claim.attempt, std::string(worker_id), std::string(reason));
   if (r.empty()) return false;
   tx.Exec(kNotify, Channel(r[0][0].as<std::string>()));
   return true;

@@ -61,9 +61,8 @@ absl::StatusOr<WorkerOptions> WorkerOptions::FromEnv(std::string queue) {
   o.concurrency = static_cast<int>(workers);
   C2D_ASSIGN_OR_RETURN(o.lease, env::GetDuration("C2D_JOB_LEASE", o.lease, milliseconds(300),
                                                  milliseconds(3'600'000)));
-  C2D_ASSIGN_OR_RETURN(o.poll_interval,
-                       env::GetDuration("C2D_JOB_POLL_INTERVAL", o.poll_interval,
-                                        milliseconds(10), milliseconds(600'000)));
+  C2D_ASSIGN_OR_RETURN(o.poll_interval, env::GetDuration("C2D_JOB_POLL_INTERVAL", o.poll_interval,
+                                                         milliseconds(10), milliseconds(600'000)));
   C2D_ASSIGN_OR_RETURN(o.backoff_base, env::GetDuration("C2D_JOB_BACKOFF_BASE", o.backoff_base,
                                                         milliseconds(1), milliseconds(3'600'000)));
   C2D_ASSIGN_OR_RETURN(o.backoff_max, env::GetDuration("C2D_JOB_BACKOFF_MAX", o.backoff_max,
@@ -149,8 +148,8 @@ void Worker::DispatchLoop() {
         return Claim(tx, options_.queue, kinds_, options_.worker_id, want, options_.lease);
       });
       if (!claimed.ok()) {
-        log::Warn("cannot claim jobs", {{"queue", options_.queue},
-                                        {"error", claimed.status().ToString()}});
+        log::Warn("cannot claim jobs",
+                  {{"queue", options_.queue}, {"error", claimed.status().ToString()}});
         wait = error_pause;
         error_pause = std::min(error_pause * 2, absl::Seconds(5));
       } else {
@@ -166,9 +165,8 @@ void Worker::DispatchLoop() {
         }
         if (static_cast<int>(claimed->size()) == want) continue;  // more may be due
         // Sleep until the next scheduled job is due, if that comes before the poll.
-        auto next = pool_.Transact("next job time", [&](pg::Tx& tx) {
-          return NextRunAt(tx, options_.queue, kinds_);
-        });
+        auto next = pool_.Transact(
+            "next job time", [&](pg::Tx& tx) { return NextRunAt(tx, options_.queue, kinds_); });
         if (next.ok() && next->has_value()) {
           // Due but not claimed: locked by a concurrent claimer that may yet
           // roll back; look again shortly.
@@ -225,8 +223,8 @@ void Worker::HeartbeatLoop() {
       return Heartbeat(tx, options_.worker_id, refs, options_.lease);
     });
     if (!held.ok()) {
-      log::Warn("cannot extend job leases", {{"queue", options_.queue},
-                                             {"error", held.status().ToString()}});
+      log::Warn("cannot extend job leases",
+                {{"queue", options_.queue}, {"error", held.status().ToString()}});
       if (absl::Now() - last_ok > absl::FromChrono(options_.lease)) {
         // Our leases have expired: another worker may run these jobs now.
         absl::MutexLock lock(&mu_);
@@ -253,8 +251,8 @@ void Worker::HeartbeatLoop() {
 void Worker::RescueLoop() {
   std::set<std::pair<std::string, std::string>> seen;  // (queue, state) gauges set before
   do {
-    auto rescued = pool_.Transact("rescue expired jobs",
-                                  [](pg::Tx& tx) { return RescueExpired(tx, 1000); });
+    auto rescued =
+        pool_.Transact("rescue expired jobs", [](pg::Tx& tx) { return RescueExpired(tx, 1000); });
     if (rescued.ok()) {
       for (const Rescued& r : *rescued) {
         Metrics().rescued.Add({{"queue", r.queue}}).Increment();
@@ -267,11 +265,14 @@ void Worker::RescueLoop() {
       std::set<std::pair<std::string, std::string>> now;
       for (const Depth& d : *depths) {
         std::string state(StateName(d.state));
-        Metrics().depth.Add({{"queue", d.queue}, {"state", state}}).Set(static_cast<double>(d.count));
+        Metrics()
+            .depth.Add({{"queue", d.queue}, {"state", state}})
+            .Set(static_cast<double>(d.count));
         now.insert({d.queue, state});
       }
       for (const auto& [queue, state] : seen) {
-        if (!now.contains({queue, state})) Metrics().depth.Add({{"queue", queue}, {"state", state}}).Set(0);
+        if (!now.contains({queue, state}))
+          Metrics().depth.Add({{"queue", queue}, {"state", state}}).Set(0);
       }
       seen.insert(now.begin(), now.end());
     }
@@ -303,8 +304,8 @@ void Worker::ExecuteLoop() {
 
 void Worker::RunOne(const std::shared_ptr<JobContext>& context) {
   const Job& job = context->job();
-  log::Scope scope({{"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind},
-                    {"attempt", job.attempts}});
+  log::Scope scope(
+      {{"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind}, {"attempt", job.attempts}});
   const ClaimRef ref{job.id, job.attempts};
   const std::string& me = options_.worker_id;
   const absl::Time start = absl::Now();
@@ -412,9 +413,8 @@ void Worker::Shutdown() {
     in_flight_.erase(ref.id);
   }
 
-  auto executors_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return executors_running_ == 0;
-  };
+  auto executors_done = [this]()
+                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return executors_running_ == 0; };
   {
     absl::MutexLock lock(&mu_);
     if (!mu_.AwaitWithTimeout(absl::Condition(&executors_done),

@@ -27,10 +27,10 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <type_traits>
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -45,15 +45,15 @@ namespace c2d::jobs {
 
 struct WorkerOptions {
   std::string queue;
-  int concurrency = 4;                                // C2D_WORKERS
-  int max_batch = 16;                                 // jobs per claim statement
-  std::chrono::milliseconds lease{30'000};            // C2D_JOB_LEASE
-  std::chrono::milliseconds heartbeat_interval{0};    // 0 = lease / 3
-  std::chrono::milliseconds poll_interval{2'000};     // C2D_JOB_POLL_INTERVAL
+  int concurrency = 4;                              // C2D_WORKERS
+  int max_batch = 16;                               // jobs per claim statement
+  std::chrono::milliseconds lease{30'000};          // C2D_JOB_LEASE
+  std::chrono::milliseconds heartbeat_interval{0};  // 0 = lease / 3
+  std::chrono::milliseconds poll_interval{2'000};   // C2D_JOB_POLL_INTERVAL
   std::chrono::milliseconds rescue_interval{5'000};
-  std::chrono::milliseconds backoff_base{1'000};      // C2D_JOB_BACKOFF_BASE
-  std::chrono::milliseconds backoff_max{3'600'000};   // C2D_JOB_BACKOFF_MAX
-  std::chrono::milliseconds shutdown_grace{20'000};   // C2D_SHUTDOWN_GRACE
+  std::chrono::milliseconds backoff_base{1'000};     // C2D_JOB_BACKOFF_BASE
+  std::chrono::milliseconds backoff_max{3'600'000};  // C2D_JOB_BACKOFF_MAX
+  std::chrono::milliseconds shutdown_grace{20'000};  // C2D_SHUTDOWN_GRACE
   // Identifies this process in locked_by; default host:pid:random.
   std::string worker_id;
 
@@ -113,7 +113,7 @@ class Worker {
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::shared_ptr<JobContext>> ready_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // claimed, not yet recorded
-  bool executors_exit_ ABSL_GUARDED_BY(mu_) = false;   // exit once ready_ is empty
+  bool executors_exit_ ABSL_GUARDED_BY(mu_) = false;            // exit once ready_ is empty
   int executors_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool background_exit_ ABSL_GUARDED_BY(mu_) = false;  // heartbeater and rescuer
 

@@ -3,9 +3,9 @@
 // The one place where libpqxx exceptions become absl::Status.
 
 #include <exception>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace c2d::pg {
 

@@ -28,14 +28,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at  timestamptz NOT NULL DEFAULT now(),
   duration_ms integer     NOT NULL
 ))sql"};
-constexpr Statement kApplied{"migrate_applied",
-                             "SELECT version, name, checksum FROM schema_migrations ORDER BY version"};
+constexpr Statement kApplied{
+    "migrate_applied", "SELECT version, name, checksum FROM schema_migrations ORDER BY version"};
 constexpr Statement kRecord{"migrate_record",
                             "INSERT INTO schema_migrations (version, name, checksum, duration_ms) "
                             "VALUES ($1, $2, $3, $4)"};
-constexpr Statement kVersion{
-    "migrate_version",
-    "SELECT coalesce(max(version), 0) FROM schema_migrations"};
+constexpr Statement kVersion{"migrate_version",
+                             "SELECT coalesce(max(version), 0) FROM schema_migrations"};
 constexpr Statement kTableExists{"migrate_table_exists",
                                  "SELECT to_regclass('schema_migrations') IS NOT NULL"};
 
@@ -104,7 +103,8 @@ absl::StatusOr<std::vector<Migration>> LoadMigrationsDir(const std::string& dir)
   std::vector<Migration> out;
   fs::directory_iterator it(dir, ec);
   if (ec) {
-    return absl::NotFoundError(absl::StrCat("cannot read migrations from ", dir, ": ", ec.message()));
+    return absl::NotFoundError(
+        absl::StrCat("cannot read migrations from ", dir, ": ", ec.message()));
   }
   for (const auto& entry : it) {
     if (!entry.is_regular_file() || entry.path().extension() != ".sql") continue;
@@ -120,9 +120,8 @@ absl::StatusOr<std::vector<Migration>> LoadMigrationsDir(const std::string& dir)
             [](const Migration& a, const Migration& b) { return a.version < b.version; });
   for (size_t i = 1; i < out.size(); ++i) {
     if (out[i].version == out[i - 1].version) {
-      return absl::InvalidArgumentError(absl::StrCat("migrations ", out[i - 1].name, " and ",
-                                                     out[i].name, " share version ",
-                                                     out[i].version));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "migrations ", out[i - 1].name, " and ", out[i].name, " share version ", out[i].version));
     }
   }
   return out;
@@ -191,9 +190,9 @@ absl::Status RequireSchema(Pool& pool, int needed) {
   auto version = SchemaVersion(pool);
   if (!version.ok()) return version.status();
   if (*version < needed) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database schema is at version ", *version, " but this build needs ",
-                     needed, ": run c2d-migrate first"));
+    return absl::FailedPreconditionError(absl::StrCat("database schema is at version ", *version,
+                                                      " but this build needs ", needed,
+                                                      ": run c2d-migrate first"));
   }
   return absl::OkStatus();
 }

@@ -16,8 +16,8 @@
 namespace c2d::pg {
 
 struct Migration {
-  int version = 0;       // NNNN
-  std::string name;      // the file name, e.g. "0001_initial.sql"
+  int version = 0;   // NNNN
+  std::string name;  // the file name, e.g. "0001_initial.sql"
   std::string sql;
   std::string checksum;  // sha256 hex of sql
 };

@@ -15,18 +15,17 @@
 
 #include <chrono>
 #include <memory>
+#include <pqxx/pqxx>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <type_traits>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
-#include <pqxx/pqxx>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/pg/errors.h"
 
@@ -118,7 +117,8 @@ class Pool {
   class Lease {
    public:
     Lease(Lease&& other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)), conn_(std::move(other.conn_)),
+        : pool_(std::exchange(other.pool_, nullptr)),
+          conn_(std::move(other.conn_)),
           broken_(other.broken_) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease();

@@ -62,9 +62,9 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Init(std::string name) {
   DefaultPorts ports = Defaults().count(name) ? Defaults().at(name) : DefaultPorts{0, 0};
   C2D_ASSIGN_OR_RETURN(p->grpc_address_,
                        env::GetAddress("C2D_GRPC_ADDR", absl::StrCat("127.0.0.1:", ports.grpc)));
-  C2D_ASSIGN_OR_RETURN(std::string metrics_address,
-                       env::GetAddress("C2D_METRICS_ADDR",
-                                       absl::StrCat("127.0.0.1:", ports.metrics)));
+  C2D_ASSIGN_OR_RETURN(
+      std::string metrics_address,
+      env::GetAddress("C2D_METRICS_ADDR", absl::StrCat("127.0.0.1:", ports.metrics)));
   C2D_ASSIGN_OR_RETURN(p->worker_options_, jobs::WorkerOptions::FromEnv(""));
   p->grace_ = p->worker_options_.shutdown_grace;
   C2D_ASSIGN_OR_RETURN(pg::PoolOptions pool_options, pg::PoolOptions::FromEnv("c2d-" + name));

@@ -42,12 +42,23 @@ RpcMetrics& Metrics() {
 }
 
 const char* CodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {
-      "OK",        "CANCELLED",          "UNKNOWN",          "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",   "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",        "UNAVAILABLE",      "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
   int i = static_cast<int>(code);
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
@@ -70,9 +81,11 @@ class ObservingInterceptor : public grpc::experimental::Interceptor {
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       grpc::Status status = methods->GetSendStatus();
-      Metrics().handled.Add({{"method", method_}, {"code", CodeName(status.error_code())}})
+      Metrics()
+          .handled.Add({{"method", method_}, {"code", CodeName(status.error_code())}})
           .Increment();
-      Metrics().seconds.Add({{"method", method_}}, metrics::DurationBuckets())
+      Metrics()
+          .seconds.Add({{"method", method_}}, metrics::DurationBuckets())
           .Observe(absl::ToDoubleSeconds(absl::Now() - start_));
     }
     methods->Proceed();
@@ -159,8 +172,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
   return grpc::SslCredentials(opts);
 }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(
-    const std::string& address, const std::vector<Registration>& services) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& address,
+                                                      const std::vector<Registration>& services) {
   auto creds = ServerCredentialsFor(address);
   if (!creds.ok()) return creds.status();
   grpc::EnableDefaultHealthCheckService(true);

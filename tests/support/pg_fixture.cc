@@ -1,7 +1,6 @@
 #include "tests/support/pg_fixture.h"
 
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <thread>
 

@@ -15,8 +15,8 @@ extern char** environ;
 
 namespace c2d::testing {
 
-Subprocess::Subprocess(std::vector<std::string> argv,
-                       const std::map<std::string, std::string>& env, std::string log_path)
+Subprocess::Subprocess(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
+                       std::string log_path)
     : log_path_(std::move(log_path)) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e != nullptr; ++e) {

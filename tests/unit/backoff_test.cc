@@ -1,6 +1,7 @@
+#include "libs/jobs/backoff.h"
+
 #include <catch2/catch.hpp>
 
-#include "libs/jobs/backoff.h"
 #include "libs/jobs/job.h"
 
 namespace c2d {

@@ -1,8 +1,8 @@
+#include "libs/common/env.h"
+
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
-
-#include "libs/common/env.h"
 
 namespace c2d {
 namespace {
@@ -45,7 +45,8 @@ TEST_CASE("durations accept ms, s, m, h and bare seconds", "[env]") {
   CHECK_FALSE(env::ParseDuration("10d").ok());
 
   setenv("C2D_T_DUR", "1h", 1);
-  auto too_long = env::GetDuration("C2D_T_DUR", milliseconds(1), milliseconds(0), milliseconds(60'000));
+  auto too_long =
+      env::GetDuration("C2D_T_DUR", milliseconds(1), milliseconds(0), milliseconds(60'000));
   REQUIRE_FALSE(too_long.ok());
   CHECK(std::string(too_long.status().message()).find("C2D_T_DUR=\"1h\"") == 0);
 }

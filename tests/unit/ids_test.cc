@@ -1,9 +1,8 @@
-#include <catch2/catch.hpp>
+#include "libs/common/ids.h"
 
+#include <catch2/catch.hpp>
 #include <set>
 #include <thread>
-
-#include "libs/common/ids.h"
 
 namespace c2d {
 namespace {

@@ -58,4 +58,4 @@ c2d::pg_stop() {
 }
 
 # c2d::pg_port DIR: the port a cluster of DIR was started with (from its pid file).
-c2d::pg_port() { sed -n 4p "$1/data/postmaster.pid" 2>/dev/null; }
+c2d::pg_port() { sed -n 4p "$1/data/postmaster.pid" 2>/dev/null || true; }

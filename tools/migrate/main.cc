@@ -17,9 +17,10 @@
 namespace {
 
 int Usage() {
-  std::fprintf(stderr, "usage: c2d-migrate [--status] [--dir DIR]\n"
-                       "  C2D_DATABASE_URL names the database; C2D_MIGRATE_LOCK_TIMEOUT (60s)\n"
-                       "  bounds the wait for another runner.\n");
+  std::fprintf(stderr,
+               "usage: c2d-migrate [--status] [--dir DIR]\n"
+               "  C2D_DATABASE_URL names the database; C2D_MIGRATE_LOCK_TIMEOUT (60s)\n"
+               "  bounds the wait for another runner.\n");
   return 2;
 }
 
@@ -27,7 +28,7 @@ int Usage() {
 
 int main(int argc, char** argv) {
   using namespace c2d;
-  log::Init("migrate");
+  log::Init("migrate", log::ParseLevel(env::GetString("C2D_LOG_LEVEL", "info")));
   bool status_only = false;
   std::string dir;
   for (int i = 1; i < argc; ++i) {

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     if (std::chrono::steady_clock::now() >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  std::fprintf(stderr, "%s%s%s: %s\n", address.c_str(), service.empty() ? "" : " ",
-               service.c_str(), last.c_str());
+  std::fprintf(stderr, "%s%s%s: %s\n", address.c_str(), service.empty() ? "" : " ", service.c_str(),
+               last.c_str());
   return 1;
 }

@@ -3,7 +3,6 @@
 // alone (RUN_SERIAL).
 
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -26,13 +25,16 @@ TEST_CASE("workers ride out a PostgreSQL restart and lose no job", "[jobs][resta
   db.Exec("CREATE TABLE handled (job_id bigint NOT NULL)");
   auto pool = db.NewPool();
   constexpr int kJobs = 3000;
-  REQUIRE(pool->Transact("enqueue", [&](pg::Tx& tx) -> absl::Status {
-                for (int i = 0; i < kJobs; ++i) {
-                  auto e = jobs::Enqueue(tx, {.queue = "test", .kind = "test", .max_attempts = 50});
-                  if (!e.ok()) return e.status();
-                }
-                return absl::OkStatus();
-              }).ok());
+  REQUIRE(pool->Transact("enqueue",
+                         [&](pg::Tx& tx) -> absl::Status {
+                           for (int i = 0; i < kJobs; ++i) {
+                             auto e = jobs::Enqueue(
+                                 tx, {.queue = "test", .kind = "test", .max_attempts = 50});
+                             if (!e.ok()) return e.status();
+                           }
+                           return absl::OkStatus();
+                         })
+              .ok());
 
   jobs::WorkerOptions options;
   options.queue = "test";

@@ -2,9 +2,8 @@
 // unique keys, cancellation, scheduling, priorities, transactional enqueue,
 // shutdown, and leader election.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -71,8 +70,10 @@ TEST_CASE("a handler failing twice then succeeding ends succeeded after 3 attemp
   CHECK(job.last_error.find("flaky dependency") != std::string::npos);
 }
 
-TEST_CASE("an always-failing handler ends failed after max_attempts, keeping the error, with "
-          "growing delays", "[jobs]") {
+TEST_CASE(
+    "an always-failing handler ends failed after max_attempts, keeping the error, with "
+    "growing delays",
+    "[jobs]") {
   TestDatabase db;
   auto pool = db.NewPool();
   jobs::WorkerOptions options = FastOptions();
@@ -258,8 +259,7 @@ TEST_CASE("bad enqueue input is refused with a reason and changes nothing", "[jo
   CHECK(absl::IsInvalidArgument(try_enqueue({.queue = "test", .kind = ""})));
   CHECK(absl::IsInvalidArgument(try_enqueue({.queue = "test", .kind = "test", .payload = "[1]"})));
   CHECK(absl::IsInvalidArgument(try_enqueue({.queue = "test", .kind = "test", .payload = "{"})));
-  CHECK(absl::IsInvalidArgument(
-      try_enqueue({.queue = "test", .kind = "test", .max_attempts = 0})));
+  CHECK(absl::IsInvalidArgument(try_enqueue({.queue = "test", .kind = "test", .max_attempts = 0})));
   CHECK(db.Count("SELECT count(*) FROM jobs") == 0);
 }
 

@@ -25,8 +25,8 @@ std::string LogPath(const std::string& name) {
 void EnqueueMany(pg::Pool& pool, int n) {
   auto s = pool.Transact("enqueue", [&](pg::Tx& tx) -> absl::Status {
     for (int i = 0; i < n; ++i) {
-      auto e = jobs::Enqueue(tx, {.queue = "test", .kind = "test",
-                                  .payload = absl::StrCat("{\"n\":", i, "}")});
+      auto e = jobs::Enqueue(
+          tx, {.queue = "test", .kind = "test", .payload = absl::StrCat("{\"n\":", i, "}")});
       if (!e.ok()) return e.status();
     }
     return absl::OkStatus();
@@ -35,8 +35,11 @@ void EnqueueMany(pg::Pool& pool, int n) {
 }
 
 std::map<std::string, std::string> WorkerEnv(const TestDatabase& db, const std::string& lease) {
-  return {{"C2D_DATABASE_URL", db.url()}, {"C2D_WORKERS", "4"}, {"C2D_JOB_LEASE", lease},
-          {"C2D_JOB_POLL_INTERVAL", "500ms"}, {"C2D_SHUTDOWN_GRACE", "5s"}};
+  return {{"C2D_DATABASE_URL", db.url()},
+          {"C2D_WORKERS", "4"},
+          {"C2D_JOB_LEASE", lease},
+          {"C2D_JOB_POLL_INTERVAL", "500ms"},
+          {"C2D_SHUTDOWN_GRACE", "5s"}};
 }
 
 TEST_CASE("10000 jobs over 8 workers in 2 processes are each handled exactly once",
@@ -74,20 +77,18 @@ TEST_CASE("jobs leased by a SIGKILLed worker are rescued after lease expiry and 
   EnqueueMany(*pool, 20);
 
   Subprocess stuck({C2D_TEST_JOB_WORKER, "block"}, WorkerEnv(db, "2s"), LogPath("kill-a"));
-  REQUIRE(testing::WaitFor(30s, [&] {
-    return db.Count("SELECT count(*) FROM jobs WHERE state = 'running'") == 4;
-  }));
-  const std::string held = db.Scalar(
-      "SELECT string_agg(id::text, ',' ORDER BY id) FROM jobs WHERE state = 'running'");
+  REQUIRE(testing::WaitFor(
+      30s, [&] { return db.Count("SELECT count(*) FROM jobs WHERE state = 'running'") == 4; }));
+  const std::string held =
+      db.Scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM jobs WHERE state = 'running'");
   stuck.Signal(SIGKILL);
   REQUIRE(stuck.Wait(10s) == 128 + SIGKILL);
   // The dead worker's leases still look held until they expire.
   CHECK(db.Count("SELECT count(*) FROM jobs WHERE state = 'running'") == 4);
 
   Subprocess rescuer({C2D_TEST_JOB_WORKER, "record"}, WorkerEnv(db, "2s"), LogPath("kill-b"));
-  bool done = testing::WaitFor(60s, [&] {
-    return db.Count("SELECT count(*) FROM jobs WHERE state = 'succeeded'") == 20;
-  });
+  bool done = testing::WaitFor(
+      60s, [&] { return db.Count("SELECT count(*) FROM jobs WHERE state = 'succeeded'") == 20; });
   INFO(rescuer.Output().substr(0, 4000));
   REQUIRE(done);
   CHECK(db.Count("SELECT count(DISTINCT job_id) FROM handled") == 20);

@@ -1,7 +1,6 @@
 // The migration runner: ordering, concurrency, checksums, version checks.
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <thread>

@@ -7,7 +7,6 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 #include <fstream>
 
@@ -74,8 +73,7 @@ HealthCheckResponse::ServingStatus Health(const std::string& address, const std:
   return s.ok() ? resp.status() : HealthCheckResponse::UNKNOWN;
 }
 
-TEST_CASE("every service starts, serves health and metrics, and stops on SIGTERM",
-          "[services]") {
+TEST_CASE("every service starts, serves health and metrics, and stops on SIGTERM", "[services]") {
   testing::TestDatabase db;
   for (const ServiceBinary& svc : kServices) {
     DYNAMIC_SECTION(svc.name) {
@@ -96,12 +94,13 @@ TEST_CASE("every service starts, serves health and metrics, and stops on SIGTERM
       CHECK(addresses["service"] == svc.name);
 
       CHECK(Health(grpc_address, "") == HealthCheckResponse::SERVING);
-      if (*svc.grpc_service) CHECK(Health(grpc_address, svc.grpc_service) == HealthCheckResponse::SERVING);
+      if (*svc.grpc_service)
+        CHECK(Health(grpc_address, svc.grpc_service) == HealthCheckResponse::SERVING);
       // The gRPC metrics interceptor counted the health calls.
       const std::string metrics = HttpGet(absl::StrCat("http://", metrics_address, "/metrics"));
       CHECK(metrics.find("c2d_db_pool_connections") != std::string::npos);
-      CHECK(metrics.find("c2d_grpc_server_handled_total{code=\"OK\",method=\"/grpc.health.v1.Health/Check\"}") !=
-            std::string::npos);
+      CHECK(metrics.find("c2d_grpc_server_handled_total{code=\"OK\",method=\"/"
+                         "grpc.health.v1.Health/Check\"}") != std::string::npos);
 
       p.Signal(SIGTERM);
       CHECK(p.Wait(20s) == 0);
