@@ -235,6 +235,24 @@ TEST_CASE("jobs run in priority order, then in order of enqueueing", "[jobs]") {
   CHECK(order == std::vector<int64_t>{ids[1], ids[3], ids[4], ids[2], ids[0]});
 }
 
+TEST_CASE("NOTIFY wakes an idle worker long before its next poll", "[jobs]") {
+  TestDatabase db;
+  auto pool = db.NewPool();
+  jobs::WorkerOptions options = FastOptions();
+  options.poll_interval = 60s;  // only a NOTIFY can start the job in time
+  jobs::Worker worker(*pool, db.connect(), options);
+  std::atomic<bool> ran{false};
+  worker.Register("test", [&](jobs::JobContext&) {
+    ran = true;
+    return absl::OkStatus();
+  });
+  REQUIRE(worker.Start().ok());
+  // Let the dispatcher go idle on its (long) poll wait first.
+  absl::SleepFor(absl::Milliseconds(500));
+  Enqueue(*pool, {});
+  CHECK(WaitFor(15s, [&] { return ran.load(); }));
+}
+
 TEST_CASE("enqueue belongs to the caller's transaction", "[jobs]") {
   TestDatabase db;
   auto pool = db.NewPool();
