@@ -1,0 +1,453 @@
+#include "libs/engine/engine.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libs/http/client.h"
+#include "nlohmann/json.hpp"
+
+namespace c2d::engine {
+namespace {
+
+using nlohmann::json;
+
+std::string AuthHeader(const RegistryAuth& auth) {
+  json j = {
+      {"username", auth.username}, {"password", auth.password}, {"serveraddress", auth.server}};
+  return http::Base64Url(j.dump());
+}
+
+// The engine's error message from a JSON error body ({"message": …}), or the
+// raw body.
+std::string EngineMessage(const http::Response& r) {
+  json j = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) {
+    return j["message"].get<std::string>();
+  }
+  return r.body.empty() ? absl::StrCat("HTTP ", r.status) : r.body;
+}
+
+// Maps a non-2xx engine answer to a Status.
+absl::Status HttpError(absl::string_view what, const http::Response& r) {
+  std::string msg = absl::StrCat(what, ": ", EngineMessage(r));
+  switch (r.status) {
+    case 400:
+      return absl::InvalidArgumentError(msg);
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(msg);
+    case 404:
+      return absl::NotFoundError(msg);
+    case 409:
+      return absl::FailedPreconditionError(msg);
+    default:
+      return r.status >= 500 ? absl::UnavailableError(msg) : absl::UnknownError(msg);
+  }
+}
+
+std::optional<absl::Time> ParseTime(const json& j) {
+  if (!j.is_string()) return std::nullopt;
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, j.get<std::string>(), &t, &err)) return std::nullopt;
+  if (t < absl::FromUnixSeconds(1)) return std::nullopt;  // "0001-01-01T00:00:00Z" = never
+  return t;
+}
+
+// Consumes a stream of JSON objects (one per line) as the engine sends for
+// build, push and pull: "stream"/"status" lines go to on_log, an "error"
+// ends it. Returns the first error message, if any, and collects aux IDs.
+struct JsonStream {
+  const LogFn* on_log = nullptr;
+  std::string error;
+  std::string aux_id;
+  http::LineSplitter splitter{[this](absl::string_view line) { return OnLine(line); }};
+
+  bool OnLine(absl::string_view line) {
+    if (line.empty()) return true;
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      Emit(line);
+      return true;
+    }
+    if (j.contains("error")) {
+      error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+      Emit(error);
+      return true;
+    }
+    if (j.contains("aux") && j["aux"].is_object() && j["aux"].contains("ID")) {
+      aux_id = j["aux"]["ID"].get<std::string>();
+    }
+    for (const char* key : {"stream", "status"}) {
+      if (j.contains(key) && j[key].is_string()) {
+        std::string text = j[key].get<std::string>();
+        if (j.contains("progress") && j["progress"].is_string()) {
+          absl::StrAppend(&text, " ", j["progress"].get<std::string>());
+        }
+        // A "stream" chunk may hold several lines or a partial one.
+        size_t start = 0;
+        while (start < text.size()) {
+          size_t nl = text.find('\n', start);
+          if (nl == std::string::npos) nl = text.size();
+          if (nl > start) Emit(absl::string_view(text).substr(start, nl - start));
+          start = nl + 1;
+        }
+      }
+    }
+    return true;
+  }
+  void Emit(absl::string_view line) {
+    if (on_log != nullptr && *on_log) (*on_log)(line);
+  }
+};
+
+ContainerInfo ParseContainer(const json& j) {
+  ContainerInfo c;
+  c.id = j.value("Id", "");
+  c.name = j.value("Name", "");
+  if (!c.name.empty() && c.name[0] == '/') c.name.erase(0, 1);
+  if (j.contains("Config") && j["Config"].is_object()) {
+    c.image = j["Config"].value("Image", "");
+    if (j["Config"].contains("Labels") && j["Config"]["Labels"].is_object()) {
+      for (const auto& [k, v] : j["Config"]["Labels"].items()) {
+        if (v.is_string()) c.labels[k] = v.get<std::string>();
+      }
+    }
+  }
+  if (j.contains("State") && j["State"].is_object()) {
+    const json& s = j["State"];
+    c.status = s.value("Status", "");
+    c.running = s.value("Running", false);
+    c.exit_code = s.value("ExitCode", 0);
+    c.oom_killed = s.value("OOMKilled", false);
+    c.started_at = ParseTime(s.value("StartedAt", json()));
+    c.finished_at = ParseTime(s.value("FinishedAt", json()));
+  }
+  if (j.contains("NetworkSettings") && j["NetworkSettings"].is_object() &&
+      j["NetworkSettings"].contains("Ports") && j["NetworkSettings"]["Ports"].is_object()) {
+    for (const auto& [port_proto, bindings] : j["NetworkSettings"]["Ports"].items()) {
+      int container_port = 0;
+      if (!absl::SimpleAtoi(port_proto.substr(0, port_proto.find('/')), &container_port)) continue;
+      if (!bindings.is_array() || bindings.empty()) continue;
+      int host_port = 0;
+      if (absl::SimpleAtoi(bindings[0].value("HostPort", ""), &host_port)) {
+        c.host_ports[container_port] = host_port;
+      }
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+Engine::Engine(std::string socket, std::chrono::milliseconds call_timeout)
+    : socket_(std::move(socket)), call_timeout_(call_timeout) {}
+
+std::string Engine::Url(absl::string_view path) const {
+  return absl::StrCat("http://engine/v1.41", path);
+}
+
+absl::Status Engine::Ping() const {
+  http::Request req{.url = Url("/_ping"), .unix_socket = socket_, .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return HttpError("ping the container engine", *r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
+                                          const BuildOptions& options) const {
+  json args = json::object(), labels = json::object();
+  for (const auto& [k, v] : options.build_args) args[k] = v;
+  for (const auto& [k, v] : options.labels) labels[k] = v;
+  std::string query = absl::StrCat("/build?t=", http::UrlEncode(options.tag),
+                                   "&dockerfile=", http::UrlEncode(options.dockerfile),
+                                   "&rm=1&forcerm=1&buildargs=", http::UrlEncode(args.dump()),
+                                   "&labels=", http::UrlEncode(labels.dump()));
+  if (options.memory_bytes > 0) {
+    absl::StrAppend(&query, "&memory=", options.memory_bytes, "&memswap=", options.memory_bytes);
+  }
+  JsonStream stream;
+  stream.on_log = &options.on_log;
+  http::Request req{.method = "POST",
+                    .url = Url(query),
+                    .headers = {{"Content-Type", "application/x-tar"}},
+                    .body = context_tar,
+                    .unix_socket = socket_,
+                    .timeout = options.timeout,
+                    .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); },
+                    .cancel = options.cancel};
+  auto r = http::Send(req);
+  stream.splitter.Finish();
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "build failed: ", stream.error.empty() ? absl::StrCat("HTTP ", r->status) : stream.error));
+  }
+  if (!stream.error.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("build failed: ", stream.error));
+  }
+  if (!stream.aux_id.empty()) return stream.aux_id;
+  // Engines that report no aux ID: the tag resolves to the image.
+  auto info = InspectImage(options.tag);
+  if (!info.ok()) return info.status();
+  return info->id;
+}
+
+absl::Status Engine::Tag(const std::string& image, const std::string& repo,
+                         const std::string& tag) const {
+  http::Request req{.method = "POST",
+                    .url = Url(absl::StrCat("/images/", http::UrlEncode(image), "/tag?repo=",
+                                            http::UrlEncode(repo), "&tag=", http::UrlEncode(tag))),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return HttpError(absl::StrCat("tag ", image), *r);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Push(const std::string& repo, const std::string& tag, const RegistryAuth& auth,
+                          const LogFn& on_log, std::chrono::milliseconds timeout,
+                          const std::atomic<bool>* cancel) const {
+  JsonStream stream;
+  stream.on_log = &on_log;
+  http::Request req{.method = "POST",
+                    .url = Url(absl::StrCat("/images/", http::UrlEncode(repo),
+                                            "/push?tag=", http::UrlEncode(tag))),
+                    .headers = {{"X-Registry-Auth", AuthHeader(auth)}},
+                    .unix_socket = socket_,
+                    .timeout = timeout,
+                    .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); },
+                    .cancel = cancel};
+  auto r = http::Send(req);
+  stream.splitter.Finish();
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return HttpError(absl::StrCat("push ", repo, ":", tag), *r);
+  if (!stream.error.empty()) {
+    return absl::UnavailableError(absl::StrCat("push ", repo, ":", tag, ": ", stream.error));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Pull(const std::string& reference, const RegistryAuth& auth,
+                          std::chrono::milliseconds timeout) const {
+  JsonStream stream;
+  http::Request req{
+      .method = "POST",
+      .url = Url(absl::StrCat("/images/create?fromImage=", http::UrlEncode(reference))),
+      .headers = {{"X-Registry-Auth", AuthHeader(auth)}},
+      .unix_socket = socket_,
+      .timeout = timeout,
+      .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); }};
+  auto r = http::Send(req);
+  stream.splitter.Finish();
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return HttpError(absl::StrCat("pull ", reference), *r);
+  if (!stream.error.empty()) {
+    return absl::NotFoundError(absl::StrCat("pull ", reference, ": ", stream.error));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ImageInfo> Engine::InspectImage(const std::string& reference) const {
+  http::Request req{.url = Url(absl::StrCat("/images/", http::UrlEncode(reference), "/json")),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return HttpError(absl::StrCat("inspect image ", reference), *r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return absl::InternalError("inspect image: malformed answer");
+  ImageInfo info;
+  info.id = j.value("Id", "");
+  if (info.id.rfind("sha256:", 0) != 0 && !info.id.empty()) info.id = "sha256:" + info.id;
+  info.size_bytes = j.value("Size", int64_t{0});
+  if (j.contains("RepoDigests") && j["RepoDigests"].is_array()) {
+    for (const auto& d : j["RepoDigests"]) info.repo_digests.push_back(d.get<std::string>());
+  }
+  return info;
+}
+
+absl::Status Engine::RemoveImage(const std::string& reference, bool force) const {
+  http::Request req{
+      .method = "DELETE",
+      .url = Url(absl::StrCat("/images/", http::UrlEncode(reference), force ? "?force=1" : "")),
+      .unix_socket = socket_,
+      .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return HttpError(absl::StrCat("remove image ", reference), *r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) const {
+  json body = {{"Image", spec.image}, {"Env", spec.env}, {"Labels", json::object()}};
+  if (!spec.cmd.empty()) body["Cmd"] = spec.cmd;
+  for (const auto& [k, v] : spec.labels) body["Labels"][k] = v;
+  json host = json::object();
+  json exposed = json::object(), bindings = json::object();
+  for (const PortBinding& p : spec.ports) {
+    std::string key = absl::StrCat(p.container_port, "/tcp");
+    exposed[key] = json::object();
+    bindings[key] = json::array(
+        {{{"HostIp", p.host_ip}, {"HostPort", p.host_port ? std::to_string(p.host_port) : ""}}});
+  }
+  if (!spec.ports.empty()) {
+    body["ExposedPorts"] = exposed;
+    host["PortBindings"] = bindings;
+  }
+  if (!spec.binds.empty()) host["Binds"] = spec.binds;
+  if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
+  if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
+  body["HostConfig"] = host;
+  std::string path = "/containers/create";
+  if (!spec.name.empty()) absl::StrAppend(&path, "?name=", http::UrlEncode(spec.name));
+  http::Request req{.method = "POST",
+                    .url = Url(path),
+                    .headers = {{"Content-Type", "application/json"}},
+                    .body = body.dump(),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2)
+    return HttpError(absl::StrCat("create container from ", spec.image), *r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("Id")) return absl::InternalError("create container: no Id");
+  return j["Id"].get<std::string>();
+}
+
+absl::Status Engine::StartContainer(const std::string& id) const {
+  http::Request req{.method = "POST",
+                    .url = Url(absl::StrCat("/containers/", id, "/start")),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2 && r->status != 304) {
+    return HttpError(absl::StrCat("start container ", id), *r);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::StopContainer(const std::string& id, std::chrono::seconds grace) const {
+  http::Request req{.method = "POST",
+                    .url = Url(absl::StrCat("/containers/", id, "/stop?t=", grace.count())),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_ + grace};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2 && r->status != 304) {
+    return HttpError(absl::StrCat("stop container ", id), *r);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::RemoveContainer(const std::string& id, bool force) const {
+  http::Request req{.method = "DELETE",
+                    .url = Url(absl::StrCat("/containers/", id, "?v=1", force ? "&force=1" : "")),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status / 100 != 2) return HttpError(absl::StrCat("remove container ", id), *r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ContainerInfo> Engine::InspectContainer(const std::string& id) const {
+  http::Request req{.url = Url(absl::StrCat("/containers/", id, "/json")),
+                    .unix_socket = socket_,
+                    .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return HttpError(absl::StrCat("inspect container ", id), *r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return absl::InternalError("inspect container: malformed answer");
+  return ParseContainer(j);
+}
+
+absl::StatusOr<std::vector<ContainerInfo>> Engine::ListContainers(
+    const std::map<std::string, std::string>& labels) const {
+  json filters = {{"label", json::array()}};
+  for (const auto& [k, v] : labels) filters["label"].push_back(absl::StrCat(k, "=", v));
+  http::Request req{
+      .url = Url(absl::StrCat("/containers/json?all=1&filters=", http::UrlEncode(filters.dump()))),
+      .unix_socket = socket_,
+      .timeout = call_timeout_};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return HttpError("list containers", *r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_array()) return absl::InternalError("list containers: malformed answer");
+  std::vector<ContainerInfo> out;
+  // The list gives a summary; inspect each for the full state.
+  for (const auto& summary : j) {
+    auto c = InspectContainer(summary.value("Id", ""));
+    if (c.ok()) out.push_back(std::move(*c));
+  }
+  return out;
+}
+
+absl::StatusOr<int> Engine::WaitContainer(const std::string& id,
+                                          std::chrono::milliseconds timeout) const {
+  http::Request req{.method = "POST",
+                    .url = Url(absl::StrCat("/containers/", id, "/wait?condition=not-running")),
+                    .unix_socket = socket_,
+                    .timeout = timeout};
+  auto r = http::Send(req);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return HttpError(absl::StrCat("wait for container ", id), *r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object()) return absl::InternalError("wait: malformed answer");
+  return j.value("StatusCode", -1);
+}
+
+absl::Status Engine::Logs(const std::string& id, bool follow, std::optional<absl::Time> since,
+                          const std::function<bool(const LogLine&)>& on_line,
+                          const std::atomic<bool>* cancel) const {
+  std::string path =
+      absl::StrCat("/containers/", id, "/logs?stdout=1&stderr=1", follow ? "&follow=1" : "");
+  if (since) absl::StrAppend(&path, "&since=", absl::ToUnixSeconds(*since));
+  // Without a TTY the stream is multiplexed: frames of an 8-byte header
+  // (stream type, 3 zero bytes, big-endian length) and the payload.
+  std::string buffer;
+  std::string partial[3];
+  bool keep_going = true;
+  auto deliver = [&](int stream, absl::string_view data) {
+    std::string& p = partial[stream == 2 ? 2 : 1];
+    p.append(data.data(), data.size());
+    size_t start = 0, nl;
+    while (keep_going && (nl = p.find('\n', start)) != std::string::npos) {
+      keep_going = on_line(LogLine{stream == 2, p.substr(start, nl - start)});
+      start = nl + 1;
+    }
+    p.erase(0, start);
+  };
+  http::Request req{.url = Url(path),
+                    .unix_socket = socket_,
+                    .timeout = follow ? std::chrono::milliseconds(0) : call_timeout_,
+                    .on_body =
+                        [&](absl::string_view chunk) {
+                          buffer.append(chunk.data(), chunk.size());
+                          while (keep_going && buffer.size() >= 8) {
+                            const auto* h = reinterpret_cast<const unsigned char*>(buffer.data());
+                            size_t len = (size_t{h[4]} << 24) | (size_t{h[5]} << 16) |
+                                         (size_t{h[6]} << 8) | size_t{h[7]};
+                            if (buffer.size() < 8 + len) break;
+                            deliver(h[0], absl::string_view(buffer).substr(8, len));
+                            buffer.erase(0, 8 + len);
+                          }
+                          return keep_going;
+                        },
+                    .cancel = cancel};
+  auto r = http::Send(req);
+  for (int s : {1, 2}) {
+    if (keep_going && !partial[s].empty()) keep_going = on_line(LogLine{s == 2, partial[s]});
+  }
+  if (!r.ok()) return absl::IsCancelled(r.status()) ? absl::OkStatus() : r.status();
+  if (r->status != 200) return HttpError(absl::StrCat("logs of container ", id), *r);
+  return absl::OkStatus();
+}
+
+}  // namespace c2d::engine
