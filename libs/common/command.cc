@@ -1,0 +1,136 @@
+#include "libs/common/command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+extern char** environ;
+
+namespace c2d {
+namespace {
+
+constexpr size_t kKeepOutput = 64 * 1024;
+
+void KillGroup(pid_t pid) {
+  ::kill(-pid, SIGTERM);
+  for (int i = 0; i < 100; ++i) {
+    int st = 0;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      ::kill(-pid, SIGKILL);  // stragglers in the group
+      return;
+    }
+    usleep(20'000);
+  }
+  ::kill(-pid, SIGKILL);
+  int st = 0;
+  waitpid(pid, &st, 0);
+}
+
+}  // namespace
+
+absl::StatusOr<CommandResult> RunCommand(const Command& command) {
+  if (command.argv.empty()) return absl::InvalidArgumentError("empty command");
+  const std::string what = command.argv[0];
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != absl::string_view::npos)
+      merged[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : command.env) merged[k] = v;
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : merged) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv = command.argv;
+  for (auto& s : argv) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0].c_str(), &actions, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    if (rc == ENOENT) return absl::NotFoundError(absl::StrCat(what, ": command not found"));
+    return absl::InternalError(absl::StrCat("cannot start ", what, ": ", std::strerror(rc)));
+  }
+
+  CommandResult result;
+  std::string pending;
+  auto emit = [&](absl::string_view line) {
+    if (command.on_line) command.on_line(line);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + command.timeout;
+  absl::Status stop = absl::OkStatus();
+  char buf[8192];
+  while (true) {
+    if (command.cancel != nullptr && command.cancel->load()) {
+      stop = absl::CancelledError(absl::StrCat(what, ": cancelled"));
+      break;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      stop = absl::DeadlineExceededError(
+          absl::StrCat(what, ": still running after ", command.timeout.count() / 1000, "s"));
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    if (ready <= 0) continue;
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;  // EOF: every writer (the child and its children) is gone
+    result.output.append(buf, n);
+    if (result.output.size() > 2 * kKeepOutput)
+      result.output.erase(0, result.output.size() - kKeepOutput);
+    pending.append(buf, n);
+    size_t start = 0, nl;
+    while ((nl = pending.find('\n', start)) != std::string::npos) {
+      emit(absl::string_view(pending).substr(start, nl - start));
+      start = nl + 1;
+    }
+    pending.erase(0, start);
+  }
+  close(fds[0]);
+  if (!stop.ok()) {
+    KillGroup(pid);
+    return stop;
+  }
+  if (!pending.empty()) emit(pending);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  result.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  if (result.output.size() > kKeepOutput)
+    result.output.erase(0, result.output.size() - kKeepOutput);
+  return result;
+}
+
+}  // namespace c2d
