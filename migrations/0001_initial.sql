@@ -302,8 +302,9 @@ CREATE TABLE builds (
   branch            text        NOT NULL,
   root_dir          text        NOT NULL DEFAULT '',
   requested_commit  text        CHECK (requested_commit ~ '^([0-9a-f]{40}|[0-9a-f]{64})$'),
-  -- The commit built, resolved by StartBuild before the insert.
-  commit_sha        text        NOT NULL CHECK (commit_sha ~ '^([0-9a-f]{40}|[0-9a-f]{64})$'),
+  -- The commit built, resolved by StartBuild before the insert. NULL only for
+  -- a build that failed because the repository or branch could not be read.
+  commit_sha        text        CHECK (commit_sha ~ '^([0-9a-f]{40}|[0-9a-f]{64})$'),
   commit_author     text,
   commit_message    text        CHECK (length(commit_message) <= 1024),
   -- BuildSettings
@@ -329,7 +330,8 @@ CREATE TABLE builds (
                                   AND image_size_bytes IS NOT NULL)),
   CHECK (state <> 'failed' OR failure_reason IS NOT NULL),
   CHECK ((state IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
-  CHECK (state <> 'running' OR started_at IS NOT NULL)
+  CHECK (state <> 'running' OR started_at IS NOT NULL),
+  CHECK (commit_sha IS NOT NULL OR state = 'failed')
 );
 -- StartBuild's idempotency: one queued, running or succeeded build per
 -- (service, commit). Failed and cancelled builds do not count, so a commit

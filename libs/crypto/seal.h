@@ -51,6 +51,10 @@ class MasterKeys {
   std::map<std::string, std::string> keys_;  // id -> 32 raw bytes
 };
 
+// The aad that binds a service env var's sealed value to its key; every
+// writer and reader of env values uses it.
+inline std::string EnvVarAad(absl::string_view key) { return "c2d/env/" + std::string(key); }
+
 // Random bytes from the OS CSPRNG.
 std::string RandomBytes(size_t n);
 

@@ -167,11 +167,20 @@ absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
   if (options.memory_bytes > 0) {
     absl::StrAppend(&query, "&memory=", options.memory_bytes, "&memswap=", options.memory_bytes);
   }
+  if (!options.cgroup_parent.empty()) {
+    absl::StrAppend(&query, "&cgroupparent=", http::UrlEncode(options.cgroup_parent));
+  }
+  // X-Registry-Config: {"host:port": {"username", "password"}, …}, base64url.
+  json registries = json::object();
+  for (const RegistryAuth& a : options.registries) {
+    registries[a.server] = {{"username", a.username}, {"password", a.password}};
+  }
   JsonStream stream;
   stream.on_log = &options.on_log;
   http::Request req{.method = "POST",
                     .url = Url(query),
-                    .headers = {{"Content-Type", "application/x-tar"}},
+                    .headers = {{"Content-Type", "application/x-tar"},
+                                {"X-Registry-Config", http::Base64Url(registries.dump())}},
                     .body = context_tar,
                     .unix_socket = socket_,
                     .timeout = options.timeout,

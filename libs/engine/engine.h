@@ -38,6 +38,10 @@ struct BuildOptions {
   int64_t memory_bytes = 0;               // memory cap of build steps; 0 = engine default
   std::map<std::string, std::string> build_args;
   std::map<std::string, std::string> labels;
+  // Credentials for registries that FROM images come from.
+  std::vector<RegistryAuth> registries;
+  // Runs the build's steps in this cgroup (see cgroup.h); empty = the engine's.
+  std::string cgroup_parent;
   std::chrono::milliseconds timeout{15 * 60 * 1000};
   const std::atomic<bool>* cancel = nullptr;
   LogFn on_log;

@@ -61,6 +61,8 @@ class JobContext {
   // whatever it returns afterwards is ignored.
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
   void Cancel() { cancelled_.store(true, std::memory_order_release); }
+  // The same, for calls that poll a flag (http::Request::cancel, RunCommand).
+  const std::atomic<bool>* cancel_flag() const { return &cancelled_; }
 
  private:
   Job job_;

@@ -19,17 +19,26 @@ for svc in gateway builder deployer dbprov dns certs; do
   grep -Eq "^$svc +up +grpc 127\.0\.0\.1:[0-9]+ " <<<"$out" || { echo "$out"; fail "$svc not reported up"; }
   addr=$(env_of "C2D_${svc^^}_ADDR")
   "$C2D_BUILD_DIR/tools/c2d-probe" "$addr" >/dev/null || fail "$svc at $addr not SERVING"
-  curl -fsS "http://$(env_of "C2D_${svc^^}_METRICS_ADDR")/metrics" | grep -q c2d_db_pool_connections ||
-    fail "$svc metrics missing"
+  metrics=$(curl -fsS "http://$(env_of "C2D_${svc^^}_METRICS_ADDR")/metrics") || fail "$svc metrics unreachable"
+  grep -q c2d_db_pool_connections <<<"$metrics" || fail "$svc metrics missing"
 done
+grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"
+grep -Eq "^engine +up" <<<"$out" || fail "engine not reported up"
+tags=$(curl -fsS -u "c2d:$(env_of C2D_REGISTRY_PASSWORD)" "$(env_of C2D_REGISTRY_URL)/v2/c2d/stacks/static/tags/list")
+grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
+[[ $(curl -fsS --unix-socket "$(env_of C2D_ENGINE_SOCKET)" http://d/v1.41/_ping) == OK ]] || fail "engine not answering"
 [[ $(stat -c %a "$C2D_STATE_DIR/c2d.env") == 600 ]] || fail "c2d.env is not private"
 [[ $(sql "SELECT max(version) FROM schema_migrations") -ge 1 ]] || fail "schema not migrated"
 sql "CREATE TABLE survives (x int); INSERT INTO survives VALUES (42)"
 url1=$(env_of C2D_DATABASE_URL)
+registry1=$(env_of C2D_REGISTRY_URL)
+key1=$(env_of C2D_MASTER_KEY)
 pid1=$(cat "$C2D_STATE_DIR/run/builder.pid")
 
 out=$("$up" 2>&1) || { echo "$out"; fail "second c2d-up failed"; }
 [[ $(env_of C2D_DATABASE_URL) == "$url1" ]] || fail "second c2d-up moved PostgreSQL"
+[[ $(env_of C2D_REGISTRY_URL) == "$registry1" ]] || fail "second c2d-up moved the registry"
+[[ $(env_of C2D_MASTER_KEY) == "$key1" ]] || fail "second c2d-up changed the master key"
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across c2d-up"
 [[ $(cat "$C2D_STATE_DIR/run/builder.pid") != "$pid1" ]] || fail "services were not restarted"
 kill -0 "$pid1" 2>/dev/null && fail "old builder still runs"
@@ -39,6 +48,8 @@ grep -q "starting PostgreSQL" <<<"$out" && fail "second c2d-up restarted a runni
 status=$("$up" --status || true)
 grep -Eq "^postgresql +down" <<<"$status" || { echo "$status"; fail "PostgreSQL still up after --down"; }
 grep -Eq "^certs +down" <<<"$status" || fail "certs still up after --down"
+grep -Eq "^registry +down" <<<"$status" || fail "registry still up after --down"
+grep -Eq "^engine +down" <<<"$status" || fail "engine still up after --down"
 
 out=$("$up" 2>&1) || { echo "$out"; fail "c2d-up after --down failed"; }
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across --down"

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
+#include "libs/crypto/seal.h"
 #include "nlohmann/json.hpp"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/pg_fixture.h"
@@ -73,18 +74,26 @@ HealthCheckResponse::ServingStatus Health(const std::string& address, const std:
   return s.ok() ? resp.status() : HealthCheckResponse::UNKNOWN;
 }
 
+// What every service needs to start. The engine and registry are not
+// contacted until work arrives, so placeholders do here.
+std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
+  return {{"C2D_DATABASE_URL", db.url()},
+          {"C2D_GRPC_ADDR", "127.0.0.1:0"},
+          {"C2D_METRICS_ADDR", "127.0.0.1:0"},
+          {"C2D_ENGINE_SOCKET", TempPath("no-engine.sock")},
+          {"C2D_REGISTRY_URL", "http://127.0.0.1:1"},
+          {"C2D_MASTER_KEY", crypto::MasterKeys::Generate("mk1")}};
+}
+
 TEST_CASE("every service starts, serves health and metrics, and stops on SIGTERM", "[services]") {
   testing::TestDatabase db;
   for (const ServiceBinary& svc : kServices) {
     DYNAMIC_SECTION(svc.name) {
       const std::string ready = TempPath(absl::StrCat(svc.name, "-", ids::New("r"), ".json"));
-      testing::Subprocess p({svc.path},
-                            {{"C2D_DATABASE_URL", db.url()},
-                             {"C2D_GRPC_ADDR", "127.0.0.1:0"},
-                             {"C2D_METRICS_ADDR", "127.0.0.1:0"},
-                             {"C2D_READY_FILE", ready},
-                             {"C2D_SHUTDOWN_GRACE", "2s"}},
-                            TempPath(absl::StrCat(svc.name, ".log")));
+      std::map<std::string, std::string> env = BaseEnv(db);
+      env["C2D_READY_FILE"] = ready;
+      env["C2D_SHUTDOWN_GRACE"] = "2s";
+      testing::Subprocess p({svc.path}, env, TempPath(absl::StrCat(svc.name, ".log")));
       bool up = testing::WaitFor(30s, [&] { return std::filesystem::exists(ready); });
       INFO(p.Output());
       REQUIRE(up);
@@ -112,29 +121,29 @@ TEST_CASE("every service starts, serves health and metrics, and stops on SIGTERM
 TEST_CASE("a service refuses to start on an unmigrated database, naming both versions",
           "[services]") {
   testing::TestDatabase db(/*migrate=*/false);
-  testing::Subprocess p({C2D_BIN_BUILDER},
-                        {{"C2D_DATABASE_URL", db.url()},
-                         {"C2D_GRPC_ADDR", "127.0.0.1:0"},
-                         {"C2D_METRICS_ADDR", "127.0.0.1:0"}},
-                        TempPath("builder-unmigrated.log"));
+  testing::Subprocess p({C2D_BIN_BUILDER}, BaseEnv(db), TempPath("builder-unmigrated.log"));
   REQUIRE(p.Wait(20s) == 1);
   CHECK(p.Output().find("schema is at version 0 but this build needs") != std::string::npos);
 }
 
 TEST_CASE("a service refuses bad configuration, naming the variable and value", "[services]") {
   testing::TestDatabase db;
-  testing::Subprocess p({C2D_BIN_DEPLOYER},
-                        {{"C2D_DATABASE_URL", db.url()},
-                         {"C2D_GRPC_ADDR", "127.0.0.1:0"},
-                         {"C2D_METRICS_ADDR", "127.0.0.1:0"},
-                         {"C2D_WORKERS", "lots"}},
-                        TempPath("deployer-badconfig.log"));
+  std::map<std::string, std::string> env = BaseEnv(db);
+  env["C2D_WORKERS"] = "lots";
+  testing::Subprocess p({C2D_BIN_DEPLOYER}, env, TempPath("deployer-badconfig.log"));
   REQUIRE(p.Wait(20s) == 1);
   CHECK(p.Output().find("C2D_WORKERS=\\\"lots\\\" is not valid") != std::string::npos);
 
   testing::Subprocess q({C2D_BIN_DNS}, {{"C2D_DATABASE_URL", ""}}, TempPath("dns-nourl.log"));
   REQUIRE(q.Wait(20s) == 1);
   CHECK(q.Output().find("C2D_DATABASE_URL is not set") != std::string::npos);
+
+  env = BaseEnv(db);
+  env["C2D_MASTER_KEY"] = "mk1:tooshort";
+  testing::Subprocess r({C2D_BIN_BUILDER}, env, TempPath("builder-badkey.log"));
+  REQUIRE(r.Wait(20s) == 1);
+  CHECK(r.Output().find("C2D_MASTER_KEY: key mk1 is not the base64 of 32 bytes") !=
+        std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,364 @@
+#include "services/builder/build_job.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/engine/cgroup.h"
+#include "libs/engine/tar.h"
+#include "libs/jobs/queue.h"
+#include "libs/metrics/metrics.h"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
+#include "proto/c2d/v1/jobs.pb.h"
+#include "services/builder/build_log.h"
+#include "services/builder/build_store.h"
+#include "services/builder/detect.h"
+#include "services/builder/git.h"
+
+namespace c2d::builder {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct BuildMetrics {
+  prometheus::Family<prometheus::Counter>& builds;
+  prometheus::Family<prometheus::Histogram>& steps;
+  prometheus::Histogram& image_bytes;
+};
+
+BuildMetrics& Metrics() {
+  static BuildMetrics* m = [] {
+    auto& reg = metrics::Registry();
+    auto& image = prometheus::BuildHistogram()
+                      .Name("c2d_build_image_bytes")
+                      .Help("Compressed size of pushed images")
+                      .Register(reg);
+    return new BuildMetrics{
+        prometheus::BuildCounter()
+            .Name("c2d_builds_total")
+            .Help("Finished builds, by result")
+            .Register(reg),
+        prometheus::BuildHistogram()
+            .Name("c2d_build_step_seconds")
+            .Help("Duration of build steps (clone, detect, build, push)")
+            .Register(reg),
+        image.Add({}, prometheus::Histogram::BucketBoundaries{1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9,
+                                                              2e9, 4e9}),
+    };
+  }();
+  return *m;
+}
+
+std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d)); }
+
+// A build outcome that ends the job without a retry.
+struct Outcome {
+  enum Kind { kSucceeded, kFailed, kCancelled } kind;
+  std::string reason;
+};
+
+// Removes a directory tree when it goes out of scope.
+struct ScopedDir {
+  fs::path path;
+  ~ScopedDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+BuildJob::BuildJob(pg::Pool& pool, const Config& config)
+    : pool_(pool),
+      config_(config),
+      engine_(config.engine_socket),
+      registry_(oci::RegistryOptions{.url = config.registry_url,
+                                     .username = config.registry_user,
+                                     .password = config.registry_password}) {}
+
+absl::Status BuildJob::Run(jobs::JobContext& ctx) {
+  v1::BuildJob payload;
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(ctx.job().payload, &payload, parse).ok() ||
+      payload.build_id().empty()) {
+    return jobs::Permanent(absl::InvalidArgumentError("build job payload names no build"));
+  }
+  const std::string& build_id = payload.build_id();
+  log::Scope scope(nlohmann::json{{"build_id", build_id}});
+  auto build_or = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
+  if (absl::IsNotFound(build_or.status())) return jobs::Permanent(build_or.status());
+  if (!build_or.ok()) return build_or.status();
+  const v1::Build build = std::move(*build_or);
+  if (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED ||
+      build.state() == v1::BUILD_STATE_CANCELLED) {
+    return absl::OkStatus();  // a repeated job after the outcome was recorded
+  }
+  auto running =
+      pool_.Transact("start build", [&](pg::Tx& tx) { return MarkRunning(tx, build_id); });
+  if (!running.ok()) return running.status();
+
+  // Secret values are never written to the log: decrypt them to recognise them.
+  std::vector<std::string> secrets;
+  for (const v1::EnvVar& var : build.spec().env()) {
+    if (!var.secret()) continue;
+    crypto::Sealed sealed{var.value().key_id(), var.value().wrapped_data_key(), var.value().nonce(),
+                          var.value().ciphertext()};
+    auto plain = config_.master_keys->Open(sealed, crypto::EnvVarAad(var.key()));
+    if (!plain.ok()) {
+      (void)pool_.Transact("fail build", [&](pg::Tx& tx) {
+        return MarkFailed(tx, build_id,
+                          absl::StrCat("cannot decrypt env var ", var.key(), ": ",
+                                       plain.status().message()))
+            .status();
+      });
+      Metrics().builds.Add({{"result", "failed"}}).Increment();
+      return absl::OkStatus();
+    }
+    secrets.push_back(std::move(*plain));
+  }
+  // A token inside the repository URL is a secret too.
+  if (std::string url = build.source().repo_url(); RedactUrl(url) != url) {
+    size_t at = url.find('@'), scheme = url.find("://");
+    std::string userinfo = url.substr(scheme + 3, at - scheme - 3);
+    secrets.push_back(userinfo);
+    if (size_t colon = userinfo.find(':'); colon != std::string::npos) {
+      secrets.push_back(userinfo.substr(colon + 1));
+    }
+  }
+
+  BuildLog blog(pool_, build_id, std::move(secrets));
+  if (ctx.job().attempts > 1) {
+    blog.System(absl::StrCat("==> restarting the build (attempt ", ctx.job().attempts, ")"));
+  }
+  const absl::Time started = absl::Now();
+  const absl::Time deadline = started + absl::FromChrono(config_.build_timeout);
+  const std::atomic<bool>* cancel = ctx.cancel_flag();
+  auto step_done = [&](const char* step, absl::Time since) {
+    absl::Duration d = absl::Now() - since;
+    Metrics()
+        .steps.Add({{"step", step}}, metrics::DurationBuckets())
+        .Observe(absl::ToDoubleSeconds(d));
+    blog.System(absl::StrCat("==> ", step, " done in ", Seconds(d)));
+  };
+  auto remaining = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    absl::ToChronoMilliseconds(deadline - absl::Now()));
+  };
+  // Maps an error of a step to the build's outcome, or to a retry (nullopt)
+  // for infrastructure trouble when attempts remain.
+  auto judge = [&](const absl::Status& s, const std::string& what) -> std::optional<Outcome> {
+    if (absl::IsCancelled(s) || ctx.cancelled()) return Outcome{Outcome::kCancelled, "cancelled"};
+    if (absl::IsDeadlineExceeded(s) && absl::Now() >= deadline - absl::Seconds(1)) {
+      return Outcome{
+          Outcome::kFailed,
+          absl::StrCat("build timed out after ", Seconds(absl::FromChrono(config_.build_timeout)),
+                       " (C2D_BUILD_TIMEOUT)")};
+    }
+    if ((absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) &&
+        ctx.job().attempts < ctx.job().max_attempts) {
+      return std::nullopt;
+    }
+    return Outcome{Outcome::kFailed, absl::StrCat(what, ": ", s.message())};
+  };
+
+  ScopedDir work{fs::path(config_.work_dir) / build_id};
+  std::error_code ec;
+  fs::remove_all(work.path, ec);
+  fs::create_directories(work.path, ec);
+  if (ec)
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", work.path.string(), ": ", ec.message()));
+
+  std::optional<Outcome> outcome;
+  std::string digest;
+  int64_t size_bytes = 0;
+  const std::string repository = build.image_repository();
+  const std::string repo_path = repository.substr(repository.find('/') + 1);
+  do {
+    // ---- clone
+    absl::Time t = absl::Now();
+    blog.System(absl::StrCat("==> clone ", RedactUrl(build.source().repo_url()), " at ",
+                             build.commit_sha().substr(0, 12)));
+    GitOptions git{.timeout = std::min(config_.git_timeout, remaining()),
+                   .cancel = cancel,
+                   .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }};
+    const fs::path checkout = work.path / "src";
+    absl::Status s = CheckoutCommit(build.source().repo_url(), build.commit_sha(), checkout, git);
+    if (!s.ok()) {
+      outcome = absl::IsNotFound(s) || absl::IsFailedPrecondition(s)
+                    ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
+                    : judge(s, "clone failed");
+      break;
+    }
+    if (auto info = ReadCommit(checkout, git); info.ok()) {
+      blog.System(absl::StrCat("    ", info->author, ": ", info->subject));
+      (void)pool_.Transact("record commit", [&](pg::Tx& tx) {
+        return RecordCommit(tx, build_id, info->author, info->subject);
+      });
+    }
+    step_done("clone", t);
+
+    // ---- detect
+    t = absl::Now();
+    const fs::path app_dir = checkout / build.source().root_dir();
+    if (!fs::is_directory(app_dir)) {
+      outcome = Outcome{Outcome::kFailed, absl::StrCat("root_dir \"", build.source().root_dir(),
+                                                       "\" is not a directory in the repository")};
+      break;
+    }
+    auto plan =
+        PlanBuild({.app_dir = app_dir.string(),
+                   .auto_strategy = build.settings().strategy() != v1::BUILD_STRATEGY_DOCKERFILE,
+                   .dockerfile_path = build.settings().dockerfile_path(),
+                   .build_command = build.settings().build_command(),
+                   .start_command = build.spec().run().start_command()},
+                  config_.stacks);
+    if (!plan.ok()) {
+      outcome = Outcome{Outcome::kFailed, std::string(plan.status().message())};
+      break;
+    }
+    blog.System(absl::StrCat("    ", plan->reason));
+    if (!plan->generated.empty()) {
+      std::ofstream(app_dir / plan->dockerfile) << plan->generated;
+      blog.System("    generated Dockerfile:");
+      for (absl::string_view line : absl::StrSplit(plan->generated, '\n', absl::SkipEmpty())) {
+        blog.System(absl::StrCat("      ", line));
+      }
+    }
+    step_done("detect", t);
+
+    // ---- build
+    t = absl::Now();
+    blog.System("==> build");
+    engine::TarWriter tar;
+    s = tar.AddTree(app_dir.string(), config_.max_context_bytes);
+    if (!s.ok()) {
+      outcome = Outcome{Outcome::kFailed, std::string(s.message())};
+      break;
+    }
+    const std::string tag_build = absl::StrCat(repository, ":", build_id);
+    const std::string cgroup = absl::StrCat("/c2d-build-", build_id);
+    auto image = engine_.Build(
+        tar.Finish(),
+        {.tag = tag_build,
+         .dockerfile = plan->dockerfile,
+         .memory_bytes = config_.build_memory_bytes,
+         .labels = {{"c2d.build", build_id},
+                    {"c2d.service", build.service_id()},
+                    {"org.opencontainers.image.revision", build.commit_sha()}},
+         .registries = {{config_.registry_user, config_.registry_password, config_.RegistryHost()}},
+         .cgroup_parent = cgroup,
+         .timeout = remaining(),
+         .cancel = cancel,
+         .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
+    // Whatever the outcome, no step of this build may go on running.
+    int killed = 0;
+    if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {
+      log::Error("cannot stop the build's processes", {{"error", k.ToString()}});
+    } else if (killed > 0) {
+      blog.System(absl::StrCat("    stopped ", killed, " process(es) the build left running"));
+    }
+    if (!image.ok()) {
+      outcome = absl::IsFailedPrecondition(image.status())
+                    ? std::optional<Outcome>(
+                          Outcome{Outcome::kFailed, std::string(image.status().message())})
+                    : judge(image.status(), "build failed");
+      break;
+    }
+    step_done("build", t);
+
+    // ---- push: tagged with the build id and the commit sha
+    t = absl::Now();
+    blog.System(absl::StrCat("==> push ", repository));
+    engine::RegistryAuth auth{config_.registry_user, config_.registry_password,
+                              config_.RegistryHost()};
+    s = engine_.Tag(*image, repository, build.commit_sha());
+    for (const std::string& tag : {build_id, build.commit_sha()}) {
+      if (!s.ok()) break;
+      s = engine_.Push(
+          repository, tag, auth, [&](absl::string_view l) { blog.Line("stdout", l); }, remaining(),
+          cancel);
+    }
+    if (!s.ok()) {
+      outcome = judge(s, "push failed");
+      break;
+    }
+    auto manifest = registry_.GetManifest(repo_path, build_id);
+    if (!manifest.ok()) {
+      outcome = judge(manifest.status(), "cannot read the pushed image");
+      break;
+    }
+    digest = manifest->digest;
+    size_bytes = manifest->total_size;
+    Metrics().image_bytes.Observe(static_cast<double>(size_bytes));
+    if (size_bytes > config_.max_image_bytes) {
+      (void)registry_.DeleteManifest(repo_path, digest);
+      outcome = Outcome{Outcome::kFailed,
+                        absl::StrCat("image is ", size_bytes >> 20, " MiB, more than the limit of ",
+                                     config_.max_image_bytes >> 20, " MiB (C2D_MAX_IMAGE_BYTES)")};
+      break;
+    }
+    blog.System(absl::StrCat("    ", repository, "@", digest, " (", size_bytes >> 10, " KiB)"));
+    step_done("push", t);
+    outcome = Outcome{Outcome::kSucceeded, ""};
+  } while (false);
+
+  if (!outcome) {
+    blog.System("==> the container engine or registry is unavailable; the build will be retried");
+    blog.Close();
+    return absl::UnavailableError("build infrastructure unavailable; retrying");
+  }
+  // Every log line is stored before the final state: a follower stops
+  // reading once it sees the build final.
+  absl::StatusOr<bool> recorded = true;
+  switch (outcome->kind) {
+    case Outcome::kSucceeded:
+      blog.System(absl::StrCat("==> build succeeded in ", Seconds(absl::Now() - started)));
+      blog.Close();
+      recorded = pool_.Transact("record success", [&](pg::Tx& tx) {
+        return MarkSucceeded(tx, build_id, repository, digest, size_bytes);
+      });
+      Metrics().builds.Add({{"result", "succeeded"}}).Increment();
+      break;
+    case Outcome::kFailed:
+      blog.System(absl::StrCat("==> build failed: ", blog.Redact(outcome->reason)));
+      blog.Close();
+      recorded = pool_.Transact("record failure", [&](pg::Tx& tx) {
+        return MarkFailed(tx, build_id, blog.Redact(outcome->reason));
+      });
+      Metrics().builds.Add({{"result", "failed"}}).Increment();
+      break;
+    case Outcome::kCancelled: {
+      // Cancelled by the user (the job row says so), or interrupted by a
+      // shutdown: then the build stays running and the job runs it again.
+      auto job =
+          pool_.Transact("read job", [&](pg::Tx& tx) { return jobs::Get(tx, ctx.job().id); });
+      if (job.ok() && job->state == jobs::State::kCancelled) {
+        blog.System("==> build cancelled");
+        blog.Close();
+        recorded = pool_.Transact("record cancellation", [&](pg::Tx& tx) {
+          return MarkCancelled(tx, build_id, "cancelled by request");
+        });
+        Metrics().builds.Add({{"result", "cancelled"}}).Increment();
+      } else {
+        blog.System("==> build interrupted; it will start over");
+      }
+      break;
+    }
+  }
+  blog.Close();
+  if (!recorded.ok()) return recorded.status();  // the job retries and re-records
+  log::Info("build finished", {{"result", static_cast<int>(outcome->kind)}, {"digest", digest}});
+  return outcome->kind == Outcome::kCancelled ? absl::CancelledError("build cancelled")
+                                              : absl::OkStatus();
+}
+
+}  // namespace c2d::builder

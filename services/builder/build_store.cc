@@ -1,0 +1,355 @@
+#include "services/builder/build_store.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "libs/common/status.h"
+#include "libs/jobs/queue.h"
+#include "proto/c2d/v1/jobs.pb.h"
+
+namespace c2d::builder {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+#define C2D_BUILD_COLUMNS                                                              \
+  "id, service_id, project_id, state, trigger, coalesce(requested_by, ''), repo_url, " \
+  "branch, root_dir, coalesce(requested_commit, ''), commit_sha, "                     \
+  "coalesce(commit_author, ''), coalesce(commit_message, ''), build_strategy, "        \
+  "dockerfile_path, build_command, spec::text, skip_deploy, "                          \
+  "coalesce(image_repository, ''), coalesce(image_digest, ''), "                       \
+  "coalesce(image_size_bytes, 0), coalesce(failure_reason, ''), "                      \
+  "coalesce(deployment_id, ''), (extract(epoch FROM created_at) * 1000000)::bigint, "  \
+  "(extract(epoch FROM started_at) * 1000000)::bigint, "                               \
+  "(extract(epoch FROM finished_at) * 1000000)::bigint"
+
+constexpr pg::Statement kInsert{"builds_insert", R"sql(
+INSERT INTO builds (id, service_id, project_id, trigger, requested_by, repo_url, branch,
+                    root_dir, requested_commit, commit_sha, build_strategy, dockerfile_path,
+                    build_command, spec, skip_deploy, image_repository)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, NULLIF($9, ''), $10, $11, $12, $13,
+        $14::jsonb, $15, $16)
+ON CONFLICT (service_id, commit_sha) WHERE state IN ('queued', 'running', 'succeeded')
+  DO NOTHING
+RETURNING id)sql"};
+
+constexpr pg::Statement kInsertFailed{"builds_insert_failed", R"sql(
+INSERT INTO builds (id, service_id, project_id, state, trigger, requested_by, repo_url, branch,
+                    root_dir, requested_commit, build_strategy, dockerfile_path, build_command,
+                    spec, skip_deploy, image_repository, failure_reason, finished_at)
+VALUES ($1, $2, $3, 'failed', $4, NULLIF($5, ''), $6, $7, $8, NULLIF($9, ''), $10, $11, $12,
+        $13::jsonb, $14, $15, $16, now()))sql"};
+
+constexpr pg::Statement kLive{"builds_live_of_commit", "SELECT " C2D_BUILD_COLUMNS R"sql(
+FROM builds WHERE service_id = $1 AND commit_sha = $2
+  AND state IN ('queued', 'running', 'succeeded'))sql"};
+
+constexpr pg::Statement kGet{"builds_get",
+                             "SELECT " C2D_BUILD_COLUMNS " FROM builds WHERE id = $1"};
+
+constexpr pg::Statement kList{"builds_list", "SELECT " C2D_BUILD_COLUMNS R"sql(
+FROM builds WHERE service_id = $1 AND ($2 = '' OR id < $2)
+ORDER BY id DESC LIMIT $3)sql"};
+
+constexpr pg::Statement kRunning{"builds_running", R"sql(
+UPDATE builds SET state = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running') RETURNING id)sql"};
+
+constexpr pg::Statement kCommit{"builds_commit", R"sql(
+UPDATE builds SET commit_author = $2, commit_message = left($3, 1024), updated_at = now()
+WHERE id = $1)sql"};
+
+constexpr pg::Statement kSucceeded{"builds_succeeded", R"sql(
+UPDATE builds SET state = 'succeeded', image_repository = $2, image_digest = $3,
+                  image_size_bytes = $4, finished_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running') RETURNING id)sql"};
+
+constexpr pg::Statement kFailed{"builds_failed", R"sql(
+UPDATE builds SET state = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running') RETURNING id)sql"};
+
+constexpr pg::Statement kCancelled{"builds_cancelled", R"sql(
+UPDATE builds SET state = 'cancelled', failure_reason = $2, finished_at = now(),
+                  updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running') RETURNING id)sql"};
+
+constexpr pg::Statement kCancelJob{"builds_cancel_job", R"sql(
+UPDATE jobs SET state = 'cancelled', lease_until = NULL, locked_by = NULL,
+                finished_at = now(), updated_at = now()
+WHERE queue = 'builder' AND unique_key = $1 AND state IN ('available', 'running'))sql"};
+
+constexpr pg::Statement kNotify{"builds_notify", "SELECT pg_notify('c2d_build_logs', $1)"};
+
+constexpr pg::Statement kLastSeq{
+    "build_logs_last_seq", "SELECT coalesce(max(seq), 0) FROM build_logs WHERE build_id = $1"};
+
+constexpr pg::Statement kAppend{"build_logs_append", R"sql(
+INSERT INTO build_logs (build_id, seq, stream, text)
+SELECT $1, $2 + n, s, t
+FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS l(s, t, n))sql"};
+
+constexpr pg::Statement kRead{"build_logs_read", R"sql(
+SELECT seq, stream, text, (extract(epoch FROM at) * 1000000)::bigint
+FROM build_logs WHERE build_id = $1 AND seq > $2 ORDER BY seq LIMIT $3)sql"};
+
+constexpr pg::Statement kServicesWithImages{"builds_services_with_images", R"sql(
+SELECT DISTINCT service_id FROM builds WHERE state = 'succeeded')sql"};
+
+constexpr pg::Statement kServiceImages{"builds_service_images", R"sql(
+SELECT image_repository, image_digest FROM builds
+WHERE service_id = $1 AND state = 'succeeded' ORDER BY finished_at DESC, id DESC)sql"};
+
+constexpr pg::Statement kImagesInUse{"builds_images_in_use", R"sql(
+SELECT DISTINCT image_digest FROM deployments
+WHERE service_id = $1 AND state IN ('pending', 'deploying', 'live'))sql"};
+
+v1::BuildState ParseState(const std::string& s) {
+  v1::BuildState out = v1::BUILD_STATE_UNSPECIFIED;
+  std::string upper = "BUILD_STATE_" + s;
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  v1::BuildState_Parse(upper, &out);
+  return out;
+}
+
+void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
+  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
+}
+
+v1::Build RowToBuild(const pqxx::row& r) {
+  v1::Build b;
+  b.set_id(r[0].as<std::string>());
+  b.set_service_id(r[1].as<std::string>());
+  b.set_project_id(r[2].as<std::string>());
+  b.set_state(ParseState(r[3].as<std::string>()));
+  b.set_trigger(r[4].as<std::string>() == "webhook" ? v1::BUILD_TRIGGER_WEBHOOK
+                                                    : v1::BUILD_TRIGGER_API);
+  b.set_requested_by(r[5].as<std::string>());
+  b.mutable_source()->set_repo_url(r[6].as<std::string>());
+  b.mutable_source()->set_branch(r[7].as<std::string>());
+  b.mutable_source()->set_root_dir(r[8].as<std::string>());
+  b.mutable_source()->set_commit(r[9].as<std::string>());
+  b.set_commit_sha(r[10].is_null() ? "" : r[10].as<std::string>());
+  b.set_commit_author(r[11].as<std::string>());
+  b.set_commit_message(r[12].as<std::string>());
+  b.mutable_settings()->set_strategy(r[13].as<std::string>() == "dockerfile"
+                                         ? v1::BUILD_STRATEGY_DOCKERFILE
+                                         : v1::BUILD_STRATEGY_AUTO);
+  b.mutable_settings()->set_dockerfile_path(r[14].as<std::string>());
+  b.mutable_settings()->set_build_command(r[15].as<std::string>());
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  (void)google::protobuf::util::JsonStringToMessage(r[16].as<std::string>(), b.mutable_spec(),
+                                                    opts);
+  b.set_skip_deploy(r[17].as<bool>());
+  b.set_image_repository(r[18].as<std::string>());
+  b.set_image_digest(r[19].as<std::string>());
+  b.set_image_size_bytes(r[20].as<int64_t>());
+  b.set_failure_reason(r[21].as<std::string>());
+  b.set_deployment_id(r[22].as<std::string>());
+  SetTime(r[23], b.mutable_created_at());
+  SetTime(r[24], b.mutable_started_at());
+  SetTime(r[25], b.mutable_finished_at());
+  return b;
+}
+
+std::string TextArray(const std::vector<std::string>& items) {
+  // A PostgreSQL array literal with every element quoted and escaped.
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string UniqueKey(const std::string& service_id, const std::string& commit) {
+  return absl::StrCat("build:", service_id, ":", commit);
+}
+
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(m, &out, print).ok()) {
+    return absl::InternalError(absl::StrCat("cannot encode a ", m.GetTypeName()));
+  }
+  return out;
+}
+
+const char* StrategyName(const v1::BuildSettings& s) {
+  return s.strategy() == v1::BUILD_STRATEGY_DOCKERFILE ? "dockerfile" : "auto";
+}
+
+std::string DockerfilePath(const v1::BuildSettings& s) {
+  return s.dockerfile_path().empty() ? "Dockerfile" : s.dockerfile_path();
+}
+
+const char* TriggerName(const v1::StartBuildRequest& r) {
+  return r.trigger() == v1::BUILD_TRIGGER_WEBHOOK ? "webhook" : "api";
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Build> InsertFailedBuild(pg::Tx& tx, const NewBuild& build,
+                                            const std::string& reason) {
+  const v1::StartBuildRequest& req = build.request;
+  auto spec_json = ToJson(req.spec());
+  if (!spec_json.ok()) return spec_json.status();
+  tx.Exec(kInsertFailed, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
+          req.requested_by(), req.source().repo_url(), req.source().branch(),
+          req.source().root_dir(), req.source().commit(), StrategyName(req.settings()),
+          DockerfilePath(req.settings()), req.settings().build_command(), *spec_json,
+          req.skip_deploy(), build.image_repository, reason);
+  C2D_RETURN_IF_ERROR(
+      AppendLogs(tx, build.id, 1, {LogRow{0, "system", "==> build failed: " + reason, 0}}));
+  return GetBuild(tx, build.id);
+}
+
+absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& build) {
+  const v1::StartBuildRequest& req = build.request;
+  auto spec_json_or = ToJson(req.spec());
+  if (!spec_json_or.ok()) return spec_json_or.status();
+  const std::string& spec_json = *spec_json_or;
+  pqxx::result r =
+      tx.Exec(kInsert, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
+              req.requested_by(), req.source().repo_url(), req.source().branch(),
+              req.source().root_dir(), req.source().commit(), build.commit_sha,
+              StrategyName(req.settings()), DockerfilePath(req.settings()),
+              req.settings().build_command(), spec_json, req.skip_deploy(), build.image_repository);
+  v1::StartBuildResponse response;
+  if (r.empty()) {
+    pqxx::result live = tx.Exec(kLive, req.service_id(), build.commit_sha);
+    if (live.empty())
+      return absl::AbortedError("a concurrent build of this commit just ended; retry");
+    *response.mutable_build() = RowToBuild(live[0]);
+    response.set_created(false);
+    return response;
+  }
+  v1::BuildJob payload;
+  payload.set_build_id(build.id);
+  auto payload_json = ToJson(payload);
+  if (!payload_json.ok()) return payload_json.status();
+  auto job = jobs::Enqueue(tx, {.queue = "builder",
+                                .kind = "build",
+                                .payload = *payload_json,
+                                .max_attempts = 3,
+                                .unique_key = UniqueKey(req.service_id(), build.commit_sha)});
+  if (!job.ok()) return job.status();
+  auto inserted = GetBuild(tx, build.id);
+  if (!inserted.ok()) return inserted.status();
+  *response.mutable_build() = std::move(*inserted);
+  response.set_created(true);
+  return response;
+}
+
+absl::StatusOr<v1::Build> GetBuild(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGet, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("build ", id, " does not exist"));
+  return RowToBuild(r[0]);
+}
+
+absl::StatusOr<v1::ListBuildsResponse> ListBuilds(pg::Tx& tx, const std::string& service_id,
+                                                  int page_size, const std::string& page_token) {
+  v1::ListBuildsResponse out;
+  pqxx::result r = tx.Exec(kList, service_id, page_token, page_size + 1);
+  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
+    *out.add_builds() = RowToBuild(r[i]);
+  }
+  if (static_cast<int>(r.size()) > page_size) {
+    out.set_next_page_token(out.builds(page_size - 1).id());
+  }
+  return out;
+}
+
+absl::StatusOr<bool> MarkRunning(pg::Tx& tx, const std::string& id) {
+  bool changed = !tx.Exec(kRunning, id).empty();
+  tx.Exec(kNotify, id);
+  return changed;
+}
+
+absl::Status RecordCommit(pg::Tx& tx, const std::string& id, const std::string& author,
+                          const std::string& message) {
+  tx.Exec(kCommit, id, author, message);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, const std::string& id, const std::string& repository,
+                                   const std::string& digest, int64_t size_bytes) {
+  bool changed = !tx.Exec(kSucceeded, id, repository, digest, size_bytes).empty();
+  tx.Exec(kNotify, id);
+  return changed;
+}
+
+absl::StatusOr<bool> MarkFailed(pg::Tx& tx, const std::string& id, const std::string& reason) {
+  bool changed = !tx.Exec(kFailed, id, reason).empty();
+  tx.Exec(kNotify, id);
+  return changed;
+}
+
+absl::StatusOr<bool> MarkCancelled(pg::Tx& tx, const std::string& id, const std::string& reason) {
+  bool changed = !tx.Exec(kCancelled, id, reason).empty();
+  tx.Exec(kNotify, id);
+  return changed;
+}
+
+absl::Status CancelBuildJob(pg::Tx& tx, const v1::Build& build) {
+  tx.Exec(kCancelJob, UniqueKey(build.service_id(), build.commit_sha()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> LastLogSeq(pg::Tx& tx, const std::string& build_id) {
+  return tx.Exec(kLastSeq, build_id)[0][0].as<int64_t>();
+}
+
+absl::Status AppendLogs(pg::Tx& tx, const std::string& build_id, int64_t first_seq,
+                        const std::vector<LogRow>& rows) {
+  if (rows.empty()) return absl::OkStatus();
+  std::vector<std::string> streams, texts;
+  for (const LogRow& row : rows) {
+    streams.push_back(row.stream);
+    std::string text = row.text.substr(0, 8192);
+    // Keep the text valid for PostgreSQL: NUL bytes cannot be stored.
+    text.erase(std::remove(text.begin(), text.end(), '\0'), text.end());
+    texts.push_back(std::move(text));
+  }
+  // seq of the n-th row (1-based) is first_seq - 1 + n.
+  tx.Exec(kAppend, build_id, first_seq - 1, TextArray(streams), TextArray(texts));
+  tx.Exec(kNotify, build_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<LogRow>> ReadLogs(pg::Tx& tx, const std::string& build_id,
+                                             int64_t after_seq, int limit) {
+  std::vector<LogRow> out;
+  for (const auto& row : tx.Exec(kRead, build_id, after_seq, limit)) {
+    out.push_back(LogRow{row[0].as<int64_t>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                         row[3].as<int64_t>()});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ServicesWithImages(pg::Tx& tx) {
+  std::vector<std::string> out;
+  for (const auto& row : tx.Exec(kServicesWithImages)) out.push_back(row[0].as<std::string>());
+  return out;
+}
+
+absl::StatusOr<ServiceImages> ImagesOf(pg::Tx& tx, const std::string& service_id) {
+  ServiceImages out;
+  for (const auto& row : tx.Exec(kServiceImages, service_id)) {
+    out.repository = row[0].as<std::string>();
+    out.newest_first.push_back(row[1].as<std::string>());
+  }
+  for (const auto& row : tx.Exec(kImagesInUse, service_id)) {
+    out.in_use.push_back(row[0].as<std::string>());
+  }
+  return out;
+}
+
+}  // namespace c2d::builder

@@ -1,0 +1,255 @@
+#include "services/builder/builder_service.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <regex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/common/ids.h"
+#include "libs/common/log.h"
+#include "libs/rpc/server.h"
+#include "libs/rpc/status.h"
+#include "services/builder/build_store.h"
+#include "services/builder/git.h"
+
+namespace c2d::builder {
+namespace {
+
+constexpr int kDefaultPageSize = 50, kMaxPageSize = 200;
+
+bool ValidName(const std::string& s) {
+  static const std::regex kName("^[a-z][a-z0-9-]{0,38}$");
+  return std::regex_match(s, kName);
+}
+
+// A relative path without ".." components (for root_dir and dockerfile_path).
+bool SafeRelative(const std::string& p) {
+  if (absl::StartsWith(p, "/") || p.size() > 1024) return false;
+  for (absl::string_view part : absl::StrSplit(p, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+// git's own rules for branch names, the parts that matter for safety.
+bool ValidBranch(const std::string& b) {
+  if (b.empty() || b.size() > 255 || b[0] == '-' || absl::StrContains(b, "..") ||
+      absl::EndsWith(b, "/") || absl::EndsWith(b, ".lock")) {
+    return false;
+  }
+  for (char c : b) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == ' ' || c == '~' || c == '^' || c == ':' ||
+        c == '?' || c == '*' || c == '[' || c == '\\' || c == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+int PageSize(const v1::PageRequest& page, absl::Status* error) {
+  if (page.page_size() < 0) *error = Invalid("page.page_size", "must not be negative");
+  if (page.page_size() == 0) return kDefaultPageSize;
+  return std::min(page.page_size(), kMaxPageSize);
+}
+
+bool IsFinal(v1::BuildState s) {
+  return s == v1::BUILD_STATE_SUCCEEDED || s == v1::BUILD_STATE_FAILED ||
+         s == v1::BUILD_STATE_CANCELLED;
+}
+
+}  // namespace
+
+absl::Status ValidateStartBuild(const v1::StartBuildRequest& r) {
+  if (!ids::Valid(r.service_id(), "svc")) return Invalid("service_id", "is not a service id");
+  const v1::ServiceSpec& spec = r.spec();
+  if (spec.service_id() != r.service_id())
+    return Invalid("spec.service_id", "must equal service_id");
+  if (!ids::Valid(spec.project_id(), "prj"))
+    return Invalid("spec.project_id", "is not a project id");
+  if (!ValidName(spec.project_name())) {
+    return Invalid("spec.project_name", "must match ^[a-z][a-z0-9-]{0,38}$");
+  }
+  if (!ValidName(spec.service_name())) {
+    return Invalid("spec.service_name", "must match ^[a-z][a-z0-9-]{0,38}$");
+  }
+  const v1::Source& src = r.source();
+  if (src.repo_url().empty() || src.repo_url().size() > 2048) {
+    return Invalid("source.repo_url", "must be 1 to 2048 characters");
+  }
+  if (absl::StartsWith(src.repo_url(), "-"))
+    return Invalid("source.repo_url", "must not start with '-'");
+  if (!src.branch().empty() && !ValidBranch(src.branch())) {
+    return Invalid("source.branch", "is not a valid git branch name");
+  }
+  if (!src.commit().empty() && !IsCommitSha(src.commit())) {
+    return Invalid("source.commit",
+                   "must be a full commit id (40 or 64 lower-case hex characters)");
+  }
+  if (!SafeRelative(src.root_dir())) {
+    return Invalid("source.root_dir", "must be a relative path without '..'");
+  }
+  if (!SafeRelative(r.settings().dockerfile_path())) {
+    return Invalid("settings.dockerfile_path", "must be a relative path without '..'");
+  }
+  if (r.settings().build_command().size() > 4096) {
+    return Invalid("settings.build_command", "must be at most 4096 characters");
+  }
+  return absl::OkStatus();
+}
+
+BuilderServiceImpl::BuilderServiceImpl(pg::Pool& pool, const Config& config)
+    : pool_(pool), config_(config), listener_(pool.options().connect, kBuildLogChannel) {}
+
+grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
+                                            const v1::StartBuildRequest* request,
+                                            v1::StartBuildResponse* response) {
+  log::Scope scope(nlohmann::json{{"request_id", rpc::RequestId(*context)}});
+  if (auto s = ValidateStartBuild(*request); !s.ok()) return rpc::ToGrpc(s);
+  NewBuild build;
+  build.id = ids::New("bld");
+  build.request = *request;
+  v1::Source* src = build.request.mutable_source();
+  if (src->branch().empty()) src->set_branch("main");
+  if (build.request.settings().strategy() == v1::BUILD_STRATEGY_UNSPECIFIED) {
+    build.request.mutable_settings()->set_strategy(v1::BUILD_STRATEGY_AUTO);
+  }
+  build.image_repository = absl::StrCat(config_.RegistryHost(), "/", request->spec().project_name(),
+                                        "/", request->spec().service_name());
+  build.commit_sha = src->commit();
+  std::string resolve_error;
+  if (build.commit_sha.empty()) {
+    auto head = ResolveBranch(src->repo_url(), src->branch(), {.timeout = config_.git_timeout});
+    if (head.ok()) {
+      build.commit_sha = *head;
+    } else {
+      resolve_error = std::string(head.status().message());
+    }
+  }
+  absl::StatusOr<v1::StartBuildResponse> result;
+  if (!resolve_error.empty()) {
+    result = pool_.Transact("record failed build",
+                            [&](pg::Tx& tx) -> absl::StatusOr<v1::StartBuildResponse> {
+                              auto b = InsertFailedBuild(tx, build, resolve_error);
+                              if (!b.ok()) return b.status();
+                              v1::StartBuildResponse out;
+                              *out.mutable_build() = std::move(*b);
+                              out.set_created(true);
+                              return out;
+                            });
+  } else {
+    result = pool_.Transact("start build", [&](pg::Tx& tx) { return InsertBuild(tx, build); });
+  }
+  if (absl::IsFailedPrecondition(result.status())) {
+    // A foreign key: the gateway stores services and projects before it builds.
+    return rpc::ToGrpc(
+        absl::NotFoundError(absl::StrCat("service ", request->service_id(), " or project ",
+                                         request->spec().project_id(), " does not exist")));
+  }
+  if (!result.ok()) return rpc::ToGrpc(result.status());
+  *response = std::move(*result);
+  log::Info(response->created() ? "build queued" : "build already exists",
+            {{"build_id", response->build().id()}, {"commit", response->build().commit_sha()}});
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderServiceImpl::GetBuild(grpc::ServerContext*, const v1::GetBuildRequest* request,
+                                          v1::Build* response) {
+  if (!ids::Valid(request->id(), "bld")) return rpc::ToGrpc(Invalid("id", "is not a build id"));
+  auto b =
+      pool_.Transact("get build", [&](pg::Tx& tx) { return builder::GetBuild(tx, request->id()); });
+  if (!b.ok()) return rpc::ToGrpc(b.status());
+  *response = std::move(*b);
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderServiceImpl::ListBuilds(grpc::ServerContext*,
+                                            const v1::ListBuildsRequest* request,
+                                            v1::ListBuildsResponse* response) {
+  if (!ids::Valid(request->service_id(), "svc")) {
+    return rpc::ToGrpc(Invalid("service_id", "is not a service id"));
+  }
+  absl::Status error;
+  int size = PageSize(request->page(), &error);
+  if (!error.ok()) return rpc::ToGrpc(error);
+  const std::string& token = request->page().page_token();
+  if (!token.empty() && !ids::Valid(token, "bld")) {
+    return rpc::ToGrpc(Invalid("page.page_token", "is not a token from a previous page"));
+  }
+  auto list = pool_.Transact("list builds", [&](pg::Tx& tx) {
+    return builder::ListBuilds(tx, request->service_id(), size, token);
+  });
+  if (!list.ok()) return rpc::ToGrpc(list.status());
+  *response = std::move(*list);
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderServiceImpl::CancelBuild(grpc::ServerContext*,
+                                             const v1::CancelBuildRequest* request,
+                                             v1::Build* response) {
+  if (!ids::Valid(request->id(), "bld")) return rpc::ToGrpc(Invalid("id", "is not a build id"));
+  auto b = pool_.Transact("cancel build", [&](pg::Tx& tx) -> absl::StatusOr<v1::Build> {
+    auto build = builder::GetBuild(tx, request->id());
+    if (!build.ok()) return build.status();
+    if (IsFinal(build->state())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("build ", request->id(), " has already ended (",
+                       v1::BuildState_Name(build->state()).substr(12), ")"));
+    }
+    auto changed = MarkCancelled(tx, request->id(), "cancelled by request");
+    if (!changed.ok()) return changed.status();
+    // The running job hears of it at its next heartbeat and stops the build.
+    if (auto s = CancelBuildJob(tx, *build); !s.ok()) return s;
+    return builder::GetBuild(tx, request->id());
+  });
+  if (!b.ok()) return rpc::ToGrpc(b.status());
+  *response = std::move(*b);
+  return grpc::Status::OK;
+}
+
+grpc::Status BuilderServiceImpl::StreamBuildLogs(grpc::ServerContext* context,
+                                                 const v1::StreamBuildLogsRequest* request,
+                                                 grpc::ServerWriter<v1::LogLine>* writer) {
+  if (!ids::Valid(request->build_id(), "bld")) {
+    return rpc::ToGrpc(Invalid("build_id", "is not a build id"));
+  }
+  if (request->after_seq() < 0) return rpc::ToGrpc(Invalid("after_seq", "must not be negative"));
+  const std::string& id = request->build_id();
+  int64_t after = request->after_seq();
+  while (!context->IsCancelled()) {
+    const uint64_t seen = listener_.Version(id);
+    // Read the state before the lines: once final, no line can follow.
+    auto build = pool_.Transact("get build", [&](pg::Tx& tx) { return builder::GetBuild(tx, id); });
+    if (!build.ok()) return rpc::ToGrpc(build.status());
+    bool more = true;
+    while (more) {
+      auto rows = pool_.Transact("read build log",
+                                 [&](pg::Tx& tx) { return ReadLogs(tx, id, after, 500); });
+      if (!rows.ok()) return rpc::ToGrpc(rows.status());
+      for (const LogRow& row : *rows) {
+        v1::LogLine line;
+        line.set_seq(row.seq);
+        *line.mutable_time() =
+            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(row.at_micros);
+        line.set_stream(row.stream == "stderr"   ? v1::LOG_STREAM_STDERR
+                        : row.stream == "system" ? v1::LOG_STREAM_SYSTEM
+                                                 : v1::LOG_STREAM_STDOUT);
+        line.set_text(row.text);
+        if (!writer->Write(line)) return grpc::Status::OK;  // the client left
+        after = row.seq;
+      }
+      more = rows->size() == 500;
+    }
+    if (!request->follow() || IsFinal(build->state())) return grpc::Status::OK;
+    // New lines or a state change notify; the timeout bounds a missed one.
+    listener_.WaitForChange(id, seen, absl::Seconds(1));
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace c2d::builder

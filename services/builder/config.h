@@ -1,0 +1,38 @@
+#pragma once
+
+// The builder's configuration, from C2D_* variables (README lists them).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/crypto/seal.h"
+#include "services/builder/detect.h"
+
+namespace c2d::builder {
+
+struct Config {
+  std::string engine_socket;      // C2D_ENGINE_SOCKET
+  std::string registry_url;       // C2D_REGISTRY_URL, e.g. http://127.0.0.1:5000
+  std::string registry_user;      // C2D_REGISTRY_USER
+  std::string registry_password;  // C2D_REGISTRY_PASSWORD
+  std::string work_dir;           // C2D_BUILD_WORK_DIR: checkouts live here while building
+  std::chrono::milliseconds build_timeout{15 * 60 * 1000};  // C2D_BUILD_TIMEOUT
+  std::chrono::milliseconds git_timeout{2 * 60 * 1000};     // C2D_GIT_TIMEOUT
+  int64_t build_memory_bytes = int64_t{2} << 30;            // C2D_BUILD_MEMORY_MB (2048)
+  int64_t max_image_bytes = int64_t{2} << 30;               // C2D_MAX_IMAGE_BYTES
+  int64_t max_context_bytes = int64_t{1} << 30;             // C2D_MAX_CONTEXT_BYTES
+  int keep_builds = 10;                                     // C2D_GC_KEEP_BUILDS
+  std::chrono::milliseconds gc_interval{60 * 60 * 1000};    // C2D_GC_INTERVAL
+  std::optional<crypto::MasterKeys> master_keys;            // C2D_MASTER_KEY
+  Stacks stacks;
+
+  // registry_url's host:port, the first part of every image name.
+  std::string RegistryHost() const;
+
+  static absl::StatusOr<Config> FromEnv();
+};
+
+}  // namespace c2d::builder

@@ -1,0 +1,154 @@
+#include "services/builder/detect.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/common/env.h"
+#include "nlohmann/json.hpp"
+
+namespace c2d::builder {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool Exists(const std::string& dir, const char* name) { return fs::exists(fs::path(dir) / name); }
+
+// The command of the Procfile's `web:` line, if any.
+std::string ProcfileWeb(const std::string& dir) {
+  for (absl::string_view line : absl::StrSplit(Read(fs::path(dir) / "Procfile"), '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "web:")) return std::string(absl::StripAsciiWhitespace(line));
+  }
+  return "";
+}
+
+// True when requirements.txt lists anything (not only comments/blank lines).
+bool HasRequirements(const std::string& dir) {
+  for (absl::string_view line : absl::StrSplit(Read(fs::path(dir) / "requirements.txt"), '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && line[0] != '#') return true;
+  }
+  return false;
+}
+
+// A JSON array for an exec-form CMD running `command` through the shell, so
+// that $PORT and friends expand at run time.
+std::string ShellCmd(const std::string& command) {
+  return nlohmann::json::array({"/bin/sh", "-c", command}).dump();
+}
+
+}  // namespace
+
+Stacks Stacks::FromEnv(const std::string& registry_host) {
+  Stacks s;
+  const std::map<std::string, std::string> defaults = {
+      {"static", absl::StrCat(registry_host, "/c2d/stacks/static:1")},
+      {"python", absl::StrCat(registry_host, "/c2d/stacks/python:3.11")},
+      {"node", absl::StrCat(registry_host, "/c2d/stacks/node:18")},
+      {"go", absl::StrCat(registry_host, "/c2d/stacks/go:1.19")},
+  };
+  for (const auto& [lang, image] : defaults) {
+    s.images[lang] = env::GetString(absl::StrCat("C2D_STACK_", absl::AsciiStrToUpper(lang)), image);
+  }
+  return s;
+}
+
+absl::StatusOr<Plan> PlanBuild(const PlanRequest& request, const Stacks& stacks) {
+  const std::string& dir = request.app_dir;
+  Plan plan;
+  if (!request.auto_strategy) {
+    if (!fs::is_regular_file(fs::path(dir) / request.dockerfile_path)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no Dockerfile at ", request.dockerfile_path, " in the repository"));
+    }
+    plan.language = "dockerfile";
+    plan.reason = absl::StrCat("using ", request.dockerfile_path, " (dockerfile strategy)");
+    plan.dockerfile = request.dockerfile_path;
+    return plan;
+  }
+  if (Exists(dir, "Dockerfile")) {
+    plan.language = "dockerfile";
+    plan.reason = "found a Dockerfile";
+    plan.dockerfile = "Dockerfile";
+    return plan;
+  }
+
+  const std::string procfile_web = Exists(dir, "Procfile") ? ProcfileWeb(dir) : "";
+  std::string start = !request.start_command.empty() ? request.start_command : procfile_web;
+  std::string body;
+  auto from = [&](const std::string& lang) {
+    return absl::StrCat("FROM ", stacks.images.at(lang), "\n");
+  };
+  auto build_step = [&] {
+    return request.build_command.empty() ? std::string()
+                                         : absl::StrCat("RUN ", request.build_command, "\n");
+  };
+
+  if (Exists(dir, "requirements.txt") || Exists(dir, "pyproject.toml") ||
+      (!procfile_web.empty() && (Exists(dir, "app.py") || Exists(dir, "main.py")))) {
+    plan.language = "python";
+    plan.reason = Exists(dir, "requirements.txt") ? "found requirements.txt: a Python app"
+                  : Exists(dir, "pyproject.toml") ? "found pyproject.toml: a Python app"
+                                                  : "found a Procfile and app.py: a Python app";
+    if (start.empty()) {
+      for (const char* entry : {"app.py", "main.py", "server.py"}) {
+        if (Exists(dir, entry)) {
+          start = absl::StrCat("exec python3 ", entry);
+          break;
+        }
+      }
+    }
+    body = absl::StrCat(from("python"), "WORKDIR /app\nCOPY . /app\n");
+    if (HasRequirements(dir)) {
+      absl::StrAppend(&body, "RUN python3 -m pip install --no-cache-dir -r requirements.txt\n");
+    } else if (Exists(dir, "pyproject.toml")) {
+      absl::StrAppend(&body, "RUN python3 -m pip install --no-cache-dir .\n");
+    }
+  } else if (Exists(dir, "package.json")) {
+    plan.language = "node";
+    plan.reason = "found package.json: a Node.js app";
+    body = absl::StrCat(from("node"), "WORKDIR /app\nCOPY . /app\n",
+                        Exists(dir, "package-lock.json") ? "RUN npm ci --omit=dev\n"
+                                                         : "RUN npm install --omit=dev\n");
+    if (start.empty()) start = "exec npm start";
+  } else if (Exists(dir, "go.mod")) {
+    plan.language = "go";
+    plan.reason = "found go.mod: a Go app";
+    body = absl::StrCat(from("go"), "WORKDIR /src\nCOPY . /src\nRUN go build -o /app/server .\n");
+    if (start.empty()) start = "exec /app/server";
+  } else if (Exists(dir, "index.html")) {
+    plan.language = "static";
+    plan.reason = "found index.html: a static site";
+    // The static stack's own CMD serves /srv on $PORT.
+    body = absl::StrCat(from("static"), "COPY . /srv\n");
+  } else {
+    return absl::FailedPreconditionError(
+        "cannot tell how to build this app: add a Dockerfile, or one of Procfile, "
+        "requirements.txt, pyproject.toml, package.json, go.mod, index.html");
+  }
+  absl::StrAppend(&body, build_step());
+  if (!start.empty()) {
+    absl::StrAppend(&body, "CMD ", ShellCmd(start), "\n");
+  } else if (plan.language != "static") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "detected a ", plan.language,
+        " app but no way to start it: add a Procfile with a web: line or set run.start_command"));
+  }
+  plan.dockerfile = "Dockerfile.c2d";
+  plan.generated = std::move(body);
+  return plan;
+}
+
+}  // namespace c2d::builder

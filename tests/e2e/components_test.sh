@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# The local components c2d's `local` provider drives, end to end, through the
+# same Docker Engine API calls as c2d's engine client: a private registry
+# (tools/lib/registry.sh), a private engine (tools/lib/engine.sh), the stack
+# images (tools/stacks/build, run twice: the second run must skip both), then
+# for a static app and a python app: build FROM the stack (pulled from the
+# registry with X-Registry-Config, since the stacks are first removed from the
+# engine) → push → digest from the registry → remove the local image → pull by
+# digest → run from the digest with a 127.0.0.1 port binding, a 64 MiB memory
+# limit and PORT=8080 → HTTP answer → logs → stop → remove. Everything lives
+# in a fresh temp dir and is torn down (also on failure); the test fails if
+# anything stays mounted.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tools/lib/engine.sh"
+API=${C2D_ENGINE_API:-v1.41}
+t0=$SECONDS
+
+tmp=$(mktemp -d "${C2D_TEST_TMP:-/tmp}/c2d-components.XXXXXX")
+tmp=$(cd "$tmp" && pwd)
+teardown() {
+  c2d::engine_stop "$tmp/engine" || true
+  c2d::registry_stop "$tmp/registry" || true
+}
+cleanup() {
+  teardown
+  if [[ -z $(c2d::_mounts_under "$tmp") ]]; then
+    rm -rf "$tmp"
+  else
+    echo "components: mounts left under $tmp:" >&2
+    c2d::_mounts_under "$tmp" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+phase() { c2d::log "components: $* (+$((SECONDS - t0)) s)"; }
+
+# api METHOD PATH [curl args]: the response body goes to $tmp/body, the HTTP
+# status to stdout.
+api() {
+  local method=$1 path=$2
+  shift 2
+  curl -sS --unix-socket "$SOCK" -X "$method" -o "$tmp/body" -w '%{http_code}' \
+    -H 'Expect:' "$@" "http://d/$API$path"
+}
+body() { cat "$tmp/body"; }
+# Streams (build, push, pull) fail inside an HTTP 200: lines with "error".
+stream_error() { jq -Rr '(try fromjson catch {}) | objects | (.error // .message // empty)' "$tmp/body" | head -n 1; }
+uri() { jq -rn --arg v "$1" '$v|@uri'; }
+
+user=c2d
+# Random, and sure to contain characters that standard base64 and base64url
+# encode differently inside the auth headers.
+password="p+/?$(head -c 12 /dev/urandom | base64 | tr -d '=')"
+reg_port=$(c2d::free_port)
+REG=127.0.0.1:$reg_port
+SOCK=$tmp/engine/engine.sock
+
+phase "starting the registry on $REG"
+c2d::registry_start "$tmp/registry" "$reg_port" "$user" "$password"
+phase "starting the engine in $tmp/engine"
+c2d::engine_start "$tmp/engine" "$REG"
+AUTH=$(c2d::registry_auth "$user" "$password" "$REG")
+CONFIG=$(c2d::registry_config "$user" "$password" "$REG")
+
+phase "building the stacks"
+s0=$SECONDS
+"$root/tools/stacks/build" "$SOCK" "$REG" "$user" "$password" >"$tmp/stacks.log" 2>&1 ||
+  { tail -n 30 "$tmp/stacks.log" >&2; fail "tools/stacks/build failed"; }
+cold=$((SECONDS - s0))
+s0=$SECONDS
+"$root/tools/stacks/build" "$SOCK" "$REG" "$user" "$password" >"$tmp/stacks2.log" 2>&1 ||
+  { cat "$tmp/stacks2.log" >&2; fail "second tools/stacks/build failed"; }
+[[ $(grep -c 'already in the registry' "$tmp/stacks2.log") == 2 ]] ||
+  { cat "$tmp/stacks2.log" >&2; fail "second tools/stacks/build did not skip both stacks"; }
+phase "stacks built in ${cold} s, skipped in $((SECONDS - s0)) s"
+
+# The builder's engine usually lacks the stacks: FROM must come from the registry.
+for ref in "$REG/c2d/stacks/static:1" "$REG/c2d/stacks/python:3.11"; do
+  [[ $(api DELETE "/images/$(uri "$ref")") == 200 ]] || fail "cannot remove $ref from the engine: $(body)"
+done
+
+# run_app NAME CONTEXT_DIR EXPECTED_TEXT LOG_PATTERN: the whole life of one app image.
+run_app() {
+  local name=$1 ctx=$2 expect=$3 log_pattern=$4
+  local repo=c2d-test/$name code digest pushed ref id port
+
+  phase "$name: build"
+  tar -C "$ctx" -cf "$tmp/$name.tar" .
+  code=$(api POST "/build?t=$(uri "$REG/$repo:v1")&rm=1&forcerm=1" \
+    -H 'Content-Type: application/x-tar' -H "X-Registry-Config: $CONFIG" \
+    --data-binary "@$tmp/$name.tar")
+  [[ $code == 200 && -z $(stream_error) ]] || { body >&2; fail "$name: build: HTTP $code $(stream_error)"; }
+  grep -q "Successfully tagged $REG/$repo:v1" "$tmp/body" || { body >&2; fail "$name: build did not tag the image"; }
+
+  phase "$name: push"
+  code=$(api POST "/images/$REG/$repo/push?tag=v1" -H "X-Registry-Auth: $AUTH")
+  [[ $code == 200 && -z $(stream_error) ]] || { body >&2; fail "$name: push: HTTP $code $(stream_error)"; }
+  pushed=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$tmp/body" | head -n 1 | cut -d' ' -f2 || true)
+  digest=$(c2d::registry_digest "$REG" "$user" "$password" "$repo" v1) || fail "$name: registry HEAD failed"
+  [[ $digest == sha256:* ]] || fail "$name: the registry has no $repo:v1"
+  [[ -z $pushed || $pushed == "$digest" ]] || fail "$name: pushed $pushed, registry serves $digest"
+  ref=$REG/$repo@$digest
+
+  phase "$name: remove the local image, pull $ref"
+  [[ $(api DELETE "/images/$(uri "$REG/$repo:v1")") == 200 ]] || fail "$name: image delete: $(body)"
+  [[ $(api GET "/images/$(uri "$REG/$repo:v1")/json") == 404 ]] || fail "$name: image still there after delete"
+  code=$(api POST "/images/create?fromImage=$(uri "$ref")" -H "X-Registry-Auth: $AUTH")
+  [[ $code == 200 && -z $(stream_error) ]] || { body >&2; fail "$name: pull: HTTP $code $(stream_error)"; }
+  [[ $(api GET "/images/$(uri "$ref")/json") == 200 ]] || fail "$name: pulled image not found by digest"
+
+  phase "$name: run"
+  port=$(c2d::free_port)
+  local spec
+  spec=$(jq -cn --arg image "$ref" --arg port "$port" '{
+    Image: $image,
+    Env: ["PORT=8080"],
+    ExposedPorts: {"8080/tcp": {}},
+    Labels: {"c2d.test": "components"},
+    HostConfig: {
+      PortBindings: {"8080/tcp": [{HostIp: "127.0.0.1", HostPort: $port}]},
+      Memory: 67108864
+    }}')
+  code=$(api POST "/containers/create?name=c2d-test-$name-$RANDOM" \
+    -H 'Content-Type: application/json' -d "$spec")
+  [[ $code == 201 ]] || fail "$name: create: HTTP $code $(body)"
+  id=$(jq -r .Id "$tmp/body")
+  [[ $(api POST "/containers/$id/start") == 204 ]] || fail "$name: start: $(body)"
+
+  local deadline=$((SECONDS + 30)) answer=
+  while ((SECONDS < deadline)); do
+    answer=$(curl -s --max-time 2 "http://127.0.0.1:$port/" || true)
+    [[ $answer == *"$expect"* ]] && break
+    if [[ $(api GET "/containers/$id/json") == 200 && $(jq -r .State.Running "$tmp/body") == false ]]; then
+      api GET "/containers/$id/logs?stdout=1&stderr=1" >/dev/null || true
+      body >&2
+      fail "$name: the container exited"
+    fi
+    sleep 0.2
+  done
+  [[ $answer == *"$expect"* ]] || fail "$name: no '$expect' on 127.0.0.1:$port in 30 s (got '$answer')"
+  # Published on 127.0.0.1 only.
+  local other
+  other=$(ip -4 -o addr show scope global | awk '{ sub("/.*", "", $4); print $4; exit }')
+  if [[ -n $other ]] && curl -s --max-time 2 -o /dev/null "http://$other:$port/"; then
+    fail "$name: port $port answers on $other too"
+  fi
+
+  [[ $(api GET "/containers/$id/json") == 200 ]] || fail "$name: inspect: $(body)"
+  [[ $(jq .HostConfig.Memory "$tmp/body") == 67108864 ]] || fail "$name: memory limit not set: $(jq .HostConfig "$tmp/body")"
+  # The limit is real: the memory cgroup of the container's process has it.
+  local pid cg limit
+  pid=$(jq -r .State.Pid "$tmp/body")
+  cg=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
+  if [[ -n $cg && -f /sys/fs/cgroup/memory$cg/memory.limit_in_bytes ]]; then
+    limit=$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes")
+    [[ $limit == 67108864 ]] || fail "$name: cgroup memory limit is $limit"
+  elif [[ -n $cg && -f /sys/fs/cgroup$cg/memory.max ]]; then
+    limit=$(cat "/sys/fs/cgroup$cg/memory.max")
+    [[ $limit == 67108864 ]] || fail "$name: cgroup memory.max is $limit"
+  fi
+
+  # Logs are multiplexed (8-byte frame headers, no TTY): grep -a.
+  code=$(api GET "/containers/$id/logs?stdout=1&stderr=1")
+  [[ $code == 200 ]] || fail "$name: logs: HTTP $code"
+  cp "$tmp/body" "$tmp/$name.log"
+  grep -aqE "$log_pattern" "$tmp/$name.log" || { body >&2; fail "$name: logs lack /$log_pattern/"; }
+
+  phase "$name: stop, remove"
+  code=$(api POST "/containers/$id/stop?t=5")
+  [[ $code == 204 || $code == 304 ]] || fail "$name: stop: HTTP $code $(body)"
+  [[ $(api GET "/containers/$id/json") == 200 && $(jq -r .State.Running "$tmp/body") == false ]] ||
+    fail "$name: still running after stop"
+  [[ $(api DELETE "/containers/$id?v=1") == 204 ]] || fail "$name: remove: $(body)"
+  [[ $(api GET "/containers/$id/json") == 404 ]] || fail "$name: container still there after remove"
+  curl -s --max-time 2 -o /dev/null "http://127.0.0.1:$port/" && fail "$name: port $port still answers"
+  return 0
+}
+
+version="static v$RANDOM.$RANDOM"
+mkdir -p "$tmp/apps/static"
+printf '<!doctype html><title>c2d</title><p>%s</p>\n' "$version" >"$tmp/apps/static/index.html"
+cat >"$tmp/apps/static/Dockerfile" <<EOF
+FROM $REG/c2d/stacks/static:1
+COPY . /srv
+EOF
+# busybox httpd -v logs each request with its status.
+run_app static "$tmp/apps/static" "$version" 'response:200'
+
+mkdir -p "$tmp/apps/python"
+cat >"$tmp/apps/python/app.py" <<'EOF'
+import http.server
+import os
+import signal
+import sys
+
+# As PID 1 a process ignores SIGTERM unless it handles it: stop at once.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from python\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+port = int(os.environ.get("PORT", "8080"))
+print(f"listening on {port}")
+http.server.ThreadingHTTPServer(("", port), Hello).serve_forever()
+EOF
+cat >"$tmp/apps/python/Dockerfile" <<EOF
+FROM $REG/c2d/stacks/python:3.11
+COPY . /app
+WORKDIR /app
+CMD ["python3", "app.py"]
+EOF
+run_app python "$tmp/apps/python" "hello from python" 'listening on 8080'
+grep -aq '"GET / HTTP/1.1" 200' "$tmp/python.log" || { cat "$tmp/python.log" >&2; fail "python: access log missing"; }
+
+phase "teardown"
+c2d::_engine_net_names "$tmp/engine"
+teardown
+[[ -z $(c2d::_mounts_under "$tmp") ]] || fail "mounts left under $tmp: $(c2d::_mounts_under "$tmp" | tr '\n' ' ')"
+[[ ! -e $tmp/engine/engine.pid && ! -e $tmp/registry/registry.pid ]] || fail "pid files left"
+ip link show "$ENGINE_NET_BRIDGE" >/dev/null 2>&1 && fail "bridge $ENGINE_NET_BRIDGE left"
+left=$(pgrep -af -- "$tmp" || true)
+[[ -z $left ]] || fail "processes left: $left"
+rm -rf "$tmp" || fail "rm -rf $tmp failed"
+[[ ! -e $tmp ]] || fail "$tmp not removed"
+c2d::log "components: wall time $((SECONDS - t0)) s (stacks cold ${cold} s)"
+echo "components: 1 passed, 0 failed"

@@ -1,0 +1,96 @@
+#include "services/builder/detect.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "libs/common/ids.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct App {
+  App() : dir(fs::temp_directory_path() / ids::New("app")) { fs::create_directories(dir); }
+  ~App() { fs::remove_all(dir); }
+  App& With(const std::string& name, const std::string& content = "") {
+    std::ofstream(dir / name) << content;
+    return *this;
+  }
+  absl::StatusOr<builder::Plan> Plan(builder::PlanRequest r = {}) {
+    r.app_dir = dir.string();
+    builder::Stacks stacks;
+    stacks.images = {{"static", "reg/static:1"},
+                     {"python", "reg/python:3.11"},
+                     {"node", "reg/node:18"},
+                     {"go", "reg/go:1.19"}};
+    return builder::PlanBuild(r, stacks);
+  }
+  fs::path dir;
+};
+
+TEST_CASE("an app's own Dockerfile wins", "[detect]") {
+  App app;
+  app.With("Dockerfile", "FROM x").With("index.html");
+  auto p = app.Plan();
+  REQUIRE(p.ok());
+  CHECK(p->language == "dockerfile");
+  CHECK(p->dockerfile == "Dockerfile");
+  CHECK(p->generated.empty());
+}
+
+TEST_CASE("a static site gets the static stack", "[detect]") {
+  App app;
+  app.With("index.html", "<h1>hi</h1>");
+  auto p = app.Plan({.build_command = "sh build.sh"});
+  REQUIRE(p.ok());
+  CHECK(p->language == "static");
+  CHECK(p->generated == "FROM reg/static:1\nCOPY . /srv\nRUN sh build.sh\n");
+}
+
+TEST_CASE("a Python app starts from its Procfile, run.start_command, or app.py", "[detect]") {
+  App procfile;
+  procfile.With("requirements.txt", "# none\n")
+      .With("Procfile", "web: python3 app.py --port $PORT\n");
+  auto p = procfile.Plan();
+  REQUIRE(p.ok());
+  CHECK(p->language == "python");
+  CHECK(p->generated ==
+        "FROM reg/python:3.11\nWORKDIR /app\nCOPY . /app\n"
+        "CMD [\"/bin/sh\",\"-c\",\"python3 app.py --port $PORT\"]\n");
+
+  App plain;
+  plain.With("requirements.txt", "flask==2.2\n").With("app.py");
+  auto q = plain.Plan();
+  REQUIRE(q.ok());
+  CHECK(q->generated.find("pip install --no-cache-dir -r requirements.txt") != std::string::npos);
+  CHECK(q->generated.find("exec python3 app.py") != std::string::npos);
+
+  auto r = plain.Plan({.start_command = "gunicorn app:app"});
+  CHECK(r->generated.find("\"gunicorn app:app\"") != std::string::npos);
+}
+
+TEST_CASE("apps that cannot be built say what to add", "[detect]") {
+  App empty;
+  empty.With("README.md");
+  auto p = empty.Plan();
+  REQUIRE(absl::IsFailedPrecondition(p.status()));
+  CHECK(std::string(p.status().message()).find("add a Dockerfile") != std::string::npos);
+
+  App no_start;
+  no_start.With("requirements.txt", "x\n");
+  auto q = no_start.Plan();
+  REQUIRE(absl::IsFailedPrecondition(q.status()));
+  CHECK(std::string(q.status().message()).find("Procfile") != std::string::npos);
+
+  App missing;
+  missing.With("index.html");
+  auto r = missing.Plan({.auto_strategy = false, .dockerfile_path = "deploy/Dockerfile"});
+  REQUIRE(absl::IsFailedPrecondition(r.status()));
+  CHECK(std::string(r.status().message()) ==
+        "no Dockerfile at deploy/Dockerfile in the repository");
+}
+
+}  // namespace
+}  // namespace c2d
