@@ -122,6 +122,39 @@ TEST_CASE("a Dockerfile FROM a private image the engine lacks pulls it with cred
   CHECK(b.state() == v1::BUILD_STATE_SUCCEEDED);
 }
 
+TEST_CASE("a Python app with a Procfile is detected, built on the Python stack and serves",
+          "[builder]") {
+  BuilderFixture f;
+  GitRepo repo(
+      {{"app.py",
+        "import http.server, os\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = b'hello from python\\n'\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n"
+        "http.server.ThreadingHTTPServer(('', int(os.environ['PORT'])), H).serve_forever()\n"},
+       {"requirements.txt", "# no dependencies\n"},
+       {"Procfile", "web: exec python3 app.py\n"}});
+  v1::Build b = f.WaitFinal(f.Start(f.Request(repo.path())).build().id());
+  REQUIRE(b.state() == v1::BUILD_STATE_SUCCEEDED);
+  CHECK(absl::StrContains(f.StoredLog(b.id()), "found requirements.txt: a Python app"));
+  const std::string ref = absl::StrCat(b.image_repository(), "@", b.image_digest());
+  REQUIRE(f.engine().Pull(ref, f.auth(), 120s).ok());
+  auto id = f.engine().CreateContainer({.image = ref,
+                                        .env = {"PORT=8080"},
+                                        .ports = {{.container_port = 8080}},
+                                        .memory_bytes = 128 << 20});
+  INFO(id.status().ToString());
+  REQUIRE(id.ok());
+  REQUIRE(f.engine().StartContainer(*id).ok());
+  const int port = f.engine().InspectContainer(*id)->host_ports[8080];
+  CHECK(testing::WaitFor(30s, [&] { return testing::HttpGet(port) == "hello from python\n"; }));
+  CHECK(f.engine().RemoveContainer(*id, /*force=*/true).ok());
+}
+
 TEST_CASE("two StartBuilds of one commit yield one build", "[builder]") {
   BuilderFixture f;
   GitRepo repo({{"index.html", "same"}});
