@@ -240,6 +240,20 @@ absl::StatusOr<std::vector<std::string>> Registry::ListTags(const std::string& r
   return tags;
 }
 
+absl::Status Registry::PutManifest(const std::string& repo, const std::string& tag,
+                                   const Manifest& manifest) {
+  http::Request req{.method = "PUT",
+                    .url = absl::StrCat(options_.url, "/v2/", repo, "/manifests/", tag),
+                    .headers = {{"Content-Type", manifest.media_type}},
+                    .body = manifest.body};
+  auto r = Call(req, DeleteScope(repo));
+  if (!r.ok()) return r.status();
+  if (r->status != 201 && r->status != 200) {
+    return StatusFor(absl::StrCat("tag ", repo, ":", tag), *r);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Registry::DeleteManifest(const std::string& repo, const std::string& digest) {
   http::Request req{.method = "DELETE",
                     .url = absl::StrCat(options_.url, "/v2/", repo, "/manifests/", digest)};

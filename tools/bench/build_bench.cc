@@ -1,0 +1,179 @@
+// c2d-bench-build: how long c2d takes to build the sample app end to end,
+// next to the engine's own build (and push) of the same app, and c2d's
+// overhead: the difference. Run through tools/bench/build, which starts the
+// platform and a c2d-builder process.
+//
+// Each round commits a change to the sample (so no round is a cache hit of
+// the last), then (1) asks the builder over gRPC and waits until the build is
+// final, (2) builds and pushes the same checkout directly through the engine
+// API, with a nonce file so that neither reuses the other's layers.
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/common/command.h"
+#include "libs/common/ids.h"
+#include "libs/engine/engine.h"
+#include "libs/engine/tar.h"
+#include "proto/c2d/v1/builder.grpc.pb.h"
+#include "services/builder/detect.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace c2d;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    std::fprintf(stderr, "c2d-bench-build: %s is not set (run tools/bench/build)\n", name);
+    std::exit(2);
+  }
+  return v;
+}
+
+void Run(const std::vector<std::string>& argv, const std::string& cwd) {
+  auto r = RunCommand({.argv = argv,
+                       .env = {{"GIT_AUTHOR_NAME", "bench"}, {"GIT_AUTHOR_EMAIL", "bench@c2d"},
+                               {"GIT_COMMITTER_NAME", "bench"}, {"GIT_COMMITTER_EMAIL", "bench@c2d"}},
+                       .cwd = cwd});
+  if (!r.ok() || r->exit_code != 0) {
+    std::fprintf(stderr, "%s failed: %s\n", argv[0].c_str(), r.ok() ? r->output.c_str() : "");
+    std::exit(1);
+  }
+}
+
+struct Stats {
+  double median, mean, min, max;
+};
+
+Stats Summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  return {v[v.size() / 2], mean, v.front(), v.back()};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
+  const std::string sample = Env("C2D_BENCH_SAMPLE");
+  const std::string registry_url = Env("C2D_TEST_REGISTRY_URL");
+  const std::string registry_host = registry_url.substr(registry_url.find("://") + 3);
+  engine::Engine engine(Env("C2D_TEST_ENGINE_SOCKET"));
+  engine::RegistryAuth auth{Env("C2D_TEST_REGISTRY_USER"), Env("C2D_TEST_REGISTRY_PASSWORD"),
+                            registry_host};
+  auto stub = v1::BuilderService::NewStub(
+      grpc::CreateChannel(Env("C2D_BUILDER_ADDR"), grpc::InsecureChannelCredentials()));
+
+  // The sample app as a git repository of its own.
+  const fs::path repo = fs::path(Env("C2D_TEST_TMP")) / "bench-repo";
+  fs::create_directories(repo);
+  fs::copy(sample, repo, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  Run({"git", "init", "-q", "-b", "main"}, repo);
+  Run({"git", "add", "-A"}, repo);
+  Run({"git", "commit", "-q", "-m", "sample"}, repo);
+
+  v1::StartBuildRequest request;
+  request.set_service_id(Env("C2D_BENCH_SERVICE_ID"));
+  request.mutable_source()->set_repo_url(repo.string());
+  request.mutable_source()->set_branch("main");
+  request.set_skip_deploy(true);
+  v1::ServiceSpec* spec = request.mutable_spec();
+  spec->set_service_id(request.service_id());
+  spec->set_project_id(Env("C2D_BENCH_PROJECT_ID"));
+  spec->set_project_name("bench");
+  spec->set_service_name("hello");
+  spec->mutable_run()->set_port(8080);
+
+  builder::Stacks stacks = builder::Stacks::FromEnv(registry_host);
+  std::vector<double> c2d_total, engine_build, engine_push;
+  for (int round = 0; round <= rounds; ++round) {  // round 0 warms the caches
+    std::ofstream(repo / "VERSION") << "1.0." << round << "-bench\n";
+    Run({"git", "commit", "-q", "-am", absl::StrCat("round ", round)}, repo);
+
+    // (1) c2d, end to end: StartBuild → build final.
+    absl::Time t0 = absl::Now();
+    grpc::ClientContext ctx;
+    v1::StartBuildResponse started;
+    grpc::Status s = stub->StartBuild(&ctx, request, &started);
+    if (!s.ok()) {
+      std::fprintf(stderr, "StartBuild: %s\n", s.error_message().c_str());
+      return 1;
+    }
+    v1::Build build;
+    while (true) {
+      grpc::ClientContext get_ctx;
+      v1::GetBuildRequest get;
+      get.set_id(started.build().id());
+      if (stub->GetBuild(&get_ctx, get, &build).ok() &&
+          (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED)) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const double total = absl::ToDoubleSeconds(absl::Now() - t0);
+    if (build.state() != v1::BUILD_STATE_SUCCEEDED) {
+      std::fprintf(stderr, "build failed: %s\n", build.failure_reason().c_str());
+      return 1;
+    }
+
+    // (2) the engine alone, same checkout and Dockerfile, a layer of its own.
+    auto plan = builder::PlanBuild({.app_dir = repo.string()}, stacks);
+    std::ofstream(repo / plan->dockerfile) << plan->generated;
+    std::ofstream(repo / ".bench-nonce") << ids::New("n");
+    engine::TarWriter tar;
+    (void)tar.AddTree(repo.string(), int64_t{1} << 30);
+    fs::remove(repo / plan->dockerfile);
+    fs::remove(repo / ".bench-nonce");
+    const std::string repository = absl::StrCat(registry_host, "/bench/baseline");
+    const std::string tag = absl::StrCat("r", round);
+    absl::Time t1 = absl::Now();
+    auto image = engine.Build(tar.Finish(), {.tag = absl::StrCat(repository, ":", tag),
+                                            .dockerfile = plan->dockerfile});
+    absl::Time t2 = absl::Now();
+    absl::Status pushed = engine.Push(repository, tag, auth, nullptr, std::chrono::minutes(5));
+    absl::Time t3 = absl::Now();
+    if (!image.ok() || !pushed.ok()) {
+      std::fprintf(stderr, "baseline failed: %s %s\n", image.status().ToString().c_str(),
+                   pushed.ToString().c_str());
+      return 1;
+    }
+    if (round == 0) continue;
+    c2d_total.push_back(total);
+    engine_build.push_back(absl::ToDoubleSeconds(t2 - t1));
+    engine_push.push_back(absl::ToDoubleSeconds(t3 - t2));
+  }
+
+  Stats c = Summarize(c2d_total), b = Summarize(engine_build), p = Summarize(engine_push);
+  std::vector<double> over_build, over_both;
+  for (size_t i = 0; i < c2d_total.size(); ++i) {
+    over_build.push_back(c2d_total[i] - engine_build[i]);
+    over_both.push_back(c2d_total[i] - engine_build[i] - engine_push[i]);
+  }
+  Stats ob = Summarize(over_build), oa = Summarize(over_both);
+  std::printf("build benchmark: the sample app (examples/hello-python), %d rounds after a warm-up\n",
+              rounds);
+  std::printf("%-44s %8s %8s %8s %8s\n", "seconds", "median", "mean", "min", "max");
+  auto row = [](const char* name, const Stats& s) {
+    std::printf("%-44s %8.3f %8.3f %8.3f %8.3f\n", name, s.median, s.mean, s.min, s.max);
+  };
+  row("c2d: StartBuild -> image pushed (end to end)", c);
+  row("engine alone: build", b);
+  row("engine alone: push", p);
+  row("c2d overhead over the engine's build", ob);
+  row("c2d overhead over the engine's build + push", oa);
+  std::printf("target: overhead over the engine's build + push < 0.5 s: %s\n",
+              oa.median < 0.5 ? "met" : "NOT met");
+  return 0;
+}

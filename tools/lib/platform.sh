@@ -1,0 +1,48 @@
+# A throwaway c2d platform for tests and benchmarks: PostgreSQL, the registry
+# and the container engine on free loopback ports in one directory, with the
+# stack images built. Sourced, never run.
+#
+#   c2d::platform_start DIR   starts it all; exports C2D_TEST_* (below)
+#   c2d::platform_stop DIR    stops it all (safe to call twice, or after a failed start)
+#
+# Exports C2D_TEST_PG_URL (the admin database), C2D_TEST_PG_DIR,
+# C2D_TEST_PG_CTL, C2D_TEST_ENGINE_SOCKET, C2D_TEST_REGISTRY_URL,
+# C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD and C2D_TEST_TMP=DIR.
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
+
+c2d::platform_start() {
+  local dir=$1
+  mkdir -p "$dir/pg" "$dir/registry" "$dir/engine"
+  chmod 755 "$dir"
+  local port
+  port=$(c2d::free_port)
+  c2d::log "starting PostgreSQL on 127.0.0.1:$port"
+  c2d::pg_start "$dir/pg" "$port"
+  export C2D_TEST_PG_URL="postgresql://postgres@127.0.0.1:$port/postgres"
+  export C2D_TEST_PG_DIR="$dir/pg"
+  export C2D_TEST_PG_CTL="$C2D_ROOT/tools/lib/pgctl"
+  export C2D_TEST_TMP="$dir"
+
+  local registry_port password
+  registry_port=$(c2d::free_port)
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  c2d::log "starting the registry on 127.0.0.1:$registry_port and the container engine"
+  c2d::registry_start "$dir/registry" "$registry_port" c2d "$password"
+  c2d::engine_start "$dir/engine" "127.0.0.1:$registry_port"
+  "$C2D_ROOT/tools/stacks/build" "$dir/engine/engine.sock" "127.0.0.1:$registry_port" c2d \
+    "$password" >"$dir/stacks.log" 2>&1 || { cat "$dir/stacks.log" >&2; return 1; }
+  export C2D_TEST_ENGINE_SOCKET="$dir/engine/engine.sock"
+  export C2D_TEST_REGISTRY_URL="http://127.0.0.1:$registry_port"
+  export C2D_TEST_REGISTRY_USER=c2d
+  export C2D_TEST_REGISTRY_PASSWORD="$password"
+}
+
+c2d::platform_stop() {
+  local dir=$1
+  [[ -d $dir/engine ]] && { c2d::engine_stop "$dir/engine" || true; }
+  [[ -d $dir/registry ]] && { c2d::registry_stop "$dir/registry" || true; }
+  c2d::pg_stop "$dir/pg"
+}
