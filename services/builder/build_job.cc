@@ -58,6 +58,19 @@ BuildMetrics& Metrics() {
 
 std::string Seconds(absl::Duration d) { return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d)); }
 
+// 512 B, 64.0 KiB, 1.5 MiB, 2.0 GiB.
+std::string Bytes(int64_t n) {
+  if (n < 1024) return absl::StrCat(n, " B");
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3) {
+    v /= 1024;
+    ++u;
+  }
+  return absl::StrFormat("%.1f %s", v, units[u]);
+}
+
 // A build outcome that ends the job without a retry.
 struct Outcome {
   enum Kind { kSucceeded, kFailed, kCancelled } kind;
@@ -302,11 +315,11 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     if (size_bytes > config_.max_image_bytes) {
       (void)registry_.DeleteManifest(repo_path, digest);
       outcome = Outcome{Outcome::kFailed,
-                        absl::StrCat("image is ", size_bytes >> 20, " MiB, more than the limit of ",
-                                     config_.max_image_bytes >> 20, " MiB (C2D_MAX_IMAGE_BYTES)")};
+                        absl::StrCat("image is ", Bytes(size_bytes), ", more than the limit of ",
+                                     Bytes(config_.max_image_bytes), " (C2D_MAX_IMAGE_BYTES)")};
       break;
     }
-    blog.System(absl::StrCat("    ", repository, "@", digest, " (", size_bytes >> 10, " KiB)"));
+    blog.System(absl::StrCat("    ", repository, "@", digest, " (", Bytes(size_bytes), ")"));
     step_done("push", t);
     outcome = Outcome{Outcome::kSucceeded, ""};
   } while (false);

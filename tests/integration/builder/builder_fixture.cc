@@ -75,6 +75,7 @@ BuilderFixture::BuilderFixture(BuilderOptions options) {
   config_.build_timeout = options.build_timeout;
   config_.build_memory_bytes = int64_t{512} << 20;
   config_.keep_builds = options.keep_builds;
+  config_.max_image_bytes = options.max_image_bytes;
   config_.master_keys = *crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
   config_.stacks = builder::Stacks::FromEnv(config_.RegistryHost());
 

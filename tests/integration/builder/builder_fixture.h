@@ -42,6 +42,7 @@ class GitRepo {
 struct BuilderOptions {
   std::chrono::milliseconds build_timeout{120'000};
   int keep_builds = 10;
+  int64_t max_image_bytes = int64_t{2} << 30;
 };
 
 class BuilderFixture {

@@ -155,6 +155,70 @@ TEST_CASE("a Python app with a Procfile is detected, built on the Python stack a
   CHECK(f.engine().RemoveContainer(*id, /*force=*/true).ok());
 }
 
+TEST_CASE("an image above C2D_MAX_IMAGE_BYTES fails its build and is not kept", "[builder]") {
+  BuilderFixture f({.max_image_bytes = 64 * 1024});
+  GitRepo repo({{"index.html", "small app, but the stack alone is over 64 KiB"}});
+  v1::Build b = f.WaitFinal(f.Start(f.Request(repo.path())).build().id());
+  CHECK(b.state() == v1::BUILD_STATE_FAILED);
+  CHECK(
+      absl::StrContains(b.failure_reason(), "more than the limit of 64.0 KiB (C2D_MAX_IMAGE_BYTES)"));
+  CHECK(absl::IsNotFound(f.registry().ResolveDigest(f.repo_path(), b.id()).status()));
+}
+
+TEST_CASE("ListBuilds pages newest first and StreamBuildLogs resumes after a given line",
+          "[builder]") {
+  BuilderFixture f;
+  GitRepo repo({{"README.md", "nothing to build here"}});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    repo.Commit({{"README.md", absl::StrCat("version ", i)}}, absl::StrCat("change ", i));
+    ids.push_back(f.WaitFinal(f.Start(f.Request(repo.path())).build().id()).id());
+  }
+  v1::ListBuildsRequest list;
+  list.set_service_id(f.service_id());
+  list.mutable_page()->set_page_size(2);
+  v1::ListBuildsResponse page1, page2;
+  {
+    grpc::ClientContext ctx;
+    REQUIRE(f.stub().ListBuilds(&ctx, list, &page1).ok());
+  }
+  REQUIRE(page1.builds_size() == 2);
+  CHECK(page1.builds(0).id() == ids[2]);
+  CHECK(page1.builds(1).id() == ids[1]);
+  REQUIRE_FALSE(page1.next_page_token().empty());
+  list.mutable_page()->set_page_token(page1.next_page_token());
+  {
+    grpc::ClientContext ctx;
+    REQUIRE(f.stub().ListBuilds(&ctx, list, &page2).ok());
+  }
+  REQUIRE(page2.builds_size() == 1);
+  CHECK(page2.builds(0).id() == ids[0]);
+  CHECK(page2.next_page_token().empty());
+  list.mutable_page()->set_page_size(-1);
+  {
+    grpc::ClientContext ctx;
+    CHECK(f.stub().ListBuilds(&ctx, list, &page2).error_code() ==
+          grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // A final build's log from line 3 on: no line before, none twice, then the end.
+  const int64_t lines =
+      f.db().Count(absl::StrCat("SELECT count(*) FROM build_logs WHERE build_id = '", ids[0], "'"));
+  REQUIRE(lines >= 3);
+  grpc::ClientContext ctx;
+  v1::StreamBuildLogsRequest req;
+  req.set_build_id(ids[0]);
+  req.set_after_seq(2);
+  req.set_follow(true);
+  auto stream = f.stub().StreamBuildLogs(&ctx, req);
+  std::vector<int64_t> seqs;
+  v1::LogLine line;
+  while (stream->Read(&line)) seqs.push_back(line.seq());
+  CHECK(stream->Finish().ok());
+  REQUIRE(seqs.size() == static_cast<size_t>(lines - 2));
+  for (size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<int64_t>(i) + 3);
+}
+
 TEST_CASE("two StartBuilds of one commit yield one build", "[builder]") {
   BuilderFixture f;
   GitRepo repo({{"index.html", "same"}});
