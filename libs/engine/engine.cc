@@ -147,12 +147,23 @@ std::string Engine::Url(absl::string_view path) const {
   return absl::StrCat("http://engine/v1.41", path);
 }
 
-absl::Status Engine::Ping() const {
-  http::Request req{.url = Url("/_ping"), .unix_socket = socket_, .timeout = call_timeout_};
+absl::StatusOr<std::string> Engine::Call(const std::string& method, const std::string& path,
+                                         const std::string& what, const std::string& body,
+                                         std::chrono::milliseconds timeout, long also_ok) const {
+  http::Request req{.method = method,
+                    .url = Url(path),
+                    .body = body,
+                    .unix_socket = socket_,
+                    .timeout = timeout.count() > 0 ? timeout : call_timeout_};
+  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
   auto r = http::Send(req);
   if (!r.ok()) return r.status();
-  if (r->status != 200) return HttpError("ping the container engine", *r);
-  return absl::OkStatus();
+  if (r->status / 100 != 2 && r->status != also_ok) return HttpError(what, *r);
+  return std::move(r->body);
+}
+
+absl::Status Engine::Ping() const {
+  return Call("GET", "/_ping", "ping the container engine").status();
 }
 
 absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
@@ -205,15 +216,11 @@ absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
 
 absl::Status Engine::Tag(const std::string& image, const std::string& repo,
                          const std::string& tag) const {
-  http::Request req{.method = "POST",
-                    .url = Url(absl::StrCat("/images/", http::UrlEncode(image), "/tag?repo=",
-                                            http::UrlEncode(repo), "&tag=", http::UrlEncode(tag))),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2) return HttpError(absl::StrCat("tag ", image), *r);
-  return absl::OkStatus();
+  return Call("POST",
+              absl::StrCat("/images/", http::UrlEncode(image), "/tag?repo=", http::UrlEncode(repo),
+                           "&tag=", http::UrlEncode(tag)),
+              absl::StrCat("tag ", image))
+      .status();
 }
 
 absl::Status Engine::Push(const std::string& repo, const std::string& tag, const RegistryAuth& auth,
@@ -260,13 +267,10 @@ absl::Status Engine::Pull(const std::string& reference, const RegistryAuth& auth
 }
 
 absl::StatusOr<ImageInfo> Engine::InspectImage(const std::string& reference) const {
-  http::Request req{.url = Url(absl::StrCat("/images/", http::UrlEncode(reference), "/json")),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status != 200) return HttpError(absl::StrCat("inspect image ", reference), *r);
-  json j = json::parse(r->body, nullptr, false);
+  auto body = Call("GET", absl::StrCat("/images/", http::UrlEncode(reference), "/json"),
+                   absl::StrCat("inspect image ", reference));
+  if (!body.ok()) return body.status();
+  json j = json::parse(*body, nullptr, false);
   if (!j.is_object()) return absl::InternalError("inspect image: malformed answer");
   ImageInfo info;
   info.id = j.value("Id", "");
@@ -279,15 +283,10 @@ absl::StatusOr<ImageInfo> Engine::InspectImage(const std::string& reference) con
 }
 
 absl::Status Engine::RemoveImage(const std::string& reference, bool force) const {
-  http::Request req{
-      .method = "DELETE",
-      .url = Url(absl::StrCat("/images/", http::UrlEncode(reference), force ? "?force=1" : "")),
-      .unix_socket = socket_,
-      .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2) return HttpError(absl::StrCat("remove image ", reference), *r);
-  return absl::OkStatus();
+  return Call("DELETE",
+              absl::StrCat("/images/", http::UrlEncode(reference), force ? "?force=1" : ""),
+              absl::StrCat("remove image ", reference))
+      .status();
 }
 
 absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) const {
@@ -312,66 +311,36 @@ absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) c
   body["HostConfig"] = host;
   std::string path = "/containers/create";
   if (!spec.name.empty()) absl::StrAppend(&path, "?name=", http::UrlEncode(spec.name));
-  http::Request req{.method = "POST",
-                    .url = Url(path),
-                    .headers = {{"Content-Type", "application/json"}},
-                    .body = body.dump(),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2)
-    return HttpError(absl::StrCat("create container from ", spec.image), *r);
-  json j = json::parse(r->body, nullptr, false);
+  auto answer = Call("POST", path, absl::StrCat("create container from ", spec.image), body.dump());
+  if (!answer.ok()) return answer.status();
+  json j = json::parse(*answer, nullptr, false);
   if (!j.is_object() || !j.contains("Id")) return absl::InternalError("create container: no Id");
   return j["Id"].get<std::string>();
 }
 
 absl::Status Engine::StartContainer(const std::string& id) const {
-  http::Request req{.method = "POST",
-                    .url = Url(absl::StrCat("/containers/", id, "/start")),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2 && r->status != 304) {
-    return HttpError(absl::StrCat("start container ", id), *r);
-  }
-  return absl::OkStatus();
+  return Call("POST", absl::StrCat("/containers/", id, "/start"),
+              absl::StrCat("start container ", id), "", {}, /*also_ok=*/304)
+      .status();
 }
 
 absl::Status Engine::StopContainer(const std::string& id, std::chrono::seconds grace) const {
-  http::Request req{.method = "POST",
-                    .url = Url(absl::StrCat("/containers/", id, "/stop?t=", grace.count())),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_ + grace};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2 && r->status != 304) {
-    return HttpError(absl::StrCat("stop container ", id), *r);
-  }
-  return absl::OkStatus();
+  return Call("POST", absl::StrCat("/containers/", id, "/stop?t=", grace.count()),
+              absl::StrCat("stop container ", id), "", call_timeout_ + grace, /*also_ok=*/304)
+      .status();
 }
 
 absl::Status Engine::RemoveContainer(const std::string& id, bool force) const {
-  http::Request req{.method = "DELETE",
-                    .url = Url(absl::StrCat("/containers/", id, "?v=1", force ? "&force=1" : "")),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status / 100 != 2) return HttpError(absl::StrCat("remove container ", id), *r);
-  return absl::OkStatus();
+  return Call("DELETE", absl::StrCat("/containers/", id, "?v=1", force ? "&force=1" : ""),
+              absl::StrCat("remove container ", id))
+      .status();
 }
 
 absl::StatusOr<ContainerInfo> Engine::InspectContainer(const std::string& id) const {
-  http::Request req{.url = Url(absl::StrCat("/containers/", id, "/json")),
-                    .unix_socket = socket_,
-                    .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status != 200) return HttpError(absl::StrCat("inspect container ", id), *r);
-  json j = json::parse(r->body, nullptr, false);
+  auto body = Call("GET", absl::StrCat("/containers/", id, "/json"),
+                   absl::StrCat("inspect container ", id));
+  if (!body.ok()) return body.status();
+  json j = json::parse(*body, nullptr, false);
   if (!j.is_object()) return absl::InternalError("inspect container: malformed answer");
   return ParseContainer(j);
 }
@@ -380,14 +349,11 @@ absl::StatusOr<std::vector<ContainerInfo>> Engine::ListContainers(
     const std::map<std::string, std::string>& labels) const {
   json filters = {{"label", json::array()}};
   for (const auto& [k, v] : labels) filters["label"].push_back(absl::StrCat(k, "=", v));
-  http::Request req{
-      .url = Url(absl::StrCat("/containers/json?all=1&filters=", http::UrlEncode(filters.dump()))),
-      .unix_socket = socket_,
-      .timeout = call_timeout_};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status != 200) return HttpError("list containers", *r);
-  json j = json::parse(r->body, nullptr, false);
+  auto body =
+      Call("GET", absl::StrCat("/containers/json?all=1&filters=", http::UrlEncode(filters.dump())),
+           "list containers");
+  if (!body.ok()) return body.status();
+  json j = json::parse(*body, nullptr, false);
   if (!j.is_array()) return absl::InternalError("list containers: malformed answer");
   std::vector<ContainerInfo> out;
   // The list gives a summary; inspect each for the full state.
@@ -400,14 +366,10 @@ absl::StatusOr<std::vector<ContainerInfo>> Engine::ListContainers(
 
 absl::StatusOr<int> Engine::WaitContainer(const std::string& id,
                                           std::chrono::milliseconds timeout) const {
-  http::Request req{.method = "POST",
-                    .url = Url(absl::StrCat("/containers/", id, "/wait?condition=not-running")),
-                    .unix_socket = socket_,
-                    .timeout = timeout};
-  auto r = http::Send(req);
-  if (!r.ok()) return r.status();
-  if (r->status != 200) return HttpError(absl::StrCat("wait for container ", id), *r);
-  json j = json::parse(r->body, nullptr, false);
+  auto body = Call("POST", absl::StrCat("/containers/", id, "/wait?condition=not-running"),
+                   absl::StrCat("wait for container ", id), "", timeout);
+  if (!body.ok()) return body.status();
+  json j = json::parse(*body, nullptr, false);
   if (!j.is_object()) return absl::InternalError("wait: malformed answer");
   return j.value("StatusCode", -1);
 }

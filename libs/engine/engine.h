@@ -133,6 +133,11 @@ class Engine {
 
  private:
   std::string Url(absl::string_view path) const;
+  // One request with a whole JSON (or empty) body; an answer outside 2xx
+  // (and `also_ok`) becomes an error that starts with `what`.
+  absl::StatusOr<std::string> Call(const std::string& method, const std::string& path,
+                                   const std::string& what, const std::string& body = "",
+                                   std::chrono::milliseconds timeout = {}, long also_ok = 0) const;
 
   const std::string socket_;
   const std::chrono::milliseconds call_timeout_;

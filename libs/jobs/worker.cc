@@ -42,16 +42,6 @@ bool Transient(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsAborted(s);
 }
 
-class Receiver : public pqxx::notification_receiver {
- public:
-  Receiver(pqxx::connection_base& conn, const std::string& channel, std::function<void()> on)
-      : pqxx::notification_receiver(conn, channel), on_(std::move(on)) {}
-  void operator()(const std::string&, int) override { on_(); }
-
- private:
-  std::function<void()> on_;
-};
-
 }  // namespace
 
 absl::StatusOr<WorkerOptions> WorkerOptions::FromEnv(std::string queue) {
@@ -98,7 +88,10 @@ absl::Status Worker::Start() {
   for (int i = 0; i < options_.concurrency; ++i) executors_.emplace_back([this] { ExecuteLoop(); });
   if (!kinds_.empty()) {
     dispatcher_ = std::thread([this] { DispatchLoop(); });
-    listener_ = std::thread([this] { ListenLoop(); });
+    // A NOTIFY, or a reconnect after which one may have been missed, wakes
+    // the dispatcher; between them it polls.
+    listener_ = std::make_unique<pg::Listener>(listen_, Channel(options_.queue),
+                                               [this](const std::string&) { Wake(); });
   }
   heartbeater_ = std::thread([this] { HeartbeatLoop(); });
   rescuer_ = std::thread([this] { RescueLoop(); });
@@ -178,32 +171,6 @@ void Worker::DispatchLoop() {
     auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wake_; };
     mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
     wake_ = false;
-  }
-}
-
-void Worker::ListenLoop() {
-  absl::Duration pause = absl::Milliseconds(100);
-  auto stopping = [this] {
-    absl::MutexLock lock(&mu_);
-    return stopping_;
-  };
-  while (!stopping()) {
-    auto conn = pg::Connect(listen_);
-    if (conn.ok()) {
-      try {
-        Receiver receiver((*conn)->raw(), Channel(options_.queue), [this] { Wake(); });
-        Wake();  // whatever was enqueued while nobody listened
-        pause = absl::Milliseconds(100);
-        while (!stopping()) (*conn)->raw().await_notification(0, 500'000);
-        return;
-      } catch (const std::exception& e) {
-        log::Warn("job listener lost its database connection; polling meanwhile",
-                  {{"queue", options_.queue}, {"error", e.what()}});
-      }
-    }
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), pause);
-    pause = std::min(pause * 2, absl::Seconds(5));
   }
 }
 
@@ -394,7 +361,7 @@ void Worker::Shutdown() {
     stopping_ = true;
   }
   if (dispatcher_.joinable()) dispatcher_.join();
-  if (listener_.joinable()) listener_.join();
+  listener_.reset();
 
   // Claimed but not started: give them back now.
   std::deque<std::shared_ptr<JobContext>> unstarted;

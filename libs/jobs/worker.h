@@ -6,9 +6,9 @@
 //  - dispatcher: claims batches of due jobs, as many as there are free slots,
 //    and hands them to the executors; sleeps until a NOTIFY, a freed slot, the
 //    next known run_at, or the poll interval, whichever comes first.
-//  - listener: its own connection, LISTEN c2d_jobs_<queue>; reconnects with
-//    backoff and then wakes the dispatcher (a missed NOTIFY costs at most a
-//    poll interval).
+//  - listener (a pg::Listener): its own connection, LISTEN c2d_jobs_<queue>;
+//    wakes the dispatcher on each NOTIFY and after each reconnect (a missed
+//    NOTIFY costs at most a poll interval).
 //  - heartbeater: extends the leases of all claims in flight in one statement;
 //    a claim the database no longer shows as ours (cancelled, or rescued after
 //    a lost lease) has its JobContext cancelled.
@@ -39,6 +39,7 @@
 #include "absl/synchronization/notification.h"
 #include "libs/jobs/job.h"
 #include "libs/jobs/queue.h"
+#include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
 
 namespace c2d::jobs {
@@ -88,7 +89,6 @@ class Worker {
   };
 
   void DispatchLoop();
-  void ListenLoop();
   void HeartbeatLoop();
   void RescueLoop();
   void ExecuteLoop();
@@ -117,7 +117,8 @@ class Worker {
   int executors_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool background_exit_ ABSL_GUARDED_BY(mu_) = false;  // heartbeater and rescuer
 
-  std::thread dispatcher_, listener_, heartbeater_, rescuer_;
+  std::thread dispatcher_, heartbeater_, rescuer_;
+  std::unique_ptr<pg::Listener> listener_;
   std::vector<std::thread> executors_;
   bool shut_down_ = false;  // Shutdown() completed; only touched by the owner thread
 };

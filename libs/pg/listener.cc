@@ -21,8 +21,9 @@ constexpr size_t kMaxKeys = 10'000;
 
 }  // namespace
 
-Listener::Listener(ConnectOptions connect, std::string channel)
-    : connect_(std::move(connect)), channel_(std::move(channel)) {
+Listener::Listener(ConnectOptions connect, std::string channel,
+                   std::function<void(const std::string&)> on_change)
+    : connect_(std::move(connect)), channel_(std::move(channel)), on_change_(std::move(on_change)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -63,17 +64,21 @@ void Listener::Loop() {
     if (conn.ok()) {
       try {
         Receiver receiver((*conn)->raw(), channel_, [this](const std::string& payload) {
-          absl::MutexLock lock(&mu_);
-          if (versions_.size() > kMaxKeys) {
-            versions_.clear();
-            ++epoch_;  // so that no waiter mistakes a dropped count for "unchanged"
+          {
+            absl::MutexLock lock(&mu_);
+            if (versions_.size() > kMaxKeys) {
+              versions_.clear();
+              ++epoch_;  // so that no waiter mistakes a dropped count for "unchanged"
+            }
+            ++versions_[payload];
           }
-          ++versions_[payload];
+          if (on_change_) on_change_(payload);
         });
         {
           absl::MutexLock lock(&mu_);
           ++epoch_;  // whatever happened while we were not listening
         }
+        if (on_change_) on_change_("");
         pause = absl::Milliseconds(100);
         while (!stopping()) (*conn)->raw().await_notification(0, 200'000);
         return;

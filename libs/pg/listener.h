@@ -13,6 +13,7 @@
 // Thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -26,7 +27,10 @@ namespace c2d::pg {
 
 class Listener {
  public:
-  Listener(ConnectOptions connect, std::string channel);
+  // `on_change`, when given, is called (on the listener's thread) for every
+  // notification with its payload, and with "" after each (re)connect.
+  Listener(ConnectOptions connect, std::string channel,
+           std::function<void(const std::string& payload)> on_change = nullptr);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -43,6 +47,7 @@ class Listener {
 
   const ConnectOptions connect_;
   const std::string channel_;
+  const std::function<void(const std::string&)> on_change_;
   absl::Mutex mu_;
   std::map<std::string, uint64_t> versions_ ABSL_GUARDED_BY(mu_);
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every (re)connect
