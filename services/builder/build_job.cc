@@ -259,19 +259,32 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     }
     const std::string tag_build = absl::StrCat(repository, ":", build_id);
     const std::string cgroup = absl::StrCat("/c2d-build-", build_id);
-    auto image = engine_.Build(
-        tar.Finish(),
-        {.tag = tag_build,
-         .dockerfile = plan->dockerfile,
-         .memory_bytes = config_.build_memory_bytes,
-         .labels = {{"c2d.build", build_id},
-                    {"c2d.service", build.service_id()},
-                    {"org.opencontainers.image.revision", build.commit_sha()}},
-         .registries = {{config_.registry_user, config_.registry_password, config_.RegistryHost()}},
-         .cgroup_parent = cgroup,
-         .timeout = remaining(),
-         .cancel = cancel,
-         .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
+    // Generated Dockerfiles start FROM a stack image c2d knows: make sure the
+    // engine has it, so that the build itself needs no registry round trips
+    // (credentials make the engine check the registry on every build). An
+    // app's own Dockerfile may name any private image: it gets credentials.
+    const engine::RegistryAuth auth{config_.registry_user, config_.registry_password,
+                                    config_.RegistryHost()};
+    std::vector<engine::RegistryAuth> registries;
+    if (plan->generated.empty()) {
+      registries.push_back(auth);
+    } else if (const std::string& stack = config_.stacks.images.at(plan->language);
+               absl::IsNotFound(engine_.InspectImage(stack).status())) {
+      blog.System(absl::StrCat("    pulling ", stack));
+      if (s = engine_.Pull(stack, auth, remaining()); !s.ok()) {
+        outcome = judge(s, absl::StrCat("cannot pull the stack image ", stack));
+        break;
+      }
+    }
+    auto image = engine_.Build(tar.Finish(),
+                               {.tag = tag_build,
+                                .dockerfile = plan->dockerfile,
+                                .memory_bytes = config_.build_memory_bytes,
+                                .registries = std::move(registries),
+                                .cgroup_parent = cgroup,
+                                .timeout = remaining(),
+                                .cancel = cancel,
+                                .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
     // Whatever the outcome, no step of this build may go on running.
     int killed = 0;
     if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {
@@ -291,15 +304,9 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     // ---- push: tagged with the build id and the commit sha
     t = absl::Now();
     blog.System(absl::StrCat("==> push ", repository));
-    engine::RegistryAuth auth{config_.registry_user, config_.registry_password,
-                              config_.RegistryHost()};
-    s = engine_.Tag(*image, repository, build.commit_sha());
-    for (const std::string& tag : {build_id, build.commit_sha()}) {
-      if (!s.ok()) break;
-      s = engine_.Push(
-          repository, tag, auth, [&](absl::string_view l) { blog.Line("stdout", l); }, remaining(),
-          cancel);
-    }
+    s = engine_.Push(
+        repository, build_id, auth, [&](absl::string_view l) { blog.Line("stdout", l); },
+        remaining(), cancel);
     if (!s.ok()) {
       outcome = judge(s, "push failed");
       break;
@@ -307,6 +314,12 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     auto manifest = registry_.GetManifest(repo_path, build_id);
     if (!manifest.ok()) {
       outcome = judge(manifest.status(), "cannot read the pushed image");
+      break;
+    }
+    // The commit tag names the same manifest: set in the registry, no second push.
+    s = registry_.PutManifest(repo_path, build.commit_sha(), *manifest);
+    if (!s.ok()) {
+      outcome = judge(s, "cannot tag the image with its commit");
       break;
     }
     digest = manifest->digest;

@@ -4,9 +4,10 @@
 // platform and a c2d-builder process.
 //
 // Each round commits a change to the sample (so no round is a cache hit of
-// the last), then (1) asks the builder over gRPC and waits until the build is
-// final, (2) builds and pushes the same checkout directly through the engine
-// API, with a nonce file so that neither reuses the other's layers.
+// the last), then, in alternating order, (1) asks the builder over gRPC and
+// waits until the build is final, (2) builds and pushes the same checkout
+// directly through the engine API, with a nonce file so that neither reuses
+// the other's layers.
 
 #include <grpcpp/grpcpp.h>
 
@@ -44,8 +45,10 @@ std::string Env(const char* name) {
 
 void Run(const std::vector<std::string>& argv, const std::string& cwd) {
   auto r = RunCommand({.argv = argv,
-                       .env = {{"GIT_AUTHOR_NAME", "bench"}, {"GIT_AUTHOR_EMAIL", "bench@c2d"},
-                               {"GIT_COMMITTER_NAME", "bench"}, {"GIT_COMMITTER_EMAIL", "bench@c2d"}},
+                       .env = {{"GIT_AUTHOR_NAME", "bench"},
+                               {"GIT_AUTHOR_EMAIL", "bench@c2d"},
+                               {"GIT_COMMITTER_NAME", "bench"},
+                               {"GIT_COMMITTER_EMAIL", "bench@c2d"}},
                        .cwd = cwd});
   if (!r.ok() || r->exit_code != 0) {
     std::fprintf(stderr, "%s failed: %s\n", argv[0].c_str(), r.ok() ? r->output.c_str() : "");
@@ -103,52 +106,66 @@ int main(int argc, char** argv) {
     Run({"git", "commit", "-q", "-am", absl::StrCat("round ", round)}, repo);
 
     // (1) c2d, end to end: StartBuild → build final.
-    absl::Time t0 = absl::Now();
-    grpc::ClientContext ctx;
-    v1::StartBuildResponse started;
-    grpc::Status s = stub->StartBuild(&ctx, request, &started);
-    if (!s.ok()) {
-      std::fprintf(stderr, "StartBuild: %s\n", s.error_message().c_str());
-      return 1;
-    }
-    v1::Build build;
-    while (true) {
-      grpc::ClientContext get_ctx;
-      v1::GetBuildRequest get;
-      get.set_id(started.build().id());
-      if (stub->GetBuild(&get_ctx, get, &build).ok() &&
-          (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED)) {
-        break;
+    double total = 0;
+    auto measure_c2d = [&]() -> bool {
+      absl::Time t0 = absl::Now();
+      grpc::ClientContext ctx;
+      v1::StartBuildResponse started;
+      grpc::Status s = stub->StartBuild(&ctx, request, &started);
+      if (!s.ok()) {
+        std::fprintf(stderr, "StartBuild: %s\n", s.error_message().c_str());
+        return false;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    const double total = absl::ToDoubleSeconds(absl::Now() - t0);
-    if (build.state() != v1::BUILD_STATE_SUCCEEDED) {
-      std::fprintf(stderr, "build failed: %s\n", build.failure_reason().c_str());
-      return 1;
-    }
+      v1::Build build;
+      while (true) {
+        grpc::ClientContext get_ctx;
+        v1::GetBuildRequest get;
+        get.set_id(started.build().id());
+        if (stub->GetBuild(&get_ctx, get, &build).ok() &&
+            (build.state() == v1::BUILD_STATE_SUCCEEDED ||
+             build.state() == v1::BUILD_STATE_FAILED)) {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      total = absl::ToDoubleSeconds(absl::Now() - t0);
+      if (build.state() != v1::BUILD_STATE_SUCCEEDED) {
+        std::fprintf(stderr, "build failed: %s\n", build.failure_reason().c_str());
+        return false;
+      }
 
+      return true;
+    };
     // (2) the engine alone, same checkout and Dockerfile, a layer of its own.
-    auto plan = builder::PlanBuild({.app_dir = repo.string()}, stacks);
-    std::ofstream(repo / plan->dockerfile) << plan->generated;
-    std::ofstream(repo / ".bench-nonce") << ids::New("n");
-    engine::TarWriter tar;
-    (void)tar.AddTree(repo.string(), int64_t{1} << 30);
-    fs::remove(repo / plan->dockerfile);
-    fs::remove(repo / ".bench-nonce");
-    const std::string repository = absl::StrCat(registry_host, "/bench/baseline");
-    const std::string tag = absl::StrCat("r", round);
-    absl::Time t1 = absl::Now();
-    auto image = engine.Build(tar.Finish(), {.tag = absl::StrCat(repository, ":", tag),
-                                            .dockerfile = plan->dockerfile});
-    absl::Time t2 = absl::Now();
-    absl::Status pushed = engine.Push(repository, tag, auth, nullptr, std::chrono::minutes(5));
-    absl::Time t3 = absl::Now();
-    if (!image.ok() || !pushed.ok()) {
-      std::fprintf(stderr, "baseline failed: %s %s\n", image.status().ToString().c_str(),
-                   pushed.ToString().c_str());
-      return 1;
-    }
+    absl::Time t1, t2, t3;
+    auto measure_engine = [&]() -> bool {
+      auto plan = builder::PlanBuild({.app_dir = repo.string()}, stacks);
+      std::ofstream(repo / plan->dockerfile) << plan->generated;
+      std::ofstream(repo / ".bench-nonce") << ids::New("n");
+      engine::TarWriter tar;
+      (void)tar.AddTree(repo.string(), int64_t{1} << 30);
+      fs::remove(repo / plan->dockerfile);
+      fs::remove(repo / ".bench-nonce");
+      const std::string repository = absl::StrCat(registry_host, "/bench/baseline");
+      const std::string tag = absl::StrCat("r", round);
+      t1 = absl::Now();
+      auto image = engine.Build(tar.Finish(), {.tag = absl::StrCat(repository, ":", tag),
+                                               .dockerfile = plan->dockerfile});
+      t2 = absl::Now();
+      absl::Status pushed = engine.Push(repository, tag, auth, nullptr, std::chrono::minutes(5));
+      t3 = absl::Now();
+      if (!image.ok() || !pushed.ok()) {
+        std::fprintf(stderr, "baseline failed: %s %s\n", image.status().ToString().c_str(),
+                     pushed.ToString().c_str());
+        return false;
+      }
+      return true;
+    };
+    // Alternate which goes first, so that neither always meets a cold or a
+    // warm engine.
+    const bool ok =
+        round % 2 == 0 ? measure_c2d() && measure_engine() : measure_engine() && measure_c2d();
+    if (!ok) return 1;
     if (round == 0) continue;
     c2d_total.push_back(total);
     engine_build.push_back(absl::ToDoubleSeconds(t2 - t1));
@@ -162,8 +179,9 @@ int main(int argc, char** argv) {
     over_both.push_back(c2d_total[i] - engine_build[i] - engine_push[i]);
   }
   Stats ob = Summarize(over_build), oa = Summarize(over_both);
-  std::printf("build benchmark: the sample app (examples/hello-python), %d rounds after a warm-up\n",
-              rounds);
+  std::printf(
+      "build benchmark: the sample app (examples/hello-python), %d rounds after a warm-up\n",
+      rounds);
   std::printf("%-44s %8s %8s %8s %8s\n", "seconds", "median", "mean", "min", "max");
   auto row = [](const char* name, const Stats& s) {
     std::printf("%-44s %8.3f %8.3f %8.3f %8.3f\n", name, s.median, s.mean, s.min, s.max);
