@@ -24,6 +24,9 @@ for svc in gateway builder deployer dbprov dns certs; do
 done
 grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"
 grep -Eq "^engine +up" <<<"$out" || fail "engine not reported up"
+grep -Eq "^ingress +up" <<<"$out" || fail "ingress not reported up"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: nothing.localhost" "http://$(env_of C2D_INGRESS_HTTP_ADDR)/")
+[[ $code == 404 ]] || fail "ingress answered $code for an unknown host, not 404"
 tags=$(curl -fsS -u "c2d:$(env_of C2D_REGISTRY_PASSWORD)" "$(env_of C2D_REGISTRY_URL)/v2/c2d/stacks/static/tags/list")
 grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
 [[ $(curl -fsS --unix-socket "$(env_of C2D_ENGINE_SOCKET)" http://d/v1.41/_ping) == OK ]] || fail "engine not answering"
@@ -32,12 +35,14 @@ grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
 sql "CREATE TABLE survives (x int); INSERT INTO survives VALUES (42)"
 url1=$(env_of C2D_DATABASE_URL)
 registry1=$(env_of C2D_REGISTRY_URL)
+ingress1=$(env_of C2D_INGRESS_HTTP_ADDR)
 key1=$(env_of C2D_MASTER_KEY)
 pid1=$(cat "$C2D_STATE_DIR/run/builder.pid")
 
 out=$("$up" 2>&1) || { echo "$out"; fail "second c2d-up failed"; }
 [[ $(env_of C2D_DATABASE_URL) == "$url1" ]] || fail "second c2d-up moved PostgreSQL"
 [[ $(env_of C2D_REGISTRY_URL) == "$registry1" ]] || fail "second c2d-up moved the registry"
+[[ $(env_of C2D_INGRESS_HTTP_ADDR) == "$ingress1" ]] || fail "second c2d-up moved the ingress"
 [[ $(env_of C2D_MASTER_KEY) == "$key1" ]] || fail "second c2d-up changed the master key"
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across c2d-up"
 [[ $(cat "$C2D_STATE_DIR/run/builder.pid") != "$pid1" ]] || fail "services were not restarted"
@@ -50,6 +55,7 @@ grep -Eq "^postgresql +down" <<<"$status" || { echo "$status"; fail "PostgreSQL 
 grep -Eq "^certs +down" <<<"$status" || fail "certs still up after --down"
 grep -Eq "^registry +down" <<<"$status" || fail "registry still up after --down"
 grep -Eq "^engine +down" <<<"$status" || fail "engine still up after --down"
+grep -Eq "^ingress +down" <<<"$status" || fail "ingress still up after --down"
 
 out=$("$up" 2>&1) || { echo "$out"; fail "c2d-up after --down failed"; }
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across --down"

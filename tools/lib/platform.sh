@@ -7,15 +7,18 @@
 #
 # Exports C2D_TEST_PG_URL (the admin database), C2D_TEST_PG_DIR,
 # C2D_TEST_PG_CTL, C2D_TEST_ENGINE_SOCKET, C2D_TEST_REGISTRY_URL,
-# C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD and C2D_TEST_TMP=DIR.
+# C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD, C2D_TEST_CADDY_ADMIN
+# (the ingress's admin URL), C2D_TEST_CADDY_HTTP (its HTTP address) and
+# C2D_TEST_TMP=DIR.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/caddy.sh"
 
 c2d::platform_start() {
   local dir=$1
-  mkdir -p "$dir/pg" "$dir/registry" "$dir/engine"
+  mkdir -p "$dir/pg" "$dir/registry" "$dir/engine" "$dir/caddy"
   chmod 755 "$dir"
   local port
   port=$(c2d::free_port)
@@ -38,10 +41,18 @@ c2d::platform_start() {
   export C2D_TEST_REGISTRY_URL="http://127.0.0.1:$registry_port"
   export C2D_TEST_REGISTRY_USER=c2d
   export C2D_TEST_REGISTRY_PASSWORD="$password"
+
+  local admin_port http_port
+  admin_port=$(c2d::free_port)
+  http_port=$(c2d::free_port)
+  c2d::caddy_start "$dir/caddy" "$admin_port" "$http_port"
+  export C2D_TEST_CADDY_ADMIN="http://127.0.0.1:$admin_port"
+  export C2D_TEST_CADDY_HTTP="127.0.0.1:$http_port"
 }
 
 c2d::platform_stop() {
   local dir=$1
+  [[ -d $dir/caddy ]] && { c2d::caddy_stop "$dir/caddy" || true; }
   [[ -d $dir/engine ]] && { c2d::engine_stop "$dir/engine" || true; }
   [[ -d $dir/registry ]] && { c2d::registry_stop "$dir/registry" || true; }
   c2d::pg_stop "$dir/pg"
