@@ -1,0 +1,48 @@
+#pragma once
+
+// The `local` provider: each instance is a container on the container
+// engine (podman's Docker API by default), pulled by digest through c2d's
+// registry credentials, published on a free 127.0.0.1 port (the engine picks
+// it), with PORT set, memory and CPU limits, and its labels. A volume is a
+// directory under `volumes_dir`, bind-mounted at its mount path.
+
+#include <string>
+
+#include "libs/cloud/provider.h"
+#include "libs/engine/engine.h"
+
+namespace c2d::cloud {
+
+struct LocalOptions {
+  std::string engine_socket;
+  engine::RegistryAuth registry;  // for pulls
+  std::string volumes_dir;
+  std::chrono::milliseconds pull_timeout{5 * 60 * 1000};
+};
+
+class LocalProvider final : public Provider {
+ public:
+  explicit LocalProvider(LocalOptions options);
+
+  absl::StatusOr<Instance> Create(const InstanceSpec& spec) override;
+  absl::Status Start(const std::string& ref) override;
+  absl::Status Stop(const std::string& ref, std::chrono::seconds grace) override;
+  absl::Status Remove(const std::string& ref) override;
+  absl::StatusOr<Instance> Inspect(const std::string& ref) override;
+  absl::StatusOr<std::vector<Instance>> List(
+      const std::map<std::string, std::string>& labels) override;
+  absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
+                          const std::function<bool(const LogLine&)>& on_line,
+                          const std::atomic<bool>* cancel) override;
+
+  // The directory that backs `volume` (created on first use).
+  absl::StatusOr<std::string> VolumePath(const std::string& volume) const;
+
+ private:
+  static Instance FromContainer(const engine::ContainerInfo& c);
+
+  const LocalOptions options_;
+  engine::Engine engine_;
+};
+
+}  // namespace c2d::cloud

@@ -1,0 +1,85 @@
+#pragma once
+
+// Compute providers (DESIGN §4): where a service's instances run. The
+// deployer depends on this interface only; `local` runs each instance as a
+// container on a container engine, `openstack` (later) as a Nova server.
+//
+// Every instance carries the labels c2d gives it (c2d.project, c2d.service,
+// c2d.deployment, c2d.instance), so that c2d can always rebuild its view of
+// what runs from the provider alone (List), after any crash.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace c2d::cloud {
+
+struct VolumeMount {
+  std::string volume;      // the volume's name (a directory of the provider's)
+  std::string mount_path;  // absolute path inside the instance
+};
+
+struct InstanceSpec {
+  std::string name;                  // unique per provider
+  std::string image;                 // repository@sha256:…, pulled by the provider if missing
+  std::vector<std::string> command;  // empty: the image's own
+  std::map<std::string, std::string> env;  // PORT is set by the provider for web instances
+  int port = 0;                            // the app's port; 0 for workers
+  int64_t memory_bytes = 0;
+  int cpu_millis = 0;
+  std::vector<VolumeMount> volumes;
+  std::map<std::string, std::string> labels;
+};
+
+enum class InstanceState { kCreated, kRunning, kExited };
+
+struct Instance {
+  std::string ref;  // the provider's id
+  std::string name;
+  InstanceState state = InstanceState::kCreated;
+  int exit_code = 0;
+  bool oom_killed = false;
+  // Where the app answers (host:port), once running; empty for workers.
+  std::string address;
+  std::map<std::string, std::string> labels;
+  std::optional<absl::Time> started_at;
+  std::optional<absl::Time> finished_at;
+};
+
+struct LogLine {
+  bool stderr = false;
+  std::string text;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  // Makes the instance (image pulled, volumes attached) without starting it.
+  virtual absl::StatusOr<Instance> Create(const InstanceSpec& spec) = 0;
+  virtual absl::Status Start(const std::string& ref) = 0;
+  // SIGTERM, then SIGKILL after `grace`. Stopping a stopped instance is OK.
+  virtual absl::Status Stop(const std::string& ref, std::chrono::seconds grace) = 0;
+  // NotFound when it is already gone.
+  virtual absl::Status Remove(const std::string& ref) = 0;
+  virtual absl::StatusOr<Instance> Inspect(const std::string& ref) = 0;
+  // Instances carrying every label in `labels`.
+  virtual absl::StatusOr<std::vector<Instance>> List(
+      const std::map<std::string, std::string>& labels) = 0;
+  // Output from `since` on, until the instance stops, `cancel` is set, or
+  // on_line returns false.
+  virtual absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
+                                  const std::function<bool(const LogLine&)>& on_line,
+                                  const std::atomic<bool>* cancel) = 0;
+};
+
+}  // namespace c2d::cloud
