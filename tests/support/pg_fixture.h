@@ -43,6 +43,13 @@ class TestDatabase {
 // when it is unset (run through tools/test).
 std::string AdminUrl();
 
+// The value of a variable tools/test exports; fails the test with a clear
+// message when it is unset.
+std::string RequireEnv(const char* name);
+
+// A free TCP port on 127.0.0.1 (the kernel's choice).
+int FreePort();
+
 // Polls `done` every 20 ms until it is true or `timeout` passes.
 bool WaitFor(std::chrono::milliseconds timeout, const std::function<bool()>& done);
 

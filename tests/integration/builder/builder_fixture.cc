@@ -16,15 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') {
-    FAIL(name
-         << " is not set: run the suite through tools/test, which starts the engine and registry");
-  }
-  return v;
-}
-
 std::string MustRun(const std::vector<std::string>& argv, const std::string& cwd) {
   auto r = RunCommand({.argv = argv,
                        .env = {{"GIT_AUTHOR_NAME", "Test Author"},
@@ -67,11 +58,11 @@ std::string GitRepo::Commit(std::initializer_list<std::pair<std::string, std::st
 
 BuilderFixture::BuilderFixture(BuilderOptions options) {
   pool_ = db_.NewPool();
-  config_.engine_socket = Env("C2D_TEST_ENGINE_SOCKET");
-  config_.registry_url = Env("C2D_TEST_REGISTRY_URL");
-  config_.registry_user = Env("C2D_TEST_REGISTRY_USER");
-  config_.registry_password = Env("C2D_TEST_REGISTRY_PASSWORD");
-  config_.work_dir = (fs::path(Env("C2D_TEST_TMP")) / "builds").string();
+  config_.engine_socket = RequireEnv("C2D_TEST_ENGINE_SOCKET");
+  config_.registry_url = RequireEnv("C2D_TEST_REGISTRY_URL");
+  config_.registry_user = RequireEnv("C2D_TEST_REGISTRY_USER");
+  config_.registry_password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD");
+  config_.work_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "builds").string();
   config_.build_timeout = options.build_timeout;
   config_.build_memory_bytes = int64_t{512} << 20;
   config_.keep_builds = options.keep_builds;

@@ -160,8 +160,8 @@ TEST_CASE("an image above C2D_MAX_IMAGE_BYTES fails its build and is not kept", 
   GitRepo repo({{"index.html", "small app, but the stack alone is over 64 KiB"}});
   v1::Build b = f.WaitFinal(f.Start(f.Request(repo.path())).build().id());
   CHECK(b.state() == v1::BUILD_STATE_FAILED);
-  CHECK(
-      absl::StrContains(b.failure_reason(), "more than the limit of 64.0 KiB (C2D_MAX_IMAGE_BYTES)"));
+  CHECK(absl::StrContains(b.failure_reason(),
+                          "more than the limit of 64.0 KiB (C2D_MAX_IMAGE_BYTES)"));
   CHECK(absl::IsNotFound(f.registry().ResolveDigest(f.repo_path(), b.id()).status()));
 }
 

@@ -22,24 +22,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') FAIL(name << " is not set: run the suite through tools/test");
-  return v;
-}
-
 TEST_CASE("local instances run pinned images with their port, volumes and labels", "[cloud]") {
-  oci::Registry registry({.url = Env("C2D_TEST_REGISTRY_URL"),
-                          .username = Env("C2D_TEST_REGISTRY_USER"),
-                          .password = Env("C2D_TEST_REGISTRY_PASSWORD")});
+  oci::Registry registry({.url = testing::RequireEnv("C2D_TEST_REGISTRY_URL"),
+                          .username = testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
+                          .password = testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD")});
   auto digest = registry.ResolveDigest("c2d/stacks/static", "1");
   REQUIRE(digest.ok());
   const std::string image = absl::StrCat(registry.host(), "/c2d/stacks/static@", *digest);
-  const std::string volumes = absl::StrCat(Env("C2D_TEST_TMP"), "/", ids::New("vols"));
-  cloud::LocalProvider provider({.engine_socket = Env("C2D_TEST_ENGINE_SOCKET"),
-                                 .registry = {Env("C2D_TEST_REGISTRY_USER"),
-                                              Env("C2D_TEST_REGISTRY_PASSWORD"), registry.host()},
-                                 .volumes_dir = volumes});
+  const std::string volumes =
+      absl::StrCat(testing::RequireEnv("C2D_TEST_TMP"), "/", ids::New("vols"));
+  cloud::LocalProvider provider(
+      {.engine_socket = testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"),
+       .registry = {testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
+                    testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD"), registry.host()},
+       .volumes_dir = volumes});
   auto site = provider.VolumePath("site");
   REQUIRE(site.ok());
   std::ofstream(std::filesystem::path(*site) / "index.html") << "served from a volume\n";
@@ -84,8 +80,8 @@ TEST_CASE("local instances run pinned images with their port, volumes and labels
 }
 
 TEST_CASE("the local provider refuses unpinned images and bad volume names", "[cloud]") {
-  cloud::LocalProvider provider(
-      {.engine_socket = Env("C2D_TEST_ENGINE_SOCKET"), .volumes_dir = Env("C2D_TEST_TMP")});
+  cloud::LocalProvider provider({.engine_socket = testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"),
+                                 .volumes_dir = testing::RequireEnv("C2D_TEST_TMP")});
   auto unpinned = provider.Create({.name = "x", .image = "127.0.0.1:1/app:latest"});
   CHECK(absl::IsInvalidArgument(unpinned.status()));
   CHECK(absl::StrContains(unpinned.status().message(), "not pinned by digest"));

@@ -21,17 +21,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') FAIL(name << " is not set: run the suite through tools/test");
-  return v;
-}
-
 struct Platform {
-  engine::Engine engine{Env("C2D_TEST_ENGINE_SOCKET")};
-  oci::RegistryOptions registry_options{.url = Env("C2D_TEST_REGISTRY_URL"),
-                                        .username = Env("C2D_TEST_REGISTRY_USER"),
-                                        .password = Env("C2D_TEST_REGISTRY_PASSWORD")};
+  engine::Engine engine{testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")};
+  oci::RegistryOptions registry_options{
+      .url = testing::RequireEnv("C2D_TEST_REGISTRY_URL"),
+      .username = testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
+      .password = testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD")};
   oci::Registry registry{registry_options};
   std::string host = registry.host();
   std::string stack = absl::StrCat(host, "/c2d/stacks/static:1");

@@ -23,14 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-int FreePort() {
-  auto r = RunCommand({.argv = {"python3", "-c",
-                                "import socket;s=socket.socket();s.bind(('127.0.0.1',0));"
-                                "print(s.getsockname()[1])"}});
-  REQUIRE(r.ok());
-  return std::stoi(r->output);
-}
-
 int TokenRequests(int port) {
   auto r = http::Send({.url = absl::StrCat("http://127.0.0.1:", port, "/count")});
   REQUIRE(r.ok());
@@ -47,7 +39,7 @@ TEST_CASE("the registry client answers Bearer challenges with cached tokens", "[
                            "1", "-subj", "/CN=c2d-test-token"}});
   REQUIRE(openssl.ok());
   REQUIRE(openssl->exit_code == 0);
-  const int token_port = FreePort(), registry_port = FreePort();
+  const int token_port = testing::FreePort(), registry_port = testing::FreePort();
   std::ofstream(dir / "config.yml") << absl::StrCat(R"(version: 0.1
 log: {level: warn}
 storage:

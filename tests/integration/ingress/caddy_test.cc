@@ -25,24 +25,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') FAIL(name << " is not set: run the suite through tools/test");
-  return v;
-}
-
-int FreePort() {
-  auto r = RunCommand({.argv = {"python3", "-c",
-                                "import socket;s=socket.socket();s.bind(('127.0.0.1',0));"
-                                "print(s.getsockname()[1])"}});
-  REQUIRE(r.ok());
-  return std::stoi(r->output);
-}
-
 // A plain HTTP server answering `body` on a free port.
 struct Upstream {
   explicit Upstream(const std::string& body)
-      : dir(fs::path(Env("C2D_TEST_TMP")) / ids::New("up")), port(FreePort()) {
+      : dir(fs::path(testing::RequireEnv("C2D_TEST_TMP")) / ids::New("up")),
+        port(testing::FreePort()) {
     fs::create_directories(dir);
     std::ofstream(dir / "index.html") << body;
     server = std::make_unique<testing::Subprocess>(
@@ -62,9 +49,10 @@ struct Upstream {
 
 // GET / through the ingress for `host`: the body, or "" on any failure.
 std::string ViaIngress(const std::string& host, long* status = nullptr) {
-  auto r = http::Send({.url = absl::StrCat("http://", Env("C2D_TEST_CADDY_HTTP"), "/"),
-                       .headers = {{"Host", host}},
-                       .timeout = 5s});
+  auto r =
+      http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                  .headers = {{"Host", host}},
+                  .timeout = 5s});
   if (status != nullptr) *status = r.ok() ? r->status : 0;
   if (!r.ok()) UNSCOPED_INFO("ingress request failed: " << r.status().ToString());
   return r.ok() && r->status == 200 ? r->body : "";
@@ -80,7 +68,7 @@ std::string Host(const char* name) {
 }
 
 TEST_CASE("routes balance over upstreams and change only their own host", "[ingress]") {
-  ingress::Caddy caddy(Env("C2D_TEST_CADDY_ADMIN"));
+  ingress::Caddy caddy(testing::RequireEnv("C2D_TEST_CADDY_ADMIN"));
   Upstream a("from-a"), b("from-b"), other("from-other");
   const std::string web = Host("web"), api = Host("api");
   REQUIRE(caddy.SetRoute(web, {a.address(), b.address()}).ok());
