@@ -21,6 +21,9 @@ PY
 # Configures (once) and builds the project with Ninja and ccache.
 c2d::build() {
   export CCACHE_DIR=${CCACHE_DIR:-/var/cache/c2d-ccache}
+  # Paths relative to the checkout and no working directory in the hash: a
+  # clone in another folder (as CI makes) hits the same cache entries.
+  export CCACHE_BASEDIR=$C2D_ROOT CCACHE_NOHASHDIR=true
   mkdir -p "$CCACHE_DIR"
   if [[ ! -f $C2D_BUILD_DIR/build.ninja ]]; then
     cmake -S "$C2D_ROOT" -B "$C2D_BUILD_DIR" -G Ninja ${C2D_CMAKE_ARGS:-} >&2
