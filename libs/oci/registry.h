@@ -56,7 +56,8 @@ class Registry {
   absl::StatusOr<std::vector<std::string>> ListTags(const std::string& repo);
   // Points `tag` at an existing manifest (the bytes GetManifest returned), so
   // no layer moves: tagging in the registry instead of pushing again.
-  absl::Status PutManifest(const std::string& repo, const std::string& tag, const Manifest& manifest);
+  absl::Status PutManifest(const std::string& repo, const std::string& tag,
+                           const Manifest& manifest);
   // Deletes the manifest; its tags go with it. The registry's own garbage
   // collection frees the blobs later. NotFound when it is already gone.
   absl::Status DeleteManifest(const std::string& repo, const std::string& digest);

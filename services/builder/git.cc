@@ -93,7 +93,8 @@ absl::Status CheckoutCommit(const std::string& url, const std::string& commit,
     return absl::InternalError(absl::StrCat("git init: ", LastLine(init->output)));
   }
   // Fetching from the URL directly (no remote to add) saves a git process.
-  auto fetch = Git({"-C", dir, "fetch", "--depth", "1", "--no-tags", "--", url, commit}, "", options);
+  auto fetch =
+      Git({"-C", dir, "fetch", "--depth", "1", "--no-tags", "--", url, commit}, "", options);
   if (!fetch.ok()) return fetch.status();
   if (fetch->exit_code != 0) {
     std::string why = LastLine(fetch->output);
