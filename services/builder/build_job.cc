@@ -1,7 +1,5 @@
 #include "services/builder/build_job.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -14,6 +12,7 @@
 #include "libs/engine/tar.h"
 #include "libs/jobs/queue.h"
 #include "libs/metrics/metrics.h"
+#include "libs/rpc/proto_json.h"
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
 #include "proto/c2d/v1/jobs.pb.h"
@@ -98,10 +97,7 @@ BuildJob::BuildJob(pg::Pool& pool, const Config& config)
 
 absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   v1::BuildJob payload;
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(ctx.job().payload, &payload, parse).ok() ||
-      payload.build_id().empty()) {
+  if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.build_id().empty()) {
     return jobs::Permanent(absl::InvalidArgumentError("build job payload names no build"));
   }
   const std::string& build_id = payload.build_id();

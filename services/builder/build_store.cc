@@ -1,11 +1,11 @@
 #include "services/builder/build_store.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
+#include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
 
 namespace c2d::builder {
@@ -137,10 +137,7 @@ v1::Build RowToBuild(const pqxx::row& r) {
                                          : v1::BUILD_STRATEGY_AUTO);
   b.mutable_settings()->set_dockerfile_path(r[14].as<std::string>());
   b.mutable_settings()->set_build_command(r[15].as<std::string>());
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
-  (void)google::protobuf::util::JsonStringToMessage(r[16].as<std::string>(), b.mutable_spec(),
-                                                    opts);
+  (void)rpc::FromJson(r[16].as<std::string>(), b.mutable_spec());  // validated when written
   b.set_skip_deploy(r[17].as<bool>());
   b.set_image_repository(r[18].as<std::string>());
   b.set_image_digest(r[19].as<std::string>());
@@ -172,16 +169,6 @@ std::string UniqueKey(const std::string& service_id, const std::string& commit) 
   return absl::StrCat("build:", service_id, ":", commit);
 }
 
-absl::StatusOr<std::string> ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions print;
-  print.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(m, &out, print).ok()) {
-    return absl::InternalError(absl::StrCat("cannot encode a ", m.GetTypeName()));
-  }
-  return out;
-}
-
 const char* StrategyName(const v1::BuildSettings& s) {
   return s.strategy() == v1::BUILD_STRATEGY_DOCKERFILE ? "dockerfile" : "auto";
 }
@@ -199,7 +186,7 @@ const char* TriggerName(const v1::StartBuildRequest& r) {
 absl::StatusOr<v1::Build> InsertFailedBuild(pg::Tx& tx, const NewBuild& build,
                                             const std::string& reason) {
   const v1::StartBuildRequest& req = build.request;
-  auto spec_json = ToJson(req.spec());
+  auto spec_json = rpc::ToJson(req.spec());
   if (!spec_json.ok()) return spec_json.status();
   tx.Exec(kInsertFailed, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
           req.requested_by(), req.source().repo_url(), req.source().branch(),
@@ -213,7 +200,7 @@ absl::StatusOr<v1::Build> InsertFailedBuild(pg::Tx& tx, const NewBuild& build,
 
 absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& build) {
   const v1::StartBuildRequest& req = build.request;
-  auto spec_json_or = ToJson(req.spec());
+  auto spec_json_or = rpc::ToJson(req.spec());
   if (!spec_json_or.ok()) return spec_json_or.status();
   const std::string& spec_json = *spec_json_or;
   pqxx::result r =
@@ -233,7 +220,7 @@ absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& b
   }
   v1::BuildJob payload;
   payload.set_build_id(build.id);
-  auto payload_json = ToJson(payload);
+  auto payload_json = rpc::ToJson(payload);
   if (!payload_json.ok()) return payload_json.status();
   auto job = jobs::Enqueue(tx, {.queue = "builder",
                                 .kind = "build",

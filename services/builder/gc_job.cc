@@ -1,12 +1,11 @@
 #include "services/builder/gc_job.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/log.h"
 #include "libs/jobs/queue.h"
+#include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
 #include "services/builder/build_store.h"
 
@@ -62,11 +61,7 @@ absl::Status GcJob::CollectService(const std::string& service_id, int* deleted) 
 
 absl::Status GcJob::Run(jobs::JobContext& ctx) {
   v1::GcImagesJob payload;
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(ctx.job().payload, &payload, parse).ok()) {
-    return jobs::Permanent(absl::InvalidArgumentError("gc_images payload is not a GcImagesJob"));
-  }
+  if (auto s = rpc::FromJson(ctx.job().payload, &payload); !s.ok()) return jobs::Permanent(s);
   std::vector<std::string> services;
   if (!payload.service_id().empty()) {
     services.push_back(payload.service_id());
