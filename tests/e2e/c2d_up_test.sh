@@ -24,9 +24,29 @@ for svc in gateway builder deployer dbprov dns certs; do
 done
 grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"
 grep -Eq "^engine +up" <<<"$out" || fail "engine not reported up"
+grep -Eq "^powerdns +up" <<<"$out" || fail "PowerDNS not reported up"
 grep -Eq "^ingress +up" <<<"$out" || fail "ingress not reported up"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: nothing.localhost" "http://$(env_of C2D_INGRESS_HTTP_ADDR)/")
 [[ $code == 404 ]] || fail "ingress answered $code for an unknown host, not 404"
+# The ingress's upstreams are SRV records in PowerDNS: the API answers with the
+# key from c2d.env (and only with it), the zone exists, and a record pointing
+# a host at the ingress's 503 server takes effect without touching Caddy.
+zone=$(env_of C2D_INGRESS_ZONE)
+[[ $zone == ingress.c2d.internal. ]] || fail "C2D_INGRESS_ZONE is '$zone'"
+pdns_api="$(env_of C2D_PDNS_API_URL)/api/v1/servers/localhost"
+pdns_key=$(env_of C2D_PDNS_API_KEY)
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: wrong" "$pdns_api")
+[[ $code == 401 ]] || fail "PowerDNS API answered $code to a wrong key, not 401"
+name=$(curl -fsS -H "X-API-Key: $pdns_key" "$pdns_api/zones/$zone" | jq -r .name) ||
+  fail "PowerDNS API does not answer with the key from c2d.env, or zone $zone is missing"
+[[ $name == "$zone" ]] || fail "PowerDNS returned zone '$name', not $zone"
+unavailable_port=$(env_of C2D_INGRESS_UNAVAILABLE_ADDR | cut -d: -f2)
+curl -fsS -X PATCH -H "X-API-Key: $pdns_key" -H 'Content-Type: application/json' "$pdns_api/zones/$zone" \
+  -d "$(jq -cn --arg n "down.localhost.$zone" --arg c "0 1 $unavailable_port loopback.$zone" \
+    '{rrsets: [{name: $n, type: "SRV", ttl: 1, changetype: "REPLACE", records: [{content: $c, disabled: false}]}]}')" ||
+  fail "PowerDNS API refused an SRV record"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: down.localhost" "http://$(env_of C2D_INGRESS_HTTP_ADDR)/")
+[[ $code == 503 ]] || fail "ingress answered $code for a host whose SRV record points at the 503 server"
 tags=$(curl -fsS -u "c2d:$(env_of C2D_REGISTRY_PASSWORD)" "$(env_of C2D_REGISTRY_URL)/v2/c2d/stacks/static/tags/list")
 grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
 [[ $(curl -fsS --unix-socket "$(env_of C2D_ENGINE_SOCKET)" http://d/v1.41/_ping) == OK ]] || fail "engine not answering"
@@ -38,12 +58,17 @@ registry1=$(env_of C2D_REGISTRY_URL)
 ingress1=$(env_of C2D_INGRESS_HTTP_ADDR)
 key1=$(env_of C2D_MASTER_KEY)
 pid1=$(cat "$C2D_STATE_DIR/run/builder.pid")
+pdns_pid1=$(cat "$C2D_STATE_DIR/pdns/pdns.pid")
+pdns_url1=$(env_of C2D_PDNS_API_URL)
 
 out=$("$up" 2>&1) || { echo "$out"; fail "second c2d-up failed"; }
 [[ $(env_of C2D_DATABASE_URL) == "$url1" ]] || fail "second c2d-up moved PostgreSQL"
 [[ $(env_of C2D_REGISTRY_URL) == "$registry1" ]] || fail "second c2d-up moved the registry"
 [[ $(env_of C2D_INGRESS_HTTP_ADDR) == "$ingress1" ]] || fail "second c2d-up moved the ingress"
 [[ $(env_of C2D_MASTER_KEY) == "$key1" ]] || fail "second c2d-up changed the master key"
+[[ $(env_of C2D_PDNS_API_URL) == "$pdns_url1" ]] || fail "second c2d-up moved PowerDNS"
+[[ $(env_of C2D_PDNS_API_KEY) == "$pdns_key" ]] || fail "second c2d-up changed the PowerDNS API key"
+[[ $(cat "$C2D_STATE_DIR/pdns/pdns.pid") == "$pdns_pid1" ]] || fail "second c2d-up restarted a running PowerDNS"
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across c2d-up"
 [[ $(cat "$C2D_STATE_DIR/run/builder.pid") != "$pid1" ]] || fail "services were not restarted"
 kill -0 "$pid1" 2>/dev/null && fail "old builder still runs"
@@ -56,7 +81,11 @@ grep -Eq "^certs +down" <<<"$status" || fail "certs still up after --down"
 grep -Eq "^registry +down" <<<"$status" || fail "registry still up after --down"
 grep -Eq "^engine +down" <<<"$status" || fail "engine still up after --down"
 grep -Eq "^ingress +down" <<<"$status" || fail "ingress still up after --down"
+grep -Eq "^powerdns +down" <<<"$status" || fail "PowerDNS still up after --down"
 
 out=$("$up" 2>&1) || { echo "$out"; fail "c2d-up after --down failed"; }
 [[ $(sql "SELECT x FROM survives") == 42 ]] || fail "data lost across --down"
+srv=$(curl -fsS -H "X-API-Key: $(env_of C2D_PDNS_API_KEY)" "$(env_of C2D_PDNS_API_URL)/api/v1/servers/localhost/zones/$zone" |
+  jq -r --arg n "down.localhost.$zone" '.rrsets[] | select(.name == $n and .type == "SRV") | .records[0].content')
+[[ $srv == "0 1 $unavailable_port loopback.$zone" ]] || fail "SRV records lost across --down ('$srv')"
 echo "c2d-up: 1 passed, 0 failed"

@@ -1,6 +1,7 @@
-# A throwaway c2d platform for tests and benchmarks: PostgreSQL, the registry
-# and the container engine on free loopback ports in one directory, with the
-# stack images built. Sourced, never run.
+# shellcheck shell=bash
+# A throwaway c2d platform for tests and benchmarks: PostgreSQL, the registry,
+# the container engine, PowerDNS and the ingress Caddy on free loopback ports
+# in one directory, with the stack images built. Sourced, never run.
 #
 #   c2d::platform_start DIR   starts it all; exports C2D_TEST_* (below)
 #   c2d::platform_stop DIR    stops it all (safe to call twice, or after a failed start)
@@ -8,17 +9,22 @@
 # Exports C2D_TEST_PG_URL (the admin database), C2D_TEST_PG_DIR,
 # C2D_TEST_PG_CTL, C2D_TEST_ENGINE_SOCKET, C2D_TEST_REGISTRY_URL,
 # C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD, C2D_TEST_CADDY_ADMIN
-# (the ingress's admin URL), C2D_TEST_CADDY_HTTP (its HTTP address) and
+# (the ingress's admin URL), C2D_TEST_CADDY_HTTP (its HTTP address),
+# C2D_TEST_PDNS_API_URL, C2D_TEST_PDNS_API_KEY and C2D_TEST_PDNS_DNS_ADDR
+# (PowerDNS, which serves the ingress's upstreams as SRV records),
+# C2D_TEST_INGRESS_ZONE (their zone), C2D_TEST_INGRESS_UNAVAILABLE_ADDR (where
+# an SRV record sends a host without a healthy instance: a 503) and
 # C2D_TEST_TMP=DIR.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pdns.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/caddy.sh"
 
 c2d::platform_start() {
   local dir=$1
-  mkdir -p "$dir/pg" "$dir/registry" "$dir/engine" "$dir/caddy"
+  mkdir -p "$dir/pg" "$dir/registry" "$dir/engine" "$dir/pdns" "$dir/caddy"
   chmod 755 "$dir"
   local port
   port=$(c2d::free_port)
@@ -42,17 +48,34 @@ c2d::platform_start() {
   export C2D_TEST_REGISTRY_USER=c2d
   export C2D_TEST_REGISTRY_PASSWORD="$password"
 
-  local admin_port http_port
+  # PowerDNS first: Caddy's one static config reads its upstreams from it.
+  local dns_port api_port api_key zone=ingress.c2d.internal.
+  dns_port=$(c2d::free_port)
+  api_port=$(c2d::free_port)
+  api_key=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+  c2d::log "starting PowerDNS on 127.0.0.1:$dns_port (API on 127.0.0.1:$api_port) and the ingress"
+  c2d::pdns_start "$dir/pdns" "$dns_port" "$api_port" "$api_key" "$zone"
+  export C2D_TEST_PDNS_API_URL="http://127.0.0.1:$api_port"
+  export C2D_TEST_PDNS_API_KEY="$api_key"
+  export C2D_TEST_PDNS_DNS_ADDR="127.0.0.1:$dns_port"
+  export C2D_TEST_INGRESS_ZONE="$zone"
+
+  local admin_port http_port unknown_port unavailable_port
   admin_port=$(c2d::free_port)
   http_port=$(c2d::free_port)
-  c2d::caddy_start "$dir/caddy" "$admin_port" "$http_port"
+  unknown_port=$(c2d::free_port)
+  unavailable_port=$(c2d::free_port)
+  c2d::caddy_start "$dir/caddy" "$admin_port" "$http_port" "$unknown_port" "$unavailable_port" \
+    "$C2D_TEST_PDNS_DNS_ADDR" "$zone"
   export C2D_TEST_CADDY_ADMIN="http://127.0.0.1:$admin_port"
   export C2D_TEST_CADDY_HTTP="127.0.0.1:$http_port"
+  export C2D_TEST_INGRESS_UNAVAILABLE_ADDR="127.0.0.1:$unavailable_port"
 }
 
 c2d::platform_stop() {
   local dir=$1
   [[ -d $dir/caddy ]] && { c2d::caddy_stop "$dir/caddy" || true; }
+  [[ -d $dir/pdns ]] && { c2d::pdns_stop "$dir/pdns" || true; }
   [[ -d $dir/engine ]] && { c2d::engine_stop "$dir/engine" || true; }
   [[ -d $dir/registry ]] && { c2d::registry_stop "$dir/registry" || true; }
   c2d::pg_stop "$dir/pg"

@@ -1,0 +1,119 @@
+#include "libs/dns/pdns.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "libs/http/client.h"
+
+namespace c2d::dns {
+namespace {
+
+using nlohmann::json;
+
+// PowerDNS answers errors as {"error": "..."}.
+std::string ErrorText(const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) {
+    return j["error"].get<std::string>();
+  }
+  return body.substr(0, 200);
+}
+
+}  // namespace
+
+Pdns::Pdns(PdnsOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::string> Pdns::Call(const std::string& method, const std::string& path,
+                                       const std::string& body) {
+  http::Request req{
+      .method = method,
+      .url = absl::StrCat(options_.api_url, "/api/v1/servers/", options_.server, path),
+      .headers = {{"X-API-Key", options_.api_key}},
+      .body = body,
+      .timeout = options_.timeout,
+      .connect_timeout = options_.timeout};
+  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  auto r = http::Send(req);
+  if (!r.ok()) {
+    return absl::UnavailableError(absl::StrCat("PowerDNS API: ", r.status().message()));
+  }
+  if (r->status >= 200 && r->status < 300) return std::move(r->body);
+  std::string what = absl::StrCat("PowerDNS API ", method, " ", path, ": HTTP ", r->status, ": ",
+                                  ErrorText(r->body));
+  switch (r->status) {
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(what);
+    case 404:
+      return absl::NotFoundError(what);
+    case 409:
+      return absl::AlreadyExistsError(what);
+    case 400:
+    case 422:
+      return absl::InvalidArgumentError(what);
+    default:
+      return absl::UnavailableError(what);
+  }
+}
+
+absl::Status Pdns::CheckZone(const std::string& zone) {
+  return Call("GET", absl::StrCat("/zones/", zone, "?rrsets=false"), "").status();
+}
+
+absl::Status Pdns::EnsureZone(const std::string& zone) {
+  if (CheckZone(zone).ok()) return absl::OkStatus();
+  json body = {{"name", zone}, {"kind", "Native"}, {"nameservers", json::array()}};
+  absl::Status s = Call("POST", "/zones", body.dump()).status();
+  return absl::IsAlreadyExists(s) ? absl::OkStatus() : s;
+}
+
+absl::Status Pdns::Patch(const std::string& zone, const std::string& rrsets_json) {
+  return Call("PATCH", absl::StrCat("/zones/", zone),
+              absl::StrCat(R"({"rrsets":)", rrsets_json, "}"))
+      .status();
+}
+
+absl::Status Pdns::Replace(const std::string& zone, const RRset& rrset) {
+  if (rrset.records.empty()) return Delete(zone, rrset.name, rrset.type);
+  json records = json::array();
+  for (const std::string& content : rrset.records) {
+    records.push_back({{"content", content}, {"disabled", false}});
+  }
+  json change = {{"name", rrset.name},
+                 {"type", rrset.type},
+                 {"ttl", rrset.ttl},
+                 {"changetype", "REPLACE"},
+                 {"records", records}};
+  return Patch(zone, json::array({change}).dump());
+}
+
+absl::Status Pdns::Delete(const std::string& zone, const std::string& name,
+                          const std::string& type) {
+  json change = {{"name", name}, {"type", type}, {"changetype", "DELETE"}};
+  return Patch(zone, json::array({change}).dump());
+}
+
+absl::StatusOr<RRset> Pdns::Get(const std::string& zone, const std::string& name,
+                                const std::string& type) {
+  auto body = Call(
+      "GET",
+      absl::StrCat("/zones/", zone, "?rrset_name=", http::UrlEncode(name), "&rrset_type=", type),
+      "");
+  if (!body.ok()) return body.status();
+  auto j = json::parse(*body, nullptr, false);
+  if (!j.is_object() || !j.contains("rrsets") || !j["rrsets"].is_array()) {
+    return absl::UnavailableError("PowerDNS API: unexpected zone document");
+  }
+  // Older servers ignore the filter: pick the RRset out of the whole zone.
+  for (const json& set : j["rrsets"]) {
+    if (set.value("name", "") != name || set.value("type", "") != type) continue;
+    RRset out{name, type, set.value("ttl", 0), {}};
+    for (const json& r : set.value("records", json::array())) {
+      if (!r.value("disabled", false)) out.records.push_back(r.value("content", ""));
+    }
+    return out;
+  }
+  return absl::NotFoundError(absl::StrCat("no ", type, " records for ", name));
+}
+
+}  // namespace c2d::dns

@@ -1,0 +1,54 @@
+#pragma once
+
+// A client of the PowerDNS Authoritative HTTP API (v1), enough for c2d's
+// zones: create a zone, read, replace and delete one RRset. c2d runs one
+// PowerDNS on loopback (tools/lib/pdns.sh); it serves the local ingress's
+// upstream table (libs/ingress) and, later, c2d's DNS zones. Thread-safe.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace c2d::dns {
+
+struct PdnsOptions {
+  std::string api_url;  // e.g. http://127.0.0.1:8081
+  std::string api_key;
+  std::string server = "localhost";  // PowerDNS's server id
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct RRset {
+  std::string name;  // absolute, with the trailing dot
+  std::string type;  // A, SRV, CNAME, …
+  int ttl = 60;
+  std::vector<std::string> records;  // contents in zone-file syntax
+};
+
+class Pdns {
+ public:
+  explicit Pdns(PdnsOptions options);
+
+  // Creates the zone (a Native zone, no NS records) unless it exists.
+  absl::Status EnsureZone(const std::string& zone);
+  // OK when the zone exists, NotFound otherwise.
+  absl::Status CheckZone(const std::string& zone);
+  // Replaces the RRset (name, type) of `zone` with `rrset`; no records
+  // deletes it.
+  absl::Status Replace(const std::string& zone, const RRset& rrset);
+  absl::Status Delete(const std::string& zone, const std::string& name, const std::string& type);
+  // NotFound when there is no such RRset.
+  absl::StatusOr<RRset> Get(const std::string& zone, const std::string& name,
+                            const std::string& type);
+
+ private:
+  absl::StatusOr<std::string> Call(const std::string& method, const std::string& path,
+                                   const std::string& body);
+  absl::Status Patch(const std::string& zone, const std::string& rrsets_json);
+
+  const PdnsOptions options_;
+};
+
+}  // namespace c2d::dns

@@ -1,0 +1,160 @@
+// The local ingress against the real Caddy and PowerDNS that tools/test
+// starts: upstreams set through DNS records balance round-robin, a change
+// reaches Caddy within its refresh without a reload (so switching upstreams
+// under steady traffic fails no request), a service without healthy
+// upstreams answers 503, and an unknown host 404.
+
+#include "libs/ingress/upstreams.h"
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/ids.h"
+#include "libs/http/client.h"
+#include "tests/support/pg_fixture.h"
+#include "tests/support/subprocess.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A plain HTTP server answering `body` on a free port.
+struct Upstream {
+  explicit Upstream(const std::string& body)
+      : dir(fs::path(testing::RequireEnv("C2D_TEST_TMP")) / ids::New("up")),
+        port(testing::FreePort()) {
+    fs::create_directories(dir);
+    std::ofstream(dir / "index.html") << body;
+    server = std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{"/usr/bin/python3", "-m", "http.server", std::to_string(port),
+                                 "--bind", "127.0.0.1", "--directory", dir.string()},
+        std::map<std::string, std::string>{}, (dir.string() + ".log"));
+    REQUIRE(testing::WaitFor(10s, [&] {
+      auto r = http::Send({.url = absl::StrCat("http://127.0.0.1:", port, "/")});
+      return r.ok() && r->status == 200;
+    }));
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
+  fs::path dir;
+  int port;
+  std::unique_ptr<testing::Subprocess> server;
+};
+
+ingress::Options TestOptions() {
+  return {.pdns = {.api_url = testing::RequireEnv("C2D_TEST_PDNS_API_URL"),
+                   .api_key = testing::RequireEnv("C2D_TEST_PDNS_API_KEY")},
+          .zone = testing::RequireEnv("C2D_TEST_INGRESS_ZONE"),
+          .unavailable_addr = testing::RequireEnv("C2D_TEST_INGRESS_UNAVAILABLE_ADDR")};
+}
+
+// GET / through the ingress for `host`: the body, or "" on any failure.
+std::string ViaIngress(const std::string& host, long* status = nullptr) {
+  auto r =
+      http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                  .headers = {{"Host", host}},
+                  .timeout = 5s});
+  if (status != nullptr) *status = r.ok() ? r->status : 0;
+  if (!r.ok()) UNSCOPED_INFO("ingress request failed: " << r.status().ToString());
+  return r.ok() && r->status == 200 ? r->body : "";
+}
+
+// Waits (at most a few refreshes) until the ingress answers `host` with `status`.
+bool AnswersWith(const std::string& host, long want) {
+  return testing::WaitFor(5s, [&] {
+    long status = 0;
+    ViaIngress(host, &status);
+    return status == want;
+  });
+}
+
+std::string Host(const char* name) {
+  return absl::StrCat(name, ".", absl::AsciiStrToLower(ids::New("p").substr(20)), ".localhost");
+}
+
+TEST_CASE("upstreams balance round-robin and change only their own host", "[ingress]") {
+  ingress::Upstreams upstreams(TestOptions());
+  REQUIRE(upstreams.Check().ok());
+  Upstream a("from-a"), b("from-b"), other("from-other");
+  const std::string web = Host("web"), api = Host("api");
+  REQUIRE(upstreams.Set(web, {a.address(), b.address()}).ok());
+  REQUIRE(upstreams.Set(api, {other.address()}).ok());
+  std::vector<std::string> both{a.address(), b.address()};
+  std::sort(both.begin(), both.end());
+  CHECK(*upstreams.Get(web) == both);
+  REQUIRE(AnswersWith(web, 200));
+
+  // Round-robin (its counter is shared by every host, so other traffic may
+  // skew the split, but both take turns).
+  std::set<std::string> seen;
+  for (int i = 0; i < 20; ++i) seen.insert(ViaIngress(web));
+  CHECK(seen == std::set<std::string>{"from-a", "from-b"});
+  CHECK(ViaIngress(api) == "from-other");
+
+  // Replacing web's upstreams leaves api alone.
+  REQUIRE(upstreams.Set(web, {b.address()}).ok());
+  CHECK(testing::WaitFor(
+      5s, [&] { return ViaIngress(web) == "from-b" && ViaIngress(web) == "from-b"; }));
+  CHECK(ViaIngress(api) == "from-other");
+
+  // No upstream: the service is known but unavailable.
+  REQUIRE(upstreams.Set(web, {}).ok());
+  CHECK(upstreams.Get(web)->empty());
+  REQUIRE(AnswersWith(web, 503));
+
+  // Removed: the host is unknown again; removing twice is fine.
+  REQUIRE(upstreams.Remove(web).ok());
+  REQUIRE(upstreams.Remove(web).ok());
+  CHECK(AnswersWith(web, 404));
+  CHECK(absl::IsNotFound(upstreams.Get(web).status()));
+  CHECK(ViaIngress(api) == "from-other");
+  REQUIRE(upstreams.Remove(api).ok());
+}
+
+TEST_CASE("switching upstreams under steady traffic fails no request", "[ingress]") {
+  ingress::Upstreams upstreams(TestOptions());
+  Upstream a("from-a"), b("from-b");
+  const std::string web = Host("web");
+  REQUIRE(upstreams.Set(web, {a.address()}).ok());
+  REQUIRE(AnswersWith(web, 200));
+
+  std::atomic<bool> done{false};
+  std::thread flipper([&] {
+    for (int i = 0; !done.load(); ++i) {
+      (void)upstreams.Set(web, {i % 2 == 0 ? b.address() : a.address()});
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  int failed = 0;
+  std::set<std::string> seen;
+  for (int i = 0; i < 600; ++i) {
+    long status = 0;
+    std::string body = ViaIngress(web, &status);
+    if (status != 200) ++failed;
+    seen.insert(body);
+  }
+  done = true;
+  flipper.join();
+  CHECK(failed == 0);
+  CHECK(seen == std::set<std::string>{"from-a", "from-b"});
+  REQUIRE(upstreams.Remove(web).ok());
+}
+
+TEST_CASE("bad upstreams and hostnames are refused", "[ingress]") {
+  ingress::Upstreams upstreams(TestOptions());
+  CHECK(absl::IsInvalidArgument(upstreams.Set("web.demo.localhost", {"10.0.0.1:80"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Set("web.demo.localhost", {"127.0.0.1:0"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Set("Bad Host", {"127.0.0.1:80"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Remove("a..b")));
+}
+
+}  // namespace
+}  // namespace c2d
