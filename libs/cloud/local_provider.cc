@@ -27,7 +27,20 @@ absl::StatusOr<std::string> LocalProvider::VolumePath(const std::string& volume)
   std::filesystem::create_directories(dir, ec);
   if (ec)
     return absl::UnavailableError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
+  // The app may run as any user of its image: let it write its volume.
+  std::filesystem::permissions(dir, std::filesystem::perms::all, ec);
   return dir.string();
+}
+
+absl::Status LocalProvider::DeleteVolume(const std::string& volume) {
+  auto path = VolumePath(volume);
+  if (!path.ok()) return path.status();
+  std::error_code ec;
+  std::filesystem::remove_all(*path, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot delete ", *path, ": ", ec.message()));
+  }
+  return absl::OkStatus();
 }
 
 Instance LocalProvider::FromContainer(const engine::ContainerInfo& c) {
@@ -115,7 +128,7 @@ absl::Status LocalProvider::FollowLogs(const std::string& ref, std::optional<abs
   return engine_.Logs(
       ref, /*follow=*/true, since,
       [&](const engine::LogLine& l) {
-        return on_line(LogLine{l.stderr, l.text});
+        return on_line(LogLine{l.stderr, l.text, l.time});
       },
       cancel);
 }

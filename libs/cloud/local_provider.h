@@ -31,6 +31,7 @@ class LocalProvider final : public Provider {
   absl::StatusOr<Instance> Inspect(const std::string& ref) override;
   absl::StatusOr<std::vector<Instance>> List(
       const std::map<std::string, std::string>& labels) override;
+  absl::Status DeleteVolume(const std::string& volume) override;
   absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
                           const std::function<bool(const LogLine&)>& on_line,
                           const std::atomic<bool>* cancel) override;

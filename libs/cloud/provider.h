@@ -58,6 +58,7 @@ struct Instance {
 struct LogLine {
   bool stderr = false;
   std::string text;
+  std::optional<absl::Time> time;  // when the provider received it, if known
 };
 
 class Provider {
@@ -75,6 +76,8 @@ class Provider {
   // Instances carrying every label in `labels`.
   virtual absl::StatusOr<std::vector<Instance>> List(
       const std::map<std::string, std::string>& labels) = 0;
+  // Destroys a volume's data. Deleting one that does not exist is OK.
+  virtual absl::Status DeleteVolume(const std::string& volume) = 0;
   // Output from `since` on, until the instance stops, `cancel` is set, or
   // on_line returns false.
   virtual absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,

@@ -377,20 +377,33 @@ absl::StatusOr<int> Engine::WaitContainer(const std::string& id,
 absl::Status Engine::Logs(const std::string& id, bool follow, std::optional<absl::Time> since,
                           const std::function<bool(const LogLine&)>& on_line,
                           const std::atomic<bool>* cancel) const {
-  std::string path =
-      absl::StrCat("/containers/", id, "/logs?stdout=1&stderr=1", follow ? "&follow=1" : "");
+  std::string path = absl::StrCat("/containers/", id, "/logs?stdout=1&stderr=1&timestamps=1",
+                                  follow ? "&follow=1" : "");
   if (since) absl::StrAppend(&path, "&since=", absl::ToUnixSeconds(*since));
   // Without a TTY the stream is multiplexed: frames of an 8-byte header
   // (stream type, 3 zero bytes, big-endian length) and the payload.
   std::string buffer;
   std::string partial[3];
   bool keep_going = true;
+  // Each line starts with its RFC 3339 time and a space.
+  auto line = [](bool is_stderr, absl::string_view text) {
+    LogLine l{is_stderr, std::string(text), std::nullopt};
+    size_t space = text.find(' ');
+    absl::Time t;
+    std::string err;
+    if (space != absl::string_view::npos &&
+        absl::ParseTime(absl::RFC3339_full, text.substr(0, space), &t, &err)) {
+      l.time = t;
+      l.text = std::string(text.substr(space + 1));
+    }
+    return l;
+  };
   auto deliver = [&](int stream, absl::string_view data) {
     std::string& p = partial[stream == 2 ? 2 : 1];
     p.append(data.data(), data.size());
     size_t start = 0, nl;
     while (keep_going && (nl = p.find('\n', start)) != std::string::npos) {
-      keep_going = on_line(LogLine{stream == 2, p.substr(start, nl - start)});
+      keep_going = on_line(line(stream == 2, absl::string_view(p).substr(start, nl - start)));
       start = nl + 1;
     }
     p.erase(0, start);
@@ -414,7 +427,7 @@ absl::Status Engine::Logs(const std::string& id, bool follow, std::optional<absl
                     .cancel = cancel};
   auto r = http::Send(req);
   for (int s : {1, 2}) {
-    if (keep_going && !partial[s].empty()) keep_going = on_line(LogLine{s == 2, partial[s]});
+    if (keep_going && !partial[s].empty()) keep_going = on_line(line(s == 2, partial[s]));
   }
   if (!r.ok()) return absl::IsCancelled(r.status()) ? absl::OkStatus() : r.status();
   if (r->status != 200) return HttpError(absl::StrCat("logs of container ", id), *r);

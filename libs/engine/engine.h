@@ -88,6 +88,8 @@ struct ContainerInfo {
 struct LogLine {
   bool stderr = false;
   std::string text;  // without the trailing newline
+  // When the engine received it; unset if the engine did not say.
+  std::optional<absl::Time> time;
 };
 
 class Engine {

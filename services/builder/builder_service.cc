@@ -2,8 +2,6 @@
 
 #include <google/protobuf/util/time_util.h>
 
-#include <regex>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -11,18 +9,12 @@
 #include "libs/common/log.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/status.h"
+#include "libs/rpc/validate.h"
 #include "services/builder/build_store.h"
 #include "services/builder/git.h"
 
 namespace c2d::builder {
 namespace {
-
-constexpr int kDefaultPageSize = 50, kMaxPageSize = 200;
-
-bool ValidName(const std::string& s) {
-  static const std::regex kName("^[a-z][a-z0-9-]{0,38}$");
-  return std::regex_match(s, kName);
-}
 
 // A relative path without ".." components (for root_dir and dockerfile_path).
 bool SafeRelative(const std::string& p) {
@@ -48,16 +40,6 @@ bool ValidBranch(const std::string& b) {
   return true;
 }
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
-int PageSize(const v1::PageRequest& page, absl::Status* error) {
-  if (page.page_size() < 0) *error = Invalid("page.page_size", "must not be negative");
-  if (page.page_size() == 0) return kDefaultPageSize;
-  return std::min(page.page_size(), kMaxPageSize);
-}
-
 bool IsFinal(v1::BuildState s) {
   return s == v1::BUILD_STATE_SUCCEEDED || s == v1::BUILD_STATE_FAILED ||
          s == v1::BUILD_STATE_CANCELLED;
@@ -66,39 +48,38 @@ bool IsFinal(v1::BuildState s) {
 }  // namespace
 
 absl::Status ValidateStartBuild(const v1::StartBuildRequest& r) {
-  if (!ids::Valid(r.service_id(), "svc")) return Invalid("service_id", "is not a service id");
+  if (!ids::Valid(r.service_id(), "svc"))
+    return rpc::InvalidField("service_id", "is not a service id");
   const v1::ServiceSpec& spec = r.spec();
   if (spec.service_id() != r.service_id())
-    return Invalid("spec.service_id", "must equal service_id");
+    return rpc::InvalidField("spec.service_id", "must equal service_id");
   if (!ids::Valid(spec.project_id(), "prj"))
-    return Invalid("spec.project_id", "is not a project id");
-  if (!ValidName(spec.project_name())) {
-    return Invalid("spec.project_name", "must match ^[a-z][a-z0-9-]{0,38}$");
-  }
-  if (!ValidName(spec.service_name())) {
-    return Invalid("spec.service_name", "must match ^[a-z][a-z0-9-]{0,38}$");
-  }
+    return rpc::InvalidField("spec.project_id", "is not a project id");
+  if (!rpc::ValidName(spec.project_name()))
+    return rpc::InvalidField("spec.project_name", rpc::kNameRule);
+  if (!rpc::ValidName(spec.service_name()))
+    return rpc::InvalidField("spec.service_name", rpc::kNameRule);
   const v1::Source& src = r.source();
   if (src.repo_url().empty() || src.repo_url().size() > 2048) {
-    return Invalid("source.repo_url", "must be 1 to 2048 characters");
+    return rpc::InvalidField("source.repo_url", "must be 1 to 2048 characters");
   }
   if (absl::StartsWith(src.repo_url(), "-"))
-    return Invalid("source.repo_url", "must not start with '-'");
+    return rpc::InvalidField("source.repo_url", "must not start with '-'");
   if (!src.branch().empty() && !ValidBranch(src.branch())) {
-    return Invalid("source.branch", "is not a valid git branch name");
+    return rpc::InvalidField("source.branch", "is not a valid git branch name");
   }
   if (!src.commit().empty() && !IsCommitSha(src.commit())) {
-    return Invalid("source.commit",
-                   "must be a full commit id (40 or 64 lower-case hex characters)");
+    return rpc::InvalidField("source.commit",
+                             "must be a full commit id (40 or 64 lower-case hex characters)");
   }
   if (!SafeRelative(src.root_dir())) {
-    return Invalid("source.root_dir", "must be a relative path without '..'");
+    return rpc::InvalidField("source.root_dir", "must be a relative path without '..'");
   }
   if (!SafeRelative(r.settings().dockerfile_path())) {
-    return Invalid("settings.dockerfile_path", "must be a relative path without '..'");
+    return rpc::InvalidField("settings.dockerfile_path", "must be a relative path without '..'");
   }
   if (r.settings().build_command().size() > 4096) {
-    return Invalid("settings.build_command", "must be at most 4096 characters");
+    return rpc::InvalidField("settings.build_command", "must be at most 4096 characters");
   }
   return absl::OkStatus();
 }
@@ -160,7 +141,8 @@ grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
 
 grpc::Status BuilderServiceImpl::GetBuild(grpc::ServerContext*, const v1::GetBuildRequest* request,
                                           v1::Build* response) {
-  if (!ids::Valid(request->id(), "bld")) return rpc::ToGrpc(Invalid("id", "is not a build id"));
+  if (!ids::Valid(request->id(), "bld"))
+    return rpc::ToGrpc(rpc::InvalidField("id", "is not a build id"));
   auto b =
       pool_.Transact("get build", [&](pg::Tx& tx) { return builder::GetBuild(tx, request->id()); });
   if (!b.ok()) return rpc::ToGrpc(b.status());
@@ -172,17 +154,16 @@ grpc::Status BuilderServiceImpl::ListBuilds(grpc::ServerContext*,
                                             const v1::ListBuildsRequest* request,
                                             v1::ListBuildsResponse* response) {
   if (!ids::Valid(request->service_id(), "svc")) {
-    return rpc::ToGrpc(Invalid("service_id", "is not a service id"));
+    return rpc::ToGrpc(rpc::InvalidField("service_id", "is not a service id"));
   }
-  absl::Status error;
-  int size = PageSize(request->page(), &error);
-  if (!error.ok()) return rpc::ToGrpc(error);
+  auto size = rpc::PageSize(request->page());
+  if (!size.ok()) return rpc::ToGrpc(size.status());
   const std::string& token = request->page().page_token();
   if (!token.empty() && !ids::Valid(token, "bld")) {
-    return rpc::ToGrpc(Invalid("page.page_token", "is not a token from a previous page"));
+    return rpc::ToGrpc(rpc::InvalidField("page.page_token", "is not a token from a previous page"));
   }
   auto list = pool_.Transact("list builds", [&](pg::Tx& tx) {
-    return builder::ListBuilds(tx, request->service_id(), size, token);
+    return builder::ListBuilds(tx, request->service_id(), *size, token);
   });
   if (!list.ok()) return rpc::ToGrpc(list.status());
   *response = std::move(*list);
@@ -192,7 +173,8 @@ grpc::Status BuilderServiceImpl::ListBuilds(grpc::ServerContext*,
 grpc::Status BuilderServiceImpl::CancelBuild(grpc::ServerContext*,
                                              const v1::CancelBuildRequest* request,
                                              v1::Build* response) {
-  if (!ids::Valid(request->id(), "bld")) return rpc::ToGrpc(Invalid("id", "is not a build id"));
+  if (!ids::Valid(request->id(), "bld"))
+    return rpc::ToGrpc(rpc::InvalidField("id", "is not a build id"));
   auto b = pool_.Transact("cancel build", [&](pg::Tx& tx) -> absl::StatusOr<v1::Build> {
     auto build = builder::GetBuild(tx, request->id());
     if (!build.ok()) return build.status();
@@ -216,9 +198,10 @@ grpc::Status BuilderServiceImpl::StreamBuildLogs(grpc::ServerContext* context,
                                                  const v1::StreamBuildLogsRequest* request,
                                                  grpc::ServerWriter<v1::LogLine>* writer) {
   if (!ids::Valid(request->build_id(), "bld")) {
-    return rpc::ToGrpc(Invalid("build_id", "is not a build id"));
+    return rpc::ToGrpc(rpc::InvalidField("build_id", "is not a build id"));
   }
-  if (request->after_seq() < 0) return rpc::ToGrpc(Invalid("after_seq", "must not be negative"));
+  if (request->after_seq() < 0)
+    return rpc::ToGrpc(rpc::InvalidField("after_seq", "must not be negative"));
   const std::string& id = request->build_id();
   int64_t after = request->after_seq();
   while (!context->IsCancelled()) {

@@ -45,6 +45,12 @@ class HealthTracker {
   HealthTracker(const v1::HealthCheck& check, absl::Time started_at)
       : check_(WithDefaults(check)), started_at_(started_at) {}
 
+  // Carries on from persisted counters (a new leader, a re-run job).
+  void Restore(Health health, int passes, int failures) {
+    health_ = health;
+    passes_ = passes;
+    failures_ = failures;
+  }
   // Records a probe made at `at`; returns the health afterwards.
   Health Record(bool ok, absl::Time at);
   Health health() const { return health_; }

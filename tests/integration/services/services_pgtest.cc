@@ -75,13 +75,17 @@ HealthCheckResponse::ServingStatus Health(const std::string& address, const std:
 }
 
 // What every service needs to start. The engine and registry are not
-// contacted until work arrives, so placeholders do here.
+// contacted until work arrives, so placeholders do here; PowerDNS is real.
 std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
   return {{"C2D_DATABASE_URL", db.url()},
           {"C2D_GRPC_ADDR", "127.0.0.1:0"},
           {"C2D_METRICS_ADDR", "127.0.0.1:0"},
           {"C2D_ENGINE_SOCKET", TempPath("no-engine.sock")},
           {"C2D_REGISTRY_URL", "http://127.0.0.1:1"},
+          // The deployer checks its ingress zone at start-up.
+          {"C2D_PDNS_API_URL", testing::RequireEnv("C2D_TEST_PDNS_API_URL")},
+          {"C2D_PDNS_API_KEY", testing::RequireEnv("C2D_TEST_PDNS_API_KEY")},
+          {"C2D_INGRESS_ZONE", testing::RequireEnv("C2D_TEST_INGRESS_ZONE")},
           {"C2D_MASTER_KEY", crypto::MasterKeys::Generate("mk1")}};
 }
 

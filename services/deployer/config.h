@@ -1,0 +1,41 @@
+#pragma once
+
+// The deployer's configuration, from C2D_* variables (README lists them).
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/cloud/local_provider.h"
+#include "libs/crypto/seal.h"
+#include "libs/ingress/upstreams.h"
+#include "libs/oci/registry.h"
+
+namespace c2d::deployer {
+
+struct Config {
+  cloud::LocalOptions local;              // C2D_ENGINE_SOCKET, C2D_REGISTRY_*, C2D_VOLUMES_DIR
+  oci::RegistryOptions registry;          // C2D_REGISTRY_URL, _USER, _PASSWORD
+  ingress::Options ingress;               // C2D_PDNS_API_URL, C2D_PDNS_API_KEY, C2D_INGRESS_ZONE,
+                                          // C2D_INGRESS_UNAVAILABLE_ADDR
+  std::string base_domain = "localhost";  // C2D_BASE_DOMAIN
+  std::chrono::milliseconds reconcile_interval{2000};  // C2D_RECONCILE_INTERVAL
+  // How long replaced instances keep serving requests already routed to
+  // them; at least the ingress's refresh, so none is sent to a stopped one.
+  std::chrono::milliseconds drain_grace{5000};  // C2D_DRAIN_GRACE
+  std::chrono::seconds stop_grace{10};          // C2D_STOP_GRACE: SIGTERM to SIGKILL
+  int log_lines_per_instance = 1000;            // C2D_RUNTIME_LOG_LINES
+  // First restart delay of a crashed instance; it doubles up to 5 min.
+  std::chrono::milliseconds restart_backoff{1000};  // C2D_RESTART_BACKOFF_BASE
+  std::optional<crypto::MasterKeys> master_keys;    // C2D_MASTER_KEY
+
+  // registry.url's host:port: images must come from this registry.
+  std::string RegistryHost() const;
+  // <service>.<project>.<base domain>
+  std::string Hostname(const std::string& service, const std::string& project) const;
+
+  static absl::StatusOr<Config> FromEnv();
+};
+
+}  // namespace c2d::deployer

@@ -1,0 +1,309 @@
+#include "services/deployer/deploy_job.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "libs/common/ids.h"
+#include "libs/common/log.h"
+#include "libs/common/status.h"
+#include "libs/metrics/metrics.h"
+#include "libs/rpc/proto_json.h"
+#include "proto/c2d/v1/jobs.pb.h"
+#include "services/deployer/health.h"
+#include "services/deployer/metrics.h"
+
+namespace c2d::deployer {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Until an instance first passes, the gate probes it this often (not every
+// interval_s), so a deploy goes live as soon as the app answers.
+constexpr absl::Duration kGateProbeEvery = absl::Milliseconds(200);
+// A worker has no health check: running this long after start counts as up.
+constexpr absl::Duration kWorkerSettle = absl::Seconds(2);
+
+bool IsFinal(v1::DeploymentState s) {
+  return s == v1::DEPLOYMENT_STATE_FAILED || s == v1::DEPLOYMENT_STATE_SUPERSEDED ||
+         s == v1::DEPLOYMENT_STATE_ROLLED_BACK || s == v1::DEPLOYMENT_STATE_STOPPED;
+}
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d));
+}
+
+// Sleeps `d` unless the job is cancelled first; false then.
+bool SleepUnlessCancelled(jobs::JobContext& ctx, absl::Duration d) {
+  const absl::Time until = absl::Now() + d;
+  while (absl::Now() < until) {
+    if (ctx.cancelled()) return false;
+    absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
+  }
+  return !ctx.cancelled();
+}
+
+std::string Describe(const v1::HealthCheck& c, int port) {
+  if (c.path().empty()) return absl::StrCat("TCP connect to port ", c.port() > 0 ? c.port() : port);
+  return absl::StrCat("GET ", c.path(), " on port ", c.port() > 0 ? c.port() : port);
+}
+
+}  // namespace
+
+absl::Status DeployJob::Fail(const v1::Deployment& d, const std::string& reason) {
+  log::Warn("deployment failed", {{"deployment_id", d.id()}, {"reason", reason}});
+  auto changed =
+      runtime_.pool().Transact("fail deployment", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+        auto c = MarkDeploymentFailed(tx, d.id(), reason);
+        if (!c.ok() || !*c) return c;
+        C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), "", "deployment.failed", reason));
+        return true;
+      });
+  if (!changed.ok()) return changed.status();
+  if (*changed && d.has_started_at()) {
+    absl::Duration took =
+        absl::Now() - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(d.started_at()));
+    Metrics()
+        .deploy_seconds.Add({{"result", "failed"}}, metrics::DurationBuckets())
+        .Observe(absl::ToDoubleSeconds(took));
+  }
+  auto rows = runtime_.pool().Transact(
+      "instances", [&](pg::Tx& tx) { return InstancesOfDeployment(tx, d.id()); });
+  if (!rows.ok()) return rows.status();
+  for (const InstanceRow& row : *rows) {
+    if (row.instance.state() == v1::INSTANCE_STATE_STOPPED) continue;
+    C2D_RETURN_IF_ERROR(runtime_.StopInstance(row, "its deployment failed"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeployJob::StopDrained(Runtime& runtime, const std::string& service_id,
+                                    absl::Duration grace) {
+  // The ingress must not point at an instance about to stop: make sure it
+  // reflects the switch before stopping anything.
+  C2D_RETURN_IF_ERROR(runtime.SyncIngress(service_id));
+  auto rows =
+      runtime.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (!rows.ok()) return rows.status();
+  for (const InstanceRow& row : *rows) {
+    if (row.instance.service_id() != service_id ||
+        row.instance.state() != v1::INSTANCE_STATE_DRAINING ||
+        absl::Now() < row.updated_at + grace) {
+      continue;
+    }
+    C2D_RETURN_IF_ERROR(runtime.StopInstance(row, "drained after a newer deployment went live"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeployJob::Run(jobs::JobContext& ctx) {
+  v1::DeployJob payload;
+  if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.deployment_id().empty()) {
+    return jobs::Permanent(absl::InvalidArgumentError("deploy job payload names no deployment"));
+  }
+  const std::string& id = payload.deployment_id();
+  log::Scope scope(nlohmann::json{{"deployment_id", id}});
+  pg::Pool& pool = runtime_.pool();
+  const Config& config = runtime_.config();
+  auto loaded = pool.Transact("load deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
+  if (absl::IsNotFound(loaded.status())) return jobs::Permanent(loaded.status());
+  if (!loaded.ok()) return loaded.status();
+  v1::Deployment d = std::move(*loaded);
+
+  // A re-run after the outcome was recorded finishes what may be left.
+  if (d.state() == v1::DEPLOYMENT_STATE_LIVE) {
+    return StopDrained(runtime_, d.service_id(), absl::FromChrono(config.drain_grace));
+  }
+  if (IsFinal(d.state())) return absl::OkStatus();  // the reconciler removes leftovers
+
+  auto started = pool.Transact("start deployment", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+    const bool first = d.state() == v1::DEPLOYMENT_STATE_PENDING;
+    auto marked = MarkDeploying(tx, id);
+    if (!marked.ok() || !*marked) return marked;
+    C2D_RETURN_IF_ERROR(AddEvent(
+        tx, id, d.service_id(), "", first ? "deployment.started" : "deployment.resumed",
+        first ? absl::StrCat("starting ", d.spec().run().instance_count(), " instance(s) of ",
+                             d.image_repository(), "@", d.image_digest().substr(0, 19))
+              : absl::StrCat("carrying on after an interruption (attempt ", ctx.job().attempts,
+                             ")")));
+    return true;
+  });
+  if (!started.ok()) return started.status();
+  if (!*started) return absl::OkStatus();  // superseded before it began
+  loaded = pool.Transact("load deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
+  if (!loaded.ok()) return loaded.status();
+  d = std::move(*loaded);
+  const v1::ServiceSpec& spec = d.spec();
+  const bool web = spec.type() != v1::SERVICE_TYPE_WORKER;
+
+  auto env = runtime_.ResolveEnv(spec);
+  if (!env.ok()) return Fail(d, std::string(env.status().message()));
+
+  // ---- instances: as many as asked, reusing what an earlier attempt started
+  std::vector<InstanceRow> rows;
+  absl::Status s = pool.Transact("create instances", [&](pg::Tx& tx) -> absl::Status {
+    auto existing = InstancesOfDeployment(tx, id);
+    if (!existing.ok()) return existing.status();
+    int active = 0;
+    for (const InstanceRow& r : *existing) {
+      if (r.instance.state() != v1::INSTANCE_STATE_STOPPED) ++active;
+    }
+    for (int i = active; i < spec.run().instance_count(); ++i) {
+      C2D_RETURN_IF_ERROR(InsertInstance(tx, ids::New("ins"), d));
+    }
+    auto all = InstancesOfDeployment(tx, id);
+    if (!all.ok()) return all.status();
+    for (InstanceRow& r : *all) {
+      if (r.instance.state() != v1::INSTANCE_STATE_STOPPED) rows.push_back(std::move(r));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  for (const InstanceRow& row : rows) {
+    if (ctx.cancelled()) return absl::CancelledError("deployment superseded or worker stopping");
+    s = runtime_.EnsureRunning(row, d, *env);
+    if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return s;  // retried
+    if (!s.ok()) return Fail(d, absl::StrCat("cannot start an instance: ", s.message()));
+  }
+
+  // ---- health gate
+  const v1::HealthCheck check = WithDefaults(spec.health_check());
+  const absl::Duration gate = web ? GateDeadline(check) : kWorkerSettle + absl::Seconds(30);
+  const absl::Time gate_start = absl::Now(), deadline = gate_start + gate;
+  struct Gate {
+    InstanceRow row;
+    std::unique_ptr<HealthTracker> tracker;
+    std::string last_detail = "not probed yet";
+    bool healthy = false;
+  };
+  std::vector<Gate> gated;
+  for (InstanceRow& row : rows) {
+    auto fresh =
+        pool.Transact("instance", [&](pg::Tx& tx) { return GetInstance(tx, row.instance.id()); });
+    if (!fresh.ok()) return fresh.status();
+    gated.push_back({*fresh, std::make_unique<HealthTracker>(check, gate_start)});
+  }
+  while (true) {
+    bool all = true;
+    for (Gate& g : gated) {
+      if (g.healthy) continue;
+      const std::string& iid = g.row.instance.id();
+      auto info = runtime_.provider().Inspect(g.row.instance.provider_ref());
+      if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
+      if (!info.ok() || info->state != cloud::InstanceState::kRunning) {
+        std::string why = !info.ok() ? "its container disappeared"
+                          : info->oom_killed
+                              ? "it ran out of memory (OOM-killed)"
+                              : absl::StrCat("it exited with code ", info->exit_code);
+        std::string reason =
+            absl::StrCat("instance ", iid, " stopped before it became healthy: ", why);
+        if (info.ok()) {
+          std::vector<std::string> out = runtime_.LastOutput(info->ref, 5);
+          if (!out.empty())
+            absl::StrAppend(&reason, "; its last output: ", absl::StrJoin(out, " | "));
+        }
+        return Fail(d, reason);
+      }
+      const absl::Time now = absl::Now();
+      if (web) {
+        const std::string address = absl::StrCat(
+            g.row.instance.host(), ":", check.port() > 0 ? check.port() : g.row.instance.port());
+        ProbeResult p = Probe(address, check);
+        Metrics().health_checks.Add({{"result", p.ok ? "ok" : "failed"}}).Increment();
+        Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
+        g.last_detail = p.detail;
+        g.healthy = g.tracker->Record(p.ok, now) == Health::kHealthy;
+        HealthUpdate h{p.ok, p.detail, g.tracker->consecutive_passes(),
+                       g.tracker->consecutive_failures()};
+        C2D_RETURN_IF_ERROR(
+            pool.Transact("record health", [&](pg::Tx& tx) { return RecordHealth(tx, iid, h); }));
+      } else {
+        g.healthy = info->started_at.has_value() && now - *info->started_at >= kWorkerSettle;
+      }
+      if (g.healthy) {
+        const std::string message =
+            web ? absl::StrCat(Describe(check, spec.run().port()), ": ", g.last_detail, " after ",
+                               Seconds(now - gate_start))
+                : absl::StrCat("running for ", Seconds(kWorkerSettle));
+        C2D_RETURN_IF_ERROR(pool.Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
+          C2D_RETURN_IF_ERROR(SetInstanceState(tx, iid, v1::INSTANCE_STATE_HEALTHY));
+          return AddEvent(tx, id, d.service_id(), iid, "instance.healthy", message);
+        }));
+      } else {
+        all = false;
+      }
+    }
+    if (all) break;
+    if (absl::Now() >= deadline) {
+      for (const Gate& g : gated) {
+        if (g.healthy) continue;
+        return Fail(
+            d, absl::StrCat("instance ", g.row.instance.id(), " did not pass its health check (",
+                            Describe(check, spec.run().port()), ") within ", Seconds(gate),
+                            "; last result: ", g.last_detail));
+      }
+    }
+    if (!SleepUnlessCancelled(ctx, kGateProbeEvery)) {
+      return absl::CancelledError("deployment superseded or worker stopping");
+    }
+  }
+
+  // ---- switch: one transaction, then the ingress follows it
+  auto switched = pool.Transact("switch", [&](pg::Tx& tx) { return SwitchLive(tx, d); });
+  if (!switched.ok()) return switched.status();
+  if (!*switched) return absl::OkStatus();  // superseded meanwhile; nothing was switched
+  const absl::Duration took =
+      absl::Now() - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(d.started_at()));
+  Metrics()
+      .deploy_seconds.Add({{"result", "live"}}, metrics::DurationBuckets())
+      .Observe(absl::ToDoubleSeconds(took));
+  log::Info("deployment live",
+            {{"service_id", d.service_id()}, {"seconds", absl::ToDoubleSeconds(took)}});
+  if (s = runtime_.SyncIngress(d.service_id()); !s.ok()) {
+    // The reconciler retries too; the old instances stay until it succeeds.
+    log::Warn("cannot update the ingress", {{"error", s.ToString()}});
+    return s;
+  }
+
+  // ---- drain: the old instances finish what the ingress sent them
+  if (!SleepUnlessCancelled(ctx, absl::FromChrono(config.drain_grace))) return absl::OkStatus();
+  return StopDrained(runtime_, d.service_id(), absl::FromChrono(config.drain_grace));
+}
+
+absl::Status StopJob::Run(jobs::JobContext& ctx) {
+  v1::StopJob payload;
+  if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.service_id().empty()) {
+    return jobs::Permanent(absl::InvalidArgumentError("stop job payload names no service"));
+  }
+  const std::string& service_id = payload.service_id();
+  const std::string reason = payload.reason().empty() ? "stopped by request" : payload.reason();
+  pg::Pool& pool = runtime_.pool();
+  auto changed = pool.Transact("stop deployments",
+                               [&](pg::Tx& tx) { return StopDeployments(tx, service_id, reason); });
+  if (!changed.ok()) return changed.status();
+  C2D_RETURN_IF_ERROR(runtime_.SyncIngress(service_id));
+  auto rows = pool.Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (!rows.ok()) return rows.status();
+  bool any = false;
+  for (const InstanceRow& row : *rows) any |= row.instance.service_id() == service_id;
+  if (any) SleepUnlessCancelled(ctx, absl::FromChrono(runtime_.config().drain_grace));
+  for (const InstanceRow& row : *rows) {
+    if (row.instance.service_id() != service_id) continue;
+    C2D_RETURN_IF_ERROR(runtime_.StopInstance(row, reason));
+  }
+  auto volumes = pool.Transact("volumes", [&](pg::Tx& tx) {
+    return VolumesToDelete(tx, service_id, payload.delete_volumes());
+  });
+  if (!volumes.ok()) return volumes.status();
+  for (const v1::Volume& v : *volumes) {
+    C2D_RETURN_IF_ERROR(runtime_.DeleteVolume(v));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace c2d::deployer

@@ -1,0 +1,55 @@
+#pragma once
+
+// The `deploy` job (queue deployer): from a PENDING deployment to a LIVE one
+// with zero downtime, or to FAILED with the previous deployment untouched.
+//
+//   start instance_count instances (env resolved, image pinned by digest)
+//   -> health-gate every one of them (DESIGN point 11)
+//   -> switch in one transaction: old live -> superseded / rolled_back and
+//      its instances -> draining, this one -> live
+//   -> point the ingress at the new instances
+//   -> after the drain grace, stop and remove the old instances.
+//
+// Idempotent: each step reads what earlier attempts left (instance rows,
+// containers found by label), so a re-run after a crash carries on; the
+// switch is one transaction and the ingress is always derived from it, so a
+// crash can never leave a service half-switched. A deployment superseded
+// while it runs stops at its next step; the reconciler removes its instances.
+
+#include "absl/status/status.h"
+#include "libs/jobs/job.h"
+#include "services/deployer/runtime.h"
+
+namespace c2d::deployer {
+
+class DeployJob {
+ public:
+  explicit DeployJob(Runtime& runtime) : runtime_(runtime) {}
+
+  absl::Status Run(jobs::JobContext& ctx);
+
+  // Stops the service's DRAINING instances once `grace` has passed since
+  // they left rotation (used after a switch and by the reconciler).
+  static absl::Status StopDrained(Runtime& runtime, const std::string& service_id,
+                                  absl::Duration grace);
+
+ private:
+  // Records the failure and stops the deployment's instances.
+  absl::Status Fail(const v1::Deployment& d, const std::string& reason);
+
+  Runtime& runtime_;
+};
+
+// The `stop` job: StopService's work. Every deployment of the service ends
+// (live -> stopped), the hostname leaves the ingress, the instances drain and
+// stop; volumes are deleted when asked.
+class StopJob {
+ public:
+  explicit StopJob(Runtime& runtime) : runtime_(runtime) {}
+  absl::Status Run(jobs::JobContext& ctx);
+
+ private:
+  Runtime& runtime_;
+};
+
+}  // namespace c2d::deployer

@@ -1,0 +1,57 @@
+#pragma once
+
+// Runtime logs (DESIGN §2, deployer): one follower thread per running
+// instance streams its container's output into runtime_log_tail, where
+// StreamRuntimeLogs reads it. Lines are written in batches (every 250 ms),
+// timed by the engine, and a follower that starts again (a container
+// restart, a new leader) resumes after the newest stored line, so nothing is
+// stored twice. The tail of an instance outlives it: its last lines stay
+// readable after it was replaced or crashed. Thread-safe.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "services/deployer/runtime.h"
+#include "services/deployer/store.h"
+
+namespace c2d::deployer {
+
+class LogFollowers {
+ public:
+  explicit LogFollowers(Runtime& runtime);
+  ~LogFollowers();  // stops every follower
+
+  // Follows exactly the containers of `rows` (those with a provider ref):
+  // starts followers for new ones or ones whose follower ended (the
+  // container stopped and started again), stops the others.
+  void Sync(const std::vector<InstanceRow>& rows);
+  // Stops every follower (leadership lost).
+  void StopAll();
+
+ private:
+  struct Follower {
+    std::string service_id, instance_id, ref;
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> done{false};
+    absl::Mutex mu;
+    std::vector<RuntimeLine> pending ABSL_GUARDED_BY(mu);
+    std::thread thread;
+  };
+
+  void Follow(Follower* f);
+  void FlushLoop();
+  void Flush(Follower* f);
+
+  Runtime& runtime_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<Follower>> followers_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread flusher_;
+};
+
+}  // namespace c2d::deployer

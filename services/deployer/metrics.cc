@@ -1,0 +1,39 @@
+#include "services/deployer/metrics.h"
+
+#include "libs/metrics/metrics.h"
+
+namespace c2d::deployer {
+
+DeployerMetrics& Metrics() {
+  static DeployerMetrics* m = [] {
+    auto& reg = metrics::Registry();
+    auto& restarts = prometheus::BuildCounter()
+                         .Name("c2d_instance_restarts_total")
+                         .Help("Instances restarted by the reconciler")
+                         .Register(reg);
+    auto& latency = prometheus::BuildHistogram()
+                        .Name("c2d_health_check_seconds")
+                        .Help("Latency of instance health checks")
+                        .Register(reg);
+    return new DeployerMetrics{
+        prometheus::BuildGauge()
+            .Name("c2d_instances")
+            .Help("Instances of live and deploying deployments, by state")
+            .Register(reg),
+        restarts.Add({}),
+        prometheus::BuildCounter()
+            .Name("c2d_health_checks_total")
+            .Help("Instance health checks, by result")
+            .Register(reg),
+        latency.Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                                                1, 2, 5, 10}),
+        prometheus::BuildHistogram()
+            .Name("c2d_deploy_seconds")
+            .Help("Duration of deployments, from the deploy job's start to live or failed")
+            .Register(reg),
+    };
+  }();
+  return *m;
+}
+
+}  // namespace c2d::deployer

@@ -1,0 +1,293 @@
+#include "services/deployer/reconciler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/common/status.h"
+#include "services/deployer/deploy_job.h"
+#include "services/deployer/health.h"
+#include "services/deployer/metrics.h"
+
+namespace c2d::deployer {
+namespace {
+
+constexpr absl::Duration kMaxBackoff = absl::Minutes(5);
+constexpr absl::Duration kCrashWindow = absl::Minutes(10);
+constexpr int kCrashLoopRestarts = 5;  // more than this in the window
+// How often a starting (or restarted) instance is probed.
+constexpr absl::Duration kStartingProbeEvery = absl::Seconds(1);
+constexpr absl::Duration kWorkerSettle = absl::Seconds(2);
+// Every this many passes: trim log tails, rewrite every ingress entry.
+constexpr int kHousekeepingEvery = 15;
+
+Health ToHealth(v1::InstanceState s) {
+  switch (s) {
+    case v1::INSTANCE_STATE_HEALTHY:
+      return Health::kHealthy;
+    case v1::INSTANCE_STATE_UNHEALTHY:
+      return Health::kUnhealthy;
+    default:
+      return Health::kStarting;
+  }
+}
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1f s", absl::ToDoubleSeconds(d));
+}
+
+}  // namespace
+
+Reconciler::Reconciler(Runtime& runtime) : runtime_(runtime), followers_(runtime) {}
+
+absl::StatusOr<v1::Deployment> Reconciler::Deployment(const std::string& id) {
+  auto it = deployments_.find(id);
+  if (it != deployments_.end()) return it->second;
+  auto d =
+      runtime_.pool().Transact("deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
+  if (d.ok()) deployments_[id] = *d;
+  return d;
+}
+
+void Reconciler::RunOnce() {
+  deployments_.clear();
+  const Config& config = runtime_.config();
+  // Containers first, rows second: a container's row is inserted before the
+  // container is made, so every container listed has its row in the read.
+  auto containers = runtime_.provider().List(runtime_.OwnLabels());
+  if (!containers.ok()) {
+    log::Warn("reconcile: cannot list instances", {{"error", containers.status().ToString()}});
+    return;
+  }
+  auto rows =
+      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (!rows.ok()) {
+    log::Warn("reconcile: cannot read instances", {{"error", rows.status().ToString()}});
+    return;
+  }
+  std::map<std::string, const cloud::Instance*> by_instance;
+  for (const cloud::Instance& c : *containers) {
+    auto label = c.labels.find(kInstanceLabel);
+    if (label != c.labels.end()) by_instance[label->second] = &c;
+  }
+  std::set<std::string> known, touched;
+  std::map<std::string, double> by_state;
+  for (const InstanceRow& row : *rows) {
+    const std::string& id = row.instance.id();
+    known.insert(id);
+    const cloud::Instance* c = by_instance.count(id) ? by_instance[id] : nullptr;
+    switch (row.deployment_state) {
+      case v1::DEPLOYMENT_STATE_PENDING:
+      case v1::DEPLOYMENT_STATE_DEPLOYING:
+        break;  // the deploy job owns them
+      case v1::DEPLOYMENT_STATE_LIVE:
+        if (row.instance.state() != v1::INSTANCE_STATE_DRAINING && HandleLive(row, c)) {
+          touched.insert(row.instance.service_id());
+        }
+        break;
+      default: {
+        // The deployment ended: its instances go, draining ones after the grace.
+        if (row.instance.state() == v1::INSTANCE_STATE_DRAINING &&
+            absl::Now() < row.updated_at + absl::FromChrono(config.drain_grace)) {
+          break;
+        }
+        if (row.instance.state() == v1::INSTANCE_STATE_DRAINING) {
+          // The ingress must not list it when it stops.
+          if (!runtime_.SyncIngress(row.instance.service_id()).ok()) break;
+        }
+        const std::string why =
+            row.instance.state() == v1::INSTANCE_STATE_DRAINING
+                ? "drained after a newer deployment went live"
+                : absl::StrCat("its deployment is ", StateName(row.deployment_state));
+        if (auto s = runtime_.StopInstance(row, why); !s.ok()) {
+          log::Warn("reconcile: cannot stop an instance",
+                    {{"instance_id", id}, {"error", s.ToString()}});
+        }
+        touched.insert(row.instance.service_id());
+        continue;
+      }
+    }
+    by_state[StateName(row.instance.state())] += 1;
+  }
+  // Containers that no instance row accounts for (stopped rows whose
+  // removal failed, duplicates): remove them.
+  for (const cloud::Instance& c : *containers) {
+    auto label = c.labels.find(kInstanceLabel);
+    const bool orphan = label == c.labels.end() || !known.count(label->second);
+    if (!orphan) continue;
+    log::Info("reconcile: removing a container no instance accounts for", {{"ref", c.ref}});
+    (void)runtime_.provider().Stop(c.ref, config.stop_grace);
+    (void)runtime_.provider().Remove(c.ref);
+  }
+  if (++passes_ % kHousekeepingEvery == 0) {
+    runtime_.ForgetIngress();
+    for (const InstanceRow& row : *rows) touched.insert(row.instance.service_id());
+    for (const InstanceRow& row : *rows) {
+      (void)runtime_.pool().Transact("trim runtime log", [&](pg::Tx& tx) {
+        return TrimRuntimeLogs(tx, row.instance.id(), config.log_lines_per_instance);
+      });
+    }
+  }
+  for (const std::string& service : touched) {
+    if (auto s = runtime_.SyncIngress(service); !s.ok()) {
+      log::Warn("reconcile: cannot update the ingress",
+                {{"service_id", service}, {"error", s.ToString()}});
+    }
+  }
+  for (const char* state : {"starting", "healthy", "unhealthy", "draining", "crash_loop", "lost"}) {
+    Metrics().instances.Add({{"state", state}}).Set(by_state[state]);
+  }
+  // Follow the output of every instance still there.
+  auto current =
+      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (current.ok()) followers_.Sync(*current);
+}
+
+bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
+  const std::string& id = row.instance.id();
+  auto d = Deployment(row.instance.deployment_id());
+  if (!d.ok()) return false;
+  const absl::Time now = absl::Now();
+  if (c == nullptr) {
+    if (row.next_restart_at && now < *row.next_restart_at) return false;
+    if (row.instance.state() != v1::INSTANCE_STATE_LOST) {
+      (void)runtime_.pool().Transact("instance lost", [&](pg::Tx& tx) -> absl::Status {
+        C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_LOST));
+        return AddEvent(tx, d->id(), d->service_id(), id, "instance.lost",
+                        "its container is gone (removed outside c2d); replacing it");
+      });
+    }
+    Restart(row, *d, "its container was gone: recreated", /*stop_first=*/false);
+    return true;
+  }
+  if (c->state != cloud::InstanceState::kRunning) {
+    if (row.next_restart_at && now < *row.next_restart_at) {
+      // Waiting out the backoff; make sure it is out of rotation meanwhile.
+      if (row.instance.state() == v1::INSTANCE_STATE_HEALTHY) {
+        (void)runtime_.pool().Transact("instance down", [&](pg::Tx& tx) {
+          return SetInstanceState(tx, id, v1::INSTANCE_STATE_STARTING);
+        });
+        return true;
+      }
+      return false;
+    }
+    Restart(row, *d,
+            c->oom_killed ? "it ran out of memory (OOM-killed)"
+                          : absl::StrCat("it exited with code ", c->exit_code),
+            /*stop_first=*/false);
+    return true;
+  }
+  // Running: probe when due.
+  const v1::ServiceSpec& spec = d->spec();
+  const v1::InstanceState state = row.instance.state();
+  if (spec.type() == v1::SERVICE_TYPE_WORKER) {
+    if (state == v1::INSTANCE_STATE_HEALTHY || !c->started_at ||
+        now - *c->started_at < kWorkerSettle) {
+      return false;
+    }
+    (void)runtime_.pool().Transact("worker up", [&](pg::Tx& tx) -> absl::Status {
+      C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_HEALTHY));
+      return AddEvent(tx, d->id(), d->service_id(), id, "instance.healthy", "running again");
+    });
+    return true;
+  }
+  const v1::HealthCheck check = WithDefaults(spec.health_check());
+  const bool starting =
+      state != v1::INSTANCE_STATE_HEALTHY && state != v1::INSTANCE_STATE_UNHEALTHY;
+  const absl::Duration every =
+      starting ? std::min(kStartingProbeEvery, absl::Seconds(check.interval_s()))
+               : absl::Seconds(check.interval_s());
+  if (row.instance.has_last_health_check()) {
+    absl::Time last = absl::FromUnixSeconds(row.instance.last_health_check().time().seconds()) +
+                      absl::Nanoseconds(row.instance.last_health_check().time().nanos());
+    if (now - last < every) return false;
+  }
+  if (row.instance.host().empty() || row.instance.port() == 0) return false;
+  const std::string address =
+      absl::StrCat(row.instance.host(), ":", check.port() > 0 ? check.port() : row.instance.port());
+  ProbeResult p = Probe(address, check);
+  Metrics().health_checks.Add({{"result", p.ok ? "ok" : "failed"}}).Increment();
+  Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
+  HealthTracker tracker(check, c->started_at.value_or(now));
+  tracker.Restore(ToHealth(state), row.consecutive_passes, row.consecutive_failures);
+  const Health health = tracker.Record(p.ok, now);
+  HealthUpdate h{p.ok, p.detail, tracker.consecutive_passes(), tracker.consecutive_failures()};
+  (void)runtime_.pool().Transact("record health",
+                                 [&](pg::Tx& tx) { return RecordHealth(tx, id, h); });
+  if (health == Health::kHealthy && state != v1::INSTANCE_STATE_HEALTHY) {
+    (void)runtime_.pool().Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
+      C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_HEALTHY));
+      return AddEvent(tx, d->id(), d->service_id(), id, "instance.healthy",
+                      absl::StrCat(p.detail, "; back in rotation"));
+    });
+    return true;
+  }
+  if (health == Health::kUnhealthy) {
+    if (row.next_restart_at && now < *row.next_restart_at) {
+      if (state == v1::INSTANCE_STATE_UNHEALTHY) return false;
+    }
+    (void)runtime_.pool().Transact("instance unhealthy", [&](pg::Tx& tx) -> absl::Status {
+      C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_UNHEALTHY));
+      return AddEvent(
+          tx, d->id(), d->service_id(), id, "instance.unhealthy",
+          absl::StrCat("failed ", tracker.consecutive_failures(), " health checks in a row (",
+                       p.detail, "); out of rotation, restarting"));
+    });
+    // Out of rotation before the restart.
+    (void)runtime_.SyncIngress(row.instance.service_id());
+    if (!row.next_restart_at || now >= *row.next_restart_at) {
+      Restart(row, *d, absl::StrCat("it failed its health check: ", p.detail), /*stop_first=*/true);
+    }
+    return true;
+  }
+  return false;
+}
+
+void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
+                         bool stop_first) {
+  const std::string& id = row.instance.id();
+  const Config& config = runtime_.config();
+  auto env = runtime_.ResolveEnv(d.spec());
+  if (!env.ok()) {
+    log::Warn("reconcile: cannot restart an instance",
+              {{"instance_id", id}, {"error", env.status().ToString()}});
+    return;
+  }
+  if (stop_first && !row.instance.provider_ref().empty()) {
+    (void)runtime_.provider().Stop(row.instance.provider_ref(), config.stop_grace);
+  }
+  const absl::Time now = absl::Now();
+  auto recent = runtime_.pool().Transact(
+      "restarts", [&](pg::Tx& tx) { return RestartsSince(tx, id, now - kCrashWindow); });
+  if (!recent.ok()) return;
+  const int count = *recent + 1;
+  const bool crash_loop = count > kCrashLoopRestarts;
+  absl::Duration backoff = absl::FromChrono(config.restart_backoff);
+  for (int i = 0; i < *recent && backoff < kMaxBackoff; ++i) backoff *= 2;
+  backoff = std::min(backoff, kMaxBackoff);
+  absl::Status s = runtime_.EnsureRunning(row, d, *env);
+  if (!s.ok()) {
+    log::Warn("reconcile: cannot restart an instance",
+              {{"instance_id", id}, {"error", s.ToString()}});
+  }
+  Metrics().restarts.Increment();
+  const std::string message = absl::StrCat(
+      reason, s.ok() ? "" : absl::StrCat("; the restart failed: ", s.message()), " (restart ",
+      count, " in 10 min; the next one not before ", Seconds(backoff), ")");
+  (void)runtime_.pool().Transact("instance restarted", [&](pg::Tx& tx) -> absl::Status {
+    C2D_RETURN_IF_ERROR(RecordRestart(tx, id, now + backoff, crash_loop));
+    C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), id, "instance.restarted", message));
+    if (crash_loop && row.instance.state() != v1::INSTANCE_STATE_CRASH_LOOP) {
+      C2D_RETURN_IF_ERROR(AddEvent(
+          tx, d.id(), d.service_id(), id, "instance.crash_loop",
+          absl::StrCat("restarted ", count, " times in 10 minutes; restarts go on with backoff")));
+    }
+    return AppendRuntimeLogs(tx, d.service_id(), id,
+                             {{"system", absl::StrCat("restarted: ", message)}});
+  });
+  log::Info("instance restarted", {{"instance_id", id}, {"reason", reason}, {"count", count}});
+}
+
+}  // namespace c2d::deployer

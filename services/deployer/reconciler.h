@@ -1,0 +1,54 @@
+#pragma once
+
+// Self-healing (DESIGN points 11 and 24): the deployer's leader compares,
+// every C2D_RECONCILE_INTERVAL, what should run (instances of live
+// deployments, in PostgreSQL) with what runs (the provider's containers,
+// found by label) and what the health checks see:
+//  - a live instance whose container exited is restarted, with exponential
+//    backoff (1 s doubling to 5 min); more than 5 restarts in 10 minutes
+//    mark it CRASH_LOOP (restarts go on, with the backoff);
+//  - one whose container is gone (removed behind c2d's back) is LOST and
+//    recreated;
+//  - each running one is probed every interval_s (every second while it
+//    starts); after unhealthy_threshold failures it leaves rotation and is
+//    restarted; once it passes again it is back in rotation;
+//  - instances of deployments that ended are stopped (draining ones after
+//    the drain grace), and containers no row accounts for are removed;
+//  - the ingress of every touched service is brought in line.
+// It also runs the runtime-log followers. Everything it knows is in
+// PostgreSQL and the provider's labels, so a new leader simply carries on.
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/time/time.h"
+#include "services/deployer/log_follower.h"
+#include "services/deployer/runtime.h"
+
+namespace c2d::deployer {
+
+class Reconciler {
+ public:
+  explicit Reconciler(Runtime& runtime);
+
+  // One pass: the leader's duty.
+  void RunOnce();
+  // Stops the log followers (leadership lost, or shutdown).
+  void Stop() { followers_.StopAll(); }
+
+ private:
+  // Returns whether the instance's rotation may have changed.
+  bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
+  void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
+               bool stop_first);
+  absl::StatusOr<v1::Deployment> Deployment(const std::string& id);
+
+  Runtime& runtime_;
+  LogFollowers followers_;
+  int passes_ = 0;
+  std::map<std::string, v1::Deployment> deployments_;  // this pass's cache
+};
+
+}  // namespace c2d::deployer

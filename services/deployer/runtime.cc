@@ -1,0 +1,253 @@
+#include "services/deployer/runtime.h"
+
+#include <algorithm>
+#include <deque>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
+#include "libs/common/log.h"
+#include "libs/common/status.h"
+
+namespace c2d::deployer {
+namespace {
+
+constexpr pg::Statement kIngressLock{
+    "deployer_ingress_lock", "SELECT pg_advisory_xact_lock(hashtext('c2d.ingress.' || $1))"};
+
+std::string ContainerName(const std::string& instance_id) {
+  return absl::StrCat("c2d-", absl::AsciiStrToLower(instance_id));
+}
+
+// Volume directory names: lower case, no underscore ("vol-01jd…").
+std::string VolumeName(const std::string& volume_id) {
+  return absl::StrReplaceAll(absl::AsciiStrToLower(volume_id), {{"_", "-"}});
+}
+
+std::string Short(const std::string& ref) { return ref.substr(0, 12); }
+
+}  // namespace
+
+Runtime::Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,
+                 ingress::Upstreams& upstreams)
+    : pool_(pool), config_(config), provider_(provider), upstreams_(upstreams) {}
+
+absl::Status Runtime::Init() {
+  auto id = pool_.Transact("installation id", [](pg::Tx& tx) { return InstallationId(tx); });
+  if (!id.ok()) return id.status();
+  installation_ = std::move(*id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Runtime::ResolveEnv(
+    const v1::ServiceSpec& spec) const {
+  std::map<std::string, std::string> env;
+  for (const v1::EnvVar& var : spec.env()) {
+    crypto::Sealed sealed{var.value().key_id(), var.value().wrapped_data_key(), var.value().nonce(),
+                          var.value().ciphertext()};
+    auto plain = config_.master_keys->Open(sealed, crypto::EnvVarAad(var.key()));
+    if (!plain.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot decrypt env var ", var.key(), ": ", plain.status().message()));
+    }
+    if (absl::StrContains(*plain, "${{")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("env var ", var.key(),
+                       " references a linked resource (${{ … }}), which this c2d cannot resolve: "
+                       "it runs no database service"));
+    }
+    env[var.key()] = std::move(*plain);
+  }
+  return env;
+}
+
+absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment& d,
+                                    const std::map<std::string, std::string>& env) {
+  const std::string& id = row.instance.id();
+  std::optional<cloud::Instance> current;
+  if (!row.instance.provider_ref().empty()) {
+    auto i = provider_.Inspect(row.instance.provider_ref());
+    if (i.ok()) {
+      current = std::move(*i);
+    } else if (!absl::IsNotFound(i.status())) {
+      return i.status();
+    }
+  }
+  if (!current) {
+    // Created by an earlier attempt that crashed before recording it?
+    auto found = provider_.List({{kInstanceLabel, id}});
+    if (!found.ok()) return found.status();
+    if (!found->empty()) current = found->front();
+  }
+  bool created = false;
+  if (!current) {
+    const v1::ServiceSpec& spec = d.spec();
+    cloud::InstanceSpec s;
+    s.name = ContainerName(id);
+    s.image = absl::StrCat(d.image_repository(), "@", d.image_digest());
+    if (!spec.run().start_command().empty()) {
+      s.command = {"/bin/sh", "-c", spec.run().start_command()};
+    }
+    s.env = env;
+    s.port = spec.type() == v1::SERVICE_TYPE_WORKER ? 0 : spec.run().port();
+    s.memory_bytes = int64_t{spec.run().memory_mb() > 0 ? spec.run().memory_mb() : 512} << 20;
+    s.cpu_millis = spec.run().cpu_millis() > 0 ? spec.run().cpu_millis() : 500;
+    for (const v1::VolumeMount& v : spec.volumes()) {
+      s.volumes.push_back({VolumeName(v.volume_id()), v.mount_path()});
+    }
+    s.labels = {{kInstallationLabel, installation_},
+                {"c2d.project", d.project_id()},
+                {"c2d.service", d.service_id()},
+                {"c2d.deployment", d.id()},
+                {kInstanceLabel, id}};
+    auto made = provider_.Create(s);
+    if (!made.ok()) return made.status();
+    current = std::move(*made);
+    created = true;
+    C2D_RETURN_IF_ERROR(pool_.Transact("record instance", [&](pg::Tx& tx) -> absl::Status {
+      C2D_RETURN_IF_ERROR(SetInstanceRef(tx, id, current->ref, "", 0));
+      for (const v1::VolumeMount& v : spec.volumes()) {
+        C2D_RETURN_IF_ERROR(AttachVolume(tx, v.volume_id(), VolumeName(v.volume_id()), id));
+      }
+      return absl::OkStatus();
+    }));
+  }
+  if (current->state != cloud::InstanceState::kRunning) {
+    C2D_RETURN_IF_ERROR(provider_.Start(current->ref));
+    auto after = provider_.Inspect(current->ref);
+    if (!after.ok()) return after.status();
+    current = std::move(*after);
+  }
+  std::string host, port = "0";
+  if (size_t colon = current->address.rfind(':'); colon != std::string::npos) {
+    host = current->address.substr(0, colon);
+    port = current->address.substr(colon + 1);
+  }
+  if (current->ref == row.instance.provider_ref() && host == row.instance.host() &&
+      port == std::to_string(row.instance.port()) && !created) {
+    return absl::OkStatus();
+  }
+  return pool_.Transact("record instance address", [&](pg::Tx& tx) -> absl::Status {
+    C2D_RETURN_IF_ERROR(SetInstanceRef(tx, id, current->ref, host, std::stoi(port)));
+    if (!created) return absl::OkStatus();
+    return AddEvent(
+        tx, d.id(), d.service_id(), id, "instance.created",
+        absl::StrCat("container ", Short(current->ref),
+                     host.empty() ? std::string() : absl::StrCat(" on ", host, ":", port)));
+  });
+}
+
+absl::Status Runtime::StopInstance(const InstanceRow& row, const std::string& reason) {
+  const std::string& id = row.instance.id();
+  std::vector<std::string> refs;
+  if (!row.instance.provider_ref().empty()) refs.push_back(row.instance.provider_ref());
+  if (auto found = provider_.List({{kInstanceLabel, id}}); found.ok()) {
+    for (const auto& i : *found) {
+      if (std::find(refs.begin(), refs.end(), i.ref) == refs.end()) refs.push_back(i.ref);
+    }
+  }
+  for (const std::string& ref : refs) {
+    absl::Status s = provider_.Stop(ref, config_.stop_grace);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+    s = provider_.Remove(ref);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  C2D_RETURN_IF_ERROR(pool_.Transact("record stopped instance", [&](pg::Tx& tx) -> absl::Status {
+    C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_STOPPED));
+    C2D_RETURN_IF_ERROR(DetachVolumes(tx, id));
+    C2D_RETURN_IF_ERROR(AddEvent(tx, row.instance.deployment_id(), row.instance.service_id(), id,
+                                 "instance.stopped", reason));
+    return AppendRuntimeLogs(tx, row.instance.service_id(), id,
+                             {{"system", absl::StrCat("instance stopped: ", reason)}});
+  }));
+  return absl::OkStatus();
+}
+
+absl::Status Runtime::DeleteVolume(const v1::Volume& volume) {
+  C2D_RETURN_IF_ERROR(provider_.DeleteVolume(VolumeName(volume.id())));
+  return pool_.Transact("volume deleted",
+                        [&](pg::Tx& tx) { return MarkVolumeDeleted(tx, volume.id()); });
+}
+
+absl::Status Runtime::SyncIngress(const std::string& service_id) {
+  return pool_.Transact("sync ingress", [&](pg::Tx& tx) -> absl::Status {
+    tx.Exec(kIngressLock, service_id);
+    v1::ServiceSpec spec;
+    std::vector<std::string> addresses;
+    auto live = LiveDeployment(tx, service_id);
+    if (live.ok()) {
+      spec = live->spec();
+      auto rows = InstancesOfDeployment(tx, live->id());
+      if (!rows.ok()) return rows.status();
+      for (const InstanceRow& r : *rows) {
+        if (r.instance.state() == v1::INSTANCE_STATE_HEALTHY && r.instance.port() > 0) {
+          addresses.push_back(absl::StrCat(r.instance.host(), ":", r.instance.port()));
+        }
+      }
+      std::sort(addresses.begin(), addresses.end());
+    } else if (absl::IsNotFound(live.status())) {
+      auto latest = ListDeployments(tx, service_id, 1, "");
+      if (!latest.ok()) return latest.status();
+      if (latest->deployments().empty()) return absl::OkStatus();
+      spec = latest->deployments(0).spec();
+    } else {
+      return live.status();
+    }
+    if (spec.type() == v1::SERVICE_TYPE_WORKER) return absl::OkStatus();
+    const std::string hostname = config_.Hostname(spec.service_name(), spec.project_name());
+    // What the table holds for the hostname after this call.
+    const std::string entry = live.ok() ? absl::StrJoin(addresses, ",") : "(removed)";
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = written_.find(hostname);
+      if (it != written_.end() && it->second == entry) return absl::OkStatus();
+    }
+    absl::Status s = live.ok() ? upstreams_.Set(hostname, addresses) : upstreams_.Remove(hostname);
+    if (!s.ok()) return s;
+    log::Info("ingress updated", {{"hostname", hostname}, {"upstreams", addresses}});
+    absl::MutexLock lock(&mu_);
+    written_[hostname] = entry;
+    return absl::OkStatus();
+  });
+}
+
+void Runtime::ForgetIngress() {
+  absl::MutexLock lock(&mu_);
+  written_.clear();
+}
+
+void Runtime::SystemLog(const std::string& service_id, const std::string& instance_id,
+                        const std::string& text) {
+  absl::Status s = pool_.Transact("runtime log", [&](pg::Tx& tx) {
+    return AppendRuntimeLogs(tx, service_id, instance_id, {{"system", text}});
+  });
+  if (!s.ok()) log::Warn("cannot write a runtime log line", {{"error", s.ToString()}});
+}
+
+std::vector<std::string> Runtime::LastOutput(const std::string& ref, int n) {
+  std::deque<std::string> lines;
+  std::atomic<bool> cancel{false};
+  absl::Notification done;
+  // A running container's log never ends: read what is there for a moment.
+  std::thread timer([&] {
+    done.WaitForNotificationWithTimeout(absl::Seconds(2));
+    cancel = true;
+  });
+  (void)provider_.FollowLogs(
+      ref, std::nullopt,
+      [&](const cloud::LogLine& l) {
+        lines.push_back(l.text);
+        if (static_cast<int>(lines.size()) > n) lines.pop_front();
+        return true;
+      },
+      &cancel);
+  done.Notify();
+  timer.join();
+  return {lines.begin(), lines.end()};
+}
+
+}  // namespace c2d::deployer

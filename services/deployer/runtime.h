@@ -1,0 +1,87 @@
+#pragma once
+
+// What the deploy job, the stop job and the reconciler share: starting and
+// stopping one instance on the provider with its rows and events kept in
+// step, resolving a release's environment, and pointing the ingress at a
+// service's healthy instances. Every operation is idempotent, so a job re-run
+// after a crash or a new leader simply carries on. Thread-safe.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/cloud/provider.h"
+#include "libs/ingress/upstreams.h"
+#include "libs/pg/pool.h"
+#include "proto/c2d/v1/deployer.pb.h"
+#include "services/deployer/config.h"
+#include "services/deployer/store.h"
+
+namespace c2d::deployer {
+
+// Labels on every instance c2d runs (besides project, service, deployment).
+inline constexpr char kInstallationLabel[] = "c2d.installation";
+inline constexpr char kInstanceLabel[] = "c2d.instance";
+
+class Runtime {
+ public:
+  Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,
+          ingress::Upstreams& upstreams);
+
+  // Reads this installation's id; before anything else.
+  absl::Status Init();
+  // The labels that select every instance of this installation.
+  std::map<std::string, std::string> OwnLabels() const {
+    return {{kInstallationLabel, installation_}};
+  }
+
+  // The environment of a release's instances: its env vars decrypted.
+  // InvalidArgument (the deployment must fail) when a value cannot be
+  // decrypted or names something that cannot be resolved.
+  absl::StatusOr<std::map<std::string, std::string>> ResolveEnv(const v1::ServiceSpec& spec) const;
+
+  // Makes sure instance `row` has a running container: adopts the one that
+  // carries its label, starts a stopped one, or creates a new one (pulling
+  // the image, attaching volumes). Records the provider ref and address.
+  absl::Status EnsureRunning(const InstanceRow& row, const v1::Deployment& d,
+                             const std::map<std::string, std::string>& env);
+  // Stops (SIGTERM, then SIGKILL after the stop grace) and removes the
+  // instance's container, detaches its volumes, marks it STOPPED.
+  absl::Status StopInstance(const InstanceRow& row, const std::string& reason);
+
+  // Destroys the volume's data and marks it DELETED.
+  absl::Status DeleteVolume(const v1::Volume& volume);
+
+  // Points the service's hostname at the healthy instances of its live
+  // deployment (503 when there are none; 404 again once it has no live
+  // deployment). Serialized per service across processes by an advisory lock.
+  absl::Status SyncIngress(const std::string& service_id);
+  // Forgets what SyncIngress last wrote, so the next call writes again.
+  void ForgetIngress();
+
+  // A system line in the service's runtime log.
+  void SystemLog(const std::string& service_id, const std::string& instance_id,
+                 const std::string& text);
+  // The last `n` lines the instance's container wrote (for failure reasons).
+  std::vector<std::string> LastOutput(const std::string& ref, int n);
+
+  cloud::Provider& provider() { return provider_; }
+  pg::Pool& pool() { return pool_; }
+  const Config& config() const { return config_; }
+
+ private:
+  pg::Pool& pool_;
+  const Config& config_;
+  cloud::Provider& provider_;
+  ingress::Upstreams& upstreams_;
+  std::string installation_;
+  absl::Mutex mu_;
+  // hostname -> what SyncIngress last wrote for it, to skip writes that
+  // change nothing.
+  std::map<std::string, std::string> written_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace c2d::deployer

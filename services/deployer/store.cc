@@ -1,0 +1,669 @@
+#include "services/deployer/store.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/ids.h"
+#include "libs/common/status.h"
+#include "libs/jobs/queue.h"
+#include "libs/rpc/proto_json.h"
+#include "proto/c2d/v1/jobs.pb.h"
+
+namespace c2d::deployer {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+#define C2D_MICROS(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+
+#define C2D_DEPLOYMENT_COLUMNS \
+  "id, service_id, project_id, build_id, image_repository, image_digest, spec::text, "     \
+  "state, coalesce(failure_reason, ''), coalesce(rollback_of, ''), " C2D_MICROS(           \
+      "created_at") ", " C2D_MICROS("started_at") ", " C2D_MICROS("live_at") ", " C2D_MICROS( \
+      "finished_at")
+
+#define C2D_INSTANCE_COLUMNS \
+  "i.id, i.deployment_id, i.service_id, i.state, coalesce(i.provider_ref, ''), "             \
+  "coalesce(i.host, ''), coalesce(i.port, 0), i.restarts, " C2D_MICROS(                      \
+      "i.last_health_check_at") ", i.last_health_ok, coalesce(i.last_health_detail, ''), " \
+      C2D_MICROS("i.created_at") ", " C2D_MICROS("i.stopped_at") ", d.state, "             \
+      "i.consecutive_passes, i.consecutive_failures, " C2D_MICROS(                        \
+          "i.last_restart_at") ", " C2D_MICROS("i.next_restart_at") ", " C2D_MICROS("i.updated_at")
+
+#define C2D_VOLUME_COLUMNS                                                               \
+  "id, service_id, project_id, name, size_gb, mount_path, state, coalesce(instance_id, " \
+  "''), " C2D_MICROS("created_at")
+
+constexpr pg::Statement kInstallation{"installation_id", "SELECT id FROM installation"};
+
+constexpr pg::Statement kInsertDeployment{"deployments_insert", R"sql(
+INSERT INTO deployments (id, service_id, project_id, build_id, request_id, image_repository,
+                         image_digest, spec, rollback_of)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8::jsonb, NULLIF($9, ''))
+ON CONFLICT (service_id, request_id) DO NOTHING
+RETURNING id)sql"};
+
+constexpr pg::Statement kByRequest{"deployments_by_request", "SELECT " C2D_DEPLOYMENT_COLUMNS
+                                                             R"sql(
+FROM deployments WHERE service_id = $1 AND request_id = $2)sql"};
+
+constexpr pg::Statement kSupersede{"deployments_supersede", R"sql(
+UPDATE deployments SET state = 'superseded', finished_at = now(), updated_at = now()
+WHERE service_id = $1 AND id <> $2 AND state IN ('pending', 'deploying')
+RETURNING id)sql"};
+
+constexpr pg::Statement kCancelDeployJob{"deployments_cancel_job", R"sql(
+UPDATE jobs SET state = 'cancelled', lease_until = NULL, locked_by = NULL,
+                finished_at = now(), updated_at = now()
+WHERE queue = 'deployer' AND unique_key = $1 AND state IN ('available', 'running'))sql"};
+
+constexpr pg::Statement kGetDeployment{
+    "deployments_get", "SELECT " C2D_DEPLOYMENT_COLUMNS " FROM deployments WHERE id = $1"};
+constexpr pg::Statement kLockDeployment{"deployments_lock",
+                                        "SELECT " C2D_DEPLOYMENT_COLUMNS
+                                        " FROM deployments WHERE id = $1 FOR UPDATE"};
+constexpr pg::Statement kLive{"deployments_live",
+                              "SELECT " C2D_DEPLOYMENT_COLUMNS
+                              " FROM deployments WHERE service_id = $1 AND state = 'live'"};
+constexpr pg::Statement kListDeployments{"deployments_list", "SELECT " C2D_DEPLOYMENT_COLUMNS
+                                                             R"sql(
+FROM deployments WHERE service_id = $1 AND ($2 = '' OR id < $2)
+ORDER BY id DESC LIMIT $3)sql"};
+
+constexpr pg::Statement kMarkDeploying{"deployments_deploying", R"sql(
+UPDATE deployments SET state = 'deploying', started_at = coalesce(started_at, now()),
+                       updated_at = now()
+WHERE id = $1 AND state IN ('pending', 'deploying') RETURNING id)sql"};
+
+constexpr pg::Statement kMarkFailed{"deployments_failed", R"sql(
+UPDATE deployments SET state = 'failed', failure_reason = $2, finished_at = now(),
+                       updated_at = now()
+WHERE id = $1 AND state IN ('pending', 'deploying') RETURNING id)sql"};
+
+// Old row first: the unique index allows one live deployment per service.
+constexpr pg::Statement kRetireLive{"deployments_retire_live", R"sql(
+UPDATE deployments SET state = $3, finished_at = now(), updated_at = now()
+WHERE service_id = $1 AND id <> $2 AND state = 'live' RETURNING id)sql"};
+
+constexpr pg::Statement kMakeLive{"deployments_make_live", R"sql(
+UPDATE deployments SET state = 'live', live_at = now(), updated_at = now()
+WHERE id = $1 AND state = 'deploying' RETURNING id)sql"};
+
+constexpr pg::Statement kStopLive{"deployments_stop_live", R"sql(
+UPDATE deployments SET state = 'stopped', finished_at = now(), updated_at = now()
+WHERE service_id = $1 AND state = 'live' RETURNING id)sql"};
+
+constexpr pg::Statement kSupersedeAll{"deployments_supersede_all", R"sql(
+UPDATE deployments SET state = 'superseded', finished_at = now(), updated_at = now()
+WHERE service_id = $1 AND state IN ('pending', 'deploying') RETURNING id)sql"};
+
+constexpr pg::Statement kDrainOf{"instances_drain_of", R"sql(
+UPDATE instances SET state = 'draining', updated_at = now()
+WHERE deployment_id = $1 AND state NOT IN ('stopped', 'draining'))sql"};
+
+constexpr pg::Statement kInsertInstance{"instances_insert", R"sql(
+INSERT INTO instances (id, deployment_id, service_id, provider, port)
+VALUES ($1, $2, $3, 'local', NULLIF($4, 0)))sql"};
+
+constexpr pg::Statement kSetRef{"instances_set_ref", R"sql(
+UPDATE instances SET provider_ref = $2, host = NULLIF($3, ''), port = NULLIF($4, 0),
+                     updated_at = now()
+WHERE id = $1)sql"};
+
+constexpr pg::Statement kSetState{"instances_set_state", R"sql(
+UPDATE instances SET state = $2, updated_at = now(),
+                     stopped_at = CASE WHEN $2 = 'stopped' THEN coalesce(stopped_at, now()) END
+WHERE id = $1 AND (state <> 'stopped' OR $2 = 'stopped'))sql"};
+
+constexpr pg::Statement kHealth{"instances_health", R"sql(
+UPDATE instances SET last_health_check_at = now(), last_health_ok = $2, last_health_detail = $3,
+                     consecutive_passes = $4, consecutive_failures = $5, updated_at = now()
+WHERE id = $1)sql"};
+
+constexpr pg::Statement kRestart{"instances_restart", R"sql(
+UPDATE instances SET restarts = restarts + 1, last_restart_at = now(),
+                     next_restart_at = to_timestamp($2::double precision / 1000000),
+                     state = CASE WHEN $3 THEN 'crash_loop' ELSE 'starting' END,
+                     consecutive_passes = 0, consecutive_failures = 0, updated_at = now()
+WHERE id = $1 AND state <> 'stopped')sql"};
+
+constexpr pg::Statement kInstancesOf{"instances_of_deployment", "SELECT " C2D_INSTANCE_COLUMNS
+                                                                R"sql(
+FROM instances i JOIN deployments d ON d.id = i.deployment_id
+WHERE i.deployment_id = $1 ORDER BY i.id)sql"};
+
+constexpr pg::Statement kActive{"instances_active", "SELECT " C2D_INSTANCE_COLUMNS R"sql(
+FROM instances i JOIN deployments d ON d.id = i.deployment_id
+WHERE i.state <> 'stopped' ORDER BY i.service_id, i.id)sql"};
+
+constexpr pg::Statement kGetInstance{"instances_get", "SELECT " C2D_INSTANCE_COLUMNS R"sql(
+FROM instances i JOIN deployments d ON d.id = i.deployment_id WHERE i.id = $1)sql"};
+
+constexpr pg::Statement kListInstances{"instances_list", "SELECT " C2D_INSTANCE_COLUMNS R"sql(
+FROM instances i JOIN deployments d ON d.id = i.deployment_id
+WHERE i.service_id = $1 AND ($2 = '' OR i.deployment_id = $2)
+  AND ($3 OR i.state <> 'stopped') AND ($4 = '' OR i.id < $4)
+ORDER BY i.id DESC LIMIT $5)sql"};
+
+constexpr pg::Statement kRestartsSince{"instances_restarts_since", R"sql(
+SELECT count(*) FROM deployment_events
+WHERE instance_id = $1 AND kind = 'instance.restarted'
+  AND at >= to_timestamp($2::double precision / 1000000))sql"};
+
+constexpr pg::Statement kAddEvent{"events_add", R"sql(
+INSERT INTO deployment_events (id, deployment_id, service_id, instance_id, kind, message)
+VALUES ($1, $2, $3, NULLIF($4, ''), $5, left($6, 2000)))sql"};
+
+constexpr pg::Statement kNotify{"deployer_notify", "SELECT pg_notify($1, $2)"};
+
+constexpr pg::Statement kReadEvents{"events_read", R"sql(
+SELECT id, seq, deployment_id, service_id, coalesce(instance_id, ''), kind, message,
+       (extract(epoch FROM at) * 1000000)::bigint
+FROM deployment_events
+WHERE ($1 = '' OR deployment_id = $1) AND ($2 = '' OR service_id = $2) AND seq > $3
+ORDER BY seq LIMIT $4)sql"};
+
+constexpr pg::Statement kAppendLogs{"runtime_logs_append", R"sql(
+INSERT INTO runtime_log_tail (service_id, instance_id, stream, text, at)
+SELECT $1, $2, s, t, CASE WHEN m = 0 THEN now() ELSE to_timestamp(m::double precision / 1000000) END
+FROM unnest($3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS l(s, t, m, n)
+ORDER BY n)sql"};
+
+constexpr pg::Statement kTailStart{"runtime_logs_tail_start", R"sql(
+SELECT coalesce(min(seq) - 1, 0) FROM (
+  SELECT seq FROM runtime_log_tail
+  WHERE service_id = $1 AND ($2 = '' OR instance_id = $2)
+  ORDER BY seq DESC LIMIT $3) t)sql"};
+
+constexpr pg::Statement kReadLogs{"runtime_logs_read", R"sql(
+SELECT seq, stream, text, instance_id, (extract(epoch FROM at) * 1000000)::bigint
+FROM runtime_log_tail
+WHERE service_id = $1 AND ($2 = '' OR instance_id = $2) AND seq > $3
+ORDER BY seq LIMIT $4)sql"};
+
+constexpr pg::Statement kTrimLogs{"runtime_logs_trim", R"sql(
+DELETE FROM runtime_log_tail WHERE instance_id = $1 AND seq <= (
+  SELECT seq FROM runtime_log_tail WHERE instance_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1))sql"};
+
+constexpr pg::Statement kLastLogAt{"runtime_logs_last_at", R"sql(
+SELECT (extract(epoch FROM max(at)) * 1000000)::bigint FROM runtime_log_tail
+WHERE instance_id = $1 AND stream <> 'system')sql"};
+
+constexpr pg::Statement kInsertVolume{"volumes_insert", R"sql(
+INSERT INTO volumes (id, service_id, project_id, name, size_gb, mount_path)
+VALUES ($1, $2, $3, $4, $5, $6))sql"};
+constexpr pg::Statement kGetVolume{"volumes_get",
+                                   "SELECT " C2D_VOLUME_COLUMNS " FROM volumes WHERE id = $1"};
+constexpr pg::Statement kListVolumes{"volumes_list", "SELECT " C2D_VOLUME_COLUMNS R"sql(
+FROM volumes WHERE service_id = $1 AND state <> 'deleted' AND ($2 = '' OR id < $2)
+ORDER BY id DESC LIMIT $3)sql"};
+constexpr pg::Statement kAttachVolume{"volumes_attach", R"sql(
+UPDATE volumes SET state = 'attached', provider_ref = $2, instance_id = $3, updated_at = now()
+WHERE id = $1 AND state NOT IN ('deleting', 'deleted'))sql"};
+constexpr pg::Statement kDetachVolumes{"volumes_detach", R"sql(
+UPDATE volumes SET state = 'available', instance_id = NULL, updated_at = now()
+WHERE instance_id = $1 AND state = 'attached')sql"};
+constexpr pg::Statement kVolumeDeleting{"volumes_deleting", R"sql(
+UPDATE volumes SET state = 'deleting', updated_at = now()
+WHERE id = $1 AND state <> 'deleted')sql"};
+constexpr pg::Statement kVolumeDeleted{"volumes_deleted", R"sql(
+UPDATE volumes SET state = 'deleted', instance_id = NULL, deleted_at = now(), updated_at = now()
+WHERE id = $1 AND state <> 'deleted')sql"};
+constexpr pg::Statement kVolumesToDelete{"volumes_to_delete", "SELECT " C2D_VOLUME_COLUMNS R"sql(
+FROM volumes WHERE service_id = $1 AND (state = 'deleting' OR ($2 AND state <> 'deleted')))sql"};
+
+template <typename Enum>
+Enum ParseEnum(const std::string& prefix, const std::string& sql,
+               bool (*parse)(const std::string&, Enum*)) {
+  Enum out{};
+  parse(absl::AsciiStrToUpper(absl::StrCat(prefix, sql)), &out);
+  return out;
+}
+
+void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
+  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
+}
+
+std::optional<absl::Time> OptTime(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return absl::FromUnixMicros(f.as<int64_t>());
+}
+
+v1::Deployment RowToDeployment(const pqxx::row& r) {
+  v1::Deployment d;
+  d.set_id(r[0].as<std::string>());
+  d.set_service_id(r[1].as<std::string>());
+  d.set_project_id(r[2].as<std::string>());
+  d.set_build_id(r[3].as<std::string>());
+  d.set_image_repository(r[4].as<std::string>());
+  d.set_image_digest(r[5].as<std::string>());
+  (void)rpc::FromJson(r[6].as<std::string>(), d.mutable_spec());  // validated when written
+  d.set_state(ParseEnum<v1::DeploymentState>("DEPLOYMENT_STATE_", r[7].as<std::string>(),
+                                             v1::DeploymentState_Parse));
+  d.set_failure_reason(r[8].as<std::string>());
+  d.set_rollback_of(r[9].as<std::string>());
+  SetTime(r[10], d.mutable_created_at());
+  SetTime(r[11], d.mutable_started_at());
+  SetTime(r[12], d.mutable_live_at());
+  SetTime(r[13], d.mutable_finished_at());
+  return d;
+}
+
+InstanceRow RowToInstance(const pqxx::row& r) {
+  InstanceRow row;
+  v1::Instance& i = row.instance;
+  i.set_id(r[0].as<std::string>());
+  i.set_deployment_id(r[1].as<std::string>());
+  i.set_service_id(r[2].as<std::string>());
+  i.set_state(ParseEnum<v1::InstanceState>("INSTANCE_STATE_", r[3].as<std::string>(),
+                                           v1::InstanceState_Parse));
+  i.set_provider_ref(r[4].as<std::string>());
+  i.set_host(r[5].as<std::string>());
+  i.set_port(r[6].as<int>());
+  i.set_restarts(r[7].as<int>());
+  if (!r[8].is_null()) {
+    SetTime(r[8], i.mutable_last_health_check()->mutable_time());
+    i.mutable_last_health_check()->set_ok(!r[9].is_null() && r[9].as<bool>());
+    i.mutable_last_health_check()->set_detail(r[10].as<std::string>());
+  }
+  SetTime(r[11], i.mutable_created_at());
+  SetTime(r[12], i.mutable_stopped_at());
+  row.deployment_state = ParseEnum<v1::DeploymentState>(
+      "DEPLOYMENT_STATE_", r[13].as<std::string>(), v1::DeploymentState_Parse);
+  row.consecutive_passes = r[14].as<int>();
+  row.consecutive_failures = r[15].as<int>();
+  row.last_restart_at = OptTime(r[16]);
+  row.next_restart_at = OptTime(r[17]);
+  row.updated_at = OptTime(r[18]).value_or(absl::Now());
+  return row;
+}
+
+v1::Volume RowToVolume(const pqxx::row& r) {
+  v1::Volume v;
+  v.set_id(r[0].as<std::string>());
+  v.set_service_id(r[1].as<std::string>());
+  v.set_project_id(r[2].as<std::string>());
+  v.set_name(r[3].as<std::string>());
+  v.set_size_gb(r[4].as<int>());
+  v.set_mount_path(r[5].as<std::string>());
+  v.set_state(
+      ParseEnum<v1::VolumeState>("VOLUME_STATE_", r[6].as<std::string>(), v1::VolumeState_Parse));
+  v.set_instance_id(r[7].as<std::string>());
+  SetTime(r[8], v.mutable_created_at());
+  return v;
+}
+
+std::string DeployJobKey(const std::string& deployment_id) {
+  return absl::StrCat("deploy:", deployment_id);
+}
+
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+template <typename Enum>
+std::string EnumSql(const std::string& name, size_t prefix) {
+  return absl::AsciiStrToLower(name.substr(prefix));
+}
+
+}  // namespace
+
+std::string StateName(v1::DeploymentState s) {
+  return EnumSql<v1::DeploymentState>(v1::DeploymentState_Name(s), 17);
+}
+std::string StateName(v1::InstanceState s) {
+  return EnumSql<v1::InstanceState>(v1::InstanceState_Name(s), 15);
+}
+std::string StateName(v1::VolumeState s) {
+  return EnumSql<v1::VolumeState>(v1::VolumeState_Name(s), 13);
+}
+
+absl::StatusOr<std::string> InstallationId(pg::Tx& tx) {
+  pqxx::result r = tx.Exec(kInstallation);
+  if (r.empty()) return absl::FailedPreconditionError("the installation table is empty");
+  return r[0][0].as<std::string>();
+}
+
+// ---- deployments
+
+absl::StatusOr<InsertResult> InsertDeployment(pg::Tx& tx, const NewDeployment& d) {
+  auto spec_json = rpc::ToJson(d.spec);
+  if (!spec_json.ok()) return spec_json.status();
+  const std::string& service_id = d.spec.service_id();
+  pqxx::result r =
+      tx.Exec(kInsertDeployment, d.id, service_id, d.spec.project_id(), d.build_id, d.request_id,
+              d.image_repository, d.image_digest, *spec_json, d.rollback_of);
+  InsertResult out;
+  if (r.empty()) {
+    pqxx::result existing = tx.Exec(kByRequest, service_id, d.request_id);
+    if (existing.empty()) return absl::AbortedError("a concurrent request just changed; retry");
+    out.deployment = RowToDeployment(existing[0]);
+    return out;
+  }
+  for (const auto& row : tx.Exec(kSupersede, service_id, d.id)) {
+    const std::string old = row[0].as<std::string>();
+    tx.Exec(kCancelDeployJob, DeployJobKey(old));
+    C2D_RETURN_IF_ERROR(AddEvent(tx, old, service_id, "", "deployment.superseded",
+                                 absl::StrCat("superseded by ", d.id, " before it went live")));
+  }
+  v1::DeployJob payload;
+  payload.set_deployment_id(d.id);
+  auto payload_json = rpc::ToJson(payload);
+  if (!payload_json.ok()) return payload_json.status();
+  auto job = jobs::Enqueue(tx, {.queue = "deployer",
+                                .kind = "deploy",
+                                .payload = *payload_json,
+                                .priority = 50,
+                                .max_attempts = 5,
+                                .unique_key = DeployJobKey(d.id)});
+  if (!job.ok()) return job.status();
+  C2D_RETURN_IF_ERROR(AddEvent(tx, d.id, service_id, "", "deployment.created",
+                               d.rollback_of.empty()
+                                   ? absl::StrCat("release of ", d.image_digest.substr(0, 19))
+                                   : absl::StrCat("rollback to the release of ", d.rollback_of)));
+  auto inserted = GetDeployment(tx, d.id);
+  if (!inserted.ok()) return inserted.status();
+  out.deployment = std::move(*inserted);
+  out.created = true;
+  return out;
+}
+
+absl::StatusOr<v1::Deployment> GetDeployment(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGetDeployment, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("deployment ", id, " does not exist"));
+  return RowToDeployment(r[0]);
+}
+
+absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kLockDeployment, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("deployment ", id, " does not exist"));
+  return RowToDeployment(r[0]);
+}
+
+absl::StatusOr<v1::Deployment> LiveDeployment(pg::Tx& tx, const std::string& service_id) {
+  pqxx::result r = tx.Exec(kLive, service_id);
+  if (r.empty()) {
+    return absl::NotFoundError(absl::StrCat("service ", service_id, " has no live deployment"));
+  }
+  return RowToDeployment(r[0]);
+}
+
+absl::StatusOr<v1::ListDeploymentsResponse> ListDeployments(pg::Tx& tx,
+                                                            const std::string& service_id,
+                                                            int page_size,
+                                                            const std::string& page_token) {
+  v1::ListDeploymentsResponse out;
+  pqxx::result r = tx.Exec(kListDeployments, service_id, page_token, page_size + 1);
+  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
+    *out.add_deployments() = RowToDeployment(r[i]);
+  }
+  if (static_cast<int>(r.size()) > page_size) {
+    out.set_next_page_token(out.deployments(page_size - 1).id());
+  }
+  return out;
+}
+
+absl::StatusOr<bool> MarkDeploying(pg::Tx& tx, const std::string& id) {
+  return !tx.Exec(kMarkDeploying, id).empty();
+}
+
+absl::StatusOr<bool> MarkDeploymentFailed(pg::Tx& tx, const std::string& id,
+                                          const std::string& reason) {
+  return !tx.Exec(kMarkFailed, id, reason).empty();
+}
+
+absl::StatusOr<bool> SwitchLive(pg::Tx& tx, const v1::Deployment& d) {
+  auto current = LockDeployment(tx, d.id());
+  if (!current.ok()) return current.status();
+  if (current->state() != v1::DEPLOYMENT_STATE_DEPLOYING) return false;
+  const bool rollback = !d.rollback_of().empty();
+  for (const auto& row :
+       tx.Exec(kRetireLive, d.service_id(), d.id(), rollback ? "rolled_back" : "superseded")) {
+    const std::string old = row[0].as<std::string>();
+    tx.Exec(kDrainOf, old);
+    C2D_RETURN_IF_ERROR(AddEvent(tx, old, d.service_id(), "",
+                                 rollback ? "deployment.rolled_back" : "deployment.superseded",
+                                 absl::StrCat("replaced by ", d.id())));
+  }
+  if (tx.Exec(kMakeLive, d.id()).empty()) return false;
+  C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), "", "deployment.live",
+                               "every instance is healthy; the ingress now routes to them"));
+  return true;
+}
+
+absl::StatusOr<std::vector<std::string>> StopDeployments(pg::Tx& tx, const std::string& service_id,
+                                                         const std::string& reason) {
+  std::vector<std::string> changed;
+  for (const auto& row : tx.Exec(kStopLive, service_id)) {
+    changed.push_back(row[0].as<std::string>());
+    tx.Exec(kDrainOf, changed.back());
+    C2D_RETURN_IF_ERROR(AddEvent(tx, changed.back(), service_id, "", "deployment.stopped", reason));
+  }
+  for (const auto& row : tx.Exec(kSupersedeAll, service_id)) {
+    changed.push_back(row[0].as<std::string>());
+    tx.Exec(kCancelDeployJob, DeployJobKey(changed.back()));
+    tx.Exec(kDrainOf, changed.back());
+    C2D_RETURN_IF_ERROR(
+        AddEvent(tx, changed.back(), service_id, "", "deployment.superseded", reason));
+  }
+  return changed;
+}
+
+// ---- instances
+
+absl::Status InsertInstance(pg::Tx& tx, const std::string& id, const v1::Deployment& d) {
+  tx.Exec(kInsertInstance, id, d.id(), d.service_id(), d.spec().run().port());
+  return absl::OkStatus();
+}
+
+absl::Status SetInstanceRef(pg::Tx& tx, const std::string& id, const std::string& ref,
+                            const std::string& host, int port) {
+  tx.Exec(kSetRef, id, ref, host, port);
+  return absl::OkStatus();
+}
+
+absl::Status SetInstanceState(pg::Tx& tx, const std::string& id, v1::InstanceState state) {
+  tx.Exec(kSetState, id, StateName(state));
+  return absl::OkStatus();
+}
+
+absl::Status RecordHealth(pg::Tx& tx, const std::string& id, const HealthUpdate& h) {
+  tx.Exec(kHealth, id, h.ok, h.detail.substr(0, 1000), h.consecutive_passes,
+          h.consecutive_failures);
+  return absl::OkStatus();
+}
+
+absl::Status RecordRestart(pg::Tx& tx, const std::string& id, absl::Time next, bool crash_loop) {
+  tx.Exec(kRestart, id, absl::ToUnixMicros(next), crash_loop);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<InstanceRow>> InstancesOfDeployment(pg::Tx& tx,
+                                                               const std::string& deployment_id) {
+  std::vector<InstanceRow> out;
+  for (const auto& r : tx.Exec(kInstancesOf, deployment_id)) out.push_back(RowToInstance(r));
+  return out;
+}
+
+absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx) {
+  std::vector<InstanceRow> out;
+  for (const auto& r : tx.Exec(kActive)) out.push_back(RowToInstance(r));
+  return out;
+}
+
+absl::StatusOr<InstanceRow> GetInstance(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGetInstance, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("instance ", id, " does not exist"));
+  return RowToInstance(r[0]);
+}
+
+absl::StatusOr<v1::ListInstancesResponse> ListInstances(pg::Tx& tx,
+                                                        const v1::ListInstancesRequest& request,
+                                                        int page_size) {
+  v1::ListInstancesResponse out;
+  pqxx::result r = tx.Exec(kListInstances, request.service_id(), request.deployment_id(),
+                           request.include_stopped(), request.page().page_token(), page_size + 1);
+  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
+    *out.add_instances() = RowToInstance(r[i]).instance;
+  }
+  if (static_cast<int>(r.size()) > page_size) {
+    out.set_next_page_token(out.instances(page_size - 1).id());
+  }
+  return out;
+}
+
+absl::StatusOr<int> RestartsSince(pg::Tx& tx, const std::string& instance_id, absl::Time since) {
+  return tx.Exec(kRestartsSince, instance_id, absl::ToUnixMicros(since))[0][0].as<int>();
+}
+
+// ---- events
+
+absl::Status AddEvent(pg::Tx& tx, const std::string& deployment_id, const std::string& service_id,
+                      const std::string& instance_id, const std::string& kind,
+                      const std::string& message) {
+  tx.Exec(kAddEvent, ids::New("evt"), deployment_id, service_id, instance_id, kind, message);
+  tx.Exec(kNotify, kEventsChannel, service_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::DeploymentEvent>> ReadEvents(pg::Tx& tx,
+                                                            const std::string& deployment_id,
+                                                            const std::string& service_id,
+                                                            int64_t after_seq, int limit) {
+  std::vector<v1::DeploymentEvent> out;
+  for (const auto& r : tx.Exec(kReadEvents, deployment_id, service_id, after_seq, limit)) {
+    v1::DeploymentEvent& e = out.emplace_back();
+    e.set_id(r[0].as<std::string>());
+    e.set_seq(r[1].as<int64_t>());
+    e.set_deployment_id(r[2].as<std::string>());
+    e.set_service_id(r[3].as<std::string>());
+    e.set_instance_id(r[4].as<std::string>());
+    e.set_kind(r[5].as<std::string>());
+    e.set_message(r[6].as<std::string>());
+    SetTime(r[7], e.mutable_time());
+  }
+  return out;
+}
+
+// ---- runtime logs
+
+absl::Status AppendRuntimeLogs(pg::Tx& tx, const std::string& service_id,
+                               const std::string& instance_id,
+                               const std::vector<RuntimeLine>& lines) {
+  if (lines.empty()) return absl::OkStatus();
+  std::vector<std::string> streams, texts;
+  std::string micros = "{";
+  for (const RuntimeLine& l : lines) {
+    if (micros.size() > 1) micros += ',';
+    absl::StrAppend(&micros, l.at ? absl::ToUnixMicros(*l.at) : 0);
+    streams.push_back(l.stream);
+    std::string text = l.text.substr(0, 8192);
+    text.erase(std::remove(text.begin(), text.end(), '\0'), text.end());
+    texts.push_back(std::move(text));
+  }
+  micros += '}';
+  tx.Exec(kAppendLogs, service_id, instance_id, TextArray(streams), TextArray(texts), micros);
+  tx.Exec(kNotify, kRuntimeLogChannel, service_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> TailStart(pg::Tx& tx, const std::string& service_id,
+                                  const std::string& instance_id, int n) {
+  return tx.Exec(kTailStart, service_id, instance_id, n)[0][0].as<int64_t>();
+}
+
+absl::StatusOr<std::vector<v1::LogLine>> ReadRuntimeLogs(pg::Tx& tx, const std::string& service_id,
+                                                         const std::string& instance_id,
+                                                         int64_t after_seq, int limit) {
+  std::vector<v1::LogLine> out;
+  for (const auto& r : tx.Exec(kReadLogs, service_id, instance_id, after_seq, limit)) {
+    v1::LogLine& l = out.emplace_back();
+    l.set_seq(r[0].as<int64_t>());
+    const std::string stream = r[1].as<std::string>();
+    l.set_stream(stream == "stderr"   ? v1::LOG_STREAM_STDERR
+                 : stream == "system" ? v1::LOG_STREAM_SYSTEM
+                                      : v1::LOG_STREAM_STDOUT);
+    l.set_text(r[2].as<std::string>());
+    l.set_instance_id(r[3].as<std::string>());
+    SetTime(r[4], l.mutable_time());
+  }
+  return out;
+}
+
+absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::string& instance_id, int keep) {
+  tx.Exec(kTrimLogs, instance_id, keep);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<absl::Time>> LastRuntimeLogAt(pg::Tx& tx,
+                                                           const std::string& instance_id) {
+  return OptTime(tx.Exec(kLastLogAt, instance_id)[0][0]);
+}
+
+// ---- volumes
+
+absl::StatusOr<v1::Volume> InsertVolume(pg::Tx& tx, const std::string& id,
+                                        const v1::CreateVolumeRequest& r) {
+  tx.Exec(kInsertVolume, id, r.service_id(), r.project_id(), r.name(), r.size_gb(), r.mount_path());
+  return GetVolume(tx, id);
+}
+
+absl::StatusOr<v1::Volume> GetVolume(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGetVolume, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("volume ", id, " does not exist"));
+  return RowToVolume(r[0]);
+}
+
+absl::StatusOr<v1::ListVolumesResponse> ListVolumes(pg::Tx& tx, const std::string& service_id,
+                                                    int page_size, const std::string& page_token) {
+  v1::ListVolumesResponse out;
+  pqxx::result r = tx.Exec(kListVolumes, service_id, page_token, page_size + 1);
+  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
+    *out.add_volumes() = RowToVolume(r[i]);
+  }
+  if (static_cast<int>(r.size()) > page_size) {
+    out.set_next_page_token(out.volumes(page_size - 1).id());
+  }
+  return out;
+}
+
+absl::Status AttachVolume(pg::Tx& tx, const std::string& id, const std::string& provider_ref,
+                          const std::string& instance_id) {
+  tx.Exec(kAttachVolume, id, provider_ref, instance_id);
+  return absl::OkStatus();
+}
+
+absl::Status DetachVolumes(pg::Tx& tx, const std::string& instance_id) {
+  tx.Exec(kDetachVolumes, instance_id);
+  return absl::OkStatus();
+}
+
+absl::Status MarkVolumeDeleting(pg::Tx& tx, const std::string& id) {
+  tx.Exec(kVolumeDeleting, id);
+  return absl::OkStatus();
+}
+
+absl::Status MarkVolumeDeleted(pg::Tx& tx, const std::string& id) {
+  tx.Exec(kVolumeDeleted, id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Volume>> VolumesToDelete(pg::Tx& tx, const std::string& service_id,
+                                                        bool all) {
+  std::vector<v1::Volume> out;
+  for (const auto& r : tx.Exec(kVolumesToDelete, service_id, all)) out.push_back(RowToVolume(r));
+  return out;
+}
+
+}  // namespace c2d::deployer

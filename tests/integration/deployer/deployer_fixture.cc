@@ -1,0 +1,281 @@
+#include "tests/integration/deployer/deployer_fixture.h"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/ids.h"
+#include "libs/crypto/hash.h"
+#include "libs/engine/tar.h"
+#include "libs/http/client.h"
+
+namespace c2d::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A CGI script of busybox httpd: shows the env the instance got.
+constexpr char kEnvCgi[] =
+    "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"greeting=$GREETING\"\n";
+
+}  // namespace
+
+DeployerFixture::DeployerFixture(bool in_process) {
+  pool_ = db_.NewPool();
+  config_.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
+                      .username = RequireEnv("C2D_TEST_REGISTRY_USER"),
+                      .password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD")};
+  config_.local.engine_socket = RequireEnv("C2D_TEST_ENGINE_SOCKET");
+  config_.local.registry = {config_.registry.username, config_.registry.password,
+                            config_.RegistryHost()};
+  config_.local.volumes_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "volumes").string();
+  config_.ingress = {.pdns = {.api_url = RequireEnv("C2D_TEST_PDNS_API_URL"),
+                              .api_key = RequireEnv("C2D_TEST_PDNS_API_KEY")},
+                     .zone = RequireEnv("C2D_TEST_INGRESS_ZONE"),
+                     .unavailable_addr = RequireEnv("C2D_TEST_INGRESS_UNAVAILABLE_ADDR")};
+  config_.reconcile_interval = 300ms;
+  config_.drain_grace = 2s;
+  config_.stop_grace = 2s;
+  config_.restart_backoff = 100ms;
+  master_key_ = crypto::MasterKeys::Generate("mk1");
+  config_.master_keys = *crypto::MasterKeys::Parse(master_key_);
+
+  project_id_ = ids::New("prj");
+  project_name_ = "p" + absl::AsciiStrToLower(ids::New("x").substr(20));
+  service_id_ = ids::New("svc");
+  db_.Exec(absl::StrCat("INSERT INTO projects (id, name) VALUES ('", project_id_, "', '",
+                        project_name_, "')"));
+  db_.Exec(
+      absl::StrCat("INSERT INTO services (id, project_id, name, type, repo_url, port) VALUES ('",
+                   service_id_, "', '", project_id_, "', 'web', 'web', '/unused', 8080)"));
+
+  provider_ = std::make_unique<cloud::LocalProvider>(config_.local);
+  upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress);
+  runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider_, *upstreams_);
+  REQUIRE(runtime_->Init().ok());
+  service_ = std::make_unique<deployer::DeployerServiceImpl>(*runtime_);
+  auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DeployerService", service_.get()}});
+  REQUIRE(server.ok());
+  server_ = std::move(*server);
+  stub_ = v1::DeployerService::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+
+  if (in_process) {
+    deploy_ = std::make_unique<deployer::DeployJob>(*runtime_);
+    stop_ = std::make_unique<deployer::StopJob>(*runtime_);
+    reconciler_ = std::make_unique<deployer::Reconciler>(*runtime_);
+    jobs::WorkerOptions w;
+    w.queue = "deployer";
+    w.concurrency = 4;
+    w.lease = 6s;
+    w.poll_interval = 200ms;
+    w.shutdown_grace = 5s;
+    worker_ = std::make_unique<jobs::Worker>(*pool_, db_.connect(), w);
+    worker_->Register("deploy", [this](jobs::JobContext& ctx) { return deploy_->Run(ctx); });
+    worker_->Register("stop", [this](jobs::JobContext& ctx) { return stop_->Run(ctx); });
+    REQUIRE(worker_->Start().ok());
+    leader_ = std::make_unique<jobs::Leader>(db_.connect(), "deployer.reconcile",
+                                             config_.reconcile_interval,
+                                             [this] { reconciler_->RunOnce(); });
+    leader_->Start();
+  }
+  engine_ = std::make_unique<engine::Engine>(config_.local.engine_socket);
+  registry_ = std::make_unique<oci::Registry>(config_.registry);
+}
+
+DeployerFixture::~DeployerFixture() {
+  if (leader_) leader_->Stop();
+  if (reconciler_) reconciler_->Stop();
+  if (worker_) worker_->Shutdown();
+  server_->Shutdown(absl::Seconds(1));
+  // Leave nothing running: every container of this service, and its route.
+  auto left = provider_->List({{"c2d.service", service_id_}});
+  if (left.ok()) {
+    for (const auto& i : *left) (void)provider_->Remove(i.ref);
+  }
+  (void)upstreams_->Remove(hostname());
+}
+
+std::string DeployerFixture::repository() const {
+  return absl::StrCat(config_.RegistryHost(), "/", project_name_, "/web");
+}
+
+std::string DeployerFixture::hostname() const { return config_.Hostname("web", project_name_); }
+
+std::string DeployerFixture::Image(const std::string& version) {
+  const std::string stack = absl::StrCat(config_.RegistryHost(), "/c2d/stacks/static:1");
+  engine::TarWriter tar;
+  tar.AddFile("Dockerfile", absl::StrCat("FROM ", stack, "\nCOPY srv/ /srv/\n"));
+  tar.AddDirectory("srv");
+  tar.AddFile("srv/index.html", version);
+  tar.AddFile("srv/health", "ok\n");
+  tar.AddDirectory("srv/cgi-bin");
+  tar.AddFile("srv/cgi-bin/env", kEnvCgi, 0755);
+  const engine::RegistryAuth auth{config_.registry.username, config_.registry.password,
+                                  config_.RegistryHost()};
+  auto built = engine_->Build(
+      tar.Finish(),
+      {.tag = absl::StrCat(repository(), ":", version), .registries = {auth}, .timeout = 120s});
+  INFO(built.status().ToString());
+  REQUIRE(built.ok());
+  REQUIRE(engine_->Push(repository(), version, auth, nullptr, 120s, nullptr).ok());
+  auto digest = registry_->ResolveDigest(project_name_ + "/web", version);
+  REQUIRE(digest.ok());
+  return *digest;
+}
+
+std::string DeployerFixture::Build(const std::string& digest) {
+  const std::string id = ids::New("bld");
+  const std::string sha = crypto::Sha256Hex(id).substr(0, 40);  // any distinct commit
+  db_.Exec(absl::StrCat(
+      "INSERT INTO builds (id, service_id, project_id, state, trigger, repo_url, branch, "
+      "commit_sha, build_strategy, spec, image_repository, image_digest, image_size_bytes, "
+      "started_at, finished_at) VALUES ('",
+      id, "', '", service_id_, "', '", project_id_, "', 'succeeded', 'api', '/unused', 'main', '",
+      sha, "', 'auto', '{}', '", repository(), "', '", digest, "', 1, now(), now())"));
+  return id;
+}
+
+v1::DeployRequest DeployerFixture::Request(const std::string& digest, int instances) {
+  v1::DeployRequest r;
+  r.set_service_id(service_id_);
+  r.set_build_id(Build(digest));
+  r.set_image_repository(repository());
+  r.set_image_digest(digest);
+  v1::ServiceSpec* spec = r.mutable_spec();
+  spec->set_service_id(service_id_);
+  spec->set_project_id(project_id_);
+  spec->set_project_name(project_name_);
+  spec->set_service_name("web");
+  spec->set_type(v1::SERVICE_TYPE_WEB);
+  spec->set_revision(1);
+  spec->mutable_run()->set_port(8080);
+  spec->mutable_run()->set_instance_count(instances);
+  spec->mutable_run()->set_memory_mb(128);
+  spec->mutable_run()->set_cpu_millis(250);
+  v1::HealthCheck* hc = spec->mutable_health_check();
+  hc->set_path("/health");
+  hc->set_interval_s(1);
+  hc->set_timeout_s(1);
+  hc->set_healthy_threshold(1);
+  hc->set_unhealthy_threshold(2);
+  hc->set_start_period_s(10);
+  return r;
+}
+
+void DeployerFixture::AddEnv(v1::DeployRequest& request, const std::string& key,
+                             const std::string& value) {
+  auto sealed = config_.master_keys->Seal(value, crypto::EnvVarAad(key));
+  REQUIRE(sealed.ok());
+  v1::EnvVar* var = request.mutable_spec()->add_env();
+  var->set_key(key);
+  var->mutable_value()->set_key_id(sealed->key_id);
+  var->mutable_value()->set_wrapped_data_key(sealed->wrapped_key);
+  var->mutable_value()->set_nonce(sealed->nonce);
+  var->mutable_value()->set_ciphertext(sealed->ciphertext);
+}
+
+grpc::Status DeployerFixture::TryDeploy(const v1::DeployRequest& request, v1::Deployment* out) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  return stub_->Deploy(&ctx, request, out);
+}
+
+v1::Deployment DeployerFixture::Deploy(const v1::DeployRequest& request) {
+  v1::Deployment d;
+  grpc::Status s = TryDeploy(request, &d);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return d;
+}
+
+v1::Deployment DeployerFixture::Get(const std::string& id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::GetDeploymentRequest req;
+  req.set_id(id);
+  v1::Deployment d;
+  grpc::Status s = stub_->GetDeployment(&ctx, req, &d);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return d;
+}
+
+v1::Deployment DeployerFixture::WaitSettled(const std::string& id,
+                                            std::chrono::milliseconds timeout) {
+  v1::Deployment d;
+  bool settled = WaitFor(timeout, [&] {
+    d = Get(id);
+    return d.state() != v1::DEPLOYMENT_STATE_PENDING && d.state() != v1::DEPLOYMENT_STATE_DEPLOYING;
+  });
+  INFO("deployment " << id << " is " << v1::DeploymentState_Name(d.state()));
+  REQUIRE(settled);
+  return d;
+}
+
+std::vector<v1::Instance> DeployerFixture::Instances(bool include_stopped,
+                                                     const std::string& deployment_id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::ListInstancesRequest req;
+  req.set_service_id(service_id_);
+  req.set_deployment_id(deployment_id);
+  req.set_include_stopped(include_stopped);
+  v1::ListInstancesResponse resp;
+  grpc::Status s = stub_->ListInstances(&ctx, req, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return {resp.instances().begin(), resp.instances().end()};
+}
+
+std::vector<v1::DeploymentEvent> DeployerFixture::Events(const std::string& deployment_id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::StreamDeploymentEventsRequest req;
+  req.set_deployment_id(deployment_id);
+  auto reader = stub_->StreamDeploymentEvents(&ctx, req);
+  std::vector<v1::DeploymentEvent> out;
+  v1::DeploymentEvent e;
+  while (reader->Read(&e)) out.push_back(e);
+  REQUIRE(reader->Finish().ok());
+  return out;
+}
+
+long DeployerFixture::ViaIngress(const std::string& path, std::string* body) {
+  auto r = http::Send({.url = absl::StrCat("http://", RequireEnv("C2D_TEST_CADDY_HTTP"), path),
+                       .headers = {{"Host", hostname()}},
+                       .timeout = 5s});
+  if (!r.ok()) {
+    UNSCOPED_INFO("ingress request failed: " << r.status().ToString());
+    return 0;
+  }
+  if (body != nullptr) *body = r->body;
+  return r->status;
+}
+
+std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
+  return {{"C2D_DATABASE_URL", db_.url()},
+          {"C2D_GRPC_ADDR", "127.0.0.1:0"},
+          {"C2D_METRICS_ADDR", "127.0.0.1:0"},
+          {"C2D_ENGINE_SOCKET", config_.local.engine_socket},
+          {"C2D_REGISTRY_URL", config_.registry.url},
+          {"C2D_REGISTRY_USER", config_.registry.username},
+          {"C2D_REGISTRY_PASSWORD", config_.registry.password},
+          {"C2D_VOLUMES_DIR", config_.local.volumes_dir},
+          {"C2D_PDNS_API_URL", config_.ingress.pdns.api_url},
+          {"C2D_PDNS_API_KEY", config_.ingress.pdns.api_key},
+          {"C2D_INGRESS_ZONE", config_.ingress.zone},
+          {"C2D_INGRESS_UNAVAILABLE_ADDR", config_.ingress.unavailable_addr},
+          {"C2D_MASTER_KEY", master_key_},
+          {"C2D_RECONCILE_INTERVAL", "300ms"},
+          {"C2D_DRAIN_GRACE", "2s"},
+          {"C2D_STOP_GRACE", "2s"},
+          {"C2D_RESTART_BACKOFF_BASE", "100ms"},
+          {"C2D_JOB_LEASE", "3s"},
+          {"C2D_JOB_POLL_INTERVAL", "200ms"},
+          {"C2D_SHUTDOWN_GRACE", "2s"}};
+}
+
+}  // namespace c2d::testing

@@ -1,0 +1,95 @@
+#pragma once
+
+// A deployer wired to the real container engine, registry, PowerDNS and
+// Caddy that tools/test starts, with its gRPC service on a free port, a
+// project, a service, and (unless asked not to) its workers and reconciler
+// in this process. Test images are the static stack plus a version file,
+// built and pushed on demand.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libs/cloud/local_provider.h"
+#include "libs/engine/engine.h"
+#include "libs/ingress/upstreams.h"
+#include "libs/jobs/leader.h"
+#include "libs/jobs/worker.h"
+#include "libs/oci/registry.h"
+#include "libs/rpc/server.h"
+#include "proto/c2d/v1/deployer.grpc.pb.h"
+#include "services/deployer/deploy_job.h"
+#include "services/deployer/deployer_service.h"
+#include "services/deployer/reconciler.h"
+#include "services/deployer/runtime.h"
+#include "tests/support/pg_fixture.h"
+
+namespace c2d::testing {
+
+class DeployerFixture {
+ public:
+  // in_process=false: only the gRPC service runs here; jobs and the
+  // reconciler are left to a c2d-deployer process (ProcessEnv).
+  explicit DeployerFixture(bool in_process = true);
+  ~DeployerFixture();
+
+  v1::DeployerService::Stub& stub() { return *stub_; }
+  TestDatabase& db() { return db_; }
+  deployer::Config& config() { return config_; }
+  cloud::LocalProvider& provider() { return *provider_; }
+  ingress::Upstreams& upstreams() { return *upstreams_; }
+  const std::string& service_id() const { return service_id_; }
+  const std::string& project_id() const { return project_id_; }
+  // <registry>/<project>/web
+  std::string repository() const;
+  std::string hostname() const;
+
+  // Builds and pushes an image that serves `version` at / and "ok" at
+  // /health, plus /cgi-bin/env printing $GREETING; returns its digest.
+  std::string Image(const std::string& version);
+  // A succeeded build of `digest` (deployments reference their build).
+  std::string Build(const std::string& digest);
+  // A DeployRequest for the fixture's service with quick health checks.
+  v1::DeployRequest Request(const std::string& digest, int instances = 1);
+  void AddEnv(v1::DeployRequest& request, const std::string& key, const std::string& value);
+
+  grpc::Status TryDeploy(const v1::DeployRequest& request, v1::Deployment* out);
+  v1::Deployment Deploy(const v1::DeployRequest& request);
+  v1::Deployment Get(const std::string& id);
+  // Waits until the deployment is LIVE or final; returns it.
+  v1::Deployment WaitSettled(const std::string& id,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  std::vector<v1::Instance> Instances(bool include_stopped = false,
+                                      const std::string& deployment_id = "");
+  std::vector<v1::DeploymentEvent> Events(const std::string& deployment_id);
+
+  // GET path through the ingress for the service's hostname.
+  long ViaIngress(const std::string& path, std::string* body);
+
+  // Environment for a c2d-deployer process sharing this fixture's database.
+  std::map<std::string, std::string> ProcessEnv() const;
+
+ private:
+  TestDatabase db_;
+  std::unique_ptr<pg::Pool> pool_;
+  deployer::Config config_;
+  std::string project_id_, project_name_, service_id_;
+  std::unique_ptr<cloud::LocalProvider> provider_;
+  std::unique_ptr<ingress::Upstreams> upstreams_;
+  std::unique_ptr<deployer::Runtime> runtime_;
+  std::unique_ptr<deployer::DeployerServiceImpl> service_;
+  std::unique_ptr<rpc::Server> server_;
+  std::unique_ptr<v1::DeployerService::Stub> stub_;
+  std::unique_ptr<deployer::DeployJob> deploy_;
+  std::unique_ptr<deployer::StopJob> stop_;
+  std::unique_ptr<deployer::Reconciler> reconciler_;
+  std::unique_ptr<jobs::Worker> worker_;
+  std::unique_ptr<jobs::Leader> leader_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<oci::Registry> registry_;
+  std::string master_key_;
+};
+
+}  // namespace c2d::testing
