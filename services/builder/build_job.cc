@@ -13,6 +13,7 @@
 #include "libs/jobs/queue.h"
 #include "libs/metrics/metrics.h"
 #include "libs/rpc/proto_json.h"
+#include "libs/rpc/server.h"
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
 #include "proto/c2d/v1/jobs.pb.h"
@@ -93,7 +94,62 @@ BuildJob::BuildJob(pg::Pool& pool, const Config& config)
       engine_(config.engine_socket),
       registry_(oci::RegistryOptions{.url = config.registry_url,
                                      .username = config.registry_user,
-                                     .password = config.registry_password}) {}
+                                     .password = config.registry_password}) {
+  if (config.deployer_addr.empty()) return;
+  auto credentials = rpc::ChannelCredentialsFromEnv();
+  if (!credentials.ok()) {
+    log::Error("builds cannot be deployed", {{"error", credentials.status().ToString()}});
+    return;
+  }
+  deployer_ = v1::DeployerService::NewStub(grpc::CreateChannel(config.deployer_addr, *credentials));
+}
+
+absl::Status BuildJob::Deploy(const v1::Build& build) {
+  if (build.skip_deploy() || !build.deployment_id().empty() ||
+      build.state() != v1::BUILD_STATE_SUCCEEDED) {
+    return absl::OkStatus();
+  }
+  // Lines after the final state are stored (not streamed live): they are
+  // what a reader of the build's log finds afterwards.
+  auto note = [&](const std::string& text) {
+    (void)pool_.Transact("build log", [&](pg::Tx& tx) -> absl::Status {
+      auto last = LastLogSeq(tx, build.id());
+      if (!last.ok()) return last.status();
+      return AppendLogs(tx, build.id(), *last + 1, {LogRow{0, "system", text, 0}});
+    });
+  };
+  if (!deployer_) {
+    note("==> not deployed: this builder has no deployer (C2D_DEPLOYER_ADDR)");
+    return absl::OkStatus();
+  }
+  v1::DeployRequest request;
+  request.set_service_id(build.service_id());
+  request.set_build_id(build.id());
+  request.set_image_repository(build.image_repository());
+  request.set_image_digest(build.image_digest());
+  *request.mutable_spec() = build.spec();
+  request.set_request_id(build.id());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.AddMetadata(rpc::kRequestIdKey, build.id());
+  v1::Deployment deployment;
+  grpc::Status s = deployer_->Deploy(&ctx, request, &deployment);
+  if (s.ok()) {
+    note(absl::StrCat("==> deploying: deployment ", deployment.id()));
+    log::Info("build deployed", {{"deployment_id", deployment.id()}});
+    return pool_.Transact("record deployment", [&](pg::Tx& tx) {
+      return SetDeploymentId(tx, build.id(), deployment.id());
+    });
+  }
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+      s.error_code() == grpc::StatusCode::ABORTED) {
+    return absl::UnavailableError(absl::StrCat("the deployer is unavailable: ", s.error_message()));
+  }
+  note(absl::StrCat("==> not deployed: ", s.error_message()));
+  log::Warn("the deployer refused the build", {{"error", s.error_message()}});
+  return absl::OkStatus();
+}
 
 absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   v1::BuildJob payload;
@@ -108,7 +164,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   const v1::Build build = std::move(*build_or);
   if (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED ||
       build.state() == v1::BUILD_STATE_CANCELLED) {
-    return absl::OkStatus();  // a repeated job after the outcome was recorded
+    // A repeated job after the outcome was recorded: only a deploy may be owed.
+    return Deploy(build);
   }
   auto running =
       pool_.Transact("start build", [&](pg::Tx& tx) { return MarkRunning(tx, build_id); });
@@ -379,6 +436,11 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   blog.Close();
   if (!recorded.ok()) return recorded.status();  // the job retries and re-records
   log::Info("build finished", {{"result", static_cast<int>(outcome->kind)}, {"digest", digest}});
+  if (outcome->kind == Outcome::kSucceeded) {
+    auto done = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
+    if (!done.ok()) return done.status();
+    return Deploy(*done);
+  }
   return outcome->kind == Outcome::kCancelled ? absl::CancelledError("build cancelled")
                                               : absl::OkStatus();
 }

@@ -5,14 +5,20 @@
 // duration. Failures a user can cause (repository, branch or commit missing,
 // no way to build, a failing Dockerfile step, timeout, image too large) end
 // the build FAILED with a one-line reason; cancellation ends it CANCELLED.
-// Idempotent: a build already final is left alone, and a re-run after a
-// crash starts the steps over, appending to the same log.
+// A succeeded build is then deployed (DeployerService.Deploy with the build
+// id as request id, so a repeat deploys once), unless skip_deploy; when the
+// deployer cannot be reached the job is retried for that step alone.
+// Idempotent: a build already final is left alone (but for a deploy still
+// owed), and a re-run after a crash starts the steps over, appending to the
+// same log.
 
 #include "absl/status/status.h"
 #include "libs/engine/engine.h"
 #include "libs/jobs/job.h"
 #include "libs/oci/registry.h"
 #include "libs/pg/pool.h"
+#include "proto/c2d/v1/builder.pb.h"
+#include "proto/c2d/v1/deployer.grpc.pb.h"
 #include "services/builder/config.h"
 
 namespace c2d::builder {
@@ -24,10 +30,14 @@ class BuildJob {
   absl::Status Run(jobs::JobContext& ctx);
 
  private:
+  // Deploys a succeeded build that owes a deployment; Unavailable to retry.
+  absl::Status Deploy(const v1::Build& build);
+
   pg::Pool& pool_;
   const Config& config_;
   engine::Engine engine_;
   oci::Registry registry_;
+  std::unique_ptr<v1::DeployerService::Stub> deployer_;
 };
 
 }  // namespace c2d::builder

@@ -69,6 +69,9 @@ constexpr pg::Statement kFailed{"builds_failed", R"sql(
 UPDATE builds SET state = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
 WHERE id = $1 AND state IN ('queued', 'running') RETURNING id)sql"};
 
+constexpr pg::Statement kDeploymentId{"builds_deployment_id", R"sql(
+UPDATE builds SET deployment_id = $2, updated_at = now() WHERE id = $1)sql"};
+
 constexpr pg::Statement kCancelled{"builds_cancelled", R"sql(
 UPDATE builds SET state = 'cancelled', failure_reason = $2, finished_at = now(),
                   updated_at = now()
@@ -283,6 +286,12 @@ absl::StatusOr<bool> MarkCancelled(pg::Tx& tx, const std::string& id, const std:
   bool changed = !tx.Exec(kCancelled, id, reason).empty();
   tx.Exec(kNotify, id);
   return changed;
+}
+
+absl::Status SetDeploymentId(pg::Tx& tx, const std::string& id, const std::string& deployment_id) {
+  tx.Exec(kDeploymentId, id, deployment_id);
+  tx.Exec(kNotify, id);
+  return absl::OkStatus();
 }
 
 absl::Status CancelBuildJob(pg::Tx& tx, const v1::Build& build) {

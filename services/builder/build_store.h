@@ -51,6 +51,9 @@ absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, const std::string& id, const std:
 absl::StatusOr<bool> MarkFailed(pg::Tx& tx, const std::string& id, const std::string& reason);
 absl::StatusOr<bool> MarkCancelled(pg::Tx& tx, const std::string& id, const std::string& reason);
 
+// Records the deployment a succeeded build started.
+absl::Status SetDeploymentId(pg::Tx& tx, const std::string& id, const std::string& deployment_id);
+
 // Cancels the build's queued or running job, if any.
 absl::Status CancelBuildJob(pg::Tx& tx, const v1::Build& build);
 

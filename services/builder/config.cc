@@ -50,6 +50,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   c.stacks = Stacks::FromEnv(c.RegistryHost());
+  c.deployer_addr = env::GetString("C2D_DEPLOYER_ADDR", "");
   return c;
 }
 

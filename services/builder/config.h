@@ -27,6 +27,9 @@ struct Config {
   int keep_builds = 10;                                     // C2D_GC_KEEP_BUILDS
   std::chrono::milliseconds gc_interval{60 * 60 * 1000};    // C2D_GC_INTERVAL
   std::optional<crypto::MasterKeys> master_keys;            // C2D_MASTER_KEY
+  // The deployer's gRPC address: where a successful build is deployed
+  // (unless skip_deploy). Empty: builds are never deployed.
+  std::string deployer_addr;  // C2D_DEPLOYER_ADDR
   Stacks stacks;
 
   // registry_url's host:port, the first part of every image name.

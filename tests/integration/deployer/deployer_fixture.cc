@@ -138,30 +138,35 @@ std::string DeployerFixture::Build(const std::string& digest) {
   return id;
 }
 
-v1::DeployRequest DeployerFixture::Request(const std::string& digest, int instances) {
-  v1::DeployRequest r;
-  r.set_service_id(service_id_);
-  r.set_build_id(Build(digest));
-  r.set_image_repository(repository());
-  r.set_image_digest(digest);
-  v1::ServiceSpec* spec = r.mutable_spec();
-  spec->set_service_id(service_id_);
-  spec->set_project_id(project_id_);
-  spec->set_project_name(project_name_);
-  spec->set_service_name("web");
-  spec->set_type(v1::SERVICE_TYPE_WEB);
-  spec->set_revision(1);
-  spec->mutable_run()->set_port(8080);
-  spec->mutable_run()->set_instance_count(instances);
-  spec->mutable_run()->set_memory_mb(128);
-  spec->mutable_run()->set_cpu_millis(250);
-  v1::HealthCheck* hc = spec->mutable_health_check();
+v1::ServiceSpec DeployerFixture::Spec(int instances) const {
+  v1::ServiceSpec spec;
+  spec.set_service_id(service_id_);
+  spec.set_project_id(project_id_);
+  spec.set_project_name(project_name_);
+  spec.set_service_name("web");
+  spec.set_type(v1::SERVICE_TYPE_WEB);
+  spec.set_revision(1);
+  spec.mutable_run()->set_port(8080);
+  spec.mutable_run()->set_instance_count(instances);
+  spec.mutable_run()->set_memory_mb(128);
+  spec.mutable_run()->set_cpu_millis(250);
+  v1::HealthCheck* hc = spec.mutable_health_check();
   hc->set_path("/health");
   hc->set_interval_s(1);
   hc->set_timeout_s(1);
   hc->set_healthy_threshold(1);
   hc->set_unhealthy_threshold(2);
   hc->set_start_period_s(10);
+  return spec;
+}
+
+v1::DeployRequest DeployerFixture::Request(const std::string& digest, int instances) {
+  v1::DeployRequest r;
+  r.set_service_id(service_id_);
+  r.set_build_id(Build(digest));
+  r.set_image_repository(repository());
+  r.set_image_digest(digest);
+  *r.mutable_spec() = Spec(instances);
   return r;
 }
 

@@ -37,6 +37,9 @@ class DeployerFixture {
 
   v1::DeployerService::Stub& stub() { return *stub_; }
   TestDatabase& db() { return db_; }
+  pg::Pool& pool() { return *pool_; }
+  // The gRPC address of the fixture's DeployerService.
+  std::string address() const { return server_->address(); }
   deployer::Config& config() { return config_; }
   cloud::LocalProvider& provider() { return *provider_; }
   ingress::Upstreams& upstreams() { return *upstreams_; }
@@ -51,7 +54,9 @@ class DeployerFixture {
   std::string Image(const std::string& version);
   // A succeeded build of `digest` (deployments reference their build).
   std::string Build(const std::string& digest);
-  // A DeployRequest for the fixture's service with quick health checks.
+  // The fixture's service's spec, with quick health checks.
+  v1::ServiceSpec Spec(int instances = 1) const;
+  // A DeployRequest of `digest` with Spec(instances).
   v1::DeployRequest Request(const std::string& digest, int instances = 1);
   void AddEnv(v1::DeployRequest& request, const std::string& key, const std::string& value);
 

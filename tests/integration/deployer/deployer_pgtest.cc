@@ -16,6 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
+#include "services/builder/build_job.h"
+#include "services/builder/builder_service.h"
+#include "tests/integration/builder/builder_fixture.h"
 #include "tests/integration/deployer/deployer_fixture.h"
 #include "tests/support/subprocess.h"
 
@@ -66,6 +69,73 @@ void CheckIngressMatches(DeployerFixture& f, const std::string& live_id) {
   auto listed = f.upstreams().Get(f.hostname());
   REQUIRE(listed.ok());
   CHECK(std::set<std::string>(listed->begin(), listed->end()) == healthy);
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE("the bundled sample, built from git, deploys itself and answers at its hostname",
+          "[deployer]") {
+  DeployerFixture f;
+  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
+  testing::GitRepo repo({{"app.py", ReadFile(sample / "app.py")},
+                         {"Procfile", ReadFile(sample / "Procfile")},
+                         {"requirements.txt", ReadFile(sample / "requirements.txt")},
+                         {"VERSION", "7.7.7\n"}});
+  // The builder, on the same database, deploying through the fixture's deployer.
+  builder::Config bc;
+  bc.engine_socket = f.config().local.engine_socket;
+  bc.registry_url = f.config().registry.url;
+  bc.registry_user = f.config().registry.username;
+  bc.registry_password = f.config().registry.password;
+  bc.work_dir = (fs::path(testing::RequireEnv("C2D_TEST_TMP")) / "builds").string();
+  bc.build_timeout = 120s;
+  bc.build_memory_bytes = int64_t{512} << 20;
+  bc.master_keys = f.config().master_keys;
+  bc.stacks = builder::Stacks::FromEnv(bc.RegistryHost());
+  bc.deployer_addr = f.address();
+  builder::BuilderServiceImpl builds(f.pool(), bc);
+  builder::BuildJob job(f.pool(), bc);
+  jobs::WorkerOptions w;
+  w.queue = "builder";
+  w.lease = 10s;
+  w.poll_interval = 200ms;
+  jobs::Worker worker(f.pool(), f.db().connect(), w);
+  worker.Register("build", [&](jobs::JobContext& ctx) { return job.Run(ctx); });
+  REQUIRE(worker.Start().ok());
+
+  v1::StartBuildRequest start;
+  start.set_service_id(f.service_id());
+  start.mutable_source()->set_repo_url(repo.path());
+  start.mutable_source()->set_branch("main");
+  *start.mutable_spec() = f.Spec();
+  start.set_trigger(v1::BUILD_TRIGGER_API);
+  grpc::ServerContext ctx;
+  v1::StartBuildResponse started;
+  REQUIRE(builds.StartBuild(&ctx, &start, &started).ok());
+
+  // The build succeeds and names the deployment it started, which goes live.
+  v1::Build build;
+  REQUIRE(WaitFor(180s, [&] {
+    grpc::ServerContext c;
+    v1::GetBuildRequest get;
+    get.set_id(started.build().id());
+    return builds.GetBuild(&c, &get, &build).ok() && !build.deployment_id().empty();
+  }));
+  CHECK(build.state() == v1::BUILD_STATE_SUCCEEDED);
+  v1::Deployment d = f.WaitSettled(build.deployment_id(), 120s);
+  INFO(d.failure_reason());
+  REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(d.image_digest() == build.image_digest());
+  CHECK(d.build_id() == build.id());
+  std::string body;
+  CHECK(WaitFor(5s, [&] { return f.ViaIngress("/health", &body) == 200; }));
+  CHECK_THAT(body, Catch::Contains("\"version\": \"7.7.7\""));
+  CHECK(f.ViaIngress("/", &body) == 200);
+  CHECK_THAT(body, Catch::Contains("Hello from c2d! version 7.7.7"));
+  worker.Shutdown();
 }
 
 TEST_CASE("a built image answers through the ingress, three instances as three upstreams",
