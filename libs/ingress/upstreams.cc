@@ -13,7 +13,7 @@ namespace {
 // Caddy dials each SRV target through the same PowerDNS; every local
 // instance listens on loopback.
 constexpr char kLoopbackHost[] = "127.0.0.1";
-// Seconds; Caddy refreshes every second whatever the TTL says.
+// Seconds; Caddy refreshes on its own schedule (kRefresh) whatever the TTL says.
 constexpr int kTtl = 1;
 
 bool ValidHostname(const std::string& h) {

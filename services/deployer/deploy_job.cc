@@ -25,7 +25,7 @@ using google::protobuf::util::TimeUtil;
 
 // Until an instance first passes, the gate probes it this often (not every
 // interval_s), so a deploy goes live as soon as the app answers.
-constexpr absl::Duration kGateProbeEvery = absl::Milliseconds(200);
+constexpr absl::Duration kGateProbeEvery = absl::Milliseconds(100);
 // A worker has no health check: running this long after start counts as up.
 constexpr absl::Duration kWorkerSettle = absl::Seconds(2);
 
@@ -82,25 +82,6 @@ absl::Status DeployJob::Fail(const v1::Deployment& d, const std::string& reason)
   return absl::OkStatus();
 }
 
-absl::Status DeployJob::StopDrained(Runtime& runtime, const std::string& service_id,
-                                    absl::Duration grace) {
-  // The ingress must not point at an instance about to stop: make sure it
-  // reflects the switch before stopping anything.
-  C2D_RETURN_IF_ERROR(runtime.SyncIngress(service_id));
-  auto rows =
-      runtime.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
-  if (!rows.ok()) return rows.status();
-  for (const InstanceRow& row : *rows) {
-    if (row.instance.service_id() != service_id ||
-        row.instance.state() != v1::INSTANCE_STATE_DRAINING ||
-        absl::Now() < row.updated_at + grace) {
-      continue;
-    }
-    C2D_RETURN_IF_ERROR(runtime.StopInstance(row, "drained after a newer deployment went live"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status DeployJob::Run(jobs::JobContext& ctx) {
   v1::DeployJob payload;
   if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.deployment_id().empty()) {
@@ -109,16 +90,13 @@ absl::Status DeployJob::Run(jobs::JobContext& ctx) {
   const std::string& id = payload.deployment_id();
   log::Scope scope(nlohmann::json{{"deployment_id", id}});
   pg::Pool& pool = runtime_.pool();
-  const Config& config = runtime_.config();
   auto loaded = pool.Transact("load deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
   if (absl::IsNotFound(loaded.status())) return jobs::Permanent(loaded.status());
   if (!loaded.ok()) return loaded.status();
   v1::Deployment d = std::move(*loaded);
 
-  // A re-run after the outcome was recorded finishes what may be left.
-  if (d.state() == v1::DEPLOYMENT_STATE_LIVE) {
-    return StopDrained(runtime_, d.service_id(), absl::FromChrono(config.drain_grace));
-  }
+  // A re-run after the switch: the ingress may not have followed yet.
+  if (d.state() == v1::DEPLOYMENT_STATE_LIVE) return runtime_.SyncIngress(d.service_id());
   if (IsFinal(d.state())) return absl::OkStatus();  // the reconciler removes leftovers
 
   auto started = pool.Transact("start deployment", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
@@ -214,7 +192,9 @@ absl::Status DeployJob::Run(jobs::JobContext& ctx) {
         const std::string address = absl::StrCat(
             g.row.instance.host(), ":", check.port() > 0 ? check.port() : g.row.instance.port());
         ProbeResult p = Probe(address, check);
-        Metrics().health_checks.Add({{"result", p.ok ? "ok" : "failed"}}).Increment();
+        Metrics()
+            .health_checks.Add({{"service", d.service_id()}, {"result", p.ok ? "ok" : "failed"}})
+            .Increment();
         Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
         g.last_detail = p.detail;
         g.healthy = g.tracker->Record(p.ok, now) == Health::kHealthy;
@@ -265,14 +245,14 @@ absl::Status DeployJob::Run(jobs::JobContext& ctx) {
   log::Info("deployment live",
             {{"service_id", d.service_id()}, {"seconds", absl::ToDoubleSeconds(took)}});
   if (s = runtime_.SyncIngress(d.service_id()); !s.ok()) {
-    // The reconciler retries too; the old instances stay until it succeeds.
+    // Retried (and the reconciler syncs too); the old instances are not
+    // stopped before the ingress has left them.
     log::Warn("cannot update the ingress", {{"error", s.ToString()}});
     return s;
   }
-
-  // ---- drain: the old instances finish what the ingress sent them
-  if (!SleepUnlessCancelled(ctx, absl::FromChrono(config.drain_grace))) return absl::OkStatus();
-  return StopDrained(runtime_, d.service_id(), absl::FromChrono(config.drain_grace));
+  // The old instances, now DRAINING, finish what the ingress sent them; the
+  // reconciler stops them once the drain grace has passed (no worker waits).
+  return absl::OkStatus();
 }
 
 absl::Status StopJob::Run(jobs::JobContext& ctx) {

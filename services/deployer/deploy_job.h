@@ -8,7 +8,7 @@
 //   -> switch in one transaction: old live -> superseded / rolled_back and
 //      its instances -> draining, this one -> live
 //   -> point the ingress at the new instances
-//   -> after the drain grace, stop and remove the old instances.
+//   -> (the reconciler stops the old instances after the drain grace).
 //
 // Idempotent: each step reads what earlier attempts left (instance rows,
 // containers found by label), so a re-run after a crash carries on; the
@@ -27,11 +27,6 @@ class DeployJob {
   explicit DeployJob(Runtime& runtime) : runtime_(runtime) {}
 
   absl::Status Run(jobs::JobContext& ctx);
-
-  // Stops the service's DRAINING instances once `grace` has passed since
-  // they left rotation (used after a switch and by the reconciler).
-  static absl::Status StopDrained(Runtime& runtime, const std::string& service_id,
-                                  absl::Duration grace);
 
  private:
   // Records the failure and stops the deployment's instances.

@@ -7,10 +7,6 @@ namespace c2d::deployer {
 DeployerMetrics& Metrics() {
   static DeployerMetrics* m = [] {
     auto& reg = metrics::Registry();
-    auto& restarts = prometheus::BuildCounter()
-                         .Name("c2d_instance_restarts_total")
-                         .Help("Instances restarted by the reconciler")
-                         .Register(reg);
     auto& latency = prometheus::BuildHistogram()
                         .Name("c2d_health_check_seconds")
                         .Help("Latency of instance health checks")
@@ -18,12 +14,15 @@ DeployerMetrics& Metrics() {
     return new DeployerMetrics{
         prometheus::BuildGauge()
             .Name("c2d_instances")
-            .Help("Instances of live and deploying deployments, by state")
+            .Help("Instances of live and deploying deployments, by service and state")
             .Register(reg),
-        restarts.Add({}),
+        prometheus::BuildCounter()
+            .Name("c2d_instance_restarts_total")
+            .Help("Instances restarted by the reconciler, by service")
+            .Register(reg),
         prometheus::BuildCounter()
             .Name("c2d_health_checks_total")
-            .Help("Instance health checks, by result")
+            .Help("Instance health checks, by service and result")
             .Register(reg),
         latency.Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
                                                                 1, 2, 5, 10}),

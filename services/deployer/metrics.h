@@ -10,10 +10,11 @@
 namespace c2d::deployer {
 
 struct DeployerMetrics {
-  // Instances by state, refreshed by the reconciler.
+  // Instances by service (its id) and state, refreshed by the reconciler.
   prometheus::Family<prometheus::Gauge>& instances;
-  prometheus::Counter& restarts;
-  // Probes by result (ok, failed) and their latency.
+  // By service.
+  prometheus::Family<prometheus::Counter>& restarts;
+  // Probes by service and result (ok, failed), and their latency.
   prometheus::Family<prometheus::Counter>& health_checks;
   prometheus::Histogram& health_check_seconds;
   // From the deploy job's start to live (or failed), by result.

@@ -73,7 +73,7 @@ void Reconciler::RunOnce() {
     if (label != c.labels.end()) by_instance[label->second] = &c;
   }
   std::set<std::string> known, touched;
-  std::map<std::string, double> by_state;
+  std::map<std::string, std::map<std::string, double>> by_service;  // service -> state -> n
   for (const InstanceRow& row : *rows) {
     const std::string& id = row.instance.id();
     known.insert(id);
@@ -109,7 +109,7 @@ void Reconciler::RunOnce() {
         continue;
       }
     }
-    by_state[StateName(row.instance.state())] += 1;
+    by_service[row.instance.service_id()][StateName(row.instance.state())] += 1;
   }
   // Containers that no instance row accounts for (stopped rows whose
   // removal failed, duplicates): remove them.
@@ -136,8 +136,15 @@ void Reconciler::RunOnce() {
                 {{"service_id", service}, {"error", s.ToString()}});
     }
   }
-  for (const char* state : {"starting", "healthy", "unhealthy", "draining", "crash_loop", "lost"}) {
-    Metrics().instances.Add({{"state", state}}).Set(by_state[state]);
+  // Every state of every service seen, this pass or before (then 0).
+  for (const auto& [service, states] : by_service) gauged_.insert(service);
+  for (const std::string& service : gauged_) {
+    for (const char* state :
+         {"starting", "healthy", "unhealthy", "draining", "crash_loop", "lost"}) {
+      Metrics()
+          .instances.Add({{"service", service}, {"state", state}})
+          .Set(by_service[service][state]);
+    }
   }
   // Follow the output of every instance still there.
   auto current =
@@ -208,7 +215,10 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
   const std::string address =
       absl::StrCat(row.instance.host(), ":", check.port() > 0 ? check.port() : row.instance.port());
   ProbeResult p = Probe(address, check);
-  Metrics().health_checks.Add({{"result", p.ok ? "ok" : "failed"}}).Increment();
+  Metrics()
+      .health_checks
+      .Add({{"service", row.instance.service_id()}, {"result", p.ok ? "ok" : "failed"}})
+      .Increment();
   Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
   HealthTracker tracker(check, c->started_at.value_or(now));
   tracker.Restore(ToHealth(state), row.consecutive_passes, row.consecutive_failures);
@@ -272,7 +282,7 @@ void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const 
     log::Warn("reconcile: cannot restart an instance",
               {{"instance_id", id}, {"error", s.ToString()}});
   }
-  Metrics().restarts.Increment();
+  Metrics().restarts.Add({{"service", d.service_id()}}).Increment();
   const std::string message = absl::StrCat(
       reason, s.ok() ? "" : absl::StrCat("; the restart failed: ", s.message()), " (restart ",
       count, " in 10 min; the next one not before ", Seconds(backoff), ")");

@@ -49,6 +49,7 @@ class Reconciler {
   LogFollowers followers_;
   int passes_ = 0;
   std::map<std::string, v1::Deployment> deployments_;  // this pass's cache
+  std::set<std::string> gauged_;                       // services with instance gauges
 };
 
 }  // namespace c2d::deployer

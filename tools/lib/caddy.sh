@@ -4,7 +4,7 @@
 # Caddy 2.6 rebinds its listeners on every admin-API config change and resets
 # some client connections while it does, so the routing table is not in
 # Caddy's config: the catch-all route looks a request's upstreams up per
-# request (cached for 1 s) in DNS SRV records "<host>.ZONE" served by the
+# request (cached for 250 ms) in DNS SRV records "<host>.ZONE" served by the
 # loopback PowerDNS (tools/lib/pdns.sh), and the deployer changes only those
 # records. Sourced.
 #
@@ -49,7 +49,7 @@ c2d::caddy_start() {
       "routes": [{"@id": "c2d-ingress",
                   "handle": [{"handler": "reverse_proxy",
                               "dynamic_upstreams": {"source": "srv", "name": "{http.request.host}.$zone",
-                                                    "refresh": "1s",
+                                                    "refresh": "250ms",
                                                     "resolver": {"addresses": ["$dns_addr"]}},
                               "upstreams": [{"dial": "127.0.0.1:$unknown_port"}],
                               "transport": {"protocol": "http",
