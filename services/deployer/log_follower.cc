@@ -13,7 +13,8 @@ constexpr size_t kMaxPending = 5000;
 
 }  // namespace
 
-LogFollowers::LogFollowers(Runtime& runtime) : runtime_(runtime) {
+LogFollowers::LogFollowers(Runtime& runtime, absl::Duration stale_after)
+    : runtime_(runtime), stale_after_(stale_after) {
   flusher_ = std::thread([this] { FlushLoop(); });
 }
 
@@ -36,6 +37,7 @@ void LogFollowers::Sync(const std::vector<InstanceRow>& rows) {
   std::vector<std::unique_ptr<Follower>> finished;
   {
     absl::MutexLock lock(&mu_);
+    last_sync_ = absl::Now();
     for (auto it = followers_.begin(); it != followers_.end();) {
       auto w = wanted.find(it->first);
       if (w == wanted.end() || it->second->done ||
@@ -120,14 +122,18 @@ void LogFollowers::Flush(Follower* f) {
 
 void LogFollowers::FlushLoop() {
   while (true) {
-    std::vector<Follower*> current;
+    bool stale = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stop_), kFlushEvery);
       if (stop_) return;
-      for (auto& [id, f] : followers_) current.push_back(f.get());
       // Flushed under mu_: Sync cannot destroy a follower meanwhile.
-      for (Follower* f : current) Flush(f);
+      for (auto& [id, f] : followers_) Flush(f.get());
+      stale = !followers_.empty() && absl::Now() - last_sync_ > stale_after_;
+    }
+    if (stale) {
+      log::Info("runtime log followers stop: this process no longer reconciles", {});
+      StopAll();
     }
   }
 }

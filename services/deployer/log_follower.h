@@ -6,7 +6,11 @@
 // timed by the engine, and a follower that starts again (a container
 // restart, a new leader) resumes after the newest stored line, so nothing is
 // stored twice. The tail of an instance outlives it: its last lines stay
-// readable after it was replaced or crashed. Thread-safe.
+// readable after it was replaced or crashed. Followers run only where Sync
+// keeps being called (the reconciler's leader): when it has not been for
+// `stale_after`, leadership has moved and they stop by themselves, so a
+// deposed leader never stores lines twice alongside the new one.
+// Thread-safe.
 
 #include <atomic>
 #include <map>
@@ -23,7 +27,7 @@ namespace c2d::deployer {
 
 class LogFollowers {
  public:
-  explicit LogFollowers(Runtime& runtime);
+  LogFollowers(Runtime& runtime, absl::Duration stale_after);
   ~LogFollowers();  // stops every follower
 
   // Follows exactly the containers of `rows` (those with a provider ref):
@@ -48,7 +52,9 @@ class LogFollowers {
   void Flush(Follower* f);
 
   Runtime& runtime_;
+  const absl::Duration stale_after_;
   absl::Mutex mu_;
+  absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::map<std::string, std::unique_ptr<Follower>> followers_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread flusher_;

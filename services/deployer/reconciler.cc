@@ -40,7 +40,10 @@ std::string Seconds(absl::Duration d) {
 
 }  // namespace
 
-Reconciler::Reconciler(Runtime& runtime) : runtime_(runtime), followers_(runtime) {}
+Reconciler::Reconciler(Runtime& runtime)
+    : runtime_(runtime),
+      followers_(runtime,
+                 3 * absl::FromChrono(runtime.config().reconcile_interval) + absl::Seconds(5)) {}
 
 absl::StatusOr<v1::Deployment> Reconciler::Deployment(const std::string& id) {
   auto it = deployments_.find(id);

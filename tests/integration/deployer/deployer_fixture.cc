@@ -16,9 +16,13 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// A CGI script of busybox httpd: shows the env the instance got.
+// CGI scripts of busybox httpd: one shows the env the instance got, one
+// writes its query string to the instance's output.
 constexpr char kEnvCgi[] =
     "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"greeting=$GREETING\"\n";
+constexpr char kLogCgi[] =
+    "#!/bin/sh\necho \"logged: $QUERY_STRING\" >&2\necho 'Content-Type: text/plain'\necho\necho "
+    "ok\n";
 
 }  // namespace
 
@@ -113,6 +117,7 @@ std::string DeployerFixture::Image(const std::string& version) {
   tar.AddFile("srv/health", "ok\n");
   tar.AddDirectory("srv/cgi-bin");
   tar.AddFile("srv/cgi-bin/env", kEnvCgi, 0755);
+  tar.AddFile("srv/cgi-bin/log", kLogCgi, 0755);
   const engine::RegistryAuth auth{config_.registry.username, config_.registry.password,
                                   config_.RegistryHost()};
   auto built = engine_->Build(

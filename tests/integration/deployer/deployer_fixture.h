@@ -50,7 +50,8 @@ class DeployerFixture {
   std::string hostname() const;
 
   // Builds and pushes an image that serves `version` at / and "ok" at
-  // /health, plus /cgi-bin/env printing $GREETING; returns its digest.
+  // /health, plus /cgi-bin/env printing $GREETING and /cgi-bin/log?TEXT
+  // writing TEXT to stderr; returns its digest.
   std::string Image(const std::string& version);
   // A succeeded build of `digest` (deployments reference their build).
   std::string Build(const std::string& digest);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -325,6 +326,206 @@ TEST_CASE("the reconciler restarts killed instances, recreates removed ones, fla
   REQUIRE(reader->Finish().ok());
   CHECK_THAT(text, Catch::Contains("crashing"));
   CHECK_THAT(text, Catch::Contains("restarted: it exited with code 4"));
+}
+
+TEST_CASE("an instance that turns unhealthy leaves rotation, is restarted, and comes back",
+          "[deployer]") {
+  DeployerFixture f;
+  v1::DeployRequest req = f.Request(f.Image("v1"));
+  // Serves from a fresh copy at every start, and loses its health file 3 s in.
+  req.mutable_spec()->mutable_run()->set_start_command(
+      "rm -rf /tmp/www; cp -r /srv /tmp/www; (sleep 3; rm /tmp/www/health) & "
+      "exec httpd -f -p $PORT -h /tmp/www");
+  v1::Deployment d = f.WaitSettled(f.Deploy(req).id());
+  REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+  REQUIRE(WaitFor(20s, [&] {
+    auto kinds = Kinds(ServiceEvents(f));
+    return kinds.count("instance.unhealthy") >= 1 && kinds.count("instance.restarted") >= 1 &&
+           kinds.count("instance.healthy") >= 2;
+  }));
+  bool restarted_for_health = false;
+  for (const auto& e : ServiceEvents(f)) {
+    if (e.kind() == "instance.restarted" &&
+        absl::StrContains(e.message(), "it failed its health check: HTTP 404")) {
+      restarted_for_health = true;
+    }
+  }
+  CHECK(restarted_for_health);
+  CHECK(f.Instances().at(0).restarts() >= 1);
+}
+
+TEST_CASE("a deploy arriving during another supersedes it cleanly", "[deployer]") {
+  DeployerFixture f;
+  v1::DeployRequest slow = f.Request(f.Image("v1"), 2);
+  slow.mutable_spec()->mutable_run()->set_start_command("sleep 30");
+  v1::Deployment first = f.Deploy(slow);
+  REQUIRE(WaitFor(20s, [&] { return f.Instances(false, first.id()).size() == 2; }));
+  v1::Deployment second = f.WaitSettled(f.Deploy(f.Request(f.Image("v2"))).id());
+  REQUIRE(second.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(f.Get(first.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  CHECK(HasEvent(f.Events(first.id()), "deployment.superseded"));
+  CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
+  // The superseded release's instances are stopped and gone.
+  CHECK(WaitFor(20s, [&] { return f.Instances(false, first.id()).empty(); }));
+  for (const v1::Instance& i : f.Instances(true, first.id())) {
+    CHECK(absl::IsNotFound(f.provider().Inspect(i.provider_ref()).status()));
+  }
+  CheckIngressMatches(f, second.id());
+}
+
+TEST_CASE("runtime logs and deployment events stream live", "[deployer]") {
+  DeployerFixture f;
+  v1::Deployment d = f.Deploy(f.Request(f.Image("v1")));
+  // Events: a follower of the deployment sees it to live and stays open.
+  std::vector<std::string> kinds;
+  grpc::ClientContext events_ctx;
+  v1::StreamDeploymentEventsRequest er;
+  er.set_deployment_id(d.id());
+  er.set_follow(true);
+  auto events = f.stub().StreamDeploymentEvents(&events_ctx, er);
+  v1::DeploymentEvent e;
+  while (events->Read(&e)) {
+    kinds.push_back(e.kind());
+    if (e.kind() == "deployment.live") break;
+  }
+  events_ctx.TryCancel();
+  (void)events->Finish();
+  REQUIRE(!kinds.empty());
+  CHECK(kinds.front() == "deployment.created");
+  CHECK(kinds.back() == "deployment.live");
+
+  // Logs: a follower sees a request's access-log line written after it began.
+  REQUIRE(WaitFor(5s, [&] { return Body(f) == "v1"; }));
+  grpc::ClientContext logs_ctx;
+  logs_ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  v1::StreamRuntimeLogsRequest lr;
+  lr.set_service_id(f.service_id());
+  lr.set_follow(true);
+  lr.set_tail_lines(1);
+  auto logs = f.stub().StreamRuntimeLogs(&logs_ctx, lr);
+  const std::string marker = absl::StrCat("marker-", absl::AsciiStrToLower(ids::New("m")));
+  std::thread poke([&] {
+    std::this_thread::sleep_for(500ms);
+    f.ViaIngress("/cgi-bin/log?" + marker, nullptr);
+  });
+  v1::LogLine line;
+  bool seen = false;
+  while (!seen && logs->Read(&line)) {
+    seen = line.text() == "logged: " + marker;
+    if (seen) {
+      CHECK(line.stream() == v1::LOG_STREAM_STDERR);
+      CHECK(line.instance_id() == f.Instances().at(0).id());
+    }
+  }
+  poke.join();
+  logs_ctx.TryCancel();
+  (void)logs->Finish();
+  CHECK(seen);
+
+  // A stream of a deployment that ended stops by itself.
+  grpc::ClientContext stop_ctx;
+  v1::StopServiceRequest stop;
+  stop.set_service_id(f.service_id());
+  v1::StopServiceResponse sr;
+  REQUIRE(f.stub().StopService(&stop_ctx, stop, &sr).ok());
+  grpc::ClientContext final_ctx;
+  final_ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+  auto until_final = f.stub().StreamDeploymentEvents(&final_ctx, er);
+  std::string last;
+  while (until_final->Read(&e)) last = e.kind();
+  CHECK(until_final->Finish().ok());
+  CHECK(last == "deployment.stopped");
+}
+
+TEST_CASE("every RPC refuses malformed ids and ranges", "[deployer]") {
+  DeployerFixture f;
+  auto code = [](grpc::Status s) { return s.error_code(); };
+  const auto kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
+  {
+    grpc::ClientContext c;
+    v1::GetDeploymentRequest r;
+    r.set_id("dep_x'; DROP TABLE deployments;--");
+    v1::Deployment out;
+    CHECK(code(f.stub().GetDeployment(&c, r, &out)) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::GetDeploymentRequest r;
+    r.set_id(ids::New("dep"));
+    v1::Deployment out;
+    CHECK(code(f.stub().GetDeployment(&c, r, &out)) == grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext c;
+    v1::ListDeploymentsRequest r;
+    r.set_service_id(f.service_id());
+    r.mutable_page()->set_page_size(-1);
+    v1::ListDeploymentsResponse out;
+    CHECK(code(f.stub().ListDeployments(&c, r, &out)) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::ListInstancesRequest r;
+    r.set_service_id(f.service_id());
+    r.mutable_page()->set_page_token("not-a-token");
+    v1::ListInstancesResponse out;
+    CHECK(code(f.stub().ListInstances(&c, r, &out)) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::StopServiceRequest r;
+    r.set_service_id("svc");
+    v1::StopServiceResponse out;
+    CHECK(code(f.stub().StopService(&c, r, &out)) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::StreamRuntimeLogsRequest r;
+    r.set_service_id(f.service_id());
+    r.set_tail_lines(10001);
+    auto reader = f.stub().StreamRuntimeLogs(&c, r);
+    v1::LogLine l;
+    while (reader->Read(&l)) {
+    }
+    CHECK(code(reader->Finish()) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::StreamDeploymentEventsRequest r;  // neither a deployment nor a service
+    auto reader = f.stub().StreamDeploymentEvents(&c, r);
+    v1::DeploymentEvent e;
+    while (reader->Read(&e)) {
+    }
+    CHECK(code(reader->Finish()) == kInvalid);
+  }
+  for (const auto& [name, size, path] :
+       std::vector<std::tuple<std::string, int, std::string>>{{"Data", 1, "/data"},
+                                                              {"data", 0, "/data"},
+                                                              {"data", 1, "/"},
+                                                              {"data", 1, "/a/../etc"}}) {
+    grpc::ClientContext c;
+    v1::CreateVolumeRequest r;
+    r.set_service_id(f.service_id());
+    r.set_project_id(f.project_id());
+    r.set_name(name);
+    r.set_size_gb(size);
+    r.set_mount_path(path);
+    v1::Volume out;
+    CHECK(code(f.stub().CreateVolume(&c, r, &out)) == kInvalid);
+  }
+  {
+    grpc::ClientContext c;
+    v1::CreateVolumeRequest r;
+    r.set_service_id(ids::New("svc"));
+    r.set_project_id(f.project_id());
+    r.set_name("data");
+    r.set_size_gb(1);
+    r.set_mount_path("/data");
+    v1::Volume out;
+    CHECK(code(f.stub().CreateVolume(&c, r, &out)) == grpc::StatusCode::NOT_FOUND);
+  }
+  CHECK(f.db().Count("SELECT count(*) FROM volumes") == 0);
+  CHECK(f.db().Count("SELECT count(*) FROM jobs") == 0);
 }
 
 TEST_CASE("a rollback brings back the earlier release, image and config, with no build",
