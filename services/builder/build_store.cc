@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
+#include "libs/pg/rows.h"
 #include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
 
@@ -153,21 +154,6 @@ v1::Build RowToBuild(const pqxx::row& r) {
   return b;
 }
 
-std::string TextArray(const std::vector<std::string>& items) {
-  // A PostgreSQL array literal with every element quoted and escaped.
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 std::string UniqueKey(const std::string& service_id, const std::string& commit) {
   return absl::StrCat("build:", service_id, ":", commit);
 }
@@ -247,13 +233,9 @@ absl::StatusOr<v1::Build> GetBuild(pg::Tx& tx, const std::string& id) {
 absl::StatusOr<v1::ListBuildsResponse> ListBuilds(pg::Tx& tx, const std::string& service_id,
                                                   int page_size, const std::string& page_token) {
   v1::ListBuildsResponse out;
-  pqxx::result r = tx.Exec(kList, service_id, page_token, page_size + 1);
-  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
-    *out.add_builds() = RowToBuild(r[i]);
-  }
-  if (static_cast<int>(r.size()) > page_size) {
-    out.set_next_page_token(out.builds(page_size - 1).id());
-  }
+  out.set_next_page_token(
+      pg::FillPage(tx.Exec(kList, service_id, page_token, page_size + 1), page_size,
+                   [&](const pqxx::row& r) { return (*out.add_builds() = RowToBuild(r)).id(); }));
   return out;
 }
 
@@ -315,7 +297,7 @@ absl::Status AppendLogs(pg::Tx& tx, const std::string& build_id, int64_t first_s
     texts.push_back(std::move(text));
   }
   // seq of the n-th row (1-based) is first_seq - 1 + n.
-  tx.Exec(kAppend, build_id, first_seq - 1, TextArray(streams), TextArray(texts));
+  tx.Exec(kAppend, build_id, first_seq - 1, pg::TextArray(streams), pg::TextArray(texts));
   tx.Exec(kNotify, build_id);
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 #include "libs/common/ids.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
+#include "libs/pg/rows.h"
 #include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
 
@@ -298,36 +299,16 @@ std::string DeployJobKey(const std::string& deployment_id) {
   return absl::StrCat("deploy:", deployment_id);
 }
 
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-template <typename Enum>
+// The SQL spelling of an enum value: its name without the prefix, lower case.
 std::string EnumSql(const std::string& name, size_t prefix) {
   return absl::AsciiStrToLower(name.substr(prefix));
 }
 
 }  // namespace
 
-std::string StateName(v1::DeploymentState s) {
-  return EnumSql<v1::DeploymentState>(v1::DeploymentState_Name(s), 17);
-}
-std::string StateName(v1::InstanceState s) {
-  return EnumSql<v1::InstanceState>(v1::InstanceState_Name(s), 15);
-}
-std::string StateName(v1::VolumeState s) {
-  return EnumSql<v1::VolumeState>(v1::VolumeState_Name(s), 13);
-}
+std::string StateName(v1::DeploymentState s) { return EnumSql(v1::DeploymentState_Name(s), 17); }
+std::string StateName(v1::InstanceState s) { return EnumSql(v1::InstanceState_Name(s), 15); }
+std::string StateName(v1::VolumeState s) { return EnumSql(v1::VolumeState_Name(s), 13); }
 
 absl::StatusOr<std::string> InstallationId(pg::Tx& tx) {
   pqxx::result r = tx.Exec(kInstallation);
@@ -404,13 +385,9 @@ absl::StatusOr<v1::ListDeploymentsResponse> ListDeployments(pg::Tx& tx,
                                                             int page_size,
                                                             const std::string& page_token) {
   v1::ListDeploymentsResponse out;
-  pqxx::result r = tx.Exec(kListDeployments, service_id, page_token, page_size + 1);
-  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
-    *out.add_deployments() = RowToDeployment(r[i]);
-  }
-  if (static_cast<int>(r.size()) > page_size) {
-    out.set_next_page_token(out.deployments(page_size - 1).id());
-  }
+  out.set_next_page_token(pg::FillPage(
+      tx.Exec(kListDeployments, service_id, page_token, page_size + 1), page_size,
+      [&](const pqxx::row& r) { return (*out.add_deployments() = RowToDeployment(r)).id(); }));
   return out;
 }
 
@@ -512,14 +489,11 @@ absl::StatusOr<v1::ListInstancesResponse> ListInstances(pg::Tx& tx,
                                                         const v1::ListInstancesRequest& request,
                                                         int page_size) {
   v1::ListInstancesResponse out;
-  pqxx::result r = tx.Exec(kListInstances, request.service_id(), request.deployment_id(),
-                           request.include_stopped(), request.page().page_token(), page_size + 1);
-  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
-    *out.add_instances() = RowToInstance(r[i]).instance;
-  }
-  if (static_cast<int>(r.size()) > page_size) {
-    out.set_next_page_token(out.instances(page_size - 1).id());
-  }
+  out.set_next_page_token(pg::FillPage(
+      tx.Exec(kListInstances, request.service_id(), request.deployment_id(),
+              request.include_stopped(), request.page().page_token(), page_size + 1),
+      page_size,
+      [&](const pqxx::row& r) { return (*out.add_instances() = RowToInstance(r).instance).id(); }));
   return out;
 }
 
@@ -573,7 +547,8 @@ absl::Status AppendRuntimeLogs(pg::Tx& tx, const std::string& service_id,
     texts.push_back(std::move(text));
   }
   micros += '}';
-  tx.Exec(kAppendLogs, service_id, instance_id, TextArray(streams), TextArray(texts), micros);
+  tx.Exec(kAppendLogs, service_id, instance_id, pg::TextArray(streams), pg::TextArray(texts),
+          micros);
   tx.Exec(kNotify, kRuntimeLogChannel, service_id);
   return absl::OkStatus();
 }
@@ -628,13 +603,9 @@ absl::StatusOr<v1::Volume> GetVolume(pg::Tx& tx, const std::string& id) {
 absl::StatusOr<v1::ListVolumesResponse> ListVolumes(pg::Tx& tx, const std::string& service_id,
                                                     int page_size, const std::string& page_token) {
   v1::ListVolumesResponse out;
-  pqxx::result r = tx.Exec(kListVolumes, service_id, page_token, page_size + 1);
-  for (int i = 0; i < static_cast<int>(r.size()) && i < page_size; ++i) {
-    *out.add_volumes() = RowToVolume(r[i]);
-  }
-  if (static_cast<int>(r.size()) > page_size) {
-    out.set_next_page_token(out.volumes(page_size - 1).id());
-  }
+  out.set_next_page_token(
+      pg::FillPage(tx.Exec(kListVolumes, service_id, page_token, page_size + 1), page_size,
+                   [&](const pqxx::row& r) { return (*out.add_volumes() = RowToVolume(r)).id(); }));
   return out;
 }
 

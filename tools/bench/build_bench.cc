@@ -28,6 +28,7 @@
 #include "libs/engine/tar.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
 #include "services/builder/detect.h"
+#include "tools/bench/stats.h"
 
 namespace {
 
@@ -56,15 +57,8 @@ void Run(const std::vector<std::string>& argv, const std::string& cwd) {
   }
 }
 
-struct Stats {
-  double median, mean, min, max;
-};
-
-Stats Summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
-  return {v[v.size() / 2], mean, v.front(), v.back()};
-}
+using bench::Stats;
+using bench::Summarize;
 
 }  // namespace
 

@@ -27,6 +27,7 @@
 #include "libs/http/client.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
+#include "tools/bench/stats.h"
 
 namespace {
 
@@ -64,15 +65,8 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
 }
 
-struct Stats {
-  double median, mean, min, max;
-};
-
-Stats Summarize(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
-  return {v[v.size() / 2], mean, v.front(), v.back()};
-}
+using bench::Stats;
+using bench::Summarize;
 
 class Bench {
  public:

@@ -10,6 +10,7 @@
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
+#include "tests/support/sealed.h"
 
 namespace c2d::testing {
 namespace {
@@ -136,15 +137,7 @@ v1::StartBuildRequest BuilderFixture::Request(const std::string& repo_url,
 
 void BuilderFixture::AddEnv(v1::StartBuildRequest& request, const std::string& key,
                             const std::string& value, bool secret) {
-  auto sealed = config_.master_keys->Seal(value, crypto::EnvVarAad(key));
-  REQUIRE(sealed.ok());
-  v1::EnvVar* var = request.mutable_spec()->add_env();
-  var->set_key(key);
-  var->set_secret(secret);
-  var->mutable_value()->set_key_id(sealed->key_id);
-  var->mutable_value()->set_wrapped_data_key(sealed->wrapped_key);
-  var->mutable_value()->set_nonce(sealed->nonce);
-  var->mutable_value()->set_ciphertext(sealed->ciphertext);
+  *request.mutable_spec()->add_env() = SealedEnvVar(*config_.master_keys, key, value, secret);
 }
 
 v1::StartBuildResponse BuilderFixture::Start(const v1::StartBuildRequest& request) {

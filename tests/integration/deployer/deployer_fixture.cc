@@ -9,6 +9,7 @@
 #include "libs/crypto/hash.h"
 #include "libs/engine/tar.h"
 #include "libs/http/client.h"
+#include "tests/support/sealed.h"
 
 namespace c2d::testing {
 namespace {
@@ -177,14 +178,7 @@ v1::DeployRequest DeployerFixture::Request(const std::string& digest, int instan
 
 void DeployerFixture::AddEnv(v1::DeployRequest& request, const std::string& key,
                              const std::string& value) {
-  auto sealed = config_.master_keys->Seal(value, crypto::EnvVarAad(key));
-  REQUIRE(sealed.ok());
-  v1::EnvVar* var = request.mutable_spec()->add_env();
-  var->set_key(key);
-  var->mutable_value()->set_key_id(sealed->key_id);
-  var->mutable_value()->set_wrapped_data_key(sealed->wrapped_key);
-  var->mutable_value()->set_nonce(sealed->nonce);
-  var->mutable_value()->set_ciphertext(sealed->ciphertext);
+  *request.mutable_spec()->add_env() = SealedEnvVar(*config_.master_keys, key, value);
 }
 
 grpc::Status DeployerFixture::TryDeploy(const v1::DeployRequest& request, v1::Deployment* out) {
