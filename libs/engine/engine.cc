@@ -147,6 +147,12 @@ std::string Engine::Url(absl::string_view path) const {
   return absl::StrCat("http://engine/v1.41", path);
 }
 
+absl::Status Engine::Unreachable(const absl::Status& transport) const {
+  if (!absl::IsUnavailable(transport)) return transport;
+  return absl::UnavailableError(absl::StrCat("the container engine (", socket_,
+                                             ") cannot be reached: ", transport.message()));
+}
+
 absl::StatusOr<std::string> Engine::Call(const std::string& method, const std::string& path,
                                          const std::string& what, const std::string& body,
                                          std::chrono::milliseconds timeout, long also_ok) const {
@@ -157,7 +163,7 @@ absl::StatusOr<std::string> Engine::Call(const std::string& method, const std::s
                     .timeout = timeout.count() > 0 ? timeout : call_timeout_};
   if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
   auto r = http::Send(req);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2 && r->status != also_ok) return HttpError(what, *r);
   return std::move(r->body);
 }
@@ -199,7 +205,7 @@ absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
                     .cancel = options.cancel};
   auto r = http::Send(req);
   stream.splitter.Finish();
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) {
     return absl::FailedPreconditionError(absl::StrCat(
         "build failed: ", stream.error.empty() ? absl::StrCat("HTTP ", r->status) : stream.error));
@@ -238,7 +244,7 @@ absl::Status Engine::Push(const std::string& repo, const std::string& tag, const
                     .cancel = cancel};
   auto r = http::Send(req);
   stream.splitter.Finish();
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) return HttpError(absl::StrCat("push ", repo, ":", tag), *r);
   if (!stream.error.empty()) {
     return absl::UnavailableError(absl::StrCat("push ", repo, ":", tag, ": ", stream.error));
@@ -258,7 +264,7 @@ absl::Status Engine::Pull(const std::string& reference, const RegistryAuth& auth
       .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); }};
   auto r = http::Send(req);
   stream.splitter.Finish();
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) return HttpError(absl::StrCat("pull ", reference), *r);
   if (!stream.error.empty()) {
     return absl::NotFoundError(absl::StrCat("pull ", reference, ": ", stream.error));
@@ -429,7 +435,7 @@ absl::Status Engine::Logs(const std::string& id, bool follow, std::optional<absl
   for (int s : {1, 2}) {
     if (keep_going && !partial[s].empty()) keep_going = on_line(line(s == 2, partial[s]));
   }
-  if (!r.ok()) return absl::IsCancelled(r.status()) ? absl::OkStatus() : r.status();
+  if (!r.ok()) return absl::IsCancelled(r.status()) ? absl::OkStatus() : Unreachable(r.status());
   if (r->status != 200) return HttpError(absl::StrCat("logs of container ", id), *r);
   return absl::OkStatus();
 }

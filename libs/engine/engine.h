@@ -135,6 +135,8 @@ class Engine {
 
  private:
   std::string Url(absl::string_view path) const;
+  // A transport failure (Unavailable) named as the engine being unreachable.
+  absl::Status Unreachable(const absl::Status& transport) const;
   // One request with a whole JSON (or empty) body; an answer outside 2xx
   // (and `also_ok`) becomes an error that starts with `what`.
   absl::StatusOr<std::string> Call(const std::string& method, const std::string& path,

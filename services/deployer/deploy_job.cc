@@ -89,6 +89,23 @@ absl::Status DeployJob::Run(jobs::JobContext& ctx) {
   }
   const std::string& id = payload.deployment_id();
   log::Scope scope(nlohmann::json{{"deployment_id", id}});
+  absl::Status s = Attempt(ctx, id);
+  if (s.ok() || jobs::IsPermanent(s) || ctx.cancelled() ||
+      ctx.job().attempts < ctx.job().max_attempts) {
+    return s;
+  }
+  auto d = runtime_.pool().Transact("load deployment",
+                                    [&](pg::Tx& tx) { return GetDeployment(tx, id); });
+  if (!d.ok() || (d->state() != v1::DEPLOYMENT_STATE_PENDING &&
+                  d->state() != v1::DEPLOYMENT_STATE_DEPLOYING)) {
+    return s;  // live already (or ended): nothing to fail
+  }
+  absl::Status failed =
+      Fail(*d, absl::StrCat("gave up after ", ctx.job().attempts, " attempts: ", s.message()));
+  return failed.ok() ? jobs::Permanent(s) : failed;
+}
+
+absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
   pg::Pool& pool = runtime_.pool();
   auto loaded = pool.Transact("load deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
   if (absl::IsNotFound(loaded.status())) return jobs::Permanent(loaded.status());

@@ -26,9 +26,13 @@ class DeployJob {
  public:
   explicit DeployJob(Runtime& runtime) : runtime_(runtime) {}
 
+  // When the last attempt meets trouble that would otherwise be retried
+  // (engine or registry down), the deployment fails with that reason: no
+  // deployment stays DEPLOYING after its job has ended.
   absl::Status Run(jobs::JobContext& ctx);
 
  private:
+  absl::Status Attempt(jobs::JobContext& ctx, const std::string& id);
   // Records the failure and stops the deployment's instances.
   absl::Status Fail(const v1::Deployment& d, const std::string& reason);
 

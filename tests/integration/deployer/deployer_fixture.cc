@@ -27,12 +27,13 @@ constexpr char kLogCgi[] =
 
 }  // namespace
 
-DeployerFixture::DeployerFixture(bool in_process) {
+DeployerFixture::DeployerFixture(DeployerOptions options) {
   pool_ = db_.NewPool();
   config_.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
                       .username = RequireEnv("C2D_TEST_REGISTRY_USER"),
                       .password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD")};
-  config_.local.engine_socket = RequireEnv("C2D_TEST_ENGINE_SOCKET");
+  config_.local.engine_socket =
+      options.engine_socket.empty() ? RequireEnv("C2D_TEST_ENGINE_SOCKET") : options.engine_socket;
   config_.local.registry = {config_.registry.username, config_.registry.password,
                             config_.RegistryHost()};
   config_.local.volumes_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "volumes").string();
@@ -67,7 +68,7 @@ DeployerFixture::DeployerFixture(bool in_process) {
   stub_ = v1::DeployerService::NewStub(
       grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
 
-  if (in_process) {
+  if (options.in_process) {
     deploy_ = std::make_unique<deployer::DeployJob>(*runtime_);
     stop_ = std::make_unique<deployer::StopJob>(*runtime_);
     reconciler_ = std::make_unique<deployer::Reconciler>(*runtime_);
@@ -77,6 +78,8 @@ DeployerFixture::DeployerFixture(bool in_process) {
     w.lease = 6s;
     w.poll_interval = 200ms;
     w.shutdown_grace = 5s;
+    w.backoff_base = 50ms;
+    w.backoff_max = 200ms;
     worker_ = std::make_unique<jobs::Worker>(*pool_, db_.connect(), w);
     worker_->Register("deploy", [this](jobs::JobContext& ctx) { return deploy_->Run(ctx); });
     worker_->Register("stop", [this](jobs::JobContext& ctx) { return stop_->Run(ctx); });
@@ -86,7 +89,7 @@ DeployerFixture::DeployerFixture(bool in_process) {
                                              [this] { reconciler_->RunOnce(); });
     leader_->Start();
   }
-  engine_ = std::make_unique<engine::Engine>(config_.local.engine_socket);
+  engine_ = std::make_unique<engine::Engine>(RequireEnv("C2D_TEST_ENGINE_SOCKET"));
   registry_ = std::make_unique<oci::Registry>(config_.registry);
 }
 

@@ -28,11 +28,17 @@
 
 namespace c2d::testing {
 
+struct DeployerOptions {
+  // false: only the gRPC service runs here; jobs and the reconciler are left
+  // to a c2d-deployer process (ProcessEnv).
+  bool in_process = true;
+  // The provider's engine socket; default: the real engine's.
+  std::string engine_socket;
+};
+
 class DeployerFixture {
  public:
-  // in_process=false: only the gRPC service runs here; jobs and the
-  // reconciler are left to a c2d-deployer process (ProcessEnv).
-  explicit DeployerFixture(bool in_process = true);
+  explicit DeployerFixture(DeployerOptions options = {});
   ~DeployerFixture();
 
   v1::DeployerService::Stub& stub() { return *stub_; }

@@ -573,7 +573,7 @@ TEST_CASE("a rollback brings back the earlier release, image and config, with no
 
 TEST_CASE("a deployer killed with SIGKILL mid-deploy finishes cleanly after a restart",
           "[deployer]") {
-  DeployerFixture f(/*in_process=*/false);
+  DeployerFixture f({.in_process = false});
   const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
   const std::string log =
       absl::StrCat(testing::RequireEnv("C2D_TEST_TMP"), "/", ids::New("dp"), ".log");
@@ -619,6 +619,16 @@ TEST_CASE("a deployer killed with SIGKILL mid-deploy finishes cleanly after a re
   CheckIngressMatches(f, next.id());
   deployer->Signal(SIGTERM);
   CHECK(deployer->Wait(20s) == 0);
+}
+
+TEST_CASE("a deployment whose engine stays down fails after its last attempt, saying why",
+          "[deployer]") {
+  DeployerFixture f({.engine_socket = testing::RequireEnv("C2D_TEST_TMP") + "/no-engine.sock"});
+  v1::Deployment d = f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id(), 60s);
+  CHECK(d.state() == v1::DEPLOYMENT_STATE_FAILED);
+  CHECK_THAT(d.failure_reason(), Catch::Contains("gave up after 5 attempts"));
+  CHECK_THAT(d.failure_reason(), Catch::Contains("no-engine.sock"));
+  CHECK(f.db().Count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 1);
 }
 
 TEST_CASE("bad deploy input gets a clear error and changes nothing", "[deployer]") {
