@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/common/ids.h"
 
 namespace c2d::rpc {
 
@@ -21,6 +25,177 @@ absl::StatusOr<int> PageSize(const v1::PageRequest& page) {
   if (page.page_size() < 0) return InvalidField("page.page_size", "must not be negative");
   if (page.page_size() == 0) return kDefault;
   return std::min(page.page_size(), kMax);
+}
+
+namespace {
+
+bool InRange(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
+std::string F(absl::string_view prefix, absl::string_view field) {
+  return absl::StrCat(prefix, field);
+}
+
+// A relative path without ".." components (root_dir, dockerfile_path).
+bool SafeRelative(const std::string& p) {
+  if (absl::StartsWith(p, "/") || p.size() > 1024) return false;
+  for (absl::string_view part : absl::StrSplit(p, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+// git's own rules for branch names, the parts that matter for safety.
+bool ValidBranch(const std::string& b) {
+  if (b.empty() || b.size() > 255 || b[0] == '-' || absl::StrContains(b, "..") ||
+      absl::EndsWith(b, "/") || absl::EndsWith(b, ".lock")) {
+    return false;
+  }
+  for (char c : b) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == ' ' || c == '~' || c == '^' || c == ':' ||
+        c == '?' || c == '*' || c == '[' || c == '\\' || c == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateHealthCheck(const v1::HealthCheck& c) {
+  if (!c.path().empty() && (c.path()[0] != '/' || c.path().size() > 1024)) {
+    return InvalidField("spec.health_check.path", "must be empty (TCP check) or start with '/'");
+  }
+  if (!InRange(c.port(), 0, 65535)) {
+    return InvalidField("spec.health_check.port", "must be 0 (the app's port) or 1-65535");
+  }
+  if (!InRange(c.interval_s(), 1, 300)) {
+    return InvalidField("spec.health_check.interval_s", "must be 1-300");
+  }
+  if (!InRange(c.timeout_s(), 1, 60) || c.timeout_s() > c.interval_s()) {
+    return InvalidField("spec.health_check.timeout_s", "must be 1-60 and at most interval_s");
+  }
+  if (!InRange(c.healthy_threshold(), 1, 10)) {
+    return InvalidField("spec.health_check.healthy_threshold", "must be 1-10");
+  }
+  if (!InRange(c.unhealthy_threshold(), 1, 10)) {
+    return InvalidField("spec.health_check.unhealthy_threshold", "must be 1-10");
+  }
+  if (!InRange(c.start_period_s(), 0, 3600)) {
+    return InvalidField("spec.health_check.start_period_s", "must be 0-3600");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool ValidMountPath(absl::string_view p) {
+  if (p.size() < 2 || p.size() > 1024 || p[0] != '/') return false;
+  for (absl::string_view part : absl::StrSplit(p, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+bool IsCommitSha(absl::string_view s) {
+  if (s.size() != 40 && s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateSource(const v1::Source& src, absl::string_view prefix) {
+  if (src.repo_url().empty() || src.repo_url().size() > 2048) {
+    return InvalidField(F(prefix, "repo_url"), "must be 1 to 2048 characters");
+  }
+  if (absl::StartsWith(src.repo_url(), "-")) {
+    return InvalidField(F(prefix, "repo_url"), "must not start with '-'");
+  }
+  if (!src.branch().empty() && !ValidBranch(src.branch())) {
+    return InvalidField(F(prefix, "branch"), "is not a valid git branch name");
+  }
+  if (!src.commit().empty() && !IsCommitSha(src.commit())) {
+    return InvalidField(F(prefix, "commit"),
+                        "must be a full commit id (40 or 64 lower-case hex characters)");
+  }
+  if (!SafeRelative(src.root_dir())) {
+    return InvalidField(F(prefix, "root_dir"), "must be a relative path without '..'");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::string_view prefix) {
+  if (!SafeRelative(settings.dockerfile_path())) {
+    return InvalidField(F(prefix, "dockerfile_path"), "must be a relative path without '..'");
+  }
+  if (settings.build_command().size() > 4096) {
+    return InvalidField(F(prefix, "build_command"), "must be at most 4096 characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
+  static const std::regex kEnvKey("^[A-Za-z_][A-Za-z0-9_]*$");
+  if (!ids::Valid(spec.project_id(), "prj")) {
+    return InvalidField("spec.project_id", "is not a project id");
+  }
+  if (!ValidName(spec.project_name())) return InvalidField("spec.project_name", kNameRule);
+  if (!ValidName(spec.service_name())) return InvalidField("spec.service_name", kNameRule);
+  if (spec.type() != v1::SERVICE_TYPE_WEB && spec.type() != v1::SERVICE_TYPE_WORKER) {
+    return InvalidField("spec.type", "must be SERVICE_TYPE_WEB or SERVICE_TYPE_WORKER");
+  }
+  const v1::RunSettings& run = spec.run();
+  if (!InRange(run.instance_count(), 1, 20)) {
+    return InvalidField(
+        "spec.run.instance_count",
+        absl::StrCat("must be 1-20, not ", run.instance_count(), " (StopService stops a service)"));
+  }
+  if (spec.type() == v1::SERVICE_TYPE_WEB && !InRange(run.port(), 1, 65535)) {
+    return InvalidField("spec.run.port", "must be 1-65535 for a web service");
+  }
+  if (run.memory_mb() != 0 && !InRange(run.memory_mb(), 64, 65536)) {
+    return InvalidField("spec.run.memory_mb", "must be 64-65536 (0 = 512)");
+  }
+  if (run.cpu_millis() != 0 && !InRange(run.cpu_millis(), 50, 16000)) {
+    return InvalidField("spec.run.cpu_millis", "must be 50-16000 (0 = 500)");
+  }
+  if (run.start_command().size() > 4096) {
+    return InvalidField("spec.run.start_command", "must be at most 4096 characters");
+  }
+  if (spec.type() == v1::SERVICE_TYPE_WEB) {
+    if (absl::Status s = ValidateHealthCheck(spec.health_check()); !s.ok()) return s;
+  }
+  std::set<std::string> keys;
+  for (const v1::EnvVar& var : spec.env()) {
+    if (var.key().size() > 255 || !std::regex_match(var.key(), kEnvKey)) {
+      return InvalidField("spec.env", absl::StrCat("\"", var.key().substr(0, 64),
+                                                   "\" is not a valid variable name"));
+    }
+    if (var.key() == "PORT") return InvalidField("spec.env", "PORT is set by c2d");
+    if (!keys.insert(var.key()).second) {
+      return InvalidField("spec.env", absl::StrCat(var.key(), " is set twice"));
+    }
+    if (var.value().key_id().empty() || var.value().ciphertext().empty()) {
+      return InvalidField("spec.env", absl::StrCat(var.key(), " has no sealed value"));
+    }
+  }
+  std::set<std::string> paths;
+  for (const v1::VolumeMount& v : spec.volumes()) {
+    if (!ids::Valid(v.volume_id(), "vol")) {
+      return InvalidField("spec.volumes",
+                          absl::StrCat("\"", v.volume_id(), "\" is not a volume id"));
+    }
+    if (!ValidMountPath(v.mount_path()) || !paths.insert(v.mount_path()).second) {
+      return InvalidField(
+          "spec.volumes",
+          absl::StrCat("mount path \"", v.mount_path(),
+                       "\" must be absolute, not \"/\", without \"..\", and unique"));
+    }
+  }
+  if (!spec.volumes().empty() && run.instance_count() != 1) {
+    return InvalidField("spec.run.instance_count",
+                        absl::StrCat("a service with a volume runs exactly one instance, not ",
+                                     run.instance_count()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace c2d::rpc

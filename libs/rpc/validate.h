@@ -22,4 +22,21 @@ inline constexpr char kNameRule[] = "must match ^[a-z][a-z0-9-]{0,38}$";
 // The page size a List RPC uses: 0 = 50, at most 200; negative is invalid.
 absl::StatusOr<int> PageSize(const v1::PageRequest& page);
 
+// An absolute path inside a container: not "/", no "..", at most 1024 chars.
+bool ValidMountPath(absl::string_view path);
+
+// A full commit id: 40 or 64 lower-case hex characters.
+bool IsCommitSha(absl::string_view s);
+
+// Where code comes from: repository URL, branch (git's rules), commit (full
+// id or empty), root_dir (relative, no ".."). Field names start with `prefix`.
+absl::Status ValidateSource(const v1::Source& source, absl::string_view prefix);
+// dockerfile_path relative without "..", build_command at most 4 KiB.
+absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::string_view prefix);
+// A release's configuration as the deployer runs it: ids and names, type,
+// run settings (instance_count 1-20, exactly 1 with volumes), the health
+// check of a web service, env var keys, volume mounts. Fields are named
+// "spec.<path>".
+absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec);
+
 }  // namespace c2d::rpc

@@ -16,30 +16,6 @@
 namespace c2d::builder {
 namespace {
 
-// A relative path without ".." components (for root_dir and dockerfile_path).
-bool SafeRelative(const std::string& p) {
-  if (absl::StartsWith(p, "/") || p.size() > 1024) return false;
-  for (absl::string_view part : absl::StrSplit(p, '/')) {
-    if (part == "..") return false;
-  }
-  return true;
-}
-
-// git's own rules for branch names, the parts that matter for safety.
-bool ValidBranch(const std::string& b) {
-  if (b.empty() || b.size() > 255 || b[0] == '-' || absl::StrContains(b, "..") ||
-      absl::EndsWith(b, "/") || absl::EndsWith(b, ".lock")) {
-    return false;
-  }
-  for (char c : b) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == ' ' || c == '~' || c == '^' || c == ':' ||
-        c == '?' || c == '*' || c == '[' || c == '\\' || c == 0x7f) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsFinal(v1::BuildState s) {
   return s == v1::BUILD_STATE_SUCCEEDED || s == v1::BUILD_STATE_FAILED ||
          s == v1::BUILD_STATE_CANCELLED;
@@ -59,29 +35,8 @@ absl::Status ValidateStartBuild(const v1::StartBuildRequest& r) {
     return rpc::InvalidField("spec.project_name", rpc::kNameRule);
   if (!rpc::ValidName(spec.service_name()))
     return rpc::InvalidField("spec.service_name", rpc::kNameRule);
-  const v1::Source& src = r.source();
-  if (src.repo_url().empty() || src.repo_url().size() > 2048) {
-    return rpc::InvalidField("source.repo_url", "must be 1 to 2048 characters");
-  }
-  if (absl::StartsWith(src.repo_url(), "-"))
-    return rpc::InvalidField("source.repo_url", "must not start with '-'");
-  if (!src.branch().empty() && !ValidBranch(src.branch())) {
-    return rpc::InvalidField("source.branch", "is not a valid git branch name");
-  }
-  if (!src.commit().empty() && !IsCommitSha(src.commit())) {
-    return rpc::InvalidField("source.commit",
-                             "must be a full commit id (40 or 64 lower-case hex characters)");
-  }
-  if (!SafeRelative(src.root_dir())) {
-    return rpc::InvalidField("source.root_dir", "must be a relative path without '..'");
-  }
-  if (!SafeRelative(r.settings().dockerfile_path())) {
-    return rpc::InvalidField("settings.dockerfile_path", "must be a relative path without '..'");
-  }
-  if (r.settings().build_command().size() > 4096) {
-    return rpc::InvalidField("settings.build_command", "must be at most 4096 characters");
-  }
-  return absl::OkStatus();
+  if (absl::Status s = rpc::ValidateSource(r.source(), "source."); !s.ok()) return s;
+  return rpc::ValidateBuildSettings(r.settings(), "settings.");
 }
 
 BuilderServiceImpl::BuilderServiceImpl(pg::Pool& pool, const Config& config)

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/common/command.h"
+#include "libs/rpc/validate.h"
 
 namespace c2d::builder {
 namespace {
@@ -56,14 +57,6 @@ std::string RedactUrl(absl::string_view url) {
   return absl::StrCat(url.substr(0, host_start), "***", url.substr(at));
 }
 
-bool IsCommitSha(absl::string_view s) {
-  if (s.size() != 40 && s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 absl::StatusOr<std::string> ResolveBranch(const std::string& url, const std::string& branch,
                                           const GitOptions& options) {
   GitOptions quiet = options;
@@ -77,7 +70,7 @@ absl::StatusOr<std::string> ResolveBranch(const std::string& url, const std::str
   for (absl::string_view line : absl::StrSplit(r->output, '\n')) {
     std::vector<absl::string_view> parts = absl::StrSplit(line, '\t');
     if (parts.size() == 2 && parts[1] == absl::StrCat("refs/heads/", branch) &&
-        IsCommitSha(parts[0])) {
+        rpc::IsCommitSha(parts[0])) {
       return std::string(parts[0]);
     }
   }

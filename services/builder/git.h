@@ -39,7 +39,4 @@ struct CommitInfo {
 };
 absl::StatusOr<CommitInfo> ReadCommit(const std::string& dir, const GitOptions& options);
 
-// True for 40- or 64-character lower-case hex object names.
-bool IsCommitSha(absl::string_view s);
-
 }  // namespace c2d::builder

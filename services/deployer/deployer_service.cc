@@ -29,110 +29,6 @@ bool IsFinal(v1::DeploymentState s) {
 
 bool InRange(int v, int lo, int hi) { return v >= lo && v <= hi; }
 
-// An absolute path inside a container: not "/", no "..", at most 1024 chars.
-bool ValidMountPath(const std::string& p) {
-  if (p.size() < 2 || p.size() > 1024 || p[0] != '/') return false;
-  for (absl::string_view part : absl::StrSplit(p, '/')) {
-    if (part == "..") return false;
-  }
-  return true;
-}
-
-absl::Status ValidateHealthCheck(const v1::HealthCheck& c) {
-  if (!c.path().empty() && (c.path()[0] != '/' || c.path().size() > 1024)) {
-    return InvalidField("spec.health_check.path", "must be empty (TCP check) or start with '/'");
-  }
-  if (!InRange(c.port(), 0, 65535)) {
-    return InvalidField("spec.health_check.port", "must be 0 (the app's port) or 1-65535");
-  }
-  if (!InRange(c.interval_s(), 1, 300)) {
-    return InvalidField("spec.health_check.interval_s", "must be 1-300");
-  }
-  if (!InRange(c.timeout_s(), 1, 60) || c.timeout_s() > c.interval_s()) {
-    return InvalidField("spec.health_check.timeout_s", "must be 1-60 and at most interval_s");
-  }
-  if (!InRange(c.healthy_threshold(), 1, 10)) {
-    return InvalidField("spec.health_check.healthy_threshold", "must be 1-10");
-  }
-  if (!InRange(c.unhealthy_threshold(), 1, 10)) {
-    return InvalidField("spec.health_check.unhealthy_threshold", "must be 1-10");
-  }
-  if (!InRange(c.start_period_s(), 0, 3600)) {
-    return InvalidField("spec.health_check.start_period_s", "must be 0-3600");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateSpec(const v1::ServiceSpec& spec) {
-  static const std::regex kEnvKey("^[A-Za-z_][A-Za-z0-9_]*$");
-  if (!ids::Valid(spec.project_id(), "prj")) {
-    return InvalidField("spec.project_id", "is not a project id");
-  }
-  if (!rpc::ValidName(spec.project_name())) {
-    return InvalidField("spec.project_name", rpc::kNameRule);
-  }
-  if (!rpc::ValidName(spec.service_name())) {
-    return InvalidField("spec.service_name", rpc::kNameRule);
-  }
-  if (spec.type() != v1::SERVICE_TYPE_WEB && spec.type() != v1::SERVICE_TYPE_WORKER) {
-    return InvalidField("spec.type", "must be SERVICE_TYPE_WEB or SERVICE_TYPE_WORKER");
-  }
-  const v1::RunSettings& run = spec.run();
-  if (!InRange(run.instance_count(), 1, 20)) {
-    return InvalidField(
-        "spec.run.instance_count",
-        absl::StrCat("must be 1-20, not ", run.instance_count(), " (StopService stops a service)"));
-  }
-  if (spec.type() == v1::SERVICE_TYPE_WEB && !InRange(run.port(), 1, 65535)) {
-    return InvalidField("spec.run.port", "must be 1-65535 for a web service");
-  }
-  if (run.memory_mb() != 0 && !InRange(run.memory_mb(), 64, 65536)) {
-    return InvalidField("spec.run.memory_mb", "must be 64-65536 (0 = 512)");
-  }
-  if (run.cpu_millis() != 0 && !InRange(run.cpu_millis(), 50, 16000)) {
-    return InvalidField("spec.run.cpu_millis", "must be 50-16000 (0 = 500)");
-  }
-  if (run.start_command().size() > 4096) {
-    return InvalidField("spec.run.start_command", "must be at most 4096 characters");
-  }
-  if (spec.type() == v1::SERVICE_TYPE_WEB) {
-    C2D_RETURN_IF_ERROR(ValidateHealthCheck(spec.health_check()));
-  }
-  std::set<std::string> keys;
-  for (const v1::EnvVar& var : spec.env()) {
-    if (var.key().size() > 255 || !std::regex_match(var.key(), kEnvKey)) {
-      return InvalidField("spec.env", absl::StrCat("\"", var.key().substr(0, 64),
-                                                   "\" is not a valid variable name"));
-    }
-    if (var.key() == "PORT") return InvalidField("spec.env", "PORT is set by c2d");
-    if (!keys.insert(var.key()).second) {
-      return InvalidField("spec.env", absl::StrCat(var.key(), " is set twice"));
-    }
-    if (var.value().key_id().empty() || var.value().ciphertext().empty()) {
-      return InvalidField("spec.env", absl::StrCat(var.key(), " has no sealed value"));
-    }
-  }
-  std::set<std::string> paths;
-  for (const v1::VolumeMount& v : spec.volumes()) {
-    if (!ids::Valid(v.volume_id(), "vol")) {
-      return InvalidField("spec.volumes",
-                          absl::StrCat("\"", v.volume_id(), "\" is not a volume id"));
-    }
-    if (!ValidMountPath(v.mount_path()) || !paths.insert(v.mount_path()).second) {
-      return InvalidField(
-          "spec.volumes",
-          absl::StrCat("mount path \"", v.mount_path(),
-                       "\" must be absolute, not \"/\", without \"..\", and unique"));
-    }
-  }
-  if (!spec.volumes().empty() && run.instance_count() != 1) {
-    return InvalidField("spec.run.instance_count",
-                        absl::StrCat("a service with a volume runs exactly one instance, not ",
-                                     run.instance_count()));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status ValidateDeploy(const v1::DeployRequest& r, const std::string& registry_host) {
@@ -157,7 +53,7 @@ absl::Status ValidateDeploy(const v1::DeployRequest& r, const std::string& regis
   if (r.request_id().size() > 255) {
     return InvalidField("request_id", "must be at most 255 characters");
   }
-  return ValidateSpec(r.spec());
+  return rpc::ValidateServiceSpec(r.spec());
 }
 
 DeployerServiceImpl::DeployerServiceImpl(Runtime& runtime)
@@ -470,7 +366,7 @@ grpc::Status DeployerServiceImpl::CreateVolume(grpc::ServerContext*,
   if (!rpc::ValidName(request->name())) return rpc::ToGrpc(InvalidField("name", rpc::kNameRule));
   if (!InRange(request->size_gb(), 1, 1024))
     return rpc::ToGrpc(InvalidField("size_gb", "must be 1-1024"));
-  if (!ValidMountPath(request->mount_path())) {
+  if (!rpc::ValidMountPath(request->mount_path())) {
     return rpc::ToGrpc(InvalidField("mount_path", "must be absolute, not \"/\", without \"..\""));
   }
   auto v = runtime_.pool().Transact(

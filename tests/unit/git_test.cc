@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/rpc/validate.h"
+
 namespace c2d {
 namespace {
 
@@ -17,11 +19,11 @@ TEST_CASE("credentials in repository URLs never show", "[git]") {
 }
 
 TEST_CASE("commit ids are full lower-case hex object names", "[git]") {
-  CHECK(builder::IsCommitSha(std::string(40, 'a')));
-  CHECK(builder::IsCommitSha(std::string(64, '0')));
-  CHECK_FALSE(builder::IsCommitSha(std::string(39, 'a')));
-  CHECK_FALSE(builder::IsCommitSha(std::string(40, 'A')));
-  CHECK_FALSE(builder::IsCommitSha("main"));
+  CHECK(rpc::IsCommitSha(std::string(40, 'a')));
+  CHECK(rpc::IsCommitSha(std::string(64, '0')));
+  CHECK_FALSE(rpc::IsCommitSha(std::string(39, 'a')));
+  CHECK_FALSE(rpc::IsCommitSha(std::string(40, 'A')));
+  CHECK_FALSE(rpc::IsCommitSha("main"));
 }
 
 }  // namespace
