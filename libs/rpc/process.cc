@@ -101,6 +101,7 @@ int Process::Serve(const std::vector<Server::Registration>& services) {
                           {"grpc", (*server)->address()},
                           {"metrics", exposer_->address()},
                           {"pid", getpid()}};
+  for (const auto& [name, address] : addresses_) ready[name] = address;
   log::Info("serving", ready);
   if (std::string path = env::GetString("C2D_READY_FILE", ""); !path.empty()) {
     if (auto s = WriteReadyFile(path, ready); !s.ok()) return Fail(s);
@@ -108,7 +109,9 @@ int Process::Serve(const std::vector<Server::Registration>& services) {
 
   int sig = WaitForTerminationSignal();
   log::Info("shutting down", {{"signal", sig}, {"grace_ms", grace_.count()}});
-  // gRPC first, so no new work arrives, then the workers, then the duties.
+  // Front doors first (an HTTP API calls the others), then gRPC, so no new
+  // work arrives, then the workers, then the duties.
+  for (const auto& hook : shutdown_hooks_) hook(grace_);
   (*server)->Shutdown(absl::FromChrono(grace_));
   for (auto& w : workers_) w->Shutdown();
   for (auto& l : leaders) l->Stop();

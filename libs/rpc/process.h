@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -48,6 +49,16 @@ class Process {
   // A leader-elected periodic duty, started by Serve.
   void AddLeader(std::string duty, std::chrono::milliseconds interval, std::function<void()> fn);
 
+  // Another address this process serves (e.g. "http"), for the log line and
+  // the ready file.
+  void AddReadyAddress(std::string name, std::string address) {
+    addresses_.emplace_back(std::move(name), std::move(address));
+  }
+  // Runs first when a termination signal arrives, given the drain grace.
+  void OnShutdown(std::function<void(std::chrono::milliseconds grace)> hook) {
+    shutdown_hooks_.push_back(std::move(hook));
+  }
+
   // Starts workers, duties and the gRPC server; blocks until SIGTERM or SIGINT;
   // then drains (health NOT_SERVING, in-flight calls and jobs get
   // C2D_SHUTDOWN_GRACE) and returns the process exit code.
@@ -69,6 +80,8 @@ class Process {
     std::function<void()> fn;
   };
   std::vector<Duty> duties_;
+  std::vector<std::pair<std::string, std::string>> addresses_;
+  std::vector<std::function<void(std::chrono::milliseconds)>> shutdown_hooks_;
 };
 
 }  // namespace c2d::rpc

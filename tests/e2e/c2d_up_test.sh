@@ -6,6 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export C2D_STATE_DIR=$(mktemp -d "${C2D_TEST_TMP:-/tmp}/c2d-up.XXXXXX")
 export C2D_UP_SKIP_BUILD=1
+# The CLI login c2d-up does stays in the test's state dir.
+export XDG_CONFIG_HOME=$C2D_STATE_DIR/config
 export C2D_BUILD_DIR=${C2D_BUILD_DIR:-$root/build}
 up=$root/tools/c2d-up
 trap '"$up" --down >/dev/null 2>&1 || true; rm -rf "$C2D_STATE_DIR"' EXIT
@@ -22,6 +24,12 @@ for svc in gateway builder deployer dbprov dns certs; do
   metrics=$(curl -fsS "http://$(env_of "C2D_${svc^^}_METRICS_ADDR")/metrics") || fail "$svc metrics unreachable"
   grep -q c2d_db_pool_connections <<<"$metrics" || fail "$svc metrics missing"
 done
+# The newcomer path: the sample app deployed, answering at the URL printed.
+sample_url=$(grep -A1 '^The sample app' <<<"$out" | tail -n 1 | tr -d ' ')
+[[ $sample_url == http://hello.demo.localhost:* ]] || { echo "$out"; fail "no sample URL printed"; }
+curl -fsS "$sample_url" | grep -q 'from c2d! version' || fail "the sample app does not answer at $sample_url"
+grep -Eq "^api +up" <<<"$out" || fail "REST API not reported up"
+"$C2D_BUILD_DIR/tools/c2d" status demo/hello | grep -q ' live ' || fail "the CLI does not show the sample live"
 grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"
 grep -Eq "^engine +up" <<<"$out" || fail "engine not reported up"
 grep -Eq "^powerdns +up" <<<"$out" || fail "PowerDNS not reported up"

@@ -82,6 +82,9 @@ std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
           {"C2D_METRICS_ADDR", "127.0.0.1:0"},
           {"C2D_ENGINE_SOCKET", TempPath("no-engine.sock")},
           {"C2D_REGISTRY_URL", "http://127.0.0.1:1"},
+          {"C2D_HTTP_ADDR", "127.0.0.1:0"},
+          {"C2D_BUILDER_ADDR", "127.0.0.1:1"},
+          {"C2D_DEPLOYER_ADDR", "127.0.0.1:1"},
           // The deployer checks its ingress zone at start-up.
           {"C2D_PDNS_API_URL", testing::RequireEnv("C2D_TEST_PDNS_API_URL")},
           {"C2D_PDNS_API_KEY", testing::RequireEnv("C2D_TEST_PDNS_API_KEY")},

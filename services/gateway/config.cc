@@ -1,0 +1,35 @@
+#include "services/gateway/config.h"
+
+#include "absl/strings/str_cat.h"
+#include "libs/common/env.h"
+#include "libs/common/status.h"
+
+namespace c2d::gateway {
+
+std::string Config::AppUrl(const std::string& service, const std::string& project) const {
+  std::string port;
+  if (size_t colon = ingress_http_addr.rfind(':'); colon != std::string::npos) {
+    port = ingress_http_addr.substr(colon + 1);
+  }
+  return absl::StrCat("http://", service, ".", project, ".", base_domain,
+                      port.empty() || port == "80" ? "" : ":" + port, "/");
+}
+
+absl::StatusOr<Config> Config::FromEnv() {
+  Config c;
+  C2D_ASSIGN_OR_RETURN(c.http_addr, env::GetAddress("C2D_HTTP_ADDR", c.http_addr));
+  C2D_ASSIGN_OR_RETURN(int64_t workers, env::GetInt("C2D_HTTP_WORKERS", c.http_workers, 1, 1024));
+  c.http_workers = static_cast<int>(workers);
+  C2D_ASSIGN_OR_RETURN(c.builder_addr, env::GetRequired("C2D_BUILDER_ADDR"));
+  C2D_ASSIGN_OR_RETURN(c.deployer_addr, env::GetRequired("C2D_DEPLOYER_ADDR"));
+  c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
+  c.ingress_http_addr = env::GetString("C2D_INGRESS_HTTP_ADDR", "");
+  C2D_ASSIGN_OR_RETURN(c.rpc_timeout,
+                       env::GetDuration("C2D_RPC_TIMEOUT", c.rpc_timeout,
+                                        std::chrono::milliseconds(100), std::chrono::minutes(5)));
+  C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
+  c.master_keys = std::move(keys);
+  return c;
+}
+
+}  // namespace c2d::gateway

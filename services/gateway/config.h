@@ -1,0 +1,32 @@
+#pragma once
+
+// The gateway's configuration, from C2D_* variables (README lists them).
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/crypto/seal.h"
+
+namespace c2d::gateway {
+
+struct Config {
+  std::string http_addr = "127.0.0.1:8080";  // C2D_HTTP_ADDR: the REST API
+  int http_workers = 32;                     // C2D_HTTP_WORKERS
+  std::string builder_addr;                  // C2D_BUILDER_ADDR
+  std::string deployer_addr;                 // C2D_DEPLOYER_ADDR
+  std::string base_domain = "localhost";     // C2D_BASE_DOMAIN
+  // Where the ingress serves apps (C2D_INGRESS_HTTP_ADDR), for the URLs shown.
+  std::string ingress_http_addr;
+  // Deadline of each call to another service (C2D_RPC_TIMEOUT).
+  std::chrono::milliseconds rpc_timeout{10'000};
+  std::optional<crypto::MasterKeys> master_keys;  // C2D_MASTER_KEY
+
+  // http://<service>.<project>.<base domain>[:port]/
+  std::string AppUrl(const std::string& service, const std::string& project) const;
+
+  static absl::StatusOr<Config> FromEnv();
+};
+
+}  // namespace c2d::gateway

@@ -1,0 +1,120 @@
+#pragma once
+
+// The REST API (DESIGN §5): authenticates every request by API token,
+// authorises it against the resource's project (another tenant's resources
+// answer 404, never 403), validates bodies field by field, and serves
+// projects, members, services, env vars, deployments (a build, then its
+// release), rollbacks, instances and live logs (Server-Sent Events or
+// WebSocket) by calling the builder and the deployer. Mutations are
+// audited and honour Idempotency-Key. Thread-safe: handlers run on the HTTP
+// server's worker threads.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "libs/httpd/router.h"
+#include "libs/httpd/server.h"
+#include "libs/pg/pool.h"
+#include "proto/c2d/v1/builder.grpc.pb.h"
+#include "proto/c2d/v1/deployer.grpc.pb.h"
+#include "services/gateway/api.h"
+#include "services/gateway/config.h"
+#include "services/gateway/store.h"
+
+namespace c2d::gateway {
+
+class Gateway {
+ public:
+  Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Channel> builder,
+          std::shared_ptr<grpc::Channel> deployer);
+
+  // The server's handler.
+  httpd::Response Handle(httpd::Request& req);
+  const httpd::Router& router() const { return router_; }
+
+ private:
+  // Who is calling, and on which request.
+  struct Call {
+    httpd::Request& req;
+    Principal who;
+    std::string request_id;
+  };
+  using Route = httpd::Response (Gateway::*)(Call&);
+  void Add(const std::string& method, const std::string& pattern, Route route, bool mutation);
+
+  absl::StatusOr<Principal> Authenticate(const httpd::Request& req);
+  // The caller's project, if they hold at least `min` in it; NotFound for
+  // non-members (whatever the project exists), PermissionDenied below `min`.
+  absl::StatusOr<Project> Authorize(Call& c, const std::string& project_id, Role min);
+  // The service and the caller's project, authorised likewise.
+  absl::StatusOr<std::pair<Service, Project>> AuthorizeService(Call& c,
+                                                               const std::string& service_id,
+                                                               Role min);
+  absl::Status AuditMutation(Call& c, const std::string& project_id, const std::string& action,
+                             const std::string& resource_id, json details = json::object());
+  void Context(grpc::ClientContext& ctx, const Call& c) const;
+
+  // Routes.
+  httpd::Response CreateProject(Call& c);
+  httpd::Response ListProjects(Call& c);
+  httpd::Response GetProject(Call& c);
+  httpd::Response PatchProject(Call& c);
+  httpd::Response DeleteProject(Call& c);
+  httpd::Response ListMembers(Call& c);
+  httpd::Response AddMember(Call& c);
+  httpd::Response RemoveMember(Call& c);
+  httpd::Response CreateService(Call& c);
+  httpd::Response ListServices(Call& c);
+  httpd::Response GetService(Call& c);
+  httpd::Response PatchService(Call& c);
+  httpd::Response DeleteService(Call& c);
+  httpd::Response GetEnv(Call& c);
+  httpd::Response PutEnv(Call& c);
+  httpd::Response PatchEnv(Call& c);
+  httpd::Response DeleteEnv(Call& c);
+  httpd::Response CreateDeployment(Call& c);
+  httpd::Response ListDeployments(Call& c);
+  httpd::Response GetDeployment(Call& c);
+  httpd::Response Rollback(Call& c);
+  httpd::Response ListInstances(Call& c);
+  httpd::Response DeploymentLogs(Call& c);
+  httpd::Response ServiceLogs(Call& c);
+  httpd::Response NotBuilt(Call& c);
+
+  httpd::Response Healthz(httpd::Request& req);
+  httpd::Response Readyz(httpd::Request& req);
+  httpd::Response Metrics(httpd::Request& req);
+
+  // The release configuration of a service as it is now.
+  absl::StatusOr<v1::ServiceSpec> Spec(const Service& s);
+  json ServiceJson(const Service& s) const;
+  // Applies a service body (create or patch) onto `s`.
+  absl::Status ApplyServiceBody(const json& body, Service* s, bool create);
+  // Env changes from a body {"KEY": "value" | {"value": "...", "secret": bool} | null}.
+  absl::Status ApplyEnv(pg::Tx& tx, const std::string& service_id, const json& env, bool replace);
+  // {"id", "build": …|null, "deployment": …|null} for a build or deployment id.
+  absl::StatusOr<json> DeploymentView(Call& c, const std::string& id, std::string* service_id);
+
+  pg::Pool& pool_;
+  const Config& config_;
+  std::unique_ptr<v1::BuilderService::Stub> builder_;
+  std::unique_ptr<v1::DeployerService::Stub> deployer_;
+  std::shared_ptr<grpc::Channel> builder_channel_, deployer_channel_;
+  httpd::Router router_;
+
+  // Token (SHA-256 hex) -> principal, for a few seconds: most requests of a
+  // client come in bursts, and a revoked token stops working within the TTL.
+  struct Cached {
+    Principal who;
+    absl::Time until;
+  };
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, Cached> tokens_ ABSL_GUARDED_BY(cache_mu_);
+};
+
+}  // namespace c2d::gateway

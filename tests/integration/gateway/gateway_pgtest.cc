@@ -1,0 +1,414 @@
+// The REST API against real services: the gateway's HTTP server in this
+// process, with the builder and the deployer (their gRPC services, workers
+// and reconciler) on the same test database, the real engine, registry,
+// PowerDNS and Caddy.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/http/client.h"
+#include "libs/httpd/server.h"
+#include "services/builder/build_job.h"
+#include "services/builder/builder_service.h"
+#include "services/gateway/gateway.h"
+#include "tests/integration/builder/builder_fixture.h"
+#include "tests/integration/deployer/deployer_fixture.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::WaitFor;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The whole stack behind a REST endpoint.
+class Api {
+ public:
+  Api() {
+    builder::Config& bc = builder_config_;
+    bc.engine_socket = d_.config().local.engine_socket;
+    bc.registry_url = d_.config().registry.url;
+    bc.registry_user = d_.config().registry.username;
+    bc.registry_password = d_.config().registry.password;
+    bc.work_dir = (fs::path(testing::RequireEnv("C2D_TEST_TMP")) / "builds").string();
+    bc.build_timeout = 120s;
+    bc.build_memory_bytes = int64_t{512} << 20;
+    bc.master_keys = d_.config().master_keys;
+    bc.stacks = builder::Stacks::FromEnv(bc.RegistryHost());
+    bc.deployer_addr = d_.address();
+    builds_ = std::make_unique<builder::BuilderServiceImpl>(d_.pool(), bc);
+    auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.BuilderService", builds_.get()}});
+    REQUIRE(server.ok());
+    builder_server_ = std::move(*server);
+    job_ = std::make_unique<builder::BuildJob>(d_.pool(), bc);
+    jobs::WorkerOptions w;
+    w.queue = "builder";
+    w.lease = 10s;
+    w.poll_interval = 200ms;
+    worker_ = std::make_unique<jobs::Worker>(d_.pool(), d_.db().connect(), w);
+    worker_->Register("build", [this](jobs::JobContext& ctx) { return job_->Run(ctx); });
+    REQUIRE(worker_->Start().ok());
+
+    config_.base_domain = "localhost";
+    config_.ingress_http_addr = testing::RequireEnv("C2D_TEST_CADDY_HTTP");
+    config_.master_keys = d_.config().master_keys;
+    gateway_ = std::make_unique<gateway::Gateway>(
+        d_.pool(), config_,
+        grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),
+        grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()));
+    auto http = httpd::Server::Start({.address = "127.0.0.1:0"},
+                                     [this](httpd::Request& r) { return gateway_->Handle(r); });
+    REQUIRE(http.ok());
+    http_ = std::move(*http);
+    alice_ = Token("alice@example.com");
+    bob_ = Token("bob@example.com");
+  }
+  ~Api() {
+    http_->Shutdown(1s);
+    worker_->Shutdown();
+    builder_server_->Shutdown(absl::Seconds(1));
+  }
+
+  // A new token for `email` (the user is made if needed).
+  std::string Token(const std::string& email) {
+    auto t = d_.pool().Transact("token", [&](pg::Tx& tx) -> absl::StatusOr<gateway::NewToken> {
+      auto u = gateway::UpsertUser(tx, email, "");
+      if (!u.ok()) return u.status();
+      return gateway::CreateToken(tx, u->id, "test");
+    });
+    REQUIRE(t.ok());
+    return t->token;
+  }
+
+  struct Reply {
+    long status = 0;
+    json body;
+    std::string raw;
+    std::string Error() const {
+      return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
+    }
+    std::string Field() const {
+      return body.is_object() && body.contains("error") ? body["error"].value("field", "") : "";
+    }
+  };
+  Reply Call(const std::string& method, const std::string& path, const std::string& token,
+             const std::string& body = "",
+             std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::Request req{.method = method,
+                      .url = absl::StrCat("http://", http_->address(), path),
+                      .headers = std::move(headers),
+                      .body = body,
+                      .timeout = 90s};
+    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
+    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+    auto r = http::Send(req);
+    REQUIRE(r.ok());
+    Reply out{r->status, json::parse(r->body, nullptr, false), r->body};
+    UNSCOPED_INFO(method << " " << path << " -> " << r->status << " " << r->body.substr(0, 500));
+    return out;
+  }
+  Reply Call(const std::string& method, const std::string& path, const std::string& token,
+             const json& body) {
+    return Call(method, path, token, body.dump());
+  }
+
+  // Server-Sent Events of `path` until an "end" event: (event, data) pairs.
+  std::vector<std::pair<std::string, json>> Events(const std::string& path,
+                                                   const std::string& token) {
+    std::vector<std::pair<std::string, json>> out;
+    std::string event, data;
+    bool ended = false;
+    http::LineSplitter lines([&](absl::string_view line) {
+      if (line.empty()) {
+        if (!event.empty()) out.emplace_back(event, json::parse(data, nullptr, false));
+        ended |= event == "end";
+        event.clear();
+        data.clear();
+        return !ended;
+      }
+      if (absl::StartsWith(line, "event: ")) event = std::string(line.substr(7));
+      if (absl::StartsWith(line, "data: ")) data += std::string(line.substr(6));
+      return true;
+    });
+    http::Request req{.url = absl::StrCat("http://", http_->address(), path),
+                      .headers = {{"Authorization", "Bearer " + token}},
+                      .timeout = 240s,
+                      .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
+    (void)http::Send(req);
+    return out;
+  }
+
+  testing::DeployerFixture& deployer() { return d_; }
+  const std::string& alice() const { return alice_; }
+  const std::string& bob() const { return bob_; }
+  int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
+
+ private:
+  testing::DeployerFixture d_;
+  builder::Config builder_config_;
+  std::unique_ptr<builder::BuilderServiceImpl> builds_;
+  std::unique_ptr<rpc::Server> builder_server_;
+  std::unique_ptr<builder::BuildJob> job_;
+  std::unique_ptr<jobs::Worker> worker_;
+  gateway::Config config_;
+  std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<httpd::Server> http_;
+  std::string alice_, bob_;
+};
+
+json ServiceBody(const std::string& name, const std::string& repo) {
+  return {{"name", name},
+          {"source", {{"repo_url", repo}, {"branch", "main"}}},
+          {"run", {{"port", 8080}}},
+          {"health_check", {{"interval_s", 1}, {"timeout_s", 1}, {"start_period_s", 20}}}};
+}
+
+TEST_CASE("requests without a valid token are refused", "[gateway]") {
+  Api api;
+  CHECK(api.Call("GET", "/v1/projects", "").status == 401);
+  CHECK(api.Call("GET", "/v1/projects", "c2d_not-a-token").status == 401);
+  auto r = api.Call("GET", "/v1/projects", "", "", {{"Authorization", "Basic YWxpY2U6eA=="}});
+  CHECK(r.status == 401);
+  CHECK_THAT(r.Error(), Catch::Contains("Bearer"));
+  CHECK(api.Call("GET", "/healthz", "").status == 200);
+}
+
+TEST_CASE("projects and services: validation names the field and changes nothing", "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  auto p = api.Call("POST", "/v1/projects", t, json{{"name", "demo"}});
+  REQUIRE(p.status == 201);
+  CHECK(p.body["role"] == "owner");
+  const std::string project = p.body["id"];
+  CHECK(api.Call("POST", "/v1/projects", t, json{{"name", "demo"}}).status == 409);
+
+  const std::string services = absl::StrCat("/v1/projects/", project, "/services");
+  const int64_t before = api.Rows("services");
+  struct Bad {
+    std::string body;
+    long status;
+    std::string field;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"{not json", 400, ""},
+           {"[1,2]", 400, ""},
+           {R"({"name":"web","source":{"repo_url":"/x"},"colour":"red"})", 400, "colour"},
+           {R"({"name":7,"source":{"repo_url":"/x"}})", 400, "name"},
+           {R"({"name":"Web!","source":{"repo_url":"/x"}})", 400, "name"},
+           {R"({"name":"web"})", 400, "source.repo_url"},
+           {R"({"name":"web","source":{"repo_url":"/x","branch":"a..b"}})", 400, "source.branch"},
+           {R"({"name":"web","source":{"repo_url":"/x"},"run":{"instance_count":21}})", 400,
+            "run.instance_count"},
+           {R"({"name":"web","source":{"repo_url":"/x"},"run":{"port":"80"}})", 400, "run.port"},
+           {R"({"name":"web","source":{"repo_url":"/x"},"health_check":{"timeout_s":20}})", 400,
+            "health_check.timeout_s"},
+           {R"({"name":"web","source":{"repo_url":"/x"},"env":{"PORT":"1"}})", 400, "env.PORT"},
+       }) {
+    auto r = api.Call("POST", services, t, b.body);
+    INFO(b.body);
+    CHECK(r.status == b.status);
+    CHECK(r.Field() == b.field);
+  }
+  // Oversize bodies are cut off before they are read.
+  CHECK(api.Call("POST", services, t, std::string(2 << 20, ' ')).status == 413);
+  CHECK(api.Rows("services") == before);
+
+  auto s = api.Call("POST", services, t, ServiceBody("web", "/srv/repo"));
+  REQUIRE(s.status == 201);
+  CHECK(s.body["run"]["instance_count"] == 1);
+  CHECK(s.body["health_check"]["path"] == "/health");
+  CHECK(s.body["url"].get<std::string>().find("http://web.demo.localhost") == 0);
+  const std::string id = s.body["id"];
+  auto patched = api.Call("PATCH", "/v1/services/" + id, t, json{{"run", {{"instance_count", 2}}}});
+  REQUIRE(patched.status == 200);
+  CHECK(patched.body["run"]["instance_count"] == 2);
+  CHECK(patched.body["revision"] == 2);
+  CHECK(api.Call("GET", services, t).body["services"].size() == 1);
+}
+
+TEST_CASE("env values are sealed, masked, revealed on request and audited", "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  const std::string project =
+      api.Call("POST", "/v1/projects", t, json{{"name", "envs"}}).body["id"];
+  auto s = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"), t,
+                    ServiceBody("web", "/srv/repo"));
+  const std::string env = absl::StrCat("/v1/services/", s.body["id"].get<std::string>(), "/env");
+  REQUIRE(api.Call("PUT", env, t,
+                   json{{"env",
+                         {{"GREETING", {{"value", "hi"}, {"secret", false}}},
+                          {"API_KEY", "s3cr3t-value"}}}})
+              .status == 200);
+  auto listed = api.Call("GET", env, t);
+  REQUIRE(listed.status == 200);
+  CHECK(listed.raw.find("s3cr3t-value") == std::string::npos);
+  std::map<std::string, json> by_key;
+  for (const json& v : listed.body["env"]) by_key[v["key"]] = v;
+  CHECK(by_key["GREETING"]["value"] == "hi");
+  CHECK(by_key["API_KEY"]["value"].is_null());
+  CHECK(by_key["API_KEY"]["secret"] == true);
+  // At rest: no plain value in the table.
+  CHECK(api.deployer().db().Count("SELECT count(*) FROM env_vars WHERE "
+                                  "position('s3cr3t' in encode(ciphertext, 'escape')) > 0") == 0);
+  auto revealed = api.Call("GET", env + "?reveal=true", t);
+  CHECK(revealed.raw.find("s3cr3t-value") != std::string::npos);
+  CHECK(api.deployer().db().Count("SELECT count(*) FROM audit_log WHERE action = 'env.reveal'") ==
+        1);
+  CHECK(api.deployer().db().Count(
+            "SELECT count(*) FROM audit_log WHERE details::text LIKE '%s3cr3t%'") == 0);
+  REQUIRE(api.Call("PATCH", env, t, json{{"env", {{"GREETING", nullptr}}}}).status == 200);
+  CHECK(api.Call("GET", env, t).body["env"].size() == 1);
+  CHECK(api.Call("DELETE", env + "/API_KEY", t).status == 204);
+  CHECK(api.Call("DELETE", env + "/API_KEY", t).status == 404);
+}
+
+TEST_CASE("another tenant's ids answer 404 and a viewer cannot change anything", "[gateway]") {
+  Api api;
+  const std::string& alice = api.alice();
+  const std::string& bob = api.bob();
+  const std::string project =
+      api.Call("POST", "/v1/projects", alice, json{{"name", "mine"}}).body["id"];
+  const std::string service = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"),
+                                       alice, ServiceBody("web", "/srv/repo"))
+                                  .body["id"];
+  const int64_t audit = api.Rows("audit_log");
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/v1/projects/" + project},
+           {"PATCH", "/v1/projects/" + project},
+           {"DELETE", "/v1/projects/" + project},
+           {"GET", "/v1/projects/" + project + "/members"},
+           {"GET", "/v1/projects/" + project + "/services"},
+           {"POST", "/v1/projects/" + project + "/services"},
+           {"GET", "/v1/services/" + service},
+           {"PATCH", "/v1/services/" + service},
+           {"DELETE", "/v1/services/" + service},
+           {"GET", "/v1/services/" + service + "/env"},
+           {"PUT", "/v1/services/" + service + "/env"},
+           {"POST", "/v1/services/" + service + "/deployments"},
+           {"GET", "/v1/services/" + service + "/deployments"},
+           {"GET", "/v1/services/" + service + "/instances"},
+           {"GET", "/v1/services/" + service + "/logs"}}) {
+    const std::string body = method == "GET" || method == "DELETE" ? "" : "{\"name\":\"x\"}";
+    auto r = api.Call(method, path, bob, body);
+    INFO(method << " " << path);
+    CHECK(r.status == 404);
+  }
+  CHECK(api.Rows("audit_log") == audit);
+
+  // Bob as a viewer: reads work, changes are refused.
+  REQUIRE(api.Call("POST", "/v1/projects/" + project + "/members", alice,
+                   json{{"email", "bob@example.com"}, {"role", "viewer"}})
+              .status == 201);
+  CHECK(api.Call("GET", "/v1/services/" + service, bob).status == 200);
+  CHECK(api.Call("PATCH", "/v1/services/" + service, bob, json{{"run", {{"instance_count", 3}}}})
+            .status == 403);
+  CHECK(api.Call("PUT", "/v1/services/" + service + "/env", bob, json{{"env", {{"A", "b"}}}})
+            .status == 403);
+  CHECK(api.Call("GET", "/v1/services/" + service + "/env?reveal=true", bob).status == 403);
+  CHECK(api.Call("POST", "/v1/services/" + service + "/deployments", bob, json::object()).status ==
+        403);
+  CHECK(api.Call("DELETE", "/v1/projects/" + project, bob).status == 403);
+}
+
+TEST_CASE("an Idempotency-Key replays the first answer", "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  auto first =
+      api.Call("POST", "/v1/projects", t, R"({"name":"once"})", {{"Idempotency-Key", "k1"}});
+  auto again =
+      api.Call("POST", "/v1/projects", t, R"({"name":"once"})", {{"Idempotency-Key", "k1"}});
+  CHECK(first.status == 201);
+  CHECK(again.status == 201);
+  CHECK(again.body["id"] == first.body["id"]);
+  CHECK(api.Call("POST", "/v1/projects", t, R"({"name":"other"})", {{"Idempotency-Key", "k1"}})
+            .status == 422);
+  CHECK(api.Rows("projects") >= 1);
+}
+
+TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy, roll back",
+          "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
+  testing::GitRepo repo({{"app.py", ReadFile(sample / "app.py")},
+                         {"Procfile", ReadFile(sample / "Procfile")},
+                         {"requirements.txt", ReadFile(sample / "requirements.txt")},
+                         {"VERSION", "1.0.0\n"}});
+  const std::string project = api.Call("POST", "/v1/projects", t, json{{"name", "e2e"}}).body["id"];
+  json body = ServiceBody("hello", repo.path());
+  body["env"] = {{"GREETING", {{"value", "Hi"}, {"secret", false}}}};
+  auto s = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"), t, body);
+  REQUIRE(s.status == 201);
+  const std::string service = s.body["id"];
+  const std::string host = "hello.e2e.localhost";
+  auto app = [&](const std::string& path) {
+    auto r = http::Send(
+        {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), path),
+         .headers = {{"Host", host}},
+         .timeout = 5s});
+    return r.ok() && r->status == 200 ? r->body : std::string();
+  };
+
+  auto started = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
+  REQUIRE(started.status == 202);
+  const std::string id = started.body["id"];
+  auto events = api.Events("/v1/deployments/" + id + "/logs", t);
+  REQUIRE(!events.empty());
+  CHECK(events.back().first == "end");
+  CHECK(events.back().second["state"] == "live");
+  bool built = false, went_live = false;
+  for (const auto& [event, data] : events) {
+    built |= event == "build" && absl::StrContains(data.value("text", ""), "build succeeded");
+    went_live |= event == "deploy" && data.value("kind", "") == "deployment.live";
+  }
+  CHECK(built);
+  CHECK(went_live);
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d! version 1.0.0"); }));
+  const std::string first_release =
+      api.Call("GET", "/v1/deployments/" + id, t).body["deployment"]["id"];
+
+  // An env change takes effect with a redeploy of the same commit (no build).
+  REQUIRE(api.Call("PATCH", "/v1/services/" + service + "/env", t,
+                   json{{"env", {{"GREETING", {{"value", "Hello again"}, {"secret", false}}}}}})
+              .status == 200);
+  auto redeploy = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
+  REQUIRE(redeploy.status == 202);
+  CHECK(absl::StartsWith(redeploy.body["id"].get<std::string>(), "dep_"));
+  auto again = api.Events("/v1/deployments/" + redeploy.body["id"].get<std::string>() + "/logs", t);
+  CHECK(again.back().second["state"] == "live");
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hello again from c2d!"); }));
+
+  // Roll back to the first release: its env comes back.
+  auto back = api.Call("POST", "/v1/deployments/" + first_release + "/rollback", t, json::object());
+  REQUIRE(back.status == 202);
+  auto rolled = api.Events("/v1/deployments/" + back.body["id"].get<std::string>() + "/logs", t);
+  CHECK(rolled.back().second["state"] == "live");
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d!"); }));
+
+  // The replaced instances drain, then only the live one is left.
+  CHECK(WaitFor(20s, [&] {
+    auto instances = api.Call("GET", "/v1/services/" + service + "/instances", t);
+    return instances.status == 200 && instances.body["instances"].size() == 1;
+  }));
+  auto list = api.Call("GET", "/v1/services/" + service + "/deployments", t);
+  CHECK(list.body["deployments"].size() == 3);
+  // The app's own output, as a finished stream.
+  auto logs = api.Events("/v1/services/" + service + "/logs?follow=false&tail=50", t);
+  bool listening = false;
+  for (const auto& [event, data] : logs) {
+    listening |= absl::StrContains(data.value("text", ""), "listening on 8080");
+  }
+  CHECK(listening);
+}
+
+}  // namespace
+}  // namespace c2d

@@ -1,0 +1,414 @@
+// c2d: the command-line client of c2d's REST API.
+//
+//   c2d login [--url URL] --token TOKEN       remember where c2d is and who you are
+//   c2d projects [list] | projects create NAME
+//   c2d services list --project P | services show S
+//   c2d services create NAME --project P --repo URL [--branch B] [--port N]
+//                       [--type web|worker] [--instances N] [--start CMD]
+//   c2d deploy S [--commit SHA]               build and deploy; follows the logs
+//   c2d logs S [-f] [--tail N]                the app's output
+//   c2d status S                              release, instances, health
+//   c2d rollback S [--to DEPLOYMENT]          the previous release (or DEPLOYMENT) again
+//   c2d env list S [--reveal] | env set S KEY=VALUE… [--plain] | env unset S KEY…
+//   c2d open S                                the service's URL
+//
+// S is a service id (svc_…) or PROJECT/SERVICE. --json prints the API's JSON.
+// Configuration: C2D_URL and C2D_TOKEN, else ~/.config/c2d/cli.json (written
+// by `c2d login` and by tools/c2d-up). Exit codes: 0 success, 1 the operation
+// failed (e.g. the deploy failed), 2 bad usage or an API error.
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "libs/http/client.h"
+#include "nlohmann/json.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+[[noreturn]] void Die(const std::string& message, int code = 2) {
+  std::fprintf(stderr, "c2d: %s\n", message.c_str());
+  std::exit(code);
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> options;  // --name value; flags map to "true"
+  bool Has(const std::string& name) const { return options.count(name) > 0; }
+  std::string Get(const std::string& name, const std::string& def = "") const {
+    auto it = options.find(name);
+    return it == options.end() ? def : it->second;
+  }
+};
+
+Args Parse(int argc, char** argv) {
+  static const std::vector<std::string> kFlags = {"json", "f", "follow", "reveal", "plain"};
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (absl::StartsWith(arg, "-") && arg.size() > 1) {
+      std::string name = arg.substr(arg.find_first_not_of('-'));
+      if (size_t eq = name.find('='); eq != std::string::npos) {
+        a.options[name.substr(0, eq)] = name.substr(eq + 1);
+      } else if (std::find(kFlags.begin(), kFlags.end(), name) != kFlags.end()) {
+        a.options[name] = "true";
+      } else {
+        if (i + 1 >= argc) Die("--" + name + " needs a value");
+        a.options[name] = argv[++i];
+      }
+    } else {
+      a.positional.push_back(arg);
+    }
+  }
+  return a;
+}
+
+fs::path ConfigPath() {
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home ? home : ".") / ".config";
+  return base / "c2d" / "cli.json";
+}
+
+class Client {
+ public:
+  Client() {
+    json file = json::object();
+    if (std::ifstream in(ConfigPath()); in) file = json::parse(in, nullptr, false);
+    if (!file.is_object()) file = json::object();
+    const char* url = std::getenv("C2D_URL");
+    const char* token = std::getenv("C2D_TOKEN");
+    url_ = url && *url ? url : file.value("url", "http://127.0.0.1:8080");
+    token_ = token && *token ? token : file.value("token", "");
+    while (absl::EndsWith(url_, "/")) url_.pop_back();
+  }
+  const std::string& url() const { return url_; }
+
+  // The API's JSON; exits with the API's error message on failure.
+  json Call(const std::string& method, const std::string& path, const json& body = nullptr,
+            int* status_out = nullptr) {
+    if (token_.empty())
+      Die("not logged in: run `c2d login --token <token>` (tools/c2d-up prints one)");
+    c2d::http::Request req{.method = method,
+                           .url = url_ + path,
+                           .headers = {{"Authorization", "Bearer " + token_}},
+                           .timeout = std::chrono::seconds(90)};
+    if (!body.is_null()) {
+      req.body = body.dump();
+      req.headers.emplace_back("Content-Type", "application/json");
+    }
+    auto r = c2d::http::Send(req);
+    if (!r.ok()) Die(absl::StrCat("cannot reach c2d at ", url_, ": ", r.status().message()));
+    if (status_out != nullptr) *status_out = static_cast<int>(r->status);
+    json j = r->body.empty() ? json(nullptr) : json::parse(r->body, nullptr, false);
+    if (r->status >= 400) {
+      std::string message = absl::StrCat("HTTP ", r->status);
+      if (j.is_object() && j.contains("error")) message = j["error"].value("message", message);
+      Die(message);
+    }
+    return j;
+  }
+
+  // Reads a Server-Sent Events stream; on_event(event, data) returns false to stop.
+  void Stream(const std::string& path,
+              const std::function<bool(const std::string&, const json&)>& on_event) {
+    std::string event, data;
+    c2d::http::LineSplitter lines([&](absl::string_view line) {
+      if (line.empty()) {
+        bool go_on = event.empty() || on_event(event, json::parse(data, nullptr, false));
+        event.clear();
+        data.clear();
+        return go_on;
+      }
+      if (absl::StartsWith(line, "event: ")) event = std::string(line.substr(7));
+      if (absl::StartsWith(line, "data: ")) data += std::string(line.substr(6));
+      return true;
+    });
+    c2d::http::Request req{
+        .url = url_ + path,
+        .headers = {{"Authorization", "Bearer " + token_}, {"Accept", "text/event-stream"}},
+        .timeout = std::chrono::milliseconds(0),
+        .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
+    std::atomic<bool> never{false};
+    req.cancel = &never;
+    auto r = c2d::http::Send(req);
+    if (!r.ok() && !absl::IsCancelled(r.status())) {
+      Die(absl::StrCat("the log stream broke: ", r.status().message()));
+    }
+  }
+
+ private:
+  std::string url_, token_;
+};
+
+void Print(const json& j) { std::cout << j.dump(2) << "\n"; }
+
+// A service id from "svc_…" or "project/service".
+std::string ServiceId(Client& c, const std::string& ref) {
+  if (absl::StartsWith(ref, "svc_")) return ref;
+  size_t slash = ref.find('/');
+  if (slash == std::string::npos) Die("name a service as PROJECT/SERVICE or by its svc_ id");
+  const std::string project = ref.substr(0, slash), service = ref.substr(slash + 1);
+  // (Named results: a range-for over a member of a temporary would dangle.)
+  const json projects = c.Call("GET", "/v1/projects?page_size=200");
+  for (const json& p : projects["projects"]) {
+    if (p["name"] != project) continue;
+    const json services = c.Call("GET", absl::StrCat("/v1/projects/", p["id"].get<std::string>(),
+                                                     "/services?page_size=200"));
+    for (const json& s : services["services"]) {
+      if (s["name"] == service) return s["id"];
+    }
+    Die(absl::StrCat("project ", project, " has no service named ", service));
+  }
+  Die(absl::StrCat("no project named ", project));
+}
+
+std::string ProjectId(Client& c, const std::string& ref) {
+  if (absl::StartsWith(ref, "prj_")) return ref;
+  const json projects = c.Call("GET", "/v1/projects?page_size=200");
+  for (const json& p : projects["projects"]) {
+    if (p["name"] == ref) return p["id"];
+  }
+  Die("no project named " + ref);
+}
+
+std::string Str(const json& j) {
+  return j.is_string() ? j.get<std::string>() : j.is_null() ? "-" : j.dump();
+}
+
+// Follows a deployment's logs to the end; the exit code is the outcome.
+int Follow(Client& c, const std::string& id, bool as_json) {
+  std::string state;
+  c.Stream(absl::StrCat("/v1/deployments/", id, "/logs"),
+           [&](const std::string& event, const json& d) {
+             if (as_json) {
+               std::cout << json{{"event", event}, {"data", d}}.dump() << std::endl;
+             } else if (event == "build") {
+               std::cout << Str(d["text"]) << std::endl;
+             } else if (event == "deploy") {
+               std::cout << "--> " << Str(d["kind"]) << ": " << Str(d["message"]) << std::endl;
+             }
+             if (event == "end") {
+               state = d.value("state", "");
+               return false;
+             }
+             return true;
+           });
+  if (state == "live") {
+    if (!as_json) std::cout << "deployed: the release is live" << std::endl;
+    return 0;
+  }
+  if (!as_json)
+    std::cerr << "c2d: the deploy ended " << (state.empty() ? "unexpectedly" : state) << "\n";
+  return 1;
+}
+
+int Usage() {
+  std::fputs(
+      "usage: c2d <command> …  (login, projects, services, deploy, logs, status, rollback, env, "
+      "open); see the header of tools/cli/main.cc or README\n",
+      stderr);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = Parse(argc, argv);
+  if (a.positional.empty()) return Usage();
+  const std::string cmd = a.positional[0];
+  const bool as_json = a.Has("json");
+  auto arg = [&](size_t i, const char* what) -> std::string {
+    if (a.positional.size() <= i) Die(absl::StrCat(cmd, ": missing ", what));
+    return a.positional[i];
+  };
+
+  if (cmd == "login") {
+    const std::string token = a.Get("token");
+    if (token.empty()) Die("login: --token is required (tools/c2d-up prints the first one)");
+    setenv("C2D_TOKEN", token.c_str(), 1);
+    if (a.Has("url")) setenv("C2D_URL", a.Get("url").c_str(), 1);
+    Client c;
+    c.Call("GET", "/v1/projects?page_size=1");
+    fs::create_directories(ConfigPath().parent_path());
+    {
+      std::ofstream out(ConfigPath());
+      out << json{{"url", c.url()}, {"token", token}}.dump(2) << "\n";
+    }
+    chmod(ConfigPath().c_str(), 0600);
+    std::cout << "logged in to " << c.url() << " (saved in " << ConfigPath().string() << ")\n";
+    return 0;
+  }
+  Client c;
+  if (cmd == "projects") {
+    if (a.positional.size() > 1 && a.positional[1] == "create") {
+      json p = c.Call("POST", "/v1/projects", {{"name", arg(2, "NAME")}});
+      if (as_json)
+        Print(p);
+      else
+        std::cout << "created project " << Str(p["name"]) << " (" << Str(p["id"]) << ")\n";
+      return 0;
+    }
+    json list = c.Call("GET", "/v1/projects?page_size=200");
+    if (as_json) return Print(list), 0;
+    for (const json& p : list["projects"]) {
+      std::printf("%-30s %-32s %s\n", Str(p["name"]).c_str(), Str(p["id"]).c_str(),
+                  Str(p["role"]).c_str());
+    }
+    return 0;
+  }
+  if (cmd == "services") {
+    const std::string sub = a.positional.size() > 1 ? a.positional[1] : "list";
+    if (sub == "create") {
+      json body = {{"name", arg(2, "NAME")},
+                   {"type", a.Get("type", "web")},
+                   {"source", {{"repo_url", a.Get("repo")}, {"branch", a.Get("branch", "main")}}}};
+      if (a.Has("port")) body["run"]["port"] = std::stoi(a.Get("port"));
+      if (a.Has("instances")) body["run"]["instance_count"] = std::stoi(a.Get("instances"));
+      if (a.Has("start")) body["run"]["start_command"] = a.Get("start");
+      if (!a.Has("project")) Die("services create: --project is required");
+      json s = c.Call(
+          "POST", absl::StrCat("/v1/projects/", ProjectId(c, a.Get("project")), "/services"), body);
+      if (as_json)
+        Print(s);
+      else
+        std::cout << "created service " << Str(s["name"]) << " (" << Str(s["id"]) << ")\n";
+      return 0;
+    }
+    if (sub == "show") {
+      Print(c.Call("GET", "/v1/services/" + ServiceId(c, arg(2, "SERVICE"))));
+      return 0;
+    }
+    if (!a.Has("project")) Die("services list: --project is required");
+    json list =
+        c.Call("GET", absl::StrCat("/v1/projects/", ProjectId(c, a.Get("project")), "/services"));
+    if (as_json) return Print(list), 0;
+    for (const json& s : list["services"]) {
+      std::printf("%-24s %-8s %-32s %s\n", Str(s["name"]).c_str(), Str(s["type"]).c_str(),
+                  Str(s["id"]).c_str(), Str(s["url"]).c_str());
+    }
+    return 0;
+  }
+  if (cmd == "deploy") {
+    const std::string id = ServiceId(c, arg(1, "SERVICE"));
+    json body = json::object();
+    if (a.Has("commit")) body["commit"] = a.Get("commit");
+    json d = c.Call("POST", absl::StrCat("/v1/services/", id, "/deployments"), body);
+    if (!as_json) std::cout << "deploying " << Str(d["id"]) << " …" << std::endl;
+    return Follow(c, d["id"], as_json);
+  }
+  if (cmd == "logs") {
+    const std::string id = ServiceId(c, arg(1, "SERVICE"));
+    const bool follow = a.Has("f") || a.Has("follow");
+    c.Stream(absl::StrCat("/v1/services/", id, "/logs?follow=", follow ? "true" : "false",
+                          "&tail=", a.Get("tail", "100")),
+             [&](const std::string& event, const json& d) {
+               if (event == "end") return false;
+               if (as_json)
+                 std::cout << d.dump() << std::endl;
+               else
+                 std::cout << Str(d["text"]) << std::endl;
+               return true;
+             });
+    return 0;
+  }
+  if (cmd == "status") {
+    const std::string id = ServiceId(c, arg(1, "SERVICE"));
+    json s = c.Call("GET", "/v1/services/" + id);
+    json deployments = c.Call("GET", absl::StrCat("/v1/services/", id, "/deployments?page_size=5"));
+    json instances = c.Call("GET", absl::StrCat("/v1/services/", id, "/instances"));
+    if (as_json)
+      return Print({{"service", s},
+                    {"deployments", deployments["deployments"]},
+                    {"instances", instances["instances"]}}),
+             0;
+    std::cout << Str(s["name"]) << "  " << Str(s["url"]) << "  (revision " << Str(s["revision"])
+              << ")\n\nreleases:\n";
+    for (const json& d : deployments["deployments"]) {
+      std::printf("  %-32s %-12s %s %s\n", Str(d["id"]).c_str(), Str(d["state"]).c_str(),
+                  Str(d["created_at"]).c_str(),
+                  d["failure_reason"].is_null() ? "" : Str(d["failure_reason"]).c_str());
+    }
+    std::cout << "instances:\n";
+    for (const json& i : instances["instances"]) {
+      std::printf("  %-32s %-10s %-22s restarts %s\n", Str(i["id"]).c_str(),
+                  Str(i["state"]).c_str(), Str(i["address"]).c_str(), Str(i["restarts"]).c_str());
+    }
+    return 0;
+  }
+  if (cmd == "rollback") {
+    const std::string id = ServiceId(c, arg(1, "SERVICE"));
+    std::string to = a.Get("to");
+    if (to.empty()) {
+      // The newest release that went live before the current one.
+      bool seen_live = false;
+      const json list =
+          c.Call("GET", absl::StrCat("/v1/services/", id, "/deployments?page_size=50"));
+      for (const json& d : list["deployments"]) {
+        if (d["state"] == "live") {
+          seen_live = true;
+          continue;
+        }
+        if (seen_live && !d["live_at"].is_null()) {
+          to = d["id"];
+          break;
+        }
+      }
+      if (to.empty()) Die("rollback: there is no earlier release to go back to");
+    }
+    json d = c.Call("POST", absl::StrCat("/v1/deployments/", to, "/rollback"), json::object());
+    if (!as_json)
+      std::cout << "rolling back to " << to << " as " << Str(d["id"]) << " …" << std::endl;
+    return Follow(c, d["id"], as_json);
+  }
+  if (cmd == "env") {
+    const std::string sub = arg(1, "list|set|unset");
+    const std::string id = ServiceId(c, arg(2, "SERVICE"));
+    if (sub == "set" || sub == "unset") {
+      json env = json::object();
+      for (size_t i = 3; i < a.positional.size(); ++i) {
+        const std::string& kv = a.positional[i];
+        if (sub == "unset") {
+          env[kv] = nullptr;
+          continue;
+        }
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos) Die("env set: write KEY=VALUE, not " + kv);
+        env[kv.substr(0, eq)] = {{"value", kv.substr(eq + 1)}, {"secret", !a.Has("plain")}};
+      }
+      if (env.empty()) Die("env " + sub + ": name at least one variable");
+      c.Call("PATCH", absl::StrCat("/v1/services/", id, "/env"), {{"env", env}});
+      if (!as_json)
+        std::cout << "updated; deploy to apply (c2d deploy " << a.positional[2] << ")\n";
+      return 0;
+    }
+    json list = c.Call(
+        "GET", absl::StrCat("/v1/services/", id, "/env", a.Has("reveal") ? "?reveal=true" : ""));
+    if (as_json) return Print(list), 0;
+    for (const json& v : list["env"]) {
+      std::cout << Str(v["key"]) << "="
+                << (v["value"].is_null() ? "•••••• (secret)" : Str(v["value"])) << "\n";
+    }
+    return 0;
+  }
+  if (cmd == "open") {
+    json s = c.Call("GET", "/v1/services/" + ServiceId(c, arg(1, "SERVICE")));
+    std::cout << Str(s["url"]) << "\n";
+    return 0;
+  }
+  return Usage();
+}
