@@ -262,6 +262,21 @@ long DeployerFixture::ViaIngress(const std::string& path, std::string* body) {
   return r->status;
 }
 
+builder::Config DeployerFixture::BuilderConfig() const {
+  builder::Config bc;
+  bc.engine_socket = config_.local.engine_socket;
+  bc.registry_url = config_.registry.url;
+  bc.registry_user = config_.registry.username;
+  bc.registry_password = config_.registry.password;
+  bc.work_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "builds").string();
+  bc.build_timeout = 120s;
+  bc.build_memory_bytes = int64_t{512} << 20;
+  bc.master_keys = config_.master_keys;
+  bc.stacks = builder::Stacks::FromEnv(bc.RegistryHost());
+  bc.deployer_addr = address();
+  return bc;
+}
+
 std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
   return {{"C2D_DATABASE_URL", db_.url()},
           {"C2D_GRPC_ADDR", "127.0.0.1:0"},

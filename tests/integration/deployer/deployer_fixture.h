@@ -20,6 +20,7 @@
 #include "libs/oci/registry.h"
 #include "libs/rpc/server.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
+#include "services/builder/config.h"
 #include "services/deployer/deploy_job.h"
 #include "services/deployer/deployer_service.h"
 #include "services/deployer/reconciler.h"
@@ -79,6 +80,10 @@ class DeployerFixture {
 
   // GET path through the ingress for the service's hostname.
   long ViaIngress(const std::string& path, std::string* body);
+
+  // The configuration of a builder that uses the same engine, registry and
+  // master key, and deploys through this fixture's deployer.
+  builder::Config BuilderConfig() const;
 
   // Environment for a c2d-deployer process sharing this fixture's database.
   std::map<std::string, std::string> ProcessEnv() const;

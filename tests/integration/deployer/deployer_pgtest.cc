@@ -86,17 +86,7 @@ TEST_CASE("the bundled sample, built from git, deploys itself and answers at its
                          {"requirements.txt", ReadFile(sample / "requirements.txt")},
                          {"VERSION", "7.7.7\n"}});
   // The builder, on the same database, deploying through the fixture's deployer.
-  builder::Config bc;
-  bc.engine_socket = f.config().local.engine_socket;
-  bc.registry_url = f.config().registry.url;
-  bc.registry_user = f.config().registry.username;
-  bc.registry_password = f.config().registry.password;
-  bc.work_dir = (fs::path(testing::RequireEnv("C2D_TEST_TMP")) / "builds").string();
-  bc.build_timeout = 120s;
-  bc.build_memory_bytes = int64_t{512} << 20;
-  bc.master_keys = f.config().master_keys;
-  bc.stacks = builder::Stacks::FromEnv(bc.RegistryHost());
-  bc.deployer_addr = f.address();
+  const builder::Config bc = f.BuilderConfig();
   builder::BuilderServiceImpl builds(f.pool(), bc);
   builder::BuildJob job(f.pool(), bc);
   jobs::WorkerOptions w;

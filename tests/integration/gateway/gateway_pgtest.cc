@@ -34,17 +34,8 @@ std::string ReadFile(const fs::path& p) {
 class Api {
  public:
   Api() {
-    builder::Config& bc = builder_config_;
-    bc.engine_socket = d_.config().local.engine_socket;
-    bc.registry_url = d_.config().registry.url;
-    bc.registry_user = d_.config().registry.username;
-    bc.registry_password = d_.config().registry.password;
-    bc.work_dir = (fs::path(testing::RequireEnv("C2D_TEST_TMP")) / "builds").string();
-    bc.build_timeout = 120s;
-    bc.build_memory_bytes = int64_t{512} << 20;
-    bc.master_keys = d_.config().master_keys;
-    bc.stacks = builder::Stacks::FromEnv(bc.RegistryHost());
-    bc.deployer_addr = d_.address();
+    builder_config_ = d_.BuilderConfig();
+    const builder::Config& bc = builder_config_;
     builds_ = std::make_unique<builder::BuilderServiceImpl>(d_.pool(), bc);
     auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.BuilderService", builds_.get()}});
     REQUIRE(server.ok());
