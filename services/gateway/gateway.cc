@@ -19,6 +19,7 @@
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "prometheus/text_serializer.h"
+#include "services/gateway/openapi.h"
 
 namespace c2d::gateway {
 namespace {
@@ -174,6 +175,12 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
     Add("DELETE", pattern, &Gateway::NotBuilt, true);
   }
   Add("GET", "/v1/databases/{id}", &Gateway::NotBuilt, false);
+  router_.Add("GET", "/v1/openapi.json", [](httpd::Request&) {
+    httpd::Response r;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = OpenApiJson();
+    return r;
+  });
   router_.Add("GET", "/healthz", [this](httpd::Request& r) { return Healthz(r); });
   router_.Add("GET", "/readyz", [this](httpd::Request& r) { return Readyz(r); });
   router_.Add("GET", "/metrics", [this](httpd::Request& r) { return Metrics(r); });

@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/http/client.h"
@@ -139,6 +141,7 @@ class Api {
   }
 
   testing::DeployerFixture& deployer() { return d_; }
+  const httpd::Router& router() const { return gateway_->router(); }
   const std::string& alice() const { return alice_; }
   const std::string& bob() const { return bob_; }
   int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
@@ -171,6 +174,24 @@ TEST_CASE("requests without a valid token are refused", "[gateway]") {
   CHECK(r.status == 401);
   CHECK_THAT(r.Error(), Catch::Contains("Bearer"));
   CHECK(api.Call("GET", "/healthz", "").status == 200);
+}
+
+TEST_CASE("the OpenAPI document describes exactly the routes served", "[gateway]") {
+  Api api;
+  auto doc = api.Call("GET", "/v1/openapi.json", "");
+  REQUIRE(doc.status == 200);
+  CHECK(doc.body["openapi"] == "3.1.0");
+  std::set<std::string> documented, served;
+  for (const auto& [path, ops] : doc.body["paths"].items()) {
+    for (const auto& [method, unused] : ops.items()) {
+      documented.insert(absl::AsciiStrToUpper(method) + " " + path);
+    }
+  }
+  for (const auto& [method, pattern] : api.router().Routes()) served.insert(method + " " + pattern);
+  CHECK(documented == served);
+  // And the capabilities not built yet say so.
+  auto r = api.Call("GET", "/v1/projects/prj_01ABCDEFGHJKMNPQRSTVWXYZ00/databases", api.alice());
+  CHECK(r.status == 501);
 }
 
 TEST_CASE("projects and services: validation names the field and changes nothing", "[gateway]") {
