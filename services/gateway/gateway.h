@@ -85,6 +85,13 @@ class Gateway {
   httpd::Response DeploymentLogs(Call& c);
   httpd::Response ServiceLogs(Call& c);
   httpd::Response NotBuilt(Call& c);
+  httpd::Response CreateWebhook(Call& c);
+  httpd::Response ListWebhooks(Call& c);
+  httpd::Response ListDeliveries(Call& c);
+  // POST /v1/webhooks/{provider}/{hook}: authenticated by the hook's secret.
+  httpd::Response ReceiveWebhook(httpd::Request& req);
+  // One token bucket per hook (20 deliveries, refilled at 2 per second).
+  bool TakeToken(const std::string& hook);
 
   httpd::Response Healthz(httpd::Request& req);
   httpd::Response Readyz(httpd::Request& req);
@@ -113,6 +120,12 @@ class Gateway {
     Principal who;
     absl::Time until;
   };
+  struct Bucket {
+    double tokens;
+    absl::Time at;
+  };
+  absl::Mutex bucket_mu_;
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(bucket_mu_);
   absl::Mutex cache_mu_;
   absl::flat_hash_map<std::string, Cached> tokens_ ABSL_GUARDED_BY(cache_mu_);
 };

@@ -109,6 +109,34 @@ constexpr pg::Statement kDeleteEnv{"env_delete",
 constexpr pg::Statement kDeleteAllEnv{"env_delete_all",
                                       "DELETE FROM env_vars WHERE service_id = $1"};
 
+constexpr pg::Statement kInsertWebhook{"webhooks_insert", R"sql(
+INSERT INTO webhooks (id, service_id, provider, secret_key_id, secret_wrapped_key, secret_nonce,
+                      secret_ciphertext)
+VALUES ($1, $2, $3, $4, decode($5, 'hex'), decode($6, 'hex'), decode($7, 'hex')))sql"};
+#define C2D_WEBHOOK_COLUMNS                                                                 \
+  "w.id, w.service_id, w.provider, w.secret_key_id, w.secret_wrapped_key, w.secret_nonce, " \
+  "w.secret_ciphertext"
+constexpr pg::Statement kGetWebhook{"webhooks_get", "SELECT " C2D_WEBHOOK_COLUMNS R"sql(
+FROM webhooks w JOIN services s ON s.id = w.service_id
+WHERE w.id = $1 AND w.provider = $2 AND s.deleted_at IS NULL)sql"};
+constexpr pg::Statement kListWebhooks{"webhooks_list", "SELECT " C2D_WEBHOOK_COLUMNS R"sql(
+FROM webhooks w WHERE w.service_id = $1 ORDER BY w.provider)sql"};
+constexpr pg::Statement kInsertDelivery{"deliveries_insert", R"sql(
+INSERT INTO webhook_deliveries (id, webhook_id, provider, delivery_id, event, ref, commit_sha,
+                                outcome)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8)
+ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id)sql"};
+constexpr pg::Statement kDeliveryBuild{"deliveries_build",
+                                       "UPDATE webhook_deliveries SET build_id = $2 WHERE id = $1"};
+constexpr pg::Statement kDeleteDelivery{"deliveries_delete",
+                                        "DELETE FROM webhook_deliveries WHERE id = $1"};
+constexpr pg::Statement kListDeliveries{"deliveries_list", R"sql(
+SELECT d.id, d.webhook_id, d.provider, d.delivery_id, d.event, coalesce(d.ref, ''),
+       coalesce(d.commit_sha, ''), d.outcome, coalesce(d.build_id, ''),
+       (extract(epoch FROM d.received_at) * 1000000)::bigint
+FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+WHERE w.service_id = $1 ORDER BY d.received_at DESC, d.id DESC LIMIT $2)sql"};
+
 constexpr pg::Statement kAudit{"audit_insert", R"sql(
 INSERT INTO audit_log (id, actor_user_id, actor_token_id, project_id, action, resource_id,
                        request_id, remote_addr, details)
@@ -397,6 +425,62 @@ absl::Status DeleteAllEnv(pg::Tx& tx, const std::string& service_id) {
 absl::Status BumpRevision(pg::Tx& tx, const std::string& service_id) {
   tx.Exec(kBumpRevision, service_id);
   return absl::OkStatus();
+}
+
+namespace {
+
+Webhook RowToWebhook(const pqxx::row& r) {
+  return {r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+          crypto::Sealed{r[3].as<std::string>(), pqxx::binarystring(r[4]).str(),
+                         pqxx::binarystring(r[5]).str(), pqxx::binarystring(r[6]).str()}};
+}
+
+}  // namespace
+
+absl::Status InsertWebhook(pg::Tx& tx, const Webhook& w) {
+  tx.Exec(kInsertWebhook, w.id, w.service_id, w.provider, w.secret.key_id,
+          Hex(w.secret.wrapped_key), Hex(w.secret.nonce), Hex(w.secret.ciphertext));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Webhook> GetWebhook(pg::Tx& tx, const std::string& id, const std::string& provider) {
+  pqxx::result r = tx.Exec(kGetWebhook, id, provider);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("webhook ", id, " does not exist"));
+  return RowToWebhook(r[0]);
+}
+
+absl::StatusOr<std::vector<Webhook>> ListWebhooks(pg::Tx& tx, const std::string& service_id) {
+  std::vector<Webhook> out;
+  for (const auto& r : tx.Exec(kListWebhooks, service_id)) out.push_back(RowToWebhook(r));
+  return out;
+}
+
+absl::StatusOr<bool> InsertDelivery(pg::Tx& tx, const Delivery& d) {
+  return !tx.Exec(kInsertDelivery, d.id, d.webhook_id, d.provider, d.delivery_id, d.event, d.ref,
+                  d.commit_sha, d.outcome)
+              .empty();
+}
+
+absl::Status SetDeliveryBuild(pg::Tx& tx, const std::string& id, const std::string& build_id) {
+  tx.Exec(kDeliveryBuild, id, build_id);
+  return absl::OkStatus();
+}
+
+absl::Status DeleteDelivery(pg::Tx& tx, const std::string& id) {
+  tx.Exec(kDeleteDelivery, id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Delivery>> ListDeliveries(pg::Tx& tx, const std::string& service_id,
+                                                     int limit) {
+  std::vector<Delivery> out;
+  for (const auto& r : tx.Exec(kListDeliveries, service_id, limit)) {
+    out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
+                   r[3].as<std::string>(), r[4].as<std::string>(), r[5].as<std::string>(),
+                   r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
+                   Micros(r[9])});
+  }
+  return out;
 }
 
 absl::Status Audit(pg::Tx& tx, const AuditEntry& e) {

@@ -120,6 +120,28 @@ absl::Status DeleteAllEnv(pg::Tx& tx, const std::string& service_id);
 // revision + 1 (every change of the service or its env vars).
 absl::Status BumpRevision(pg::Tx& tx, const std::string& service_id);
 
+// ---- webhooks (DESIGN point 21)
+
+struct Webhook {
+  std::string id, service_id, provider;  // github, gitlab
+  crypto::Sealed secret;
+};
+absl::Status InsertWebhook(pg::Tx& tx, const Webhook& w);
+// NotFound unless the hook exists for `provider` and its service is live.
+absl::StatusOr<Webhook> GetWebhook(pg::Tx& tx, const std::string& id, const std::string& provider);
+absl::StatusOr<std::vector<Webhook>> ListWebhooks(pg::Tx& tx, const std::string& service_id);
+
+struct Delivery {
+  std::string id, webhook_id, provider, delivery_id, event, ref, commit_sha, outcome, build_id;
+  absl::Time received_at;
+};
+// false when (provider, delivery_id) was received before: a replay.
+absl::StatusOr<bool> InsertDelivery(pg::Tx& tx, const Delivery& d);
+absl::Status SetDeliveryBuild(pg::Tx& tx, const std::string& id, const std::string& build_id);
+absl::Status DeleteDelivery(pg::Tx& tx, const std::string& id);
+absl::StatusOr<std::vector<Delivery>> ListDeliveries(pg::Tx& tx, const std::string& service_id,
+                                                     int limit);
+
 // ---- audit and idempotency
 
 struct AuditEntry {

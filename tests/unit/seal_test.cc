@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/crypto/hash.h"
+
 namespace c2d {
 namespace {
 
@@ -55,3 +57,15 @@ TEST_CASE("malformed master key specs are refused without echoing key material",
 
 }  // namespace
 }  // namespace c2d
+
+TEST_CASE("HMAC-SHA256 matches GitHub's published webhook signature example", "[crypto]") {
+  // docs.github.com, "Validating webhook deliveries".
+  const std::string expected = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+  const std::string mac = c2d::crypto::HmacSha256Hex("It's a Secret to Everybody", "Hello, World!");
+  CHECK(mac == expected);
+  CHECK(c2d::crypto::ConstantTimeEquals(mac, expected));
+  // One bit of the payload changed ('H' 0x48 -> 'I' 0x49): another signature.
+  CHECK_FALSE(c2d::crypto::ConstantTimeEquals(
+      c2d::crypto::HmacSha256Hex("It's a Secret to Everybody", "Iello, World!"), expected));
+  CHECK_FALSE(c2d::crypto::ConstantTimeEquals(mac, mac.substr(1)));
+}

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/crypto/hash.h"
 #include "libs/http/client.h"
 #include "libs/httpd/server.h"
 #include "services/builder/build_job.h"
@@ -329,6 +330,84 @@ TEST_CASE("another tenant's ids answer 404 and a viewer cannot change anything",
   CHECK(api.Call("POST", "/v1/services/" + service + "/deployments", bob, json::object()).status ==
         403);
   CHECK(api.Call("DELETE", "/v1/projects/" + project, bob).status == 403);
+}
+
+TEST_CASE("webhooks: a signed push builds once, forged, replayed and other pushes do not",
+          "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  testing::GitRepo repo({{"index.html", "hi\n"}});
+  const std::string project =
+      api.Call("POST", "/v1/projects", t, json{{"name", "hooks"}}).body["id"];
+  const std::string service = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"),
+                                       t, ServiceBody("site", repo.path()))
+                                  .body["id"];
+  const std::string secret = "It's a Secret to Everybody";
+  auto hook = api.Call("POST", "/v1/services/" + service + "/webhooks", t,
+                       json{{"provider", "github"}, {"secret", secret}});
+  REQUIRE(hook.status == 201);
+  const std::string url = hook.body["url"];
+  CHECK(api.Call("GET", "/v1/services/" + service + "/webhooks", t).raw.find(secret) ==
+        std::string::npos);
+  auto push = [&](const std::string& body, const std::string& signature, const std::string& id,
+                  const std::string& event = "push") {
+    return api.Call(
+        "POST", url, "", body,
+        {{"X-GitHub-Event", event}, {"X-GitHub-Delivery", id}, {"X-Hub-Signature-256", signature}});
+  };
+  const std::string payload = json{{"ref", "refs/heads/main"}, {"after", repo.head()}}.dump();
+  const std::string signature = "sha256=" + crypto::HmacSha256Hex(secret, payload);
+  auto builds = [&] {
+    return api.deployer().db().Count("SELECT count(*) FROM builds WHERE service_id = '" + service +
+                                     "'");
+  };
+
+  // Forged: the body changed by one character, or a wrong key.
+  std::string forged = payload;
+  forged[forged.find("main")] ^= 1;
+  CHECK(push(forged, signature, "d0").status == 401);
+  CHECK(
+      push(payload, "sha256=" + crypto::HmacSha256Hex("another secret!!", payload), "d0").status ==
+      401);
+  CHECK(api.Rows("webhook_deliveries") == 0);
+
+  auto accepted = push(payload, signature, "d1");
+  REQUIRE(accepted.status == 202);
+  CHECK(accepted.body["status"] == "accepted");
+  auto replay = push(payload, signature, "d1");
+  CHECK(replay.status == 200);
+  CHECK(replay.body["status"] == "duplicate");
+  CHECK(builds() == 1);
+
+  const std::string other = json{{"ref", "refs/heads/feature"}, {"after", repo.head()}}.dump();
+  CHECK(push(other, "sha256=" + crypto::HmacSha256Hex(secret, other), "d2").status == 204);
+  CHECK(push("{}", "sha256=" + crypto::HmacSha256Hex(secret, "{}"), "d3", "ping").status == 204);
+  CHECK(builds() == 1);
+  auto deliveries = api.Call("GET", "/v1/services/" + service + "/webhook-deliveries", t);
+  REQUIRE(deliveries.status == 200);
+  std::multiset<std::string> outcomes;
+  for (const json& d : deliveries.body["deliveries"]) outcomes.insert(d["outcome"]);
+  CHECK(outcomes == std::multiset<std::string>{"accepted", "ignored", "ignored"});
+
+  // GitLab: the token header, compared in constant time.
+  auto gitlab = api.Call("POST", "/v1/services/" + service + "/webhooks", t,
+                         json{{"provider", "gitlab"}, {"secret", "gitlab-token-0123456789"}});
+  REQUIRE(gitlab.status == 201);
+  const std::string gl = gitlab.body["url"];
+  CHECK(api.Call("POST", gl, "", payload,
+                 {{"X-Gitlab-Event", "Push Hook"},
+                  {"X-Gitlab-Event-UUID", "g1"},
+                  {"X-Gitlab-Token", "wrong"}})
+            .status == 401);
+  CHECK(api.Call("POST", gl, "", payload,
+                 {{"X-Gitlab-Event", "Push Hook"},
+                  {"X-Gitlab-Event-UUID", "g1"},
+                  {"X-Gitlab-Token", "gitlab-token-0123456789"}})
+            .status == 202);
+  CHECK(builds() == 1);  // the same commit: the same build
+  CHECK(
+      api.Call("POST", "/v1/webhooks/github/hook_01ABCDEFGHJKMNPQRSTVWXYZ00", "", payload).status ==
+      404);
 }
 
 TEST_CASE("an Idempotency-Key replays the first answer", "[gateway]") {
