@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "libs/common/log.h"
@@ -124,6 +125,17 @@ absl::Status GetBool(const json& o, const char* key, const std::string& prefix, 
   if (!o[key].is_boolean()) return FieldError(prefix + key, "must be true or false");
   *out = o[key].get<bool>();
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> PageSize(const httpd::Request& req) {
+  constexpr int kDefaultPage = 50, kMaxPage = 200;
+  const std::string v = req.Query("page_size");
+  if (v.empty()) return kDefaultPage;
+  int n = 0;
+  if (!absl::SimpleAtoi(v, &n) || n < 1) {
+    return FieldError("page_size", "must be a positive integer");
+  }
+  return std::min(n, kMaxPage);
 }
 
 json Time(int64_t unix_micros) {

@@ -46,6 +46,9 @@ absl::Status GetInt(const json& o, const char* key, const std::string& prefix, i
                     int* out);
 absl::Status GetBool(const json& o, const char* key, const std::string& prefix, bool* out);
 
+// ?page_size= of a list route: default 50, at most 200.
+absl::StatusOr<int> PageSize(const httpd::Request& req);
+
 // RFC 3339 in UTC with milliseconds, or null for an unset time.
 json Time(int64_t unix_micros);
 

@@ -1,0 +1,525 @@
+#include <google/protobuf/util/time_util.h>
+
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/ids.h"
+#include "libs/rpc/server.h"
+#include "libs/rpc/status.h"
+#include "services/gateway/gateway.h"
+
+namespace c2d::gateway {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+int64_t Micros(const google::protobuf::Timestamp& t) {
+  return t.seconds() == 0 && t.nanos() == 0 ? 0 : TimeUtil::TimestampToMicroseconds(t);
+}
+
+// "DEPLOYMENT_STATE_LIVE" -> "live".
+std::string EnumText(const std::string& name, size_t prefix) {
+  return absl::AsciiStrToLower(name.substr(prefix));
+}
+
+json BuildJson(const v1::Build& b) {
+  return {{"id", b.id()},
+          {"state", EnumText(v1::BuildState_Name(b.state()), 12)},
+          {"commit", b.commit_sha()},
+          {"commit_message", b.commit_message()},
+          {"branch", b.source().branch()},
+          {"image", b.image_digest().empty() ? json(nullptr)
+                                             : json(b.image_repository() + "@" + b.image_digest())},
+          {"failure_reason", b.failure_reason().empty() ? json(nullptr) : json(b.failure_reason())},
+          {"deployment_id", b.deployment_id().empty() ? json(nullptr) : json(b.deployment_id())},
+          {"created_at", Time(Micros(b.created_at()))},
+          {"started_at", Time(Micros(b.started_at()))},
+          {"finished_at", Time(Micros(b.finished_at()))}};
+}
+
+json DeploymentJson(const v1::Deployment& d) {
+  return {{"id", d.id()},
+          {"state", EnumText(v1::DeploymentState_Name(d.state()), 17)},
+          {"build_id", d.build_id()},
+          {"image", d.image_repository() + "@" + d.image_digest()},
+          {"revision", d.spec().revision()},
+          {"rollback_of", d.rollback_of().empty() ? json(nullptr) : json(d.rollback_of())},
+          {"failure_reason", d.failure_reason().empty() ? json(nullptr) : json(d.failure_reason())},
+          {"created_at", Time(Micros(d.created_at()))},
+          {"started_at", Time(Micros(d.started_at()))},
+          {"live_at", Time(Micros(d.live_at()))},
+          {"finished_at", Time(Micros(d.finished_at()))}};
+}
+
+json InstanceJson(const v1::Instance& i) {
+  json j = {{"id", i.id()},
+            {"deployment_id", i.deployment_id()},
+            {"state", EnumText(v1::InstanceState_Name(i.state()), 15)},
+            {"address", i.port() > 0 ? json(absl::StrCat(i.host(), ":", i.port())) : json(nullptr)},
+            {"restarts", i.restarts()},
+            {"created_at", Time(Micros(i.created_at()))},
+            {"stopped_at", Time(Micros(i.stopped_at()))}};
+  if (i.has_last_health_check()) {
+    j["last_health_check"] = {{"ok", i.last_health_check().ok()},
+                              {"detail", i.last_health_check().detail()},
+                              {"at", Time(Micros(i.last_health_check().time()))}};
+  } else {
+    j["last_health_check"] = nullptr;
+  }
+  return j;
+}
+
+const char* StreamName(v1::LogStream s) {
+  switch (s) {
+    case v1::LOG_STREAM_STDERR:
+      return "stderr";
+    case v1::LOG_STREAM_SYSTEM:
+      return "system";
+    default:
+      return "stdout";
+  }
+}
+
+json LogJson(const v1::LogLine& l) {
+  json j = {{"seq", l.seq()},
+            {"time", Time(Micros(l.time()))},
+            {"stream", StreamName(l.stream())},
+            {"text", l.text()}};
+  if (!l.instance_id().empty()) j["instance_id"] = l.instance_id();
+  return j;
+}
+
+json EventJson(const v1::DeploymentEvent& e) {
+  return {{"seq", e.seq()},
+          {"time", Time(Micros(e.time()))},
+          {"deployment_id", e.deployment_id()},
+          {"instance_id", e.instance_id().empty() ? json(nullptr) : json(e.instance_id())},
+          {"kind", e.kind()},
+          {"message", e.message()}};
+}
+
+}  // namespace
+
+// ---- deployments
+
+absl::StatusOr<json> Gateway::DeploymentView(Call& c, const std::string& id,
+                                             std::string* service_id) {
+  json view = {{"id", id}, {"build", nullptr}, {"deployment", nullptr}};
+  std::string deployment_id, build_id;
+  if (ids::Valid(id, "bld")) {
+    build_id = id;
+  } else if (ids::Valid(id, "dep")) {
+    deployment_id = id;
+  } else {
+    return absl::NotFoundError(absl::StrCat("deployment ", id.substr(0, 64), " does not exist"));
+  }
+  if (!deployment_id.empty()) {
+    grpc::ClientContext ctx;
+    Context(ctx, c);
+    v1::GetDeploymentRequest req;
+    req.set_id(deployment_id);
+    v1::Deployment d;
+    if (auto g = deployer_->GetDeployment(&ctx, req, &d); !g.ok()) return rpc::FromGrpc(g);
+    *service_id = d.service_id();
+    view["deployment"] = DeploymentJson(d);
+    build_id = d.rollback_of().empty() ? d.build_id() : "";
+  }
+  if (!build_id.empty()) {
+    grpc::ClientContext ctx;
+    Context(ctx, c);
+    v1::GetBuildRequest req;
+    req.set_id(build_id);
+    v1::Build b;
+    absl::Status s = rpc::FromGrpc(builder_->GetBuild(&ctx, req, &b));
+    if (s.ok()) {
+      *service_id = b.service_id();
+      view["build"] = BuildJson(b);
+      if (deployment_id.empty() && !b.deployment_id().empty()) {
+        grpc::ClientContext dctx;
+        Context(dctx, c);
+        v1::GetDeploymentRequest dreq;
+        dreq.set_id(b.deployment_id());
+        v1::Deployment d;
+        if (deployer_->GetDeployment(&dctx, dreq, &d).ok()) view["deployment"] = DeploymentJson(d);
+      }
+    } else if (deployment_id.empty() || !absl::IsNotFound(s)) {
+      return s;
+    }
+  }
+  // Another tenant's release is "not found", like anything else of theirs.
+  auto sp = AuthorizeService(c, *service_id, Role::kViewer);
+  if (absl::IsNotFound(sp.status())) {
+    return absl::NotFoundError(absl::StrCat("deployment ", id, " does not exist"));
+  }
+  if (!sp.ok()) return sp.status();
+  view["service_id"] = *service_id;
+  return view;
+}
+
+httpd::Response Gateway::CreateDeployment(Call& c) {
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
+  auto body = ParseObject(c.req.body, {"commit"}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  std::string commit;
+  if (auto s = GetString(*body, "commit", "", &commit, 64); !s.ok()) return FromStatus(s);
+  const Service& s = sp->first;
+  auto spec = Spec(s);
+  if (!spec.ok()) return FromStatus(spec.status());
+  v1::StartBuildRequest start;
+  start.set_service_id(s.id);
+  *start.mutable_source() = s.source;
+  start.mutable_source()->set_commit(commit);
+  *start.mutable_settings() = s.build;
+  *start.mutable_spec() = *spec;
+  start.set_trigger(v1::BUILD_TRIGGER_API);
+  start.set_requested_by(c.who.user_id);
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  // Resolving a branch head can take a git round trip.
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::max(config_.rpc_timeout, std::chrono::milliseconds(60'000)));
+  v1::StartBuildResponse started;
+  if (auto g = builder_->StartBuild(&ctx, start, &started); !g.ok()) {
+    absl::Status st = rpc::FromGrpc(g);
+    if (absl::IsInvalidArgument(st) && absl::StartsWith(st.message(), "source.commit")) {
+      return FromStatus(FieldError("commit", "must be a full commit id (40 or 64 hex digits)"));
+    }
+    return FromStatus(st);
+  }
+  std::string id = started.build().id();
+  // The same commit built before: a new release of its image with the
+  // service's settings as they are now (a "redeploy").
+  if (!started.created() && started.build().state() == v1::BUILD_STATE_SUCCEEDED) {
+    grpc::ClientContext dctx;
+    Context(dctx, c);
+    v1::DeployRequest deploy;
+    deploy.set_service_id(s.id);
+    deploy.set_build_id(started.build().id());
+    deploy.set_image_repository(started.build().image_repository());
+    deploy.set_image_digest(started.build().image_digest());
+    *deploy.mutable_spec() = *spec;
+    deploy.set_request_id(c.request_id);
+    v1::Deployment d;
+    if (auto g = deployer_->Deploy(&dctx, deploy, &d); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+    id = d.id();
+  }
+  if (auto a = AuditMutation(c, s.project_id, "deployment.create", id,
+                             {{"commit", started.build().commit_sha()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  std::string service_id;
+  auto view = DeploymentView(c, id, &service_id);
+  if (!view.ok()) return FromStatus(view.status());
+  httpd::Response r = Json(202, *view);
+  r.headers.emplace_back("Location", "/v1/deployments/" + id);
+  return r;
+}
+
+httpd::Response Gateway::ListDeployments(Call& c) {
+  auto size = PageSize(c.req);
+  if (!size.ok()) return FromStatus(size.status());
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
+  if (!sp.ok()) return FromStatus(sp.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::ListDeploymentsRequest req;
+  req.set_service_id(sp->first.id);
+  req.mutable_page()->set_page_size(*size);
+  req.mutable_page()->set_page_token(c.req.Query("page_token"));
+  v1::ListDeploymentsResponse resp;
+  if (auto g = deployer_->ListDeployments(&ctx, req, &resp); !g.ok()) {
+    return FromStatus(rpc::FromGrpc(g));
+  }
+  json items = json::array();
+  for (const v1::Deployment& d : resp.deployments()) items.push_back(DeploymentJson(d));
+  return Json(200,
+              {{"deployments", items},
+               {"next_page_token",
+                resp.next_page_token().empty() ? json(nullptr) : json(resp.next_page_token())}});
+}
+
+httpd::Response Gateway::GetDeployment(Call& c) {
+  std::string service_id;
+  auto view = DeploymentView(c, c.req.params["id"], &service_id);
+  if (!view.ok()) return FromStatus(view.status());
+  return Json(200, *view);
+}
+
+httpd::Response Gateway::Rollback(Call& c) {
+  std::string service_id;
+  auto target = DeploymentView(c, c.req.params["id"], &service_id);
+  if (!target.ok()) return FromStatus(target.status());
+  auto body = ParseObject(c.req.body, {}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  if ((*target)["deployment"].is_null()) {
+    return Error(
+        409, "failed_precondition",
+        absl::StrCat(c.req.params["id"], " never became a release; nothing to roll back to"));
+  }
+  auto sp = AuthorizeService(c, service_id, Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::RollbackRequest req;
+  req.set_service_id(service_id);
+  req.set_to_deployment_id((*target)["deployment"]["id"].get<std::string>());
+  req.set_request_id(c.request_id);
+  v1::Deployment d;
+  if (auto g = deployer_->Rollback(&ctx, req, &d); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  if (auto a = AuditMutation(c, sp->second.id, "deployment.rollback", d.id(),
+                             {{"to", req.to_deployment_id()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  auto view = DeploymentView(c, d.id(), &service_id);
+  if (!view.ok()) return FromStatus(view.status());
+  return Json(202, *view);
+}
+
+httpd::Response Gateway::ListInstances(Call& c) {
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
+  if (!sp.ok()) return FromStatus(sp.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::ListInstancesRequest req;
+  req.set_service_id(sp->first.id);
+  req.set_include_stopped(c.req.Query("include_stopped") == "true");
+  req.mutable_page()->set_page_size(200);
+  v1::ListInstancesResponse resp;
+  if (auto g = deployer_->ListInstances(&ctx, req, &resp); !g.ok()) {
+    return FromStatus(rpc::FromGrpc(g));
+  }
+  json items = json::array();
+  for (const v1::Instance& i : resp.instances()) items.push_back(InstanceJson(i));
+  return Json(200, {{"instances", items}});
+}
+
+// ---- live logs: Server-Sent Events, or WebSocket on the same path
+
+namespace {
+
+// Where a log stream's events go.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // false once the client has gone.
+  virtual bool Send(const std::string& event, const std::string& id, const json& data) = 0;
+  virtual bool Closed() const = 0;
+};
+
+class SseSink final : public EventSink {
+ public:
+  explicit SseSink(httpd::StreamWriter& w) : w_(w) {}
+  bool Send(const std::string& event, const std::string& id, const json& data) override {
+    std::string frame;
+    if (!id.empty()) absl::StrAppend(&frame, "id: ", id, "\n");
+    absl::StrAppend(&frame, "event: ", event,
+                    "\ndata: ", data.dump(-1, ' ', false, json::error_handler_t::replace), "\n\n");
+    return w_.Write(frame);
+  }
+  bool Closed() const override { return w_.Closed(); }
+
+ private:
+  httpd::StreamWriter& w_;
+};
+
+class WebSocketSink final : public EventSink {
+ public:
+  explicit WebSocketSink(httpd::WebSocket& ws) : ws_(ws) {}
+  bool Send(const std::string& event, const std::string& id, const json& data) override {
+    json m = {{"event", event}, {"data", data}};
+    if (!id.empty()) m["id"] = id;
+    return ws_.Send(m.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  bool Closed() const override { return ws_.Closed(); }
+
+ private:
+  httpd::WebSocket& ws_;
+};
+
+// A streaming response that runs `body` against either transport.
+httpd::Response StreamResponse(std::function<void(EventSink&)> body) {
+  httpd::Response r;
+  r.status = 200;
+  r.headers.emplace_back("Content-Type", "text/event-stream");
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.stream = [body](httpd::StreamWriter& w) {
+    SseSink sink(w);
+    body(sink);
+  };
+  r.websocket = [body](httpd::WebSocket& ws) {
+    WebSocketSink sink(ws);
+    body(sink);
+  };
+  return r;
+}
+
+// Cancels a gRPC stream once the client of the HTTP stream has gone.
+class CancelWhenClosed {
+ public:
+  CancelWhenClosed(EventSink& sink, grpc::ClientContext& ctx)
+      : thread_([this, &sink, &ctx] {
+          absl::MutexLock lock(&mu_);
+          while (!done_) {
+            mu_.AwaitWithTimeout(absl::Condition(&done_), absl::Milliseconds(250));
+            if (!done_ && sink.Closed()) {
+              ctx.TryCancel();
+              return;
+            }
+          }
+        }) {}
+  ~CancelWhenClosed() {
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    thread_.join();
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// Last-Event-ID (or ?since=): "<prefix><seq>" -> seq; 0 when absent or of
+// another prefix.
+int64_t ResumeAfter(const httpd::Request& req, char prefix) {
+  std::string id = req.Header("last-event-id");
+  if (id.empty()) id = req.Query("since");
+  int64_t n = 0;
+  if (id.size() > 1 && id[0] == prefix && absl::SimpleAtoi(id.substr(1), &n) && n > 0) return n;
+  if (prefix == 's' && absl::SimpleAtoi(id, &n) && n > 0) return n;
+  return 0;
+}
+
+bool DeploymentEnded(const std::string& kind) {
+  return kind == "deployment.live" || kind == "deployment.failed" ||
+         kind == "deployment.superseded" || kind == "deployment.rolled_back" ||
+         kind == "deployment.stopped";
+}
+
+}  // namespace
+
+httpd::Response Gateway::DeploymentLogs(Call& c) {
+  std::string service_id;
+  auto view = DeploymentView(c, c.req.params["id"], &service_id);
+  if (!view.ok()) return FromStatus(view.status());
+  std::string build_id =
+      (*view)["build"].is_null() ? "" : (*view)["build"]["id"].get<std::string>();
+  std::string deployment_id =
+      (*view)["deployment"].is_null() ? "" : (*view)["deployment"]["id"].get<std::string>();
+  // Resumption: build lines are "b<seq>", deployment events "d<seq>".
+  int64_t after_line = ResumeAfter(c.req, 'b'), after_event = ResumeAfter(c.req, 'd');
+  if (after_event > 0) build_id.clear();  // the build part was seen whole
+  const std::string request_id = c.request_id;
+  return StreamResponse([this, build_id, deployment_id, after_line, after_event,
+                         request_id](EventSink& sink) mutable {
+    std::string final_state;
+    if (!build_id.empty()) {
+      grpc::ClientContext ctx;
+      ctx.AddMetadata(rpc::kRequestIdKey, request_id);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+      CancelWhenClosed cancel(sink, ctx);
+      v1::StreamBuildLogsRequest req;
+      req.set_build_id(build_id);
+      req.set_after_seq(after_line);
+      req.set_follow(true);
+      auto reader = builder_->StreamBuildLogs(&ctx, req);
+      v1::LogLine line;
+      while (reader->Read(&line)) {
+        if (!sink.Send("build", absl::StrCat("b", line.seq()), LogJson(line))) return;
+      }
+      (void)reader->Finish();
+      if (sink.Closed()) return;
+      // The build is final: did it start a release? (Give the builder a moment
+      // to record it.)
+      v1::Build b;
+      for (int i = 0; i < 60; ++i) {
+        grpc::ClientContext g;
+        g.set_deadline(std::chrono::system_clock::now() + config_.rpc_timeout);
+        v1::GetBuildRequest get;
+        get.set_id(build_id);
+        if (!builder_->GetBuild(&g, get, &b).ok()) break;
+        if (b.state() != v1::BUILD_STATE_SUCCEEDED || b.skip_deploy() ||
+            !b.deployment_id().empty()) {
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(500));
+      }
+      deployment_id = b.deployment_id();
+      final_state = EnumText(v1::BuildState_Name(b.state()), 12);
+      if (b.state() != v1::BUILD_STATE_SUCCEEDED) final_state = "build_" + final_state;
+    }
+    if (!deployment_id.empty()) {
+      grpc::ClientContext ctx;
+      ctx.AddMetadata(rpc::kRequestIdKey, request_id);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+      CancelWhenClosed cancel(sink, ctx);
+      v1::StreamDeploymentEventsRequest req;
+      req.set_deployment_id(deployment_id);
+      req.set_after_seq(after_event);
+      req.set_follow(true);
+      auto reader = deployer_->StreamDeploymentEvents(&ctx, req);
+      v1::DeploymentEvent e;
+      while (reader->Read(&e)) {
+        if (!sink.Send("deploy", absl::StrCat("d", e.seq()), EventJson(e))) return;
+        if (e.deployment_id() == deployment_id && DeploymentEnded(e.kind())) {
+          final_state = e.kind().substr(11);
+          ctx.TryCancel();
+          break;
+        }
+      }
+      (void)reader->Finish();
+    }
+    if (!sink.Closed()) {
+      sink.Send("end", "",
+                {{"state", final_state},
+                 {"deployment_id", deployment_id.empty() ? json(nullptr) : json(deployment_id)}});
+    }
+  });
+}
+
+httpd::Response Gateway::ServiceLogs(Call& c) {
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
+  if (!sp.ok()) return FromStatus(sp.status());
+  int tail = 100;
+  if (const std::string t = c.req.Query("tail"); !t.empty()) {
+    if (!absl::SimpleAtoi(t, &tail) || tail < 0 || tail > 10000) {
+      return FromStatus(FieldError("tail", "must be 0-10000"));
+    }
+  }
+  const std::string instance = c.req.Query("instance");
+  if (!instance.empty() && !ids::Valid(instance, "ins")) {
+    return FromStatus(FieldError("instance", "is not an instance id"));
+  }
+  const bool follow = c.req.Query("follow") != "false";
+  const int64_t after = ResumeAfter(c.req, 's');
+  const std::string service_id = sp->first.id, request_id = c.request_id;
+  return StreamResponse([=, this](EventSink& sink) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata(rpc::kRequestIdKey, request_id);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(24));
+    CancelWhenClosed cancel(sink, ctx);
+    v1::StreamRuntimeLogsRequest req;
+    req.set_service_id(service_id);
+    req.set_instance_id(instance);
+    req.set_after_seq(after);
+    req.set_tail_lines(tail == 0 && after == 0 ? 1 : tail);
+    req.set_follow(follow);
+    auto reader = deployer_->StreamRuntimeLogs(&ctx, req);
+    v1::LogLine line;
+    while (reader->Read(&line)) {
+      if (!sink.Send("log", std::to_string(line.seq()), LogJson(line))) return;
+    }
+    (void)reader->Finish();
+    if (!sink.Closed()) sink.Send("end", "", json::object());
+  });
+}
+
+}  // namespace c2d::gateway
