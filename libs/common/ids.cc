@@ -1,10 +1,12 @@
 #include "libs/common/ids.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 namespace c2d::ids {
@@ -13,6 +15,23 @@ namespace {
 constexpr absl::string_view kAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 constexpr size_t kBodyLength = 26;
 
+// CSPRNG bytes, drawn from OpenSSL a few kilobytes at a time: a request
+// makes several ids, and each RAND_bytes call takes locks and runs the DRBG.
+void RandomBytes(unsigned char* out, size_t n) {
+  thread_local std::array<unsigned char, 4096> buffer;
+  thread_local size_t used = buffer.size();
+  if (used + n > buffer.size()) {
+    if (RAND_bytes(buffer.data(), static_cast<int>(buffer.size())) != 1) {
+      // The CSPRNG failing means the process cannot make secrets either.
+      throw std::runtime_error("RAND_bytes failed");
+    }
+    used = 0;
+  }
+  std::memcpy(out, buffer.data() + used, n);
+  OPENSSL_cleanse(buffer.data() + used, n);
+  used += n;
+}
+
 }  // namespace
 
 std::string New(absl::string_view prefix) {
@@ -20,10 +39,7 @@ std::string New(absl::string_view prefix) {
                                           std::chrono::system_clock::now().time_since_epoch())
                                           .count());
   std::array<unsigned char, 10> random{};
-  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
-    // The CSPRNG failing means the process cannot make secrets either.
-    throw std::runtime_error("RAND_bytes failed");
-  }
+  RandomBytes(random.data(), random.size());
   std::string out(prefix);
   out.push_back('_');
   // 48-bit timestamp → 10 characters (50 bits, top 2 always zero).

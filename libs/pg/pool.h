@@ -64,10 +64,11 @@ class Connection {
 // cannot be reached within connect_timeout.
 absl::StatusOr<std::unique_ptr<Connection>> Connect(const ConnectOptions& options);
 
-// A transaction in progress. Only valid inside Pool::Transact's callback.
+// A transaction in progress (or, under Pool::Read, a connection whose each
+// statement commits on its own). Only valid inside the callback.
 class Tx {
  public:
-  Tx(pqxx::work& work, Connection& conn) : work_(work), conn_(conn) {}
+  Tx(pqxx::transaction_base& work, Connection& conn) : work_(work), conn_(conn) {}
 
   template <typename... Args>
   pqxx::result Exec(const Statement& statement, Args&&... args) {
@@ -76,10 +77,10 @@ class Tx {
   }
 
   // For statements that are not known ahead (DDL in migrations, test set-up).
-  pqxx::work& work() { return work_; }
+  pqxx::transaction_base& work() { return work_; }
 
  private:
-  pqxx::work& work_;
+  pqxx::transaction_base& work_;
   Connection& conn_;
 };
 
@@ -143,11 +144,28 @@ class Pool {
   // absl::Status or absl::StatusOr<T>, and so does Transact.
   template <typename F>
   std::invoke_result_t<F, Tx&> Transact(absl::string_view what, F&& fn) {
+    return Run<pqxx::work>(what, std::forward<F>(fn));
+  }
+
+  // Like Transact, without BEGIN and COMMIT: each statement is its own
+  // transaction, so a single read costs one round trip instead of three.
+  // For callbacks that run one read-only statement (or reads that need not
+  // be consistent with each other).
+  template <typename F>
+  std::invoke_result_t<F, Tx&> Read(absl::string_view what, F&& fn) {
+    return Run<pqxx::nontransaction>(what, std::forward<F>(fn));
+  }
+
+  const PoolOptions& options() const { return options_; }
+
+ private:
+  template <typename Transaction, typename F>
+  std::invoke_result_t<F, Tx&> Run(absl::string_view what, F&& fn) {
     using R = std::invoke_result_t<F, Tx&>;
     auto lease = Acquire();
     if (!lease.ok()) return R(lease.status());
     try {
-      pqxx::work work(lease->conn().raw());
+      Transaction work(lease->conn().raw());
       Tx tx(work, lease->conn());
       R result = fn(tx);
       if (internal::StatusOf(result).ok()) work.commit();
@@ -158,10 +176,6 @@ class Pool {
       return R(status);
     }
   }
-
-  const PoolOptions& options() const { return options_; }
-
- private:
   void Release(std::unique_ptr<Connection> conn, bool broken);
 
   const PoolOptions options_;

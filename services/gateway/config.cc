@@ -18,7 +18,9 @@ std::string Config::AppUrl(const std::string& service, const std::string& projec
 absl::StatusOr<Config> Config::FromEnv() {
   Config c;
   C2D_ASSIGN_OR_RETURN(c.http_addr, env::GetAddress("C2D_HTTP_ADDR", c.http_addr));
-  C2D_ASSIGN_OR_RETURN(int64_t workers, env::GetInt("C2D_HTTP_WORKERS", c.http_workers, 1, 1024));
+  C2D_ASSIGN_OR_RETURN(int64_t connections,
+                       env::GetInt("C2D_DB_POOL_SIZE", c.http_workers, 1, 1000));
+  C2D_ASSIGN_OR_RETURN(int64_t workers, env::GetInt("C2D_HTTP_WORKERS", connections, 1, 1024));
   c.http_workers = static_cast<int>(workers);
   C2D_ASSIGN_OR_RETURN(c.builder_addr, env::GetRequired("C2D_BUILDER_ADDR"));
   C2D_ASSIGN_OR_RETURN(c.deployer_addr, env::GetRequired("C2D_DEPLOYER_ADDR"));

@@ -155,7 +155,7 @@ absl::StatusOr<Project> Gateway::Authorize(Call& c, const std::string& project_i
     return absl::NotFoundError(
         absl::StrCat("project ", project_id.substr(0, 64), " does not exist"));
   }
-  auto p = pool_.Transact(
+  auto p = pool_.Read(
       "project", [&](pg::Tx& tx) { return gateway::GetProject(tx, project_id, c.who.user_id); });
   if (!p.ok()) return p.status();
   if (p->role < min) {
@@ -172,8 +172,7 @@ absl::StatusOr<std::pair<Service, Project>> Gateway::AuthorizeService(Call& c,
   const std::string not_found =
       absl::StrCat("service ", service_id.substr(0, 64), " does not exist");
   if (!ids::Valid(service_id, "svc")) return absl::NotFoundError(not_found);
-  auto s =
-      pool_.Transact("service", [&](pg::Tx& tx) { return gateway::GetService(tx, service_id); });
+  auto s = pool_.Read("service", [&](pg::Tx& tx) { return gateway::GetService(tx, service_id); });
   if (!s.ok()) return s.status();
   auto p = Authorize(c, s->project_id, min);
   if (absl::IsNotFound(p.status())) return absl::NotFoundError(not_found);
@@ -208,7 +207,7 @@ httpd::Response Gateway::Healthz(httpd::Request&) { return Json(200, {{"status",
 httpd::Response Gateway::Readyz(httpd::Request&) {
   json checks = json::object();
   bool ready = true;
-  absl::Status db = pool_.Transact("ready", [](pg::Tx& tx) -> absl::Status {
+  absl::Status db = pool_.Read("ready", [](pg::Tx& tx) -> absl::Status {
     tx.work().exec("SELECT 1");
     return absl::OkStatus();
   });

@@ -54,6 +54,35 @@ TEST_CASE("database errors map to status codes with context", "[pg]") {
   CHECK(db.Count("SELECT count(*) FROM t") == 1);
 }
 
+TEST_CASE("Read runs each statement in a transaction of its own", "[pg]") {
+  testing::TestDatabase db;
+  pg::PoolOptions o;
+  o.connect = db.connect();
+  o.size = 1;
+  pg::Pool pool(o);
+  // Two statements that each take a transaction id: the same id inside
+  // Transact, two ids under Read (no BEGIN, each statement commits).
+  auto ids = [](pg::Tx& tx) -> absl::StatusOr<std::pair<int64_t, int64_t>> {
+    auto id = [&] {
+      return tx.work().exec1("SELECT pg_current_xact_id()::text::bigint")[0].as<int64_t>();
+    };
+    const int64_t first = id();
+    return std::make_pair(first, id());
+  };
+  auto in_tx = pool.Transact("ids", ids);
+  REQUIRE(in_tx.ok());
+  CHECK(in_tx->first == in_tx->second);
+  auto read = pool.Read("ids", ids);
+  REQUIRE(read.ok());
+  CHECK(read->first != read->second);
+  // Errors map as under Transact.
+  absl::Status bad = pool.Read("bad sql", [](pg::Tx& tx) {
+    tx.work().exec("SELEC 1");
+    return absl::OkStatus();
+  });
+  CHECK(absl::IsInternal(bad));
+}
+
 TEST_CASE("a killed connection is replaced", "[pg]") {
   testing::TestDatabase db;
   pg::PoolOptions o;
