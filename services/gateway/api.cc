@@ -2,6 +2,7 @@
 
 #include <regex>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -26,8 +27,16 @@ httpd::Response Error(int status, const std::string& code, const std::string& me
   return Json(status, {{"error", e}});
 }
 
+namespace {
+// FieldError's field travels beside the message, whatever characters a
+// client put in it (env keys, unknown field names).
+constexpr absl::string_view kFieldPayload = "type.c2d.dev/field";
+}  // namespace
+
 absl::Status FieldError(const std::string& field, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+  absl::Status s = absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+  s.SetPayload(kFieldPayload, absl::Cord(field));
+  return s;
 }
 
 httpd::Response FromStatus(const absl::Status& s) {
@@ -35,6 +44,10 @@ httpd::Response FromStatus(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange: {
+      if (auto field = s.GetPayload(kFieldPayload)) {
+        return Error(400, "invalid_argument", message, std::string(*field));
+      }
+      // From another service: its rpc::InvalidField message names the field.
       static const std::regex kField("^([a-z_][A-Za-z0-9_.\\[\\]]*): (.*)$");
       std::smatch m;
       if (std::regex_match(message, m, kField)) {

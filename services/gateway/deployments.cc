@@ -254,6 +254,8 @@ httpd::Response Gateway::Rollback(Call& c) {
   std::string service_id;
   auto target = DeploymentView(c, c.req.params["id"], &service_id);
   if (!target.ok()) return FromStatus(target.status());
+  auto sp = AuthorizeService(c, service_id, Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
   auto body = ParseObject(c.req.body, {}, /*empty_ok=*/true);
   if (!body.ok()) return FromStatus(body.status());
   if ((*target)["deployment"].is_null()) {
@@ -261,8 +263,6 @@ httpd::Response Gateway::Rollback(Call& c) {
         409, "failed_precondition",
         absl::StrCat(c.req.params["id"], " never became a release; nothing to roll back to"));
   }
-  auto sp = AuthorizeService(c, service_id, Role::kDeveloper);
-  if (!sp.ok()) return FromStatus(sp.status());
   grpc::ClientContext ctx;
   Context(ctx, c);
   v1::RollbackRequest req;

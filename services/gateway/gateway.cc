@@ -195,6 +195,16 @@ void Gateway::Context(grpc::ClientContext& ctx, const Call& c) const {
 }
 
 httpd::Response Gateway::NotBuilt(Call& c) {
+  // Another tenant's project or service is still "not found" here.
+  if (absl::StartsWith(c.req.route, "/v1/projects/{id}")) {
+    if (auto p = Authorize(c, c.req.params["id"], Role::kViewer); !p.ok()) {
+      return FromStatus(p.status());
+    }
+  } else if (absl::StartsWith(c.req.route, "/v1/services/{id}")) {
+    if (auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer); !sp.ok()) {
+      return FromStatus(sp.status());
+    }
+  }
   return Error(501, "not_implemented",
                absl::StrCat(c.req.method, " ", c.req.path,
                             ": this c2d does not run managed databases or custom domains yet"));

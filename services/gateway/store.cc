@@ -328,7 +328,10 @@ absl::Status SetMember(pg::Tx& tx, const std::string& project_id, const std::str
 }
 
 absl::Status RemoveMember(pg::Tx& tx, const std::string& project_id, const std::string& user_id) {
-  tx.Exec(kRemoveMember, project_id, user_id);
+  if (tx.Exec(kRemoveMember, project_id, user_id).affected_rows() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("user ", user_id.substr(0, 64), " is not a member of this project"));
+  }
   auto owners = OwnerCount(tx, project_id);
   if (!owners.ok()) return owners.status();
   if (*owners == 0) {

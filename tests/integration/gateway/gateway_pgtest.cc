@@ -1,11 +1,8 @@
-// The REST API against real services: the gateway's HTTP server in this
-// process, with the builder and the deployer (their gRPC services, workers
-// and reconciler) on the same test database, the real engine, registry,
-// PowerDNS and Caddy.
+// The REST API end to end: tokens, the OpenAPI document, validation,
+// sealed env vars, tenants, webhooks, idempotency, and a deploy from git.
 
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -13,12 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/crypto/hash.h"
 #include "libs/http/client.h"
-#include "libs/httpd/server.h"
-#include "services/builder/build_job.h"
-#include "services/builder/builder_service.h"
-#include "services/gateway/gateway.h"
-#include "tests/integration/builder/builder_fixture.h"
-#include "tests/integration/deployer/deployer_fixture.h"
+#include "tests/integration/gateway/api_fixture.h"
 
 namespace c2d {
 namespace {
@@ -26,146 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using testing::Api;
+using testing::ReadFile;
+using testing::ServiceBody;
 using testing::WaitFor;
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// The whole stack behind a REST endpoint.
-class Api {
- public:
-  Api() {
-    builder_config_ = d_.BuilderConfig();
-    const builder::Config& bc = builder_config_;
-    builds_ = std::make_unique<builder::BuilderServiceImpl>(d_.pool(), bc);
-    auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.BuilderService", builds_.get()}});
-    REQUIRE(server.ok());
-    builder_server_ = std::move(*server);
-    job_ = std::make_unique<builder::BuildJob>(d_.pool(), bc);
-    jobs::WorkerOptions w;
-    w.queue = "builder";
-    w.lease = 10s;
-    w.poll_interval = 200ms;
-    worker_ = std::make_unique<jobs::Worker>(d_.pool(), d_.db().connect(), w);
-    worker_->Register("build", [this](jobs::JobContext& ctx) { return job_->Run(ctx); });
-    REQUIRE(worker_->Start().ok());
-
-    config_.base_domain = "localhost";
-    config_.ingress_http_addr = testing::RequireEnv("C2D_TEST_CADDY_HTTP");
-    config_.master_keys = d_.config().master_keys;
-    gateway_ = std::make_unique<gateway::Gateway>(
-        d_.pool(), config_,
-        grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),
-        grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()));
-    auto http = httpd::Server::Start({.address = "127.0.0.1:0"},
-                                     [this](httpd::Request& r) { return gateway_->Handle(r); });
-    REQUIRE(http.ok());
-    http_ = std::move(*http);
-    alice_ = Token("alice@example.com");
-    bob_ = Token("bob@example.com");
-  }
-  ~Api() {
-    http_->Shutdown(1s);
-    worker_->Shutdown();
-    builder_server_->Shutdown(absl::Seconds(1));
-  }
-
-  // A new token for `email` (the user is made if needed).
-  std::string Token(const std::string& email) {
-    auto t = d_.pool().Transact("token", [&](pg::Tx& tx) -> absl::StatusOr<gateway::NewToken> {
-      auto u = gateway::UpsertUser(tx, email, "");
-      if (!u.ok()) return u.status();
-      return gateway::CreateToken(tx, u->id, "test");
-    });
-    REQUIRE(t.ok());
-    return t->token;
-  }
-
-  struct Reply {
-    long status = 0;
-    json body;
-    std::string raw;
-    std::string Error() const {
-      return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
-    }
-    std::string Field() const {
-      return body.is_object() && body.contains("error") ? body["error"].value("field", "") : "";
-    }
-  };
-  Reply Call(const std::string& method, const std::string& path, const std::string& token,
-             const std::string& body = "",
-             std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::Request req{.method = method,
-                      .url = absl::StrCat("http://", http_->address(), path),
-                      .headers = std::move(headers),
-                      .body = body,
-                      .timeout = 90s};
-    if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
-    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
-    auto r = http::Send(req);
-    REQUIRE(r.ok());
-    Reply out{r->status, json::parse(r->body, nullptr, false), r->body};
-    UNSCOPED_INFO(method << " " << path << " -> " << r->status << " " << r->body.substr(0, 500));
-    return out;
-  }
-  Reply Call(const std::string& method, const std::string& path, const std::string& token,
-             const json& body) {
-    return Call(method, path, token, body.dump());
-  }
-
-  // Server-Sent Events of `path` until an "end" event: (event, data) pairs.
-  std::vector<std::pair<std::string, json>> Events(const std::string& path,
-                                                   const std::string& token) {
-    std::vector<std::pair<std::string, json>> out;
-    std::string event, data;
-    bool ended = false;
-    http::LineSplitter lines([&](absl::string_view line) {
-      if (line.empty()) {
-        if (!event.empty()) out.emplace_back(event, json::parse(data, nullptr, false));
-        ended |= event == "end";
-        event.clear();
-        data.clear();
-        return !ended;
-      }
-      if (absl::StartsWith(line, "event: ")) event = std::string(line.substr(7));
-      if (absl::StartsWith(line, "data: ")) data += std::string(line.substr(6));
-      return true;
-    });
-    http::Request req{.url = absl::StrCat("http://", http_->address(), path),
-                      .headers = {{"Authorization", "Bearer " + token}},
-                      .timeout = 240s,
-                      .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
-    (void)http::Send(req);
-    return out;
-  }
-
-  testing::DeployerFixture& deployer() { return d_; }
-  const httpd::Router& router() const { return gateway_->router(); }
-  const std::string& alice() const { return alice_; }
-  const std::string& bob() const { return bob_; }
-  int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
-
- private:
-  testing::DeployerFixture d_;
-  builder::Config builder_config_;
-  std::unique_ptr<builder::BuilderServiceImpl> builds_;
-  std::unique_ptr<rpc::Server> builder_server_;
-  std::unique_ptr<builder::BuildJob> job_;
-  std::unique_ptr<jobs::Worker> worker_;
-  gateway::Config config_;
-  std::unique_ptr<gateway::Gateway> gateway_;
-  std::unique_ptr<httpd::Server> http_;
-  std::string alice_, bob_;
-};
-
-json ServiceBody(const std::string& name, const std::string& repo) {
-  return {{"name", name},
-          {"source", {{"repo_url", repo}, {"branch", "main"}}},
-          {"run", {{"port", 8080}}},
-          {"health_check", {{"interval_s", 1}, {"timeout_s", 1}, {"start_period_s", 20}}}};
-}
 
 TEST_CASE("requests without a valid token are refused", "[gateway]") {
   Api api;
@@ -191,8 +47,11 @@ TEST_CASE("the OpenAPI document describes exactly the routes served", "[gateway]
   for (const auto& [method, pattern] : api.router().Routes()) served.insert(method + " " + pattern);
   CHECK(documented == served);
   // And the capabilities not built yet say so.
-  auto r = api.Call("GET", "/v1/projects/prj_01ABCDEFGHJKMNPQRSTVWXYZ00/databases", api.alice());
+  const std::string project =
+      api.Call("POST", "/v1/projects", api.alice(), json{{"name", "docs"}}).body["id"];
+  auto r = api.Call("GET", "/v1/projects/" + project + "/databases", api.alice());
   CHECK(r.status == 501);
+  CHECK_THAT(r.Error(), Catch::Contains("managed databases"));
 }
 
 TEST_CASE("projects and services: validation names the field and changes nothing", "[gateway]") {

@@ -1,0 +1,138 @@
+#include "tests/integration/gateway/api_fixture.h"
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/http/client.h"
+
+namespace c2d::testing {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+Api::Api() {
+  builder_config_ = d_.BuilderConfig();
+  const builder::Config& bc = builder_config_;
+  builds_ = std::make_unique<builder::BuilderServiceImpl>(d_.pool(), bc);
+  auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.BuilderService", builds_.get()}});
+  REQUIRE(server.ok());
+  builder_server_ = std::move(*server);
+  job_ = std::make_unique<builder::BuildJob>(d_.pool(), bc);
+  jobs::WorkerOptions w;
+  w.queue = "builder";
+  w.lease = 10s;
+  w.poll_interval = 200ms;
+  worker_ = std::make_unique<jobs::Worker>(d_.pool(), d_.db().connect(), w);
+  worker_->Register("build", [this](jobs::JobContext& ctx) { return job_->Run(ctx); });
+  REQUIRE(worker_->Start().ok());
+
+  config_.base_domain = "localhost";
+  config_.ingress_http_addr = RequireEnv("C2D_TEST_CADDY_HTTP");
+  config_.master_keys = d_.config().master_keys;
+  gateway_ = std::make_unique<gateway::Gateway>(
+      d_.pool(), config_,
+      grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),
+      grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()));
+  auto http = httpd::Server::Start({.address = "127.0.0.1:0"},
+                                   [this](httpd::Request& r) { return gateway_->Handle(r); });
+  REQUIRE(http.ok());
+  http_ = std::move(*http);
+  alice_ = Token("alice@example.com");
+  bob_ = Token("bob@example.com");
+}
+
+Api::~Api() {
+  http_->Shutdown(1s);
+  worker_->Shutdown();
+  builder_server_->Shutdown(absl::Seconds(1));
+}
+
+std::string Api::Token(const std::string& email) {
+  auto t = d_.pool().Transact("token", [&](pg::Tx& tx) -> absl::StatusOr<gateway::NewToken> {
+    auto u = gateway::UpsertUser(tx, email, "");
+    if (!u.ok()) return u.status();
+    return gateway::CreateToken(tx, u->id, "test");
+  });
+  REQUIRE(t.ok());
+  return t->token;
+}
+
+std::string Api::Reply::Error() const {
+  return body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
+}
+
+std::string Api::Reply::Field() const {
+  return body.is_object() && body.contains("error") ? body["error"].value("field", "") : "";
+}
+
+Api::Reply Api::Call(const std::string& method, const std::string& path, const std::string& token,
+                     const std::string& body,
+                     std::vector<std::pair<std::string, std::string>> headers) {
+  http::Request req{.method = method,
+                    .url = absl::StrCat("http://", http_->address(), path),
+                    .headers = std::move(headers),
+                    .body = body,
+                    .timeout = 90s};
+  if (!token.empty()) req.headers.emplace_back("Authorization", "Bearer " + token);
+  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  auto r = http::Send(req);
+  REQUIRE(r.ok());
+  Reply out{r->status, json::parse(r->body, nullptr, false), r->body};
+  UNSCOPED_INFO(method << " " << path << " -> " << r->status << " " << r->body.substr(0, 500));
+  return out;
+}
+
+std::vector<std::pair<std::string, json>> Api::Events(const std::string& path,
+                                                      const std::string& token) {
+  std::vector<std::pair<std::string, json>> out;
+  std::string event, data;
+  bool ended = false;
+  http::LineSplitter lines([&](absl::string_view line) {
+    if (line.empty()) {
+      if (!event.empty()) out.emplace_back(event, json::parse(data, nullptr, false));
+      ended |= event == "end";
+      event.clear();
+      data.clear();
+      return !ended;
+    }
+    if (absl::StartsWith(line, "event: ")) event = std::string(line.substr(7));
+    if (absl::StartsWith(line, "data: ")) data += std::string(line.substr(6));
+    return true;
+  });
+  http::Request req{.url = absl::StrCat("http://", http_->address(), path),
+                    .headers = {{"Authorization", "Bearer " + token}},
+                    .timeout = 240s,
+                    .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
+  (void)http::Send(req);
+  return out;
+}
+
+std::map<std::string, std::string> Api::Snapshot() {
+  std::map<std::string, std::string> out;
+  const std::string tables = d_.db().Scalar(
+      "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
+      "WHERE schemaname = 'public' AND tablename NOT IN ('api_tokens', 'schema_migrations')");
+  for (absl::string_view table : absl::StrSplit(tables, ',')) {
+    out[std::string(table)] = d_.db().Scalar(absl::StrCat(
+        "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM ", table, " t"));
+  }
+  return out;
+}
+
+json ServiceBody(const std::string& name, const std::string& repo) {
+  return {{"name", name},
+          {"source", {{"repo_url", repo}, {"branch", "main"}}},
+          {"run", {{"port", 8080}}},
+          {"health_check", {{"interval_s", 1}, {"timeout_s", 1}, {"start_period_s", 20}}}};
+}
+
+}  // namespace c2d::testing

@@ -1,0 +1,81 @@
+#pragma once
+
+// The REST API against real services, for the gateway's tests: the
+// gateway's HTTP server in this process, with the builder and the deployer
+// (their gRPC services, workers and reconciler) on the same test database,
+// the real engine, registry, PowerDNS and Caddy.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "libs/httpd/server.h"
+#include "nlohmann/json.hpp"
+#include "services/builder/build_job.h"
+#include "services/builder/builder_service.h"
+#include "services/gateway/gateway.h"
+#include "tests/integration/builder/builder_fixture.h"
+#include "tests/integration/deployer/deployer_fixture.h"
+
+namespace c2d::testing {
+
+std::string ReadFile(const std::filesystem::path& p);
+
+class Api {
+ public:
+  Api();
+  ~Api();
+
+  // A new token for `email` (the user is made if needed).
+  std::string Token(const std::string& email);
+
+  struct Reply {
+    long status = 0;
+    nlohmann::json body;
+    std::string raw;
+    std::string Error() const;
+    std::string Field() const;
+  };
+  Reply Call(const std::string& method, const std::string& path, const std::string& token,
+             const std::string& body = "",
+             std::vector<std::pair<std::string, std::string>> headers = {});
+  Reply Call(const std::string& method, const std::string& path, const std::string& token,
+             const nlohmann::json& body) {
+    return Call(method, path, token, body.dump());
+  }
+
+  // Server-Sent Events of `path` until an "end" event: (event, data) pairs.
+  std::vector<std::pair<std::string, nlohmann::json>> Events(const std::string& path,
+                                                             const std::string& token);
+
+  // Every row of every table, by table (api_tokens aside: using a token
+  // stamps it), to show that a refused request changed nothing.
+  std::map<std::string, std::string> Snapshot();
+
+  DeployerFixture& deployer() { return d_; }
+  const httpd::Router& router() const { return gateway_->router(); }
+  const std::string& address() const { return http_->address(); }
+  const std::string& alice() const { return alice_; }
+  const std::string& bob() const { return bob_; }
+  int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
+
+ private:
+  DeployerFixture d_;
+  builder::Config builder_config_;
+  std::unique_ptr<builder::BuilderServiceImpl> builds_;
+  std::unique_ptr<rpc::Server> builder_server_;
+  std::unique_ptr<builder::BuildJob> job_;
+  std::unique_ptr<jobs::Worker> worker_;
+  gateway::Config config_;
+  std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<httpd::Server> http_;
+  std::string alice_, bob_;
+};
+
+// A service body with a fast health check.
+nlohmann::json ServiceBody(const std::string& name, const std::string& repo);
+
+}  // namespace c2d::testing
