@@ -1,4 +1,4 @@
-// c2d: the command-line client of c2d's REST API.
+// c2d: the command-line client of c2d's REST API (`c2d help` prints this).
 //
 //   c2d login [--url URL] --token TOKEN       remember where c2d is and who you are
 //   c2d projects [list] | projects create NAME
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libs/http/client.h"
@@ -56,7 +57,8 @@ struct Args {
 };
 
 Args Parse(int argc, char** argv) {
-  static const std::vector<std::string> kFlags = {"json", "f", "follow", "reveal", "plain"};
+  static const std::vector<std::string> kFlags = {"json",  "f",    "follow", "reveal",
+                                                  "plain", "help", "h"};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -191,7 +193,7 @@ std::string Str(const json& j) {
 }
 
 // Follows a deployment's logs to the end; the exit code is the outcome.
-int Follow(Client& c, const std::string& id, bool as_json) {
+int Follow(Client& c, const std::string& id, const std::string& service_id, bool as_json) {
   std::string state;
   c.Stream(absl::StrCat("/v1/deployments/", id, "/logs"),
            [&](const std::string& event, const json& d) {
@@ -209,7 +211,10 @@ int Follow(Client& c, const std::string& id, bool as_json) {
              return true;
            });
   if (state == "live") {
-    if (!as_json) std::cout << "deployed: the release is live" << std::endl;
+    if (!as_json) {
+      const json s = c.Call("GET", "/v1/services/" + service_id);
+      std::cout << "deployed: the release is live at " << Str(s["url"]) << std::endl;
+    }
     return 0;
   }
   if (!as_json)
@@ -217,19 +222,52 @@ int Follow(Client& c, const std::string& id, bool as_json) {
   return 1;
 }
 
-int Usage() {
-  std::fputs(
-      "usage: c2d <command> …  (login, projects, services, deploy, logs, status, rollback, env, "
-      "open); see the header of tools/cli/main.cc or README\n",
-      stderr);
-  return 2;
+constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
+
+  login [--url URL] --token TOKEN   remember where c2d is and who you are
+  projects [list]                   your projects and your role in each
+  projects create NAME              a new project (you are its owner)
+  services list --project P         a project's services and their URLs
+  services show S                   one service's settings
+  services create NAME --project P --repo URL [--branch B] [--port N]
+                  [--type web|worker] [--instances N] [--start CMD]
+  deploy S [--commit SHA]           build the branch head (or SHA) and deploy
+                                    it, following the logs; exit 0 when live
+  logs S [-f] [--tail N]            the app's output (-f: keep following)
+  status S                          URL, recent releases, instances
+  rollback S [--to DEPLOYMENT]      the previous release (or DEPLOYMENT) again
+  env list S [--reveal]             env vars (secrets masked unless --reveal)
+  env set S KEY=VALUE... [--plain]  set vars (secret unless --plain); deploy to apply
+  env unset S KEY...                remove vars; deploy to apply
+  open S                            print the service's URL
+  help                              this text
+
+S is PROJECT/SERVICE or a service id (svc_...). --json prints the API's JSON.
+Configuration: C2D_URL and C2D_TOKEN, else the file `c2d login` writes
+(~/.config/c2d/cli.json). Exit codes: 0 done, 1 the deploy or rollback
+failed, 2 bad usage or an error from the API (its message on stderr).
+)";
+
+int Usage(bool asked) {
+  std::fputs(kUsage, asked ? stdout : stderr);
+  return asked ? 0 : 2;
+}
+
+// A whole number from an option, or a clear error.
+int IntOption(const Args& a, const std::string& name) {
+  int n = 0;
+  if (!absl::SimpleAtoi(a.Get(name), &n)) Die("--" + name + " must be a whole number");
+  return n;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a = Parse(argc, argv);
-  if (a.positional.empty()) return Usage();
+  if (a.Has("help") || a.Has("h") || (!a.positional.empty() && a.positional[0] == "help")) {
+    return Usage(true);
+  }
+  if (a.positional.empty()) return Usage(false);
   const std::string cmd = a.positional[0];
   const bool as_json = a.Has("json");
   auto arg = [&](size_t i, const char* what) -> std::string {
@@ -255,7 +293,11 @@ int main(int argc, char** argv) {
   }
   Client c;
   if (cmd == "projects") {
-    if (a.positional.size() > 1 && a.positional[1] == "create") {
+    const std::string sub = a.positional.size() > 1 ? a.positional[1] : "list";
+    if (sub != "list" && sub != "create") {
+      Die("projects: unknown subcommand " + sub + " (list or create)");
+    }
+    if (sub == "create") {
       json p = c.Call("POST", "/v1/projects", {{"name", arg(2, "NAME")}});
       if (as_json)
         Print(p);
@@ -277,8 +319,8 @@ int main(int argc, char** argv) {
       json body = {{"name", arg(2, "NAME")},
                    {"type", a.Get("type", "web")},
                    {"source", {{"repo_url", a.Get("repo")}, {"branch", a.Get("branch", "main")}}}};
-      if (a.Has("port")) body["run"]["port"] = std::stoi(a.Get("port"));
-      if (a.Has("instances")) body["run"]["instance_count"] = std::stoi(a.Get("instances"));
+      if (a.Has("port")) body["run"]["port"] = IntOption(a, "port");
+      if (a.Has("instances")) body["run"]["instance_count"] = IntOption(a, "instances");
       if (a.Has("start")) body["run"]["start_command"] = a.Get("start");
       if (!a.Has("project")) Die("services create: --project is required");
       json s = c.Call(
@@ -293,6 +335,7 @@ int main(int argc, char** argv) {
       Print(c.Call("GET", "/v1/services/" + ServiceId(c, arg(2, "SERVICE"))));
       return 0;
     }
+    if (sub != "list") Die("services: unknown subcommand " + sub + " (list, show or create)");
     if (!a.Has("project")) Die("services list: --project is required");
     json list =
         c.Call("GET", absl::StrCat("/v1/projects/", ProjectId(c, a.Get("project")), "/services"));
@@ -309,7 +352,7 @@ int main(int argc, char** argv) {
     if (a.Has("commit")) body["commit"] = a.Get("commit");
     json d = c.Call("POST", absl::StrCat("/v1/services/", id, "/deployments"), body);
     if (!as_json) std::cout << "deploying " << Str(d["id"]) << " …" << std::endl;
-    return Follow(c, d["id"], as_json);
+    return Follow(c, d["id"], id, as_json);
   }
   if (cmd == "logs") {
     const std::string id = ServiceId(c, arg(1, "SERVICE"));
@@ -373,10 +416,13 @@ int main(int argc, char** argv) {
     json d = c.Call("POST", absl::StrCat("/v1/deployments/", to, "/rollback"), json::object());
     if (!as_json)
       std::cout << "rolling back to " << to << " as " << Str(d["id"]) << " …" << std::endl;
-    return Follow(c, d["id"], as_json);
+    return Follow(c, d["id"], id, as_json);
   }
   if (cmd == "env") {
     const std::string sub = arg(1, "list|set|unset");
+    if (sub != "list" && sub != "set" && sub != "unset") {
+      Die("env: unknown subcommand " + sub + " (list, set or unset)");
+    }
     const std::string id = ServiceId(c, arg(2, "SERVICE"));
     if (sub == "set" || sub == "unset") {
       json env = json::object();
@@ -410,5 +456,5 @@ int main(int argc, char** argv) {
     std::cout << Str(s["url"]) << "\n";
     return 0;
   }
-  return Usage();
+  Die("unknown command " + cmd + " (`c2d help` lists them)");
 }

@@ -1,0 +1,181 @@
+// The `c2d` command line against the real REST API: a user's whole path
+// from login to rollback, and its errors.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "libs/http/client.h"
+#include "tests/integration/gateway/api_fixture.h"
+#include "tests/support/subprocess.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::Api;
+using testing::WaitFor;
+
+struct Run {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+class Cli {
+ public:
+  explicit Cli(const Api& api)
+      : dir_(fs::temp_directory_path() / ("c2d-cli-" + std::to_string(getpid()))),
+        env_{{"C2D_URL", "http://" + api.address()}, {"XDG_CONFIG_HOME", dir_.string()}} {
+    fs::create_directories(dir_);
+  }
+  ~Cli() { fs::remove_all(dir_); }
+
+  Run operator()(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    args.insert(args.begin(), C2D_BIN_CLI);
+    env.insert(env_.begin(), env_.end());
+    testing::Subprocess p(std::move(args), env, (dir_ / "out").string());
+    auto code = p.Wait(240s);
+    Run r{code.value_or(-1), p.Output()};
+    UNSCOPED_INFO("c2d exited " << r.code << ":\n" << r.output);
+    return r;
+  }
+  // A command left running (logs -f), stopped when the result is destroyed.
+  std::unique_ptr<testing::Subprocess> Start(std::vector<std::string> args,
+                                             const std::string& log) {
+    args.insert(args.begin(), C2D_BIN_CLI);
+    return std::make_unique<testing::Subprocess>(std::move(args), env_, (dir_ / log).string());
+  }
+  fs::path dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+  std::map<std::string, std::string> env_;
+};
+
+TEST_CASE("the CLI: login, create, deploy, follow logs, env, redeploy, roll back",
+          "[gateway][cli]") {
+  Api api;
+  Cli c2d(api);
+  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
+  testing::GitRepo repo({{"app.py", testing::ReadFile(sample / "app.py")},
+                         {"Procfile", testing::ReadFile(sample / "Procfile")},
+                         {"requirements.txt", testing::ReadFile(sample / "requirements.txt")},
+                         {"VERSION", "3.1.4\n"}});
+  auto app = [&](const std::string& path) {
+    auto r = http::Send(
+        {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), path),
+         .headers = {{"Host", "hello.shop.localhost"}},
+         .timeout = 5s});
+    return r.ok() ? r->body : std::string();
+  };
+
+  // Not logged in yet: one clear line, and nothing else works.
+  Run anonymous = c2d({"projects"});
+  CHECK(anonymous.code == 2);
+  CHECK_THAT(anonymous.output, Catch::StartsWith("c2d: not logged in"));
+  Run forged = c2d({"login", "--token", "c2d_forged"});
+  CHECK(forged.code == 2);
+  CHECK_THAT(forged.output, Catch::Contains("unknown, revoked or expired"));
+  CHECK(!fs::exists(c2d.dir() / "c2d/cli.json"));
+
+  Run login = c2d({"login", "--token", api.alice()});
+  REQUIRE(login.code == 0);
+  CHECK((fs::status(c2d.dir() / "c2d/cli.json").permissions() & fs::perms::group_read) ==
+        fs::perms::none);
+  REQUIRE(c2d({"projects", "create", "shop"}).code == 0);
+  Run created = c2d({"services", "create", "hello", "--project", "shop", "--repo", repo.path(),
+                     "--port", "8080"});
+  REQUIRE(created.code == 0);
+  CHECK_THAT(created.output, Catch::Contains("created service hello (svc_"));
+  REQUIRE(c2d({"env", "set", "shop/hello", "GREETING=Howdy", "--plain"}).code == 0);
+
+  // Deploy: the build's and the release's progress, then the URL.
+  Run deploy = c2d({"deploy", "shop/hello"});
+  REQUIRE(deploy.code == 0);
+  CHECK_THAT(deploy.output, Catch::Contains("build succeeded"));
+  CHECK_THAT(deploy.output, Catch::Contains("--> deployment.live"));
+  CHECK_THAT(deploy.output,
+             Catch::Contains("deployed: the release is live at http://hello.shop.localhost"));
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Howdy from c2d! version 3.1.4"); }));
+  Run open = c2d({"open", "shop/hello"});
+  CHECK(open.code == 0);
+  CHECK_THAT(open.output, Catch::StartsWith("http://hello.shop.localhost:"));
+
+  // logs -f shows a request made after it started.
+  auto follower = c2d.Start({"logs", "shop/hello", "-f", "--tail", "5"}, "follow");
+  CHECK(WaitFor(20s, [&] { return absl::StrContains(follower->Output(), "listening on 8080"); }));
+  app("/seen-by-the-cli");
+  CHECK(WaitFor(20s, [&] {
+    return absl::StrContains(follower->Output(), "GET /seen-by-the-cli HTTP/1.1\" 404");
+  }));
+  follower.reset();
+
+  // An env change and a redeploy of the same commit (no new build).
+  REQUIRE(c2d({"env", "set", "shop/hello", "GREETING=Bonjour", "--plain"}).code == 0);
+  Run listed = c2d({"env", "list", "shop/hello"});
+  CHECK_THAT(listed.output, Catch::Contains("GREETING=Bonjour"));
+  REQUIRE(c2d({"deploy", "shop/hello"}).code == 0);
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Bonjour from c2d!"); }));
+
+  // Roll back: the first release and its env again.
+  Run back = c2d({"rollback", "shop/hello"});
+  REQUIRE(back.code == 0);
+  CHECK_THAT(back.output, Catch::Contains("rolling back to dep_"));
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Howdy from c2d!"); }));
+  Run status = c2d({"status", "shop/hello"});
+  CHECK(status.code == 0);
+  CHECK_THAT(status.output, Catch::Contains("live"));
+  CHECK_THAT(status.output, Catch::Contains("rolled_back"));
+
+  // --json is the API's JSON.
+  Run as_json = c2d({"projects", "--json"});
+  REQUIRE(as_json.code == 0);
+  json projects = json::parse(as_json.output, nullptr, false);
+  REQUIRE(projects.is_object());
+  CHECK(projects["projects"][0]["name"] == "shop");
+
+  // A deploy that fails ends with exit code 1 and says how it ended.
+  REQUIRE(c2d({"services", "create", "broken", "--project", "shop", "--repo", repo.path(), "--port",
+               "8080", "--start", "sh -c 'exit 3'"})
+              .code == 0);
+  Run failed = c2d({"deploy", "shop/broken"});
+  CHECK(failed.code == 1);
+  CHECK_THAT(failed.output, Catch::Contains("c2d: the deploy ended failed"));
+}
+
+TEST_CASE("the CLI's usage errors are one clear line", "[gateway][cli]") {
+  Api api;
+  Cli c2d(api);
+  REQUIRE(c2d({"login", "--token", api.alice()}).code == 0);
+  Run help = c2d({"--help"});
+  CHECK(help.code == 0);
+  CHECK_THAT(help.output, Catch::Contains("rollback S [--to DEPLOYMENT]"));
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"frobnicate"}, "c2d: unknown command frobnicate"},
+           {{"deploy"}, "c2d: deploy: missing SERVICE"},
+           {{"deploy", "nowhere/web"}, "c2d: no project named nowhere"},
+           {{"deploy", "svc_01ABCDEFGHJKMNPQRSTVWXYZ00"}, "does not exist"},
+           {{"services", "create", "x", "--project", "p", "--port", "eighty"},
+            "c2d: --port must be a whole number"},
+           {{"env", "set", "svc_01ABCDEFGHJKMNPQRSTVWXYZ00", "NOEQUALS"},
+            "c2d: env set: write KEY=VALUE"},
+           {{"projects", "create", "Not A Name"}, "c2d: name:"},
+       }) {
+    Run r = c2d(args);
+    INFO(args[0]);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.output, Catch::Contains(message));
+    CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);
+  }
+  // An API that cannot be reached.
+  Run unreachable = c2d({"projects"}, {{"C2D_URL", "http://127.0.0.1:1"}});
+  CHECK(unreachable.code == 2);
+  CHECK_THAT(unreachable.output, Catch::StartsWith("c2d: cannot reach c2d at http://127.0.0.1:1"));
+}
+
+}  // namespace
+}  // namespace c2d
