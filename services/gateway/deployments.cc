@@ -421,22 +421,28 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
   return StreamResponse([this, build_id, deployment_id, after_line, after_event,
                          request_id](EventSink& sink) mutable {
     std::string final_state;
-    if (!build_id.empty()) {
+    // The build's log lines after `after_line`; false once the client has gone.
+    auto build_log = [&](bool follow) {
       grpc::ClientContext ctx;
       ctx.AddMetadata(rpc::kRequestIdKey, request_id);
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       (follow ? std::chrono::hours(2) : std::chrono::minutes(1)));
       CancelWhenClosed cancel(sink, ctx);
       v1::StreamBuildLogsRequest req;
       req.set_build_id(build_id);
       req.set_after_seq(after_line);
-      req.set_follow(true);
+      req.set_follow(follow);
       auto reader = builder_->StreamBuildLogs(&ctx, req);
       v1::LogLine line;
       while (reader->Read(&line)) {
-        if (!sink.Send("build", absl::StrCat("b", line.seq()), LogJson(line))) return;
+        if (!sink.Send("build", absl::StrCat("b", line.seq()), LogJson(line))) return false;
+        after_line = line.seq();
       }
       (void)reader->Finish();
-      if (sink.Closed()) return;
+      return !sink.Closed();
+    };
+    if (!build_id.empty()) {
+      if (!build_log(true)) return;
       // The build is final: did it start a release? (Give the builder a moment
       // to record it.)
       v1::Build b;
@@ -453,6 +459,9 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
         absl::SleepFor(absl::Milliseconds(500));
       }
       deployment_id = b.deployment_id();
+      // The builder notes the hand-off after the final state, so the
+      // follow above ended before that line.
+      if (!build_log(false)) return;
       final_state = EnumText(v1::BuildState_Name(b.state()), 12);
       if (b.state() != v1::BUILD_STATE_SUCCEEDED) final_state = "build_" + final_state;
     }

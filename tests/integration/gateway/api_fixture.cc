@@ -1,7 +1,11 @@
 #include "tests/integration/gateway/api_fixture.h"
 
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <functional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -91,20 +95,25 @@ Api::Reply Api::Call(const std::string& method, const std::string& path, const s
   return out;
 }
 
-std::vector<std::pair<std::string, json>> Api::Events(const std::string& path,
-                                                      const std::string& token) {
-  std::vector<std::pair<std::string, json>> out;
-  std::string event, data;
+std::vector<Api::Event> Api::Events(const std::string& path, const std::string& token,
+                                    const std::string& last_event_id) {
+  std::vector<Event> out;
+  Event e;
+  std::string data;
   bool ended = false;
   http::LineSplitter lines([&](absl::string_view line) {
     if (line.empty()) {
-      if (!event.empty()) out.emplace_back(event, json::parse(data, nullptr, false));
-      ended |= event == "end";
-      event.clear();
+      if (!e.event.empty()) {
+        e.data = json::parse(data, nullptr, false);
+        out.push_back(e);
+      }
+      ended |= e.event == "end";
+      e = Event();
       data.clear();
       return !ended;
     }
-    if (absl::StartsWith(line, "event: ")) event = std::string(line.substr(7));
+    if (absl::StartsWith(line, "event: ")) e.event = std::string(line.substr(7));
+    if (absl::StartsWith(line, "id: ")) e.id = std::string(line.substr(4));
     if (absl::StartsWith(line, "data: ")) data += std::string(line.substr(6));
     return true;
   });
@@ -112,7 +121,37 @@ std::vector<std::pair<std::string, json>> Api::Events(const std::string& path,
                     .headers = {{"Authorization", "Bearer " + token}},
                     .timeout = 240s,
                     .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
+  if (!last_event_id.empty()) req.headers.emplace_back("Last-Event-ID", last_event_id);
   (void)http::Send(req);
+  return out;
+}
+
+std::vector<Api::Event> Api::WebSocketEvents(const std::string& path, const std::string& token) {
+  namespace beast = boost::beast;
+  namespace websocket = beast::websocket;
+  using tcp = boost::asio::ip::tcp;
+  boost::asio::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>(http_->port())));
+  websocket::stream<tcp::socket> ws(std::move(socket));
+  ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& r) {
+    r.set(beast::http::field::authorization, "Bearer " + token);
+  }));
+  websocket::response_type handshake;
+  ws.handshake(handshake, "127.0.0.1", path);
+  REQUIRE(handshake.result_int() == 101);
+  std::vector<Event> out;
+  beast::flat_buffer buffer;
+  std::function<void(beast::error_code, size_t)> on_read = [&](beast::error_code ec, size_t) {
+    if (ec) return;  // closed by the server (or broken): the run below ends
+    json m = json::parse(beast::buffers_to_string(buffer.data()), nullptr, false);
+    buffer.consume(buffer.size());
+    out.push_back({m.value("event", ""), m.value("id", ""), m.value("data", json())});
+    ws.async_read(buffer, on_read);
+  };
+  ws.async_read(buffer, on_read);
+  ioc.run_for(240s);
   return out;
 }
 

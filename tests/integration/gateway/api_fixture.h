@@ -47,9 +47,15 @@ class Api {
     return Call(method, path, token, body.dump());
   }
 
-  // Server-Sent Events of `path` until an "end" event: (event, data) pairs.
-  std::vector<std::pair<std::string, nlohmann::json>> Events(const std::string& path,
-                                                             const std::string& token);
+  struct Event {
+    std::string event, id;
+    nlohmann::json data;
+  };
+  // Server-Sent Events of `path` until an "end" event (or the stream's end).
+  std::vector<Event> Events(const std::string& path, const std::string& token,
+                            const std::string& last_event_id = "");
+  // The same over a WebSocket: its messages until the server closes it.
+  std::vector<Event> WebSocketEvents(const std::string& path, const std::string& token);
 
   // Every row of every table, by table (api_tokens aside: using a token
   // stamps it), to show that a refused request changed nothing.

@@ -313,15 +313,33 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   const std::string id = started.body["id"];
   auto events = api.Events("/v1/deployments/" + id + "/logs", t);
   REQUIRE(!events.empty());
-  CHECK(events.back().first == "end");
-  CHECK(events.back().second["state"] == "live");
+  CHECK(events.back().event == "end");
+  CHECK(events.back().data["state"] == "live");
   bool built = false, went_live = false;
-  for (const auto& [event, data] : events) {
-    built |= event == "build" && absl::StrContains(data.value("text", ""), "build succeeded");
-    went_live |= event == "deploy" && data.value("kind", "") == "deployment.live";
+  for (const auto& e : events) {
+    built |= e.event == "build" && absl::StrContains(e.data.value("text", ""), "build succeeded");
+    went_live |= e.event == "deploy" && e.data.value("kind", "") == "deployment.live";
   }
   CHECK(built);
   CHECK(went_live);
+  // The same stream over a WebSocket, and resumed from the middle: the
+  // events after the given id, each once.
+  auto ids = [](const std::vector<Api::Event>& list) {
+    std::vector<std::string> out;
+    for (const auto& e : list) out.push_back(e.event + " " + e.id + " " + e.data.dump());
+    return out;
+  };
+  CHECK(ids(api.WebSocketEvents("/v1/deployments/" + id + "/logs", t)) == ids(events));
+  REQUIRE(events.size() > 4);
+  const size_t middle = events.size() / 2;
+  REQUIRE(!events[middle].id.empty());
+  auto resumed = api.Events("/v1/deployments/" + id + "/logs", t, events[middle].id);
+  CHECK(ids(resumed) == ids(std::vector<Api::Event>(events.begin() + middle + 1, events.end())));
+  size_t first_deploy = 0;
+  while (first_deploy < events.size() && events[first_deploy].event != "deploy") ++first_deploy;
+  REQUIRE(first_deploy + 1 < events.size());
+  CHECK(ids(api.Events("/v1/deployments/" + id + "/logs?since=" + events[first_deploy].id, t)) ==
+        ids(std::vector<Api::Event>(events.begin() + first_deploy + 1, events.end())));
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d! version 1.0.0"); }));
   const std::string first_release =
       api.Call("GET", "/v1/deployments/" + id, t).body["deployment"]["id"];
@@ -334,14 +352,14 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   REQUIRE(redeploy.status == 202);
   CHECK(absl::StartsWith(redeploy.body["id"].get<std::string>(), "dep_"));
   auto again = api.Events("/v1/deployments/" + redeploy.body["id"].get<std::string>() + "/logs", t);
-  CHECK(again.back().second["state"] == "live");
+  CHECK(again.back().data["state"] == "live");
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hello again from c2d!"); }));
 
   // Roll back to the first release: its env comes back.
   auto back = api.Call("POST", "/v1/deployments/" + first_release + "/rollback", t, json::object());
   REQUIRE(back.status == 202);
   auto rolled = api.Events("/v1/deployments/" + back.body["id"].get<std::string>() + "/logs", t);
-  CHECK(rolled.back().second["state"] == "live");
+  CHECK(rolled.back().data["state"] == "live");
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d!"); }));
 
   // The replaced instances drain, then only the live one is left.
@@ -354,8 +372,8 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   // The app's own output, as a finished stream.
   auto logs = api.Events("/v1/services/" + service + "/logs?follow=false&tail=50", t);
   bool listening = false;
-  for (const auto& [event, data] : logs) {
-    listening |= absl::StrContains(data.value("text", ""), "listening on 8080");
+  for (const auto& e : logs) {
+    listening |= absl::StrContains(e.data.value("text", ""), "listening on 8080");
   }
   CHECK(listening);
 }
