@@ -1,5 +1,8 @@
 #include "libs/pg/pool.h"
 
+#include <map>
+#include <stdexcept>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/env.h"
@@ -54,9 +57,21 @@ std::string WithParam(std::string url, absl::string_view key, absl::string_view 
 }  // namespace
 
 void Connection::EnsurePrepared(const Statement& statement) {
-  if (prepared_.contains(statement.name)) return;
-  conn_->prepare(statement.name, statement.sql);
-  prepared_.insert(statement.name);
+  auto it = prepared_.find(statement.name);
+  if (it != prepared_.end() && it->second == statement.sql) return;
+  // Names are process-wide: a second statement under a used name would
+  // otherwise run whichever SQL the connection happened to prepare first.
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* sql_by_name = new std::map<std::string, std::string>();
+  {
+    absl::MutexLock lock(&mu);
+    auto [known, added] = sql_by_name->emplace(statement.name, statement.sql);
+    if (!added && known->second != statement.sql) {
+      throw std::logic_error(absl::StrCat("two SQL statements are named ", statement.name));
+    }
+  }
+  if (it == prepared_.end()) conn_->prepare(statement.name, statement.sql);
+  prepared_[statement.name] = statement.sql;
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connect(const ConnectOptions& options) {

@@ -18,7 +18,7 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <type_traits>
-#include <unordered_set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -57,7 +57,7 @@ class Connection {
 
  private:
   std::unique_ptr<pqxx::connection> conn_;
-  std::unordered_set<std::string> prepared_;
+  std::unordered_map<std::string, const char*> prepared_;  // name -> its SQL
 };
 
 // Opens a connection with c2d's session settings. Unavailable when the server

@@ -81,7 +81,7 @@ absl::Status DeployerServiceImpl::CheckImage(const std::string& repository,
 absl::StatusOr<v1::Deployment> DeployerServiceImpl::Insert(const NewDeployment& d) {
   auto result = runtime_.pool().Transact("deploy", [&](pg::Tx& tx) -> absl::StatusOr<InsertResult> {
     for (const v1::VolumeMount& m : d.spec.volumes()) {
-      auto v = GetVolume(tx, m.volume_id());
+      auto v = deployer::GetVolume(tx, m.volume_id());
       if (!v.ok()) return v.status();
       if (v->service_id() != d.spec.service_id()) {
         return absl::NotFoundError(absl::StrCat(
@@ -406,33 +406,39 @@ grpc::Status DeployerServiceImpl::ListVolumes(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status DeployerServiceImpl::GetVolume(grpc::ServerContext*,
+                                            const v1::GetVolumeRequest* request,
+                                            v1::Volume* response) {
+  if (!ids::Valid(request->id(), "vol")) {
+    return rpc::ToGrpc(InvalidField("id", "is not a volume id"));
+  }
+  auto v = runtime_.pool().Transact(
+      "get volume", [&](pg::Tx& tx) { return deployer::GetVolume(tx, request->id()); });
+  if (!v.ok()) return rpc::ToGrpc(v.status());
+  *response = std::move(*v);
+  return grpc::Status::OK;
+}
+
 grpc::Status DeployerServiceImpl::DeleteVolume(grpc::ServerContext*,
                                                const v1::DeleteVolumeRequest* request,
                                                v1::Volume* response) {
   if (!ids::Valid(request->id(), "vol"))
     return rpc::ToGrpc(InvalidField("id", "is not a volume id"));
+  bool mounted = false;
   auto v = runtime_.pool().Transact("delete volume", [&](pg::Tx& tx) -> absl::StatusOr<v1::Volume> {
-    auto volume = GetVolume(tx, request->id());
+    auto volume = deployer::GetVolume(tx, request->id());
     if (!volume.ok()) return volume.status();
     if (volume->state() == v1::VOLUME_STATE_DELETED) return volume;
-    // Mounted by the live or an in-progress release?
-    auto list = deployer::ListDeployments(tx, volume->service_id(), 20, "");
-    if (!list.ok()) return list.status();
-    for (const v1::Deployment& d : list->deployments()) {
-      if (IsFinal(d.state())) continue;
-      for (const v1::VolumeMount& m : d.spec().volumes()) {
-        if (m.volume_id() == volume->id()) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("volume ", volume->name(), " is mounted by deployment ", d.id(), " (",
-                           StateName(d.state()), "); deploy without it or stop the service first"));
-        }
-      }
-    }
+    auto by = DeploymentMounting(tx, *volume);
+    if (!by.ok()) return by.status();
+    mounted = by->has_value();
     C2D_RETURN_IF_ERROR(MarkVolumeDeleting(tx, volume->id()));
-    return GetVolume(tx, volume->id());
+    return deployer::GetVolume(tx, volume->id());
   });
   if (!v.ok()) return rpc::ToGrpc(v.status());
-  if (v->state() != v1::VOLUME_STATE_DELETED) {
+  // A volume in use stays DELETING: the reconciler destroys it once no live
+  // or in-progress release mounts it (after the next deploy, or a stop).
+  if (v->state() != v1::VOLUME_STATE_DELETED && !mounted) {
     if (auto s = runtime_.DeleteVolume(*v); !s.ok()) return rpc::ToGrpc(s);
     v->set_state(v1::VOLUME_STATE_DELETED);
     v->clear_instance_id();

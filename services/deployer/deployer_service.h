@@ -43,6 +43,8 @@ class DeployerServiceImpl final : public v1::DeployerService::Service {
                             v1::Volume* response) override;
   grpc::Status ListVolumes(grpc::ServerContext* context, const v1::ListVolumesRequest* request,
                            v1::ListVolumesResponse* response) override;
+  grpc::Status GetVolume(grpc::ServerContext* context, const v1::GetVolumeRequest* request,
+                         v1::Volume* response) override;
   grpc::Status DeleteVolume(grpc::ServerContext* context, const v1::DeleteVolumeRequest* request,
                             v1::Volume* response) override;
 

@@ -133,6 +133,7 @@ void Reconciler::RunOnce() {
       });
     }
   }
+  DeleteUnmountedVolumes(*rows);
   for (const std::string& service : touched) {
     if (auto s = runtime_.SyncIngress(service); !s.ok()) {
       log::Warn("reconcile: cannot update the ingress",
@@ -153,6 +154,29 @@ void Reconciler::RunOnce() {
   auto current =
       runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
   if (current.ok()) followers_.Sync(*current);
+}
+
+void Reconciler::DeleteUnmountedVolumes(const std::vector<InstanceRow>& rows) {
+  auto deleting =
+      runtime_.pool().Transact("deleting volumes", [](pg::Tx& tx) { return DeletingVolumes(tx); });
+  if (!deleting.ok()) return;
+  for (const v1::Volume& v : *deleting) {
+    // Not while an instance of the service drains: it may still write there.
+    bool draining = false;
+    for (const InstanceRow& row : rows) {
+      draining |= row.instance.service_id() == v.service_id() &&
+                  row.instance.state() == v1::INSTANCE_STATE_DRAINING;
+    }
+    if (draining) continue;
+    auto by = runtime_.pool().Transact("volume mounts",
+                                       [&](pg::Tx& tx) { return DeploymentMounting(tx, v); });
+    if (!by.ok() || by->has_value()) continue;
+    log::Info("reconcile: deleting a volume no release mounts any more", {{"volume_id", v.id()}});
+    if (auto s = runtime_.DeleteVolume(v); !s.ok()) {
+      log::Warn("reconcile: cannot delete a volume",
+                {{"volume_id", v.id()}, {"error", s.ToString()}});
+    }
+  }
 }
 
 bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {

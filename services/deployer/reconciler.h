@@ -39,6 +39,9 @@ class Reconciler {
   void Stop() { followers_.StopAll(); }
 
  private:
+  // Destroys DELETING volumes that no live or in-progress release mounts
+  // and no draining instance of their service may still use.
+  void DeleteUnmountedVolumes(const std::vector<InstanceRow>& rows);
   // Returns whether the instance's rotation may have changed.
   bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
   void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,

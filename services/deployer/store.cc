@@ -211,6 +211,8 @@ WHERE id = $1 AND state <> 'deleted')sql"};
 constexpr pg::Statement kVolumeDeleted{"volumes_deleted", R"sql(
 UPDATE volumes SET state = 'deleted', instance_id = NULL, deleted_at = now(), updated_at = now()
 WHERE id = $1 AND state <> 'deleted')sql"};
+constexpr pg::Statement kDeletingVolumes{
+    "volumes_all_deleting", "SELECT " C2D_VOLUME_COLUMNS " FROM volumes WHERE state = 'deleting'"};
 constexpr pg::Statement kVolumesToDelete{"volumes_to_delete", "SELECT " C2D_VOLUME_COLUMNS R"sql(
 FROM volumes WHERE service_id = $1 AND (state = 'deleting' OR ($2 AND state <> 'deleted')))sql"};
 
@@ -628,6 +630,30 @@ absl::Status MarkVolumeDeleting(pg::Tx& tx, const std::string& id) {
 absl::Status MarkVolumeDeleted(pg::Tx& tx, const std::string& id) {
   tx.Exec(kVolumeDeleted, id);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::Volume>> DeletingVolumes(pg::Tx& tx) {
+  std::vector<v1::Volume> out;
+  for (const auto& r : tx.Exec(kDeletingVolumes)) out.push_back(RowToVolume(r));
+  return out;
+}
+
+absl::StatusOr<std::optional<v1::Deployment>> DeploymentMounting(pg::Tx& tx,
+                                                                 const v1::Volume& volume) {
+  // At most one release is live and one in progress; superseded ones that
+  // still drain are final already.
+  auto list = ListDeployments(tx, volume.service_id(), 20, "");
+  if (!list.ok()) return list.status();
+  for (const v1::Deployment& d : list->deployments()) {
+    if (d.state() != v1::DEPLOYMENT_STATE_PENDING && d.state() != v1::DEPLOYMENT_STATE_DEPLOYING &&
+        d.state() != v1::DEPLOYMENT_STATE_LIVE) {
+      continue;
+    }
+    for (const v1::VolumeMount& m : d.spec().volumes()) {
+      if (m.volume_id() == volume.id()) return d;
+    }
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::vector<v1::Volume>> VolumesToDelete(pg::Tx& tx, const std::string& service_id,

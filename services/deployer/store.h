@@ -160,6 +160,11 @@ absl::Status AttachVolume(pg::Tx& tx, const std::string& id, const std::string& 
 absl::Status DetachVolumes(pg::Tx& tx, const std::string& instance_id);
 absl::Status MarkVolumeDeleting(pg::Tx& tx, const std::string& id);
 absl::Status MarkVolumeDeleted(pg::Tx& tx, const std::string& id);
+// Every volume in state DELETING, of any service.
+absl::StatusOr<std::vector<v1::Volume>> DeletingVolumes(pg::Tx& tx);
+// The live or in-progress deployment whose spec mounts `volume`, if any.
+absl::StatusOr<std::optional<v1::Deployment>> DeploymentMounting(pg::Tx& tx,
+                                                                 const v1::Volume& volume);
 // Volumes of the service in state DELETING, or not deleted when `all`.
 absl::StatusOr<std::vector<v1::Volume>> VolumesToDelete(pg::Tx& tx, const std::string& service_id,
                                                         bool all);

@@ -1,7 +1,10 @@
 #include "services/gateway/api.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <regex>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -155,6 +158,15 @@ json Time(int64_t unix_micros) {
   if (unix_micros <= 0) return nullptr;
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(unix_micros),
                           absl::UTCTimeZone());
+}
+
+int64_t Micros(const google::protobuf::Timestamp& t) {
+  using google::protobuf::util::TimeUtil;
+  return t.seconds() == 0 && t.nanos() == 0 ? 0 : TimeUtil::TimestampToMicroseconds(t);
+}
+
+std::string EnumText(const std::string& name, size_t prefix) {
+  return absl::AsciiStrToLower(name.substr(prefix));
 }
 
 }  // namespace c2d::gateway

@@ -5,6 +5,8 @@
 // absl/gRPC status codes to HTTP, and strict parsing of request bodies
 // (objects only, unknown fields and wrong types rejected, the field named).
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <initializer_list>
 #include <string>
 
@@ -51,5 +53,10 @@ absl::StatusOr<int> PageSize(const httpd::Request& req);
 
 // RFC 3339 in UTC with milliseconds, or null for an unset time.
 json Time(int64_t unix_micros);
+// A protobuf timestamp in microseconds; 0 when unset.
+int64_t Micros(const google::protobuf::Timestamp& t);
+// An enum value's name without its prefix, lower case:
+// EnumText("DEPLOYMENT_STATE_LIVE", 17) == "live".
+std::string EnumText(const std::string& name, size_t prefix);
 
 }  // namespace c2d::gateway

@@ -14,17 +14,6 @@
 namespace c2d::gateway {
 namespace {
 
-using google::protobuf::util::TimeUtil;
-
-int64_t Micros(const google::protobuf::Timestamp& t) {
-  return t.seconds() == 0 && t.nanos() == 0 ? 0 : TimeUtil::TimestampToMicroseconds(t);
-}
-
-// "DEPLOYMENT_STATE_LIVE" -> "live".
-std::string EnumText(const std::string& name, size_t prefix) {
-  return absl::AsciiStrToLower(name.substr(prefix));
-}
-
 json BuildJson(const v1::Build& b) {
   return {{"id", b.id()},
           {"state", EnumText(v1::BuildState_Name(b.state()), 12)},
@@ -167,7 +156,7 @@ httpd::Response Gateway::CreateDeployment(Call& c) {
   std::string commit;
   if (auto s = GetString(*body, "commit", "", &commit, 64); !s.ok()) return FromStatus(s);
   const Service& s = sp->first;
-  auto spec = Spec(s);
+  auto spec = Spec(s, c.request_id);
   if (!spec.ok()) return FromStatus(spec.status());
   v1::StartBuildRequest start;
   start.set_service_id(s.id);

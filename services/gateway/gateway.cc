@@ -53,6 +53,10 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("GET", "/v1/deployments/{id}/logs", &Gateway::DeploymentLogs, false);
   Add("GET", "/v1/services/{id}/logs", &Gateway::ServiceLogs, false);
   Add("GET", "/v1/services/{id}/instances", &Gateway::ListInstances, false);
+  Add("GET", "/v1/services/{id}/metrics", &Gateway::ServiceMetrics, false);
+  Add("POST", "/v1/services/{id}/volumes", &Gateway::CreateVolume, true);
+  Add("GET", "/v1/services/{id}/volumes", &Gateway::ListVolumes, false);
+  Add("DELETE", "/v1/volumes/{id}", &Gateway::DeleteVolume, true);
   Add("POST", "/v1/services/{id}/webhooks", &Gateway::CreateWebhook, true);
   Add("GET", "/v1/services/{id}/webhooks", &Gateway::ListWebhooks, false);
   Add("GET", "/v1/services/{id}/webhook-deliveries", &Gateway::ListDeliveries, false);
@@ -63,10 +67,17 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
     Add("GET", pattern, &Gateway::NotBuilt, false);
     Add("POST", pattern, &Gateway::NotBuilt, true);
   }
-  for (const char* pattern : {"/v1/domains/{id}", "/v1/databases/{id}"}) {
+  for (const char* pattern :
+       {"/v1/domains/{id}", "/v1/databases/{id}", "/v1/databases/{id}/links/{service}"}) {
     Add("DELETE", pattern, &Gateway::NotBuilt, true);
   }
+  for (const char* pattern :
+       {"/v1/databases/{id}/links", "/v1/databases/{id}/backups", "/v1/backups/{id}/restore",
+        "/v1/databases/{id}/rotate-credentials"}) {
+    Add("POST", pattern, &Gateway::NotBuilt, true);
+  }
   Add("GET", "/v1/databases/{id}", &Gateway::NotBuilt, false);
+  Add("GET", "/v1/databases/{id}/backups", &Gateway::NotBuilt, false);
   router_.Add("GET", "/v1/openapi.json", [](httpd::Request&) {
     httpd::Response r;
     r.headers.emplace_back("Content-Type", "application/json");

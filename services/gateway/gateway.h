@@ -84,6 +84,10 @@ class Gateway {
   httpd::Response ListInstances(Call& c);
   httpd::Response DeploymentLogs(Call& c);
   httpd::Response ServiceLogs(Call& c);
+  httpd::Response CreateVolume(Call& c);
+  httpd::Response ListVolumes(Call& c);
+  httpd::Response DeleteVolume(Call& c);
+  httpd::Response ServiceMetrics(Call& c);
   httpd::Response NotBuilt(Call& c);
   httpd::Response CreateWebhook(Call& c);
   httpd::Response ListWebhooks(Call& c);
@@ -98,7 +102,10 @@ class Gateway {
   httpd::Response Metrics(httpd::Request& req);
 
   // The release configuration of a service as it is now.
-  absl::StatusOr<v1::ServiceSpec> Spec(const Service& s);
+  absl::StatusOr<v1::ServiceSpec> Spec(const Service& s, const std::string& request_id);
+  // The service's volumes that releases mount (not being deleted).
+  absl::StatusOr<std::vector<v1::Volume>> ServiceVolumes(const std::string& service_id,
+                                                         const std::string& request_id);
   json ServiceJson(const Service& s) const;
   // Applies a service body (create or patch) onto `s`.
   absl::Status ApplyServiceBody(const json& body, Service* s, bool create);

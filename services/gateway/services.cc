@@ -156,9 +156,11 @@ absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create
   return rpc::ValidateServiceSpec(spec);
 }
 
-absl::StatusOr<v1::ServiceSpec> Gateway::Spec(const Service& s) {
+absl::StatusOr<v1::ServiceSpec> Gateway::Spec(const Service& s, const std::string& request_id) {
   auto env = pool_.Transact("env", [&](pg::Tx& tx) { return ListEnv(tx, s.id); });
   if (!env.ok()) return env.status();
+  auto volumes = ServiceVolumes(s.id, request_id);
+  if (!volumes.ok()) return volumes.status();
   v1::ServiceSpec spec;
   spec.set_service_id(s.id);
   spec.set_project_id(s.project_id);
@@ -169,6 +171,13 @@ absl::StatusOr<v1::ServiceSpec> Gateway::Spec(const Service& s) {
   *spec.mutable_run() = s.run;
   if (s.type == v1::SERVICE_TYPE_WEB) *spec.mutable_health_check() = s.health_check;
   for (v1::EnvVar& v : *env) *spec.add_env() = std::move(v);
+  for (const v1::Volume& v : *volumes) {
+    v1::VolumeMount* m = spec.add_volumes();
+    m->set_volume_id(v.id());
+    m->set_name(v.name());
+    m->set_mount_path(v.mount_path());
+    m->set_size_gb(v.size_gb());
+  }
   return spec;
 }
 
@@ -252,6 +261,16 @@ httpd::Response Gateway::PatchService(Call& c) {
   if (!body.ok()) return FromStatus(body.status());
   Service s = sp->first;
   if (auto st = ApplyServiceBody(*body, &s, /*create=*/false); !st.ok()) return FromStatus(st);
+  if (s.run.instance_count() > 1) {
+    auto volumes = ServiceVolumes(s.id, c.request_id);
+    if (!volumes.ok()) return FromStatus(volumes.status());
+    if (!volumes->empty()) {
+      return FromStatus(
+          FieldError("run.instance_count",
+                     absl::StrCat("must be 1 while the service has volumes (", (*volumes)[0].name(),
+                                  " is mounted by one instance)")));
+    }
+  }
   absl::Status st = pool_.Transact("update service", [&](pg::Tx& tx) -> absl::Status {
     C2D_RETURN_IF_ERROR(UpdateService(tx, s));
     return Audit(tx, {c.who.user_id, c.who.token_id, s.project_id, "service.update", s.id,

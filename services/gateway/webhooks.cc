@@ -194,7 +194,7 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
     r.status = 204;
     return r;
   }
-  auto spec = Spec(*service);
+  auto spec = Spec(*service, req.Header("x-request-id"));
   if (!spec.ok()) return FromStatus(spec.status());
   v1::StartBuildRequest start;
   start.set_service_id(service->id);

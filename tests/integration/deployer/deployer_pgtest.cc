@@ -725,10 +725,30 @@ TEST_CASE("a volume is mounted, outlives deploys, and is deleted only when unuse
     dr.set_id(volume.id());
     return f.stub().DeleteVolume(&c, dr, out);
   };
+  const fs::path dir = fs::path(f.config().local.volumes_dir) /
+                       absl::AsciiStrToLower(absl::StrCat("vol-", volume.id().substr(4)));
+  auto state = [&] {
+    grpc::ClientContext c;
+    v1::GetVolumeRequest g;
+    g.set_id(volume.id());
+    v1::Volume v;
+    REQUIRE(f.stub().GetVolume(&c, g, &v).ok());
+    return v.state();
+  };
+  // Deleted while the live release mounts it: the data stays while that
+  // release runs.
   v1::Volume out;
-  grpc::Status s = del(&out);
-  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CHECK_THAT(s.error_message(), Catch::Contains("is mounted by deployment"));
+  REQUIRE(del(&out).ok());
+  CHECK(out.state() == v1::VOLUME_STATE_DELETING);
+  CHECK(fs::exists(dir / "boots"));
+  // The next release, without it, goes live: then the data goes.
+  v1::DeployRequest without = f.Request(f.Image("v1"));
+  v1::Deployment third = f.WaitSettled(f.Deploy(without).id());
+  REQUIRE(third.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(WaitFor(30s, [&] { return state() == v1::VOLUME_STATE_DELETED; }));
+  CHECK(!fs::exists(dir));
+  REQUIRE(del(&out).ok());  // deleting again is a no-op
+  CHECK(out.state() == v1::VOLUME_STATE_DELETED);
 
   // Stopping the service: the release ends, the host is unknown again.
   grpc::ClientContext sc;
@@ -737,13 +757,22 @@ TEST_CASE("a volume is mounted, outlives deploys, and is deleted only when unuse
   stop.set_reason("test is over");
   v1::StopServiceResponse sr;
   REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
-  CHECK(WaitFor(20s, [&] { return f.Get(second.id()).state() == v1::DEPLOYMENT_STATE_STOPPED; }));
+  CHECK(WaitFor(20s, [&] { return f.Get(third.id()).state() == v1::DEPLOYMENT_STATE_STOPPED; }));
   CHECK(WaitFor(20s, [&] { return f.Instances().empty(); }));
   CHECK(WaitFor(5s, [&] { return f.ViaIngress("/", nullptr) == 404; }));
-  REQUIRE(del(&out).ok());
+  // A volume nothing mounts is destroyed at once.
+  cv.set_name("scratch");
+  cv.set_mount_path("/scratch");
+  grpc::ClientContext again;
+  v1::Volume scratch;
+  REQUIRE(f.stub().CreateVolume(&again, cv, &scratch).ok());
+  grpc::ClientContext dc;
+  v1::DeleteVolumeRequest dr;
+  dr.set_id(scratch.id());
+  grpc::Status deleted = f.stub().DeleteVolume(&dc, dr, &out);
+  INFO(deleted.error_message());
+  REQUIRE(deleted.ok());
   CHECK(out.state() == v1::VOLUME_STATE_DELETED);
-  CHECK(!fs::exists(fs::path(f.config().local.volumes_dir) /
-                    absl::AsciiStrToLower(absl::StrCat("vol-", volume.id().substr(4)))));
 }
 
 }  // namespace

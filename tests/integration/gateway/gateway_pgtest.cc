@@ -378,5 +378,72 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   CHECK(listening);
 }
 
+TEST_CASE("volumes over REST: mounted by the next deploy, deleted once unused", "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
+  testing::GitRepo repo({{"app.py", ReadFile(sample / "app.py")},
+                         {"Procfile", ReadFile(sample / "Procfile")},
+                         {"requirements.txt", ReadFile(sample / "requirements.txt")},
+                         {"VERSION", "1.0.0\n"}});
+  const std::string project =
+      api.Call("POST", "/v1/projects", t, json{{"name", "vols"}}).body["id"];
+  const std::string service = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"),
+                                       t, ServiceBody("hello", repo.path()))
+                                  .body["id"];
+  const std::string volumes = "/v1/services/" + service + "/volumes";
+  auto created = api.Call("POST", volumes, t, json{{"name", "data"}, {"mount_path", "/data"}});
+  REQUIRE(created.status == 201);
+  CHECK(created.body["state"] == "pending");
+  CHECK(created.body["size_gb"] == 1);
+  const std::string volume = created.body["id"];
+  CHECK(api.Call("POST", volumes, t, json{{"name", "data"}, {"mount_path", "/other"}}).status ==
+        409);
+  // A volume is mounted by one instance.
+  auto scale =
+      api.Call("PATCH", "/v1/services/" + service, t, json{{"run", {{"instance_count", 2}}}});
+  CHECK(scale.status == 400);
+  CHECK(scale.Field() == "run.instance_count");
+
+  auto deploy = [&] {
+    auto d = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
+    REQUIRE(d.status == 202);
+    auto events = api.Events("/v1/deployments/" + d.body["id"].get<std::string>() + "/logs", t);
+    REQUIRE(!events.empty());
+    return events.back().data.value("state", "");
+  };
+  REQUIRE(deploy() == "live");
+  auto state = [&] {
+    auto list = api.Call("GET", volumes, t);
+    return list.body["volumes"].size() == 1 ? list.body["volumes"][0].value("state", "") : "";
+  };
+  CHECK(state() == "attached");
+  const fs::path dir = fs::path(api.deployer().config().local.volumes_dir) /
+                       absl::AsciiStrToLower(absl::StrCat("vol-", volume.substr(4)));
+  CHECK(fs::is_directory(dir));
+
+  // Deleted while mounted: kept until a release without it is live.
+  auto deleted = api.Call("DELETE", "/v1/volumes/" + volume, t);
+  REQUIRE(deleted.status == 200);
+  CHECK(deleted.body["state"] == "deleting");
+  CHECK_THAT(deleted.body.value("note", ""), Catch::Contains("once a release without it"));
+  REQUIRE(deploy() == "live");
+  // Gone from the list, and its directory from the host.
+  CHECK(WaitFor(30s, [&] { return api.Call("GET", volumes, t).body["volumes"].empty(); }));
+  CHECK(!fs::exists(dir));
+  CHECK(api.Call("PATCH", "/v1/services/" + service, t, json{{"run", {{"instance_count", 2}}}})
+            .status == 200);
+  // With two instances, no new volume.
+  auto refused = api.Call("POST", volumes, t, json{{"name", "more"}, {"mount_path", "/more"}});
+  CHECK(refused.status == 409);
+  CHECK(refused.Field() == "run.instance_count");
+  CHECK(api.Call("DELETE", "/v1/volumes/vol_01ABCDEFGHJKMNPQRSTVWXYZ00", t).status == 404);
+  auto metrics = api.Call("GET", "/v1/services/" + service + "/metrics", t);
+  REQUIRE(metrics.status == 200);
+  CHECK(metrics.body["recent_deployments"]["count"] == 2);
+  CHECK(metrics.body["instances"]["healthy"].get<int>() >= 1);
+  CHECK(metrics.body["live_deployment_id"].is_string());
+}
+
 }  // namespace
 }  // namespace c2d

@@ -26,8 +26,8 @@ const std::set<std::string> kPublic = {"GET /healthz", "GET /readyz", "GET /metr
                                        "GET /v1/openapi.json",
                                        "POST /v1/webhooks/{provider}/{hook}"};
 
-// Alice's project with one service, one env var, one webhook and one
-// finished (failed) build, plus a member of each role.
+// Alice's project with one service, one env var, one webhook, one volume
+// and one finished (failed) build, plus a member of each role.
 struct Tenant {
   explicit Tenant(Api& api) : repo({{"README", "nothing to build here\n"}}) {
     const std::string& t = api.alice();
@@ -60,6 +60,10 @@ struct Tenant {
                        json{{"email", email}, {"role", role}})
                   .status == 201);
     }
+    auto v = api.Call("POST", "/v1/services/" + service + "/volumes", t,
+                      json{{"name", "data"}, {"mount_path", "/data"}});
+    REQUIRE(v.status == 201);
+    volume = v.body["id"];
     tokens["owner"] = t;
     alice_id = api.deployer().db().Scalar("SELECT id FROM users WHERE email = 'alice@example.com'");
     bob_id = api.deployer().db().Scalar("SELECT id FROM users WHERE email = 'bob@example.com'");
@@ -70,11 +74,12 @@ struct Tenant {
     std::string id = project;
     if (absl::StartsWith(pattern, "/v1/services/")) id = service;
     if (absl::StartsWith(pattern, "/v1/deployments/")) id = deployment;
+    if (absl::StartsWith(pattern, "/v1/volumes/")) id = volume;
     return absl::StrReplaceAll(pattern, {{"{id}", id}, {"{user}", alice_id}, {"{key}", "A"}});
   }
 
   testing::GitRepo repo;
-  std::string project, service, deployment, alice_id, bob_id;
+  std::string project, service, deployment, volume, alice_id, bob_id;
   std::map<std::string, std::string> tokens;  // role -> token
 };
 
@@ -100,10 +105,10 @@ TEST_CASE("every route refuses a missing or bad token and hides another tenant's
     CHECK(forged.status == 401);
     CHECK_THAT(forged.Error(), Catch::Contains("unknown, revoked or expired"));
     // Bob's view of Alice's ids: nothing there. Routes without an id of
-    // Alice's (his own project list, new projects, and the database and
-    // domain ids, which nobody can hold yet) have nothing to hide.
+    // Alice's (his own project list, new projects, and the database, backup
+    // and domain ids, which nobody can hold yet) have nothing to hide.
     if (pattern.find("{id}") == std::string::npos || absl::StartsWith(pattern, "/v1/databases/") ||
-        absl::StartsWith(pattern, "/v1/domains/")) {
+        absl::StartsWith(pattern, "/v1/backups/") || absl::StartsWith(pattern, "/v1/domains/")) {
       continue;
     }
     auto other = api.Call(method, path, api.bob(), body);
@@ -143,6 +148,7 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
       {"POST", "/v1/services/{id}/deployments", R"({"commit":7})", kDeveloper, 400},
       {"POST", "/v1/deployments/{id}/rollback", R"({"to":"x"})", kDeveloper, 400},
       {"POST", "/v1/services/{id}/webhooks", R"({"provider":"svn"})", kAdmin, 400},
+      {"POST", "/v1/services/{id}/volumes", R"({"name":"logs","mount_path":"/"})", kDeveloper, 400},
   };
   const auto before = api.Snapshot();
   for (const Mutation& m : mutations) {
@@ -168,13 +174,13 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
 
   // Every mutating route is in the matrix (or is one of the routes of
   // capabilities not built yet, or deletes what the end of this test does).
-  std::set<std::string> covered = {"POST /v1/projects", "DELETE /v1/services/{id}",
-                                   "DELETE /v1/projects/{id}"};
+  std::set<std::string> covered = {"POST /v1/projects", "DELETE /v1/volumes/{id}",
+                                   "DELETE /v1/services/{id}", "DELETE /v1/projects/{id}"};
   for (const Mutation& m : mutations) covered.insert(m.method + " " + m.pattern);
   for (const auto& [method, pattern] : api.router().Routes()) {
     const std::string route = method + " " + pattern;
     if (method == "GET" || kPublic.count(route) || absl::StrContains(pattern, "database") ||
-        absl::StrContains(pattern, "domain")) {
+        absl::StrContains(pattern, "backup") || absl::StrContains(pattern, "domain")) {
       continue;
     }
     INFO(route);
@@ -185,6 +191,9 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
   CHECK(api.Call("DELETE", acme.Path("/v1/services/{id}"), acme.tokens["developer"]).status == 403);
   CHECK(api.Call("DELETE", acme.Path("/v1/projects/{id}"), acme.tokens["admin"]).status == 403);
   CHECK(api.Snapshot() == before);
+  auto deleted = api.Call("DELETE", acme.Path("/v1/volumes/{id}"), acme.tokens["admin"]);
+  CHECK(deleted.status == 200);
+  CHECK(deleted.body["state"] == "deleted");  // nothing mounted it
   CHECK(api.Call("DELETE", acme.Path("/v1/services/{id}"), acme.tokens["admin"]).status == 204);
   CHECK(api.Call("GET", acme.Path("/v1/services/{id}"), acme.tokens["viewer"]).status == 404);
   CHECK(api.Call("DELETE", acme.Path("/v1/projects/{id}"), acme.tokens["owner"]).status == 204);
@@ -236,6 +245,12 @@ TEST_CASE("every body and query parameter is checked, and a refusal changes noth
        "/v1/services/{id}/deployments",
        {{R"({"commit":1})", "commit"}, {R"({"commit":"main"})", "commit"}}},
       {"POST", "/v1/deployments/{id}/rollback", {}},
+      {"POST",
+       "/v1/services/{id}/volumes",
+       {{R"({"name":"logs","mount_path":"/srv/../etc"})", "mount_path"},
+        {R"({"name":"logs","mount_path":"/logs","size_gb":"1"})", "size_gb"},
+        {R"({"name":"logs","mount_path":"/logs","size_gb":2000})", "size_gb"},
+        {R"({"name":"Logs","mount_path":"/logs"})", "name"}}},
       {"POST",
        "/v1/services/{id}/webhooks",
        {{R"({"provider":1})", "provider"},

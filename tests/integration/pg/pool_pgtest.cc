@@ -83,6 +83,23 @@ TEST_CASE("Read runs each statement in a transaction of its own", "[pg]") {
   CHECK(absl::IsInternal(bad));
 }
 
+TEST_CASE("two statements under one name are caught", "[pg]") {
+  testing::TestDatabase db;
+  auto pool = db.NewPool(2);
+  constexpr pg::Statement kOne{"test_same_name", "SELECT 1"};
+  constexpr pg::Statement kTwo{"test_same_name", "SELECT 2"};
+  auto run = [&](const pg::Statement& st) {
+    return pool->Read("same name", [&](pg::Tx& tx) -> absl::StatusOr<int> {
+      return tx.Exec(st)[0][0].as<int>();
+    });
+  };
+  REQUIRE(run(kOne).ok());
+  auto second = run(kTwo);
+  CHECK(absl::IsInternal(second.status()));
+  CHECK_THAT(std::string(second.status().message()),
+             Catch::Contains("two SQL statements are named test_same_name"));
+}
+
 TEST_CASE("a killed connection is replaced", "[pg]") {
   testing::TestDatabase db;
   pg::PoolOptions o;
