@@ -198,6 +198,18 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
   CHECK(api.Call("GET", acme.Path("/v1/services/{id}"), acme.tokens["viewer"]).status == 404);
   CHECK(api.Call("DELETE", acme.Path("/v1/projects/{id}"), acme.tokens["owner"]).status == 204);
   CHECK(api.Call("GET", acme.Path("/v1/projects/{id}"), acme.tokens["owner"]).status == 404);
+
+  // Every change made here is in the audit log: who, what, on which
+  // request, from where.
+  const std::string actions = api.deployer().db().Scalar(
+      "SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM audit_log WHERE "
+      "actor_user_id IS NOT NULL AND actor_token_id IS NOT NULL AND request_id LIKE 'req_%' AND "
+      "remote_addr = '127.0.0.1' AND project_id = '" +
+      acme.project + "'");
+  CHECK(actions ==
+        "deployment.create,env.update,member.set,project.create,project.delete,service.create,"
+        "service.delete,volume.create,volume.delete,webhook.create");
+  CHECK(api.deployer().db().Count("SELECT count(*) FROM audit_log WHERE request_id IS NULL") == 0);
 }
 
 TEST_CASE("every body and query parameter is checked, and a refusal changes nothing", "[gateway]") {
