@@ -53,6 +53,8 @@ absl::StatusOr<int> PageSize(const httpd::Request& req);
 
 // RFC 3339 in UTC with milliseconds, or null for an unset time.
 json Time(int64_t unix_micros);
+// The string, or null when it is empty (an optional field).
+inline json OrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 // A protobuf timestamp in microseconds; 0 when unset.
 int64_t Micros(const google::protobuf::Timestamp& t);
 // An enum value's name without its prefix, lower case:

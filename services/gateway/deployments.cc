@@ -22,8 +22,8 @@ json BuildJson(const v1::Build& b) {
           {"branch", b.source().branch()},
           {"image", b.image_digest().empty() ? json(nullptr)
                                              : json(b.image_repository() + "@" + b.image_digest())},
-          {"failure_reason", b.failure_reason().empty() ? json(nullptr) : json(b.failure_reason())},
-          {"deployment_id", b.deployment_id().empty() ? json(nullptr) : json(b.deployment_id())},
+          {"failure_reason", OrNull(b.failure_reason())},
+          {"deployment_id", OrNull(b.deployment_id())},
           {"created_at", Time(Micros(b.created_at()))},
           {"started_at", Time(Micros(b.started_at()))},
           {"finished_at", Time(Micros(b.finished_at()))}};
@@ -35,8 +35,8 @@ json DeploymentJson(const v1::Deployment& d) {
           {"build_id", d.build_id()},
           {"image", d.image_repository() + "@" + d.image_digest()},
           {"revision", d.spec().revision()},
-          {"rollback_of", d.rollback_of().empty() ? json(nullptr) : json(d.rollback_of())},
-          {"failure_reason", d.failure_reason().empty() ? json(nullptr) : json(d.failure_reason())},
+          {"rollback_of", OrNull(d.rollback_of())},
+          {"failure_reason", OrNull(d.failure_reason())},
           {"created_at", Time(Micros(d.created_at()))},
           {"started_at", Time(Micros(d.started_at()))},
           {"live_at", Time(Micros(d.live_at()))},
@@ -85,7 +85,7 @@ json EventJson(const v1::DeploymentEvent& e) {
   return {{"seq", e.seq()},
           {"time", Time(Micros(e.time()))},
           {"deployment_id", e.deployment_id()},
-          {"instance_id", e.instance_id().empty() ? json(nullptr) : json(e.instance_id())},
+          {"instance_id", OrNull(e.instance_id())},
           {"kind", e.kind()},
           {"message", e.message()}};
 }
@@ -226,10 +226,7 @@ httpd::Response Gateway::ListDeployments(Call& c) {
   }
   json items = json::array();
   for (const v1::Deployment& d : resp.deployments()) items.push_back(DeploymentJson(d));
-  return Json(200,
-              {{"deployments", items},
-               {"next_page_token",
-                resp.next_page_token().empty() ? json(nullptr) : json(resp.next_page_token())}});
+  return Json(200, {{"deployments", items}, {"next_page_token", OrNull(resp.next_page_token())}});
 }
 
 httpd::Response Gateway::GetDeployment(Call& c) {
@@ -476,9 +473,7 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
       (void)reader->Finish();
     }
     if (!sink.Closed()) {
-      sink.Send("end", "",
-                {{"state", final_state},
-                 {"deployment_id", deployment_id.empty() ? json(nullptr) : json(deployment_id)}});
+      sink.Send("end", "", {{"state", final_state}, {"deployment_id", OrNull(deployment_id)}});
     }
   });
 }

@@ -21,7 +21,7 @@ json VolumeJson(const v1::Volume& v) {
           {"size_gb", v.size_gb()},
           {"mount_path", v.mount_path()},
           {"state", EnumText(v1::VolumeState_Name(v.state()), 13)},
-          {"instance_id", v.instance_id().empty() ? json(nullptr) : json(v.instance_id())},
+          {"instance_id", OrNull(v.instance_id())},
           {"created_at", Time(Micros(v.created_at()))}};
 }
 
@@ -117,10 +117,7 @@ httpd::Response Gateway::ListVolumes(Call& c) {
   }
   json items = json::array();
   for (const v1::Volume& v : resp.volumes()) items.push_back(VolumeJson(v));
-  return Json(200,
-              {{"volumes", items},
-               {"next_page_token",
-                resp.next_page_token().empty() ? json(nullptr) : json(resp.next_page_token())}});
+  return Json(200, {{"volumes", items}, {"next_page_token", OrNull(resp.next_page_token())}});
 }
 
 httpd::Response Gateway::DeleteVolume(Call& c) {

@@ -92,10 +92,10 @@ httpd::Response Gateway::ListDeliveries(Call& c) {
                      {"provider", d.provider},
                      {"delivery_id", d.delivery_id},
                      {"event", d.event},
-                     {"ref", d.ref.empty() ? json(nullptr) : json(d.ref)},
-                     {"commit", d.commit_sha.empty() ? json(nullptr) : json(d.commit_sha)},
+                     {"ref", OrNull(d.ref)},
+                     {"commit", OrNull(d.commit_sha)},
                      {"outcome", d.outcome},
-                     {"build_id", d.build_id.empty() ? json(nullptr) : json(d.build_id)},
+                     {"build_id", OrNull(d.build_id)},
                      {"received_at", Time(absl::ToUnixMicros(d.received_at))}});
   }
   return Json(200, {{"deliveries", items}});

@@ -22,8 +22,6 @@
 
 namespace c2d::testing {
 
-std::string ReadFile(const std::filesystem::path& p);
-
 class Api {
  public:
   Api();
@@ -80,6 +78,10 @@ class Api {
   std::unique_ptr<httpd::Server> http_;
   std::string alice_, bob_;
 };
+
+// A git repository holding the bundled sample app (examples/hello-python)
+// at `version`.
+std::unique_ptr<GitRepo> SampleRepo(const std::string& version);
 
 // A service body with a fast health check.
 nlohmann::json ServiceBody(const std::string& name, const std::string& repo);

@@ -60,11 +60,8 @@ TEST_CASE("the CLI: login, create, deploy, follow logs, env, redeploy, roll back
           "[gateway][cli]") {
   Api api;
   Cli c2d(api);
-  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
-  testing::GitRepo repo({{"app.py", testing::ReadFile(sample / "app.py")},
-                         {"Procfile", testing::ReadFile(sample / "Procfile")},
-                         {"requirements.txt", testing::ReadFile(sample / "requirements.txt")},
-                         {"VERSION", "3.1.4\n"}});
+  auto sample = testing::SampleRepo("3.1.4");
+  const testing::GitRepo& repo = *sample;
   auto app = [&](const std::string& path) {
     auto r = http::Send(
         {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), path),

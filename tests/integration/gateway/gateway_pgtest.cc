@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Api;
-using testing::ReadFile;
 using testing::ServiceBody;
 using testing::WaitFor;
 
@@ -288,11 +287,8 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
           "[gateway]") {
   Api api;
   const std::string& t = api.alice();
-  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
-  testing::GitRepo repo({{"app.py", ReadFile(sample / "app.py")},
-                         {"Procfile", ReadFile(sample / "Procfile")},
-                         {"requirements.txt", ReadFile(sample / "requirements.txt")},
-                         {"VERSION", "1.0.0\n"}});
+  auto sample = testing::SampleRepo("1.0.0");
+  const testing::GitRepo& repo = *sample;
   const std::string project = api.Call("POST", "/v1/projects", t, json{{"name", "e2e"}}).body["id"];
   json body = ServiceBody("hello", repo.path());
   body["env"] = {{"GREETING", {{"value", "Hi"}, {"secret", false}}}};
@@ -381,11 +377,8 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
 TEST_CASE("volumes over REST: mounted by the next deploy, deleted once unused", "[gateway]") {
   Api api;
   const std::string& t = api.alice();
-  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
-  testing::GitRepo repo({{"app.py", ReadFile(sample / "app.py")},
-                         {"Procfile", ReadFile(sample / "Procfile")},
-                         {"requirements.txt", ReadFile(sample / "requirements.txt")},
-                         {"VERSION", "1.0.0\n"}});
+  auto sample = testing::SampleRepo("1.0.0");
+  const testing::GitRepo& repo = *sample;
   const std::string project =
       api.Call("POST", "/v1/projects", t, json{{"name", "vols"}}).body["id"];
   const std::string service = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"),
