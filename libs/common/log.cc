@@ -63,6 +63,8 @@ Level ParseLevel(absl::string_view text) {
   return Level::kInfo;
 }
 
+bool Enabled(Level level) { return level >= GlobalState().min_level; }
+
 void Write(Level level, absl::string_view msg, const nlohmann::json& fields) {
   State& s = GlobalState();
   if (level < s.min_level) return;

@@ -24,6 +24,8 @@ void Init(absl::string_view service, Level min_level = Level::kInfo);
 Level ParseLevel(absl::string_view text);
 
 void Write(Level level, absl::string_view msg, const nlohmann::json& fields);
+// Whether lines of `level` are written (to skip building their fields).
+bool Enabled(Level level);
 
 inline void Debug(absl::string_view msg, const nlohmann::json& fields = nlohmann::json::object()) {
   Write(Level::kDebug, msg, fields);

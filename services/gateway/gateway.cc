@@ -96,36 +96,49 @@ void Gateway::Add(const std::string& method, const std::string& pattern, Route r
     if (!who.ok()) return FromStatus(who.status());
     Call c{req, *who, req.Header("x-request-id")};
     log::Scope scope(nlohmann::json{{"request_id", c.request_id}});
-    const std::string key = req.Header("idempotency-key");
-    if (!mutation || key.empty()) return (this->*route)(c);
-    if (key.size() > 255) return Error(400, "invalid_argument", "Idempotency-Key is too long");
-    // The same key with the same request replays the stored answer.
-    const std::string sha =
-        crypto::Sha256Hex(absl::StrCat(req.method, " ", req.path, "\n", req.body));
-    auto begun = pool_.Transact("idempotency", [&](pg::Tx& tx) {
-      return BeginIdempotency(tx, c.who.user_id, key, req.method, req.path, sha);
-    });
-    if (absl::IsFailedPrecondition(begun.status())) {
-      return Error(422, "idempotency_key_reused", std::string(begun.status().message()));
+    httpd::Response r = Serve(c, route, mutation);
+    // The access log (C2D_LOG_LEVEL=debug): never a body, header or query.
+    if (log::Enabled(log::Level::kDebug)) {
+      log::Debug("request", {{"method", req.method},
+                             {"route", req.route},
+                             {"status", r.status},
+                             {"user_id", c.who.user_id}});
     }
-    if (!begun.ok()) return FromStatus(begun.status());
-    if (begun->has_value()) {
-      httpd::Response r;
-      r.status = (*begun)->status;
-      r.headers.emplace_back("Content-Type", "application/json");
-      r.headers.emplace_back("Idempotent-Replayed", "true");
-      r.body = (*begun)->body;
-      return r;
-    }
-    httpd::Response r = (this->*route)(c);
-    // Server errors are not stored: the client may retry them.
-    absl::Status s = pool_.Transact("idempotency", [&](pg::Tx& tx) {
-      return r.status >= 500 ? AbandonIdempotency(tx, c.who.user_id, key)
-                             : CompleteIdempotency(tx, c.who.user_id, key, r.status, r.body);
-    });
-    if (!s.ok()) log::Warn("cannot record an idempotent response", {{"error", s.ToString()}});
     return r;
   });
+}
+
+httpd::Response Gateway::Serve(Call& c, Route route, bool mutation) {
+  httpd::Request& req = c.req;
+  const std::string key = req.Header("idempotency-key");
+  if (!mutation || key.empty()) return (this->*route)(c);
+  if (key.size() > 255) return Error(400, "invalid_argument", "Idempotency-Key is too long");
+  // The same key with the same request replays the stored answer.
+  const std::string sha =
+      crypto::Sha256Hex(absl::StrCat(req.method, " ", req.path, "\n", req.body));
+  auto begun = pool_.Transact("idempotency", [&](pg::Tx& tx) {
+    return BeginIdempotency(tx, c.who.user_id, key, req.method, req.path, sha);
+  });
+  if (absl::IsFailedPrecondition(begun.status())) {
+    return Error(422, "idempotency_key_reused", std::string(begun.status().message()));
+  }
+  if (!begun.ok()) return FromStatus(begun.status());
+  if (begun->has_value()) {
+    httpd::Response r;
+    r.status = (*begun)->status;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.headers.emplace_back("Idempotent-Replayed", "true");
+    r.body = (*begun)->body;
+    return r;
+  }
+  httpd::Response r = (this->*route)(c);
+  // Server errors are not stored: the client may retry them.
+  absl::Status s = pool_.Transact("idempotency", [&](pg::Tx& tx) {
+    return r.status >= 500 ? AbandonIdempotency(tx, c.who.user_id, key)
+                           : CompleteIdempotency(tx, c.who.user_id, key, r.status, r.body);
+  });
+  if (!s.ok()) log::Warn("cannot record an idempotent response", {{"error", s.ToString()}});
+  return r;
 }
 
 httpd::Response Gateway::Handle(httpd::Request& req) { return router_.Dispatch(req); }

@@ -46,6 +46,9 @@ class Gateway {
   };
   using Route = httpd::Response (Gateway::*)(Call&);
   void Add(const std::string& method, const std::string& pattern, Route route, bool mutation);
+  // Runs an authenticated route, replaying or recording its answer under
+  // the request's Idempotency-Key when it is a mutation.
+  httpd::Response Serve(Call& c, Route route, bool mutation);
 
   absl::StatusOr<Principal> Authenticate(const httpd::Request& req);
   // The caller's project, if they hold at least `min` in it; NotFound for

@@ -1,13 +1,18 @@
 // The REST API end to end: tokens, the OpenAPI document, validation,
 // sealed env vars, tenants, webhooks, idempotency, and a deploy from git.
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/common/log.h"
 #include "libs/crypto/hash.h"
 #include "libs/http/client.h"
 #include "tests/integration/gateway/api_fixture.h"
@@ -106,8 +111,40 @@ TEST_CASE("projects and services: validation names the field and changes nothing
   CHECK(api.Call("GET", services, t).body["services"].size() == 1);
 }
 
+// What the process writes to stderr (where the log goes) while it lives.
+class StderrCapture {
+ public:
+  StderrCapture() : path_(fs::temp_directory_path() / absl::StrCat("c2d-stderr-", getpid())) {
+    std::fflush(stderr);
+    saved_ = dup(2);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+  }
+  ~StderrCapture() { Stop(); }
+  std::string Stop() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      dup2(saved_, 2);
+      close(saved_);
+      saved_ = -1;
+    }
+    std::ifstream in(path_);
+    std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    fs::remove(path_);
+    return out;
+  }
+
+ private:
+  fs::path path_;
+  int saved_ = -1;
+};
+
 TEST_CASE("env values are sealed, masked, revealed on request and audited", "[gateway]") {
   Api api;
+  log::Init("gateway", log::Level::kDebug);
+  StderrCapture log_lines;
   const std::string& t = api.alice();
   const std::string project =
       api.Call("POST", "/v1/projects", t, json{{"name", "envs"}}).body["id"];
@@ -140,6 +177,10 @@ TEST_CASE("env values are sealed, masked, revealed on request and audited", "[ga
   CHECK(api.Call("GET", env, t).body["env"].size() == 1);
   CHECK(api.Call("DELETE", env + "/API_KEY", t).status == 204);
   CHECK(api.Call("DELETE", env + "/API_KEY", t).status == 404);
+  // Whatever was logged meanwhile (debug included): never the value.
+  const std::string logged = log_lines.Stop();
+  CHECK(absl::StrContains(logged, "\"level\""));
+  CHECK(!absl::StrContains(logged, "s3cr3t"));
 }
 
 TEST_CASE("another tenant's ids answer 404 and a viewer cannot change anything", "[gateway]") {
