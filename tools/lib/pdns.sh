@@ -36,6 +36,7 @@ c2d::pdns_start() {
   (umask 077 && cat >"$dir/pdns.conf.new") <<EOF
 launch=gsqlite3
 gsqlite3-database=$dir/pdns.sqlite3
+gsqlite3-pragma-synchronous=1
 local-address=127.0.0.1
 local-port=$dns_port
 api=yes
