@@ -332,7 +332,27 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (sub == "show") {
-      Print(c.Call("GET", "/v1/services/" + ServiceId(c, arg(2, "SERVICE"))));
+      const json s = c.Call("GET", "/v1/services/" + ServiceId(c, arg(2, "SERVICE")));
+      if (as_json) return Print(s), 0;
+      const json& run = s["run"];
+      std::printf("%s (%s, %s)  revision %s\n", Str(s["name"]).c_str(), Str(s["type"]).c_str(),
+                  Str(s["id"]).c_str(), Str(s["revision"]).c_str());
+      if (s.contains("url")) std::printf("  url       %s\n", Str(s["url"]).c_str());
+      std::printf("  source    %s @ %s%s\n", Str(s["source"]["repo_url"]).c_str(),
+                  Str(s["source"]["branch"]).c_str(),
+                  s.value("auto_deploy", false) ? " (deploys on push)" : "");
+      std::printf("  build     %s\n", Str(s["build"]["strategy"]).c_str());
+      const std::string start = run.value("start_command", "");
+      std::printf("  run       %s instance(s), port %s, %s MB, %s millicores%s\n",
+                  Str(run["instance_count"]).c_str(), Str(run["port"]).c_str(),
+                  Str(run["memory_mb"]).c_str(), Str(run["cpu_millis"]).c_str(),
+                  start.empty() ? "" : (", start: " + start).c_str());
+      if (s.contains("health_check")) {
+        const json& h = s["health_check"];
+        std::printf("  health    GET %s every %ss (timeout %ss, grace %ss)\n",
+                    Str(h["path"]).c_str(), Str(h["interval_s"]).c_str(),
+                    Str(h["timeout_s"]).c_str(), Str(h["start_period_s"]).c_str());
+      }
       return 0;
     }
     if (sub != "list") Die("services: unknown subcommand " + sub + " (list, show or create)");

@@ -88,6 +88,11 @@ TEST_CASE("the CLI: login, create, deploy, follow logs, env, redeploy, roll back
                      "--port", "8080"});
   REQUIRE(created.code == 0);
   CHECK_THAT(created.output, Catch::Contains("created service hello (svc_"));
+  Run show = c2d({"services", "show", "shop/hello"});
+  CHECK(show.code == 0);
+  CHECK_THAT(show.output, Catch::Contains("hello (web, svc_"));
+  CHECK_THAT(show.output, Catch::Contains("1 instance(s), port 8080"));
+  CHECK_THAT(show.output, Catch::Contains("health    GET /health every"));
   REQUIRE(c2d({"env", "set", "shop/hello", "GREETING=Howdy", "--plain"}).code == 0);
 
   // Deploy: the build's and the release's progress, then the URL.
