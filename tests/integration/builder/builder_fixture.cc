@@ -32,6 +32,19 @@ std::string MustRun(const std::vector<std::string>& argv, const std::string& cwd
 
 }  // namespace
 
+std::unique_ptr<GitRepo> SampleRepo(const std::string& version) {
+  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
+  auto read = [&](const char* name) {
+    std::ifstream in(sample / name);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  return std::make_unique<GitRepo>(std::initializer_list<std::pair<std::string, std::string>>{
+      {"app.py", read("app.py")},
+      {"Procfile", read("Procfile")},
+      {"requirements.txt", read("requirements.txt")},
+      {"VERSION", version + "\n"}});
+}
+
 GitRepo::GitRepo(std::initializer_list<std::pair<std::string, std::string>> files) {
   const char* tmp = std::getenv("C2D_TEST_TMP");
   path_ = (fs::path(tmp ? tmp : "/tmp") / ids::New("repo")).string();

@@ -39,6 +39,10 @@ class GitRepo {
   std::string head_;
 };
 
+// A git repository holding the bundled sample app (examples/hello-python)
+// with `version` in its VERSION file.
+std::unique_ptr<GitRepo> SampleRepo(const std::string& version);
+
 struct BuilderOptions {
   std::chrono::milliseconds build_timeout{120'000};
   int keep_builds = 10;

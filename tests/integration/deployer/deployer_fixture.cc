@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -298,6 +299,51 @@ std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
           {"C2D_JOB_LEASE", "3s"},
           {"C2D_JOB_POLL_INTERVAL", "200ms"},
           {"C2D_SHUTDOWN_GRACE", "2s"}};
+}
+
+std::string Body(DeployerFixture& f, const std::string& path) {
+  std::string body;
+  return f.ViaIngress(path, &body) == 200 ? body : "";
+}
+
+std::multiset<std::string> Kinds(const std::vector<v1::DeploymentEvent>& events) {
+  std::multiset<std::string> out;
+  for (const auto& e : events) out.insert(e.kind());
+  return out;
+}
+
+bool HasEvent(const std::vector<v1::DeploymentEvent>& events, const std::string& kind) {
+  return Kinds(events).count(kind) > 0;
+}
+
+std::vector<v1::DeploymentEvent> ServiceEvents(DeployerFixture& f) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::StreamDeploymentEventsRequest req;
+  req.set_service_id(f.service_id());
+  auto reader = f.stub().StreamDeploymentEvents(&ctx, req);
+  std::vector<v1::DeploymentEvent> out;
+  v1::DeploymentEvent e;
+  while (reader->Read(&e)) out.push_back(e);
+  REQUIRE(reader->Finish().ok());
+  return out;
+}
+
+void CheckIngressMatches(DeployerFixture& f, const std::string& live_id) {
+  std::set<std::string> healthy;
+  for (const v1::Instance& i : f.Instances(false, live_id)) {
+    if (i.state() == v1::INSTANCE_STATE_HEALTHY)
+      healthy.insert(absl::StrCat(i.host(), ":", i.port()));
+  }
+  // (The read itself may meet a PowerDNS busy with the other tests' writes.)
+  auto listed = f.upstreams().Get(f.hostname());
+  for (int i = 0; i < 10 && !listed.ok() && !absl::IsNotFound(listed.status()); ++i) {
+    std::this_thread::sleep_for(500ms);
+    listed = f.upstreams().Get(f.hostname());
+  }
+  INFO(listed.status().ToString());
+  REQUIRE(listed.ok());
+  CHECK(std::set<std::string>(listed->begin(), listed->end()) == healthy);
 }
 
 }  // namespace c2d::testing

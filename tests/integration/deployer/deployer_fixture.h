@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,5 +109,16 @@ class DeployerFixture {
   std::unique_ptr<oci::Registry> registry_;
   std::string master_key_;
 };
+
+// What the fixture's ingress serves at `path` of its hostname ("" unless 200).
+std::string Body(DeployerFixture& f, const std::string& path = "/");
+// The kinds of `events`, and whether one of them is `kind`.
+std::multiset<std::string> Kinds(const std::vector<v1::DeploymentEvent>& events);
+bool HasEvent(const std::vector<v1::DeploymentEvent>& events, const std::string& kind);
+// Every event of the fixture's service, oldest first.
+std::vector<v1::DeploymentEvent> ServiceEvents(DeployerFixture& f);
+// Checks that the ingress lists exactly the healthy instances of the live
+// deployment `live_id`.
+void CheckIngressMatches(DeployerFixture& f, const std::string& live_id);
 
 }  // namespace c2d::testing

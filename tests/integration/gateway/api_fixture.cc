@@ -18,15 +18,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-namespace {
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-}  // namespace
-
 Api::Api() {
   builder_config_ = d_.BuilderConfig();
   const builder::Config& bc = builder_config_;
@@ -169,15 +160,6 @@ std::map<std::string, std::string> Api::Snapshot() {
         "SELECT coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM ", table, " t"));
   }
   return out;
-}
-
-std::unique_ptr<GitRepo> SampleRepo(const std::string& version) {
-  const fs::path sample = fs::path(C2D_SOURCE_DIR) / "examples/hello-python";
-  return std::make_unique<GitRepo>(std::initializer_list<std::pair<std::string, std::string>>{
-      {"app.py", ReadFile(sample / "app.py")},
-      {"Procfile", ReadFile(sample / "Procfile")},
-      {"requirements.txt", ReadFile(sample / "requirements.txt")},
-      {"VERSION", version + "\n"}});
 }
 
 json ServiceBody(const std::string& name, const std::string& repo) {

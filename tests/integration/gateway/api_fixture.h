@@ -79,10 +79,6 @@ class Api {
   std::string alice_, bob_;
 };
 
-// A git repository holding the bundled sample app (examples/hello-python)
-// at `version`.
-std::unique_ptr<GitRepo> SampleRepo(const std::string& version);
-
 // A service body with a fast health check.
 nlohmann::json ServiceBody(const std::string& name, const std::string& repo);
 
