@@ -167,10 +167,8 @@ httpd::Response Gateway::CreateDeployment(Call& c) {
   start.set_trigger(v1::BUILD_TRIGGER_API);
   start.set_requested_by(c.who.user_id);
   grpc::ClientContext ctx;
-  Context(ctx, c);
   // Resolving a branch head can take a git round trip.
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::max(config_.rpc_timeout, std::chrono::milliseconds(60'000)));
+  Context(ctx, c.request_id, std::max(config_.rpc_timeout, std::chrono::milliseconds(60'000)));
   v1::StartBuildResponse started;
   if (auto g = builder_->StartBuild(&ctx, start, &started); !g.ok()) {
     absl::Status st = rpc::FromGrpc(g);
@@ -410,9 +408,7 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
     // The build's log lines after `after_line`; false once the client has gone.
     auto build_log = [&](bool follow) {
       grpc::ClientContext ctx;
-      ctx.AddMetadata(rpc::kRequestIdKey, request_id);
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       (follow ? std::chrono::hours(2) : std::chrono::minutes(1)));
+      Context(ctx, request_id, follow ? std::chrono::hours(2) : std::chrono::minutes(1));
       CancelWhenClosed cancel(sink, ctx);
       v1::StreamBuildLogsRequest req;
       req.set_build_id(build_id);
@@ -434,7 +430,7 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
       v1::Build b;
       for (int i = 0; i < 60; ++i) {
         grpc::ClientContext g;
-        g.set_deadline(std::chrono::system_clock::now() + config_.rpc_timeout);
+        Context(g, request_id);
         v1::GetBuildRequest get;
         get.set_id(build_id);
         if (!builder_->GetBuild(&g, get, &b).ok()) break;
@@ -453,8 +449,7 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
     }
     if (!deployment_id.empty()) {
       grpc::ClientContext ctx;
-      ctx.AddMetadata(rpc::kRequestIdKey, request_id);
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(2));
+      Context(ctx, request_id, std::chrono::hours(2));
       CancelWhenClosed cancel(sink, ctx);
       v1::StreamDeploymentEventsRequest req;
       req.set_deployment_id(deployment_id);
@@ -496,8 +491,7 @@ httpd::Response Gateway::ServiceLogs(Call& c) {
   const std::string service_id = sp->first.id, request_id = c.request_id;
   return StreamResponse([=, this](EventSink& sink) {
     grpc::ClientContext ctx;
-    ctx.AddMetadata(rpc::kRequestIdKey, request_id);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(24));
+    Context(ctx, request_id, std::chrono::hours(24));
     CancelWhenClosed cancel(sink, ctx);
     v1::StreamRuntimeLogsRequest req;
     req.set_service_id(service_id);

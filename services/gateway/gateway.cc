@@ -213,9 +213,11 @@ absl::Status Gateway::AuditMutation(Call& c, const std::string& project_id,
   });
 }
 
-void Gateway::Context(grpc::ClientContext& ctx, const Call& c) const {
-  ctx.set_deadline(std::chrono::system_clock::now() + config_.rpc_timeout);
-  ctx.AddMetadata(rpc::kRequestIdKey, c.request_id);
+void Gateway::Context(grpc::ClientContext& ctx, const std::string& request_id,
+                      std::chrono::milliseconds timeout) const {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   (timeout.count() > 0 ? timeout : config_.rpc_timeout));
+  ctx.AddMetadata(rpc::kRequestIdKey, request_id);
 }
 
 httpd::Response Gateway::NotBuilt(Call& c) {

@@ -60,7 +60,11 @@ class Gateway {
                                                                Role min);
   absl::Status AuditMutation(Call& c, const std::string& project_id, const std::string& action,
                              const std::string& resource_id, json details = json::object());
-  void Context(grpc::ClientContext& ctx, const Call& c) const;
+  // A call to another service: its deadline (the configured one unless
+  // `timeout` is given) and the request id.
+  void Context(grpc::ClientContext& ctx, const std::string& request_id,
+               std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const;
+  void Context(grpc::ClientContext& ctx, const Call& c) const { Context(ctx, c.request_id); }
 
   // Routes.
   httpd::Response CreateProject(Call& c);

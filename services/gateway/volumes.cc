@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
-#include "libs/rpc/server.h"
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "services/gateway/gateway.h"
@@ -41,8 +40,7 @@ absl::StatusOr<std::vector<v1::Volume>> Gateway::ServiceVolumes(const std::strin
   req.mutable_page()->set_page_size(100);
   for (;;) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + config_.rpc_timeout);
-    ctx.AddMetadata(rpc::kRequestIdKey, request_id);
+    Context(ctx, request_id);
     v1::ListVolumesResponse resp;
     if (auto g = deployer_->ListVolumes(&ctx, req, &resp); !g.ok()) return rpc::FromGrpc(g);
     for (v1::Volume& v : *resp.mutable_volumes()) {

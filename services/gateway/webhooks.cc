@@ -205,8 +205,7 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
   start.set_trigger(v1::BUILD_TRIGGER_WEBHOOK);
   start.set_requested_by(hook_id);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + config_.rpc_timeout);
-  ctx.AddMetadata(rpc::kRequestIdKey, request_id);
+  Context(ctx, request_id);
   v1::StartBuildResponse started;
   if (auto g = builder_->StartBuild(&ctx, start, &started); !g.ok()) {
     // Forget the delivery, so the sender's retry can start the build.
