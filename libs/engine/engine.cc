@@ -1,8 +1,12 @@
 #include "libs/engine/engine.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "libs/http/client.h"
 #include "nlohmann/json.hpp"
 
@@ -58,10 +62,20 @@ std::optional<absl::Time> ParseTime(const json& j) {
 // build, push and pull: "stream"/"status" lines go to on_log, an "error"
 // ends it. Returns the first error message, if any, and collects aux IDs.
 struct JsonStream {
+  // A line of "stream" output longer than this is passed on in pieces.
+  static constexpr size_t kMaxPartial = 64 * 1024;
   const LogFn* on_log = nullptr;
   std::string error;
   std::string aux_id;
+  std::string partial;  // "stream" text after its last newline
   http::LineSplitter splitter{[this](absl::string_view line) { return OnLine(line); }};
+
+  // Ends the stream: what is left of a partial line goes out.
+  void Finish() {
+    splitter.Finish();
+    if (!partial.empty()) Emit(partial);
+    partial.clear();
+  }
 
   bool OnLine(absl::string_view line) {
     if (line.empty()) return true;
@@ -78,21 +92,27 @@ struct JsonStream {
     if (j.contains("aux") && j["aux"].is_object() && j["aux"].contains("ID")) {
       aux_id = j["aux"]["ID"].get<std::string>();
     }
-    for (const char* key : {"stream", "status"}) {
-      if (j.contains(key) && j[key].is_string()) {
-        std::string text = j[key].get<std::string>();
-        if (j.contains("progress") && j["progress"].is_string()) {
-          absl::StrAppend(&text, " ", j["progress"].get<std::string>());
-        }
-        // A "stream" chunk may hold several lines or a partial one.
-        size_t start = 0;
-        while (start < text.size()) {
-          size_t nl = text.find('\n', start);
-          if (nl == std::string::npos) nl = text.size();
-          if (nl > start) Emit(absl::string_view(text).substr(start, nl - start));
-          start = nl + 1;
-        }
+    if (j.contains("stream") && j["stream"].is_string()) {
+      // A "stream" chunk is whatever one write of a build step held: several
+      // lines, or part of one, continued by the next chunk.
+      partial += j["stream"].get<std::string>();
+      size_t start = 0;
+      for (size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+        if (nl > start) Emit(absl::string_view(partial).substr(start, nl - start));
       }
+      partial.erase(0, start);
+      if (partial.size() > kMaxPartial) {
+        Emit(partial);
+        partial.clear();
+      }
+    }
+    if (j.contains("status") && j["status"].is_string()) {
+      // Push and pull progress: one line each.
+      std::string text = j["status"].get<std::string>();
+      if (j.contains("progress") && j["progress"].is_string()) {
+        absl::StrAppend(&text, " ", j["progress"].get<std::string>());
+      }
+      for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) Emit(line);
     }
     return true;
   }
@@ -174,6 +194,19 @@ absl::Status Engine::Ping() const {
 
 absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
                                           const BuildOptions& options) const {
+  size_t at = 0;
+  auto read = [&](char* buf, size_t n) -> absl::StatusOr<size_t> {
+    size_t k = std::min(n, context_tar.size() - at);
+    std::memcpy(buf, context_tar.data() + at, k);
+    at += k;
+    return k;
+  };
+  return Build(read, static_cast<int64_t>(context_tar.size()), options);
+}
+
+absl::StatusOr<std::string> Engine::Build(
+    const std::function<absl::StatusOr<size_t>(char*, size_t)>& read_context, int64_t context_size,
+    const BuildOptions& options) const {
   json args = json::object(), labels = json::object();
   for (const auto& [k, v] : options.build_args) args[k] = v;
   for (const auto& [k, v] : options.labels) labels[k] = v;
@@ -198,13 +231,14 @@ absl::StatusOr<std::string> Engine::Build(const std::string& context_tar,
                     .url = Url(query),
                     .headers = {{"Content-Type", "application/x-tar"},
                                 {"X-Registry-Config", http::Base64Url(registries.dump())}},
-                    .body = context_tar,
+                    .body_reader = read_context,
+                    .body_size = context_size,
                     .unix_socket = socket_,
                     .timeout = options.timeout,
                     .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); },
                     .cancel = options.cancel};
   auto r = http::Send(req);
-  stream.splitter.Finish();
+  stream.Finish();
   if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -243,7 +277,7 @@ absl::Status Engine::Push(const std::string& repo, const std::string& tag, const
                     .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); },
                     .cancel = cancel};
   auto r = http::Send(req);
-  stream.splitter.Finish();
+  stream.Finish();
   if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) return HttpError(absl::StrCat("push ", repo, ":", tag), *r);
   if (!stream.error.empty()) {
@@ -263,7 +297,7 @@ absl::Status Engine::Pull(const std::string& reference, const RegistryAuth& auth
       .timeout = timeout,
       .on_body = [&](absl::string_view chunk) { return stream.splitter.Feed(chunk); }};
   auto r = http::Send(req);
-  stream.splitter.Finish();
+  stream.Finish();
   if (!r.ok()) return Unreachable(r.status());
   if (r->status / 100 != 2) return HttpError(absl::StrCat("pull ", reference), *r);
   if (!stream.error.empty()) {

@@ -100,9 +100,17 @@ class Engine {
 
   absl::Status Ping() const;
 
-  // Builds `context_tar` (a tar of the build context). Returns the image id.
-  // A failing step yields FailedPrecondition with the engine's message (the
-  // whole output went to on_log); DeadlineExceeded/Cancelled otherwise.
+  // Builds a tar of the build context, streamed from `read_context` (see
+  // http::Request::body_reader) as the engine takes it: `context_size` bytes.
+  // Returns the image id. A failing step yields FailedPrecondition with the
+  // engine's message (the whole output went to on_log);
+  // DeadlineExceeded/Cancelled otherwise. Output lines reach on_log whole: a
+  // line written in pieces is held until it ends (or reaches 64 KiB), so a
+  // value printed in two writes is still one line to redact.
+  absl::StatusOr<std::string> Build(
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>& read_context,
+      int64_t context_size, const BuildOptions& options) const;
+  // The same with the whole tar in memory (small contexts).
   absl::StatusOr<std::string> Build(const std::string& context_tar,
                                     const BuildOptions& options) const;
   absl::Status Tag(const std::string& image, const std::string& repo, const std::string& tag) const;

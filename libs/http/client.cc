@@ -20,7 +20,18 @@ struct Exchange {
   const Request* request;
   Response* response;
   bool aborted_by_callback = false;
+  absl::Status read_error;  // what made body_reader stop the upload
 };
+
+size_t OnUpload(char* buf, size_t size, size_t n, void* user) {
+  auto* ex = static_cast<Exchange*>(user);
+  auto got = ex->request->body_reader(buf, size * n);
+  if (!got.ok()) {
+    ex->read_error = got.status();
+    return CURL_READFUNC_ABORT;
+  }
+  return *got;
+}
 
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   auto* ex = static_cast<Exchange*>(user);
@@ -82,8 +93,13 @@ absl::StatusOr<Response> Send(const Request& request) {
   if (!request.unix_socket.empty()) {
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, request.unix_socket.c_str());
   }
-  if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
-      request.method == "PATCH") {
+  if (request.body_reader) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);  // reads the body; CUSTOMREQUEST keeps the method
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, OnUpload);
+    curl_easy_setopt(c, CURLOPT_READDATA, &ex);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body_size));
+  } else if (!request.body.empty() || request.method == "POST" || request.method == "PUT" ||
+             request.method == "PATCH") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
   }
@@ -113,6 +129,10 @@ absl::StatusOr<Response> Send(const Request& request) {
 
   CURLcode rc = curl_easy_perform(c);
   const std::string what = absl::StrCat(request.method, " ", request.url);
+  if (rc != CURLE_OK && !ex.read_error.ok()) {
+    return absl::Status(ex.read_error.code(),
+                        absl::StrCat(what, ": reading the body: ", ex.read_error.message()));
+  }
   if (rc != CURLE_OK) {
     std::string detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
     switch (rc) {

@@ -25,6 +25,12 @@ struct Request {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When set, the request body comes from here instead of `body`, read as it
+  // is sent (Content-Length `body_size`): the reader fills up to n bytes of
+  // buf and returns how many (0 only at the end), or an error, which aborts
+  // the exchange with that error.
+  std::function<absl::StatusOr<size_t>(char* buf, size_t n)> body_reader;
+  int64_t body_size = 0;
   // Connect through this unix socket instead of TCP (the URL's host is then
   // only the Host header), e.g. a container engine's API socket.
   std::string unix_socket;

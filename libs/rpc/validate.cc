@@ -4,10 +4,13 @@
 #include <regex>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "libs/common/ids.h"
+#include "libs/rpc/repo_url.h"
 
 namespace c2d::rpc {
 
@@ -35,11 +38,19 @@ std::string F(absl::string_view prefix, absl::string_view field) {
   return absl::StrCat(prefix, field);
 }
 
-// A relative path without ".." components (root_dir, dockerfile_path).
-bool SafeRelative(const std::string& p) {
-  if (absl::StartsWith(p, "/") || p.size() > 1024) return false;
-  for (absl::string_view part : absl::StrSplit(p, '/')) {
-    if (part == "..") return false;
+// A plain relative path inside a checkout (root_dir, dockerfile_path): no
+// leading '/', no "." or ".." components, no empty ones, no control
+// characters or '\\'. Symlinks are the builder's to check, in the checkout.
+bool PlainRelative(const std::string& p) {
+  if (p.size() > 1024 || absl::StartsWith(p, "/")) return false;
+  for (char c : p) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\') return false;
+  }
+  absl::string_view rest = p;
+  absl::ConsumeSuffix(&rest, "/");  // "app/" names the directory "app"
+  if (p.empty()) return true;
+  for (absl::string_view part : absl::StrSplit(rest, '/')) {
+    if (part == ".." || part == "." || part.empty()) return false;
   }
   return true;
 }
@@ -102,12 +113,16 @@ bool IsCommitSha(absl::string_view s) {
   return true;
 }
 
-absl::Status ValidateSource(const v1::Source& src, absl::string_view prefix) {
+absl::Status ValidateSource(const v1::Source& src, absl::string_view prefix,
+                            absl::string_view local_repo_root) {
   if (src.repo_url().empty() || src.repo_url().size() > 2048) {
     return InvalidField(F(prefix, "repo_url"), "must be 1 to 2048 characters");
   }
   if (absl::StartsWith(src.repo_url(), "-")) {
     return InvalidField(F(prefix, "repo_url"), "must not start with '-'");
+  }
+  if (auto url = ParseRepoUrl(src.repo_url(), local_repo_root); !url.ok()) {
+    return InvalidField(F(prefix, "repo_url"), url.status().message());
   }
   if (!src.branch().empty() && !ValidBranch(src.branch())) {
     return InvalidField(F(prefix, "branch"), "is not a valid git branch name");
@@ -116,15 +131,23 @@ absl::Status ValidateSource(const v1::Source& src, absl::string_view prefix) {
     return InvalidField(F(prefix, "commit"),
                         "must be a full commit id (40 or 64 lower-case hex characters)");
   }
-  if (!SafeRelative(src.root_dir())) {
-    return InvalidField(F(prefix, "root_dir"), "must be a relative path without '..'");
+  if (!PlainRelative(src.root_dir())) {
+    return InvalidField(F(prefix, "root_dir"),
+                        "must be a plain relative path (no leading '/', no '.' or '..')");
   }
   return absl::OkStatus();
 }
 
 absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::string_view prefix) {
-  if (!SafeRelative(settings.dockerfile_path())) {
-    return InvalidField(F(prefix, "dockerfile_path"), "must be a relative path without '..'");
+  const std::string& dockerfile = settings.dockerfile_path();
+  if (!PlainRelative(dockerfile) || absl::EndsWith(dockerfile, "/")) {
+    return InvalidField(F(prefix, "dockerfile_path"),
+                        "must be a plain relative path to a file (no leading '/', no '.' or '..')");
+  }
+  // The engine runs the C preprocessor over Containerfiles named *.in, which
+  // would let #include read the engine's host.
+  if (absl::EndsWith(absl::AsciiStrToLower(dockerfile), ".in")) {
+    return InvalidField(F(prefix, "dockerfile_path"), "must not end in \".in\"");
   }
   if (settings.build_command().size() > 4096) {
     return InvalidField(F(prefix, "build_command"), "must be at most 4096 characters");

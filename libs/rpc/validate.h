@@ -28,10 +28,14 @@ bool ValidMountPath(absl::string_view path);
 // A full commit id: 40 or 64 lower-case hex characters.
 bool IsCommitSha(absl::string_view s);
 
-// Where code comes from: repository URL, branch (git's rules), commit (full
-// id or empty), root_dir (relative, no ".."). Field names start with `prefix`.
-absl::Status ValidateSource(const v1::Source& source, absl::string_view prefix);
-// dockerfile_path relative without "..", build_command at most 4 KiB.
+// Where code comes from: repository URL (see repo_url.h; local paths only
+// below `local_repo_root`, none when it is empty), branch (git's rules),
+// commit (full id or empty), root_dir (plain relative path). Field names
+// start with `prefix`.
+absl::Status ValidateSource(const v1::Source& source, absl::string_view prefix,
+                            absl::string_view local_repo_root);
+// dockerfile_path a plain relative path not ending in ".in", build_command at
+// most 4 KiB.
 absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::string_view prefix);
 // A release's configuration as the deployer runs it: ids and names, type,
 // run settings (instance_count 1-20, exactly 1 with volumes), the health

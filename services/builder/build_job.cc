@@ -1,7 +1,6 @@
 #include "services/builder/build_job.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +20,7 @@
 #include "services/builder/build_store.h"
 #include "services/builder/detect.h"
 #include "services/builder/git.h"
+#include "services/builder/paths.h"
 
 namespace c2d::builder {
 namespace {
@@ -253,13 +253,14 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     absl::Time t = absl::Now();
     blog.System(absl::StrCat("==> clone ", RedactUrl(build.source().repo_url()), " at ",
                              build.commit_sha().substr(0, 12)));
-    GitOptions git{.timeout = std::min(config_.git_timeout, remaining()),
+    GitOptions git{.local_repo_root = config_.local_repo_root,
+                   .timeout = std::min(config_.git_timeout, remaining()),
                    .cancel = cancel,
                    .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }};
     const fs::path checkout = work.path / "src";
     absl::Status s = CheckoutCommit(build.source().repo_url(), build.commit_sha(), checkout, git);
     if (!s.ok()) {
-      outcome = absl::IsNotFound(s) || absl::IsFailedPrecondition(s)
+      outcome = absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s)
                     ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
                     : judge(s, "clone failed");
       break;
@@ -274,12 +275,13 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
 
     // ---- detect
     t = absl::Now();
-    const fs::path app_dir = checkout / build.source().root_dir();
-    if (!fs::is_directory(app_dir)) {
-      outcome = Outcome{Outcome::kFailed, absl::StrCat("root_dir \"", build.source().root_dir(),
-                                                       "\" is not a directory in the repository")};
+    auto app_dir_or =
+        ResolveInside(checkout, build.source().root_dir(), PathKind::kDirectory, "root_dir");
+    if (!app_dir_or.ok()) {
+      outcome = Outcome{Outcome::kFailed, std::string(app_dir_or.status().message())};
       break;
     }
+    const fs::path app_dir = *app_dir_or;
     auto plan =
         PlanBuild({.app_dir = app_dir.string(),
                    .auto_strategy = build.settings().strategy() != v1::BUILD_STRATEGY_DOCKERFILE,
@@ -293,7 +295,6 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     }
     blog.System(absl::StrCat("    ", plan->reason));
     if (!plan->generated.empty()) {
-      std::ofstream(app_dir / plan->dockerfile) << plan->generated;
       blog.System("    generated Dockerfile:");
       for (absl::string_view line : absl::StrSplit(plan->generated, '\n', absl::SkipEmpty())) {
         blog.System(absl::StrCat("      ", line));
@@ -304,12 +305,16 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     // ---- build
     t = absl::Now();
     blog.System("==> build");
-    engine::TarWriter tar;
-    s = tar.AddTree(app_dir.string(), config_.max_context_bytes);
-    if (!s.ok()) {
-      outcome = Outcome{Outcome::kFailed, std::string(s.message())};
+    // The generated Dockerfile goes into the archive, not the checkout,
+    // where a symlink of that name could point anywhere.
+    std::map<std::string, std::string> generated;
+    if (!plan->generated.empty()) generated[plan->dockerfile] = plan->generated;
+    auto tar = engine::TreeTar::Open(app_dir.string(), config_.max_context_bytes, generated);
+    if (!tar.ok()) {
+      outcome = Outcome{Outcome::kFailed, std::string(tar.status().message())};
       break;
     }
+    blog.System(absl::StrCat("    context: ", Bytes((*tar)->size())));
     const std::string tag_build = absl::StrCat(repository, ":", build_id);
     const std::string cgroup = absl::StrCat("/c2d-build-", build_id);
     // Generated Dockerfiles start FROM a stack image c2d knows: make sure the
@@ -329,15 +334,16 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
         break;
       }
     }
-    auto image = engine_.Build(tar.Finish(),
-                               {.tag = tag_build,
-                                .dockerfile = plan->dockerfile,
-                                .memory_bytes = config_.build_memory_bytes,
-                                .registries = std::move(registries),
-                                .cgroup_parent = cgroup,
-                                .timeout = remaining(),
-                                .cancel = cancel,
-                                .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
+    auto image =
+        engine_.Build([&](char* buf, size_t n) { return (*tar)->Read(buf, n); }, (*tar)->size(),
+                      {.tag = tag_build,
+                       .dockerfile = plan->dockerfile,
+                       .memory_bytes = config_.build_memory_bytes,
+                       .registries = std::move(registries),
+                       .cgroup_parent = cgroup,
+                       .timeout = remaining(),
+                       .cancel = cancel,
+                       .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
     // Whatever the outcome, no step of this build may go on running.
     int killed = 0;
     if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {

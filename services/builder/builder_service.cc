@@ -23,7 +23,8 @@ bool IsFinal(v1::BuildState s) {
 
 }  // namespace
 
-absl::Status ValidateStartBuild(const v1::StartBuildRequest& r) {
+absl::Status ValidateStartBuild(const v1::StartBuildRequest& r,
+                                const std::string& local_repo_root) {
   if (!ids::Valid(r.service_id(), "svc"))
     return rpc::InvalidField("service_id", "is not a service id");
   const v1::ServiceSpec& spec = r.spec();
@@ -35,7 +36,8 @@ absl::Status ValidateStartBuild(const v1::StartBuildRequest& r) {
     return rpc::InvalidField("spec.project_name", rpc::kNameRule);
   if (!rpc::ValidName(spec.service_name()))
     return rpc::InvalidField("spec.service_name", rpc::kNameRule);
-  if (absl::Status s = rpc::ValidateSource(r.source(), "source."); !s.ok()) return s;
+  if (absl::Status s = rpc::ValidateSource(r.source(), "source.", local_repo_root); !s.ok())
+    return s;
   return rpc::ValidateBuildSettings(r.settings(), "settings.");
 }
 
@@ -46,7 +48,8 @@ grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
                                             const v1::StartBuildRequest* request,
                                             v1::StartBuildResponse* response) {
   log::Scope scope(nlohmann::json{{"request_id", rpc::RequestId(*context)}});
-  if (auto s = ValidateStartBuild(*request); !s.ok()) return rpc::ToGrpc(s);
+  if (auto s = ValidateStartBuild(*request, config_.local_repo_root); !s.ok())
+    return rpc::ToGrpc(s);
   NewBuild build;
   build.id = ids::New("bld");
   build.request = *request;
@@ -60,7 +63,9 @@ grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
   build.commit_sha = src->commit();
   std::string resolve_error;
   if (build.commit_sha.empty()) {
-    auto head = ResolveBranch(src->repo_url(), src->branch(), {.timeout = config_.git_timeout});
+    auto head =
+        ResolveBranch(src->repo_url(), src->branch(),
+                      {.local_repo_root = config_.local_repo_root, .timeout = config_.git_timeout});
     if (head.ok()) {
       build.commit_sha = *head;
     } else {

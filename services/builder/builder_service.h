@@ -37,6 +37,7 @@ class BuilderServiceImpl final : public v1::BuilderService::Service {
 };
 
 // Validates a StartBuildRequest field by field; InvalidArgument names the field.
-absl::Status ValidateStartBuild(const v1::StartBuildRequest& request);
+absl::Status ValidateStartBuild(const v1::StartBuildRequest& request,
+                                const std::string& local_repo_root);
 
 }  // namespace c2d::builder

@@ -29,6 +29,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   }
   c.registry_user = env::GetString("C2D_REGISTRY_USER", "");
   c.registry_password = env::GetString("C2D_REGISTRY_PASSWORD", "");
+  c.local_repo_root = env::GetString("C2D_LOCAL_REPO_ROOT", "");
   c.work_dir = env::GetString("C2D_BUILD_WORK_DIR",
                               (std::filesystem::temp_directory_path() / "c2d-builds").string());
   C2D_ASSIGN_OR_RETURN(c.build_timeout,

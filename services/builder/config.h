@@ -19,6 +19,9 @@ struct Config {
   std::string registry_user;      // C2D_REGISTRY_USER
   std::string registry_password;  // C2D_REGISTRY_PASSWORD
   std::string work_dir;           // C2D_BUILD_WORK_DIR: checkouts live here while building
+  // C2D_LOCAL_REPO_ROOT: local repositories below it may be built (the
+  // bundled sample, tests); empty, the default: only remote URLs.
+  std::string local_repo_root;
   std::chrono::milliseconds build_timeout{15 * 60 * 1000};  // C2D_BUILD_TIMEOUT
   std::chrono::milliseconds git_timeout{2 * 60 * 1000};     // C2D_GIT_TIMEOUT
   int64_t build_memory_bytes = int64_t{2} << 30;            // C2D_BUILD_MEMORY_MB (2048)

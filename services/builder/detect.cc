@@ -1,8 +1,8 @@
 #include "services/builder/detect.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -10,24 +10,27 @@
 #include "absl/strings/str_split.h"
 #include "libs/common/env.h"
 #include "nlohmann/json.hpp"
+#include "services/builder/paths.h"
 
 namespace c2d::builder {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string Read(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+// A regular file `name` in the app (symlinks leading outside do not count).
+bool Exists(const std::string& dir, const char* name) {
+  return ResolveInside(dir, name, PathKind::kRegularFile, "file").ok();
 }
 
-bool Exists(const std::string& dir, const char* name) { return fs::exists(fs::path(dir) / name); }
+// Anything named `name` in the app, a dangling or escaping symlink included.
+bool Present(const std::string& dir, const char* name) {
+  struct stat st {};
+  return lstat((fs::path(dir) / name).c_str(), &st) == 0;
+}
 
 // The command of the Procfile's `web:` line, if any.
 std::string ProcfileWeb(const std::string& dir) {
-  for (absl::string_view line : absl::StrSplit(Read(fs::path(dir) / "Procfile"), '\n')) {
+  for (absl::string_view line : absl::StrSplit(ReadInside(dir, "Procfile"), '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (absl::ConsumePrefix(&line, "web:")) return std::string(absl::StripAsciiWhitespace(line));
   }
@@ -36,7 +39,7 @@ std::string ProcfileWeb(const std::string& dir) {
 
 // True when requirements.txt lists anything (not only comments/blank lines).
 bool HasRequirements(const std::string& dir) {
-  for (absl::string_view line : absl::StrSplit(Read(fs::path(dir) / "requirements.txt"), '\n')) {
+  for (absl::string_view line : absl::StrSplit(ReadInside(dir, "requirements.txt"), '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (!line.empty() && line[0] != '#') return true;
   }
@@ -68,20 +71,25 @@ Stacks Stacks::FromEnv(const std::string& registry_host) {
 absl::StatusOr<Plan> PlanBuild(const PlanRequest& request, const Stacks& stacks) {
   const std::string& dir = request.app_dir;
   Plan plan;
-  if (!request.auto_strategy) {
-    if (!fs::is_regular_file(fs::path(dir) / request.dockerfile_path)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("no Dockerfile at ", request.dockerfile_path, " in the repository"));
-    }
+  // The app's own Dockerfile, named to the engine by its resolved path, so
+  // that the engine meets no symlink on the way to it.
+  auto own_dockerfile = [&](const std::string& path) -> absl::Status {
+    auto resolved = ResolveInside(dir, path, PathKind::kRegularFile, "dockerfile_path");
+    if (!resolved.ok()) return absl::FailedPreconditionError(resolved.status().message());
+    auto root = ResolveInside(dir, "", PathKind::kDirectory, "root_dir");
+    if (!root.ok()) return absl::FailedPreconditionError(root.status().message());
     plan.language = "dockerfile";
+    plan.dockerfile = resolved->lexically_relative(*root).generic_string();
+    return absl::OkStatus();
+  };
+  if (!request.auto_strategy) {
+    if (absl::Status s = own_dockerfile(request.dockerfile_path); !s.ok()) return s;
     plan.reason = absl::StrCat("using ", request.dockerfile_path, " (dockerfile strategy)");
-    plan.dockerfile = request.dockerfile_path;
     return plan;
   }
-  if (Exists(dir, "Dockerfile")) {
-    plan.language = "dockerfile";
+  if (Present(dir, "Dockerfile")) {  // a Dockerfile that leads outside is an error, not ignored
+    if (absl::Status s = own_dockerfile("Dockerfile"); !s.ok()) return s;
     plan.reason = "found a Dockerfile";
-    plan.dockerfile = "Dockerfile";
     return plan;
   }
 

@@ -3,11 +3,19 @@
 // The git operations of a build, run as `git` subprocesses with deadlines.
 // Never prompts for credentials (GIT_TERMINAL_PROMPT=0); credentials inside
 // a repository URL are never logged (RedactUrl).
+//
+// A repository URL is a tenant's input: before git runs, the URL is checked
+// (libs/rpc/repo_url.h), its host resolved and every address checked, and
+// git is pinned to the checked address (no second lookup, no redirects), so
+// a build can neither read this machine's loopback services nor scan them.
+// Local paths must resolve, symlinks followed, below the local repo root.
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -15,6 +23,8 @@
 namespace c2d::builder {
 
 struct GitOptions {
+  // C2D_LOCAL_REPO_ROOT; empty: local paths are refused.
+  std::string local_repo_root;
   std::chrono::milliseconds timeout{120'000};
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(absl::string_view line)> on_line;
@@ -22,6 +32,29 @@ struct GitOptions {
 
 // The URL with any user:password@ replaced by ***@.
 std::string RedactUrl(absl::string_view url);
+
+// How git reaches a checked remote: the URL to give it, and the settings
+// that pin it to the checked address.
+struct GitRemote {
+  std::string url;
+  std::vector<std::string> config;  // "-c", "key=value" pairs for git
+  std::map<std::string, std::string> env;
+};
+
+// A host's addresses as text ("192.0.2.1", "2001:db8::1").
+using Resolver = std::function<absl::StatusOr<std::vector<std::string>>(
+    const std::string& host, std::chrono::milliseconds timeout)>;
+// The system's resolver (getaddrinfo) with a deadline.
+absl::StatusOr<std::vector<std::string>> ResolveHost(const std::string& host,
+                                                     std::chrono::milliseconds timeout);
+
+// Checks `url` as described above, resolving with `resolve` (ResolveHost
+// when empty). InvalidArgument when it is refused (the message says why),
+// NotFound when its host does not resolve, DeadlineExceeded when resolving
+// takes longer than `timeout`.
+absl::StatusOr<GitRemote> PrepareRemote(const std::string& url, const std::string& local_repo_root,
+                                        std::chrono::milliseconds timeout,
+                                        const Resolver& resolve = nullptr);
 
 // The commit at the head of `branch`. NotFound when the branch does not exist;
 // FailedPrecondition when the repository cannot be read (message says which).

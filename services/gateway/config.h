@@ -27,6 +27,9 @@ struct Config {
   // Deadline of each call to another service (C2D_RPC_TIMEOUT).
   std::chrono::milliseconds rpc_timeout{10'000};
   std::optional<crypto::MasterKeys> master_keys;  // C2D_MASTER_KEY
+  // C2D_LOCAL_REPO_ROOT: local repositories below it may be built (the
+  // bundled sample, tests); empty, the default: only remote URLs.
+  std::string local_repo_root;
 
   // http://<service>.<project>.<base domain>[:port]/
   std::string AppUrl(const std::string& service, const std::string& project) const;

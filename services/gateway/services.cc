@@ -74,7 +74,7 @@ absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create
   C2D_RETURN_IF_ERROR(GetString(source, "root_dir", "source.", &text, 1024));
   s->source.set_root_dir(text);
   if (s->source.repo_url().empty()) return FieldError("source.repo_url", "is required");
-  C2D_RETURN_IF_ERROR(rpc::ValidateSource(s->source, "source."));
+  C2D_RETURN_IF_ERROR(rpc::ValidateSource(s->source, "source.", config_.local_repo_root));
   C2D_RETURN_IF_ERROR(GetBool(body, "auto_deploy", "", &s->auto_deploy));
 
   C2D_ASSIGN_OR_RETURN(json build,

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -80,6 +81,12 @@ std::string RequireEnv(const char* name) {
     FAIL(name << " is not set: run the suite through tools/test, which starts the platform");
   }
   return v;
+}
+
+std::string LocalRepoRoot() {
+  const std::string root = RequireEnv("C2D_LOCAL_REPO_ROOT");
+  std::filesystem::create_directories(root);
+  return root;
 }
 
 int FreePort() {

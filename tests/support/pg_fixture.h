@@ -47,6 +47,11 @@ std::string AdminUrl();
 // message when it is unset.
 std::string RequireEnv(const char* name);
 
+// The folder whose git repositories builds may use as local sources
+// (C2D_LOCAL_REPO_ROOT, which tools/test sets to a folder of its own). Tests
+// keep their repositories there and nothing else.
+std::string LocalRepoRoot();
+
 // A free TCP port on 127.0.0.1 (the kernel's choice).
 int FreePort();
 

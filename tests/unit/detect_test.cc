@@ -89,7 +89,7 @@ TEST_CASE("apps that cannot be built say what to add", "[detect]") {
   auto r = missing.Plan({.auto_strategy = false, .dockerfile_path = "deploy/Dockerfile"});
   REQUIRE(absl::IsFailedPrecondition(r.status()));
   CHECK(std::string(r.status().message()) ==
-        "no Dockerfile at deploy/Dockerfile in the repository");
+        "dockerfile_path \"deploy/Dockerfile\" does not exist in the repository");
 }
 
 }  // namespace

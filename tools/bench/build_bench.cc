@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
       grpc::CreateChannel(Env("C2D_BUILDER_ADDR"), grpc::InsecureChannelCredentials()));
 
   // The sample app as a git repository of its own.
-  const fs::path repo = fs::path(Env("C2D_TEST_TMP")) / "bench-repo";
+  const fs::path repo = fs::path(Env("C2D_LOCAL_REPO_ROOT")) / "bench-repo";
   fs::create_directories(repo);
   fs::copy(sample, repo, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   Run({"git", "init", "-q", "-b", "main"}, repo);
@@ -134,17 +134,19 @@ int main(int argc, char** argv) {
     absl::Time t1, t2, t3;
     auto measure_engine = [&]() -> bool {
       auto plan = builder::PlanBuild({.app_dir = repo.string()}, stacks);
-      std::ofstream(repo / plan->dockerfile) << plan->generated;
-      std::ofstream(repo / ".bench-nonce") << ids::New("n");
-      engine::TarWriter tar;
-      (void)tar.AddTree(repo.string(), int64_t{1} << 30);
-      fs::remove(repo / plan->dockerfile);
-      fs::remove(repo / ".bench-nonce");
+      auto tar = engine::TreeTar::Open(
+          repo.string(), int64_t{1} << 30,
+          {{plan->dockerfile, plan->generated}, {".bench-nonce", ids::New("n")}});
+      if (!tar.ok()) {
+        std::fprintf(stderr, "context: %s\n", tar.status().ToString().c_str());
+        return false;
+      }
       const std::string repository = absl::StrCat(registry_host, "/bench/baseline");
       const std::string tag = absl::StrCat("r", round);
       t1 = absl::Now();
-      auto image = engine.Build(tar.Finish(), {.tag = absl::StrCat(repository, ":", tag),
-                                               .dockerfile = plan->dockerfile});
+      auto image =
+          engine.Build([&](char* buf, size_t n) { return (*tar)->Read(buf, n); }, (*tar)->size(),
+                       {.tag = absl::StrCat(repository, ":", tag), .dockerfile = plan->dockerfile});
       t2 = absl::Now();
       absl::Status pushed = engine.Push(repository, tag, auth, nullptr, std::chrono::minutes(5));
       t3 = absl::Now();

@@ -242,7 +242,7 @@ void Row(const char* name, const std::vector<double>& v) {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
-  const fs::path repo = fs::path(Env("C2D_TEST_TMP")) / "bench-deploy-repo";
+  const fs::path repo = fs::path(Env("C2D_LOCAL_REPO_ROOT")) / "bench-deploy-repo";
   fs::create_directories(repo);
   fs::copy(Env("C2D_BENCH_SAMPLE"), repo,
            fs::copy_options::recursive | fs::copy_options::overwrite_existing);

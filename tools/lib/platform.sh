@@ -13,8 +13,9 @@
 # C2D_TEST_PDNS_API_URL, C2D_TEST_PDNS_API_KEY and C2D_TEST_PDNS_DNS_ADDR
 # (PowerDNS, which serves the ingress's upstreams as SRV records),
 # C2D_TEST_INGRESS_ZONE (their zone), C2D_TEST_INGRESS_UNAVAILABLE_ADDR (where
-# an SRV record sends a host without a healthy instance: a 503) and
-# C2D_TEST_TMP=DIR.
+# an SRV record sends a host without a healthy instance: a 503),
+# C2D_TEST_TMP=DIR and C2D_LOCAL_REPO_ROOT=DIR/repos (where local
+# repositories may be built from).
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
@@ -34,6 +35,9 @@ c2d::platform_start() {
   export C2D_TEST_PG_DIR="$dir/pg"
   export C2D_TEST_PG_CTL="$C2D_ROOT/tools/lib/pgctl"
   export C2D_TEST_TMP="$dir"
+  # Builds may use local repositories from here only (tests keep theirs here).
+  mkdir -p "$dir/repos"
+  export C2D_LOCAL_REPO_ROOT="$dir/repos"
 
   local registry_port password
   registry_port=$(c2d::free_port)

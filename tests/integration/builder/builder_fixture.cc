@@ -46,8 +46,7 @@ std::unique_ptr<GitRepo> SampleRepo(const std::string& version) {
 }
 
 GitRepo::GitRepo(std::initializer_list<std::pair<std::string, std::string>> files) {
-  const char* tmp = std::getenv("C2D_TEST_TMP");
-  path_ = (fs::path(tmp ? tmp : "/tmp") / ids::New("repo")).string();
+  path_ = (fs::path(LocalRepoRoot()) / ids::New("repo")).string();
   fs::create_directories(path_);
   MustRun({"git", "init", "-q", "-b", "main"}, path_);
   Commit(files, "first commit");
@@ -77,6 +76,7 @@ BuilderFixture::BuilderFixture(BuilderOptions options) {
   config_.registry_user = RequireEnv("C2D_TEST_REGISTRY_USER");
   config_.registry_password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD");
   config_.work_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "builds").string();
+  config_.local_repo_root = LocalRepoRoot();
   config_.build_timeout = options.build_timeout;
   config_.build_memory_bytes = int64_t{512} << 20;
   config_.keep_builds = options.keep_builds;

@@ -247,8 +247,8 @@ TEST_CASE("builds a user breaks end failed with a one-line reason", "[builder]")
     return b.failure_reason();
   };
   SECTION("repository not found") {
-    CHECK(
-        absl::StrContains(reason_of(f.Request("/nonexistent/c2d/repo")), "cannot read repository"));
+    CHECK(absl::StrContains(reason_of(f.Request(testing::LocalRepoRoot() + "/nonexistent")),
+                            "cannot read repository"));
   }
   SECTION("branch missing") {
     CHECK(reason_of(f.Request(good.path(), "nope")) ==

@@ -270,6 +270,7 @@ builder::Config DeployerFixture::BuilderConfig() const {
   bc.registry_user = config_.registry.username;
   bc.registry_password = config_.registry.password;
   bc.work_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "builds").string();
+  bc.local_repo_root = LocalRepoRoot();
   bc.build_timeout = 120s;
   bc.build_memory_bytes = int64_t{512} << 20;
   bc.master_keys = config_.master_keys;

@@ -37,6 +37,7 @@ Api::Api() {
   config_.base_domain = "localhost";
   config_.ingress_http_addr = RequireEnv("C2D_TEST_CADDY_HTTP");
   config_.master_keys = d_.config().master_keys;
+  config_.local_repo_root = LocalRepoRoot();
   gateway_ = std::make_unique<gateway::Gateway>(
       d_.pool(), config_,
       grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),

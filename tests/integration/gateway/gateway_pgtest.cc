@@ -74,21 +74,26 @@ TEST_CASE("projects and services: validation names the field and changes nothing
     long status;
     std::string field;
   };
-  for (const Bad& b : std::vector<Bad>{
-           {"{not json", 400, ""},
-           {"[1,2]", 400, ""},
-           {R"({"name":"web","source":{"repo_url":"/x"},"colour":"red"})", 400, "colour"},
-           {R"({"name":7,"source":{"repo_url":"/x"}})", 400, "name"},
-           {R"({"name":"Web!","source":{"repo_url":"/x"}})", 400, "name"},
-           {R"({"name":"web"})", 400, "source.repo_url"},
-           {R"({"name":"web","source":{"repo_url":"/x","branch":"a..b"}})", 400, "source.branch"},
-           {R"({"name":"web","source":{"repo_url":"/x"},"run":{"instance_count":21}})", 400,
-            "run.instance_count"},
-           {R"({"name":"web","source":{"repo_url":"/x"},"run":{"port":"80"}})", 400, "run.port"},
-           {R"({"name":"web","source":{"repo_url":"/x"},"health_check":{"timeout_s":20}})", 400,
-            "health_check.timeout_s"},
-           {R"({"name":"web","source":{"repo_url":"/x"},"env":{"PORT":"1"}})", 400, "env.PORT"},
-       }) {
+  for (
+      const Bad& b : std::vector<Bad>{
+          {"{not json", 400, ""},
+          {"[1,2]", 400, ""},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x"},"colour":"red"})", 400,
+           "colour"},
+          {R"({"name":7,"source":{"repo_url":"https://g.example/x"}})", 400, "name"},
+          {R"({"name":"Web!","source":{"repo_url":"https://g.example/x"}})", 400, "name"},
+          {R"({"name":"web"})", 400, "source.repo_url"},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x","branch":"a..b"}})", 400,
+           "source.branch"},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x"},"run":{"instance_count":21}})",
+           400, "run.instance_count"},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x"},"run":{"port":"80"}})", 400,
+           "run.port"},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x"},"health_check":{"timeout_s":20}})",
+           400, "health_check.timeout_s"},
+          {R"({"name":"web","source":{"repo_url":"https://g.example/x"},"env":{"PORT":"1"}})", 400,
+           "env.PORT"},
+      }) {
     auto r = api.Call("POST", services, t, b.body);
     INFO(b.body);
     CHECK(r.status == b.status);
@@ -98,7 +103,7 @@ TEST_CASE("projects and services: validation names the field and changes nothing
   CHECK(api.Call("POST", services, t, std::string(2 << 20, ' ')).status == 413);
   CHECK(api.Rows("services") == before);
 
-  auto s = api.Call("POST", services, t, ServiceBody("web", "/srv/repo"));
+  auto s = api.Call("POST", services, t, ServiceBody("web", "https://g.example/repo"));
   REQUIRE(s.status == 201);
   CHECK(s.body["run"]["instance_count"] == 1);
   CHECK(s.body["health_check"]["path"] == "/health");
@@ -149,7 +154,7 @@ TEST_CASE("env values are sealed, masked, revealed on request and audited", "[ga
   const std::string project =
       api.Call("POST", "/v1/projects", t, json{{"name", "envs"}}).body["id"];
   auto s = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"), t,
-                    ServiceBody("web", "/srv/repo"));
+                    ServiceBody("web", "https://g.example/repo"));
   const std::string env = absl::StrCat("/v1/services/", s.body["id"].get<std::string>(), "/env");
   REQUIRE(api.Call("PUT", env, t,
                    json{{"env",
@@ -190,7 +195,7 @@ TEST_CASE("another tenant's ids answer 404 and a viewer cannot change anything",
   const std::string project =
       api.Call("POST", "/v1/projects", alice, json{{"name", "mine"}}).body["id"];
   const std::string service = api.Call("POST", absl::StrCat("/v1/projects/", project, "/services"),
-                                       alice, ServiceBody("web", "/srv/repo"))
+                                       alice, ServiceBody("web", "https://g.example/repo"))
                                   .body["id"];
   const int64_t audit = api.Rows("audit_log");
   for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{

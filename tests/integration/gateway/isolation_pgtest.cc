@@ -1,0 +1,258 @@
+// A hostile tenant against the REST API: each test reproduces an attack on
+// the machine that builds and runs tenants' code, and shows it failing with
+// a clear message, while the legitimate use next to it still works.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/command.h"
+#include "libs/common/ids.h"
+#include "tests/integration/gateway/api_fixture.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::Api;
+using testing::ServiceBody;
+
+// What became of one deployment request.
+struct Result {
+  std::string state;           // the build's or the release's final state
+  std::string failure_reason;  // the build's
+  std::string log;             // every build log line, one per line
+};
+
+class Tenant {
+ public:
+  explicit Tenant(Api& api, const std::string& project = "") : api_(api), t_(api.alice()) {
+    project_ =
+        api_.Call("POST", "/v1/projects", t_, json{{"name", project.empty() ? "evil" : project}})
+            .body["id"];
+  }
+
+  // POST /services; returns the reply (201 or the refusal).
+  Api::Reply Create(json body) {
+    return api_.Call("POST", absl::StrCat("/v1/projects/", project_, "/services"), t_, body);
+  }
+
+  // Creates the service and deploys it; follows the logs to the end.
+  Result Deploy(json body) {
+    auto created = Create(std::move(body));
+    REQUIRE(created.status == 201);
+    const std::string service = created.body["id"];
+    auto started =
+        api_.Call("POST", "/v1/services/" + service + "/deployments", t_, json::object());
+    REQUIRE(started.status == 202);
+    const std::string id = started.body["id"];
+    Result r;
+    for (const auto& e : api_.Events("/v1/deployments/" + id + "/logs", t_)) {
+      if (e.event == "build") absl::StrAppend(&r.log, e.data.value("text", ""), "\n");
+      if (e.event == "end") r.state = e.data.value("state", "");
+    }
+    auto view = api_.Call("GET", "/v1/deployments/" + id, t_);
+    if (view.body["build"].is_object() && view.body["build"]["failure_reason"].is_string()) {
+      r.failure_reason = view.body["build"]["failure_reason"];
+    }
+    UNSCOPED_INFO("build log:\n" << r.log);
+    return r;
+  }
+
+  const std::string& token() const { return t_; }
+
+ private:
+  Api& api_;
+  std::string t_;
+  std::string project_;
+};
+
+// A git repository made by a test: files, and symlinks (path → target).
+std::string HostileRepo(const std::map<std::string, std::string>& files,
+                        const std::map<std::string, std::string>& links = {}) {
+  const fs::path dir = fs::path(testing::LocalRepoRoot()) / ids::New("evil");
+  fs::create_directories(dir);
+  for (const auto& [path, content] : files) {
+    fs::create_directories((dir / path).parent_path());
+    std::ofstream(dir / path) << content;
+  }
+  for (const auto& [path, target] : links) fs::create_symlink(target, dir / path);
+  for (std::vector<std::string> argv :
+       {std::vector<std::string>{"git", "init", "-q", "-b", "main"},
+        {"git", "add", "-A"},
+        {"git", "-c", "user.name=e", "-c", "user.email=e@x", "commit", "-q", "-m", "evil"}}) {
+    auto r = RunCommand({.argv = argv, .cwd = dir.string()});
+    REQUIRE(r.ok());
+    REQUIRE(r->exit_code == 0);
+  }
+  return dir.string();
+}
+
+// The static stack image (busybox; serves /srv on $PORT).
+std::string Stack() {
+  std::string url = testing::RequireEnv("C2D_TEST_REGISTRY_URL");
+  return builder::Stacks::FromEnv(url.substr(url.find("://") + 3)).images.at("static");
+}
+
+json WithDockerfile(json body, const std::string& path) {
+  body["build"] = {{"strategy", "dockerfile"}, {"dockerfile_path", path}};
+  return body;
+}
+
+TEST_CASE("attack: a Dockerfile path that makes the engine read host files is refused",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const std::string repo = HostileRepo({{"index.html", "hi\n"}});
+  const auto before = api.Snapshot();
+  // The engine runs cpp over *.in Containerfiles: #include reads the host.
+  for (const char* path : {"Dockerfile.in", "/etc/passwd", "../../etc/passwd", "./Dockerfile"}) {
+    INFO(path);
+    auto r = evil.Create(WithDockerfile(ServiceBody("web", repo), path));
+    CHECK(r.status == 400);
+    CHECK(r.Field() == "build.dockerfile_path");
+  }
+  CHECK(api.Snapshot() == before);
+
+  // A Dockerfile that is a symlink to a host file is not followed.
+  const std::string host_file = testing::RequireEnv("C2D_TEST_TMP") + "/host-secret.txt";
+  std::ofstream(host_file) << "FROM " << Stack() << "\nLABEL secret=host-secret-7f3a\n";
+  const std::string linked = HostileRepo({{"index.html", "hi\n"}}, {{"Dockerfile", host_file}});
+  Result r = evil.Deploy(ServiceBody("linked", linked));
+  CHECK(r.state == "build_failed");
+  CHECK(absl::StrContains(r.failure_reason, "leads outside the repository"));
+  CHECK_FALSE(absl::StrContains(r.log, "host-secret-7f3a"));
+}
+
+TEST_CASE("attack: a root_dir symlink to a host directory is not built or served",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const fs::path host_dir = fs::path(testing::RequireEnv("C2D_TEST_TMP")) / ids::New("hostdir");
+  fs::create_directories(host_dir);
+  std::ofstream(host_dir / "index.html") << "host data\n";
+  const std::string repo = HostileRepo({{"README", "x\n"}}, {{"app", host_dir.string()}});
+  json body = ServiceBody("web", repo);
+  body["source"]["root_dir"] = "app";
+  Result r = evil.Deploy(body);
+  CHECK(r.state == "build_failed");
+  CHECK(absl::StrContains(r.failure_reason,
+                          "root_dir \"app\" is a symlink that leads outside the repository"));
+  CHECK_FALSE(fs::exists(host_dir / "Dockerfile.c2d"));
+
+  // The generated Dockerfile is never written through a symlink of its name.
+  const fs::path target = host_dir / "overwritten";
+  const std::string trap = HostileRepo({{"index.html", "<h1>ok</h1>\n"}, {"health", "ok\n"}},
+                                       {{"Dockerfile.c2d", target.string()}});
+  Result ok = evil.Deploy(ServiceBody("trap", trap));
+  CHECK(ok.state == "live");
+  CHECK_FALSE(fs::exists(target));
+}
+
+TEST_CASE("attack: repository URLs that reach this machine are refused", "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const std::string tmp = testing::RequireEnv("C2D_TEST_TMP");
+  const std::string pg = testing::RequireEnv("C2D_TEST_PG_URL");
+  const std::string pg_port = pg.substr(pg.rfind(':') + 1, pg.rfind('/') - pg.rfind(':') - 1);
+  const auto before = api.Snapshot();
+  struct Case {
+    std::string url, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {tmp + "/builds", "outside C2D_LOCAL_REPO_ROOT"},
+           {"file://" + tmp + "/builds", "outside C2D_LOCAL_REPO_ROOT"},
+           {testing::LocalRepoRoot() + "/../builds", "must not contain \"..\""},
+           {absl::StrCat("http://127.0.0.1:", pg_port, "/postgres"), "loopback"},
+           {"http://localhost:2019/config/", "this machine"},
+           {"http://[::1]:5000/v2/", "loopback"},
+           {"http://169.254.169.254/latest/meta-data/", "link-local"},
+           {"ext::sh", "must be a remote git URL"},
+           {"fd::17", "must be a remote git URL"},
+       }) {
+    INFO(c.url);
+    auto r = evil.Create(ServiceBody("web", c.url));
+    CHECK(r.status == 400);
+    CHECK(r.Field() == "source.repo_url");
+    CHECK(absl::StrContains(r.Error(), c.says));
+  }
+  CHECK(api.Snapshot() == before);
+
+  // A symlink inside the local root to a checkout elsewhere: the gateway
+  // cannot see it, the builder refuses it.
+  auto victim = testing::SampleRepo("victim");
+  const fs::path outside = fs::path(tmp) / ids::New("checkout");
+  fs::copy(victim->path(), outside, fs::copy_options::recursive);
+  const fs::path link = fs::path(testing::LocalRepoRoot()) / ids::New("link");
+  fs::create_directory_symlink(outside, link);
+  Result r = evil.Deploy(ServiceBody("linked", link.string()));
+  CHECK(r.state == "build_failed");
+  CHECK(absl::StrContains(r.failure_reason, "leads outside C2D_LOCAL_REPO_ROOT"));
+}
+
+TEST_CASE("attack: a secret printed in pieces is still redacted from the build log",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const std::string repo = HostileRepo(
+      {{"Dockerfile",
+        absl::StrCat("FROM ", Stack(), "\n",
+                     // The step's own text, echoed in the log, holds no secret.
+                     "RUN a=Super; b=Secret; printf \"leak: $a\"; sleep 1; ",
+                     "printf \"$b-9d2c\\n\"\n",
+                     "RUN a=Super; b=Secret; printf $a; printf $b-9d2c; sleep 1; echo\n",
+                     "COPY health /srv/health\n")},
+       {"health", "ok\n"}});
+  json body = ServiceBody("web", repo);
+  body["env"] = {{"TOKEN", {{"value", "SuperSecret-9d2c"}, {"secret", true}}}};
+  Result r = evil.Deploy(body);
+  CHECK(r.state == "live");
+  CHECK(absl::StrContains(r.log, "leak: [redacted]"));
+  CHECK_FALSE(absl::StrContains(r.log, "Secret-9d2c"));
+  CHECK_FALSE(absl::StrContains(r.log, "SuperSecret"));
+}
+
+// Peak resident memory of this process (the builder runs in it), in bytes.
+int64_t PeakRss() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+TEST_CASE("attack: a huge build context streams without filling the builder's memory",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  // 400 MB of zeros: a few hundred KB in git, the whole size in the checkout.
+  const std::string repo =
+      HostileRepo({{"Dockerfile", absl::StrCat("FROM ", Stack(), "\nCOPY health /srv/health\n")},
+                   {"health", "ok\n"}});
+  {
+    std::ofstream zeros(fs::path(repo) / "zeros.bin", std::ios::binary);
+    const std::string mb(1 << 20, '\0');
+    for (int i = 0; i < 400; ++i) zeros << mb;
+  }
+  for (std::vector<std::string> argv :
+       {std::vector<std::string>{"git", "add", "-A"},
+        {"git", "-c", "user.name=e", "-c", "user.email=e@x", "commit", "-q", "-m", "zeros"}}) {
+    REQUIRE(RunCommand({.argv = argv, .cwd = repo})->exit_code == 0);
+  }
+  fs::remove(fs::path(repo) / "zeros.bin");
+  const int64_t before = PeakRss();
+  Result r = evil.Deploy(ServiceBody("web", repo));
+  CHECK(absl::StrContains(r.log, "context: 400.0 MiB"));
+  CHECK(r.state == "live");
+  const int64_t growth = PeakRss() - before;
+  INFO("peak RSS grew by " << growth / (1 << 20) << " MiB");
+  CHECK(growth < int64_t{100} << 20);
+}
+
+}  // namespace
+}  // namespace c2d
