@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "libs/common/env.h"
 #include "nlohmann/json.hpp"
+#include "services/builder/dockerfile.h"
 #include "services/builder/paths.h"
 
 namespace c2d::builder {
@@ -80,7 +81,12 @@ absl::StatusOr<Plan> PlanBuild(const PlanRequest& request, const Stacks& stacks)
     if (!root.ok()) return absl::FailedPreconditionError(root.status().message());
     plan.language = "dockerfile";
     plan.dockerfile = resolved->lexically_relative(*root).generic_string();
-    return absl::OkStatus();
+    constexpr int64_t kMaxDockerfile = 1 << 20;
+    std::string text = ReadInside(dir, plan.dockerfile, kMaxDockerfile + 1);
+    if (static_cast<int64_t>(text.size()) > kMaxDockerfile) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " is larger than 1 MiB"));
+    }
+    return CheckDockerfile(text);
   };
   if (!request.auto_strategy) {
     if (absl::Status s = own_dockerfile(request.dockerfile_path); !s.ok()) return s;
@@ -153,6 +159,10 @@ absl::StatusOr<Plan> PlanBuild(const PlanRequest& request, const Stacks& stacks)
     return absl::FailedPreconditionError(absl::StrCat(
         "detected a ", plan.language,
         " app but no way to start it: add a Procfile with a web: line or set run.start_command"));
+  }
+  // build_command is the tenant's text inside a Dockerfile of ours.
+  if (absl::Status s = CheckDockerfile(body); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("build_command: ", s.message()));
   }
   plan.dockerfile = "Dockerfile.c2d";
   plan.generated = std::move(body);
