@@ -220,6 +220,15 @@ absl::StatusOr<std::string> Engine::Build(
   if (!options.cgroup_parent.empty()) {
     absl::StrAppend(&query, "&cgroupparent=", http::UrlEncode(options.cgroup_parent));
   }
+  std::string url = Url(query);
+  if (options.sandboxed) {
+    // Podman's Docker-compatible /build runs RUN steps in the engine's own
+    // network namespace whatever networkmode says; its libpod endpoint with
+    // rootless isolation and a private network gives each step slirp4netns.
+    absl::StrAppend(&query, "&isolation=rootless&nsoptions=",
+                    http::UrlEncode(R"([{"Name":"network","Host":false}])"));
+    url = absl::StrCat("http://engine/v4.0.0/libpod", query);
+  }
   // X-Registry-Config: {"host:port": {"username", "password"}, …}, base64url.
   json registries = json::object();
   for (const RegistryAuth& a : options.registries) {
@@ -228,7 +237,7 @@ absl::StatusOr<std::string> Engine::Build(
   JsonStream stream;
   stream.on_log = &options.on_log;
   http::Request req{.method = "POST",
-                    .url = Url(query),
+                    .url = url,
                     .headers = {{"Content-Type", "application/x-tar"},
                                 {"X-Registry-Config", http::Base64Url(registries.dump())}},
                     .body_reader = read_context,

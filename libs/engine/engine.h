@@ -42,6 +42,12 @@ struct BuildOptions {
   std::vector<RegistryAuth> registries;
   // Runs the build's steps in this cgroup (see cgroup.h); empty = the engine's.
   std::string cgroup_parent;
+  // RUN steps in a network namespace of their own with user-mode networking
+  // (slirp4netns), through podman's libpod API: needs a rootless podman
+  // engine. Without it, podman runs RUN steps in the engine's own network
+  // namespace. Untrusted Dockerfiles must be built sandboxed, with no
+  // memory_bytes (a rootless runtime cannot set it: PrepareCgroup does).
+  bool sandboxed = false;
   std::chrono::milliseconds timeout{15 * 60 * 1000};
   const std::atomic<bool>* cancel = nullptr;
   LogFn on_log;

@@ -1,5 +1,7 @@
 #include "services/builder/build_job.h"
 
+#include <pwd.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -102,6 +104,18 @@ BuildJob::BuildJob(pg::Pool& pool, const Config& config)
     return;
   }
   deployer_ = v1::DeployerService::NewStub(grpc::CreateChannel(config.deployer_addr, *credentials));
+}
+
+absl::Status BuildJob::PrepareBuildCgroup(const std::string& cgroup) const {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(config_.build_user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 ||
+      found == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the build user ", config_.build_user, " does not exist (C2D_BUILD_USER)"));
+  }
+  return engine::PrepareCgroup(cgroup, pw.pw_uid, pw.pw_gid, config_.build_memory_bytes);
 }
 
 absl::Status BuildJob::Deploy(const v1::Build& build) {
@@ -316,7 +330,15 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     }
     blog.System(absl::StrCat("    context: ", Bytes((*tar)->size())));
     const std::string tag_build = absl::StrCat(repository, ":", build_id);
-    const std::string cgroup = absl::StrCat("/c2d-build-", build_id);
+    // The build's steps run in a cgroup of their own below the engine's,
+    // with the memory limit (rootless runc cannot set one), and are killed
+    // with it when the build ends.
+    const std::string cgroup = absl::StrCat(config_.engine_cgroup.empty() ? "" : "/",
+                                            config_.engine_cgroup, "/c2d-build-", build_id);
+    if (s = PrepareBuildCgroup(cgroup); !s.ok()) {
+      outcome = judge(s, "cannot prepare the build's cgroup");
+      break;
+    }
     // Generated Dockerfiles start FROM a stack image c2d knows: make sure the
     // engine has it, so that the build itself needs no registry round trips
     // (credentials make the engine check the registry on every build). An
@@ -338,18 +360,25 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
         engine_.Build([&](char* buf, size_t n) { return (*tar)->Read(buf, n); }, (*tar)->size(),
                       {.tag = tag_build,
                        .dockerfile = plan->dockerfile,
-                       .memory_bytes = config_.build_memory_bytes,
                        .registries = std::move(registries),
-                       .cgroup_parent = cgroup,
+                       .cgroup_parent = absl::StrCat(cgroup, "/steps"),
+                       .sandboxed = true,
                        .timeout = remaining(),
                        .cancel = cancel,
                        .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
+    const bool out_of_memory = engine::ReachedMemoryLimit(cgroup);
     // Whatever the outcome, no step of this build may go on running.
     int killed = 0;
     if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {
       log::Error("cannot stop the build's processes", {{"error", k.ToString()}});
     } else if (killed > 0) {
       blog.System(absl::StrCat("    stopped ", killed, " process(es) the build left running"));
+    }
+    if (!image.ok() && out_of_memory) {
+      outcome = Outcome{Outcome::kFailed,
+                        absl::StrCat("a build step ran out of memory: builds may use ",
+                                     Bytes(config_.build_memory_bytes), " (C2D_BUILD_MEMORY_MB)")};
+      break;
     }
     if (!image.ok()) {
       outcome = absl::IsFailedPrecondition(image.status())

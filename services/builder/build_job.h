@@ -30,6 +30,9 @@ class BuildJob {
   absl::Status Run(jobs::JobContext& ctx);
 
  private:
+  // Creates the cgroup a build's steps run in (engine::PrepareCgroup), with
+  // the build memory limit, for the build engine's user.
+  absl::Status PrepareBuildCgroup(const std::string& cgroup) const;
   // Deploys a succeeded build that owes a deployment; Unavailable to retry.
   absl::Status Deploy(const v1::Build& build);
 

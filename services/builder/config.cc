@@ -20,7 +20,9 @@ std::string Config::RegistryHost() const {
 
 absl::StatusOr<Config> Config::FromEnv() {
   Config c;
-  C2D_ASSIGN_OR_RETURN(c.engine_socket, env::GetRequired("C2D_ENGINE_SOCKET"));
+  C2D_ASSIGN_OR_RETURN(c.engine_socket, env::GetRequired("C2D_BUILD_ENGINE_SOCKET"));
+  c.engine_cgroup = env::GetString("C2D_BUILD_ENGINE_CGROUP", "");
+  c.build_user = env::GetString("C2D_BUILD_USER", c.build_user);
   C2D_ASSIGN_OR_RETURN(c.registry_url, env::GetRequired("C2D_REGISTRY_URL"));
   if (!absl::StartsWith(c.registry_url, "http://") &&
       !absl::StartsWith(c.registry_url, "https://")) {

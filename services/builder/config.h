@@ -14,11 +14,17 @@
 namespace c2d::builder {
 
 struct Config {
-  std::string engine_socket;      // C2D_ENGINE_SOCKET
-  std::string registry_url;       // C2D_REGISTRY_URL, e.g. http://127.0.0.1:5000
-  std::string registry_user;      // C2D_REGISTRY_USER
-  std::string registry_password;  // C2D_REGISTRY_PASSWORD
-  std::string work_dir;           // C2D_BUILD_WORK_DIR: checkouts live here while building
+  // C2D_BUILD_ENGINE_SOCKET: the rootless podman engine that builds tenants'
+  // Dockerfiles (tools/lib/build_engine.sh), never the engine apps run on.
+  std::string engine_socket;
+  // C2D_BUILD_ENGINE_CGROUP: the cgroup the build engine runs in; each build
+  // gets one below it, with its memory limit, handed to C2D_BUILD_USER.
+  std::string engine_cgroup;
+  std::string build_user = "c2d-build";  // C2D_BUILD_USER
+  std::string registry_url;              // C2D_REGISTRY_URL, e.g. http://127.0.0.1:5000
+  std::string registry_user;             // C2D_REGISTRY_USER
+  std::string registry_password;         // C2D_REGISTRY_PASSWORD
+  std::string work_dir;                  // C2D_BUILD_WORK_DIR: checkouts live here while building
   // C2D_LOCAL_REPO_ROOT: local repositories below it may be built (the
   // bundled sample, tests); empty, the default: only remote URLs.
   std::string local_repo_root;

@@ -31,6 +31,18 @@ c2d::build() {
   cmake --build "$C2D_BUILD_DIR" -j "${C2D_JOBS:-2}" >&2
 }
 
+# c2d::unmount_under DIR: unmounts every mount point at or below DIR, deepest
+# first; lazily as a last resort.
+c2d::unmount_under() {
+  local dir=$1 m
+  # Field 5 of mountinfo is the mount point (octal escapes for blanks).
+  while read -r m; do
+    [[ -n $m ]] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || c2d::log "cannot unmount $m"
+  done < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo |
+    sort -r)
+}
+
 # c2d::pg_start DIR PORT: a PostgreSQL cluster with its data in DIR/data and
 # its socket in DIR, listening on 127.0.0.1:PORT, trust auth for local use.
 # initdb and pg_ctl refuse to run as root, so they run as "postgres".

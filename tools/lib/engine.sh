@@ -244,13 +244,6 @@ c2d::engine_podman() {
   )
 }
 
-# Mount points at or below DIR, deepest first.
-c2d::_mounts_under() {
-  local dir=$1
-  # Field 5 of mountinfo is the mount point (octal escapes for blanks).
-  awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
-}
-
 c2d::engine_stop() {
   local dir=$1
   [[ -d $dir ]] || return 0
@@ -295,11 +288,7 @@ c2d::engine_stop() {
   done < <(find "$dir/runroot" \( -name conmon.pid -o -name pidfile \) 2>/dev/null)
   # 5. Mounts: container rootfs overlays, the storage dir podman bind-mounts onto
   # itself, network namespaces of containers. Deepest first; lazy as a last resort.
-  local m
-  while read -r m; do
-    [[ -n $m ]] || continue
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || c2d::log "cannot unmount $m"
-  done < <(c2d::_mounts_under "$dir")
+  c2d::unmount_under "$dir"
   # 6. The bridge device of this engine (CNI leaves it when the last container goes).
   c2d::_engine_net_names "$dir"
   if ip link show "$ENGINE_NET_BRIDGE" >/dev/null 2>&1; then

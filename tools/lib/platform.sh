@@ -7,7 +7,9 @@
 #   c2d::platform_stop DIR    stops it all (safe to call twice, or after a failed start)
 #
 # Exports C2D_TEST_PG_URL (the admin database), C2D_TEST_PG_DIR,
-# C2D_TEST_PG_CTL, C2D_TEST_ENGINE_SOCKET, C2D_TEST_REGISTRY_URL,
+# C2D_TEST_PG_CTL, C2D_TEST_ENGINE_SOCKET (apps run there),
+# C2D_TEST_BUILD_ENGINE_SOCKET and C2D_TEST_BUILD_ENGINE_CGROUP (the rootless
+# engine builds run on, and its cgroup), C2D_TEST_REGISTRY_URL,
 # C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD, C2D_TEST_CADDY_ADMIN
 # (the ingress's admin URL), C2D_TEST_CADDY_HTTP (its HTTP address),
 # C2D_TEST_PDNS_API_URL, C2D_TEST_PDNS_API_KEY and C2D_TEST_PDNS_DNS_ADDR
@@ -20,6 +22,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/build_engine.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pdns.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/caddy.sh"
 
@@ -48,6 +51,11 @@ c2d::platform_start() {
   "$C2D_ROOT/tools/stacks/build" "$dir/engine/engine.sock" "127.0.0.1:$registry_port" c2d \
     "$password" >"$dir/stacks.log" 2>&1 || { cat "$dir/stacks.log" >&2; return 1; }
   export C2D_TEST_ENGINE_SOCKET="$dir/engine/engine.sock"
+  # Tenants' Dockerfiles build on a rootless engine of their own.
+  c2d::log "starting the rootless build engine"
+  c2d::build_engine_start "$dir/build-engine" "127.0.0.1:$registry_port"
+  export C2D_TEST_BUILD_ENGINE_SOCKET="$dir/build-engine/engine.sock"
+  export C2D_TEST_BUILD_ENGINE_CGROUP="$C2D_BUILD_ENGINE_CGROUP"
   export C2D_TEST_REGISTRY_URL="http://127.0.0.1:$registry_port"
   export C2D_TEST_REGISTRY_USER=c2d
   export C2D_TEST_REGISTRY_PASSWORD="$password"
@@ -80,6 +88,7 @@ c2d::platform_stop() {
   local dir=$1
   [[ -d $dir/caddy ]] && { c2d::caddy_stop "$dir/caddy" || true; }
   [[ -d $dir/pdns ]] && { c2d::pdns_stop "$dir/pdns" || true; }
+  [[ -d $dir/build-engine ]] && { c2d::build_engine_stop "$dir/build-engine" || true; }
   [[ -d $dir/engine ]] && { c2d::engine_stop "$dir/engine" || true; }
   [[ -d $dir/registry ]] && { c2d::registry_stop "$dir/registry" || true; }
   c2d::pg_stop "$dir/pg"

@@ -71,7 +71,8 @@ std::string GitRepo::Commit(std::initializer_list<std::pair<std::string, std::st
 
 BuilderFixture::BuilderFixture(BuilderOptions options) {
   pool_ = db_.NewPool();
-  config_.engine_socket = RequireEnv("C2D_TEST_ENGINE_SOCKET");
+  config_.engine_socket = RequireEnv("C2D_TEST_BUILD_ENGINE_SOCKET");
+  config_.engine_cgroup = RequireEnv("C2D_TEST_BUILD_ENGINE_CGROUP");
   config_.registry_url = RequireEnv("C2D_TEST_REGISTRY_URL");
   config_.registry_user = RequireEnv("C2D_TEST_REGISTRY_USER");
   config_.registry_password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD");
@@ -113,7 +114,7 @@ BuilderFixture::BuilderFixture(BuilderOptions options) {
   worker_->Register("gc_images", [this](jobs::JobContext& ctx) { return gc_->Run(ctx); });
   REQUIRE(worker_->Start().ok());
 
-  engine_ = std::make_unique<engine::Engine>(config_.engine_socket);
+  engine_ = std::make_unique<engine::Engine>(RequireEnv("C2D_TEST_ENGINE_SOCKET"));
   registry_ =
       std::make_unique<oci::Registry>(oci::RegistryOptions{.url = config_.registry_url,
                                                            .username = config_.registry_user,

@@ -292,6 +292,24 @@ TEST_CASE("a build over its time limit fails and leaves nothing running", "[buil
   }));
 }
 
+TEST_CASE("a build step over the build memory limit is stopped", "[builder]") {
+  BuilderFixture f;  // C2D_BUILD_MEMORY_MB: 512
+  // dd holds a whole block in memory: 700 MiB, then 100 MiB.
+  GitRepo big(
+      {{"Dockerfile", absl::StrCat("FROM ", f.StaticStack(),
+                                   "\nRUN dd if=/dev/zero of=/dev/null bs=700M count=1\n")}});
+  v1::Build b = f.WaitFinal(f.Start(f.Request(big.path())).build().id());
+  CHECK(b.state() == v1::BUILD_STATE_FAILED);
+  INFO(f.StoredLog(b.id()));
+  CHECK(b.failure_reason() ==
+        "a build step ran out of memory: builds may use 512.0 MiB (C2D_BUILD_MEMORY_MB)");
+  GitRepo small(
+      {{"Dockerfile", absl::StrCat("FROM ", f.StaticStack(),
+                                   "\nRUN dd if=/dev/zero of=/dev/null bs=100M count=1\n")}});
+  CHECK(f.WaitFinal(f.Start(f.Request(small.path())).build().id()).state() ==
+        v1::BUILD_STATE_SUCCEEDED);
+}
+
 TEST_CASE("cancelling a running build stops it and leaves nothing running", "[builder]") {
   BuilderFixture f;
   GitRepo repo({{"Dockerfile", absl::StrCat("FROM ", f.StaticStack(), "\nRUN sleep 601\n")}});

@@ -265,7 +265,8 @@ long DeployerFixture::ViaIngress(const std::string& path, std::string* body) {
 
 builder::Config DeployerFixture::BuilderConfig() const {
   builder::Config bc;
-  bc.engine_socket = config_.local.engine_socket;
+  bc.engine_socket = RequireEnv("C2D_TEST_BUILD_ENGINE_SOCKET");
+  bc.engine_cgroup = RequireEnv("C2D_TEST_BUILD_ENGINE_CGROUP");
   bc.registry_url = config_.registry.url;
   bc.registry_user = config_.registry.username;
   bc.registry_password = config_.registry.password;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
+#include "libs/http/client.h"
 #include "tests/integration/gateway/api_fixture.h"
 
 namespace c2d {
@@ -101,6 +102,83 @@ std::string Stack() {
 json WithDockerfile(json body, const std::string& path) {
   body["build"] = {{"strategy", "dockerfile"}, {"dockerfile_path", path}};
   return body;
+}
+
+// The port of an http://host:port URL from the environment.
+std::string PortOf(const char* var) {
+  const std::string url = testing::RequireEnv(var);
+  return url.substr(url.rfind(':') + 1);
+}
+
+TEST_CASE("attack: build steps reach none of this machine's loopback services",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const std::string caddy = PortOf("C2D_TEST_CADDY_ADMIN");
+  std::string pg = testing::RequireEnv("C2D_TEST_PG_URL");
+  pg = pg.substr(pg.rfind(':') + 1, pg.rfind('/') - pg.rfind(':') - 1);
+  // Every target answers a plain TCP client on this machine (checked below);
+  // from a build step each must be unreachable. (The words are split in the
+  // step's text, which the log shows too.)
+  std::string probe = "RUN cat /proc/self/uid_map; for t in";
+  for (const std::string& t :
+       {"127.0.0.1:" + caddy, "10.0.2.2:" + caddy, "127.0.0.1:" + pg, "10.0.2.2:" + pg}) {
+    absl::StrAppend(&probe, " ", t);
+  }
+  absl::StrAppend(&probe,
+                  "; do if printf 'GET /config/ HTTP/1.0\\r\\n\\r\\n' | timeout 4 nc "
+                  "${t%:*} ${t#*:} 2>/dev/null | grep -q .; then echo \"rea\"\"ched $t\"; "
+                  "else echo \"blo\"\"cked $t\"; fi; done\n");
+  const std::string repo = HostileRepo(
+      {{"Dockerfile", absl::StrCat("FROM ", Stack(), "\n", probe, "COPY health /srv/health\n")},
+       {"health", "ok\n"}});
+  Result r = evil.Deploy(ServiceBody("web", repo));
+  CHECK(r.state == "live");
+  CHECK_FALSE(absl::StrContains(r.log, "reached"));
+  CHECK(absl::StrContains(r.log, "blocked 127.0.0.1:" + caddy));
+  CHECK(absl::StrContains(r.log, "blocked 10.0.2.2:" + pg));
+  // uid 0 of the step is the unprivileged build user, not the host's root.
+  CHECK_FALSE(absl::StrContains(r.log, "4294967295"));
+  // The same targets do answer here, so "blocked" means the sandbox.
+  auto admin = http::Send({.url = testing::RequireEnv("C2D_TEST_CADDY_ADMIN") + "/config/"});
+  REQUIRE(admin.ok());
+  CHECK(admin->status == 200);
+
+  // ADD <url> is fetched by the engine on the host's network: refused.
+  const std::string add =
+      HostileRepo({{"Dockerfile", absl::StrCat("FROM ", Stack(), "\nADD http://127.0.0.1:", caddy,
+                                               "/config/ /caddy.json\nRUN cat /caddy.json\n")}});
+  Result refused = evil.Deploy(ServiceBody("add", add));
+  CHECK(refused.state == "build_failed");
+  CHECK(absl::StrContains(refused.failure_reason, "ADD from a URL is not allowed"));
+  CHECK_FALSE(absl::StrContains(refused.log, "\"admin\""));
+}
+
+TEST_CASE("attack: a bind mount from a stage cannot open the host's filesystem",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant evil(api);
+  const fs::path marker = fs::path(testing::RequireEnv("C2D_TEST_TMP")) / ids::New("pwned");
+  // CVE-2024-1753, unfixed in Debian 12's podman: a symlink to / in one
+  // stage, bind-mounted read-write into a step of the next.
+  const std::string repo =
+      HostileRepo({{"Dockerfile", absl::StrCat("FROM ", Stack(), " AS base\n",
+                                               "RUN ln -s / /rootdir\n", "FROM ", Stack(),
+                                               "\nRUN --mount=type=bind,from=base,source=/"
+                                               "rootdir,target=/host,rw touch /host",
+                                               marker.string(), "\n")}});
+  Result r = evil.Deploy(ServiceBody("web", repo));
+  CHECK(r.state == "build_failed");
+  CHECK(absl::StrContains(r.failure_reason, "RUN --mount=type=bind is not allowed"));
+  CHECK_FALSE(fs::exists(marker));
+
+  // A legitimate multi-stage build still builds and runs.
+  const std::string ok = HostileRepo(
+      {{"Dockerfile", absl::StrCat("FROM ", Stack(), " AS build\n",
+                                   "RUN mkdir -p /tmp/out && echo ok > /tmp/out/health\n",
+                                   "RUN --mount=type=tmpfs,target=/tmp/s touch /tmp/s/x\n", "FROM ",
+                                   Stack(), "\nCOPY --from=build /tmp/out/health /srv/health\n")}});
+  CHECK(evil.Deploy(ServiceBody("multi", ok)).state == "live");
 }
 
 TEST_CASE("attack: a Dockerfile path that makes the engine read host files is refused",

@@ -81,6 +81,7 @@ std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
           {"C2D_GRPC_ADDR", "127.0.0.1:0"},
           {"C2D_METRICS_ADDR", "127.0.0.1:0"},
           {"C2D_ENGINE_SOCKET", TempPath("no-engine.sock")},
+          {"C2D_BUILD_ENGINE_SOCKET", TempPath("no-build-engine.sock")},
           {"C2D_REGISTRY_URL", "http://127.0.0.1:1"},
           {"C2D_HTTP_ADDR", "127.0.0.1:0"},
           {"C2D_BUILDER_ADDR", "127.0.0.1:1"},
