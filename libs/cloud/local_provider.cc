@@ -1,9 +1,17 @@
 #include "libs/cloud/local_provider.h"
 
+#include <arpa/inet.h>
+
 #include <filesystem>
+#include <fstream>
 #include <regex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "libs/oci/access.h"
 
 namespace c2d::cloud {
 namespace {
@@ -11,6 +19,54 @@ namespace {
 // The port label records the app's port, so Inspect can tell its address
 // without knowing the spec.
 constexpr char kPortLabel[] = "c2d.port";
+
+// FNV-1a: a hash that is the same in every process and build.
+uint64_t Fnv1a(absl::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// /proc/net/route lines: iface, destination, gateway, flags, …, mask (hex,
+// host byte order of the kernel: little-endian here).
+std::vector<std::vector<std::string>> Routes() {
+  std::vector<std::vector<std::string>> out;
+  std::ifstream in("/proc/net/route");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    out.push_back(absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty()));
+  }
+  return out;
+}
+
+// True when the host has a route to exactly `network` (a.b.c.0), as it has
+// for every bridge of any engine with a container on it.
+bool RoutedOnHost(const std::string& network) {
+  in_addr a{};
+  if (inet_pton(AF_INET, network.c_str(), &a) != 1) return false;
+  const std::string want = absl::StrFormat("%08X", a.s_addr);
+  for (const auto& r : Routes()) {
+    if (r.size() > 1 && r[1] == want) return true;
+  }
+  return false;
+}
+
+// The MTU of the device of the default route (1400 on some VMs): a bridge
+// with more would lose large packets of containers talking outside.
+int HostMtu() {
+  for (const auto& r : Routes()) {
+    if (r.size() > 1 && r[1] == "00000000") {
+      std::ifstream mtu("/sys/class/net/" + r[0] + "/mtu");
+      int v = 0;
+      if (mtu >> v && v > 0) return v;
+    }
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -69,7 +125,17 @@ absl::StatusOr<Instance> LocalProvider::Create(const InstanceSpec& spec) {
         absl::StrCat("image \"", spec.image, "\" is not pinned by digest (repository@sha256:…)"));
   }
   if (absl::IsNotFound(engine_.InspectImage(spec.image).status())) {
-    if (auto s = engine_.Pull(spec.image, options_.registry, options_.pull_timeout); !s.ok()) {
+    engine::RegistryAuth auth = options_.registry;
+    if (!options_.grant_key.empty()) {
+      // host/path@sha256:…: a grant to pull that repository, for this pull.
+      const size_t slash = spec.image.find('/'), at = spec.image.find('@');
+      const std::string repository = spec.image.substr(slash + 1, at - slash - 1);
+      auth.username = oci::kGrantUser;
+      auth.password =
+          oci::MintGrant(options_.grant_key, {{.name = repository, .actions = {"pull"}}},
+                         absl::Now() + absl::FromChrono(options_.pull_timeout) + absl::Minutes(1));
+    }
+    if (auto s = engine_.Pull(spec.image, auth, options_.pull_timeout); !s.ok()) {
       return s;
     }
   }
@@ -92,9 +158,65 @@ absl::StatusOr<Instance> LocalProvider::Create(const InstanceSpec& spec) {
     if (!path.ok()) return path.status();
     c.binds.push_back(absl::StrCat(*path, ":", v.mount_path));
   }
+  c.network = spec.network;
   auto id = engine_.CreateContainer(c);
-  if (!id.ok()) return id.status();
+  if (!id.ok()) {
+    absl::MutexLock lock(&mu_);
+    networks_.erase(spec.network);
+    return id.status();
+  }
   return Inspect(*id);
+}
+
+absl::Status LocalProvider::EnsureNetwork(const std::string& network) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (networks_.count(network) > 0) return absl::OkStatus();
+  }
+  auto exists = engine_.NetworkExists(network);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    absl::MutexLock lock(&mu_);
+    networks_.insert(network);
+    return absl::OkStatus();
+  }
+  // A /24 and a bridge name from a hash of the name, moved on when the host
+  // already routes that subnet or has that device (the engine refuses
+  // subnets of its own networks: the next candidate then).
+  absl::Status last;
+  for (uint64_t attempt = 0; attempt < 32; ++attempt) {
+    const uint64_t h = Fnv1a(absl::StrCat(network, "/", attempt));
+    const int n = static_cast<int>(h % 16384);
+    const std::string prefix = absl::StrCat("10.", 128 + n / 256, ".", n % 256);
+    engine::NetworkSpec spec{.name = network,
+                             .subnet = absl::StrCat(prefix, ".0/24"),
+                             .gateway = absl::StrCat(prefix, ".1"),
+                             .bridge = absl::StrFormat("c2dn%08x", static_cast<uint32_t>(h >> 32)),
+                             .mtu = HostMtu(),
+                             .labels = {{"c2d.network", network}}};
+    if (RoutedOnHost(absl::StrCat(prefix, ".0")) ||
+        std::filesystem::exists("/sys/class/net/" + spec.bridge)) {
+      continue;
+    }
+    last = engine_.CreateNetwork(spec);
+    // Made by a concurrent caller, if not by this one?
+    if (last.ok() || engine_.NetworkExists(network).value_or(false)) {
+      absl::MutexLock lock(&mu_);
+      networks_.insert(network);
+      return absl::OkStatus();
+    }
+  }
+  return absl::UnavailableError(absl::StrCat("cannot make network ", network, ": ",
+                                             last.ok() ? "no free subnet" : last.message()));
+}
+
+absl::Status LocalProvider::RemoveNetwork(const std::string& network) {
+  {
+    absl::MutexLock lock(&mu_);
+    networks_.erase(network);
+  }
+  absl::Status s = engine_.RemoveNetwork(network);
+  return absl::IsNotFound(s) ? absl::OkStatus() : s;
 }
 
 absl::Status LocalProvider::Start(const std::string& ref) { return engine_.StartContainer(ref); }

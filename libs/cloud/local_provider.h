@@ -4,10 +4,15 @@
 // engine (podman's Docker API by default), pulled by digest through c2d's
 // registry credentials, published on a free 127.0.0.1 port (the engine picks
 // it), with PORT set, memory and CPU limits, and its labels. A volume is a
-// directory under `volumes_dir`, bind-mounted at its mount path.
+// directory under `volumes_dir`, bind-mounted at its mount path. A network is
+// an engine bridge network with its own /24 in 10.128.0.0/10 (c2d's container
+// networks), isolated from every other isolated network of the engine.
 
+#include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/cloud/provider.h"
 #include "libs/engine/engine.h"
 
@@ -16,6 +21,9 @@ namespace c2d::cloud {
 struct LocalOptions {
   std::string engine_socket;
   engine::RegistryAuth registry;  // for pulls
+  // When set (oci::GrantKey of the platform's registry password), each pull
+  // uses a grant for that one repository instead of `registry`'s password.
+  std::string grant_key;
   std::string volumes_dir;
   std::chrono::milliseconds pull_timeout{5 * 60 * 1000};
 };
@@ -32,6 +40,8 @@ class LocalProvider final : public Provider {
   absl::StatusOr<std::vector<Instance>> List(
       const std::map<std::string, std::string>& labels) override;
   absl::Status DeleteVolume(const std::string& volume) override;
+  absl::Status EnsureNetwork(const std::string& network) override;
+  absl::Status RemoveNetwork(const std::string& network) override;
   absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
                           const std::function<bool(const LogLine&)>& on_line,
                           const std::atomic<bool>* cancel) override;
@@ -44,6 +54,11 @@ class LocalProvider final : public Provider {
 
   const LocalOptions options_;
   engine::Engine engine_;
+  absl::Mutex mu_;
+  // Networks this provider made or found, so that creating an instance asks
+  // the engine nothing more; forgotten when removed, or when a create on one
+  // fails (someone else may have removed it).
+  std::set<std::string> networks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace c2d::cloud

@@ -38,6 +38,9 @@ struct InstanceSpec {
   int cpu_millis = 0;
   std::vector<VolumeMount> volumes;
   std::map<std::string, std::string> labels;
+  // The private network to join (EnsureNetwork first); empty: the provider's
+  // default.
+  std::string network;
 };
 
 enum class InstanceState { kCreated, kRunning, kExited };
@@ -78,6 +81,12 @@ class Provider {
       const std::map<std::string, std::string>& labels) = 0;
   // Destroys a volume's data. Deleting one that does not exist is OK.
   virtual absl::Status DeleteVolume(const std::string& volume) = 0;
+  // A private network (one per project): instances on it reach each other
+  // and no instance of another network; published ports stay where the
+  // provider publishes them. Making one that exists is OK.
+  virtual absl::Status EnsureNetwork(const std::string& network) = 0;
+  // Removing one that does not exist is OK; fails while instances use it.
+  virtual absl::Status RemoveNetwork(const std::string& network) = 0;
   // Output from `since` on, until the instance stops, `cancel` is set, or
   // on_line returns false.
   virtual absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,

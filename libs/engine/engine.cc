@@ -220,6 +220,8 @@ absl::StatusOr<std::string> Engine::Build(
   if (!options.cgroup_parent.empty()) {
     absl::StrAppend(&query, "&cgroupparent=", http::UrlEncode(options.cgroup_parent));
   }
+  // "pullpolicy" is the libpod endpoint's word, "pull" the compatible one's.
+  if (options.always_pull) absl::StrAppend(&query, "&pull=true&pullpolicy=always");
   std::string url = Url(query);
   if (options.sandboxed) {
     // Podman's Docker-compatible /build runs RUN steps in the engine's own
@@ -357,6 +359,7 @@ absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) c
   if (!spec.binds.empty()) host["Binds"] = spec.binds;
   if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
   if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
+  if (!spec.network.empty()) host["NetworkMode"] = spec.network;
   body["HostConfig"] = host;
   std::string path = "/containers/create";
   if (!spec.name.empty()) absl::StrAppend(&path, "?name=", http::UrlEncode(spec.name));
@@ -365,6 +368,34 @@ absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) c
   json j = json::parse(*answer, nullptr, false);
   if (!j.is_object() || !j.contains("Id")) return absl::InternalError("create container: no Id");
   return j["Id"].get<std::string>();
+}
+
+absl::Status Engine::CreateNetwork(const NetworkSpec& spec) const {
+  json options = {{"com.docker.network.bridge.name", spec.bridge}};
+  if (spec.mtu > 0) options["com.docker.network.driver.mtu"] = std::to_string(spec.mtu);
+  json body = {
+      {"Name", spec.name},
+      {"Driver", "bridge"},
+      {"Options", options},
+      {"IPAM", {{"Config", json::array({{{"Subnet", spec.subnet}, {"Gateway", spec.gateway}}})}}},
+      {"Labels", json::object()}};
+  for (const auto& [k, v] : spec.labels) body["Labels"][k] = v;
+  return Call("POST", "/networks/create", absl::StrCat("create network ", spec.name), body.dump())
+      .status();
+}
+
+absl::StatusOr<bool> Engine::NetworkExists(const std::string& name) const {
+  auto r = Call("GET", absl::StrCat("/networks/", http::UrlEncode(name)),
+                absl::StrCat("inspect network ", name));
+  if (absl::IsNotFound(r.status())) return false;
+  if (!r.ok()) return r.status();
+  return true;
+}
+
+absl::Status Engine::RemoveNetwork(const std::string& name) const {
+  return Call("DELETE", absl::StrCat("/networks/", http::UrlEncode(name)),
+              absl::StrCat("remove network ", name))
+      .status();
 }
 
 absl::Status Engine::StartContainer(const std::string& id) const {

@@ -48,6 +48,10 @@ struct BuildOptions {
   // namespace. Untrusted Dockerfiles must be built sandboxed, with no
   // memory_bytes (a rootless runtime cannot set it: PrepareCgroup does).
   bool sandboxed = false;
+  // Pull every FROM image from its registry, even one the engine holds, so
+  // that the registry judges `registries`' credentials for each build (an
+  // image another build left on the engine is not theirs to use).
+  bool always_pull = false;
   std::chrono::milliseconds timeout{15 * 60 * 1000};
   const std::atomic<bool>* cancel = nullptr;
   LogFn on_log;
@@ -75,6 +79,18 @@ struct ContainerSpec {
   std::vector<std::string> binds;  // host:container[:ro]
   int64_t memory_bytes = 0;
   int64_t nano_cpus = 0;  // 1e9 = one core
+  std::string network;    // the network to attach to; empty: the engine's default
+};
+
+// A bridge network of its own (podman's compatible API isolates each one it
+// makes from every other isolated network).
+struct NetworkSpec {
+  std::string name;
+  std::string subnet;   // e.g. 10.130.7.0/24
+  std::string gateway;  // e.g. 10.130.7.1
+  std::string bridge;   // the host's bridge device, at most 15 characters
+  int mtu = 0;          // 0: the engine's default
+  std::map<std::string, std::string> labels;
 };
 
 struct ContainerInfo {
@@ -128,6 +144,13 @@ class Engine {
                     std::chrono::milliseconds timeout) const;
   absl::StatusOr<ImageInfo> InspectImage(const std::string& reference) const;
   absl::Status RemoveImage(const std::string& reference, bool force) const;
+
+  // Errors as the engine gives them; creating an existing name fails (check
+  // with NetworkExists first).
+  absl::Status CreateNetwork(const NetworkSpec& spec) const;
+  absl::StatusOr<bool> NetworkExists(const std::string& name) const;
+  // NotFound when there is no such network; fails while containers use it.
+  absl::Status RemoveNetwork(const std::string& name) const;
 
   // Returns the container id.
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) const;

@@ -13,6 +13,7 @@
 #include "libs/engine/tar.h"
 #include "libs/jobs/queue.h"
 #include "libs/metrics/metrics.h"
+#include "libs/oci/access.h"
 #include "libs/rpc/proto_json.h"
 #include "libs/rpc/server.h"
 #include "prometheus/counter.h"
@@ -343,8 +344,17 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     // engine has it, so that the build itself needs no registry round trips
     // (credentials make the engine check the registry on every build). An
     // app's own Dockerfile may name any private image: it gets credentials.
-    const engine::RegistryAuth auth{config_.registry_user, config_.registry_password,
-                                    config_.RegistryHost()};
+    // The build's credentials are a grant for this build only: pull the stack
+    // images and its own project's images, push its own service's.
+    const engine::RegistryAuth auth{
+        oci::kGrantUser,
+        oci::MintGrant(
+            oci::GrantKey(config_.registry_password),
+            {{.name = "c2d/stacks/*", .actions = {"pull"}},
+             {.name = absl::StrCat(build.spec().project_name(), "/*"), .actions = {"pull"}},
+             {.name = repo_path, .actions = {"pull", "push"}}},
+            deadline + absl::Minutes(5)),
+        config_.RegistryHost()};
     std::vector<engine::RegistryAuth> registries;
     if (plan->generated.empty()) {
       registries.push_back(auth);
@@ -363,6 +373,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
                        .registries = std::move(registries),
                        .cgroup_parent = absl::StrCat(cgroup, "/steps"),
                        .sandboxed = true,
+                       // The app's own FROM images: the registry decides.
+                       .always_pull = plan->generated.empty(),
                        .timeout = remaining(),
                        .cancel = cancel,
                        .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});

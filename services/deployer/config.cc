@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/env.h"
 #include "libs/common/status.h"
+#include "libs/oci/access.h"
 
 namespace c2d::deployer {
 
@@ -34,6 +35,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   c.registry.username = env::GetString("C2D_REGISTRY_USER", "");
   c.registry.password = env::GetString("C2D_REGISTRY_PASSWORD", "");
   c.local.registry = {c.registry.username, c.registry.password, c.RegistryHost()};
+  c.local.grant_key = oci::GrantKey(c.registry.password);
   c.local.volumes_dir = env::GetString(
       "C2D_VOLUMES_DIR", (std::filesystem::temp_directory_path() / "c2d-volumes").string());
   C2D_ASSIGN_OR_RETURN(c.ingress.pdns.api_url, env::GetRequired("C2D_PDNS_API_URL"));

@@ -23,6 +23,14 @@ std::string ContainerName(const std::string& instance_id) {
   return absl::StrCat("c2d-", absl::AsciiStrToLower(instance_id));
 }
 
+}  // namespace
+
+std::string ProjectNetwork(const std::string& project_id) {
+  return absl::StrCat("c2d-", absl::AsciiStrToLower(project_id));
+}
+
+namespace {
+
 // Volume directory names: lower case, no underscore ("vol-01jd…").
 std::string VolumeName(const std::string& volume_id) {
   return absl::StrReplaceAll(absl::AsciiStrToLower(volume_id), {{"_", "-"}});
@@ -104,6 +112,9 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
                 {"c2d.service", d.service_id()},
                 {"c2d.deployment", d.id()},
                 {kInstanceLabel, id}};
+    // A project's instances share a network of their own, and no other.
+    s.network = ProjectNetwork(d.project_id());
+    C2D_RETURN_IF_ERROR(provider_.EnsureNetwork(s.network));
     auto made = provider_.Create(s);
     if (!made.ok()) return made.status();
     current = std::move(*made);
@@ -150,7 +161,11 @@ absl::Status Runtime::StopInstance(const InstanceRow& row, const std::string& re
       if (std::find(refs.begin(), refs.end(), i.ref) == refs.end()) refs.push_back(i.ref);
     }
   }
+  std::string project;
   for (const std::string& ref : refs) {
+    if (auto i = provider_.Inspect(ref); i.ok() && project.empty()) {
+      project = i->labels["c2d.project"];
+    }
     absl::Status s = provider_.Stop(ref, config_.stop_grace);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
     s = provider_.Remove(ref);
@@ -164,7 +179,19 @@ absl::Status Runtime::StopInstance(const InstanceRow& row, const std::string& re
     return AppendRuntimeLogs(tx, row.instance.service_id(), id,
                              {{"system", absl::StrCat("instance stopped: ", reason)}});
   }));
+  if (!project.empty()) ReleaseNetwork(project);
   return absl::OkStatus();
+}
+
+void Runtime::ReleaseNetwork(const std::string& project_id) {
+  // A deploy that makes an instance meanwhile fails to create it and is
+  // retried; its EnsureNetwork then makes the network again.
+  auto left = provider_.List({{"c2d.project", project_id}});
+  if (!left.ok() || !left->empty()) return;
+  if (absl::Status s = provider_.RemoveNetwork(ProjectNetwork(project_id)); !s.ok()) {
+    log::Warn("cannot remove a project's network",
+              {{"project_id", project_id}, {"error", s.ToString()}});
+  }
 }
 
 absl::Status Runtime::DeleteVolume(const v1::Volume& volume) {

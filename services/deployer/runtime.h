@@ -26,6 +26,9 @@ namespace c2d::deployer {
 inline constexpr char kInstallationLabel[] = "c2d.installation";
 inline constexpr char kInstanceLabel[] = "c2d.instance";
 
+// The provider network of a project's instances ("c2d-prj_…").
+std::string ProjectNetwork(const std::string& project_id);
+
 class Runtime {
  public:
   Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,
@@ -73,6 +76,9 @@ class Runtime {
   const Config& config() const { return config_; }
 
  private:
+  // Removes a project's network once no instance of the project is left.
+  void ReleaseNetwork(const std::string& project_id);
+
   pg::Pool& pool_;
   const Config& config_;
   cloud::Provider& provider_;

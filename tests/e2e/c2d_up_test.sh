@@ -10,7 +10,10 @@ export C2D_UP_SKIP_BUILD=1
 export XDG_CONFIG_HOME=$C2D_STATE_DIR/config
 export C2D_BUILD_DIR=${C2D_BUILD_DIR:-$root/build}
 up=$root/tools/c2d-up
-trap '"$up" --down >/dev/null 2>&1 || true; rm -rf "$C2D_STATE_DIR"' EXIT
+source "$root/tools/lib/registry.sh"
+# The rootless build engine's directory, outside the state dir (see c2d-up).
+build_engine=/var/lib/c2d-build/$(printf '%s' "$C2D_STATE_DIR" | sha256sum | cut -c1-12)
+trap '"$up" --down >/dev/null 2>&1 || true; rm -rf "$C2D_STATE_DIR" "$build_engine"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 env_of() { grep "^$1=" "$C2D_STATE_DIR/c2d.env" | cut -d= -f2-; }
@@ -55,7 +58,9 @@ curl -fsS -X PATCH -H "X-API-Key: $pdns_key" -H 'Content-Type: application/json'
   fail "PowerDNS API refused an SRV record"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: down.localhost" "http://$(env_of C2D_INGRESS_HTTP_ADDR)/")
 [[ $code == 503 ]] || fail "ingress answered $code for a host whose SRV record points at the 503 server"
-tags=$(curl -fsS -u "c2d:$(env_of C2D_REGISTRY_PASSWORD)" "$(env_of C2D_REGISTRY_URL)/v2/c2d/stacks/static/tags/list")
+registry=$(env_of C2D_REGISTRY_URL)
+tags=$(c2d::registry_curl "${registry#http://}" c2d "$(env_of C2D_REGISTRY_PASSWORD)" \
+  repository:c2d/stacks/static:pull -fsS "$registry/v2/c2d/stacks/static/tags/list")
 grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
 [[ $(curl -fsS --unix-socket "$(env_of C2D_ENGINE_SOCKET)" http://d/v1.41/_ping) == OK ]] || fail "engine not answering"
 [[ $(stat -c %a "$C2D_STATE_DIR/c2d.env") == 600 ]] || fail "c2d.env is not private"

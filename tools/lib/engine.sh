@@ -21,6 +21,10 @@
 #
 # Networking: a CNI bridge per engine (own network name, bridge device, /24 and
 # IPAM state), published ports by CNI's portmap plugin, 127.0.0.1 included.
+# Apps run on one network per project, which c2d makes through the API
+# (libs/cloud/local_provider.cc); podman isolates those from each other, and
+# the firewall plugin's "same-bridge" ingress policy isolates this default
+# network from them too (isolation holds only between isolated networks).
 # CNI because the Debian 12 machines have containernetworking-plugins, not
 # netavark; the backend is pinned so that installing netavark changes nothing.
 # Containers reach the host at their gateway (10.x.y.1), not its 127.0.0.1.
@@ -151,7 +155,7 @@ EOF
       }
     },
     { "type": "portmap", "capabilities": { "portMappings": true } },
-    { "type": "firewall" },
+    { "type": "firewall", "ingressPolicy": "same-bridge" },
     { "type": "tuning" }
   ]
 }
@@ -289,10 +293,20 @@ c2d::engine_stop() {
   # 5. Mounts: container rootfs overlays, the storage dir podman bind-mounts onto
   # itself, network namespaces of containers. Deepest first; lazy as a last resort.
   c2d::unmount_under "$dir"
-  # 6. The bridge device of this engine (CNI leaves it when the last container goes).
-  c2d::_engine_net_names "$dir"
-  if ip link show "$ENGINE_NET_BRIDGE" >/dev/null 2>&1; then
-    ip link del "$ENGINE_NET_BRIDGE" 2>/dev/null || true
-  fi
+  # 6. The bridge devices of this engine's networks, its default one and the
+  # projects' (CNI leaves them up when the last container goes), and the
+  # IPAM state podman keeps host-wide for the projects' networks.
+  local conf name bridge
+  for conf in "$dir"/networks/*.conflist; do
+    [[ -f $conf ]] || continue
+    name=$(jq -r '.name' "$conf" 2>/dev/null || true)
+    bridge=$(jq -r '.plugins[0].bridge // empty' "$conf" 2>/dev/null || true)
+    if [[ -n $bridge ]] && ip link show "$bridge" >/dev/null 2>&1; then
+      ip link del "$bridge" 2>/dev/null || true
+    fi
+    if [[ $name == c2d-prj_* ]]; then
+      rm -rf "/var/lib/cni/networks/$name"
+    fi
+  done
   rm -f "$dir/engine.sock"
 }

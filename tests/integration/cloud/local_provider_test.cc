@@ -15,6 +15,7 @@
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
 #include "libs/oci/registry.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d {
@@ -86,6 +87,27 @@ TEST_CASE("the local provider refuses unpinned images and bad volume names", "[c
   CHECK(absl::IsInvalidArgument(unpinned.status()));
   CHECK(absl::StrContains(unpinned.status().message(), "not pinned by digest"));
   CHECK(absl::IsInvalidArgument(provider.VolumePath("../etc").status()));
+}
+
+TEST_CASE("a network is made once, in c2d's address space, and removed when asked", "[cloud]") {
+  cloud::LocalProvider provider({.engine_socket = testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")});
+  engine::Engine engine(testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"));
+  const std::string network = absl::StrCat("c2d-", absl::AsciiStrToLower(ids::New("prj")));
+  REQUIRE(provider.EnsureNetwork(network).ok());
+  REQUIRE(provider.EnsureNetwork(network).ok());  // again: nothing changes
+  CHECK(*engine.NetworkExists(network));
+  auto inspect = http::Send({.url = "http://d/v1.41/networks/" + network,
+                             .unix_socket = testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")});
+  REQUIRE(inspect.ok());
+  auto j = nlohmann::json::parse(inspect->body, nullptr, false);
+  const std::string subnet = j["IPAM"]["Config"][0].value("Subnet", "");
+  INFO(inspect->body);
+  int a = 0, b = 0;
+  REQUIRE(std::sscanf(subnet.c_str(), "%d.%d.", &a, &b) == 2);
+  CHECK((a == 10 && b >= 128 && b < 192));  // c2d's container networks, 10.128.0.0/10
+  REQUIRE(provider.RemoveNetwork(network).ok());
+  CHECK_FALSE(*engine.NetworkExists(network));
+  CHECK(provider.RemoveNetwork(network).ok());  // gone already: fine
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "libs/crypto/hash.h"
 #include "libs/engine/tar.h"
 #include "libs/http/client.h"
+#include "libs/oci/access.h"
 #include "tests/support/sealed.h"
 
 namespace c2d::testing {
@@ -37,6 +38,7 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
       options.engine_socket.empty() ? RequireEnv("C2D_TEST_ENGINE_SOCKET") : options.engine_socket;
   config_.local.registry = {config_.registry.username, config_.registry.password,
                             config_.RegistryHost()};
+  config_.local.grant_key = oci::GrantKey(config_.registry.password);
   config_.local.volumes_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "volumes").string();
   config_.ingress = {.pdns = {.api_url = RequireEnv("C2D_TEST_PDNS_API_URL"),
                               .api_key = RequireEnv("C2D_TEST_PDNS_API_KEY")},

@@ -225,8 +225,22 @@ TEST_CASE("a deploy arriving during another supersedes it cleanly", "[deployer]"
   CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
   // The superseded release's instances are stopped and gone.
   CHECK(WaitFor(20s, [&] { return f.Instances(false, first.id()).empty(); }));
+  // A container the superseded job made while being stopped is an orphan
+  // the reconciler removes on its next pass.
+  CHECK(WaitFor(30s, [&] {
+    // (An instance superseded before its container was made has no ref.)
+    for (const v1::Instance& i : f.Instances(true, first.id())) {
+      if (!i.provider_ref().empty() &&
+          !absl::IsNotFound(f.provider().Inspect(i.provider_ref()).status())) {
+        return false;
+      }
+    }
+    auto left = f.provider().List({{"c2d.deployment", first.id()}});
+    return left.ok() && left->empty();
+  }));
   for (const v1::Instance& i : f.Instances(true, first.id())) {
-    CHECK(absl::IsNotFound(f.provider().Inspect(i.provider_ref()).status()));
+    UNSCOPED_INFO("instance " << i.id() << " " << v1::InstanceState_Name(i.state()) << " ref "
+                              << i.provider_ref());
   }
   CheckIngressMatches(f, second.id());
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/command.h"
@@ -24,6 +25,7 @@ using testing::ServiceBody;
 
 // What became of one deployment request.
 struct Result {
+  std::string id;              // the deployment request's (the build's) id
   std::string state;           // the build's or the release's final state
   std::string failure_reason;  // the build's
   std::string log;             // every build log line, one per line
@@ -52,6 +54,7 @@ class Tenant {
     REQUIRE(started.status == 202);
     const std::string id = started.body["id"];
     Result r;
+    r.id = id;
     for (const auto& e : api_.Events("/v1/deployments/" + id + "/logs", t_)) {
       if (e.event == "build") absl::StrAppend(&r.log, e.data.value("text", ""), "\n");
       if (e.event == "end") r.state = e.data.value("state", "");
@@ -65,6 +68,7 @@ class Tenant {
   }
 
   const std::string& token() const { return t_; }
+  const std::string& project() const { return project_; }
 
  private:
   Api& api_;
@@ -179,6 +183,127 @@ TEST_CASE("attack: a bind mount from a stage cannot open the host's filesystem",
                                    "RUN --mount=type=tmpfs,target=/tmp/s touch /tmp/s/x\n", "FROM ",
                                    Stack(), "\nCOPY --from=build /tmp/out/health /srv/health\n")}});
   CHECK(evil.Deploy(ServiceBody("multi", ok)).state == "live");
+}
+
+// `podman --remote` against the app engine: runs `argv` in a container, or
+// inspects one; the output, trimmed.
+std::string Podman(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"podman", "--remote", "--url",
+                                   "unix://" + testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand({.argv = argv, .timeout = 30s});
+  REQUIRE(r.ok());
+  return std::string(absl::StripAsciiWhitespace(r->output));
+}
+
+// The id and address of the running container of a project's service.
+std::pair<std::string, std::string> AppContainer(const std::string& project_id,
+                                                 const std::string& service_id) {
+  std::string id = Podman({"ps", "-q", "--filter", "label=c2d.project=" + project_id, "--filter",
+                           "label=c2d.service=" + service_id});
+  id = id.substr(0, id.find('\n'));
+  REQUIRE(!id.empty());
+  const std::string ip = Podman(
+      {"inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id});
+  REQUIRE(!ip.empty());
+  return {id, ip};
+}
+
+// Whether an HTTP request from container `from` to ip:8080 gets an answer.
+bool Reaches(const std::string& from, const std::string& ip) {
+  const std::string out =
+      Podman({"exec", from, "/bin/sh", "-c",
+              absl::StrCat("printf 'GET /health HTTP/1.0\\r\\n\\r\\n' | timeout 4 nc ", ip,
+                           " 8080 2>&1 | head -n 1")});
+  return absl::StartsWith(out, "HTTP/");
+}
+
+TEST_CASE("attack: an app cannot connect to another project's app, only to its own project's",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant victim(api, "victim"), evil(api, "evil");
+  const std::string repo = HostileRepo({{"index.html", "private\n"}, {"health", "ok\n"}});
+  REQUIRE(victim.Deploy(ServiceBody("db", repo)).state == "live");
+  REQUIRE(evil.Deploy(ServiceBody("web", repo)).state == "live");
+  REQUIRE(evil.Deploy(ServiceBody("api", repo)).state == "live");
+  auto service_id = [&](Tenant& t, const std::string& name) {
+    auto list = api.Call("GET", "/v1/projects/" + t.project() + "/services", t.token());
+    for (const auto& s : list.body["services"]) {
+      if (s["name"] == name) return s["id"].get<std::string>();
+    }
+    FAIL("no service " << name);
+    return std::string();
+  };
+  auto [db, db_ip] = AppContainer(victim.project(), service_id(victim, "db"));
+  auto [web, web_ip] = AppContainer(evil.project(), service_id(evil, "web"));
+  auto [api_ctr, api_ip] = AppContainer(evil.project(), service_id(evil, "api"));
+  INFO("victim db " << db_ip << ", evil web " << web_ip << ", evil api " << api_ip);
+  CHECK(Reaches(web, api_ip));  // the same project: by address
+  CHECK(Reaches(api_ctr, web_ip));
+  CHECK_FALSE(Reaches(web, db_ip));  // another project's: nothing answers
+  CHECK_FALSE(Reaches(db, web_ip));
+  // Published ports stay on the host's loopback.
+  const std::string ports = Podman({"port", db});
+  CHECK(absl::StartsWith(ports, "8080/tcp -> 127.0.0.1:"));
+
+  // The network goes with the project's last instance.
+  const std::string network = "c2d-" + absl::AsciiStrToLower(victim.project());
+  auto network_exists = [&] {
+    auto r = RunCommand({.argv = {"podman", "--remote", "--url",
+                                  "unix://" + testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"),
+                                  "network", "exists", network}});
+    REQUIRE(r.ok());
+    return r->exit_code == 0;
+  };
+  CHECK(network_exists());
+  const std::string svc = service_id(victim, "db");
+  REQUIRE(api.Call("DELETE", "/v1/services/" + svc, victim.token()).status == 204);
+  REQUIRE(api.Call("DELETE", "/v1/projects/" + victim.project(), victim.token()).status == 204);
+  CHECK(testing::WaitFor(30s, [&] { return !network_exists(); }));
+}
+
+// The commit at the head of a test repository.
+std::string Head(const std::string& repo) {
+  auto r = RunCommand({.argv = {"git", "rev-parse", "HEAD"}, .cwd = repo});
+  REQUIRE(r.ok());
+  return std::string(absl::StripAsciiWhitespace(r->output));
+}
+
+TEST_CASE("attack: a build cannot pull another project's image, only its own project's",
+          "[gateway][isolation]") {
+  Api api;
+  Tenant victim(api, "victim"), evil(api, "evil");
+  std::string registry = testing::RequireEnv("C2D_TEST_REGISTRY_URL");
+  registry = registry.substr(registry.find("://") + 3);
+  const std::string secret_repo =
+      HostileRepo({{"index.html", "victim's code\n"}, {"health", "ok\n"}});
+  Result built = victim.Deploy(ServiceBody("db", secret_repo));
+  REQUIRE(built.state == "live");
+  // By its commit tag (in the registry only), and by its build tag, under
+  // which the build engine also holds a copy.
+  int n = 0;
+  for (const std::string& tag : {Head(secret_repo), built.id}) {
+    INFO(tag);
+    const std::string steal =
+        HostileRepo({{"Dockerfile", absl::StrCat("FROM ", registry, "/victim/db:", tag,
+                                                 "\nRUN cat /srv/index.html\n")}});
+    Result r = evil.Deploy(ServiceBody(absl::StrCat("thief", ++n), steal));
+    CHECK(r.state == "build_failed");
+    CHECK_FALSE(absl::StrContains(r.log, "victim's code"));
+    CHECK((absl::StrContains(r.failure_reason, "denied") ||
+           absl::StrContains(r.failure_reason, "unauthorized") ||
+           absl::StrContains(r.failure_reason, "authentication required")));
+  }
+
+  // Its own project's earlier image is fine.
+  const std::string own = HostileRepo({{"index.html", "evil's own\n"}, {"health", "ok\n"}});
+  REQUIRE(evil.Deploy(ServiceBody("base", own)).state == "live");
+  const std::string reuse =
+      HostileRepo({{"Dockerfile", absl::StrCat("FROM ", registry, "/evil/base:", Head(own),
+                                               "\nRUN cat /srv/index.html\n")}});
+  Result ok = evil.Deploy(ServiceBody("reuse", reuse));
+  CHECK(ok.state == "live");
+  CHECK(absl::StrContains(ok.log, "evil's own"));
 }
 
 TEST_CASE("attack: a Dockerfile path that makes the engine read host files is refused",
