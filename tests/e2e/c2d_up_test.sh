@@ -64,6 +64,13 @@ tags=$(c2d::registry_curl "${registry#http://}" c2d "$(env_of C2D_REGISTRY_PASSW
 grep -q '"1"' <<<"$tags" || fail "static stack image missing from the registry"
 [[ $(curl -fsS --unix-socket "$(env_of C2D_ENGINE_SOCKET)" http://d/v1.41/_ping) == OK ]] || fail "engine not answering"
 [[ $(stat -c %a "$C2D_STATE_DIR/c2d.env") == 600 ]] || fail "c2d.env is not private"
+# Nothing of the state is the build user's to read.
+for d in registry engine builds log run repos volumes; do
+  runuser -u c2d-build -- ls "$C2D_STATE_DIR/$d" >/dev/null 2>&1 && fail "c2d-build can list state/$d"
+done
+runuser -u c2d-build -- cat "$C2D_STATE_DIR/c2d.env" >/dev/null 2>&1 && fail "c2d-build can read c2d.env"
+runuser -u c2d-build -- cat "$C2D_STATE_DIR/registry/token-key.pem" >/dev/null 2>&1 &&
+  fail "c2d-build can read the registry's signing key"
 [[ $(sql "SELECT max(version) FROM schema_migrations") -ge 1 ]] || fail "schema not migrated"
 sql "CREATE TABLE survives (x int); INSERT INTO survives VALUES (42)"
 url1=$(env_of C2D_DATABASE_URL)
