@@ -337,6 +337,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     const std::string cgroup = absl::StrCat(config_.engine_cgroup.empty() ? "" : "/",
                                             config_.engine_cgroup, "/c2d-build-", build_id);
     if (s = PrepareBuildCgroup(cgroup); !s.ok()) {
+      int none = 0;
+      (void)engine::KillCgroup(cgroup, std::chrono::seconds(1), &none);  // removes what was made
       outcome = judge(s, "cannot prepare the build's cgroup");
       break;
     }
