@@ -11,6 +11,8 @@
 # in a fresh temp dir and is torn down (also on failure); the test fails if
 # anything stays mounted.
 set -euo pipefail
+# A command that fails outside `fail` says where.
+trap 'echo "components: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tools/lib/engine.sh"
 API=${C2D_ENGINE_API:-v1.41}
@@ -24,11 +26,11 @@ teardown() {
 }
 cleanup() {
   teardown
-  if [[ -z $(c2d::_mounts_under "$tmp") ]]; then
+  if ! grep -q " $tmp[/ ]" /proc/self/mountinfo; then
     rm -rf "$tmp"
   else
     echo "components: mounts left under $tmp:" >&2
-    c2d::_mounts_under "$tmp" >&2
+    grep " $tmp[/ ]" /proc/self/mountinfo >&2
   fi
 }
 trap cleanup EXIT
@@ -155,10 +157,10 @@ run_app() {
   pid=$(jq -r .State.Pid "$tmp/body")
   cg=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
   if [[ -n $cg && -f /sys/fs/cgroup/memory$cg/memory.limit_in_bytes ]]; then
-    limit=$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes")
+    limit=$(cat "/sys/fs/cgroup/memory$cg/memory.limit_in_bytes" 2>/dev/null || echo gone)
     [[ $limit == 67108864 ]] || fail "$name: cgroup memory limit is $limit"
   elif [[ -n $cg && -f /sys/fs/cgroup$cg/memory.max ]]; then
-    limit=$(cat "/sys/fs/cgroup$cg/memory.max")
+    limit=$(cat "/sys/fs/cgroup$cg/memory.max" 2>/dev/null || echo gone)
     [[ $limit == 67108864 ]] || fail "$name: cgroup memory.max is $limit"
   fi
 
@@ -226,7 +228,7 @@ grep -aq '"GET / HTTP/1.1" 200' "$tmp/python.log" || { cat "$tmp/python.log" >&2
 phase "teardown"
 c2d::_engine_net_names "$tmp/engine"
 teardown
-[[ -z $(c2d::_mounts_under "$tmp") ]] || fail "mounts left under $tmp: $(c2d::_mounts_under "$tmp" | tr '\n' ' ')"
+! grep -q " $tmp[/ ]" /proc/self/mountinfo || fail "mounts left under $tmp"
 [[ ! -e $tmp/engine/engine.pid && ! -e $tmp/registry/registry.pid ]] || fail "pid files left"
 ip link show "$ENGINE_NET_BRIDGE" >/dev/null 2>&1 && fail "bridge $ENGINE_NET_BRIDGE left"
 left=$(pgrep -af -- "$tmp" || true)
