@@ -290,6 +290,8 @@ c2d::engine_stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done < <(find "$dir/runroot" \( -name conmon.pid -o -name pidfile \) 2>/dev/null)
+  # conmon of `podman exec` sessions outlives them by minutes (--exit-delay).
+  pkill -KILL -f -- "--exit-dir $dir/" 2>/dev/null || true
   # 5. Mounts: container rootfs overlays, the storage dir podman bind-mounts onto
   # itself, network namespaces of containers. Deepest first; lazy as a last resort.
   c2d::unmount_under "$dir"
