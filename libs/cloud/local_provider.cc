@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/crypto/hash.h"
 #include "libs/oci/access.h"
 
 namespace c2d::cloud {
@@ -19,16 +20,6 @@ namespace {
 // The port label records the app's port, so Inspect can tell its address
 // without knowing the spec.
 constexpr char kPortLabel[] = "c2d.port";
-
-// FNV-1a: a hash that is the same in every process and build.
-uint64_t Fnv1a(absl::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 // /proc/net/route lines: iface, destination, gateway, flags, …, mask (hex,
 // host byte order of the kernel: little-endian here).
@@ -185,7 +176,9 @@ absl::Status LocalProvider::EnsureNetwork(const std::string& network) {
   // subnets of its own networks: the next candidate then).
   absl::Status last;
   for (uint64_t attempt = 0; attempt < 32; ++attempt) {
-    const uint64_t h = Fnv1a(absl::StrCat(network, "/", attempt));
+    // The same in every process: the first 16 hex digits of a SHA-256.
+    const uint64_t h = std::stoull(
+        crypto::Sha256Hex(absl::StrCat(network, "/", attempt)).substr(0, 16), nullptr, 16);
     const int n = static_cast<int>(h % 16384);
     const std::string prefix = absl::StrCat("10.", 128 + n / 256, ".", n % 256);
     engine::NetworkSpec spec{.name = network,

@@ -119,6 +119,43 @@ absl::Status BuildJob::PrepareBuildCgroup(const std::string& cgroup) const {
   return engine::PrepareCgroup(cgroup, pw.pw_uid, pw.pw_gid, config_.build_memory_bytes);
 }
 
+absl::StatusOr<std::vector<std::string>> BuildJob::Secrets(const v1::Build& build) const {
+  std::vector<std::string> secrets;
+  for (const v1::EnvVar& var : build.spec().env()) {
+    if (!var.secret()) continue;
+    crypto::Sealed sealed{var.value().key_id(), var.value().wrapped_data_key(), var.value().nonce(),
+                          var.value().ciphertext()};
+    auto plain = config_.master_keys->Open(sealed, crypto::EnvVarAad(var.key()));
+    if (!plain.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot decrypt env var ", var.key(), ": ", plain.status().message()));
+    }
+    secrets.push_back(std::move(*plain));
+  }
+  // A token inside the repository URL is a secret too.
+  if (std::string url = build.source().repo_url(); RedactUrl(url) != url) {
+    size_t at = url.find('@'), scheme = url.find("://");
+    std::string userinfo = url.substr(scheme + 3, at - scheme - 3);
+    secrets.push_back(userinfo);
+    if (size_t colon = userinfo.find(':'); colon != std::string::npos) {
+      secrets.push_back(userinfo.substr(colon + 1));
+    }
+  }
+  return secrets;
+}
+
+engine::RegistryAuth BuildJob::Credentials(const v1::Build& build, const std::string& repo_path,
+                                           absl::Time expires) const {
+  return {oci::kGrantUser,
+          oci::MintGrant(
+              oci::GrantKey(config_.registry_password),
+              {{.name = "c2d/stacks/*", .actions = {"pull"}},
+               {.name = absl::StrCat(build.spec().project_name(), "/*"), .actions = {"pull"}},
+               {.name = repo_path, .actions = {"pull", "push"}}},
+              expires),
+          config_.RegistryHost()};
+}
+
 absl::Status BuildJob::Deploy(const v1::Build& build) {
   if (build.skip_deploy() || !build.deployment_id().empty() ||
       build.state() != v1::BUILD_STATE_SUCCEEDED) {
@@ -186,36 +223,15 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
       pool_.Transact("start build", [&](pg::Tx& tx) { return MarkRunning(tx, build_id); });
   if (!running.ok()) return running.status();
 
-  // Secret values are never written to the log: decrypt them to recognise them.
-  std::vector<std::string> secrets;
-  for (const v1::EnvVar& var : build.spec().env()) {
-    if (!var.secret()) continue;
-    crypto::Sealed sealed{var.value().key_id(), var.value().wrapped_data_key(), var.value().nonce(),
-                          var.value().ciphertext()};
-    auto plain = config_.master_keys->Open(sealed, crypto::EnvVarAad(var.key()));
-    if (!plain.ok()) {
-      (void)pool_.Transact("fail build", [&](pg::Tx& tx) {
-        return MarkFailed(tx, build_id,
-                          absl::StrCat("cannot decrypt env var ", var.key(), ": ",
-                                       plain.status().message()))
-            .status();
-      });
-      Metrics().builds.Add({{"result", "failed"}}).Increment();
-      return absl::OkStatus();
-    }
-    secrets.push_back(std::move(*plain));
+  auto secrets = Secrets(build);
+  if (!secrets.ok()) {
+    (void)pool_.Transact("fail build", [&](pg::Tx& tx) {
+      return MarkFailed(tx, build_id, std::string(secrets.status().message())).status();
+    });
+    Metrics().builds.Add({{"result", "failed"}}).Increment();
+    return absl::OkStatus();
   }
-  // A token inside the repository URL is a secret too.
-  if (std::string url = build.source().repo_url(); RedactUrl(url) != url) {
-    size_t at = url.find('@'), scheme = url.find("://");
-    std::string userinfo = url.substr(scheme + 3, at - scheme - 3);
-    secrets.push_back(userinfo);
-    if (size_t colon = userinfo.find(':'); colon != std::string::npos) {
-      secrets.push_back(userinfo.substr(colon + 1));
-    }
-  }
-
-  BuildLog blog(pool_, build_id, std::move(secrets));
+  BuildLog blog(pool_, build_id, std::move(*secrets));
   if (ctx.job().attempts > 1) {
     blog.System(absl::StrCat("==> restarting the build (attempt ", ctx.job().attempts, ")"));
   }
@@ -346,17 +362,7 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     // engine has it, so that the build itself needs no registry round trips
     // (credentials make the engine check the registry on every build). An
     // app's own Dockerfile may name any private image: it gets credentials.
-    // The build's credentials are a grant for this build only: pull the stack
-    // images and its own project's images, push its own service's.
-    const engine::RegistryAuth auth{
-        oci::kGrantUser,
-        oci::MintGrant(
-            oci::GrantKey(config_.registry_password),
-            {{.name = "c2d/stacks/*", .actions = {"pull"}},
-             {.name = absl::StrCat(build.spec().project_name(), "/*"), .actions = {"pull"}},
-             {.name = repo_path, .actions = {"pull", "push"}}},
-            deadline + absl::Minutes(5)),
-        config_.RegistryHost()};
+    const engine::RegistryAuth auth = Credentials(build, repo_path, deadline + absl::Minutes(5));
     std::vector<engine::RegistryAuth> registries;
     if (plan->generated.empty()) {
       registries.push_back(auth);

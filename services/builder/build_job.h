@@ -12,7 +12,13 @@
 // owed), and a re-run after a crash starts the steps over, appending to the
 // same log.
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/engine/engine.h"
 #include "libs/jobs/job.h"
 #include "libs/oci/registry.h"
@@ -30,6 +36,15 @@ class BuildJob {
   absl::Status Run(jobs::JobContext& ctx);
 
  private:
+  // The values the build's log must never show: its secret env values
+  // (decrypted; FailedPrecondition when one cannot be) and any credentials
+  // in its repository URL.
+  absl::StatusOr<std::vector<std::string>> Secrets(const v1::Build& build) const;
+  // The registry credentials of a build: a grant, until `expires`, to pull
+  // the stack images and its own project's images and to push its own
+  // service's repository (`repo_path`), nothing else.
+  engine::RegistryAuth Credentials(const v1::Build& build, const std::string& repo_path,
+                                   absl::Time expires) const;
   // Creates the cgroup a build's steps run in (engine::PrepareCgroup), with
   // the build memory limit, for the build engine's user.
   absl::Status PrepareBuildCgroup(const std::string& cgroup) const;

@@ -7,7 +7,6 @@
 #   c2d::build_engine_start DIR REGISTRY_HOSTPORT   socket DIR/engine.sock
 #   c2d::build_engine_stop DIR                 stops it, its builds, its processes
 #   c2d::build_engine_podman DIR TIMEOUT ARGS...    the podman CLI on its storage
-#   c2d::build_engine_cgroup DIR NAME MEMORY   a build's cgroup (cgroupparent=)
 #   c2d::build_engine_kill_cgroup CGROUP       kills what runs in it, removes it
 #
 # DIR/engine.env exports the CONTAINERS_* and XDG_* variables of the engine, so
@@ -24,7 +23,7 @@
 # How builds must be requested (Podman 4.3.1 / Buildah 1.28, all verified):
 #   POST /v4.0.0/libpod/build?isolation=rootless
 #        &nsoptions=[{"Name":"network","Host":false}]   (URL-encoded)
-#        &cgroupparent=<c2d::build_engine_cgroup output>   and NO memory=
+#        &cgroupparent=<a cgroup below C2D_BUILD_ENGINE_CGROUP>   and NO memory=
 #   - The Docker-compatible POST /v1.41/build runs RUN steps in the HOST network
 #     namespace whatever `networkmode` says (Podman adds network Host:true when
 #     nsoptions is absent; networkmode only picks a NetworkConfigurationPolicy),
@@ -77,15 +76,15 @@
 # hierarchy: the engine cannot leave it (its cgroup.procs is root's), so
 # c2d::build_engine_stop kills exactly this engine's processes, and another
 # engine of the same user (tests run several) is left alone. A build's cgroup
-# (c2d::build_engine_cgroup) is a child of it; the RUN step's processes land
-# there, and killing it ends a cancelled build's step (Podman keeps running it
+# (the builder's engine::PrepareCgroup) is a child of it; the RUN step's
+# processes land there, and killing it ends a cancelled build's step (Podman
+# keeps running it
 # after the client disconnects; uids cannot tell builds apart, and Buildah's
 # working containers carry no label of the build).
 
-# shellcheck source=tools/lib/registry.sh
-source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"
+# shellcheck source=tools/lib/engine.sh
+source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
 
-C2D_ENGINE_API=${C2D_ENGINE_API:-v1.41}
 C2D_BUILD_USER=${C2D_BUILD_USER:-c2d-build}
 # The size of the user's subordinate uid and gid ranges (what useradd gives).
 C2D_BUILD_SUBID_COUNT=65536
@@ -413,14 +412,6 @@ c2d::build_engine_start() {
   c2d::die "build engine at $dir/engine.sock not ready in 30 s"
 }
 
-# c2d::build_engine_api DIR METHOD PATH [curl args...]: one request to the
-# build engine of DIR; prints the body.
-c2d::build_engine_api() {
-  local dir=$1 method=$2 path=$3
-  shift 3
-  curl -sS --unix-socket "$dir/engine.sock" -X "$method" "$@" "http://d/$C2D_ENGINE_API$path"
-}
-
 # c2d::build_engine_podman DIR TIMEOUT ARGS...: the podman CLI, as the build
 # user, on the storage of the engine of DIR (it joins the engine's user
 # namespace). Sees the working containers of builds (`ps -a --external`).
@@ -435,40 +426,6 @@ c2d::build_engine_podman() {
       setpriv --reuid="$C2D_BUILD_USER" --regid="$C2D_BUILD_USER" --clear-groups --inh-caps=-all -- \
       podman "$@"
   )
-}
-
-# c2d::build_engine_cgroup DIR NAME MEMORY_BYTES: creates the cgroup of one
-# build, C2D_BUILD_ENGINE_CGROUP/NAME in every hierarchy, with its memory
-# limit (0: none) set by root, and lets the build user put processes in it
-# (the directory, cgroup.procs and tasks are the user's; the limit files stay
-# root's). Prints the value for the build's `cgroupparent=` query parameter.
-# Pass no `memory=` to this engine: rootless runc cannot set a limit, and the
-# RUN step fails. Kill it with c2d::build_engine_kill_cgroup (the printed path
-# without its leading /).
-c2d::build_engine_cgroup() {
-  local dir=$1 name=$2 memory=${3:-0} cg parent
-  [[ -n $name && $name != */* && $name != *..* ]] || c2d::die "bad build cgroup name '$name'"
-  dir=$(cd "$dir" && pwd)
-  c2d::_build_engine_names "$dir"
-  while read -r cg; do
-    parent=$(dirname "$cg")
-    [[ -d $parent ]] || continue
-    mkdir -p "$cg"
-    if [[ -f $cg/cpuset.cpus && -z $(cat "$cg/cpuset.cpus") ]]; then
-      cat "$parent/cpuset.cpus" >"$cg/cpuset.cpus"
-      cat "$parent/cpuset.mems" >"$cg/cpuset.mems"
-    fi
-    chown "$C2D_BUILD_USER:$C2D_BUILD_USER" "$cg" "$cg/cgroup.procs"
-    [[ -f $cg/tasks ]] && chown "$C2D_BUILD_USER:$C2D_BUILD_USER" "$cg/tasks"
-    if ((memory > 0)) && [[ -f $cg/memory.limit_in_bytes ]]; then
-      echo "$memory" >"$cg/memory.limit_in_bytes"
-      [[ -f $cg/memory.memsw.limit_in_bytes ]] && echo "$memory" >"$cg/memory.memsw.limit_in_bytes" 2>/dev/null
-    fi
-    if ((memory > 0)) && [[ -f $cg/memory.max ]]; then
-      echo "$memory" >"$cg/memory.max"
-    fi
-  done < <(c2d::_cgroup_dirs "$C2D_BUILD_ENGINE_CGROUP/$name")
-  echo "/$C2D_BUILD_ENGINE_CGROUP/$name"
 }
 
 # c2d::build_engine_kill_cgroup NAME: SIGKILL to every process in cgroup NAME
@@ -504,10 +461,10 @@ c2d::build_engine_stop() {
     # 1. Containers, through the service while it runs.
     if c2d::pidfile_alive "$dir/engine.pid"; then
       local ids id
-      ids=$(c2d::build_engine_api "$dir" GET "/containers/json?all=1" --max-time 10 2>/dev/null |
+      ids=$(c2d::engine_api "$dir" GET "/containers/json?all=1" --max-time 10 2>/dev/null |
         jq -r '.[].Id' 2>/dev/null || true)
       for id in $ids; do
-        c2d::build_engine_api "$dir" DELETE "/containers/$id?force=1&v=1" --max-time 20 >/dev/null 2>&1 || true
+        c2d::engine_api "$dir" DELETE "/containers/$id?force=1&v=1" --max-time 20 >/dev/null 2>&1 || true
       done
     fi
     # 2. The service.

@@ -76,6 +76,21 @@ class Tenant {
   std::string project_;
 };
 
+// Runs git in `dir`; the test fails if it does.
+void Git(const std::string& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), {"git", "-c", "user.name=e", "-c", "user.email=e@x"});
+  auto r = RunCommand({.argv = args, .cwd = dir});
+  REQUIRE(r.ok());
+  INFO(r->output);
+  REQUIRE(r->exit_code == 0);
+}
+
+// Commits everything in the repository at `dir`.
+void CommitAll(const std::string& dir, const std::string& message) {
+  Git(dir, {"add", "-A"});
+  Git(dir, {"commit", "-q", "-m", message});
+}
+
 // A git repository made by a test: files, and symlinks (path → target).
 std::string HostileRepo(const std::map<std::string, std::string>& files,
                         const std::map<std::string, std::string>& links = {}) {
@@ -86,14 +101,8 @@ std::string HostileRepo(const std::map<std::string, std::string>& files,
     std::ofstream(dir / path) << content;
   }
   for (const auto& [path, target] : links) fs::create_symlink(target, dir / path);
-  for (std::vector<std::string> argv :
-       {std::vector<std::string>{"git", "init", "-q", "-b", "main"},
-        {"git", "add", "-A"},
-        {"git", "-c", "user.name=e", "-c", "user.email=e@x", "commit", "-q", "-m", "evil"}}) {
-    auto r = RunCommand({.argv = argv, .cwd = dir.string()});
-    REQUIRE(r.ok());
-    REQUIRE(r->exit_code == 0);
-  }
+  Git(dir.string(), {"init", "-q", "-b", "main"});
+  CommitAll(dir.string(), "evil");
   return dir.string();
 }
 
@@ -185,15 +194,20 @@ TEST_CASE("attack: a bind mount from a stage cannot open the host's filesystem",
   CHECK(evil.Deploy(ServiceBody("multi", ok)).state == "live");
 }
 
-// `podman --remote` against the app engine: runs `argv` in a container, or
-// inspects one; the output, trimmed.
-std::string Podman(const std::vector<std::string>& args) {
+// `podman --remote` against the app engine (runs something in a container,
+// inspects one); its exit code and output.
+CommandResult RunPodman(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"podman", "--remote", "--url",
                                    "unix://" + testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")};
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = RunCommand({.argv = argv, .timeout = 30s});
   REQUIRE(r.ok());
-  return std::string(absl::StripAsciiWhitespace(r->output));
+  return *r;
+}
+
+// The same, for its output alone, trimmed.
+std::string Podman(const std::vector<std::string>& args) {
+  return std::string(absl::StripAsciiWhitespace(RunPodman(args).output));
 }
 
 // The id and address of the running container of a project's service.
@@ -248,13 +262,7 @@ TEST_CASE("attack: an app cannot connect to another project's app, only to its o
 
   // The network goes with the project's last instance.
   const std::string network = "c2d-" + absl::AsciiStrToLower(victim.project());
-  auto network_exists = [&] {
-    auto r = RunCommand({.argv = {"podman", "--remote", "--url",
-                                  "unix://" + testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"),
-                                  "network", "exists", network}});
-    REQUIRE(r.ok());
-    return r->exit_code == 0;
-  };
+  auto network_exists = [&] { return RunPodman({"network", "exists", network}).exit_code == 0; };
   CHECK(network_exists());
   const std::string svc = service_id(victim, "db");
   REQUIRE(api.Call("DELETE", "/v1/services/" + svc, victim.token()).status == 204);
@@ -442,11 +450,7 @@ TEST_CASE("attack: a huge build context streams without filling the builder's me
     const std::string mb(1 << 20, '\0');
     for (int i = 0; i < 400; ++i) zeros << mb;
   }
-  for (std::vector<std::string> argv :
-       {std::vector<std::string>{"git", "add", "-A"},
-        {"git", "-c", "user.name=e", "-c", "user.email=e@x", "commit", "-q", "-m", "zeros"}}) {
-    REQUIRE(RunCommand({.argv = argv, .cwd = repo})->exit_code == 0);
-  }
+  CommitAll(repo, "zeros");
   fs::remove(fs::path(repo) / "zeros.bin");
   const int64_t before = PeakRss();
   Result r = evil.Deploy(ServiceBody("web", repo));
