@@ -2,13 +2,30 @@
 
 #include <pqxx/except>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 
 namespace c2d::pg {
 namespace {
 
-constexpr absl::string_view kConnectionMarker = "[pg connection]";
+// What the error means, beside its code: the connection is unusable, or
+// which kind of constraint was violated.
+constexpr absl::string_view kConnectionPayload = "type.c2d.dev/pg-connection";
+constexpr absl::string_view kConstraintPayload = "type.c2d.dev/pg-constraint";
+
+absl::Status ConnectionLost(std::string message) {
+  absl::Status s = absl::UnavailableError(std::move(message));
+  s.SetPayload(kConnectionPayload, absl::Cord("1"));
+  return s;
+}
+
+absl::Status Violated(absl::string_view constraint, std::string message) {
+  absl::Status s = constraint == "unique" ? absl::AlreadyExistsError(std::move(message))
+                                          : absl::FailedPreconditionError(std::move(message));
+  s.SetPayload(kConstraintPayload, absl::Cord(constraint));
+  return s;
+}
 
 std::string Message(absl::string_view context, const std::exception& e) {
   std::string what = e.what();
@@ -21,19 +38,22 @@ std::string Message(absl::string_view context, const std::exception& e) {
 
 absl::Status ToStatus(const std::exception& e, absl::string_view context) {
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat(Message(context, e), " (commit outcome unknown) ", kConnectionMarker));
+    return ConnectionLost(absl::StrCat(Message(context, e), " (commit outcome unknown)"));
   }
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    return absl::UnavailableError(absl::StrCat(Message(context, e), " ", kConnectionMarker));
+    return ConnectionLost(Message(context, e));
   }
   if (dynamic_cast<const pqxx::unique_violation*>(&e) != nullptr) {
-    return absl::AlreadyExistsError(Message(context, e));
+    return Violated("unique", Message(context, e));
   }
-  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e) != nullptr ||
-      dynamic_cast<const pqxx::check_violation*>(&e) != nullptr ||
-      dynamic_cast<const pqxx::not_null_violation*>(&e) != nullptr) {
-    return absl::FailedPreconditionError(Message(context, e));
+  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e) != nullptr) {
+    return Violated("foreign_key", Message(context, e));
+  }
+  if (dynamic_cast<const pqxx::check_violation*>(&e) != nullptr) {
+    return Violated("check", Message(context, e));
+  }
+  if (dynamic_cast<const pqxx::not_null_violation*>(&e) != nullptr) {
+    return Violated("not_null", Message(context, e));
   }
   if (dynamic_cast<const pqxx::serialization_failure*>(&e) != nullptr ||
       dynamic_cast<const pqxx::deadlock_detected*>(&e) != nullptr) {
@@ -47,7 +67,7 @@ absl::Status ToStatus(const std::exception& e, absl::string_view context) {
     }
     // 57P01 admin_shutdown and friends (class 57, 08) mean the server went away.
     if (state.rfind("57", 0) == 0 || state.rfind("08", 0) == 0) {
-      return absl::UnavailableError(absl::StrCat(Message(context, e), " ", kConnectionMarker));
+      return ConnectionLost(Message(context, e));
     }
     return absl::InternalError(absl::StrCat(Message(context, e), " [SQLSTATE ", state, "]"));
   }
@@ -55,8 +75,12 @@ absl::Status ToStatus(const std::exception& e, absl::string_view context) {
 }
 
 bool IsConnectionError(const absl::Status& status) {
-  return absl::IsUnavailable(status) &&
-         status.message().find(kConnectionMarker) != absl::string_view::npos;
+  return absl::IsUnavailable(status) && status.GetPayload(kConnectionPayload).has_value();
+}
+
+bool IsForeignKeyViolation(const absl::Status& status) {
+  auto c = status.GetPayload(kConstraintPayload);
+  return c.has_value() && *c == "foreign_key";
 }
 
 }  // namespace c2d::pg

@@ -20,7 +20,10 @@ namespace c2d::pg {
 //   other sql_error                    -> Internal, with the SQLSTATE
 absl::Status ToStatus(const std::exception& e, absl::string_view context);
 
-// True for errors after which the connection must be discarded.
+// True for errors after which the connection must be discarded (a payload
+// says so, not the message).
 bool IsConnectionError(const absl::Status& status);
+// True for a foreign key violation (FailedPrecondition).
+bool IsForeignKeyViolation(const absl::Status& status);
 
 }  // namespace c2d::pg

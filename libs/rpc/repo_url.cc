@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "proto/c2d/v1/common.pb.h"
 
 namespace c2d::rpc {
 namespace {
@@ -200,6 +201,40 @@ std::string ForbiddenAddressLiteral(absl::string_view text) {
   in6_addr v6{};
   if (inet_pton(AF_INET6, t.c_str(), &v6) == 1) return ForbiddenAddress(v6);
   return "";
+}
+
+std::string RedactUrl(absl::string_view url) {
+  size_t scheme = url.find("://");
+  size_t at = url.find('@');
+  size_t host_start = scheme == absl::string_view::npos ? 0 : scheme + 3;
+  size_t slash = url.find('/', host_start);
+  if (at == absl::string_view::npos || at < host_start ||
+      (slash != absl::string_view::npos && at > slash)) {
+    return std::string(url);
+  }
+  return absl::StrCat(url.substr(0, host_start), "***", url.substr(at));
+}
+
+absl::StatusOr<std::string> SealUrl(const crypto::MasterKeys& keys, const std::string& url,
+                                    const std::string& aad) {
+  if (RedactUrl(url) == url) return std::string();
+  auto sealed = keys.Seal(url, aad);
+  if (!sealed.ok()) return sealed.status();
+  v1::EncryptedValue v;
+  v.set_key_id(sealed->key_id);
+  v.set_wrapped_data_key(sealed->wrapped_key);
+  v.set_nonce(sealed->nonce);
+  v.set_ciphertext(sealed->ciphertext);
+  return v.SerializeAsString();
+}
+
+absl::StatusOr<std::string> OpenUrl(const crypto::MasterKeys& keys, const std::string& sealed,
+                                    const std::string& aad) {
+  v1::EncryptedValue v;
+  if (!v.ParseFromString(sealed) || v.ciphertext().empty()) {
+    return absl::DataLossError("a sealed repository URL is unreadable");
+  }
+  return keys.Open({v.key_id(), v.wrapped_data_key(), v.nonce(), v.ciphertext()}, aad);
 }
 
 }  // namespace c2d::rpc

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "libs/crypto/seal.h"
 
 namespace c2d::rpc {
 
@@ -42,5 +43,18 @@ std::string ForbiddenAddress(const in_addr& v4);
 std::string ForbiddenAddress(const in6_addr& v6);
 // The same for a textual IP literal; "" also when `text` is no IP literal.
 std::string ForbiddenAddressLiteral(absl::string_view text);
+
+// The URL with the credentials in it (user:token@) replaced by "***", for
+// logs and answers: "https://***@host/o/r.git". Unchanged without any.
+std::string RedactUrl(absl::string_view url);
+
+// A URL with credentials is stored sealed: the whole URL as a serialized
+// c2d.v1.EncryptedValue bound to `aad` (the row it belongs to). "" for a
+// URL without credentials (nothing to hide; store it as it is).
+absl::StatusOr<std::string> SealUrl(const crypto::MasterKeys& keys, const std::string& url,
+                                    const std::string& aad);
+// The URL SealUrl sealed; DataLoss when the bytes are not a sealed value.
+absl::StatusOr<std::string> OpenUrl(const crypto::MasterKeys& keys, const std::string& sealed,
+                                    const std::string& aad);
 
 }  // namespace c2d::rpc

@@ -34,7 +34,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
 class Server {
  public:
   // A service to serve under its full name (e.g. "c2d.v1.BuilderService",
-  // from the generated `service_full_name()`), for the health service.
+  // from the generated `service_full_name()`), for the health service. Only
+  // services that implement their RPCs are registered: health reports each
+  // registered one SERVING.
   struct Registration {
     std::string name;
     grpc::Service* service;  // owned by the caller; outlives the server

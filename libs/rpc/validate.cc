@@ -14,13 +14,13 @@
 
 namespace c2d::rpc {
 
-absl::Status InvalidField(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-}
-
 bool ValidName(absl::string_view name) {
-  static const std::regex kName("^[a-z][a-z0-9-]{0,38}$");
-  return std::regex_match(name.begin(), name.end(), kName);
+  if (name.empty() || name.size() > 39) return false;
+  if (name.front() < 'a' || name.front() > 'z' || name.back() == '-') return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return !(name.size() >= 4 && name[2] == '-' && name[3] == '-');
 }
 
 absl::StatusOr<int> PageSize(const v1::PageRequest& page) {
@@ -185,6 +185,9 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
   }
   if (spec.type() == v1::SERVICE_TYPE_WEB) {
     if (absl::Status s = ValidateHealthCheck(spec.health_check()); !s.ok()) return s;
+  } else if (!InRange(spec.health_check().start_period_s(), 0, 3600)) {
+    // A worker's only health setting: how long it must run to count as up.
+    return InvalidField("spec.health_check.start_period_s", "must be 0-3600");
   }
   std::set<std::string> keys;
   for (const v1::EnvVar& var : spec.env()) {

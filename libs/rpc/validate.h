@@ -8,16 +8,20 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "libs/rpc/status.h"  // InvalidField
 #include "proto/c2d/v1/common.pb.h"
 
 namespace c2d::rpc {
 
-// INVALID_ARGUMENT "<field>: <why>".
-absl::Status InvalidField(absl::string_view field, absl::string_view why);
 
 // Names of projects, services, databases and volumes: ^[a-z][a-z0-9-]{0,38}$.
 bool ValidName(absl::string_view name);
-inline constexpr char kNameRule[] = "must match ^[a-z][a-z0-9-]{0,38}$";
+// A DNS label (RFC 1123) of at most 39 characters that is no IDNA
+// A-label: lower-case letters, digits and hyphens, starting with a letter,
+// ending with a letter or digit, without "--" at positions 3-4 ("xn--").
+inline constexpr char kNameRule[] =
+    "must be 1-39 lower-case letters, digits and hyphens, start with a letter, end with a "
+    "letter or digit, and not have \"--\" at positions 3-4";
 
 // The page size a List RPC uses: 0 = 50, at most 200; negative is invalid.
 absl::StatusOr<int> PageSize(const v1::PageRequest& page);
