@@ -203,6 +203,61 @@ absl::Status BuildJob::Deploy(const v1::Build& build) {
   return absl::OkStatus();
 }
 
+absl::Status BuildJob::UnsealRepoUrl(v1::Build& build) const {
+  auto sealed = pool_.Transact("sealed url", [&](pg::Tx& tx) {
+    return SealedRepoUrl(tx, build.id());
+  });
+  if (!sealed.ok()) return sealed.status();
+  if (sealed->empty()) return absl::OkStatus();
+  auto url = rpc::OpenUrl(*config_.master_keys, *sealed, BuildRepoUrlAad(build.id()));
+  if (!url.ok()) return jobs::Permanent(url.status());
+  build.mutable_source()->set_repo_url(*url);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<v1::Build>> BuildJob::ResolveCommit(v1::Build& build, BuildLog& blog,
+                                                                  const GitOptions& git) {
+  if (!build.source().commit().empty()) return std::optional<v1::Build>();  // asked for
+  std::string commit = build.commit_sha();
+  if (commit.empty()) {  // not resolved by an earlier attempt
+    blog.System(absl::StrCat("==> resolve ", build.source().branch(), " of ",
+                             RedactUrl(build.source().repo_url())));
+    auto head = ResolveBranch(build.source().repo_url(), build.source().branch(), git);
+    if (!head.ok()) return head.status();
+    commit = *head;
+  }
+  auto adopted = pool_.Transact("adopt commit", [&](pg::Tx& tx) {
+    return AdoptCommit(tx, build, commit);
+  });
+  if (!adopted.ok()) return adopted.status();
+  build.set_commit_sha(commit);
+  return std::move(adopted->earlier);
+}
+
+absl::StatusOr<v1::Build> BuildJob::ReuseImage(const v1::Build& earlier, BuildLog& blog,
+                                               absl::Time deadline,
+                                               const std::atomic<bool>* cancel) {
+  blog.System(absl::StrCat("==> commit ", earlier.commit_sha().substr(0, 12), " was built by ",
+                           earlier.id(), ": releasing its image"));
+  v1::Build b = earlier;
+  // An earlier build still running is waited for, as long as this one may take.
+  while (b.state() == v1::BUILD_STATE_QUEUED || b.state() == v1::BUILD_STATE_RUNNING) {
+    if (cancel != nullptr && cancel->load()) return absl::CancelledError("cancelled");
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("the earlier build is late");
+    absl::SleepFor(absl::Seconds(1));
+    auto now = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, earlier.id()); });
+    if (!now.ok()) return now.status();
+    b = std::move(*now);
+  }
+  if (b.state() != v1::BUILD_STATE_SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the build of this commit (", b.id(), ") did not succeed: ",
+                     b.failure_reason().empty() ? "cancelled" : b.failure_reason()));
+  }
+  blog.System(absl::StrCat("    ", b.image_repository(), "@", b.image_digest()));
+  return b;
+}
+
 absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   v1::BuildJob payload;
   if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.build_id().empty()) {
@@ -213,7 +268,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   auto build_or = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
   if (absl::IsNotFound(build_or.status())) return jobs::Permanent(build_or.status());
   if (!build_or.ok()) return build_or.status();
-  const v1::Build build = std::move(*build_or);
+  v1::Build build = std::move(*build_or);
+  if (auto s = UnsealRepoUrl(build); !s.ok()) return s;
   if (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED ||
       build.state() == v1::BUILD_STATE_CANCELLED) {
     // A repeated job after the outcome was recorded: only a deploy may be owed.
@@ -279,7 +335,36 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   int64_t size_bytes = 0;
   const std::string repository = build.image_repository();
   const std::string repo_path = repository.substr(repository.find('/') + 1);
-  do {
+  // ---- resolve: the branch head, unless a commit was asked for; a commit
+  // built before is released from that build's image.
+  bool resolved = true;
+  auto earlier = ResolveCommit(build, blog,
+                               {.local_repo_root = config_.local_repo_root,
+                                .timeout = std::min(config_.git_timeout, remaining()),
+                                .cancel = cancel,
+                                .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }});
+  if (!earlier.ok()) {
+    const absl::Status& s = earlier.status();
+    const bool users = absl::IsNotFound(s) || absl::IsFailedPrecondition(s) ||
+                       absl::IsInvalidArgument(s);
+    outcome = users && !ctx.cancelled()
+                  ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
+                  : judge(s, "cannot read the repository");
+    resolved = false;
+  } else if (*earlier) {
+    auto reused = ReuseImage(**earlier, blog, deadline, cancel);
+    if (reused.ok()) {
+      digest = reused->image_digest();
+      size_bytes = reused->image_size_bytes();
+      outcome = Outcome{Outcome::kSucceeded, ""};
+    } else {
+      outcome = absl::IsCancelled(reused.status()) || absl::IsDeadlineExceeded(reused.status())
+                    ? judge(reused.status(), "waiting for the earlier build")
+                    : Outcome{Outcome::kFailed, std::string(reused.status().message())};
+    }
+    resolved = false;
+  }
+  if (resolved) do {
     // ---- clone
     absl::Time t = absl::Now();
     blog.System(absl::StrCat("==> clone ", RedactUrl(build.source().repo_url()), " at ",
@@ -446,7 +531,9 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   } while (false);
 
   if (!outcome) {
-    blog.System("==> the container engine or registry is unavailable; the build will be retried");
+    blog.System(
+        "==> the repository, container engine or registry is unavailable; the build will be "
+        "retried");
     blog.Close();
     return absl::UnavailableError("build infrastructure unavailable; retrying");
   }

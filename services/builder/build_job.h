@@ -1,8 +1,9 @@
 #pragma once
 
 // The `build` job (queue builder): from a commit to an image in the
-// registry. Steps: clone → detect → build → push, each logged with its
-// duration. Failures a user can cause (repository, branch or commit missing,
+// registry. Steps: resolve (a branch head's commit; a commit built before
+// releases that build's image and skips the rest) → clone → detect → build
+// → push, each logged with its duration. Failures a user can cause (repository, branch or commit missing,
 // no way to build, a failing Dockerfile step, timeout, image too large) end
 // the build FAILED with a one-line reason; cancellation ends it CANCELLED.
 // A succeeded build is then deployed (DeployerService.Deploy with the build
@@ -12,7 +13,9 @@
 // owed), and a re-run after a crash starts the steps over, appending to the
 // same log.
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +28,9 @@
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/builder.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
+#include "services/builder/build_log.h"
 #include "services/builder/config.h"
+#include "services/builder/git.h"
 
 namespace c2d::builder {
 
@@ -48,6 +53,18 @@ class BuildJob {
   // Creates the cgroup a build's steps run in (engine::PrepareCgroup), with
   // the build memory limit, for the build engine's user.
   absl::Status PrepareBuildCgroup(const std::string& cgroup) const;
+  // Puts the whole repository URL (unsealed) into the build, when it had
+  // credentials.
+  absl::Status UnsealRepoUrl(v1::Build& build) const;
+  // Gives a build of a branch head its commit (resolved now, unless an
+  // earlier attempt did) and returns the earlier build of that commit whose
+  // image it is to release, if any (AdoptCommit).
+  absl::StatusOr<std::optional<v1::Build>> ResolveCommit(v1::Build& build, BuildLog& blog,
+                                                         const GitOptions& git);
+  // The earlier build, once it has succeeded (waiting for it while it runs,
+  // up to `deadline`); FailedPrecondition when it did not.
+  absl::StatusOr<v1::Build> ReuseImage(const v1::Build& earlier, BuildLog& blog,
+                                       absl::Time deadline, const std::atomic<bool>* cancel);
   // Deploys a succeeded build that owes a deployment; Unavailable to retry.
   absl::Status Deploy(const v1::Build& build);
 

@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
@@ -28,24 +31,32 @@ using google::protobuf::util::TimeUtil;
 constexpr pg::Statement kInsert{"builds_insert", R"sql(
 INSERT INTO builds (id, service_id, project_id, trigger, requested_by, repo_url, branch,
                     root_dir, requested_commit, commit_sha, build_strategy, dockerfile_path,
-                    build_command, spec, skip_deploy, image_repository)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, NULLIF($9, ''), $10, $11, $12, $13,
-        $14::jsonb, $15, $16)
-ON CONFLICT (service_id, commit_sha) WHERE state IN ('queued', 'running', 'succeeded')
+                    build_command, spec, skip_deploy, image_repository, repo_url_sealed)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, NULLIF($9, ''), NULLIF($10, ''), $11, $12,
+        $13, $14::jsonb, $15, $16, NULLIF(decode($17, 'base64'), ''))
+ON CONFLICT (service_id, commit_sha)
+  WHERE state IN ('queued', 'running', 'succeeded') AND reused_from IS NULL
   DO NOTHING
 RETURNING id)sql"};
 
-constexpr pg::Statement kInsertFailed{"builds_insert_failed", R"sql(
-INSERT INTO builds (id, service_id, project_id, state, trigger, requested_by, repo_url, branch,
-                    root_dir, requested_commit, build_strategy, dockerfile_path, build_command,
-                    spec, skip_deploy, image_repository, failure_reason, finished_at)
-VALUES ($1, $2, $3, 'failed', $4, NULLIF($5, ''), $6, $7, $8, NULLIF($9, ''), $10, $11, $12,
-        $13::jsonb, $14, $15, $16, now()))sql"};
-
 constexpr pg::Statement kLive{"builds_live_of_commit", "SELECT " C2D_BUILD_COLUMNS R"sql(
 FROM builds WHERE service_id = $1 AND commit_sha = $2
-  AND state IN ('queued', 'running', 'succeeded'))sql"};
+  AND state IN ('queued', 'running', 'succeeded') AND reused_from IS NULL)sql"};
 
+// Serialises the adoption of commits by the builds of one service.
+constexpr pg::Statement kLockService{"builds_lock_service",
+                                     "SELECT pg_advisory_xact_lock(hashtext('build:' || $1))"};
+constexpr pg::Statement kSetCommit{"builds_set_commit", R"sql(
+UPDATE builds SET commit_sha = $2, reused_from = NULLIF($3, ''), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running'))sql"};
+constexpr pg::Statement kLockRequester{
+    "builds_lock_requester", "SELECT pg_advisory_xact_lock(hashtext('builds-of:' || $1))"};
+constexpr pg::Statement kInFlight{"builds_in_flight_of", R"sql(
+SELECT count(*) FROM builds WHERE requested_by = $1 AND state IN ('queued', 'running'))sql"};
+
+constexpr pg::Statement kSealedUrl{
+    "builds_sealed_url",
+    "SELECT coalesce(encode(repo_url_sealed, 'base64'), '') FROM builds WHERE id = $1"};
 constexpr pg::Statement kGet{"builds_get",
                              "SELECT " C2D_BUILD_COLUMNS " FROM builds WHERE id = $1"};
 
@@ -172,21 +183,6 @@ const char* TriggerName(const v1::StartBuildRequest& r) {
 
 }  // namespace
 
-absl::StatusOr<v1::Build> InsertFailedBuild(pg::Tx& tx, const NewBuild& build,
-                                            const std::string& reason) {
-  const v1::StartBuildRequest& req = build.request;
-  auto spec_json = rpc::ToJson(req.spec());
-  if (!spec_json.ok()) return spec_json.status();
-  tx.Exec(kInsertFailed, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
-          req.requested_by(), req.source().repo_url(), req.source().branch(),
-          req.source().root_dir(), req.source().commit(), StrategyName(req.settings()),
-          DockerfilePath(req.settings()), req.settings().build_command(), *spec_json,
-          req.skip_deploy(), build.image_repository, reason);
-  C2D_RETURN_IF_ERROR(
-      AppendLogs(tx, build.id, 1, {LogRow{0, "system", "==> build failed: " + reason, 0}}));
-  return GetBuild(tx, build.id);
-}
-
 absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& build) {
   const v1::StartBuildRequest& req = build.request;
   auto spec_json_or = rpc::ToJson(req.spec());
@@ -197,7 +193,8 @@ absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& b
               req.requested_by(), req.source().repo_url(), req.source().branch(),
               req.source().root_dir(), req.source().commit(), build.commit_sha,
               StrategyName(req.settings()), DockerfilePath(req.settings()),
-              req.settings().build_command(), spec_json, req.skip_deploy(), build.image_repository);
+              req.settings().build_command(), spec_json, req.skip_deploy(), build.image_repository,
+              absl::Base64Escape(build.repo_url_sealed));
   v1::StartBuildResponse response;
   if (r.empty()) {
     pqxx::result live = tx.Exec(kLive, req.service_id(), build.commit_sha);
@@ -211,17 +208,45 @@ absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& b
   payload.set_build_id(build.id);
   auto payload_json = rpc::ToJson(payload);
   if (!payload_json.ok()) return payload_json.status();
-  auto job = jobs::Enqueue(tx, {.queue = "builder",
-                                .kind = "build",
-                                .payload = *payload_json,
-                                .max_attempts = 3,
-                                .unique_key = UniqueKey(req.service_id(), build.commit_sha)});
+  // A build of the branch head learns its commit in the job.
+  auto job = jobs::Enqueue(
+      tx, {.queue = "builder",
+           .kind = "build",
+           .payload = *payload_json,
+           .max_attempts = 3,
+           .unique_key = UniqueKey(req.service_id(),
+                                   build.commit_sha.empty() ? build.id : build.commit_sha)});
   if (!job.ok()) return job.status();
   auto inserted = GetBuild(tx, build.id);
   if (!inserted.ok()) return inserted.status();
   *response.mutable_build() = std::move(*inserted);
   response.set_created(true);
   return response;
+}
+
+absl::StatusOr<Adopted> AdoptCommit(pg::Tx& tx, const v1::Build& build, const std::string& commit) {
+  tx.Exec(kLockService, build.service_id());
+  Adopted out;
+  for (const auto& row : tx.Exec(kLive, build.service_id(), commit)) {
+    v1::Build other = RowToBuild(row);
+    if (other.id() != build.id()) out.earlier = std::move(other);
+  }
+  tx.Exec(kSetCommit, build.id(), commit, out.earlier ? out.earlier->id() : "");
+  return out;
+}
+
+absl::StatusOr<std::string> SealedRepoUrl(pg::Tx& tx, const std::string& build_id) {
+  pqxx::result r = tx.Exec(kSealedUrl, build_id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("build ", build_id, " does not exist"));
+  std::string b64 = r[0][0].as<std::string>(), out;
+  b64.erase(std::remove(b64.begin(), b64.end(), '\n'), b64.end());  // SQL breaks its lines
+  if (!absl::Base64Unescape(b64, &out)) return absl::DataLossError("bad sealed URL encoding");
+  return out;
+}
+
+absl::StatusOr<int64_t> BuildsInFlight(pg::Tx& tx, const std::string& requested_by) {
+  tx.Exec(kLockRequester, requested_by);  // a concurrent StartBuild counts after this one
+  return tx.Exec(kInFlight, requested_by)[0][0].as<int64_t>();
 }
 
 absl::StatusOr<v1::Build> GetBuild(pg::Tx& tx, const std::string& id) {
@@ -277,7 +302,9 @@ absl::Status SetDeploymentId(pg::Tx& tx, const std::string& id, const std::strin
 }
 
 absl::Status CancelBuildJob(pg::Tx& tx, const v1::Build& build) {
-  tx.Exec(kCancelJob, UniqueKey(build.service_id(), build.commit_sha()));
+  // As InsertBuild keyed it: by the commit asked for, or by the build.
+  const std::string& commit = build.source().commit();
+  tx.Exec(kCancelJob, UniqueKey(build.service_id(), commit.empty() ? build.id() : commit));
   return absl::OkStatus();
 }
 

@@ -23,17 +23,34 @@ struct NewBuild {
   v1::StartBuildRequest request;
   std::string commit_sha;
   std::string image_repository;
+  // With credentials in the repository URL: the URL sealed (rpc::SealUrl),
+  // and request.source.repo_url masked.
+  std::string repo_url_sealed;
 };
+
+// The sealed repository URL of a build ("" when its URL has no credentials).
+absl::StatusOr<std::string> SealedRepoUrl(pg::Tx& tx, const std::string& build_id);
+// What a build's sealed URL is bound to.
+inline std::string BuildRepoUrlAad(const std::string& build_id) {
+  return "c2d/build/repo_url/" + build_id;
+}
 
 // Inserts the build and enqueues its `build` job in the same transaction.
 // When a queued, running or succeeded build of the same (service, commit)
 // exists, returns that one and `created` = false, and changes nothing.
 absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& build);
 
-// Records a build that failed before it could be queued (repository or branch
-// unreadable): state FAILED, no commit, `reason` as its first log line.
-absl::StatusOr<v1::Build> InsertFailedBuild(pg::Tx& tx, const NewBuild& build,
-                                            const std::string& reason);
+// Gives a build of the branch head the commit it resolved. When a queued,
+// running or succeeded build of that commit exists, the build reuses that
+// one's image (reused_from) and `earlier` is it; otherwise the build builds.
+struct Adopted {
+  std::optional<v1::Build> earlier;
+};
+absl::StatusOr<Adopted> AdoptCommit(pg::Tx& tx, const v1::Build& build, const std::string& commit);
+
+// Queued and running builds `requested_by` asked for; later callers for the
+// same requester wait until this transaction ends.
+absl::StatusOr<int64_t> BuildsInFlight(pg::Tx& tx, const std::string& requested_by);
 
 absl::StatusOr<v1::Build> GetBuild(pg::Tx& tx, const std::string& id);
 

@@ -7,11 +7,12 @@
 #include "absl/strings/str_split.h"
 #include "libs/common/ids.h"
 #include "libs/common/log.h"
+#include "libs/pg/errors.h"
+#include "libs/rpc/repo_url.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "services/builder/build_store.h"
-#include "services/builder/git.h"
 
 namespace c2d::builder {
 namespace {
@@ -60,34 +61,29 @@ grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
   }
   build.image_repository = absl::StrCat(config_.RegistryHost(), "/", request->spec().project_name(),
                                         "/", request->spec().service_name());
+  // Credentials in the URL are stored sealed, the URL masked.
+  auto sealed =
+      rpc::SealUrl(*config_.master_keys, src->repo_url(), BuildRepoUrlAad(build.id));
+  if (!sealed.ok()) return rpc::ToGrpc(sealed.status());
+  build.repo_url_sealed = std::move(*sealed);
+  src->set_repo_url(rpc::RedactUrl(src->repo_url()));
+  // A branch head is resolved by the build job: no call waits on git.
   build.commit_sha = src->commit();
-  std::string resolve_error;
-  if (build.commit_sha.empty()) {
-    auto head =
-        ResolveBranch(src->repo_url(), src->branch(),
-                      {.local_repo_root = config_.local_repo_root, .timeout = config_.git_timeout});
-    if (head.ok()) {
-      build.commit_sha = *head;
-    } else {
-      resolve_error = std::string(head.status().message());
-    }
-  }
-  absl::StatusOr<v1::StartBuildResponse> result;
-  if (!resolve_error.empty()) {
-    result = pool_.Transact("record failed build",
-                            [&](pg::Tx& tx) -> absl::StatusOr<v1::StartBuildResponse> {
-                              auto b = InsertFailedBuild(tx, build, resolve_error);
-                              if (!b.ok()) return b.status();
-                              v1::StartBuildResponse out;
-                              *out.mutable_build() = std::move(*b);
-                              out.set_created(true);
-                              return out;
-                            });
-  } else {
-    result = pool_.Transact("start build", [&](pg::Tx& tx) { return InsertBuild(tx, build); });
-  }
-  if (absl::IsFailedPrecondition(result.status())) {
-    // A foreign key: the gateway stores services and projects before it builds.
+  auto result = pool_.Transact(
+      "start build", [&](pg::Tx& tx) -> absl::StatusOr<v1::StartBuildResponse> {
+        if (request->trigger() == v1::BUILD_TRIGGER_API && !request->requested_by().empty()) {
+          auto in_flight = BuildsInFlight(tx, request->requested_by());
+          if (!in_flight.ok()) return in_flight.status();
+          if (*in_flight >= config_.max_builds_per_user) {
+            return absl::ResourceExhaustedError(absl::StrCat(
+                *in_flight, " builds of yours are queued or running; the limit is ",
+                config_.max_builds_per_user, " (retry when one has ended)"));
+          }
+        }
+        return InsertBuild(tx, build);
+      });
+  if (pg::IsForeignKeyViolation(result.status())) {
+    // The gateway stores services and projects before it builds.
     return rpc::ToGrpc(
         absl::NotFoundError(absl::StrCat("service ", request->service_id(), " or project ",
                                          request->spec().project_id(), " does not exist")));

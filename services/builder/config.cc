@@ -47,6 +47,8 @@ absl::StatusOr<Config> Config::FromEnv() {
                                                         c.max_context_bytes, 1, int64_t{1} << 40));
   C2D_ASSIGN_OR_RETURN(int64_t keep, env::GetInt("C2D_GC_KEEP_BUILDS", 10, 1, 1000));
   c.keep_builds = static_cast<int>(keep);
+  C2D_ASSIGN_OR_RETURN(int64_t per_user, env::GetInt("C2D_MAX_BUILDS_PER_USER", 5, 1, 1000));
+  c.max_builds_per_user = static_cast<int>(per_user);
   C2D_ASSIGN_OR_RETURN(c.gc_interval,
                        env::GetDuration("C2D_GC_INTERVAL", c.gc_interval, milliseconds(1000),
                                         std::chrono::hours(24 * 7)));

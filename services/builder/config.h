@@ -34,6 +34,9 @@ struct Config {
   int64_t max_image_bytes = int64_t{2} << 30;               // C2D_MAX_IMAGE_BYTES
   int64_t max_context_bytes = int64_t{1} << 30;             // C2D_MAX_CONTEXT_BYTES
   int keep_builds = 10;                                     // C2D_GC_KEEP_BUILDS
+  // C2D_MAX_BUILDS_PER_USER: queued and running builds one user may have;
+  // StartBuild answers RESOURCE_EXHAUSTED beyond.
+  int max_builds_per_user = 5;
   std::chrono::milliseconds gc_interval{60 * 60 * 1000};    // C2D_GC_INTERVAL
   std::optional<crypto::MasterKeys> master_keys;            // C2D_MASTER_KEY
   // The deployer's gRPC address: where a successful build is deployed

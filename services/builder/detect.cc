@@ -29,13 +29,18 @@ bool Present(const std::string& dir, const char* name) {
   return lstat((fs::path(dir) / name).c_str(), &st) == 0;
 }
 
-// The command of the Procfile's `web:` line, if any.
+// The command of the Procfile's `web:` line, else of its `worker:` line
+// (a worker service's app), if any.
 std::string ProcfileWeb(const std::string& dir) {
+  std::string worker;
   for (absl::string_view line : absl::StrSplit(ReadInside(dir, "Procfile"), '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (absl::ConsumePrefix(&line, "web:")) return std::string(absl::StripAsciiWhitespace(line));
+    if (worker.empty() && absl::ConsumePrefix(&line, "worker:")) {
+      worker = std::string(absl::StripAsciiWhitespace(line));
+    }
   }
-  return "";
+  return worker;
 }
 
 // True when requirements.txt lists anything (not only comments/blank lines).

@@ -185,18 +185,6 @@ absl::StatusOr<GitRemote> PrepareRemote(const std::string& url, const std::strin
   return remote;
 }
 
-std::string RedactUrl(absl::string_view url) {
-  size_t scheme = url.find("://");
-  size_t at = url.find('@');
-  size_t host_start = scheme == absl::string_view::npos ? 0 : scheme + 3;
-  size_t slash = url.find('/', host_start);
-  if (at == absl::string_view::npos || at < host_start ||
-      (slash != absl::string_view::npos && at > slash)) {
-    return std::string(url);
-  }
-  return absl::StrCat(url.substr(0, host_start), "***", url.substr(at));
-}
-
 absl::StatusOr<std::string> ResolveBranch(const std::string& url, const std::string& branch,
                                           const GitOptions& options) {
   GitOptions quiet = options;

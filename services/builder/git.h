@@ -18,9 +18,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "libs/rpc/repo_url.h"  // RedactUrl
 #include "absl/strings/string_view.h"
 
 namespace c2d::builder {
+
+using rpc::RedactUrl;
 
 struct GitOptions {
   // C2D_LOCAL_REPO_ROOT; empty: local paths are refused.
@@ -30,8 +33,6 @@ struct GitOptions {
   std::function<void(absl::string_view line)> on_line;
 };
 
-// The URL with any user:password@ replaced by ***@.
-std::string RedactUrl(absl::string_view url);
 
 // How git reaches a checked remote: the URL to give it, and the settings
 // that pin it to the checked address.

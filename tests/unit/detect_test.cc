@@ -60,6 +60,19 @@ TEST_CASE("a Python app starts from its Procfile, run.start_command, or app.py",
         "FROM reg/python:3.11\nWORKDIR /app\nCOPY . /app\n"
         "CMD [\"/bin/sh\",\"-c\",\"python3 app.py --port $PORT\"]\n");
 
+  // A worker's Procfile line, when there is no web line; the web line wins.
+  App worker;
+  worker.With("requirements.txt", "# none\n").With("Procfile", "worker: exec python3 main.py\n");
+  auto w = worker.Plan();
+  REQUIRE(w.ok());
+  CHECK(w->generated.find("\"exec python3 main.py\"") != std::string::npos);
+  App both;
+  both.With("requirements.txt", "# none\n")
+      .With("Procfile", "worker: python3 jobs.py\nweb: python3 app.py\n");
+  auto b = both.Plan();
+  REQUIRE(b.ok());
+  CHECK(b->generated.find("\"python3 app.py\"") != std::string::npos);
+
   App plain;
   plain.With("requirements.txt", "flask==2.2\n").With("app.py");
   auto q = plain.Plan();

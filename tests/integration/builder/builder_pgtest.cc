@@ -31,7 +31,7 @@ TEST_CASE("a commit becomes an image in the registry that runs and answers HTTP"
   v1::StartBuildResponse started = f.Start(f.Request(repo.path()));
   REQUIRE(started.created());
   const v1::Build& queued = started.build();
-  CHECK(queued.commit_sha() == repo.head());
+  CHECK(queued.commit_sha().empty());  // the job resolves the branch, not StartBuild
   CHECK(queued.state() == v1::BUILD_STATE_QUEUED);
 
   // Follow the log live from the first line.
@@ -58,6 +58,7 @@ TEST_CASE("a commit becomes an image in the registry that runs and answers HTTP"
   reader.join();  // the stream ends by itself once the build is final
   INFO(f.StoredLog(build.id()));
   REQUIRE(build.state() == v1::BUILD_STATE_SUCCEEDED);
+  CHECK(build.commit_sha() == repo.head());
   CHECK(build.commit_author() == "Test Author <author@example.com>");
   CHECK(build.commit_message() == "first commit");
   CHECK(absl::StartsWith(build.image_digest(), "sha256:"));
@@ -219,21 +220,36 @@ TEST_CASE("ListBuilds pages newest first and StreamBuildLogs resumes after a giv
   for (size_t i = 0; i < seqs.size(); ++i) CHECK(seqs[i] == static_cast<int64_t>(i) + 3);
 }
 
-TEST_CASE("two StartBuilds of one commit yield one build", "[builder]") {
+TEST_CASE("a commit is built once: its repeat is that build, its branch releases that image",
+          "[builder]") {
   BuilderFixture f;
   GitRepo repo({{"index.html", "same"}});
-  v1::StartBuildResponse a = f.Start(f.Request(repo.path()));
+  v1::StartBuildResponse a = f.Start(f.Request(repo.path(), "main", repo.head()));
   v1::StartBuildResponse b = f.Start(f.Request(repo.path(), "main", repo.head()));
   CHECK(a.created());
   CHECK_FALSE(b.created());
   CHECK(b.build().id() == a.build().id());
-  f.WaitFinal(a.build().id());
-  // Also once it has succeeded: a webhook redelivery must not rebuild.
+  // The branch head, asked for while that build runs: a build of its own,
+  // which finds the commit taken and releases that build's image.
   v1::StartBuildResponse c = f.Start(f.Request(repo.path()));
-  CHECK_FALSE(c.created());
-  CHECK(c.build().id() == a.build().id());
-  CHECK(f.db().Count("SELECT count(*) FROM builds") == 1);
-  CHECK(f.db().Count("SELECT count(*) FROM jobs WHERE kind = 'build'") == 1);
+  CHECK(c.created());
+  CHECK(c.build().id() != a.build().id());
+  v1::Build built = f.WaitFinal(a.build().id());
+  v1::Build reused = f.WaitFinal(c.build().id());
+  REQUIRE(built.state() == v1::BUILD_STATE_SUCCEEDED);
+  REQUIRE(reused.state() == v1::BUILD_STATE_SUCCEEDED);
+  CHECK(reused.commit_sha() == repo.head());
+  CHECK(reused.image_digest() == built.image_digest());
+  const std::string log = f.StoredLog(reused.id());
+  INFO(log);
+  CHECK(absl::StrContains(log, "was built by " + built.id() + ": releasing its image"));
+  CHECK_FALSE(absl::StrContains(log, "==> build\n"));
+  // Once it has succeeded too: a webhook redelivery must not rebuild.
+  v1::StartBuildResponse d = f.Start(f.Request(repo.path(), "main", repo.head()));
+  CHECK_FALSE(d.created());
+  CHECK(d.build().id() == a.build().id());
+  CHECK(f.db().Count("SELECT count(*) FROM builds") == 2);
+  CHECK(f.db().Count("SELECT count(*) FROM jobs WHERE kind = 'build'") == 2);
 }
 
 TEST_CASE("builds a user breaks end failed with a one-line reason", "[builder]") {
