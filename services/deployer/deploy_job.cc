@@ -26,8 +26,6 @@ using google::protobuf::util::TimeUtil;
 // Until an instance first passes, the gate probes it this often (not every
 // interval_s), so a deploy goes live as soon as the app answers.
 constexpr absl::Duration kGateProbeEvery = absl::Milliseconds(100);
-// A worker has no health check: running this long after start counts as up.
-constexpr absl::Duration kWorkerSettle = absl::Seconds(2);
 
 bool IsFinal(v1::DeploymentState s) {
   return s == v1::DEPLOYMENT_STATE_FAILED || s == v1::DEPLOYMENT_STATE_SUPERSEDED ||
@@ -168,7 +166,9 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
 
   // ---- health gate
   const v1::HealthCheck check = WithDefaults(spec.health_check());
-  const absl::Duration gate = web ? GateDeadline(check) : kWorkerSettle + absl::Seconds(30);
+  // A worker is up once it has run for its start period without exiting.
+  const absl::Duration settle = WorkerSettle(spec);
+  const absl::Duration gate = web ? GateDeadline(check) : settle + absl::Seconds(30);
   const absl::Time gate_start = absl::Now(), deadline = gate_start + gate;
   struct Gate {
     InstanceRow row;
@@ -220,13 +220,13 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
         C2D_RETURN_IF_ERROR(
             pool.Transact("record health", [&](pg::Tx& tx) { return RecordHealth(tx, iid, h); }));
       } else {
-        g.healthy = info->started_at.has_value() && now - *info->started_at >= kWorkerSettle;
+        g.healthy = info->started_at.has_value() && now - *info->started_at >= settle;
       }
       if (g.healthy) {
         const std::string message =
             web ? absl::StrCat(Describe(check, spec.run().port()), ": ", g.last_detail, " after ",
                                Seconds(now - gate_start))
-                : absl::StrCat("running for ", Seconds(kWorkerSettle));
+                : absl::StrCat("running for ", Seconds(settle), " (health_check.start_period_s)");
         C2D_RETURN_IF_ERROR(pool.Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
           C2D_RETURN_IF_ERROR(SetInstanceState(tx, iid, v1::INSTANCE_STATE_HEALTHY));
           return AddEvent(tx, id, d.service_id(), iid, "instance.healthy", message);

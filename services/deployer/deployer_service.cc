@@ -10,6 +10,7 @@
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
+#include "libs/pg/errors.h"
 #include "libs/rpc/proto_json.h"
 #include "libs/rpc/server.h"
 #include "libs/rpc/status.h"
@@ -94,8 +95,7 @@ absl::StatusOr<v1::Deployment> DeployerServiceImpl::Insert(const NewDeployment& 
     }
     return InsertDeployment(tx, d);
   });
-  if (absl::IsFailedPrecondition(result.status()) &&
-      absl::StrContains(result.status().message(), "foreign key")) {
+  if (pg::IsForeignKeyViolation(result.status())) {
     return absl::NotFoundError(absl::StrCat("service ", d.spec.service_id(), ", project ",
                                             d.spec.project_id(), " or build ", d.build_id,
                                             " does not exist"));
@@ -167,15 +167,20 @@ grpc::Status DeployerServiceImpl::Rollback(grpc::ServerContext* context,
   if (!ids::Valid(request->service_id(), "svc")) {
     return rpc::ToGrpc(InvalidField("service_id", "is not a service id"));
   }
-  if (!ids::Valid(request->to_deployment_id(), "dep")) {
+  const bool pick = request->to_deployment_id().empty();
+  if (!pick && !ids::Valid(request->to_deployment_id(), "dep")) {
     return rpc::ToGrpc(InvalidField("to_deployment_id", "is not a deployment id"));
   }
   if (request->request_id().size() > 255) {
     return rpc::ToGrpc(InvalidField("request_id", "must be at most 255 characters"));
   }
   auto target = runtime_.pool().Transact("get deployment", [&](pg::Tx& tx) {
-    return deployer::GetDeployment(tx, request->to_deployment_id());
+    return pick ? PreviousLive(tx, request->service_id())
+                : deployer::GetDeployment(tx, request->to_deployment_id());
   });
+  if (pick && absl::IsNotFound(target.status())) {
+    return rpc::ToGrpc(absl::FailedPreconditionError(target.status().message()));
+  }
   if (!target.ok()) return rpc::ToGrpc(target.status());
   if (target->service_id() != request->service_id()) {
     return rpc::ToGrpc(absl::NotFoundError(absl::StrCat(
@@ -202,6 +207,23 @@ grpc::Status DeployerServiceImpl::Rollback(grpc::ServerContext* context,
   auto out = Insert(d);
   if (!out.ok()) return rpc::ToGrpc(out.status());
   *response = std::move(*out);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeployerServiceImpl::SyncRoutes(grpc::ServerContext* context,
+                                             const v1::SyncRoutesRequest* request,
+                                             v1::SyncRoutesResponse* response) {
+  log::Scope scope(nlohmann::json{{"request_id", rpc::RequestId(*context)}});
+  if (!ids::Valid(request->project_id(), "prj")) {
+    return rpc::ToGrpc(InvalidField("project_id", "is not a project id"));
+  }
+  auto services = runtime_.pool().Transact(
+      "routed services", [&](pg::Tx& tx) { return RoutedServices(tx, request->project_id()); });
+  if (!services.ok()) return rpc::ToGrpc(services.status());
+  for (const std::string& service : *services) {
+    if (absl::Status s = runtime_.SyncIngress(service); !s.ok()) return rpc::ToGrpc(s);
+  }
+  response->set_services(static_cast<int32_t>(services->size()));
   return grpc::Status::OK;
 }
 

@@ -31,6 +31,8 @@ class DeployerServiceImpl final : public v1::DeployerService::Service {
                         v1::Deployment* response) override;
   grpc::Status StopService(grpc::ServerContext* context, const v1::StopServiceRequest* request,
                            v1::StopServiceResponse* response) override;
+  grpc::Status SyncRoutes(grpc::ServerContext* context, const v1::SyncRoutesRequest* request,
+                          v1::SyncRoutesResponse* response) override;
   grpc::Status ListInstances(grpc::ServerContext* context, const v1::ListInstancesRequest* request,
                              v1::ListInstancesResponse* response) override;
   grpc::Status StreamRuntimeLogs(grpc::ServerContext* context,

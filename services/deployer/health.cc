@@ -1,5 +1,7 @@
 #include "services/deployer/health.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -66,6 +68,11 @@ v1::HealthCheck WithDefaults(v1::HealthCheck c) {
   if (c.unhealthy_threshold() <= 0) c.set_unhealthy_threshold(3);
   if (c.start_period_s() < 0) c.set_start_period_s(30);
   return c;
+}
+
+absl::Duration WorkerSettle(const v1::ServiceSpec& spec) {
+  if (!spec.has_health_check()) return absl::Seconds(2);
+  return absl::Seconds(std::max(0, spec.health_check().start_period_s()));
 }
 
 absl::Duration GateDeadline(const v1::HealthCheck& check) {

@@ -37,6 +37,9 @@ v1::HealthCheck WithDefaults(v1::HealthCheck check);
 // How long a new deployment may take to become healthy before it fails:
 // start_period_s + unhealthy_threshold * interval_s.
 absl::Duration GateDeadline(const v1::HealthCheck& check);
+// A worker (no port, no probe) is up once its process has run this long:
+// its health_check.start_period_s (2 s for a spec that has none).
+absl::Duration WorkerSettle(const v1::ServiceSpec& spec);
 
 enum class Health { kStarting, kHealthy, kUnhealthy };
 

@@ -19,7 +19,6 @@ constexpr absl::Duration kCrashWindow = absl::Minutes(10);
 constexpr int kCrashLoopRestarts = 5;  // more than this in the window
 // How often a starting (or restarted) instance is probed.
 constexpr absl::Duration kStartingProbeEvery = absl::Seconds(1);
-constexpr absl::Duration kWorkerSettle = absl::Seconds(2);
 // Every this many passes: trim log tails, rewrite every ingress entry.
 constexpr int kHousekeepingEvery = 15;
 
@@ -218,7 +217,7 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
   const v1::InstanceState state = row.instance.state();
   if (spec.type() == v1::SERVICE_TYPE_WORKER) {
     if (state == v1::INSTANCE_STATE_HEALTHY || !c->started_at ||
-        now - *c->started_at < kWorkerSettle) {
+        now - *c->started_at < WorkerSettle(spec)) {
       return false;
     }
     (void)runtime_.pool().Transact("worker up", [&](pg::Tx& tx) -> absl::Status {

@@ -18,6 +18,18 @@ namespace {
 
 constexpr pg::Statement kIngressLock{
     "deployer_ingress_lock", "SELECT pg_advisory_xact_lock(hashtext('c2d.ingress.' || $1))"};
+// The service's and its project's names now (a rename moves the routes at
+// once); none when the service is gone.
+constexpr pg::Statement kCurrentNames{"deployer_current_names", R"sql(
+SELECT s.name, p.name FROM services s JOIN projects p ON p.id = s.project_id
+WHERE s.id = $1)sql"};
+constexpr pg::Statement kRouted{"deployer_routed",
+                                "SELECT hostname FROM service_routes WHERE service_id = $1"};
+constexpr pg::Statement kSetRouted{"deployer_set_routed", R"sql(
+INSERT INTO service_routes (service_id, hostname) VALUES ($1, $2)
+ON CONFLICT (service_id) DO UPDATE SET hostname = EXCLUDED.hostname, updated_at = now())sql"};
+constexpr pg::Statement kUnrouted{"deployer_unrouted",
+                                  "DELETE FROM service_routes WHERE service_id = $1"};
 
 std::string ContainerName(const std::string& instance_id) {
   return absl::StrCat("c2d-", absl::AsciiStrToLower(instance_id));
@@ -225,7 +237,27 @@ absl::Status Runtime::SyncIngress(const std::string& service_id) {
       return live.status();
     }
     if (spec.type() == v1::SERVICE_TYPE_WORKER) return absl::OkStatus();
-    const std::string hostname = config_.Hostname(spec.service_name(), spec.project_name());
+    std::string service_name = spec.service_name(), project_name = spec.project_name();
+    if (pqxx::result n = tx.Exec(kCurrentNames, service_id); !n.empty()) {
+      service_name = n[0][0].as<std::string>();
+      project_name = n[0][1].as<std::string>();
+    }
+    const std::string hostname = config_.Hostname(service_name, project_name);
+    // A rename: the old hostname routes nowhere any more.
+    if (pqxx::result r = tx.Exec(kRouted, service_id); !r.empty()) {
+      const std::string before = r[0][0].as<std::string>();
+      if (before != hostname) {
+        C2D_RETURN_IF_ERROR(upstreams_.Remove(before));
+        log::Info("ingress: renamed", {{"from", before}, {"to", hostname}});
+        absl::MutexLock lock(&mu_);
+        written_.erase(before);
+      }
+    }
+    if (live.ok()) {
+      tx.Exec(kSetRouted, service_id, hostname);
+    } else {
+      tx.Exec(kUnrouted, service_id);
+    }
     // What the table holds for the hostname after this call.
     const std::string entry = live.ok() ? absl::StrJoin(addresses, ",") : "(removed)";
     {

@@ -67,6 +67,18 @@ constexpr pg::Statement kLockDeployment{"deployments_lock",
 constexpr pg::Statement kLive{"deployments_live",
                               "SELECT " C2D_DEPLOYMENT_COLUMNS
                               " FROM deployments WHERE service_id = $1 AND state = 'live'"};
+constexpr pg::Statement kRoutedServices{"deployments_routed_services", R"sql(
+SELECT service_id FROM deployments WHERE project_id = $1 AND state = 'live'
+UNION
+SELECT r.service_id FROM service_routes r JOIN services s ON s.id = r.service_id
+WHERE s.project_id = $1)sql"};
+constexpr pg::Statement kPreviousLive{"deployments_previous_live",
+                                      "SELECT " C2D_DEPLOYMENT_COLUMNS R"sql(
+FROM deployments
+WHERE service_id = $1 AND live_at IS NOT NULL AND state <> 'live'
+  AND live_at < coalesce((SELECT max(live_at) FROM deployments
+                          WHERE service_id = $1 AND state = 'live'), 'infinity')
+ORDER BY live_at DESC, id DESC LIMIT 1)sql"};
 constexpr pg::Statement kListDeployments{"deployments_list", "SELECT " C2D_DEPLOYMENT_COLUMNS
                                                              R"sql(
 FROM deployments WHERE service_id = $1 AND ($2 = '' OR id < $2)
@@ -371,6 +383,22 @@ absl::StatusOr<v1::Deployment> GetDeployment(pg::Tx& tx, const std::string& id) 
 absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id) {
   pqxx::result r = tx.Exec(kLockDeployment, id);
   if (r.empty()) return absl::NotFoundError(absl::StrCat("deployment ", id, " does not exist"));
+  return RowToDeployment(r[0]);
+}
+
+absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx,
+                                                       const std::string& project_id) {
+  std::vector<std::string> out;
+  for (const auto& r : tx.Exec(kRoutedServices, project_id)) out.push_back(r[0].as<std::string>());
+  return out;
+}
+
+absl::StatusOr<v1::Deployment> PreviousLive(pg::Tx& tx, const std::string& service_id) {
+  pqxx::result r = tx.Exec(kPreviousLive, service_id);
+  if (r.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("service ", service_id, " has no earlier live release to roll back to"));
+  }
   return RowToDeployment(r[0]);
 }
 

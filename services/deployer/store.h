@@ -56,6 +56,11 @@ absl::StatusOr<v1::Deployment> GetDeployment(pg::Tx& tx, const std::string& id);
 absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id);
 // The service's LIVE deployment; NotFound when none is.
 absl::StatusOr<v1::Deployment> LiveDeployment(pg::Tx& tx, const std::string& service_id);
+// Services of the project with a live release or a route (to move or remove).
+absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx, const std::string& project_id);
+// The newest release of the service that went live before the live one (or
+// the newest that was ever live, when none is); NotFound when there is none.
+absl::StatusOr<v1::Deployment> PreviousLive(pg::Tx& tx, const std::string& service_id);
 // Newest first; `page_token` is the last id of the previous page.
 absl::StatusOr<v1::ListDeploymentsResponse> ListDeployments(pg::Tx& tx,
                                                             const std::string& service_id,
