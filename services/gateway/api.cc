@@ -2,8 +2,6 @@
 
 #include <google/protobuf/util/time_util.h>
 
-#include <regex>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "libs/common/log.h"
+#include "libs/rpc/status.h"
 
 namespace c2d::gateway {
 
@@ -30,16 +29,8 @@ httpd::Response Error(int status, const std::string& code, const std::string& me
   return Json(status, {{"error", e}});
 }
 
-namespace {
-// FieldError's field travels beside the message, whatever characters a
-// client put in it (env keys, unknown field names).
-constexpr absl::string_view kFieldPayload = "type.c2d.dev/field";
-}  // namespace
-
 absl::Status FieldError(const std::string& field, const std::string& why) {
-  absl::Status s = absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
-  s.SetPayload(kFieldPayload, absl::Cord(field));
-  return s;
+  return rpc::InvalidField(field, why);
 }
 
 httpd::Response FromStatus(const absl::Status& s) {
@@ -47,18 +38,14 @@ httpd::Response FromStatus(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange: {
-      if (auto field = s.GetPayload(kFieldPayload)) {
-        return Error(400, "invalid_argument", message, std::string(*field));
+      std::optional<std::string> field = rpc::ErrorField(s);
+      if (!field) return Error(400, "invalid_argument", message);
+      // Another service's spec is the REST body: "spec.run.port" is "run.port".
+      if (absl::StartsWith(*field, "spec.")) {
+        if (absl::StartsWith(message, *field)) message.erase(0, 5);
+        field->erase(0, 5);
       }
-      // From another service: its rpc::InvalidField message names the field.
-      static const std::regex kField("^([a-z_][A-Za-z0-9_.\\[\\]]*): (.*)$");
-      std::smatch m;
-      if (std::regex_match(message, m, kField)) {
-        std::string field = m[1];
-        if (absl::StartsWith(field, "spec.")) field = field.substr(5);
-        return Error(400, "invalid_argument", absl::StrCat(field, ": ", m[2].str()), field);
-      }
-      return Error(400, "invalid_argument", message);
+      return Error(400, "invalid_argument", message, *field);
     }
     case absl::StatusCode::kUnauthenticated:
       return Error(401, "unauthenticated", message);
@@ -72,8 +59,11 @@ httpd::Response FromStatus(const absl::Status& s) {
       return Error(409, "failed_precondition", message);
     case absl::StatusCode::kAborted:
       return Error(409, "aborted", message);
-    case absl::StatusCode::kResourceExhausted:
-      return Error(429, "rate_limited", message);
+    case absl::StatusCode::kResourceExhausted: {
+      httpd::Response r = Error(429, "rate_limited", message);
+      r.headers.emplace_back("Retry-After", "5");
+      return r;
+    }
     case absl::StatusCode::kUnimplemented:
       return Error(501, "not_implemented", message);
     case absl::StatusCode::kUnavailable:

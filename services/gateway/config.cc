@@ -30,6 +30,15 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.rpc_timeout,
                        env::GetDuration("C2D_RPC_TIMEOUT", c.rpc_timeout,
                                         std::chrono::milliseconds(100), std::chrono::minutes(5)));
+  C2D_ASSIGN_OR_RETURN(int64_t rps, env::GetInt("C2D_USER_RPS", 20, 1, 100'000));
+  C2D_ASSIGN_OR_RETURN(int64_t burst, env::GetInt("C2D_USER_BURST", 100, 1, 100'000));
+  C2D_ASSIGN_OR_RETURN(int64_t streams, env::GetInt("C2D_USER_STREAMS", 20, 1, 100'000));
+  c.user_rps = static_cast<double>(rps);
+  c.user_burst = static_cast<double>(burst);
+  c.user_streams = static_cast<int>(streams);
+  C2D_ASSIGN_OR_RETURN(c.rename_hold,
+                       env::GetDuration("C2D_RENAME_HOLD", c.rename_hold,
+                                        std::chrono::milliseconds(0), std::chrono::hours(24 * 90)));
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   return c;

@@ -30,6 +30,14 @@ struct Config {
   // C2D_LOCAL_REPO_ROOT: local repositories below it may be built (the
   // bundled sample, tests); empty, the default: only remote URLs.
   std::string local_repo_root;
+  // Per user: requests per second (C2D_USER_RPS) with bursts of
+  // C2D_USER_BURST, beyond which requests get 429 and Retry-After; open log
+  // streams (C2D_USER_STREAMS), beyond which a new one gets 429.
+  double user_rps = 20;
+  double user_burst = 100;
+  int user_streams = 20;
+  // C2D_RENAME_HOLD: how long a renamed project's old name stays its own.
+  std::chrono::milliseconds rename_hold{24 * 3600 * 1000};
 
   // http://<service>.<project>.<base domain>[:port]/
   std::string AppUrl(const std::string& service, const std::string& project) const;

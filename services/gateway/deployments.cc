@@ -17,7 +17,7 @@ namespace {
 json BuildJson(const v1::Build& b) {
   return {{"id", b.id()},
           {"state", EnumText(v1::BuildState_Name(b.state()), 12)},
-          {"commit", b.commit_sha()},
+          {"commit", OrNull(b.commit_sha())},
           {"commit_message", b.commit_message()},
           {"branch", b.source().branch()},
           {"image", b.image_digest().empty() ? json(nullptr)
@@ -160,19 +160,20 @@ httpd::Response Gateway::CreateDeployment(Call& c) {
   if (!spec.ok()) return FromStatus(spec.status());
   v1::StartBuildRequest start;
   start.set_service_id(s.id);
-  *start.mutable_source() = s.source;
+  auto source = BuildSource(s);
+  if (!source.ok()) return FromStatus(source.status());
+  *start.mutable_source() = std::move(*source);
   start.mutable_source()->set_commit(commit);
   *start.mutable_settings() = s.build;
   *start.mutable_spec() = *spec;
   start.set_trigger(v1::BUILD_TRIGGER_API);
   start.set_requested_by(c.who.user_id);
   grpc::ClientContext ctx;
-  // Resolving a branch head can take a git round trip.
-  Context(ctx, c.request_id, std::max(config_.rpc_timeout, std::chrono::milliseconds(60'000)));
+  Context(ctx, c);  // StartBuild never waits on git: the build job resolves the branch
   v1::StartBuildResponse started;
   if (auto g = builder_->StartBuild(&ctx, start, &started); !g.ok()) {
     absl::Status st = rpc::FromGrpc(g);
-    if (absl::IsInvalidArgument(st) && absl::StartsWith(st.message(), "source.commit")) {
+    if (rpc::ErrorField(st) == "source.commit") {
       return FromStatus(FieldError("commit", "must be a full commit id (40 or 64 hex digits)"));
     }
     return FromStatus(st);
@@ -247,22 +248,49 @@ httpd::Response Gateway::Rollback(Call& c) {
         409, "failed_precondition",
         absl::StrCat(c.req.params["id"], " never became a release; nothing to roll back to"));
   }
+  return RollbackTo(c, sp->first, sp->second,
+                    (*target)["deployment"]["id"].get<std::string>());
+}
+
+httpd::Response Gateway::RollbackService(Call& c) {
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
+  auto body = ParseObject(c.req.body, {"to"}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  std::string to;
+  if (auto s = GetString(*body, "to", "", &to, 64); !s.ok()) return FromStatus(s);
+  if (!to.empty() && !ids::Valid(to, "dep")) {
+    return FromStatus(FieldError("to", "must be a deployment id (dep_…)"));
+  }
+  return RollbackTo(c, sp->first, sp->second, to);
+}
+
+httpd::Response Gateway::RollbackTo(Call& c, const Service& s, const Project& p,
+                                    const std::string& to) {
   grpc::ClientContext ctx;
   Context(ctx, c);
   v1::RollbackRequest req;
-  req.set_service_id(service_id);
-  req.set_to_deployment_id((*target)["deployment"]["id"].get<std::string>());
+  req.set_service_id(s.id);
+  req.set_to_deployment_id(to);
   req.set_request_id(c.request_id);
   v1::Deployment d;
-  if (auto g = deployer_->Rollback(&ctx, req, &d); !g.ok()) return FromStatus(rpc::FromGrpc(g));
-  if (auto a = AuditMutation(c, sp->second.id, "deployment.rollback", d.id(),
-                             {{"to", req.to_deployment_id()}});
+  if (auto g = deployer_->Rollback(&ctx, req, &d); !g.ok()) {
+    absl::Status st = rpc::FromGrpc(g);
+    // Another service's release is as absent as another tenant's.
+    if (absl::IsNotFound(st)) return Error(404, "not_found", "deployment " + to + " does not exist");
+    return FromStatus(st);
+  }
+  if (auto a =
+          AuditMutation(c, p.id, "deployment.rollback", d.id(), {{"to", d.rollback_of()}});
       !a.ok()) {
     return FromStatus(a);
   }
+  std::string service_id;
   auto view = DeploymentView(c, d.id(), &service_id);
   if (!view.ok()) return FromStatus(view.status());
-  return Json(202, *view);
+  httpd::Response r = Json(202, *view);
+  r.headers.emplace_back("Location", "/v1/deployments/" + d.id());
+  return r;
 }
 
 httpd::Response Gateway::ListInstances(Call& c) {
@@ -394,16 +422,24 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
   std::string service_id;
   auto view = DeploymentView(c, c.req.params["id"], &service_id);
   if (!view.ok()) return FromStatus(view.status());
-  std::string build_id =
-      (*view)["build"].is_null() ? "" : (*view)["build"]["id"].get<std::string>();
+  const json& build = (*view)["build"];
+  std::string build_id = build.is_null() ? "" : build["id"].get<std::string>();
   std::string deployment_id =
       (*view)["deployment"].is_null() ? "" : (*view)["deployment"]["id"].get<std::string>();
+  // The logs of the release asked for: a release of an image built for an
+  // earlier one (a redeploy) has no build of its own to show.
+  const bool fixed_release = ids::Valid(c.req.params["id"], "dep");
+  if (fixed_release && !build_id.empty() && build["deployment_id"] != deployment_id) {
+    build_id.clear();
+  }
   // Resumption: build lines are "b<seq>", deployment events "d<seq>".
   int64_t after_line = ResumeAfter(c.req, 'b'), after_event = ResumeAfter(c.req, 'd');
   if (after_event > 0) build_id.clear();  // the build part was seen whole
+  auto slot = StreamSlot(c);
+  if (!slot.ok()) return FromStatus(slot.status());
   const std::string request_id = c.request_id;
-  return StreamResponse([this, build_id, deployment_id, after_line, after_event,
-                         request_id](EventSink& sink) mutable {
+  return StreamResponse([this, build_id, deployment_id, fixed_release, after_line, after_event,
+                         request_id, held = *slot](EventSink& sink) mutable {
     std::string final_state;
     // The build's log lines after `after_line`; false once the client has gone.
     auto build_log = [&](bool follow) {
@@ -440,7 +476,7 @@ httpd::Response Gateway::DeploymentLogs(Call& c) {
         }
         absl::SleepFor(absl::Milliseconds(500));
       }
-      deployment_id = b.deployment_id();
+      if (!fixed_release) deployment_id = b.deployment_id();
       // The builder notes the hand-off after the final state, so the
       // follow above ended before that line.
       if (!build_log(false)) return;
@@ -488,8 +524,10 @@ httpd::Response Gateway::ServiceLogs(Call& c) {
   }
   const bool follow = c.req.Query("follow") != "false";
   const int64_t after = ResumeAfter(c.req, 's');
+  auto slot = StreamSlot(c);
+  if (!slot.ok()) return FromStatus(slot.status());
   const std::string service_id = sp->first.id, request_id = c.request_id;
-  return StreamResponse([=, this](EventSink& sink) {
+  return StreamResponse([=, this, held = *slot](EventSink& sink) {
     grpc::ClientContext ctx;
     Context(ctx, request_id, std::chrono::hours(24));
     CancelWhenClosed cancel(sink, ctx);

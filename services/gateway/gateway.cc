@@ -17,7 +17,18 @@
 namespace c2d::gateway {
 namespace {
 
-constexpr absl::Duration kTokenCacheTtl = absl::Seconds(5);
+constexpr absl::Duration kTokenCacheTtl = absl::Seconds(60);
+// Notified (by triggers, migration 0004) when a token is revoked or expires
+// early, or a user is disabled or deleted.
+constexpr char kAuthChannel[] = "c2d_auth";
+
+// 429 with Retry-After in whole seconds (at least 1).
+httpd::Response TooMany(const std::string& message, absl::Duration retry_after) {
+  httpd::Response r = Error(429, "rate_limited", message);
+  int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
+  r.headers.emplace_back("Retry-After", std::to_string(seconds));
+  return r;
+}
 
 }  // namespace
 
@@ -28,7 +39,16 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
       builder_(v1::BuilderService::NewStub(builder)),
       deployer_(v1::DeployerService::NewStub(deployer)),
       builder_channel_(std::move(builder)),
-      deployer_channel_(std::move(deployer)) {
+      deployer_channel_(std::move(deployer)),
+      user_rate_(config.user_burst, config.user_rps),
+      user_streams_(config.user_streams) {
+  // Any change (or a reconnect, "" : notifications may have been missed)
+  // empties the token cache.
+  auth_listener_ = std::make_unique<pg::Listener>(
+      pool_.options().connect, kAuthChannel, [this](const std::string&) {
+        absl::MutexLock lock(&cache_mu_);
+        tokens_.clear();
+      });
   Add("POST", "/v1/projects", &Gateway::CreateProject, true);
   Add("GET", "/v1/projects", &Gateway::ListProjects, false);
   Add("GET", "/v1/projects/{id}", &Gateway::GetProject, false);
@@ -50,6 +70,7 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("GET", "/v1/services/{id}/deployments", &Gateway::ListDeployments, false);
   Add("GET", "/v1/deployments/{id}", &Gateway::GetDeployment, false);
   Add("POST", "/v1/deployments/{id}/rollback", &Gateway::Rollback, true);
+  Add("POST", "/v1/services/{id}/rollback", &Gateway::RollbackService, true);
   Add("GET", "/v1/deployments/{id}/logs", &Gateway::DeploymentLogs, false);
   Add("GET", "/v1/services/{id}/logs", &Gateway::ServiceLogs, false);
   Add("GET", "/v1/services/{id}/instances", &Gateway::ListInstances, false);
@@ -94,6 +115,12 @@ void Gateway::Add(const std::string& method, const std::string& pattern, Route r
   router_.Add(method, pattern, [this, route, mutation](httpd::Request& req) -> httpd::Response {
     auto who = Authenticate(req);
     if (!who.ok()) return FromStatus(who.status());
+    absl::Duration retry_after;
+    if (!user_rate_.Take(who->user_id, &retry_after)) {
+      return TooMany(absl::StrCat("more than ", config_.user_rps,
+                                  " requests per second from this user; slow down"),
+                     retry_after);
+    }
     Call c{req, *who, req.Header("x-request-id")};
     log::Scope scope(nlohmann::json{{"request_id", c.request_id}});
     httpd::Response r = Serve(c, route, mutation);
@@ -139,6 +166,28 @@ httpd::Response Gateway::Serve(Call& c, Route route, bool mutation) {
   });
   if (!s.ok()) log::Warn("cannot record an idempotent response", {{"error", s.ToString()}});
   return r;
+}
+
+void Gateway::SyncRoutes(const Call& c, const std::string& project_id) {
+  grpc::ClientContext ctx;
+  Context(ctx, c.request_id);
+  v1::SyncRoutesRequest req;
+  req.set_project_id(project_id);
+  v1::SyncRoutesResponse resp;
+  if (auto g = deployer_->SyncRoutes(&ctx, req, &resp); !g.ok()) {
+    log::Warn("cannot move the routes now; the reconciler will",
+              {{"project_id", project_id}, {"error", g.error_message()}});
+  }
+}
+
+absl::StatusOr<std::shared_ptr<void>> Gateway::StreamSlot(const Call& c) {
+  auto slot = user_streams_.Acquire(c.who.user_id);
+  if (slot == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this user has ", config_.user_streams,
+        " log streams open already (C2D_USER_STREAMS); close one and retry"));
+  }
+  return slot;
 }
 
 httpd::Response Gateway::Handle(httpd::Request& req) { return router_.Dispatch(req); }

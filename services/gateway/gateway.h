@@ -19,11 +19,13 @@
 #include "absl/time/time.h"
 #include "libs/httpd/router.h"
 #include "libs/httpd/server.h"
+#include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
 #include "services/gateway/api.h"
 #include "services/gateway/config.h"
+#include "services/gateway/limits.h"
 #include "services/gateway/store.h"
 
 namespace c2d::gateway {
@@ -58,6 +60,13 @@ class Gateway {
   absl::StatusOr<std::pair<Service, Project>> AuthorizeService(Call& c,
                                                                const std::string& service_id,
                                                                Role min);
+  // Asks the deployer to route the project's services under their names as
+  // they are now (after a rename). Best effort: the deployer's reconciler
+  // does it too, within a minute.
+  void SyncRoutes(const Call& c, const std::string& project_id);
+  // A per-user slot for a log stream (released with the last copy of the
+  // handle), or the 429 to answer.
+  absl::StatusOr<std::shared_ptr<void>> StreamSlot(const Call& c);
   absl::Status AuditMutation(Call& c, const std::string& project_id, const std::string& action,
                              const std::string& resource_id, json details = json::object());
   // A call to another service: its deadline (the configured one unless
@@ -88,6 +97,10 @@ class Gateway {
   httpd::Response ListDeployments(Call& c);
   httpd::Response GetDeployment(Call& c);
   httpd::Response Rollback(Call& c);
+  // POST /v1/services/{id}/rollback {"to"?}: the release before the live one
+  // (chosen by the deployer), or `to`.
+  httpd::Response RollbackService(Call& c);
+  httpd::Response RollbackTo(Call& c, const Service& s, const Project& p, const std::string& to);
   httpd::Response ListInstances(Call& c);
   httpd::Response DeploymentLogs(Call& c);
   httpd::Response ServiceLogs(Call& c);
@@ -101,8 +114,10 @@ class Gateway {
   httpd::Response ListDeliveries(Call& c);
   // POST /v1/webhooks/{provider}/{hook}: authenticated by the hook's secret.
   httpd::Response ReceiveWebhook(httpd::Request& req);
-  // One token bucket per hook (20 deliveries, refilled at 2 per second).
-  bool TakeToken(const std::string& hook);
+  // Records a verified delivery (once per delivery id) and starts the build
+  // it asks for, if any; `why` says why not.
+  httpd::Response RecordDelivery(httpd::Request& req, const Service& service, const Delivery& d,
+                                 const std::string& why);
 
   httpd::Response Healthz(httpd::Request& req);
   httpd::Response Readyz(httpd::Request& req);
@@ -114,8 +129,8 @@ class Gateway {
   absl::StatusOr<std::vector<v1::Volume>> ServiceVolumes(const std::string& service_id,
                                                          const std::string& request_id);
   json ServiceJson(const Service& s) const;
-  // Applies a service body (create or patch) onto `s`.
-  absl::Status ApplyServiceBody(const json& body, Service* s, bool create);
+  // The source a build fetches: the whole repo_url, unsealed.
+  absl::StatusOr<v1::Source> BuildSource(const Service& s) const;
   // Env changes from a body {"KEY": "value" | {"value": "...", "secret": bool} | null}.
   absl::Status ApplyEnv(pg::Tx& tx, const std::string& service_id, const json& env, bool replace);
   // {"id", "build": …|null, "deployment": …|null} for a build or deployment id.
@@ -128,20 +143,20 @@ class Gateway {
   std::shared_ptr<grpc::Channel> builder_channel_, deployer_channel_;
   httpd::Router router_;
 
-  // Token (SHA-256 hex) -> principal, for a few seconds: most requests of a
-  // client come in bursts, and a revoked token stops working within the TTL.
+  // Token (SHA-256 hex) -> principal, for a minute: most requests of a
+  // client come in bursts. Revoking a token or disabling a user notifies
+  // kAuthChannel (a trigger does), and the cache empties at once.
   struct Cached {
     Principal who;
     absl::Time until;
   };
-  struct Bucket {
-    double tokens;
-    absl::Time at;
-  };
-  absl::Mutex bucket_mu_;
-  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(bucket_mu_);
   absl::Mutex cache_mu_;
   absl::flat_hash_map<std::string, Cached> tokens_ ABSL_GUARDED_BY(cache_mu_);
+  std::unique_ptr<pg::Listener> auth_listener_;
+
+  RateLimiter hook_rate_{20, 2};  // per webhook: 20 deliveries, 2 more each second
+  RateLimiter user_rate_;
+  SlotCounter user_streams_;
 };
 
 }  // namespace c2d::gateway

@@ -23,6 +23,19 @@ json ProjectJson(const Project& p) {
           {"created_at", Time(absl::ToUnixMicros(p.created_at))}};
 }
 
+// PermissionDenied when `user_id` is an owner and the caller is not: only
+// owners change or remove owners.
+absl::Status OwnersOnlyByOwners(pg::Tx& tx, const Project& p, const std::string& user_id,
+                                const char* what) {
+  if (p.role == Role::kOwner) return absl::OkStatus();
+  auto current = MemberRole(tx, p.id, user_id);
+  if (!current.ok()) return current.status();
+  if (*current == Role::kOwner) {
+    return absl::PermissionDeniedError(absl::StrCat("only an owner can ", what, " an owner"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 httpd::Response Gateway::CreateProject(Call& c) {
@@ -82,9 +95,13 @@ httpd::Response Gateway::PatchProject(Call& c) {
   std::string name = p->name;
   if (auto s = GetString(*body, "name", "", &name, 64); !s.ok()) return FromStatus(s);
   if (!rpc::ValidName(name)) return FromStatus(FieldError("name", rpc::kNameRule));
-  // Hostnames contain the project's name: a rename applies at the next deploy.
+  // Hostnames contain the project's name: the routes move at once (below),
+  // and the old name stays this project's for C2D_RENAME_HOLD.
+  const bool renamed = name != p->name;
   absl::Status s = pool_.Transact("rename project", [&](pg::Tx& tx) -> absl::Status {
-    C2D_RETURN_IF_ERROR(RenameProject(tx, p->id, name));
+    if (renamed) {
+      C2D_RETURN_IF_ERROR(RenameProject(tx, p->id, name, absl::FromChrono(config_.rename_hold)));
+    }
     return Audit(tx, {c.who.user_id,
                       c.who.token_id,
                       p->id,
@@ -99,6 +116,7 @@ httpd::Response Gateway::PatchProject(Call& c) {
   }
   if (!s.ok()) return FromStatus(s);
   p->name = name;
+  if (renamed) SyncRoutes(c, p->id);
   return Json(200, ProjectJson(*p));
 }
 
@@ -154,6 +172,7 @@ httpd::Response Gateway::AddMember(Call& c) {
   auto user = pool_.Transact("add member", [&](pg::Tx& tx) -> absl::StatusOr<User> {
     auto u = UpsertUser(tx, email, "");
     if (!u.ok()) return u.status();
+    C2D_RETURN_IF_ERROR(OwnersOnlyByOwners(tx, *p, u->id, "change the role of"));
     C2D_RETURN_IF_ERROR(SetMember(tx, p->id, u->id, *role));
     auto owners = OwnerCount(tx, p->id);
     if (!owners.ok()) return owners.status();
@@ -177,6 +196,7 @@ httpd::Response Gateway::RemoveMember(Call& c) {
   if (!p.ok()) return FromStatus(p.status());
   const std::string user = c.req.params["user"];
   absl::Status s = pool_.Transact("remove member", [&](pg::Tx& tx) -> absl::Status {
+    C2D_RETURN_IF_ERROR(OwnersOnlyByOwners(tx, *p, user, "remove"));
     C2D_RETURN_IF_ERROR(gateway::RemoveMember(tx, p->id, user));
     return Audit(tx, {c.who.user_id, c.who.token_id, p->id, "member.remove", user, c.request_id,
                       c.req.remote_addr, json::object()});

@@ -3,9 +3,11 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/common/status.h"
+#include "libs/rpc/repo_url.h"
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/service_body.h"
 
 namespace c2d::gateway {
 
@@ -20,7 +22,7 @@ json Gateway::ServiceJson(const Service& s) const {
       {"type", s.type == v1::SERVICE_TYPE_WORKER ? "worker" : "web"},
       {"revision", s.revision},
       {"source",
-       {{"repo_url", s.source.repo_url()},
+       {{"repo_url", rpc::RedactUrl(s.source.repo_url())},
         {"branch", s.source.branch()},
         {"root_dir", s.source.root_dir()}}},
       {"auto_deploy", s.auto_deploy},
@@ -46,13 +48,44 @@ json Gateway::ServiceJson(const Service& s) const {
                          {"start_period_s", h.start_period_s()}};
     j["url"] = config_.AppUrl(s.name, s.project_name);
   } else {
-    j["health_check"] = nullptr;
+    // A worker is up once it has run for its start period; it has no URL.
+    j["health_check"] = {{"start_period_s", h.start_period_s()}};
     j["url"] = nullptr;
   }
   return j;
 }
 
-absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create) {
+namespace {
+std::string RepoUrlAad(const std::string& service_id) { return "c2d/repo_url/" + service_id; }
+
+// What a release carries of the health check: a web service's whole check,
+// a worker's start period alone.
+v1::HealthCheck ReleaseHealthCheck(v1::ServiceType type, const v1::HealthCheck& h) {
+  if (type == v1::SERVICE_TYPE_WEB) return h;
+  v1::HealthCheck w;
+  w.set_start_period_s(h.start_period_s());
+  return w;
+}
+}  // namespace
+
+absl::Status SealRepoUrl(Service* s, const std::string& url, const Config& config) {
+  auto sealed = rpc::SealUrl(*config.master_keys, url, RepoUrlAad(s->id));
+  if (!sealed.ok()) return sealed.status();
+  s->repo_url_sealed = std::move(*sealed);
+  s->source.set_repo_url(rpc::RedactUrl(url));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Source> Gateway::BuildSource(const Service& s) const {
+  v1::Source source = s.source;
+  if (s.repo_url_sealed.empty()) return source;
+  auto url = rpc::OpenUrl(*config_.master_keys, s.repo_url_sealed, RepoUrlAad(s.id));
+  if (!url.ok()) return url.status();
+  source.set_repo_url(*url);
+  return source;
+}
+
+absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const Config& config) {
   C2D_RETURN_IF_ERROR(GetString(body, "name", "", &s->name, 64));
   if (!rpc::ValidName(s->name)) return FieldError("name", rpc::kNameRule);
   if (body.contains("type") && !body["type"].is_null()) {
@@ -64,9 +97,10 @@ absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create
     s->type = t;
   }
   C2D_ASSIGN_OR_RETURN(json source, SubObject(body, "source", {"repo_url", "branch", "root_dir"}));
-  std::string text = s->source.repo_url();
-  C2D_RETURN_IF_ERROR(GetString(source, "repo_url", "source.", &text, 2048));
-  s->source.set_repo_url(text);
+  const std::string stored_url = s->source.repo_url();
+  std::string url = stored_url, text;
+  C2D_RETURN_IF_ERROR(GetString(source, "repo_url", "source.", &url, 2048));
+  s->source.set_repo_url(url);
   text = s->source.branch();
   C2D_RETURN_IF_ERROR(GetString(source, "branch", "source.", &text, 255));
   s->source.set_branch(text);
@@ -74,7 +108,9 @@ absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create
   C2D_RETURN_IF_ERROR(GetString(source, "root_dir", "source.", &text, 1024));
   s->source.set_root_dir(text);
   if (s->source.repo_url().empty()) return FieldError("source.repo_url", "is required");
-  C2D_RETURN_IF_ERROR(rpc::ValidateSource(s->source, "source.", config_.local_repo_root));
+  C2D_RETURN_IF_ERROR(rpc::ValidateSource(s->source, "source.", config.local_repo_root));
+  // The stored (masked) URL sent back unchanged keeps its sealed credentials.
+  if (url != stored_url) C2D_RETURN_IF_ERROR(SealRepoUrl(s, url, config));
   C2D_RETURN_IF_ERROR(GetBool(body, "auto_deploy", "", &s->auto_deploy));
 
   C2D_ASSIGN_OR_RETURN(json build,
@@ -152,7 +188,7 @@ absl::Status Gateway::ApplyServiceBody(const json& body, Service* s, bool create
   spec.set_service_name(s->name);
   spec.set_type(s->type);
   *spec.mutable_run() = s->run;
-  if (s->type == v1::SERVICE_TYPE_WEB) *spec.mutable_health_check() = h;
+  *spec.mutable_health_check() = ReleaseHealthCheck(s->type, h);
   return rpc::ValidateServiceSpec(spec);
 }
 
@@ -169,7 +205,7 @@ absl::StatusOr<v1::ServiceSpec> Gateway::Spec(const Service& s, const std::strin
   spec.set_type(s.type);
   spec.set_revision(s.revision);
   *spec.mutable_run() = s.run;
-  if (s.type == v1::SERVICE_TYPE_WEB) *spec.mutable_health_check() = s.health_check;
+  *spec.mutable_health_check() = ReleaseHealthCheck(s.type, s.health_check);
   for (v1::EnvVar& v : *env) *spec.add_env() = std::move(v);
   for (const v1::Volume& v : *volumes) {
     v1::VolumeMount* m = spec.add_volumes();
@@ -204,7 +240,12 @@ httpd::Response Gateway::CreateService(Call& c) {
   s.health_check.set_unhealthy_threshold(3);
   s.health_check.set_start_period_s(30);
   if (!body->contains("name")) return FromStatus(FieldError("name", "is required"));
-  if (auto st = ApplyServiceBody(*body, &s, /*create=*/true); !st.ok()) return FromStatus(st);
+  if (auto st = ApplyServiceBody(*body, &s, /*create=*/true, config_); !st.ok()) return FromStatus(st);
+  // A worker counts as up once it has run 5 s, unless the body says otherwise.
+  const json& hc = body->value("health_check", json::object());
+  if (s.type == v1::SERVICE_TYPE_WORKER && !(hc.is_object() && hc.contains("start_period_s"))) {
+    s.health_check.set_start_period_s(5);
+  }
   absl::Status st = pool_.Transact("create service", [&](pg::Tx& tx) -> absl::Status {
     C2D_RETURN_IF_ERROR(InsertService(tx, s));
     if (body->contains("env")) C2D_RETURN_IF_ERROR(ApplyEnv(tx, s.id, (*body)["env"], true));
@@ -260,7 +301,7 @@ httpd::Response Gateway::PatchService(Call& c) {
       c.req.body, {"name", "type", "source", "auto_deploy", "build", "run", "health_check"});
   if (!body.ok()) return FromStatus(body.status());
   Service s = sp->first;
-  if (auto st = ApplyServiceBody(*body, &s, /*create=*/false); !st.ok()) return FromStatus(st);
+  if (auto st = ApplyServiceBody(*body, &s, /*create=*/false, config_); !st.ok()) return FromStatus(st);
   if (s.run.instance_count() > 1) {
     auto volumes = ServiceVolumes(s.id, c.request_id);
     if (!volumes.ok()) return FromStatus(volumes.status());
@@ -284,6 +325,7 @@ httpd::Response Gateway::PatchService(Call& c) {
   auto stored =
       pool_.Transact("service", [&](pg::Tx& tx) { return gateway::GetService(tx, s.id); });
   if (!stored.ok()) return FromStatus(stored.status());
+  if (stored->name != sp->first.name) SyncRoutes(c, stored->project_id);  // its hostname moves
   return Json(200, ServiceJson(*stored));
 }
 

@@ -1,6 +1,9 @@
 #include "services/gateway/store.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/common/status.h"
@@ -44,6 +47,13 @@ constexpr pg::Statement kListProjects{
 FROM projects p JOIN project_members m ON m.project_id = p.id
 WHERE m.user_id = $1 AND p.deleted_at IS NULL AND p.name > $2
 ORDER BY p.name LIMIT $3)sql"};
+constexpr pg::Statement kNameHeld{"projects_name_held", R"sql(
+SELECT to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') FROM project_name_holds
+WHERE name = $1 AND until > now() AND project_id <> $2)sql"};
+constexpr pg::Statement kHoldName{"projects_hold_name", R"sql(
+INSERT INTO project_name_holds (name, project_id, until)
+SELECT name, id, now() + make_interval(secs => $2) FROM projects WHERE id = $1
+ON CONFLICT (name) DO UPDATE SET project_id = EXCLUDED.project_id, until = EXCLUDED.until)sql"};
 constexpr pg::Statement kRenameProject{"projects_rename", R"sql(
 UPDATE projects SET name = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL)sql"};
 constexpr pg::Statement kDeleteProject{"projects_delete", R"sql(
@@ -53,6 +63,9 @@ SELECT m.user_id, u.email, m.role FROM project_members m JOIN users u ON u.id = 
 WHERE m.project_id = $1 ORDER BY u.email)sql"};
 constexpr pg::Statement kRemoveMember{
     "members_remove", "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2"};
+constexpr pg::Statement kMemberRole{
+    "members_role",
+    "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2 FOR UPDATE"};
 constexpr pg::Statement kOwnerCount{
     "members_owners",
     "SELECT count(*) FROM project_members WHERE project_id = $1 AND role = 'owner'"};
@@ -63,15 +76,16 @@ constexpr pg::Statement kOwnerCount{
   "coalesce(s.port, 0), s.instance_count, s.memory_mb, s.cpu_millis, s.health_path, "          \
   "coalesce(s.health_port, 0), s.health_interval_s, s.health_timeout_s, "                      \
   "s.health_healthy_threshold, s.health_unhealthy_threshold, "                                 \
-  "s.health_start_period_s, " C2D_MICROS("s.created_at") ", " C2D_MICROS("s.updated_at")
+  "s.health_start_period_s, " C2D_MICROS("s.created_at") ", " C2D_MICROS("s.updated_at") ", " \
+  "coalesce(encode(s.repo_url_sealed, 'base64'), '')"
 
 constexpr pg::Statement kInsertService{"services_insert", R"sql(
 INSERT INTO services (id, project_id, name, type, repo_url, branch, root_dir, auto_deploy,
   build_strategy, dockerfile_path, build_command, start_command, port, instance_count, memory_mb,
   cpu_millis, health_path, health_port, health_interval_s, health_timeout_s,
-  health_healthy_threshold, health_unhealthy_threshold, health_start_period_s)
+  health_healthy_threshold, health_unhealthy_threshold, health_start_period_s, repo_url_sealed)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, 0), $14, $15, $16, $17,
-        NULLIF($18, 0), $19, $20, $21, $22, $23))sql"};
+        NULLIF($18, 0), $19, $20, $21, $22, $23, NULLIF(decode($24, 'base64'), '')))sql"};
 constexpr pg::Statement kGetService{"services_get", "SELECT " C2D_SERVICE_COLUMNS R"sql(
 FROM services s JOIN projects p ON p.id = s.project_id
 WHERE s.id = $1 AND s.deleted_at IS NULL AND p.deleted_at IS NULL)sql"};
@@ -85,7 +99,8 @@ UPDATE services SET name = $2, type = $3, repo_url = $4, branch = $5, root_dir =
   start_command = $11, port = NULLIF($12, 0), instance_count = $13, memory_mb = $14,
   cpu_millis = $15, health_path = $16, health_port = NULLIF($17, 0), health_interval_s = $18,
   health_timeout_s = $19, health_healthy_threshold = $20, health_unhealthy_threshold = $21,
-  health_start_period_s = $22, revision = revision + 1, updated_at = now()
+  health_start_period_s = $22, repo_url_sealed = NULLIF(decode($23, 'base64'), ''),
+  revision = revision + 1, updated_at = now()
 WHERE id = $1 AND deleted_at IS NULL)sql"};
 constexpr pg::Statement kDeleteService{"services_delete", R"sql(
 UPDATE services SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL)sql"};
@@ -216,6 +231,10 @@ Service RowToService(const pqxx::row& r) {
   h.set_start_period_s(r[24].as<int>());
   s.created_at = Micros(r[25]);
   s.updated_at = Micros(r[26]);
+  // Base64 in SQL breaks lines every 76 characters.
+  std::string sealed = r[27].as<std::string>();
+  sealed.erase(std::remove(sealed.begin(), sealed.end(), '\n'), sealed.end());
+  (void)absl::Base64Unescape(sealed, &s.repo_url_sealed);
   return s;
 }
 
@@ -281,6 +300,7 @@ absl::Status TouchToken(pg::Tx& tx, const std::string& token_id) {
 
 absl::StatusOr<Project> CreateProject(pg::Tx& tx, const std::string& name,
                                       const std::string& owner_user_id) {
+  C2D_RETURN_IF_ERROR(CheckNameNotHeld(tx, name, ""));
   const std::string id = ids::New("prj");
   tx.Exec(kInsertProject, id, name);
   tx.Exec(kSetMember, id, owner_user_id, "owner");
@@ -302,7 +322,19 @@ absl::StatusOr<std::vector<Project>> ListProjects(pg::Tx& tx, const std::string&
   return out;
 }
 
-absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name) {
+absl::Status CheckNameNotHeld(pg::Tx& tx, const std::string& name, const std::string& project_id) {
+  pqxx::result r = tx.Exec(kNameHeld, name, project_id);
+  if (r.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("the name ", name,
+                                               " was another project's until recently; it is "
+                                               "held for that project until ",
+                                               r[0][0].as<std::string>()));
+}
+
+absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name,
+                           absl::Duration hold) {
+  C2D_RETURN_IF_ERROR(CheckNameNotHeld(tx, name, id));
+  tx.Exec(kHoldName, id, absl::ToDoubleSeconds(hold));  // the old name, before it changes
   tx.Exec(kRenameProject, id, name);
   return absl::OkStatus();
 }
@@ -340,6 +372,15 @@ absl::Status RemoveMember(pg::Tx& tx, const std::string& project_id, const std::
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<Role>> MemberRole(pg::Tx& tx, const std::string& project_id,
+                                               const std::string& user_id) {
+  pqxx::result r = tx.Exec(kMemberRole, project_id, user_id);
+  if (r.empty()) return std::optional<Role>();
+  auto role = ParseRole(r[0][0].as<std::string>());
+  if (!role) return absl::InternalError("a member row holds an unknown role");
+  return role;
+}
+
 absl::StatusOr<int> OwnerCount(pg::Tx& tx, const std::string& project_id) {
   return tx.Exec(kOwnerCount, project_id)[0][0].as<int>();
 }
@@ -351,7 +392,7 @@ absl::Status InsertService(pg::Tx& tx, const Service& s) {
           s.build.dockerfile_path(), s.build.build_command(), s.run.start_command(), s.run.port(),
           s.run.instance_count(), s.run.memory_mb(), s.run.cpu_millis(), h.path(), h.port(),
           h.interval_s(), h.timeout_s(), h.healthy_threshold(), h.unhealthy_threshold(),
-          h.start_period_s());
+          h.start_period_s(), absl::Base64Escape(s.repo_url_sealed));
   return absl::OkStatus();
 }
 
@@ -377,7 +418,7 @@ absl::Status UpdateService(pg::Tx& tx, const Service& s) {
           s.build.dockerfile_path(), s.build.build_command(), s.run.start_command(), s.run.port(),
           s.run.instance_count(), s.run.memory_mb(), s.run.cpu_millis(), h.path(), h.port(),
           h.interval_s(), h.timeout_s(), h.healthy_threshold(), h.unhealthy_threshold(),
-          h.start_period_s());
+          h.start_period_s(), absl::Base64Escape(s.repo_url_sealed));
   return absl::OkStatus();
 }
 

@@ -68,7 +68,14 @@ absl::StatusOr<Project> GetProject(pg::Tx& tx, const std::string& id, const std:
 // The user's projects, by name; `page_token` is the last name of the previous page.
 absl::StatusOr<std::vector<Project>> ListProjects(pg::Tx& tx, const std::string& user_id, int limit,
                                                   const std::string& after_name);
-absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name);
+// Renames the project and holds its old name for it until now + `hold`.
+// AlreadyExists when another live project has the name; FailedPrecondition
+// when another project holds it.
+absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name,
+                           absl::Duration hold);
+// FailedPrecondition (saying until when) when a project other than
+// `project_id` ("" for a new one) holds `name` after a rename.
+absl::Status CheckNameNotHeld(pg::Tx& tx, const std::string& name, const std::string& project_id);
 absl::Status DeleteProject(pg::Tx& tx, const std::string& id);
 
 struct Member {
@@ -81,6 +88,10 @@ absl::Status SetMember(pg::Tx& tx, const std::string& project_id, const std::str
 // FailedPrecondition when it would leave the project without an owner.
 absl::Status RemoveMember(pg::Tx& tx, const std::string& project_id, const std::string& user_id);
 absl::StatusOr<int> OwnerCount(pg::Tx& tx, const std::string& project_id);
+// The member's role (nullopt for a non-member), locking the row until the
+// transaction ends.
+absl::StatusOr<std::optional<Role>> MemberRole(pg::Tx& tx, const std::string& project_id,
+                                               const std::string& user_id);
 
 // ---- services
 
@@ -90,7 +101,11 @@ struct Service {
   std::string id, project_id, project_name, name;
   v1::ServiceType type = v1::SERVICE_TYPE_WEB;
   int64_t revision = 1;
-  v1::Source source;  // repo_url, branch, root_dir
+  // repo_url (credentials masked when it has any), branch, root_dir.
+  v1::Source source;
+  // With credentials, the whole repo_url sealed: a serialized
+  // v1::EncryptedValue (SealRepoUrl, service_body.h); "" without.
+  std::string repo_url_sealed;
   bool auto_deploy = true;
   v1::BuildSettings build;
   v1::RunSettings run;

@@ -8,6 +8,7 @@
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "services/gateway/gateway.h"
+#include "services/gateway/webhook_payload.h"
 
 namespace c2d::gateway {
 
@@ -101,20 +102,6 @@ httpd::Response Gateway::ListDeliveries(Call& c) {
   return Json(200, {{"deliveries", items}});
 }
 
-bool Gateway::TakeToken(const std::string& hook) {
-  constexpr double kCapacity = 20, kPerSecond = 2;
-  const absl::Time now = absl::Now();
-  absl::MutexLock lock(&bucket_mu_);
-  if (buckets_.size() > 10000) buckets_.clear();
-  auto [it, fresh] = buckets_.try_emplace(hook, Bucket{kCapacity, now});
-  Bucket& b = it->second;
-  b.tokens = std::min(kCapacity, b.tokens + absl::ToDoubleSeconds(now - b.at) * kPerSecond);
-  b.at = now;
-  if (b.tokens < 1) return false;
-  b.tokens -= 1;
-  return true;
-}
-
 httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
   const std::string provider = req.params["provider"], hook_id = req.params["hook"];
   const std::string request_id = req.Header("x-request-id");
@@ -127,49 +114,35 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
       pool_.Transact("webhook", [&](pg::Tx& tx) { return GetWebhook(tx, hook_id, provider); });
   if (absl::IsNotFound(hook.status())) return Error(404, "not_found", "no such webhook");
   if (!hook.ok()) return FromStatus(hook.status());
-  if (!TakeToken(hook_id)) {
+  auto secret = config_.master_keys->Open(hook->secret, WebhookAad(hook_id));
+  if (!secret.ok()) return FromStatus(secret.status());
+  const bool github = provider == "github";
+  DeliveryHeaders headers{req.Header(github ? "x-hub-signature-256" : "x-gitlab-token"),
+                          req.Header(github ? "x-github-event" : "x-gitlab-event"),
+                          req.Header(github ? "x-github-delivery" : "x-gitlab-event-uuid")};
+  // The signature first: only the hook's sender may spend its rate limit.
+  if (auto v = VerifyDelivery(provider, headers, *secret, req.body); !v.ok()) return FromStatus(v);
+  if (!hook_rate_.Take(hook_id)) {
     httpd::Response r =
         Error(429, "rate_limited", "too many deliveries for this webhook; retry later");
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  auto secret = config_.master_keys->Open(hook->secret, WebhookAad(hook_id));
-  if (!secret.ok()) return FromStatus(secret.status());
-  std::string event, delivery_id;
-  if (provider == "github") {
-    const std::string expected = "sha256=" + crypto::HmacSha256Hex(*secret, req.body);
-    if (!crypto::ConstantTimeEquals(req.Header("x-hub-signature-256"), expected)) {
-      return Error(401, "unauthenticated", "X-Hub-Signature-256 does not match the body");
-    }
-    event = req.Header("x-github-event");
-    delivery_id = req.Header("x-github-delivery");
-  } else {
-    if (!crypto::ConstantTimeEquals(req.Header("x-gitlab-token"), *secret)) {
-      return Error(401, "unauthenticated", "X-Gitlab-Token does not match");
-    }
-    event = req.Header("x-gitlab-event");
-    delivery_id = req.Header("x-gitlab-event-uuid");
-  }
-  if (delivery_id.empty() || delivery_id.size() > 200) {
+  const std::string& event = headers.event;
+  if (headers.delivery.empty() || headers.delivery.size() > 200) {
     return Error(400, "invalid_argument", "the delivery carries no delivery id header");
   }
   auto service = pool_.Transact(
       "service", [&](pg::Tx& tx) { return gateway::GetService(tx, hook->service_id); });
   if (!service.ok()) return FromStatus(service.status());
-  Delivery d{ids::New("whd"), hook_id, provider, delivery_id, event.substr(0, 100), "", "",
+  Delivery d{ids::New("whd"), hook_id, provider, headers.delivery, event.substr(0, 100), "", "",
              "ignored",       "",      {}};
   std::string why;
   if (event == "push" || event == "Push Hook") {
-    json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object())
-      return Error(400, "invalid_argument", "the push payload is not a JSON object");
-    d.ref = body.value("ref", "");
-    std::string after = body.value("after", "");
-    if (provider == "gitlab" && body.contains("checkout_sha") && body["checkout_sha"].is_string()) {
-      after = body["checkout_sha"].get<std::string>();
-    }
-    if (rpc::IsCommitSha(after) && after.find_first_not_of('0') != std::string::npos)
-      d.commit_sha = after;
+    auto push = ParsePush(provider, req.body);
+    if (!push.ok()) return FromStatus(push.status());
+    d.ref = push->ref.substr(0, 255);
+    d.commit_sha = push->commit;
     if (d.ref != "refs/heads/" + service->source.branch()) {
       why = absl::StrCat("a push to ", d.ref, ", not to ", service->source.branch());
     } else if (!service->auto_deploy) {
@@ -182,6 +155,14 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
   } else {
     why = absl::StrCat("event ", event.empty() ? "(none)" : event, " is not a push");
   }
+  return RecordDelivery(req, *service, d, why);
+}
+
+httpd::Response Gateway::RecordDelivery(httpd::Request& req, const Service& service,
+                                        const Delivery& d, const std::string& why) {
+  const std::string& request_id = req.Header("x-request-id");
+  const std::string& hook_id = d.webhook_id;
+  const std::string& delivery_id = d.delivery_id;
   auto fresh = pool_.Transact("delivery", [&](pg::Tx& tx) { return InsertDelivery(tx, d); });
   if (!fresh.ok()) return FromStatus(fresh.status());
   if (!*fresh) {
@@ -194,13 +175,15 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
     r.status = 204;
     return r;
   }
-  auto spec = Spec(*service, req.Header("x-request-id"));
+  auto spec = Spec(service, request_id);
   if (!spec.ok()) return FromStatus(spec.status());
   v1::StartBuildRequest start;
-  start.set_service_id(service->id);
-  *start.mutable_source() = service->source;
+  start.set_service_id(service.id);
+  auto source = BuildSource(service);
+  if (!source.ok()) return FromStatus(source.status());
+  *start.mutable_source() = std::move(*source);
   start.mutable_source()->set_commit(d.commit_sha);
-  *start.mutable_settings() = service->build;
+  *start.mutable_settings() = service.build;
   *start.mutable_spec() = *spec;
   start.set_trigger(v1::BUILD_TRIGGER_WEBHOOK);
   start.set_requested_by(hook_id);
@@ -216,7 +199,7 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
     C2D_RETURN_IF_ERROR(SetDeliveryBuild(tx, d.id, started.build().id()));
     return Audit(tx, {"",
                       "",
-                      service->project_id,
+                      service.project_id,
                       "deployment.create",
                       started.build().id(),
                       request_id,

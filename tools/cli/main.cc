@@ -415,25 +415,11 @@ int main(int argc, char** argv) {
   }
   if (cmd == "rollback") {
     const std::string id = ServiceId(c, arg(1, "SERVICE"));
-    std::string to = a.Get("to");
-    if (to.empty()) {
-      // The newest release that went live before the current one.
-      bool seen_live = false;
-      const json list =
-          c.Call("GET", absl::StrCat("/v1/services/", id, "/deployments?page_size=50"));
-      for (const json& d : list["deployments"]) {
-        if (d["state"] == "live") {
-          seen_live = true;
-          continue;
-        }
-        if (seen_live && !d["live_at"].is_null()) {
-          to = d["id"];
-          break;
-        }
-      }
-      if (to.empty()) Die("rollback: there is no earlier release to go back to");
-    }
-    json d = c.Call("POST", absl::StrCat("/v1/deployments/", to, "/rollback"), json::object());
+    // The server picks the release before the live one unless --to names one.
+    json body = json::object();
+    if (a.Has("to")) body["to"] = a.Get("to");
+    json d = c.Call("POST", absl::StrCat("/v1/services/", id, "/rollback"), body);
+    const std::string to = Str(d["deployment"]["rollback_of"]);
     if (!as_json)
       std::cout << "rolling back to " << to << " as " << Str(d["id"]) << " …" << std::endl;
     return Follow(c, d["id"], id, as_json);

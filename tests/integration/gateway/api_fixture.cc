@@ -18,8 +18,11 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-Api::Api() {
+Api::Api(const Tweak& tweak) {
   builder_config_ = d_.BuilderConfig();
+  config_.user_rps = 10'000;
+  config_.user_burst = 10'000;
+  if (tweak) tweak(config_, builder_config_);
   const builder::Config& bc = builder_config_;
   builds_ = std::make_unique<builder::BuilderServiceImpl>(d_.pool(), bc);
   auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.BuilderService", builds_.get()}});
@@ -86,7 +89,7 @@ Api::Reply Api::Call(const std::string& method, const std::string& path, const s
   if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
   auto r = http::Send(req);
   REQUIRE(r.ok());
-  Reply out{r->status, json::parse(r->body, nullptr, false), r->body};
+  Reply out{r->status, json::parse(r->body, nullptr, false), r->body, r->headers};
   UNSCOPED_INFO(method << " " << path << " -> " << r->status << " " << r->body.substr(0, 500));
   return out;
 }
@@ -118,7 +121,11 @@ std::vector<Api::Event> Api::Events(const std::string& path, const std::string& 
                     .timeout = 240s,
                     .on_body = [&](absl::string_view chunk) { return lines.Feed(chunk); }};
   if (!last_event_id.empty()) req.headers.emplace_back("Last-Event-ID", last_event_id);
-  (void)http::Send(req);
+  auto r = http::Send(req);
+  if (!r.ok() || r->status != 200) {
+    UNSCOPED_INFO("GET " << path << " -> "
+                         << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString()));
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 // the real engine, registry, PowerDNS and Caddy.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,7 +25,11 @@ namespace c2d::testing {
 
 class Api {
  public:
-  Api();
+  // `tweak` may change the gateway's and the builder's configuration before
+  // they start (limits, timeouts). Per-user request limits are generous
+  // unless a test sets them.
+  using Tweak = std::function<void(gateway::Config&, builder::Config&)>;
+  explicit Api(const Tweak& tweak = nullptr);
   ~Api();
 
   // A new token for `email` (the user is made if needed).
@@ -34,7 +39,12 @@ class Api {
     long status = 0;
     nlohmann::json body;
     std::string raw;
+    std::multimap<std::string, std::string> headers;  // names in lower case
     std::string Error() const;
+    std::string Header(const std::string& name) const {
+      auto it = headers.find(name);
+      return it == headers.end() ? "" : it->second;
+    }
     std::string Field() const;
   };
   Reply Call(const std::string& method, const std::string& path, const std::string& token,

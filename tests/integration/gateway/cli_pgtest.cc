@@ -25,6 +25,20 @@ struct Run {
   std::string output;  // stdout and stderr
 };
 
+// The id of `project`/`service` as Alice sees them.
+std::string Find(Api& api, const std::string& project, const std::string& service) {
+  const json projects = api.Call("GET", "/v1/projects", api.alice()).body["projects"];
+  for (const json& p : projects) {
+    if (p["name"] != project) continue;
+    const std::string path = "/v1/projects/" + p["id"].get<std::string>() + "/services";
+    const json services = api.Call("GET", path, api.alice()).body["services"];
+    for (const json& s : services) {
+      if (s["name"] == service) return s["id"];
+    }
+  }
+  return "";
+}
+
 class Cli {
  public:
   explicit Cli(const Api& api)
@@ -132,6 +146,17 @@ TEST_CASE("the CLI: login, create, deploy, follow logs, env, redeploy, roll back
   CHECK(status.code == 0);
   CHECK_THAT(status.output, Catch::Contains("live"));
   CHECK_THAT(status.output, Catch::Contains("rolled_back"));
+
+  // A re-release whose app crashes: the CLI follows that release, not an
+  // earlier one, exits 1, and the live release keeps serving.
+  const std::string hello = Find(api, "shop", "hello");
+  REQUIRE(api.Call("PATCH", "/v1/services/" + hello, api.alice(),
+                   json{{"run", {{"start_command", "sh -c 'exit 3'"}}}})
+              .status == 200);
+  Run crashed = c2d({"deploy", "shop/hello"});
+  CHECK(crashed.code == 1);
+  CHECK_THAT(crashed.output, Catch::Contains("c2d: the deploy ended failed"));
+  CHECK(absl::StrContains(app("/"), "Howdy from c2d!"));
 
   // --json is the API's JSON.
   Run as_json = c2d({"projects", "--json"});

@@ -280,6 +280,16 @@ TEST_CASE("webhooks: a signed push builds once, forged, replayed and other pushe
       push(payload, "sha256=" + crypto::HmacSha256Hex("another secret!!", payload), "d0").status ==
       401);
   CHECK(api.Rows("webhook_deliveries") == 1);  // the example's ping
+  // Whoever knows the URL cannot spend the hook's rate limit (20) without
+  // the secret; a signed body of the wrong shape is the sender's error.
+  for (int i = 0; i < 30; ++i) {
+    CHECK(push(payload, "sha256=" + std::string(64, '0'), absl::StrCat("f", i)).status == 401);
+  }
+  const std::string typed = R"({"ref":123,"after":"x"})";
+  auto bad = push(typed, "sha256=" + crypto::HmacSha256Hex(secret, typed), "t1");
+  CHECK(bad.status == 400);
+  CHECK(bad.Field() == "ref");
+  CHECK(api.Rows("webhook_deliveries") == 1);
 
   auto accepted = push(payload, signature, "d1");
   REQUIRE(accepted.status == 202);
@@ -320,9 +330,61 @@ TEST_CASE("webhooks: a signed push builds once, forged, replayed and other pushe
       404);
 }
 
+TEST_CASE("credentials in a repository URL are stored sealed and shown masked", "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  const std::string token = "ghp_0123456789abcdefSECRET";
+  const std::string url = "https://x-access-token:" + token + "@git.example.com/o/r.git";
+  const std::string masked = "https://***@git.example.com/o/r.git";
+  const std::string project =
+      api.Call("POST", "/v1/projects", t, json{{"name", "creds"}}).body["id"];
+  auto s = api.Call("POST", "/v1/projects/" + project + "/services", t, ServiceBody("web", url));
+  REQUIRE(s.status == 201);
+  const std::string service = s.body["id"];
+  CHECK(s.body["source"]["repo_url"] == masked);
+  auto leaks = [&] {
+    std::vector<std::string> where;
+    for (const auto& [table, rows] : api.Snapshot()) {
+      if (absl::StrContains(rows, token)) where.push_back(table);
+    }
+    for (const std::string& path :
+         {"/v1/services/" + service, "/v1/projects/" + project + "/services"}) {
+      if (absl::StrContains(api.Call("GET", path, t).raw, token)) where.push_back(path);
+    }
+    return where;
+  };
+  CHECK(leaks().empty());
+  auto sealed = [&] {
+    return api.Rows("services WHERE id = '" + service + "' AND repo_url_sealed IS NOT NULL");
+  };
+  CHECK(sealed() == 1);
+  // The masked URL sent back unchanged keeps the credentials.
+  auto patch = [&](const std::string& repo_url) {
+    json body;
+    body["source"]["repo_url"] = repo_url;
+    return api.Call("PATCH", "/v1/services/" + service, t, body).status;
+  };
+  REQUIRE(patch(masked) == 200);
+  CHECK(sealed() == 1);
+  // A deploy hands the builder the whole URL, and the build keeps it sealed
+  // too (this host does not resolve: the build fails, without the token).
+  auto d = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
+  REQUIRE(d.status == 202);
+  CHECK(WaitFor(60s, [&] {
+    auto v = api.Call("GET", "/v1/deployments/" + d.body["id"].get<std::string>(), t);
+    return v.body["build"]["state"] == "failed";
+  }));
+  CHECK(api.Rows("builds WHERE repo_url_sealed IS NOT NULL AND repo_url = '" + masked + "'") == 1);
+  CHECK(leaks().empty());
+  // Without credentials, nothing stays sealed.
+  REQUIRE(patch("https://git.example.com/o/r.git") == 200);
+  CHECK(sealed() == 0);
+}
+
 TEST_CASE("an Idempotency-Key replays the first answer", "[gateway]") {
   Api api;
   const std::string& t = api.alice();
+  const int64_t before = api.Rows("projects");
   auto first =
       api.Call("POST", "/v1/projects", t, R"({"name":"once"})", {{"Idempotency-Key", "k1"}});
   auto again =
@@ -332,7 +394,9 @@ TEST_CASE("an Idempotency-Key replays the first answer", "[gateway]") {
   CHECK(again.body["id"] == first.body["id"]);
   CHECK(api.Call("POST", "/v1/projects", t, R"({"name":"other"})", {{"Idempotency-Key", "k1"}})
             .status == 422);
-  CHECK(api.Rows("projects") >= 1);
+  // One project made, by the first call alone.
+  CHECK(api.Rows("projects") == before + 1);
+  CHECK(api.Rows("projects WHERE name = 'other'") == 0);
 }
 
 TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy, roll back",
@@ -360,6 +424,9 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   REQUIRE(started.status == 202);
   const std::string id = started.body["id"];
   auto events = api.Events("/v1/deployments/" + id + "/logs", t);
+  INFO(api.deployer().db().Scalar(
+      "SELECT coalesce(string_agg(state || ': ' || coalesce(failure_reason, ''), '; '), '') "
+      "FROM builds"));
   REQUIRE(!events.empty());
   CHECK(events.back().event == "end");
   CHECK(events.back().data["state"] == "live");
@@ -391,24 +458,65 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d! version 1.0.0"); }));
   const std::string first_release =
       api.Call("GET", "/v1/deployments/" + id, t).body["deployment"]["id"];
+  // One release only: nothing to roll back to, and the answer says so.
+  auto nothing = api.Call("POST", "/v1/services/" + service + "/rollback", t, json::object());
+  CHECK(nothing.status == 409);
+  CHECK_THAT(nothing.Error(), Catch::Contains("no earlier live release"));
+  auto bad_to = api.Call("POST", "/v1/services/" + service + "/rollback", t, json{{"to", 5}});
+  CHECK(bad_to.status == 400);
+  CHECK(bad_to.Field() == "to");
 
-  // An env change takes effect with a redeploy of the same commit (no build).
+  // An env change takes effect with a redeploy of the same commit: a build
+  // of its own that releases the first build's image (no second image).
   REQUIRE(api.Call("PATCH", "/v1/services/" + service + "/env", t,
                    json{{"env", {{"GREETING", {{"value", "Hello again"}, {"secret", false}}}}}})
               .status == 200);
   auto redeploy = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
   REQUIRE(redeploy.status == 202);
-  CHECK(absl::StartsWith(redeploy.body["id"].get<std::string>(), "dep_"));
-  auto again = api.Events("/v1/deployments/" + redeploy.body["id"].get<std::string>() + "/logs", t);
+  const std::string rebuild = redeploy.body["id"];
+  CHECK(absl::StartsWith(rebuild, "bld_"));
+  // The stream is the new release's own, to its end: no event of the first.
+  auto again = api.Events("/v1/deployments/" + rebuild + "/logs", t);
+  REQUIRE(!again.empty());
   CHECK(again.back().data["state"] == "live");
+  const std::string second = again.back().data.value("deployment_id", "");
+  CHECK(absl::StartsWith(second, "dep_"));
+  CHECK(second != first_release);
+  bool reused = false;
+  for (const auto& e : again) {
+    if (e.event == "deploy") CHECK(e.data["deployment_id"] == second);
+    reused |=
+        e.event == "build" && absl::StrContains(e.data.value("text", ""), "releasing its image");
+  }
+  CHECK(reused);
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hello again from c2d!"); }));
 
-  // Roll back to the first release: its env comes back.
-  auto back = api.Call("POST", "/v1/deployments/" + first_release + "/rollback", t, json::object());
+  // Roll back: the server picks the release before the live one, and its
+  // env comes back.
+  auto back = api.Call("POST", "/v1/services/" + service + "/rollback", t, json::object());
   REQUIRE(back.status == 202);
+  CHECK(back.body["deployment"]["rollback_of"] == first_release);
   auto rolled = api.Events("/v1/deployments/" + back.body["id"].get<std::string>() + "/logs", t);
   CHECK(rolled.back().data["state"] == "live");
   CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hi from c2d!"); }));
+
+  // A commit asked for by id that was built before: a release of that
+  // build's image (dep_…), whose stream is its own, not the build's first.
+  const std::string commit = api.Call("GET", "/v1/deployments/" + id, t).body["build"]["commit"];
+  auto pinned = api.Call("POST", "/v1/services/" + service + "/deployments", t,
+                         json{{"commit", commit}});
+  REQUIRE(pinned.status == 202);
+  const std::string third = pinned.body["id"];
+  CHECK(absl::StartsWith(third, "dep_"));
+  auto own = api.Events("/v1/deployments/" + third + "/logs", t);
+  REQUIRE(!own.empty());
+  CHECK(own.back().data["deployment_id"] == third);
+  CHECK(own.back().data["state"] == "live");
+  for (const auto& e : own) {
+    CHECK(e.event != "build");
+    if (e.event == "deploy") CHECK(e.data["deployment_id"] == third);
+  }
+  CHECK(WaitFor(5s, [&] { return absl::StrContains(app("/"), "Hello again from c2d!"); }));
 
   // The replaced instances drain, then only the live one is left.
   CHECK(WaitFor(20s, [&] {
@@ -416,7 +524,7 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
     return instances.status == 200 && instances.body["instances"].size() == 1;
   }));
   auto list = api.Call("GET", "/v1/services/" + service + "/deployments", t);
-  CHECK(list.body["deployments"].size() == 3);
+  CHECK(list.body["deployments"].size() == 4);
   // The app's own output, as a finished stream.
   auto logs = api.Events("/v1/services/" + service + "/logs?follow=false&tail=50", t);
   bool listening = false;
@@ -424,6 +532,97 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
     listening |= absl::StrContains(e.data.value("text", ""), "listening on 8080");
   }
   CHECK(listening);
+
+  // A rename moves the routes at once; the old name stays the project's.
+  auto status_of = [&](const std::string& hostname) {
+    auto r = http::Send(
+        {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+         .headers = {{"Host", hostname}},
+         .timeout = 5s});
+    return r.ok() ? r->status : 0L;
+  };
+  REQUIRE(api.Call("PATCH", "/v1/projects/" + project, t, json{{"name", "renamed"}}).status == 200);
+  CHECK(WaitFor(5s, [&] {
+    return status_of("hello.renamed.localhost") == 200 && status_of(host) == 404;
+  }));
+  CHECK(api.Call("GET", "/v1/services/" + service, t).body["url"].get<std::string>().find(
+            "hello.renamed.localhost") != std::string::npos);
+  auto taken = api.Call("POST", "/v1/projects", api.bob(), json{{"name", "e2e"}});
+  CHECK(taken.status == 409);
+  CHECK_THAT(taken.Error(), Catch::Contains("held for that project until"));
+  // Its own old name it may take back.
+  CHECK(api.Call("PATCH", "/v1/projects/" + project, t, json{{"name", "e2e"}}).status == 200);
+  CHECK(WaitFor(5s, [&] { return status_of(host) == 200; }));
+}
+
+// examples/hello-worker as a repository of its own.
+std::unique_ptr<testing::GitRepo> WorkerRepo() {
+  const std::filesystem::path dir = std::filesystem::path(C2D_SOURCE_DIR) / "examples/hello-worker";
+  auto read = [&](const char* name) {
+    std::ifstream in(dir / name);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  return std::make_unique<testing::GitRepo>(
+      std::initializer_list<std::pair<std::string, std::string>>{
+          {"main.py", read("main.py")},
+          {"Procfile", read("Procfile")},
+          {"requirements.txt", read("requirements.txt")}});
+}
+
+TEST_CASE("a worker goes live after its start period and logs and restarts and has no hostname",
+          "[gateway]") {
+  Api api;
+  const std::string& t = api.alice();
+  auto repo = WorkerRepo();
+  const std::string project = api.Call("POST", "/v1/projects", t, json{{"name", "jobs"}}).body["id"];
+  auto s = api.Call("POST", "/v1/projects/" + project + "/services", t,
+                    json{{"name", "ticker"},
+                         {"type", "worker"},
+                         {"source", {{"repo_url", repo->path()}}},
+                         {"health_check", {{"start_period_s", 2}}}});
+  REQUIRE(s.status == 201);
+  const std::string service = s.body["id"];
+  CHECK(s.body["url"].is_null());
+  CHECK(s.body["health_check"] == json{{"start_period_s", 2}});
+  auto deploy = [&] {
+    auto d = api.Call("POST", "/v1/services/" + service + "/deployments", t, json::object());
+    REQUIRE(d.status == 202);
+    return api.Events("/v1/deployments/" + d.body["id"].get<std::string>() + "/logs", t);
+  };
+  auto events = deploy();
+  REQUIRE(!events.empty());
+  CHECK(events.back().data["state"] == "live");
+  bool settled = false;
+  for (const auto& e : events) {
+    settled |= e.event == "deploy" && e.data.value("kind", "") == "instance.healthy" &&
+               absl::StrContains(e.data.value("message", ""), "running for 2.0 s");
+  }
+  CHECK(settled);
+  // Its output, as runtime logs.
+  CHECK(WaitFor(20s, [&] {
+    for (const auto& e : api.Events("/v1/services/" + service + "/logs?follow=false&tail=20", t)) {
+      if (absl::StrContains(e.data.value("text", ""), "tick 2")) return true;
+    }
+    return false;
+  }));
+  // No hostname: the ingress has nothing for it.
+  auto r = http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                       .headers = {{"Host", "ticker.jobs.localhost"}},
+                       .timeout = 5s});
+  REQUIRE(r.ok());
+  CHECK(r->status != 200);
+  // A worker that exits after going live is restarted, like a web instance.
+  REQUIRE(api.Call("PATCH", "/v1/services/" + service + "/env", t,
+                   json{{"env", {{"CRASH_AFTER", {{"value", "4"}, {"secret", false}}}}}})
+              .status == 200);
+  CHECK(deploy().back().data["state"] == "live");
+  CHECK(WaitFor(60s, [&] {
+    auto list = api.Call("GET", "/v1/services/" + service + "/instances", t);
+    for (const json& i : list.body["instances"]) {
+      if (i["restarts"].get<int>() >= 1) return true;
+    }
+    return false;
+  }));
 }
 
 TEST_CASE("volumes over REST: mounted by the next deploy, deleted once unused", "[gateway]") {

@@ -147,6 +147,7 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
        acme.Path("/v1/services/{id}/env/NOPE")},
       {"POST", "/v1/services/{id}/deployments", R"({"commit":7})", kDeveloper, 400},
       {"POST", "/v1/deployments/{id}/rollback", R"({"to":"x"})", kDeveloper, 400},
+      {"POST", "/v1/services/{id}/rollback", R"({"to":"x"})", kDeveloper, 400},
       {"POST", "/v1/services/{id}/webhooks", R"({"provider":"svn"})", kAdmin, 400},
       {"POST", "/v1/services/{id}/volumes", R"({"name":"logs","mount_path":"/"})", kDeveloper, 400},
   };
@@ -170,6 +171,15 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
   CHECK(api.Call("POST", acme.Path("/v1/projects/{id}/members"), acme.tokens["admin"],
                  json{{"email", "d@example.com"}, {"role", "owner"}})
             .status == 403);
+  // Nor demote or remove one: only owners change owners.
+  auto demote = api.Call("POST", acme.Path("/v1/projects/{id}/members"), acme.tokens["admin"],
+                         json{{"email", "alice@example.com"}, {"role", "viewer"}});
+  CHECK(demote.status == 403);
+  CHECK_THAT(demote.Error(), Catch::Contains("only an owner can change the role of an owner"));
+  auto remove = api.Call("DELETE", acme.Path("/v1/projects/{id}/members/{user}"),
+                         acme.tokens["admin"]);
+  CHECK(remove.status == 403);
+  CHECK_THAT(remove.Error(), Catch::Contains("only an owner can remove an owner"));
   CHECK(api.Snapshot() == before);
 
   // Every mutating route is in the matrix (or is one of the routes of
@@ -225,7 +235,13 @@ TEST_CASE("every body and query parameter is checked, and a refusal changes noth
     std::vector<Bad> bad;  // beyond the classes every body endpoint gets
   };
   const std::vector<Endpoint> endpoints = {
-      {"POST", "/v1/projects", {{R"({"name":7})", "name"}, {R"({"name":"Acme Inc"})", "name"}}},
+      // Names are DNS labels: the registry and DNS refuse the rest.
+      {"POST",
+       "/v1/projects",
+       {{R"({"name":7})", "name"},
+        {R"({"name":"Acme Inc"})", "name"},
+        {R"({"name":"acme-"})", "name"},
+        {R"({"name":"xn--acme"})", "name"}}},
       {"PATCH",
        "/v1/projects/{id}",
        {{R"({"name":["a"]})", "name"}, {R"({"name":"-acme"})", "name"}}},
@@ -244,6 +260,7 @@ TEST_CASE("every body and query parameter is checked, and a refusal changes noth
        "/v1/services/{id}",
        {{R"({"run":{"instance_count":"2"}})", "run.instance_count"},
         {R"({"name":"web.2"})", "name"},
+        {R"({"name":"web-"})", "name"},
         {R"({"health_check":{"path":"health"}})", "health_check.path"}}},
       {"PUT",
        "/v1/services/{id}/env",
