@@ -1,5 +1,6 @@
 #include "libs/oci/registry.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "libs/common/status.h"
 #include "libs/crypto/hash.h"
 #include "nlohmann/json.hpp"
 
@@ -52,8 +54,10 @@ std::map<std::string, std::string> ChallengeParams(absl::string_view header) {
 absl::Status StatusFor(const std::string& what, const http::Response& r) {
   std::string detail = r.body.substr(0, 500);
   json j = json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty()) {
-    detail = j["errors"][0].value("message", detail);
+  if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty() &&
+      j["errors"][0].is_object() && j["errors"][0].contains("message") &&
+      j["errors"][0]["message"].is_string()) {
+    detail = j["errors"][0]["message"].get<std::string>().substr(0, 500);
   }
   std::string msg = absl::StrCat(what, ": HTTP ", r.status, detail.empty() ? "" : ": ", detail);
   switch (r.status) {
@@ -117,9 +121,16 @@ absl::StatusOr<std::string> Registry::FetchToken(const std::string& challenge,
     return StatusFor(absl::StrCat("get a registry token from ", params["realm"]), *r);
   json j = json::parse(r->body, nullptr, false);
   std::string token;
-  if (j.is_object()) token = j.value("token", j.value("access_token", ""));
+  int expires_in = 60;
+  if (j.is_object()) {
+    for (const char* key : {"access_token", "token"}) {
+      if (j.contains(key) && j[key].is_string()) token = j[key].get<std::string>();
+    }
+    if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
+      expires_in = static_cast<int>(std::clamp<int64_t>(j["expires_in"].get<int64_t>(), 1, 86400));
+    }
+  }
   if (token.empty()) return absl::UnauthenticatedError("token service answered no token");
-  int expires_in = j.value("expires_in", 60);
   absl::MutexLock lock(&mu_);
   // Renew a little early so a token never expires in flight.
   tokens_[scope] = Token{token, absl::Now() + absl::Seconds(std::max(expires_in - 10, 5))};
@@ -197,22 +208,42 @@ absl::StatusOr<Manifest> Registry::GetManifest(const std::string& repo,
   auto r = Call(req, PullScope(repo));
   if (!r.ok()) return r.status();
   if (r->status != 200) return StatusFor(absl::StrCat("get manifest ", repo, ":", reference), *r);
-  Manifest m;
-  m.body = r->body;
-  m.media_type = r->Header("Content-Type");
-  m.digest = r->Header("Docker-Content-Digest");
-  if (m.digest.empty()) m.digest = absl::StrCat("sha256:", crypto::Sha256Hex(m.body));
-  json j = json::parse(m.body, nullptr, false);
-  if (!j.is_object())
-    return absl::DataLossError(absl::StrCat("manifest of ", repo, " is not JSON"));
-  if (j.contains("config") && j["config"].is_object()) {
-    m.total_size += j["config"].value("size", int64_t{0});
+  auto m = ParseManifest(r->body);
+  if (!m.ok()) {
+    return absl::DataLossError(absl::StrCat("manifest of ", repo, ": ", m.status().message()));
   }
+  m->media_type = r->Header("Content-Type");
+  m->digest = r->Header("Docker-Content-Digest");
+  if (m->digest.empty()) m->digest = absl::StrCat("sha256:", crypto::Sha256Hex(m->body));
+  return m;
+}
+
+absl::StatusOr<Manifest> ParseManifest(const std::string& body) {
+  Manifest m;
+  m.body = body;
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) return absl::DataLossError("the manifest is not a JSON object");
+  // A size the registry reports: 0 to 1 PiB; anything else is not a manifest.
+  auto add = [&](const json& item) -> absl::Status {
+    if (!item.is_object() || !item.contains("size")) return absl::OkStatus();
+    const json& size = item["size"];
+    constexpr int64_t kMax = int64_t{1} << 50;
+    if (!size.is_number_integer() || size.get<int64_t>() < 0 || size.get<int64_t>() > kMax) {
+      return absl::DataLossError("a size in the manifest is not a byte count");
+    }
+    m.total_size += size.get<int64_t>();  // at most 2^50 per item, a few thousand items
+    return absl::OkStatus();
+  };
+  if (j.contains("config")) C2D_RETURN_IF_ERROR(add(j["config"]));
   for (const char* list : {"layers", "manifests"}) {
     if (!j.contains(list) || !j[list].is_array()) continue;
+    if (j[list].size() > 10'000) return absl::DataLossError("the manifest lists too many items");
     for (const auto& item : j[list]) {
-      m.total_size += item.value("size", int64_t{0});
-      if (std::string(list) == "layers") m.layer_digests.push_back(item.value("digest", ""));
+      C2D_RETURN_IF_ERROR(add(item));
+      if (std::string(list) == "layers" && item.is_object() && item.contains("digest") &&
+          item["digest"].is_string()) {
+        m.layer_digests.push_back(item["digest"].get<std::string>());
+      }
     }
   }
   return m;
@@ -227,7 +258,9 @@ absl::StatusOr<std::vector<std::string>> Registry::ListTags(const std::string& r
     if (r->status != 200) return StatusFor(absl::StrCat("list tags of ", repo), *r);
     json j = json::parse(r->body, nullptr, false);
     if (j.is_object() && j.contains("tags") && j["tags"].is_array()) {
-      for (const auto& t : j["tags"]) tags.push_back(t.get<std::string>());
+      for (const auto& t : j["tags"]) {
+        if (t.is_string()) tags.push_back(t.get<std::string>());
+      }
     }
     // Link: </v2/repo/tags/list?last=x&n=1000>; rel="next"
     std::string link = r->Header("Link");

@@ -40,6 +40,12 @@ struct Manifest {
   std::vector<std::string> layer_digests;
 };
 
+// The sizes and layers of a manifest or index (body, total_size,
+// layer_digests; digest and media_type are the caller's). DataLoss for a
+// body that is not a JSON object or whose sizes are not non-negative
+// integers (fuzzed: tools/fuzz oci_manifest).
+absl::StatusOr<Manifest> ParseManifest(const std::string& body);
+
 class Registry {
  public:
   explicit Registry(RegistryOptions options);
