@@ -4,13 +4,13 @@
 // bytes; the specs are the input read as protobuf messages. Never throws,
 // never crashes; what a check accepts keeps its promises.
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "absl/strings/str_split.h"
 #include "libs/oci/access.h"

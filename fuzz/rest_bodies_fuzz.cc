@@ -27,22 +27,10 @@ const c2d::gateway::Config& FuzzConfig() {
 }
 
 c2d::gateway::Service NewService() {
-  c2d::gateway::Service s;
+  c2d::gateway::Service s = c2d::gateway::ServiceDefaults();
   s.id = "svc_01ARZ3NDEKTSV4RRFFQ69G5FAV";
   s.project_id = "prj_01ARZ3NDEKTSV4RRFFQ69G5FAV";
   s.project_name = "fuzz";
-  s.source.set_branch("main");
-  s.build.set_strategy(c2d::v1::BUILD_STRATEGY_AUTO);
-  s.build.set_dockerfile_path("Dockerfile");
-  s.run.set_instance_count(1);
-  s.run.set_memory_mb(512);
-  s.run.set_cpu_millis(500);
-  s.health_check.set_path("/health");
-  s.health_check.set_interval_s(10);
-  s.health_check.set_timeout_s(2);
-  s.health_check.set_healthy_threshold(1);
-  s.health_check.set_unhealthy_threshold(3);
-  s.health_check.set_start_period_s(30);
   return s;
 }
 

@@ -22,9 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string secret = "fuzzing-secret-0123456789";
   if (c2d::gateway::VerifyDelivery(provider, headers, secret, body).ok()) {
     // Only the secret's own signature verifies.
-    const std::string expected = provider == "github"
-                                     ? "sha256=" + c2d::crypto::HmacSha256Hex(secret, body)
-                                     : secret;
+    const std::string expected =
+        provider == "github" ? "sha256=" + c2d::crypto::HmacSha256Hex(secret, body) : secret;
     if (headers.signature != expected) std::abort();
   }
   if (auto push = c2d::gateway::ParsePush(provider, body); push.ok()) {

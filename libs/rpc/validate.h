@@ -13,12 +13,12 @@
 
 namespace c2d::rpc {
 
-
-// Names of projects, services, databases and volumes: ^[a-z][a-z0-9-]{0,38}$.
+// Names of projects, services, databases and volumes: a DNS label (RFC
+// 1123) of at most 39 characters that is no IDNA A-label: lower-case
+// letters, digits and hyphens, starting with a letter, ending with a letter
+// or digit, without "--" at positions 3-4 ("xn--"). They become hostnames
+// and registry paths.
 bool ValidName(absl::string_view name);
-// A DNS label (RFC 1123) of at most 39 characters that is no IDNA
-// A-label: lower-case letters, digits and hyphens, starting with a letter,
-// ending with a letter or digit, without "--" at positions 3-4 ("xn--").
 inline constexpr char kNameRule[] =
     "must be 1-39 lower-case letters, digits and hyphens, start with a letter, end with a "
     "letter or digit, and not have \"--\" at positions 3-4";

@@ -204,9 +204,8 @@ absl::Status BuildJob::Deploy(const v1::Build& build) {
 }
 
 absl::Status BuildJob::UnsealRepoUrl(v1::Build& build) const {
-  auto sealed = pool_.Transact("sealed url", [&](pg::Tx& tx) {
-    return SealedRepoUrl(tx, build.id());
-  });
+  auto sealed =
+      pool_.Transact("sealed url", [&](pg::Tx& tx) { return SealedRepoUrl(tx, build.id()); });
   if (!sealed.ok()) return sealed.status();
   if (sealed->empty()) return absl::OkStatus();
   auto url = rpc::OpenUrl(*config_.master_keys, *sealed, BuildRepoUrlAad(build.id()));
@@ -216,7 +215,7 @@ absl::Status BuildJob::UnsealRepoUrl(v1::Build& build) const {
 }
 
 absl::StatusOr<std::optional<v1::Build>> BuildJob::ResolveCommit(v1::Build& build, BuildLog& blog,
-                                                                  const GitOptions& git) {
+                                                                 const GitOptions& git) {
   if (!build.source().commit().empty()) return std::optional<v1::Build>();  // asked for
   std::string commit = build.commit_sha();
   if (commit.empty()) {  // not resolved by an earlier attempt
@@ -226,9 +225,8 @@ absl::StatusOr<std::optional<v1::Build>> BuildJob::ResolveCommit(v1::Build& buil
     if (!head.ok()) return head.status();
     commit = *head;
   }
-  auto adopted = pool_.Transact("adopt commit", [&](pg::Tx& tx) {
-    return AdoptCommit(tx, build, commit);
-  });
+  auto adopted =
+      pool_.Transact("adopt commit", [&](pg::Tx& tx) { return AdoptCommit(tx, build, commit); });
   if (!adopted.ok()) return adopted.status();
   build.set_commit_sha(commit);
   return std::move(adopted->earlier);
@@ -250,9 +248,9 @@ absl::StatusOr<v1::Build> BuildJob::ReuseImage(const v1::Build& earlier, BuildLo
     b = std::move(*now);
   }
   if (b.state() != v1::BUILD_STATE_SUCCEEDED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the build of this commit (", b.id(), ") did not succeed: ",
-                     b.failure_reason().empty() ? "cancelled" : b.failure_reason()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the build of this commit (", b.id(),
+        ") did not succeed: ", b.failure_reason().empty() ? "cancelled" : b.failure_reason()));
   }
   blog.System(absl::StrCat("    ", b.image_repository(), "@", b.image_digest()));
   return b;
@@ -345,8 +343,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
                                 .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }});
   if (!earlier.ok()) {
     const absl::Status& s = earlier.status();
-    const bool users = absl::IsNotFound(s) || absl::IsFailedPrecondition(s) ||
-                       absl::IsInvalidArgument(s);
+    const bool users =
+        absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
     outcome = users && !ctx.cancelled()
                   ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
                   : judge(s, "cannot read the repository");
@@ -364,7 +362,8 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     }
     resolved = false;
   }
-  if (resolved) do {
+  do {
+    if (!resolved) break;  // the build's outcome is known already
     // ---- clone
     absl::Time t = absl::Now();
     blog.System(absl::StrCat("==> clone ", RedactUrl(build.source().repo_url()), " at ",

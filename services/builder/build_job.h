@@ -3,12 +3,11 @@
 // The `build` job (queue builder): from a commit to an image in the
 // registry. Steps: resolve (a branch head's commit; a commit built before
 // releases that build's image and skips the rest) → clone → detect → build
-// → push, each logged with its duration. Failures a user can cause (repository, branch or commit missing,
-// no way to build, a failing Dockerfile step, timeout, image too large) end
-// the build FAILED with a one-line reason; cancellation ends it CANCELLED.
-// A succeeded build is then deployed (DeployerService.Deploy with the build
-// id as request id, so a repeat deploys once), unless skip_deploy; when the
-// deployer cannot be reached the job is retried for that step alone.
+// → push, each logged with its duration. Failures a user can cause (repository, branch or commit
+// missing, no way to build, a failing Dockerfile step, timeout, image too large) end the build
+// FAILED with a one-line reason; cancellation ends it CANCELLED. A succeeded build is then deployed
+// (DeployerService.Deploy with the build id as request id, so a repeat deploys once), unless
+// skip_deploy; when the deployer cannot be reached the job is retried for that step alone.
 // Idempotent: a build already final is left alone (but for a deploy still
 // owed), and a re-run after a crash starts the steps over, appending to the
 // same log.

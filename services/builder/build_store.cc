@@ -188,13 +188,12 @@ absl::StatusOr<v1::StartBuildResponse> InsertBuild(pg::Tx& tx, const NewBuild& b
   auto spec_json_or = rpc::ToJson(req.spec());
   if (!spec_json_or.ok()) return spec_json_or.status();
   const std::string& spec_json = *spec_json_or;
-  pqxx::result r =
-      tx.Exec(kInsert, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
-              req.requested_by(), req.source().repo_url(), req.source().branch(),
-              req.source().root_dir(), req.source().commit(), build.commit_sha,
-              StrategyName(req.settings()), DockerfilePath(req.settings()),
-              req.settings().build_command(), spec_json, req.skip_deploy(), build.image_repository,
-              absl::Base64Escape(build.repo_url_sealed));
+  pqxx::result r = tx.Exec(
+      kInsert, build.id, req.service_id(), req.spec().project_id(), TriggerName(req),
+      req.requested_by(), req.source().repo_url(), req.source().branch(), req.source().root_dir(),
+      req.source().commit(), build.commit_sha, StrategyName(req.settings()),
+      DockerfilePath(req.settings()), req.settings().build_command(), spec_json, req.skip_deploy(),
+      build.image_repository, absl::Base64Escape(build.repo_url_sealed));
   v1::StartBuildResponse response;
   if (r.empty()) {
     pqxx::result live = tx.Exec(kLive, req.service_id(), build.commit_sha);

@@ -62,22 +62,21 @@ grpc::Status BuilderServiceImpl::StartBuild(grpc::ServerContext* context,
   build.image_repository = absl::StrCat(config_.RegistryHost(), "/", request->spec().project_name(),
                                         "/", request->spec().service_name());
   // Credentials in the URL are stored sealed, the URL masked.
-  auto sealed =
-      rpc::SealUrl(*config_.master_keys, src->repo_url(), BuildRepoUrlAad(build.id));
+  auto sealed = rpc::SealUrl(*config_.master_keys, src->repo_url(), BuildRepoUrlAad(build.id));
   if (!sealed.ok()) return rpc::ToGrpc(sealed.status());
   build.repo_url_sealed = std::move(*sealed);
   src->set_repo_url(rpc::RedactUrl(src->repo_url()));
   // A branch head is resolved by the build job: no call waits on git.
   build.commit_sha = src->commit();
-  auto result = pool_.Transact(
-      "start build", [&](pg::Tx& tx) -> absl::StatusOr<v1::StartBuildResponse> {
+  auto result =
+      pool_.Transact("start build", [&](pg::Tx& tx) -> absl::StatusOr<v1::StartBuildResponse> {
         if (request->trigger() == v1::BUILD_TRIGGER_API && !request->requested_by().empty()) {
           auto in_flight = BuildsInFlight(tx, request->requested_by());
           if (!in_flight.ok()) return in_flight.status();
           if (*in_flight >= config_.max_builds_per_user) {
-            return absl::ResourceExhaustedError(absl::StrCat(
-                *in_flight, " builds of yours are queued or running; the limit is ",
-                config_.max_builds_per_user, " (retry when one has ended)"));
+            return absl::ResourceExhaustedError(
+                absl::StrCat(*in_flight, " builds of yours are queued or running; the limit is ",
+                             config_.max_builds_per_user, " (retry when one has ended)"));
           }
         }
         return InsertBuild(tx, build);

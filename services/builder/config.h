@@ -37,8 +37,8 @@ struct Config {
   // C2D_MAX_BUILDS_PER_USER: queued and running builds one user may have;
   // StartBuild answers RESOURCE_EXHAUSTED beyond.
   int max_builds_per_user = 5;
-  std::chrono::milliseconds gc_interval{60 * 60 * 1000};    // C2D_GC_INTERVAL
-  std::optional<crypto::MasterKeys> master_keys;            // C2D_MASTER_KEY
+  std::chrono::milliseconds gc_interval{60 * 60 * 1000};  // C2D_GC_INTERVAL
+  std::optional<crypto::MasterKeys> master_keys;          // C2D_MASTER_KEY
   // The deployer's gRPC address: where a successful build is deployed
   // (unless skip_deploy). Empty: builds are never deployed.
   std::string deployer_addr;  // C2D_DEPLOYER_ADDR

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "libs/rpc/repo_url.h"  // RedactUrl
 #include "absl/strings/string_view.h"
+#include "libs/rpc/repo_url.h"  // RedactUrl
 
 namespace c2d::builder {
 
@@ -32,7 +32,6 @@ struct GitOptions {
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(absl::string_view line)> on_line;
 };
-
 
 // How git reaches a checked remote: the URL to give it, and the settings
 // that pin it to the checked address.

@@ -386,8 +386,7 @@ absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id)
   return RowToDeployment(r[0]);
 }
 
-absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx,
-                                                       const std::string& project_id) {
+absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx, const std::string& project_id) {
   std::vector<std::string> out;
   for (const auto& r : tx.Exec(kRoutedServices, project_id)) out.push_back(r[0].as<std::string>());
   return out;

@@ -248,8 +248,7 @@ httpd::Response Gateway::Rollback(Call& c) {
         409, "failed_precondition",
         absl::StrCat(c.req.params["id"], " never became a release; nothing to roll back to"));
   }
-  return RollbackTo(c, sp->first, sp->second,
-                    (*target)["deployment"]["id"].get<std::string>());
+  return RollbackTo(c, sp->first, sp->second, (*target)["deployment"]["id"].get<std::string>());
 }
 
 httpd::Response Gateway::RollbackService(Call& c) {
@@ -277,11 +276,11 @@ httpd::Response Gateway::RollbackTo(Call& c, const Service& s, const Project& p,
   if (auto g = deployer_->Rollback(&ctx, req, &d); !g.ok()) {
     absl::Status st = rpc::FromGrpc(g);
     // Another service's release is as absent as another tenant's.
-    if (absl::IsNotFound(st)) return Error(404, "not_found", "deployment " + to + " does not exist");
+    if (absl::IsNotFound(st))
+      return Error(404, "not_found", "deployment " + to + " does not exist");
     return FromStatus(st);
   }
-  if (auto a =
-          AuditMutation(c, p.id, "deployment.rollback", d.id(), {{"to", d.rollback_of()}});
+  if (auto a = AuditMutation(c, p.id, "deployment.rollback", d.id(), {{"to", d.rollback_of()}});
       !a.ok()) {
     return FromStatus(a);
   }

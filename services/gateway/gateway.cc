@@ -25,7 +25,8 @@ constexpr char kAuthChannel[] = "c2d_auth";
 // 429 with Retry-After in whole seconds (at least 1).
 httpd::Response TooMany(const std::string& message, absl::Duration retry_after) {
   httpd::Response r = Error(429, "rate_limited", message);
-  int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
+  const int64_t seconds =
+      std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
   r.headers.emplace_back("Retry-After", std::to_string(seconds));
   return r;
 }
@@ -44,11 +45,12 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
       user_streams_(config.user_streams) {
   // Any change (or a reconnect, "" : notifications may have been missed)
   // empties the token cache.
-  auth_listener_ = std::make_unique<pg::Listener>(
-      pool_.options().connect, kAuthChannel, [this](const std::string&) {
-        absl::MutexLock lock(&cache_mu_);
-        tokens_.clear();
-      });
+  auth_listener_ = std::make_unique<pg::Listener>(pool_.options().connect, kAuthChannel,
+                                                  [this](const std::string&) {
+                                                    absl::MutexLock lock(&cache_mu_);
+                                                    tokens_.clear();
+                                                    ++auth_epoch_;
+                                                  });
   Add("POST", "/v1/projects", &Gateway::CreateProject, true);
   Add("GET", "/v1/projects", &Gateway::ListProjects, false);
   Add("GET", "/v1/projects/{id}", &Gateway::GetProject, false);
@@ -183,9 +185,9 @@ void Gateway::SyncRoutes(const Call& c, const std::string& project_id) {
 absl::StatusOr<std::shared_ptr<void>> Gateway::StreamSlot(const Call& c) {
   auto slot = user_streams_.Acquire(c.who.user_id);
   if (slot == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this user has ", config_.user_streams,
-        " log streams open already (C2D_USER_STREAMS); close one and retry"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this user has ", config_.user_streams,
+                     " log streams open already (C2D_USER_STREAMS); close one and retry"));
   }
   return slot;
 }
@@ -202,10 +204,12 @@ absl::StatusOr<Principal> Gateway::Authenticate(const httpd::Request& req) {
   }
   const std::string sha = crypto::Sha256Hex(header.substr(7));
   const absl::Time now = absl::Now();
+  uint64_t epoch = 0;
   {
     absl::MutexLock lock(&cache_mu_);
     auto it = tokens_.find(sha);
     if (it != tokens_.end() && it->second.until > now) return it->second.who;
+    epoch = auth_epoch_;
   }
   auto who = pool_.Transact("authenticate", [&](pg::Tx& tx) -> absl::StatusOr<Principal> {
     auto p = gateway::Authenticate(tx, sha);
@@ -218,6 +222,8 @@ absl::StatusOr<Principal> Gateway::Authenticate(const httpd::Request& req) {
   }
   if (!who.ok()) return who.status();
   absl::MutexLock lock(&cache_mu_);
+  // A revocation that arrived while this read ran may concern it: not cached.
+  if (auth_epoch_ != epoch) return who;
   if (tokens_.size() > 10000) tokens_.clear();  // bounded; refills on demand
   tokens_[sha] = {*who, now + kTokenCacheTtl};
   return who;

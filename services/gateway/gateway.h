@@ -152,6 +152,7 @@ class Gateway {
   };
   absl::Mutex cache_mu_;
   absl::flat_hash_map<std::string, Cached> tokens_ ABSL_GUARDED_BY(cache_mu_);
+  uint64_t auth_epoch_ ABSL_GUARDED_BY(cache_mu_) = 0;  // bumped by every notification
   std::unique_ptr<pg::Listener> auth_listener_;
 
   RateLimiter hook_rate_{20, 2};  // per webhook: 20 deliveries, 2 more each second

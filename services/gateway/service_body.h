@@ -14,7 +14,9 @@
 
 namespace c2d::gateway {
 
-// Applies `body` onto `s` (a new service's defaults when `create`).
+// A new service as c2d makes it before its body applies (no ids yet).
+Service ServiceDefaults();
+// Applies `body` onto `s` (ServiceDefaults() and ids when `create`).
 absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const Config& config);
 // Sets the service's repo_url: with credentials, masked, and the whole URL
 // sealed in s->repo_url_sealed.

@@ -68,6 +68,23 @@ v1::HealthCheck ReleaseHealthCheck(v1::ServiceType type, const v1::HealthCheck& 
 }
 }  // namespace
 
+Service ServiceDefaults() {
+  Service s;
+  s.source.set_branch("main");
+  s.build.set_strategy(v1::BUILD_STRATEGY_AUTO);
+  s.build.set_dockerfile_path("Dockerfile");
+  s.run.set_instance_count(1);
+  s.run.set_memory_mb(512);
+  s.run.set_cpu_millis(500);
+  s.health_check.set_path("/health");
+  s.health_check.set_interval_s(10);
+  s.health_check.set_timeout_s(2);
+  s.health_check.set_healthy_threshold(1);
+  s.health_check.set_unhealthy_threshold(3);
+  s.health_check.set_start_period_s(30);
+  return s;
+}
+
 absl::Status SealRepoUrl(Service* s, const std::string& url, const Config& config) {
   auto sealed = rpc::SealUrl(*config.master_keys, url, RepoUrlAad(s->id));
   if (!sealed.ok()) return sealed.status();
@@ -223,24 +240,14 @@ httpd::Response Gateway::CreateService(Call& c) {
   auto body = ParseObject(
       c.req.body, {"name", "type", "source", "auto_deploy", "build", "run", "health_check", "env"});
   if (!body.ok()) return FromStatus(body.status());
-  Service s;
+  Service s = ServiceDefaults();
   s.id = ids::New("svc");
   s.project_id = p->id;
   s.project_name = p->name;
-  s.source.set_branch("main");
-  s.build.set_strategy(v1::BUILD_STRATEGY_AUTO);
-  s.build.set_dockerfile_path("Dockerfile");
-  s.run.set_instance_count(1);
-  s.run.set_memory_mb(512);
-  s.run.set_cpu_millis(500);
-  s.health_check.set_path("/health");
-  s.health_check.set_interval_s(10);
-  s.health_check.set_timeout_s(2);
-  s.health_check.set_healthy_threshold(1);
-  s.health_check.set_unhealthy_threshold(3);
-  s.health_check.set_start_period_s(30);
   if (!body->contains("name")) return FromStatus(FieldError("name", "is required"));
-  if (auto st = ApplyServiceBody(*body, &s, /*create=*/true, config_); !st.ok()) return FromStatus(st);
+  if (auto st = ApplyServiceBody(*body, &s, /*create=*/true, config_); !st.ok()) {
+    return FromStatus(st);
+  }
   // A worker counts as up once it has run 5 s, unless the body says otherwise.
   const json& hc = body->value("health_check", json::object());
   if (s.type == v1::SERVICE_TYPE_WORKER && !(hc.is_object() && hc.contains("start_period_s"))) {
@@ -301,7 +308,9 @@ httpd::Response Gateway::PatchService(Call& c) {
       c.req.body, {"name", "type", "source", "auto_deploy", "build", "run", "health_check"});
   if (!body.ok()) return FromStatus(body.status());
   Service s = sp->first;
-  if (auto st = ApplyServiceBody(*body, &s, /*create=*/false, config_); !st.ok()) return FromStatus(st);
+  if (auto st = ApplyServiceBody(*body, &s, /*create=*/false, config_); !st.ok()) {
+    return FromStatus(st);
+  }
   if (s.run.instance_count() > 1) {
     auto volumes = ServiceVolumes(s.id, c.request_id);
     if (!volumes.ok()) return FromStatus(volumes.status());

@@ -70,7 +70,7 @@ constexpr pg::Statement kOwnerCount{
     "members_owners",
     "SELECT count(*) FROM project_members WHERE project_id = $1 AND role = 'owner'"};
 
-#define C2D_SERVICE_COLUMNS                                                                    \
+#define C2D_SERVICE_COLUMNS \
   "s.id, s.project_id, p.name, s.name, s.type, s.revision, s.repo_url, s.branch, s.root_dir, " \
   "s.auto_deploy, s.build_strategy, s.dockerfile_path, s.build_command, s.start_command, "     \
   "coalesce(s.port, 0), s.instance_count, s.memory_mb, s.cpu_millis, s.health_path, "          \
@@ -326,9 +326,9 @@ absl::Status CheckNameNotHeld(pg::Tx& tx, const std::string& name, const std::st
   pqxx::result r = tx.Exec(kNameHeld, name, project_id);
   if (r.empty()) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat("the name ", name,
-                                               " was another project's until recently; it is "
-                                               "held for that project until ",
-                                               r[0][0].as<std::string>()));
+                                                    " was another project's until recently; it is "
+                                                    "held for that project until ",
+                                                    r[0][0].as<std::string>()));
 }
 
 absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name,

@@ -1,9 +1,9 @@
 // Names of projects, services and volumes are DNS labels: they become
 // hostnames and registry repository paths.
 
-#include <catch2/catch.hpp>
-
 #include "libs/rpc/validate.h"
+
+#include <catch2/catch.hpp>
 
 namespace c2d::rpc {
 namespace {
@@ -14,8 +14,8 @@ TEST_CASE("names follow the DNS label rules", "[validate]") {
     CHECK(ValidName(ok));
   }
   CHECK(ValidName(std::string(39, 'a')));
-  for (const char* bad : {"", "-", "app-", "-app", "1app", "App", "a_b", "a.b", "xn--abc",
-                          "ab--c", "a b", "é"}) {
+  for (const char* bad :
+       {"", "-", "app-", "-app", "1app", "App", "a_b", "a.b", "xn--abc", "ab--c", "a b", "é"}) {
     INFO(bad);
     CHECK_FALSE(ValidName(bad));
   }

@@ -123,8 +123,9 @@ std::vector<Api::Event> Api::Events(const std::string& path, const std::string& 
   if (!last_event_id.empty()) req.headers.emplace_back("Last-Event-ID", last_event_id);
   auto r = http::Send(req);
   if (!r.ok() || r->status != 200) {
-    UNSCOPED_INFO("GET " << path << " -> "
-                         << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString()));
+    UNSCOPED_INFO(
+        "GET " << path << " -> "
+               << (r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString()));
   }
   return out;
 }

@@ -503,8 +503,8 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
   // A commit asked for by id that was built before: a release of that
   // build's image (dep_…), whose stream is its own, not the build's first.
   const std::string commit = api.Call("GET", "/v1/deployments/" + id, t).body["build"]["commit"];
-  auto pinned = api.Call("POST", "/v1/services/" + service + "/deployments", t,
-                         json{{"commit", commit}});
+  auto pinned =
+      api.Call("POST", "/v1/services/" + service + "/deployments", t, json{{"commit", commit}});
   REQUIRE(pinned.status == 202);
   const std::string third = pinned.body["id"];
   CHECK(absl::StartsWith(third, "dep_"));
@@ -535,18 +535,19 @@ TEST_CASE("over REST: deploy from git, follow the logs, reach the app, redeploy,
 
   // A rename moves the routes at once; the old name stays the project's.
   auto status_of = [&](const std::string& hostname) {
-    auto r = http::Send(
-        {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
-         .headers = {{"Host", hostname}},
-         .timeout = 5s});
+    auto r =
+        http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                    .headers = {{"Host", hostname}},
+                    .timeout = 5s});
     return r.ok() ? r->status : 0L;
   };
   REQUIRE(api.Call("PATCH", "/v1/projects/" + project, t, json{{"name", "renamed"}}).status == 200);
-  CHECK(WaitFor(5s, [&] {
-    return status_of("hello.renamed.localhost") == 200 && status_of(host) == 404;
-  }));
-  CHECK(api.Call("GET", "/v1/services/" + service, t).body["url"].get<std::string>().find(
-            "hello.renamed.localhost") != std::string::npos);
+  CHECK(WaitFor(
+      5s, [&] { return status_of("hello.renamed.localhost") == 200 && status_of(host) == 404; }));
+  CHECK(api.Call("GET", "/v1/services/" + service, t)
+            .body["url"]
+            .get<std::string>()
+            .find("hello.renamed.localhost") != std::string::npos);
   auto taken = api.Call("POST", "/v1/projects", api.bob(), json{{"name", "e2e"}});
   CHECK(taken.status == 409);
   CHECK_THAT(taken.Error(), Catch::Contains("held for that project until"));
@@ -574,7 +575,8 @@ TEST_CASE("a worker goes live after its start period and logs and restarts and h
   Api api;
   const std::string& t = api.alice();
   auto repo = WorkerRepo();
-  const std::string project = api.Call("POST", "/v1/projects", t, json{{"name", "jobs"}}).body["id"];
+  const std::string project =
+      api.Call("POST", "/v1/projects", t, json{{"name", "jobs"}}).body["id"];
   auto s = api.Call("POST", "/v1/projects/" + project + "/services", t,
                     json{{"name", "ticker"},
                          {"type", "worker"},
@@ -606,9 +608,10 @@ TEST_CASE("a worker goes live after its start period and logs and restarts and h
     return false;
   }));
   // No hostname: the ingress has nothing for it.
-  auto r = http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
-                       .headers = {{"Host", "ticker.jobs.localhost"}},
-                       .timeout = 5s});
+  auto r =
+      http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                  .headers = {{"Host", "ticker.jobs.localhost"}},
+                  .timeout = 5s});
   REQUIRE(r.ok());
   CHECK(r->status != 200);
   // A worker that exits after going live is restarted, like a web instance.

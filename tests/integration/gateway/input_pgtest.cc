@@ -176,8 +176,8 @@ TEST_CASE("each role may do what its role allows and nothing more", "[gateway]")
                          json{{"email", "alice@example.com"}, {"role", "viewer"}});
   CHECK(demote.status == 403);
   CHECK_THAT(demote.Error(), Catch::Contains("only an owner can change the role of an owner"));
-  auto remove = api.Call("DELETE", acme.Path("/v1/projects/{id}/members/{user}"),
-                         acme.tokens["admin"]);
+  auto remove =
+      api.Call("DELETE", acme.Path("/v1/projects/{id}/members/{user}"), acme.tokens["admin"]);
   CHECK(remove.status == 403);
   CHECK_THAT(remove.Error(), Catch::Contains("only an owner can remove an owner"));
   CHECK(api.Snapshot() == before);

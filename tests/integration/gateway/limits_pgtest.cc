@@ -67,8 +67,9 @@ std::unique_ptr<OpenStream> Open(const std::string& address, const std::string& 
   timeval tv{10, 0};
   setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (connect(s->fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return s;
-  const std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ",
-                                       token, "\r\nAccept: text/event-stream\r\n\r\n");
+  const std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ", token,
+                   "\r\nAccept: text/event-stream\r\n\r\n");
   if (write(s->fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) return s;
   std::string got;
   char buf[512];
@@ -89,23 +90,22 @@ TEST_CASE("a repository that never answers freezes no request and each user's bu
   const std::string& t = api.alice();
   const std::string project =
       api.Call("POST", "/v1/projects", t, json{{"name", "frozen"}}).body["id"];
-  auto s = api.Call("POST", "/v1/projects/" + project + "/services", t,
-                    ServiceBody("web", hang.path()));
+  auto s =
+      api.Call("POST", "/v1/projects/" + project + "/services", t, ServiceBody("web", hang.path()));
   REQUIRE(s.status == 201);
-  const std::string url =
-      absl::StrCat("http://", api.address(), "/v1/services/", s.body["id"].get<std::string>(),
-                   "/deployments");
+  const std::string url = absl::StrCat("http://", api.address(), "/v1/services/",
+                                       s.body["id"].get<std::string>(), "/deployments");
 
   // Twelve at once: every one answered (none waits on git), three accepted.
   std::vector<std::future<absl::StatusOr<http::Response>>> posts;
   for (int i = 0; i < 12; ++i) {
     posts.push_back(std::async(std::launch::async, [&] {
-      return http::Send({.method = "POST",
-                         .url = url,
-                         .headers = {{"Authorization", "Bearer " + t},
-                                     {"Content-Type", "application/json"}},
-                         .body = "{}",
-                         .timeout = 20s});
+      return http::Send(
+          {.method = "POST",
+           .url = url,
+           .headers = {{"Authorization", "Bearer " + t}, {"Content-Type", "application/json"}},
+           .body = "{}",
+           .timeout = 20s});
     }));
   }
   int accepted = 0, limited = 0;
@@ -118,7 +118,7 @@ TEST_CASE("a repository that never answers freezes no request and each user's bu
       ++accepted;
       json b = json::parse(r->body);
       CHECK(b["build"]["state"] != "failed");  // queued, or running: resolving
-      CHECK(b["build"]["commit"].is_null());  // resolved by the build job
+      CHECK(b["build"]["commit"].is_null());   // resolved by the build job
       build = b["id"];
     } else {
       CHECK(r->status == 429);
@@ -170,13 +170,14 @@ TEST_CASE("a user's open log streams are limited and another user's stream still
   Api api([](gateway::Config& g, builder::Config&) { g.user_streams = 2; });
   testing::GitRepo repo({{"README", "x\n"}});
   auto service_of = [&](const std::string& token, const std::string& name) {
-    const std::string p =
-        api.Call("POST", "/v1/projects", token, json{{"name", name}}).body["id"];
-    return api.Call("POST", "/v1/projects/" + p + "/services", token, ServiceBody("web", repo.path()))
+    const std::string p = api.Call("POST", "/v1/projects", token, json{{"name", name}}).body["id"];
+    return api
+        .Call("POST", "/v1/projects/" + p + "/services", token, ServiceBody("web", repo.path()))
         .body["id"]
         .get<std::string>();
   };
-  const std::string mine = service_of(api.alice(), "streams"), theirs = service_of(api.bob(), "other");
+  const std::string mine = service_of(api.alice(), "streams"),
+                    theirs = service_of(api.bob(), "other");
   const std::string path = "/v1/services/" + mine + "/logs?follow=true";
   auto first = Open(api.address(), path, api.alice());
   auto second = Open(api.address(), path, api.alice());
@@ -192,8 +193,9 @@ TEST_CASE("a user's open log streams are limited and another user's stream still
   CHECK(WaitFor(10s, [&] { return Open(api.address(), path, api.alice())->status == 200; }));
 }
 
-TEST_CASE("a revoked token or a disabled user is refused at once rather than after the cache's minute",
-          "[gateway][limits]") {
+TEST_CASE(
+    "a revoked token or a disabled user is refused at once rather than after the cache's minute",
+    "[gateway][limits]") {
   Api api;
   const std::string token = api.Token("carol@example.com");
   CHECK(api.Call("GET", "/v1/projects", token).status == 200);  // cached now
