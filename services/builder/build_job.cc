@@ -319,6 +319,14 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     }
     return Outcome{Outcome::kFailed, absl::StrCat(what, ": ", s.message())};
   };
+  // A git step's error: what the repository's owner can fix (missing
+  // repository, branch or commit, a refused URL) fails the build at once.
+  auto judge_git = [&](const absl::Status& s, const std::string& what) -> std::optional<Outcome> {
+    const bool users =
+        absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
+    if (users && !ctx.cancelled()) return Outcome{Outcome::kFailed, std::string(s.message())};
+    return judge(s, what);
+  };
 
   ScopedDir work{fs::path(config_.work_dir) / build_id};
   std::error_code ec;
@@ -342,12 +350,7 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
                                 .cancel = cancel,
                                 .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }});
   if (!earlier.ok()) {
-    const absl::Status& s = earlier.status();
-    const bool users =
-        absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
-    outcome = users && !ctx.cancelled()
-                  ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
-                  : judge(s, "cannot read the repository");
+    outcome = judge_git(earlier.status(), "cannot read the repository");
     resolved = false;
   } else if (*earlier) {
     auto reused = ReuseImage(**earlier, blog, deadline, cancel);
@@ -375,9 +378,7 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     const fs::path checkout = work.path / "src";
     absl::Status s = CheckoutCommit(build.source().repo_url(), build.commit_sha(), checkout, git);
     if (!s.ok()) {
-      outcome = absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s)
-                    ? std::optional<Outcome>(Outcome{Outcome::kFailed, std::string(s.message())})
-                    : judge(s, "clone failed");
+      outcome = judge_git(s, "clone failed");
       break;
     }
     if (auto info = ReadCommit(checkout, git); info.ok()) {
