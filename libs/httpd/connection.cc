@@ -114,9 +114,9 @@ std::string FormatHead(const Response& r, const std::string& request_id, bool ke
 
 // One HTTP connection. Requests are read, handled on the worker pool and
 // answered one at a time; a stream response keeps a read pending (the
-// "monitor") to notice the client leaving while the handler runs on its own
-// thread. Everything but Handle and the StreamWriter runs on the strand.
-class Connection : public Session {
+// "monitor") to notice the client leaving while the handler sends. Everything
+// but Handle and the Stream* entry points runs on the strand.
+class Connection : public Session, public StreamTarget {
  public:
   Connection(Server::Impl* server, tcp::socket socket)
       : Session(server), executor_(socket.get_executor()), stream_(std::move(socket)) {
@@ -139,7 +139,7 @@ class Connection : public Session {
   void Stop(bool force) override {
     net::post(executor_, [self = Self(), force] {
       self->stopping_ = true;
-      self->stream_closed_ = true;
+      self->MarkStreamClosed();
       if (self->upgraded_) return;
       // A lingering connection has its response written and closes soon.
       if (force || self->state_ == State::kIdle) {
@@ -151,10 +151,37 @@ class Connection : public Session {
   // On a worker thread: runs the handler and hands the response back to the strand.
   void Handle(HttpRequest msg);
 
+  // StreamTarget, from any thread.
+  void StreamSend(uint64_t id, std::string data, Stream::Done done) override {
+    net::post(executor_,
+              [self = Self(), id, data = std::move(data), done = std::move(done)]() mutable {
+                self->SendChunk(id, std::move(data), std::move(done));
+              });
+  }
+  void StreamOnClose(uint64_t id, std::function<void()> fn) override {
+    net::post(executor_, [self = Self(), id, fn = std::move(fn)]() mutable {
+      if (id != self->stream_id_ || self->end_requested_) return;
+      if (self->stream_closed_ || self->state_ != State::kStreaming) {
+        fn();
+      } else {
+        self->on_close_ = std::move(fn);
+      }
+    });
+  }
+  void StreamEnd(uint64_t id) override {
+    net::post(executor_, [self = Self(), id] {
+      if (id != self->stream_id_ || self->end_requested_) return;
+      self->end_requested_ = true;
+      self->on_close_ = nullptr;
+      if (self->state_ == State::kStreaming && !self->sending_) self->OnStreamDone();
+    });
+  }
+  bool StreamClosed(uint64_t id) const override {
+    return id != stream_id_.load() || stream_closed_.load() || server_->stopping();
+  }
+
  private:
   enum class State { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
-
-  class Writer;
 
   std::shared_ptr<Connection> Self() {
     return std::static_pointer_cast<Connection>(shared_from_this());
@@ -169,14 +196,18 @@ class Connection : public Session {
   void Dispatch();
   void SendErrorAndClose(int status, absl::string_view code, absl::string_view message);
   void WriteResponse(std::string head, std::string body, bool close);
-  void StartStream(std::string head, std::function<void(StreamWriter&)> fn, bool chunked,
+  void StartStream(std::string head, std::function<void(std::shared_ptr<Stream>)> fn, bool chunked,
                    bool keep_alive, std::string request_id);
-  void StreamWrite(const std::shared_ptr<PendingWrite>& op);
+  void SendChunk(uint64_t id, std::string data, Stream::Done done);
+  // The stream's client is gone or the server stops: Send fails from now
+  // on, and the handler hears of it.
+  void MarkStreamClosed();
   void StartMonitor();
   void OnMonitorRead(beast::error_code ec, size_t n);
   void OnStreamDone();
   void FinishStream(bool keep);
-  void StartWebSocket(HttpRequest msg, std::function<void(WebSocket&)> fn, std::string request_id);
+  void StartWebSocket(HttpRequest msg, std::function<void(std::shared_ptr<Stream>)> fn,
+                      std::string request_id);
   void Linger();
   void Drain();
   void Close();
@@ -196,48 +227,20 @@ class Connection : public Session {
   size_t lingered_ = 0;
 
   // Streaming, on the strand.
-  bool chunked_ = false;  // set before the handler thread starts
+  bool chunked_ = false;
   bool stream_keep_alive_ = false;
-  bool stream_done_ = false;      // the handler returned
+  bool sending_ = false;          // a chunk is being written
+  bool end_requested_ = false;    // the handler ended the stream (or let go of it)
+  bool stream_done_ = false;      // the last chunk is written or the stream abandoned
   bool monitor_pending_ = false;  // the monitor read is outstanding
   bool client_gone_ = false;      // a read or write failed while streaming
   bool keep_after_stream_ = false;
-  // Read by the handler thread: true once Write must fail.
+  std::string out_chunk_;
+  std::function<void()> on_close_;
+  // Read on any thread by StreamClosed: the stream now or last served, and
+  // whether sends fail.
+  std::atomic<uint64_t> stream_id_{0};
   std::atomic<bool> stream_closed_{false};
-};
-
-// The StreamWriter the stream handler gets; it holds the connection alive.
-class Connection::Writer : public StreamWriter {
- public:
-  explicit Writer(std::shared_ptr<Connection> conn) : conn_(std::move(conn)) {}
-
-  bool Write(absl::string_view chunk) override {
-    absl::MutexLock lock(&mu_);  // one write in flight per connection
-    if (Closed()) return false;
-    if (chunk.empty()) return true;  // an empty chunk would end the body
-    auto op = std::make_shared<PendingWrite>();
-    op->data = conn_->chunked_ ? absl::StrCat(absl::Hex(chunk.size()), "\r\n", chunk, "\r\n")
-                               : std::string(chunk);
-    net::post(conn_->executor_, [conn = conn_, op] { conn->StreamWrite(op); });
-    std::optional<bool> ok = op->Wait();
-    if (!ok.has_value()) {
-      conn_->stream_closed_ = true;
-      net::post(conn_->executor_, [conn = conn_] {
-        conn->client_gone_ = true;
-        conn->Close();
-      });
-      return false;
-    }
-    return *ok;
-  }
-
-  bool Closed() const override {
-    return conn_->stream_closed_.load() || conn_->server_->stopping();
-  }
-
- private:
-  std::shared_ptr<Connection> conn_;
-  absl::Mutex mu_;
 };
 
 void Connection::WaitForRequest() {
@@ -470,8 +473,8 @@ void Connection::WriteResponse(std::string head, std::string body, bool close) {
   });
 }
 
-void Connection::StartStream(std::string head, std::function<void(StreamWriter&)> fn, bool chunked,
-                             bool keep_alive, std::string request_id) {
+void Connection::StartStream(std::string head, std::function<void(std::shared_ptr<Stream>)> fn,
+                             bool chunked, bool keep_alive, std::string request_id) {
   if (!stream_.socket().is_open()) {
     server_->ReleaseStream();
     Close();
@@ -480,60 +483,61 @@ void Connection::StartStream(std::string head, std::function<void(StreamWriter&)
   state_ = State::kStreaming;
   chunked_ = chunked;
   stream_keep_alive_ = keep_alive && chunked;
-  stream_done_ = false;
+  sending_ = end_requested_ = stream_done_ = false;
   client_gone_ = false;
+  const uint64_t id = ++stream_id_;
   out_head_ = std::move(head);
   stream_.expires_after(kStreamWriteTimeout);
   net::async_write(stream_, net::buffer(out_head_),
-                   [self = Self(), fn = std::move(fn), request_id = std::move(request_id)](
+                   [self = Self(), fn = std::move(fn), request_id = std::move(request_id), id](
                        beast::error_code ec, size_t) mutable {
                      if (ec) {
                        self->server_->ReleaseStream();
+                       self->client_gone_ = true;
+                       self->stream_done_ = true;
                        self->Close();
                        return;
                      }
                      self->StartMonitor();
-                     Server::Impl* server = self->server_;
-                     bool started = server->stream_threads().Run(
-                         [self, fn = std::move(fn), request_id = std::move(request_id)] {
-                           Metrics().streams.Increment();
-                           {
-                             Writer writer(self);
-                             log::Scope scope(nlohmann::json{{"request_id", request_id}});
-                             try {
-                               fn(writer);
-                             } catch (const std::exception& e) {
-                               log::Error("http stream handler threw", {{"error", e.what()}});
-                             } catch (...) {
-                               log::Error("http stream handler threw");
-                             }
-                           }
-                           Metrics().streams.Decrement();
-                           self->server_->ReleaseStream();
-                           net::post(self->executor_, [self] { self->OnStreamDone(); });
-                         });
-                     if (!started) {  // shutting down
-                       server->ReleaseStream();
-                       self->stream_closed_ = true;
-                       self->OnStreamDone();
-                     }
+                     // The handle owns the slot from here on.
+                     StartHandler(fn, std::make_shared<StreamHandle>(self->server_, self, id),
+                                  request_id);
                    });
 }
 
-void Connection::StreamWrite(const std::shared_ptr<PendingWrite>& op) {
-  if (stream_closed_ || client_gone_ || stream_done_ || !stream_.socket().is_open()) {
-    op->Complete(false);
+void Connection::SendChunk(uint64_t id, std::string data, Stream::Done done) {
+  if (id != stream_id_ || state_ != State::kStreaming || stream_closed_ || client_gone_ ||
+      end_requested_ || sending_ || !stream_.socket().is_open()) {
+    done(false);
     return;
   }
+  if (data.empty()) {  // an empty chunk would end the body
+    done(true);
+    return;
+  }
+  sending_ = true;
+  out_chunk_ =
+      chunked_ ? absl::StrCat(absl::Hex(data.size()), "\r\n", data, "\r\n") : std::move(data);
   stream_.expires_after(kStreamWriteTimeout);
-  net::async_write(stream_, net::buffer(op->data),
-                   [self = Self(), op](beast::error_code ec, size_t) {
+  net::async_write(stream_, net::buffer(out_chunk_),
+                   [self = Self(), done = std::move(done)](beast::error_code ec, size_t) {
+                     self->sending_ = false;
                      if (ec) {
                        self->client_gone_ = true;
-                       self->stream_closed_ = true;
+                       self->MarkStreamClosed();
                      }
-                     op->Complete(!ec);
+                     done(!ec);
+                     if (self->end_requested_ && !self->stream_done_) self->OnStreamDone();
                    });
+}
+
+void Connection::MarkStreamClosed() {
+  stream_closed_ = true;
+  if (on_close_) {
+    std::function<void()> fn = std::move(on_close_);
+    on_close_ = nullptr;
+    fn();
+  }
 }
 
 void Connection::StartMonitor() {
@@ -561,9 +565,9 @@ void Connection::OnMonitorRead(beast::error_code ec, size_t n) {
     return;
   }
   if (ec) {
-    // EOF or reset: the client left. The handler learns it from Closed().
+    // EOF or reset: the client left.
     client_gone_ = true;
-    stream_closed_ = true;
+    MarkStreamClosed();
     return;
   }
   if (buffer_.size() < kMaxBufferedWhileStreaming) StartMonitor();
@@ -571,6 +575,7 @@ void Connection::OnMonitorRead(beast::error_code ec, size_t n) {
 
 void Connection::OnStreamDone() {
   stream_done_ = true;
+  on_close_ = nullptr;
   if (client_gone_ || !stream_.socket().is_open()) {
     FinishStream(false);
     return;
@@ -636,6 +641,7 @@ void Connection::Drain() {
 
 void Connection::Close() {
   if (upgraded_) return;
+  if (state_ == State::kStreaming) MarkStreamClosed();
   state_ = State::kClosed;
   stream_closed_ = true;
   beast::error_code ec;
@@ -643,7 +649,7 @@ void Connection::Close() {
   stream_.close();
 }
 
-void Connection::StartWebSocket(HttpRequest msg, std::function<void(WebSocket&)> fn,
+void Connection::StartWebSocket(HttpRequest msg, std::function<void(std::shared_ptr<Stream>)> fn,
                                 std::string request_id) {
   if (!stream_.socket().is_open() || stopping_) {
     server_->ReleaseStream();

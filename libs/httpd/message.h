@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,32 +36,31 @@ struct Request {
   std::string Query(absl::string_view name) const;   // first value or ""
 };
 
-// Writes a long response (Server-Sent Events, logs) piece by piece. Use it
-// from the stream handler's thread only.
-class StreamWriter {
+// The server's end of a long response: a chunked body (Server-Sent Events,
+// logs) or an upgraded WebSocket (one text message per Send). It costs no
+// thread: the handler sends from whatever thread it is on and hears of each
+// send by callback, so thousands can be open at once. The response ends
+// with End, or when the last reference to the Stream is dropped.
+class Stream {
  public:
-  virtual ~StreamWriter() = default;
-  // Sends one chunk now (chunked transfer encoding) and waits until the
-  // kernel took it (at most about 10 s, after which the client counts as
-  // gone). False once the client has gone or the server is shutting down:
-  // the handler must then return. An empty chunk sends nothing.
-  virtual bool Write(absl::string_view chunk) = 0;
-  // True once Write would fail; turns true within moments of the client
-  // disconnecting, so a handler waiting for events should poll it (e.g. every
-  // second) even when it has nothing to write.
-  virtual bool Closed() const = 0;
-};
-
-// The server side of one upgraded WebSocket connection, text messages only.
-// Messages the client sends are read (so pings and the close handshake
-// work) and dropped. Use it from the WebSocket handler's thread only.
-class WebSocket {
- public:
-  virtual ~WebSocket() = default;
-  // Sends one text message and waits until it was written (at most about
-  // 10 s); false once closed.
-  virtual bool Send(absl::string_view text) = 0;
-  // True once the client closed or went away, or the server is shutting down.
+  using Done = std::function<void(bool ok)>;
+  virtual ~Stream() = default;
+  // Sends one chunk. `done(ok)` runs once the kernel took it, or with false
+  // when the client has gone, the write took longer than 10 s, the stream
+  // ended or the server is shutting down. It runs on one of the server's I/O
+  // threads, never inside Send, and must not block. One send at a time: a
+  // Send before the previous one's `done` fails. An empty chunk sends
+  // nothing (done(true)).
+  virtual void Send(std::string data, Done done) = 0;
+  // Runs `fn` once, on an I/O thread, when the client goes away or the
+  // server shuts down (at once when that happened already); never after End.
+  // The handler must then stop and drop its references to the Stream. A
+  // later call replaces `fn`.
+  virtual void OnClose(std::function<void()> fn) = 0;
+  // Ends the response once the send in flight is done (the last chunk; a
+  // WebSocket's normal closure). Idempotent.
+  virtual void End() = 0;
+  // True once sends fail.
   virtual bool Closed() const = 0;
 };
 
@@ -70,15 +70,17 @@ struct Response {
   // which the server sets itself.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  // When set, the server sends status + headers, then runs stream(writer) on
-  // a thread of its own (not the worker pool: streams are long) and ends the
-  // response when it returns. body is ignored.
-  std::function<void(StreamWriter&)> stream;
+  // When set, the server sends status + headers, then calls stream(stream)
+  // on an I/O thread: it must not block, only start what will Send (an
+  // asynchronous call, a timer). body is ignored.
+  std::function<void(std::shared_ptr<Stream>)> stream;
   // When set and the request asked for a WebSocket upgrade, the server
-  // completes the handshake and runs this on a thread of its own instead of
-  // sending the response; the connection closes (normal closure) when it
-  // returns. Without an upgrade request, the rest of the response is sent.
-  std::function<void(WebSocket&)> websocket;
+  // completes the handshake and calls this (as `stream`) instead of sending
+  // the response; the connection closes (normal closure) when the stream
+  // ends. Messages the client sends are read (so pings and the close
+  // handshake work) and dropped. Without an upgrade request, the rest of the
+  // response is sent.
+  std::function<void(std::shared_ptr<Stream>)> websocket;
 };
 
 using Handler = std::function<Response(Request&)>;

@@ -35,7 +35,7 @@ HttpMetrics& Metrics() {
             .Add({}),
         prometheus::BuildGauge()
             .Name("c2d_http_streams")
-            .Help("Running stream and WebSocket handlers")
+            .Help("Open streams and WebSockets")
             .Register(reg)
             .Add({}),
     };
@@ -73,6 +73,35 @@ std::string EndpointText(const tcp::endpoint& ep) {
 }
 
 Session::~Session() { server_->Unregister(this); }
+
+StreamHandle::StreamHandle(Server::Impl* server, std::shared_ptr<StreamTarget> target, uint64_t id)
+    : server_(server), target_(std::move(target)), id_(id) {
+  Metrics().streams.Increment();
+}
+
+StreamHandle::~StreamHandle() {
+  End();
+  // The session goes first: once the slot is back, Shutdown may finish.
+  target_.reset();
+  Metrics().streams.Decrement();
+  server_->ReleaseStream();
+}
+
+void StreamHandle::End() {
+  if (!ended_.exchange(true)) target_->StreamEnd(id_);
+}
+
+void StartHandler(const std::function<void(std::shared_ptr<Stream>)>& fn,
+                  std::shared_ptr<Stream> stream, const std::string& request_id) {
+  log::Scope scope(nlohmann::json{{"request_id", request_id}});
+  try {
+    fn(std::move(stream));
+  } catch (const std::exception& e) {
+    log::Error("http stream handler threw", {{"error", e.what()}});
+  } catch (...) {
+    log::Error("http stream handler threw");
+  }
+}
 
 }  // namespace internal
 
@@ -179,6 +208,16 @@ void Server::Impl::WaitForSessions(absl::Time deadline) {
       deadline);
 }
 
+void Server::Impl::WaitForStreams() {
+  absl::MutexLock lock(&streams_mu_);
+  while (!streams_mu_.AwaitWithTimeout(absl::Condition(
+                                           +[](int* n) { return *n == 0; }, &active_streams_),
+                                       absl::Seconds(10))) {
+    log::Warn("http server shutdown waits for stream handlers to let go of their streams",
+              {{"streams", active_streams_}, {"address", address_}});
+  }
+}
+
 void Server::Impl::Shutdown(std::chrono::milliseconds grace) {
   absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
@@ -204,10 +243,10 @@ void Server::Impl::Shutdown(std::chrono::milliseconds grace) {
   StopSessions(/*force=*/false);
   WaitForSessions(deadline);
   StopSessions(/*force=*/true);
-  // Handlers still running finish (they have deadlines); stream handlers see
-  // Closed() and return.
+  // Handlers still running finish (they have deadlines); stream handlers
+  // heard OnClose and let go of their streams.
   workers_.Stop();
-  stream_threads_.JoinAll();
+  WaitForStreams();
   work_.reset();
   // Closed sockets' pending operations complete with errors and release
   // their sessions; give them a moment before stopping the loop.

@@ -4,8 +4,9 @@
 //
 // Threads: `io_threads` run Asio (accept, parse, write) and never run a
 // handler; a fixed pool of `workers` runs handlers, which may block on gRPC
-// or the database; each stream or WebSocket handler gets a thread of its own
-// for as long as it runs (at most `max_streams` at once).
+// or the database. Streams and WebSockets cost no thread: their handlers
+// send through a Stream (message.h) and are called back (at most
+// `max_streams` open at once).
 //
 // Per connection, requests are handled one at a time in the order received
 // (pipelined requests wait their turn); HTTP/1.1 connections stay open unless
@@ -35,7 +36,7 @@ struct ServerOptions {
   std::string address = "127.0.0.1:0";  // host:port, host an IP address; port 0 picks a free one
   int io_threads = 2;                   // Asio threads (accept, read, write)
   int workers = 32;                     // fixed pool running handlers (they may block on gRPC/DB)
-  int max_streams = 256;                // concurrent stream/WebSocket handlers; beyond: 503
+  int max_streams = 4096;               // open streams and WebSockets; beyond: 503
   // Larger: 413 {"error":{"code":"payload_too_large",…}} as soon as the
   // Content-Length says so (or a chunked body grows beyond it), without
   // reading the body; the connection then closes.
@@ -65,11 +66,12 @@ class Server {
 
   // Graceful drain: stops accepting (new connections are refused), closes
   // idle keep-alive connections, lets in-flight requests finish and tells
-  // stream and WebSocket handlers to stop (their StreamWriter/WebSocket
-  // report Closed), waiting for all that up to `grace`; then closes whatever
-  // is left, waits for running handlers to return, and stops the threads.
-  // Handlers must therefore return once told (every blocking call they make
-  // needs a deadline). Idempotent; not to be called from a handler.
+  // stream handlers to stop (their Stream's OnClose runs), waiting for all
+  // that up to `grace`; then closes whatever is left, waits for running
+  // handlers to return and for stream handlers to let go of their Streams,
+  // and stops the threads. Handlers must therefore return once told (every
+  // blocking call they make needs a deadline), and stream handlers drop
+  // their Stream. Idempotent; not to be called from a handler.
   void Shutdown(std::chrono::milliseconds grace);
 
   class Impl;

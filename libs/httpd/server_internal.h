@@ -2,8 +2,8 @@
 
 // The parts of the HTTP server (server.h) its files share: the server's
 // state (Server::Impl), what it tracks per connection (Session), the
-// handler threads, metrics, and the hand-off of one write from a handler
-// thread to a connection's strand. server.cc runs the listener and the
+// handler threads, metrics, and the Stream a stream handler holds (a
+// handle on a connection's strand). server.cc runs the listener and the
 // shutdown, connection.cc the HTTP connections, websocket.cc the
 // WebSocket sessions after an upgrade. Not for use outside libs/httpd.
 
@@ -45,10 +45,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using HttpRequest = http::request<http::string_body>;
 
-// The writer thread's own bound on that wait, in case the socket timeout
-// cannot fire (it always should first).
-constexpr absl::Duration kStreamWaitTimeout = absl::Seconds(15);
-
 struct HttpMetrics {
   prometheus::Family<prometheus::Counter>& requests;
   prometheus::Family<prometheus::Histogram>& seconds;
@@ -61,27 +57,6 @@ HttpMetrics& Metrics();
 void RecordRequest(absl::string_view method, const std::string& route, int status, double seconds);
 
 std::string EndpointText(const tcp::endpoint& ep);
-
-// One write handed from a stream or WebSocket handler thread to the
-// connection's strand; the thread waits for Complete.
-struct PendingWrite {
-  std::string data;
-  absl::Mutex mu;
-  bool done ABSL_GUARDED_BY(mu) = false;
-  bool ok ABSL_GUARDED_BY(mu) = false;
-
-  void Complete(bool success) {
-    absl::MutexLock lock(&mu);
-    done = true;
-    ok = success;
-  }
-  // The write's outcome, or nullopt when it did not complete in time.
-  std::optional<bool> Wait() {
-    absl::MutexLock lock(&mu);
-    if (!mu.AwaitWithTimeout(absl::Condition(&done), kStreamWaitTimeout)) return std::nullopt;
-    return ok;
-  }
-};
 
 class Connection;
 
@@ -127,55 +102,6 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-// The threads of stream and WebSocket handlers: one each, joined when it
-// has finished (at the next start) or at shutdown.
-class ThreadSet {
- public:
-  // False after JoinAll: fn does not run.
-  bool Run(std::function<void()> fn) {
-    std::vector<std::thread> finished;
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopped_) return false;
-      finished.swap(finished_);
-      uint64_t id = next_id_++;
-      // Created under the lock, so the thread's Finish finds itself in running_.
-      running_.emplace(id, std::thread([this, id, fn = std::move(fn)] {
-                         fn();
-                         Finish(id);
-                       }));
-    }
-    for (std::thread& t : finished) t.join();
-    return true;
-  }
-  void JoinAll() {
-    std::vector<std::thread> all;
-    {
-      absl::MutexLock lock(&mu_);
-      stopped_ = true;
-      all.swap(finished_);
-      for (auto& [id, t] : running_) all.push_back(std::move(t));
-      running_.clear();
-    }
-    for (std::thread& t : all) t.join();
-  }
-
- private:
-  void Finish(uint64_t id) {
-    absl::MutexLock lock(&mu_);
-    auto it = running_.find(id);
-    if (it == running_.end()) return;  // JoinAll took it
-    finished_.push_back(std::move(it->second));
-    running_.erase(it);
-  }
-
-  absl::Mutex mu_;
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<uint64_t, std::thread> running_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::thread> finished_ ABSL_GUARDED_BY(mu_);
-};
-
 // A connection the server tracks for shutdown: an HTTP connection or, after
 // an upgrade, a WebSocket. All its state belongs to its strand.
 class Session : public std::enable_shared_from_this<Session> {
@@ -190,13 +116,52 @@ class Session : public std::enable_shared_from_this<Session> {
   Server::Impl* const server_;
 };
 
+// What a Stream drives: a chunked response (Connection) or a WebSocket
+// session. Each call posts to the session's strand and returns at once.
+// `id` names the stream: a keep-alive connection serves one after another,
+// and calls for an earlier one fail (Send) or do nothing.
+class StreamTarget {
+ public:
+  virtual ~StreamTarget() = default;
+  virtual void StreamSend(uint64_t id, std::string data, Stream::Done done) = 0;
+  virtual void StreamOnClose(uint64_t id, std::function<void()> fn) = 0;
+  virtual void StreamEnd(uint64_t id) = 0;
+  virtual bool StreamClosed(uint64_t id) const = 0;
+};
+
+// The Stream a handler holds. Ends the response when dropped, then gives
+// the server back its stream slot.
+class StreamHandle final : public Stream {
+ public:
+  StreamHandle(Server::Impl* server, std::shared_ptr<StreamTarget> target, uint64_t id);
+  ~StreamHandle() override;
+  void Send(std::string data, Done done) override {
+    target_->StreamSend(id_, std::move(data), std::move(done));
+  }
+  void OnClose(std::function<void()> fn) override { target_->StreamOnClose(id_, std::move(fn)); }
+  void End() override;
+  bool Closed() const override { return ended_.load() || target_->StreamClosed(id_); }
+
+ private:
+  Server::Impl* const server_;
+  std::shared_ptr<StreamTarget> target_;
+  const uint64_t id_;
+  std::atomic<bool> ended_{false};
+};
+
 // Serves a new connection (connection.cc).
 void StartConnection(Server::Impl* server, tcp::socket socket);
 // Takes over an upgraded connection whose request `msg` asked for a
-// WebSocket, and runs `fn` on its own thread (websocket.cc). The caller
-// holds a stream slot (Server::Impl::AcquireStream), which this releases.
+// WebSocket, and hands `fn` its Stream once the handshake is done
+// (websocket.cc). The caller holds a stream slot
+// (Server::Impl::AcquireStream), which the Stream (or a failed handshake)
+// releases.
 void UpgradeToWebSocket(Server::Impl* server, beast::tcp_stream stream, HttpRequest msg,
-                        std::function<void(WebSocket&)> fn, std::string request_id);
+                        std::function<void(std::shared_ptr<Stream>)> fn, std::string request_id);
+// Calls a handler's stream function with its Stream, on the session's
+// strand, logging what it throws.
+void StartHandler(const std::function<void(std::shared_ptr<Stream>)>& fn,
+                  std::shared_ptr<Stream> stream, const std::string& request_id);
 
 }  // namespace internal
 
@@ -218,7 +183,6 @@ class Server::Impl {
   const Handler& handler() const { return handler_; }
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
   internal::WorkerPool& workers() { return workers_; }
-  internal::ThreadSet& stream_threads() { return stream_threads_; }
   const std::string& address() const { return address_; }
   int port() const { return port_; }
 
@@ -227,27 +191,32 @@ class Server::Impl {
   bool Register(const std::shared_ptr<internal::Session>& session);
   void Unregister(internal::Session* session);
 
-  // A slot for a stream or WebSocket handler; false when max_streams run.
+  // A slot for a stream or WebSocket; false when max_streams are open.
   bool AcquireStream() {
-    if (active_streams_.fetch_add(1) >= options_.max_streams) {
-      active_streams_.fetch_sub(1);
-      return false;
-    }
+    absl::MutexLock lock(&streams_mu_);
+    if (active_streams_ >= options_.max_streams) return false;
+    ++active_streams_;
     return true;
   }
-  void ReleaseStream() { active_streams_.fetch_sub(1); }
+  void ReleaseStream() {
+    absl::MutexLock lock(&streams_mu_);
+    --active_streams_;
+  }
 
  private:
   void Accept();
   void StopSessions(bool force);
   void WaitForSessions(absl::Time deadline);
+  // Until every Stream handlers held is gone.
+  void WaitForStreams();
 
   const ServerOptions options_;
   const Handler handler_;
   std::string address_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_streams_{0};
+  absl::Mutex streams_mu_;
+  int active_streams_ ABSL_GUARDED_BY(streams_mu_) = 0;
 
   absl::Mutex shutdown_mu_;
   bool started_ ABSL_GUARDED_BY(shutdown_mu_) = false;
@@ -258,7 +227,6 @@ class Server::Impl {
       ABSL_GUARDED_BY(sessions_mu_);
 
   internal::WorkerPool workers_;
-  internal::ThreadSet stream_threads_;
   std::vector<std::thread> io_threads_;
 
   // Destroyed first, while everything above is alive: destroying the

@@ -1,9 +1,8 @@
-// WebSocket sessions: a connection after its upgrade, with the handler on
-// a thread of its own sending text messages. See server_internal.h.
+// WebSocket sessions: a connection after its upgrade, whose handler sends
+// text messages through a Stream. See server_internal.h.
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/websocket.hpp>
-#include <exception>
 
 #include "libs/common/log.h"
 #include "libs/httpd/server_internal.h"
@@ -13,10 +12,10 @@ namespace {
 
 namespace websocket = beast::websocket;
 
-class WsSession : public Session, public WebSocket {
+class WsSession : public Session, public StreamTarget {
  public:
-  WsSession(Server::Impl* server, beast::tcp_stream stream, std::function<void(WebSocket&)> fn,
-            std::string request_id)
+  WsSession(Server::Impl* server, beast::tcp_stream stream,
+            std::function<void(std::shared_ptr<Stream>)> fn, std::string request_id)
       : Session(server),
         executor_(stream.get_executor()),
         ws_(std::move(stream)),
@@ -47,35 +46,36 @@ class WsSession : public Session, public WebSocket {
     closed_ = true;
     net::post(executor_, [self = Self(), force] {
       self->stopping_ = true;
+      self->FireClose();
       if (force) self->CloseSocket();
     });
   }
 
-  bool Send(absl::string_view text) override {
-    absl::MutexLock lock(&send_mu_);  // one write in flight
-    if (closed_) return false;
-    auto op = std::make_shared<PendingWrite>();
-    op->data = std::string(text);
-    net::post(executor_, [self = Self(), op] {
-      if (self->closed_ || self->peer_gone_) {
-        op->Complete(false);
-        return;
-      }
-      self->ws_.async_write(net::buffer(op->data), [self, op](beast::error_code ec, size_t) {
-        if (ec) self->closed_ = true;
-        op->Complete(!ec);
-      });
+  // StreamTarget: one stream per session, so ids need no checking.
+  void StreamSend(uint64_t, std::string data, Stream::Done done) override {
+    net::post(executor_, [self = Self(), data = std::move(data), done = std::move(done)]() mutable {
+      self->SendMessage(std::move(data), std::move(done));
     });
-    std::optional<bool> ok = op->Wait();
-    if (!ok.has_value()) {
-      closed_ = true;
-      net::post(executor_, [self = Self()] { self->CloseSocket(); });
-      return false;
-    }
-    return *ok;
   }
-
-  bool Closed() const override { return closed_.load(); }
+  void StreamOnClose(uint64_t, std::function<void()> fn) override {
+    net::post(executor_, [self = Self(), fn = std::move(fn)]() mutable {
+      if (self->end_requested_) return;
+      if (self->closed_) {
+        fn();
+      } else {
+        self->on_close_ = std::move(fn);
+      }
+    });
+  }
+  void StreamEnd(uint64_t) override {
+    net::post(executor_, [self = Self()] {
+      if (self->end_requested_) return;
+      self->end_requested_ = true;
+      self->on_close_ = nullptr;
+      if (!self->sending_) self->OnHandlerDone();
+    });
+  }
+  bool StreamClosed(uint64_t) const override { return closed_.load(); }
 
  private:
   std::shared_ptr<WsSession> Self() {
@@ -90,26 +90,36 @@ class WsSession : public Session, public WebSocket {
     }
     ws_.text(true);
     Read();
-    bool started = server_->stream_threads().Run([self = Self()] {
-      Metrics().streams.Increment();
-      {
-        log::Scope scope(nlohmann::json{{"request_id", self->request_id_}});
-        try {
-          self->fn_(*self);
-        } catch (const std::exception& e) {
-          log::Error("websocket handler threw", {{"error", e.what()}});
-        } catch (...) {
-          log::Error("websocket handler threw");
-        }
-      }
-      Metrics().streams.Decrement();
-      self->server_->ReleaseStream();
-      net::post(self->executor_, [self] { self->OnHandlerDone(); });
-    });
-    if (!started) {  // shutting down
-      server_->ReleaseStream();
-      closed_ = true;
-      OnHandlerDone();
+    // The handle owns the slot from here on.
+    StartHandler(fn_, std::make_shared<StreamHandle>(server_, Self(), 0), request_id_);
+  }
+
+  void SendMessage(std::string data, Stream::Done done) {
+    if (closed_ || peer_gone_ || end_requested_ || sending_) {
+      done(false);
+      return;
+    }
+    sending_ = true;
+    out_ = std::move(data);
+    ws_.async_write(net::buffer(out_),
+                    [self = Self(), done = std::move(done)](beast::error_code ec, size_t) {
+                      self->sending_ = false;
+                      if (ec) {
+                        self->closed_ = true;
+                        self->FireClose();
+                      }
+                      done(!ec);
+                      if (self->end_requested_) self->OnHandlerDone();
+                    });
+  }
+
+  // The client or the server is closing: the handler hears of it.
+  void FireClose() {
+    closed_ = true;
+    if (on_close_) {
+      std::function<void()> fn = std::move(on_close_);
+      on_close_ = nullptr;
+      fn();
     }
   }
 
@@ -119,7 +129,7 @@ class WsSession : public Session, public WebSocket {
     ws_.async_read(buffer_, [self = Self()](beast::error_code ec, size_t) {
       if (ec) {
         self->peer_gone_ = true;
-        self->closed_ = true;
+        self->FireClose();
         if (ec != websocket::error::closed) self->CloseSocket();
         return;
       }
@@ -129,6 +139,8 @@ class WsSession : public Session, public WebSocket {
   }
 
   void OnHandlerDone() {
+    if (handler_done_) return;
+    handler_done_ = true;
     if (peer_gone_ || !beast::get_lowest_layer(ws_).socket().is_open()) {
       CloseSocket();
       return;
@@ -142,7 +154,7 @@ class WsSession : public Session, public WebSocket {
   }
 
   void CloseSocket() {
-    closed_ = true;
+    FireClose();
     beast::get_lowest_layer(ws_).close();
   }
 
@@ -150,18 +162,23 @@ class WsSession : public Session, public WebSocket {
   websocket::stream<beast::tcp_stream> ws_;
   beast::flat_buffer buffer_;
   HttpRequest upgrade_;
-  const std::function<void(WebSocket&)> fn_;
+  const std::function<void(std::shared_ptr<Stream>)> fn_;
   const std::string request_id_;
-  absl::Mutex send_mu_;
-  std::atomic<bool> closed_{false};  // read by the handler thread
-  bool peer_gone_ = false;           // strand
-  bool stopping_ = false;            // strand
+  std::atomic<bool> closed_{false};  // read on any thread by StreamClosed
+  // On the strand.
+  bool peer_gone_ = false;
+  bool stopping_ = false;
+  bool sending_ = false;
+  bool end_requested_ = false;
+  bool handler_done_ = false;
+  std::string out_;
+  std::function<void()> on_close_;
 };
 
 }  // namespace
 
 void UpgradeToWebSocket(Server::Impl* server, beast::tcp_stream stream, HttpRequest msg,
-                        std::function<void(WebSocket&)> fn, std::string request_id) {
+                        std::function<void(std::shared_ptr<Stream>)> fn, std::string request_id) {
   auto ws =
       std::make_shared<WsSession>(server, std::move(stream), std::move(fn), std::move(request_id));
   ws->Start(std::move(msg));

@@ -317,7 +317,12 @@ grpc::Status DeployerServiceImpl::StreamRuntimeLogs(grpc::ServerContext* context
       more = lines->size() == 500;
     }
     if (!request->follow()) return grpc::Status::OK;
-    logs_.WaitForChange(service, seen, absl::Seconds(1));
+    // Every new line notifies (and a reconnect counts as a change), so an
+    // idle stream reads nothing until one comes; the wait wakes each second
+    // only to notice a cancelled call.
+    while (logs_.Version(service) == seen && !context->IsCancelled()) {
+      logs_.WaitForChange(service, seen, absl::Seconds(1));
+    }
   }
   return grpc::Status::OK;
 }

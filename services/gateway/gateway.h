@@ -5,7 +5,7 @@
 // answer 404, never 403), validates bodies field by field, and serves
 // projects, members, services, env vars, deployments (a build, then its
 // release), rollbacks, instances and live logs (Server-Sent Events or
-// WebSocket) by calling the builder and the deployer. Mutations are
+// WebSocket, log_streams.cc) by calling the builder and the deployer. Mutations are
 // audited and honour Idempotency-Key. Thread-safe: handlers run on the HTTP
 // server's worker threads.
 
@@ -24,6 +24,7 @@
 #include "proto/c2d/v1/builder.grpc.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
 #include "services/gateway/api.h"
+#include "services/gateway/async_call.h"
 #include "services/gateway/config.h"
 #include "services/gateway/limits.h"
 #include "services/gateway/store.h"
@@ -38,6 +39,15 @@ class Gateway {
   // The server's handler.
   httpd::Response Handle(httpd::Request& req);
   const httpd::Router& router() const { return router_; }
+
+  // What a live log stream (log_streams.cc) calls. Streams end before the
+  // gateway goes (the HTTP server's Shutdown waits for them).
+  struct Upstreams {
+    v1::BuilderService::Stub* builder;
+    v1::DeployerService::Stub* deployer;
+    Timers* timers;
+    std::chrono::milliseconds rpc_timeout;
+  };
 
  private:
   // Who is calling, and on which request.
@@ -133,6 +143,7 @@ class Gateway {
   absl::StatusOr<v1::Source> BuildSource(const Service& s) const;
   // Env changes from a body {"KEY": "value" | {"value": "...", "secret": bool} | null}.
   absl::Status ApplyEnv(pg::Tx& tx, const std::string& service_id, const json& env, bool replace);
+  Upstreams upstreams() { return {builder_.get(), deployer_.get(), &timers_, config_.rpc_timeout}; }
   // {"id", "build": …|null, "deployment": …|null} for a build or deployment id.
   absl::StatusOr<json> DeploymentView(Call& c, const std::string& id, std::string* service_id);
 
@@ -155,6 +166,7 @@ class Gateway {
   uint64_t auth_epoch_ ABSL_GUARDED_BY(cache_mu_) = 0;  // bumped by every notification
   std::unique_ptr<pg::Listener> auth_listener_;
 
+  Timers timers_;                 // delays within log streams
   RateLimiter hook_rate_{20, 2};  // per webhook: 20 deliveries, 2 more each second
   RateLimiter user_rate_;
   SlotCounter user_streams_;

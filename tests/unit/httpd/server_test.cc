@@ -306,13 +306,10 @@ TEST_CASE("Shutdown tells stream handlers to stop and ends their responses") {
   std::atomic<bool> started{false};
   auto server = StartServer([&](Request&) {
     Response r;
-    r.stream = [&](httpd::StreamWriter& w) {
-      w.Write("tick");
-      started = true;
-      const auto deadline = std::chrono::steady_clock::now() + 20s;
-      while (!w.Closed() && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(10ms);
-      }
+    r.stream = [&](std::shared_ptr<httpd::Stream> s) {
+      // Ends (and lets go) when told.
+      s->OnClose([s] { s->End(); });
+      s->Send("tick", [&](bool) { started = true; });
     };
     return r;
   });
