@@ -2,7 +2,8 @@
 
 GET /        a page with the app's version and the GREETING env var
 GET /health  {"status": "ok", "version": …} for c2d's health checks
-It listens on $PORT (set by c2d) and stops cleanly on SIGTERM.
+It listens on $PORT (set by c2d) and stops cleanly on SIGTERM: it stops
+accepting, finishes the requests it holds, then exits.
 """
 import http.server
 import json
@@ -10,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 VERSION = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")).read().strip()
 
@@ -38,11 +40,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sys.stdout.flush()
 
 
+class Server(http.server.ThreadingHTTPServer):
+    # Connections waiting to be accepted: the default (5) overflows under a
+    # burst, and the kernel then drops connection attempts for a second.
+    request_queue_size = 128
+    # server_close() waits for the requests in flight.
+    daemon_threads = False
+
+
 def main():
-    server = http.server.ThreadingHTTPServer(("", int(os.environ.get("PORT", "8080"))), Handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = Server(("", int(os.environ.get("PORT", "8080"))), Handler)
+    # shutdown() waits for serve_forever() to return: not from its own thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"hello-python {VERSION} listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
+    server.server_close()
+    print(f"hello-python {VERSION} stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,12 @@ c2d::caddy_start() {
   # targets, such as loopback.ZONE, resolve through the same PowerDNS). For
   # an unknown host the lookup fails (NXDOMAIN) and Caddy falls back to the
   # static upstream, the 404 server; the deployer points a host without a
-  # healthy instance at the 503 server. try_duration: a request that meets a
-  # dead instance is retried on the others for up to 2 s.
+  # healthy instance at the 503 server. Retries: a request that cannot reach
+  # an instance is tried on the others for up to 5 s. Caddy checks that
+  # budget only after a failure, and a saturated app's full accept queue
+  # drops SYNs (the kernel resends them after 1 s, then 3 s), so each dial
+  # gets 1 s: a dial that times out is retried elsewhere, where Caddy's
+  # default (3 s, beyond a 2 s budget) answered 502.
   # Written fresh at every start (and run with --config, not --resume): the
   # ports and the zone are the caller's, never a stale autosaved config's.
   cat >"$dir/caddy.json.new" <<JSON
@@ -52,10 +56,10 @@ c2d::caddy_start() {
                                                     "refresh": "250ms",
                                                     "resolver": {"addresses": ["$dns_addr"]}},
                               "upstreams": [{"dial": "127.0.0.1:$unknown_port"}],
-                              "transport": {"protocol": "http",
+                              "transport": {"protocol": "http", "dial_timeout": "1s",
                                             "resolver": {"addresses": ["$dns_addr"]}},
                               "load_balancing": {"selection_policy": {"policy": "round_robin"},
-                                                 "try_duration": "2s", "try_interval": "100ms"}}]}]
+                                                 "try_duration": "5s", "try_interval": "50ms"}}]}]
     },
     "c2d-unknown": {
       "listen": ["127.0.0.1:$unknown_port"],

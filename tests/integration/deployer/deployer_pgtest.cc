@@ -8,12 +8,15 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "libs/common/ids.h"
+#include "libs/http/client.h"
 #include "services/builder/build_job.h"
 #include "services/builder/builder_service.h"
 #include "tests/integration/builder/builder_fixture.h"
@@ -29,6 +32,7 @@ using testing::CheckIngressMatches;
 using testing::DeployerFixture;
 using testing::HasEvent;
 using testing::Kinds;
+using testing::RequireEnv;
 using testing::WaitFor;
 
 TEST_CASE("the bundled sample, built from git, deploys itself and answers at its hostname",
@@ -168,6 +172,74 @@ TEST_CASE("a redeploy under steady traffic fails no request and switches version
   CheckIngressMatches(f, next.id());
 }
 
+// Asks for a rollback to `to`: the new release (not yet settled).
+v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to) {
+  grpc::ClientContext ctx;
+  v1::RollbackRequest rb;
+  rb.set_service_id(f.service_id());
+  rb.set_to_deployment_id(to);
+  v1::Deployment back;
+  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
+  return back;
+}
+
+TEST_CASE("overlapping releases under saturating traffic fail no request", "[deployer]") {
+  DeployerFixture f;
+  const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2"), v3_digest = f.Image("v3");
+  v1::Deployment first = f.WaitSettled(f.Deploy(f.Request(v1_digest, 2)).id());
+  REQUIRE(first.state() == v1::DEPLOYMENT_STATE_LIVE);
+  REQUIRE(WaitFor(5s, [&] { return Body(f) == "v1"; }));
+
+  // 16 clients back to back, each request on a new connection: more than
+  // the instances accept at once, so connection attempts queue and some
+  // are dropped by the kernel while releases start and drain.
+  // (Catch2's macros are for this thread only: clients collect failures.)
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  const std::string url = absl::StrCat("http://", RequireEnv("C2D_TEST_CADDY_HTTP"), "/");
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&] {
+      while (!stop && sent < 200000) {
+        auto r = http::Send({.url = url, .headers = {{"Host", f.hostname()}}, .timeout = 10s});
+        ++sent;
+        if (!r.ok() || r->status != 200) {
+          std::lock_guard<std::mutex> lock(mu);
+          failures.push_back(r.ok() ? absl::StrCat(r->status, ": ", r->body)
+                                    : r.status().ToString());
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(1s);
+  // An env change, a redeploy and a rollback in quick succession.
+  v1::Deployment second = f.Deploy(f.Request(v2_digest, 2));
+  std::this_thread::sleep_for(1500ms);
+  v1::Deployment third = f.WaitSettled(f.Deploy(f.Request(v3_digest, 2)).id());
+  v1::Deployment back = RollBackTo(f, first.id());
+  back = f.WaitSettled(back.id());
+  // Until every earlier release has drained and stopped.
+  const bool drained = WaitFor(30s, [&] {
+    return f.Instances(false, first.id()).empty() && f.Instances(false, second.id()).empty() &&
+           f.Instances(false, third.id()).empty();
+  });
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  for (std::thread& t : clients) t.join();
+  REQUIRE(third.state() == v1::DEPLOYMENT_STATE_LIVE);
+  REQUIRE(back.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(drained);
+  INFO("sent " << sent << "; first failures: "
+               << absl::StrJoin(failures.begin(),
+                                failures.begin() + std::min<size_t>(failures.size(), 5), " | "));
+  CHECK(sent > 500);
+  CHECK(failures.empty());
+  CHECK(Body(f) == "v1");
+  CheckIngressMatches(f, back.id());
+}
+
 TEST_CASE("a failing new release fails with its reason while the old one serves every request",
           "[deployer]") {
   DeployerFixture f;
@@ -261,12 +333,7 @@ TEST_CASE("a rollback brings back the earlier release, image and config, with no
   CHECK(Body(f, "/cgi-bin/env") == "greeting=hello from two\n");
   const int64_t builds = f.db().Count("SELECT count(*) FROM builds");
 
-  grpc::ClientContext ctx;
-  v1::RollbackRequest rb;
-  rb.set_service_id(f.service_id());
-  rb.set_to_deployment_id(first.id());
-  v1::Deployment back;
-  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
+  v1::Deployment back = RollBackTo(f, first.id());
   CHECK(back.rollback_of() == first.id());
   CHECK(back.image_digest() == first.image_digest());
   CHECK(back.build_id() == first.build_id());
@@ -280,6 +347,8 @@ TEST_CASE("a rollback brings back the earlier release, image and config, with no
   // Rolling back to the live one, or to one that never went live, is refused.
   for (const std::string& target : {back.id(), ids::New("dep")}) {
     grpc::ClientContext c;
+    v1::RollbackRequest rb;
+    rb.set_service_id(f.service_id());
     rb.set_to_deployment_id(target);
     v1::Deployment out;
     grpc::Status s = f.stub().Rollback(&c, rb, &out);

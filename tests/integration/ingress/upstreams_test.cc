@@ -1,10 +1,16 @@
 // The local ingress against the real Caddy and PowerDNS that tools/test
 // starts: upstreams set through DNS records balance round-robin, a change
 // reaches Caddy within its refresh without a reload (so switching upstreams
-// under steady traffic fails no request), a service without healthy
-// upstreams answers 503, and an unknown host 404.
+// under steady traffic fails no request), an instance that cannot accept
+// connections in time costs a retry on another, not an error, a service
+// without healthy upstreams answers 503, and an unknown host 404.
 
 #include "libs/ingress/upstreams.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -145,6 +151,80 @@ TEST_CASE("switching upstreams under steady traffic fails no request", "[ingress
   flipper.join();
   CHECK(failed == 0);
   CHECK(seen == std::set<std::string>{"from-a", "from-b"});
+  REQUIRE(upstreams.Remove(web).ok());
+}
+
+// A listener whose accept queue is full: the kernel drops every further
+// SYN (net.ipv4.tcp_abort_on_overflow=0), as it does for a saturated app
+// that accepts too slowly, so a connection attempt only ends by timing out.
+class FullAcceptQueue {
+ public:
+  FullAcceptQueue() {
+    listener_ = Socket();
+    sockaddr_in addr = Loopback(0);
+    socklen_t len = sizeof(addr);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) == 0);
+    REQUIRE(::listen(listener_, 0) == 0);  // room for one connection
+    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    // Fill the queue (never accepted): connect until an attempt hangs.
+    for (int i = 0; i < 8; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      REQUIRE(fd >= 0);
+      sockaddr_in to = Loopback(port_);
+      (void)::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, 300) <= 0) {
+        ::close(fd);
+        break;
+      }
+      queued_.push_back(fd);
+    }
+    REQUIRE(!queued_.empty());
+    REQUIRE(queued_.size() < 8);
+  }
+  ~FullAcceptQueue() {
+    for (int fd : queued_) ::close(fd);
+    ::close(listener_);
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  static int Socket() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    return fd;
+  }
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+  }
+  int listener_ = -1;
+  int port_ = 0;
+  std::vector<int> queued_;
+};
+
+TEST_CASE("an instance that cannot accept a connection in time costs a retry, not an error",
+          "[ingress]") {
+  ingress::Upstreams upstreams(TestOptions());
+  Upstream good("from-good");
+  FullAcceptQueue stuck;
+  const std::string web = Host("web");
+  REQUIRE(upstreams.Set(web, {good.address()}).ok());
+  REQUIRE(AnswersWith(web, 200));
+  REQUIRE(upstreams.Set(web, {good.address(), stuck.address()}).ok());
+  REQUIRE(testing::WaitFor(5s, [&] { return upstreams.Get(web)->size() == 2; }));
+  std::this_thread::sleep_for(1s);  // a few of Caddy's refreshes
+  // Round-robin sends every other request to the stuck instance first; its
+  // dial times out and the request goes to the good one.
+  for (int i = 0; i < 4; ++i) {
+    long status = 0;
+    CHECK(ViaIngress(web, &status) == "from-good");
+    CHECK(status == 200);
+  }
   REQUIRE(upstreams.Remove(web).ok());
 }
 
