@@ -54,6 +54,10 @@ constexpr pg::Statement kHoldName{"projects_hold_name", R"sql(
 INSERT INTO project_name_holds (name, project_id, until)
 SELECT name, id, now() + make_interval(secs => $2) FROM projects WHERE id = $1
 ON CONFLICT (name) DO UPDATE SET project_id = EXCLUDED.project_id, until = EXCLUDED.until)sql"};
+// Expired holds go at the next rename: the table holds live ones and the
+// few that lapsed since.
+constexpr pg::Statement kPruneHolds{"projects_prune_holds",
+                                    "DELETE FROM project_name_holds WHERE until <= now()"};
 constexpr pg::Statement kRenameProject{"projects_rename", R"sql(
 UPDATE projects SET name = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL)sql"};
 constexpr pg::Statement kDeleteProject{"projects_delete", R"sql(
@@ -334,6 +338,7 @@ absl::Status CheckNameNotHeld(pg::Tx& tx, const std::string& name, const std::st
 absl::Status RenameProject(pg::Tx& tx, const std::string& id, const std::string& name,
                            absl::Duration hold) {
   C2D_RETURN_IF_ERROR(CheckNameNotHeld(tx, name, id));
+  tx.Exec(kPruneHolds);
   tx.Exec(kHoldName, id, absl::ToDoubleSeconds(hold));  // the old name, before it changes
   tx.Exec(kRenameProject, id, name);
   return absl::OkStatus();

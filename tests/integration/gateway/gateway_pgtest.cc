@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -379,6 +380,24 @@ TEST_CASE("credentials in a repository URL are stored sealed and shown masked", 
   // Without credentials, nothing stays sealed.
   REQUIRE(patch("https://git.example.com/o/r.git") == 200);
   CHECK(sealed() == 0);
+}
+
+TEST_CASE("a lapsed name hold frees the name and goes at the next rename", "[gateway]") {
+  Api api([](gateway::Config& g, builder::Config&) { g.rename_hold = 50ms; });
+  const std::string project =
+      api.Call("POST", "/v1/projects", api.alice(), json{{"name", "first"}}).body["id"];
+  REQUIRE(
+      api.Call("PATCH", "/v1/projects/" + project, api.alice(), json{{"name", "second"}}).status ==
+      200);
+  CHECK(api.Rows("project_name_holds") == 1);
+  CHECK(api.Call("POST", "/v1/projects", api.bob(), json{{"name", "first"}}).status == 409);
+  std::this_thread::sleep_for(100ms);
+  CHECK(api.Call("POST", "/v1/projects", api.bob(), json{{"name", "first"}}).status == 201);
+  REQUIRE(
+      api.Call("PATCH", "/v1/projects/" + project, api.alice(), json{{"name", "third"}}).status ==
+      200);
+  // Only the hold on "second" is left.
+  CHECK(api.Rows("project_name_holds") == 1);
 }
 
 TEST_CASE("an Idempotency-Key replays the first answer", "[gateway]") {
