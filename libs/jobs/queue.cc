@@ -26,11 +26,44 @@ ON CONFLICT (queue, unique_key)
   DO NOTHING
 RETURNING id)sql"};
 
+// Many jobs in one statement: ids are drawn in the batch's order (so equal
+// jobs run in the order given), and each row says whether it went in or met
+// a live job with its unique key.
+constexpr pg::Statement kInsertMany{"jobs_insert_many", R"sql(
+WITH input AS (
+  SELECT b.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS id
+  FROM (SELECT * FROM jsonb_to_recordset($1::jsonb)
+          AS j(ord integer, queue text, kind text, payload jsonb, priority smallint,
+               run_at_us bigint, max_attempts integer, unique_key text)
+        ORDER BY ord) b),
+inserted AS (
+  INSERT INTO jobs (id, queue, kind, payload, priority, run_at, max_attempts, unique_key)
+  OVERRIDING SYSTEM VALUE
+  SELECT id, queue, kind, payload, priority,
+         coalesce(to_timestamp(run_at_us::double precision / 1000000), now()), max_attempts,
+         unique_key
+  FROM input ORDER BY ord
+  ON CONFLICT (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
+    DO NOTHING
+  RETURNING id)
+SELECT input.ord, input.id, inserted.id IS NOT NULL
+FROM input LEFT JOIN inserted USING (id) ORDER BY input.ord)sql"};
+
 constexpr pg::Statement kFindLive{"jobs_find_live", R"sql(
 SELECT id FROM jobs
 WHERE queue = $1 AND unique_key = $2 AND state IN ('available', 'running'))sql"};
 
 constexpr pg::Statement kNotify{"jobs_notify", "SELECT pg_notify($1, '')"};
+
+// A worker's own bookkeeping (claims, leases, outcomes) commits without
+// waiting for its WAL to reach the disk. If PostgreSQL itself crashes, the
+// last few hundred milliseconds of it may be lost: a claim or an outcome
+// then never happened, and the job runs again after its lease, as after a
+// worker's crash (handlers are idempotent). Enqueues, in the producers'
+// transactions, stay durable.
+constexpr pg::Statement kAsyncCommit{"jobs_async_commit",
+                                     "SELECT set_config('synchronous_commit', 'off', true)"};
 
 constexpr pg::Statement kCancel{"jobs_cancel", R"sql(
 UPDATE jobs
@@ -60,9 +93,13 @@ WITH claimed AS (
   RETURNING )sql" C2D_JOB_COLUMNS R"sql()
 SELECT * FROM claimed ORDER BY priority, 12, id)sql"};
 
+// Only scheduled jobs (jobs_scheduled_idx): one due at once was claimable
+// just now, or is held by a concurrent claim (a NOTIFY or the poll finds it
+// if that rolls back).
 constexpr pg::Statement kNextRunAt{"jobs_next_run_at", R"sql(
-SELECT (extract(epoch FROM min(run_at)) * 1000000)::bigint FROM jobs
-WHERE queue = $1 AND state = 'available' AND kind = ANY($2::text[]))sql"};
+SELECT (extract(epoch FROM run_at) * 1000000)::bigint FROM jobs
+WHERE queue = $1 AND state = 'available' AND run_at > created_at AND kind = ANY($2::text[])
+ORDER BY run_at LIMIT 1)sql"};
 
 constexpr pg::Statement kHeartbeat{"jobs_heartbeat", R"sql(
 UPDATE jobs
@@ -71,31 +108,36 @@ WHERE (id, attempts) IN (SELECT * FROM unnest($2::bigint[], $3::integer[]))
   AND locked_by = $1 AND state = 'running'
 RETURNING id)sql"};
 
-// Completion statements match the claim by worker and attempt, so a stale
-// worker whose job was rescued and re-claimed can never overwrite the new run.
+// Outcome statements match each claim by worker and attempt, so a stale
+// worker whose job was rescued and re-claimed can never overwrite the new
+// run. Each records a batch: $2 is a JSON array of the claims' outcomes.
 constexpr pg::Statement kSucceeded{"jobs_succeeded", R"sql(
-UPDATE jobs
+UPDATE jobs j
 SET state = 'succeeded', lease_until = NULL, locked_by = NULL,
     finished_at = now(), updated_at = now()
-WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND state = 'running'
-RETURNING id)sql"};
+FROM unnest($2::bigint[], $3::integer[]) AS c(id, attempt)
+WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
+RETURNING j.id)sql"};
 
 constexpr pg::Statement kFailed{"jobs_failed", R"sql(
-UPDATE jobs
-SET state = CASE WHEN $5 OR attempts >= max_attempts THEN 'failed' ELSE 'available' END,
-    run_at = CASE WHEN $5 OR attempts >= max_attempts THEN run_at
-                  ELSE now() + $6 * interval '1 millisecond' END,
-    finished_at = CASE WHEN $5 OR attempts >= max_attempts THEN now() END,
-    last_error = $4, lease_until = NULL, locked_by = NULL, updated_at = now()
-WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND state = 'running'
-RETURNING state)sql"};
+UPDATE jobs j
+SET state = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN 'failed' ELSE 'available' END,
+    run_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN j.run_at
+                  ELSE now() + c.delay_ms * interval '1 millisecond' END,
+    finished_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN now() END,
+    last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
+FROM jsonb_to_recordset($2::jsonb)
+  AS c(id bigint, attempt integer, error text, permanent boolean, delay_ms bigint)
+WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
+RETURNING j.id, j.state)sql"};
 
 constexpr pg::Statement kRelease{"jobs_release", R"sql(
-UPDATE jobs
-SET state = 'available', attempts = attempts - 1, run_at = now(),
-    last_error = $4, lease_until = NULL, locked_by = NULL, updated_at = now()
-WHERE id = $1 AND attempts = $2 AND locked_by = $3 AND state = 'running'
-RETURNING queue)sql"};
+UPDATE jobs j
+SET state = 'available', attempts = j.attempts - 1, run_at = now(),
+    last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
+FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, attempt integer, error text)
+WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
+RETURNING j.id, j.queue)sql"};
 
 constexpr pg::Statement kRescue{"jobs_rescue", R"sql(
 UPDATE jobs
@@ -112,10 +154,11 @@ WHERE id IN (
   FOR UPDATE SKIP LOCKED)
 RETURNING id, queue, state)sql"};
 
+// Through the two partial indexes (an index-only count per queue).
 constexpr pg::Statement kDepths{"jobs_depths", R"sql(
-SELECT queue, state, count(*) FROM jobs
-WHERE state IN ('available', 'running')
-GROUP BY queue, state)sql"};
+SELECT queue, 'available', count(*) FROM jobs WHERE state = 'available' GROUP BY queue
+UNION ALL
+SELECT queue, 'running', count(*) FROM jobs WHERE state = 'running' GROUP BY queue)sql"};
 
 bool ValidName(absl::string_view s) {
   if (s.empty() || s.size() > 40 || s[0] < 'a' || s[0] > 'z') return false;
@@ -127,6 +170,12 @@ bool ValidName(absl::string_view s) {
 // A PostgreSQL array literal of plain names (validated, so no quoting needed).
 std::string TextArray(const std::vector<std::string>& items) {
   return absl::StrCat("{", absl::StrJoin(items, ","), "}");
+}
+
+// Text columns hold no NUL (nor does jsonb, where "\u0000" is refused).
+std::string WithoutNul(std::string s) {
+  s.erase(std::remove(s.begin(), s.end(), '\0'), s.end());
+  return s;
 }
 
 Job RowToJob(const pqxx::row& r) {
@@ -146,11 +195,7 @@ Job RowToJob(const pqxx::row& r) {
   return j;
 }
 
-}  // namespace
-
-std::string Channel(absl::string_view queue) { return absl::StrCat("c2d_jobs_", queue); }
-
-absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
+absl::Status Validate(const NewJob& job) {
   if (!ValidName(job.queue)) {
     return absl::InvalidArgumentError(absl::StrCat("job queue \"", job.queue, "\" is not valid"));
   }
@@ -164,6 +209,15 @@ absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
   if (job.max_attempts < 1) {
     return absl::InvalidArgumentError("max_attempts must be at least 1");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string Channel(absl::string_view queue) { return absl::StrCat("c2d_jobs_", queue); }
+
+absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
+  if (absl::Status s = Validate(job); !s.ok()) return s;
   std::optional<int64_t> run_at_us;
   if (job.run_at) run_at_us = absl::ToUnixMicros(*job.run_at);
   // Between a conflicting insert and the look-up the live job may end; then
@@ -185,6 +239,57 @@ absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
       absl::StrCat("job with unique key ", job.unique_key, " kept changing; retry"));
 }
 
+absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<NewJob>& jobs) {
+  // A later job with the unique key of an earlier one of the batch is that one.
+  std::map<std::pair<std::string, std::string>, size_t> first_with_key;
+  std::vector<size_t> same_as(jobs.size());
+  nlohmann::json rows = nlohmann::json::array();
+  std::set<std::string> queues;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const NewJob& job = jobs[i];
+    if (absl::Status s = Validate(job); !s.ok()) return s;
+    same_as[i] = i;
+    if (!job.unique_key.empty()) {
+      auto [it, first] = first_with_key.try_emplace({job.queue, job.unique_key}, i);
+      if (!first) {
+        same_as[i] = it->second;
+        continue;
+      }
+    }
+    rows.push_back({{"ord", i},
+                    {"queue", job.queue},
+                    {"kind", job.kind},
+                    {"payload", nlohmann::json::parse(job.payload)},
+                    {"priority", job.priority},
+                    {"run_at_us", job.run_at ? nlohmann::json(absl::ToUnixMicros(*job.run_at))
+                                             : nlohmann::json(nullptr)},
+                    {"max_attempts", job.max_attempts},
+                    {"unique_key", job.unique_key.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(job.unique_key)}});
+  }
+  std::vector<Enqueued> out(jobs.size());
+  if (!rows.empty()) {
+    for (const auto& row : tx.Exec(
+             kInsertMany, rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
+      const size_t i = row[0].as<size_t>();
+      if (row[2].as<bool>()) {
+        out[i] = Enqueued{row[1].as<int64_t>(), true};
+        queues.insert(jobs[i].queue);
+        continue;
+      }
+      // A live job holds the key: that one (or, if it just ended, a new one).
+      auto e = Enqueue(tx, jobs[i]);
+      if (!e.ok()) return e.status();
+      out[i] = *e;
+    }
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (same_as[i] != i) out[i] = Enqueued{out[same_as[i]].id, false};
+  }
+  for (const std::string& q : queues) tx.Exec(kNotify, Channel(q));
+  return out;
+}
+
 absl::StatusOr<bool> Cancel(pg::Tx& tx, int64_t id) { return !tx.Exec(kCancel, id).empty(); }
 
 absl::StatusOr<Job> Get(pg::Tx& tx, int64_t id) {
@@ -198,6 +303,7 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        absl::string_view worker_id, int limit,
                                        std::chrono::milliseconds lease) {
   std::vector<Job> out;
+  tx.Exec(kAsyncCommit);
   for (const auto& row :
        tx.Exec(kClaim, std::string(queue), TextArray(kinds), std::string(worker_id), limit,
                static_cast<int64_t>(lease.count()))) {
@@ -222,6 +328,7 @@ absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view wor
     attempts.push_back(std::to_string(c.attempt));
   }
   std::vector<int64_t> held;
+  tx.Exec(kAsyncCommit);
   for (const auto& row : tx.Exec(kHeartbeat, std::string(worker_id), TextArray(ids),
                                  TextArray(attempts), static_cast<int64_t>(lease.count()))) {
     held.push_back(row[0].as<int64_t>());
@@ -229,30 +336,59 @@ absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view wor
   return held;
 }
 
-absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim) {
-  return !tx.Exec(kSucceeded, claim.id, claim.attempt, std::string(worker_id)).empty();
-}
-
-absl::StatusOr<bool> MarkFailed(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
-                                absl::string_view error, bool permanent,
-                                std::chrono::milliseconds retry_delay, State* final_state) {
-  pqxx::result r =
-      tx.Exec(kFailed, claim.id, claim.attempt, std::string(worker_id), std::string(error),
-              permanent, static_cast<int64_t>(retry_delay.count()));
-  if (r.empty()) return false;
-  if (final_state != nullptr) {
-    *final_state = ParseState(r[0][0].as<std::string>()).value_or(State::kFailed);
+absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx, absl::string_view worker_id,
+                                                     const std::vector<Outcome>& outcomes) {
+  std::vector<std::string> ids, attempts;
+  nlohmann::json failed = nlohmann::json::array(), released = nlohmann::json::array();
+  for (const Outcome& o : outcomes) {
+    switch (o.kind) {
+      case Outcome::Kind::kSucceeded:
+        ids.push_back(std::to_string(o.claim.id));
+        attempts.push_back(std::to_string(o.claim.attempt));
+        break;
+      case Outcome::Kind::kFailed:
+        failed.push_back({{"id", o.claim.id},
+                          {"attempt", o.claim.attempt},
+                          {"error", WithoutNul(o.error)},
+                          {"permanent", o.permanent},
+                          {"delay_ms", o.retry_delay.count()}});
+        break;
+      case Outcome::Kind::kReleased:
+        released.push_back(
+            {{"id", o.claim.id}, {"attempt", o.claim.attempt}, {"error", WithoutNul(o.error)}});
+        break;
+    }
   }
-  return true;
-}
-
-absl::StatusOr<bool> Release(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
-                             absl::string_view reason) {
-  pqxx::result r =
-      tx.Exec(kRelease, claim.id, claim.attempt, std::string(worker_id), std::string(reason));
-  if (r.empty()) return false;
-  tx.Exec(kNotify, Channel(r[0][0].as<std::string>()));
-  return true;
+  const std::string me(worker_id);
+  tx.Exec(kAsyncCommit);
+  std::map<int64_t, State> changed;  // id -> new state
+  if (!ids.empty()) {
+    for (const auto& row : tx.Exec(kSucceeded, me, TextArray(ids), TextArray(attempts))) {
+      changed[row[0].as<int64_t>()] = State::kSucceeded;
+    }
+  }
+  const auto dump = [](const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  if (!failed.empty()) {
+    for (const auto& row : tx.Exec(kFailed, me, dump(failed))) {
+      changed[row[0].as<int64_t>()] = ParseState(row[1].as<std::string>()).value_or(State::kFailed);
+    }
+  }
+  if (!released.empty()) {
+    std::set<std::string> queues;
+    for (const auto& row : tx.Exec(kRelease, me, dump(released))) {
+      changed[row[0].as<int64_t>()] = State::kAvailable;
+      queues.insert(row[1].as<std::string>());
+    }
+    for (const std::string& q : queues) tx.Exec(kNotify, Channel(q));
+  }
+  std::vector<Recorded> out;
+  for (const Outcome& o : outcomes) {
+    auto it = changed.find(o.claim.id);
+    out.push_back(it == changed.end() ? Recorded{} : Recorded{true, it->second});
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<Rescued>> RescueExpired(pg::Tx& tx, int limit) {

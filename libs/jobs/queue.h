@@ -28,6 +28,13 @@ struct Enqueued {
 // InvalidArgument for a malformed queue, kind or payload.
 absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job);
 
+// Inserts many jobs inside the caller's transaction, one entry per job in
+// order, notifying each queue once. A job whose unique_key matches a live
+// job, or an earlier job of the batch, is not inserted: its entry holds that
+// job's id with created=false. InvalidArgument (and nothing inserted) when
+// any job is malformed.
+absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<NewJob>& jobs);
+
 // Cancels an available or running job. A running job's handler sees it at its
 // next heartbeat. Returns false when the job had already ended (or does not exist).
 absl::StatusOr<bool> Cancel(pg::Tx& tx, int64_t id);
@@ -44,7 +51,8 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        absl::string_view worker_id, int limit,
                                        std::chrono::milliseconds lease);
 
-// When the next job of `queue` (one of `kinds`) becomes due, if any is waiting.
+// When the next scheduled job of `queue` (one of `kinds`; enqueued for
+// later, or retrying after a backoff) becomes due, if any is waiting.
 absl::StatusOr<std::optional<absl::Time>> NextRunAt(pg::Tx& tx, absl::string_view queue,
                                                     const std::vector<std::string>& kinds);
 
@@ -60,18 +68,27 @@ absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view wor
                                                const std::vector<ClaimRef>& claims,
                                                std::chrono::milliseconds lease);
 
-// Outcome of a finished attempt. Each returns false when the claim was no
-// longer held (the job was cancelled or rescued meanwhile): nothing changed.
-absl::StatusOr<bool> MarkSucceeded(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim);
-// Back to available at now()+delay, or failed when attempts are used up or
-// `permanent`. `final_state` receives the new state.
-absl::StatusOr<bool> MarkFailed(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
-                                absl::string_view error, bool permanent,
-                                std::chrono::milliseconds retry_delay, State* final_state);
-// Returns a claim unfinished (worker shutdown): available again at once, and
-// the attempt does not count.
-absl::StatusOr<bool> Release(pg::Tx& tx, absl::string_view worker_id, ClaimRef claim,
-                             absl::string_view reason);
+// The outcome of a finished attempt, recorded with others in one statement
+// per kind.
+struct Outcome {
+  enum class Kind { kSucceeded, kFailed, kReleased };
+  ClaimRef claim;
+  Kind kind = Kind::kSucceeded;
+  // kFailed: back to available at now()+retry_delay, or failed when
+  // attempts are used up or `permanent`. kReleased (worker shutdown):
+  // available again at once, and the attempt does not count.
+  std::string error;  // kFailed: the error; kReleased: why
+  bool permanent = false;
+  std::chrono::milliseconds retry_delay{0};
+};
+struct Recorded {
+  bool held = false;  // false: the claim was no longer held (cancelled, rescued): nothing changed
+  State state = State::kRunning;  // the job's new state when held
+};
+// Records outcomes of claims held by `worker_id`: one entry per outcome, in
+// order. Released jobs notify their queues.
+absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx, absl::string_view worker_id,
+                                                     const std::vector<Outcome>& outcomes);
 
 struct Rescued {
   int64_t id = 0;

@@ -23,6 +23,12 @@ using std::chrono::milliseconds;
 
 constexpr absl::Duration kRecordRetryPause = absl::Milliseconds(250);
 constexpr size_t kMaxErrorBytes = 4096;
+// The prefetch follows the jobs finished in this window.
+constexpr absl::Duration kPrefetchWindow = absl::Milliseconds(100);
+// Outcomes recorded per statement at most, and how long the completer waits
+// for a group to fill.
+constexpr size_t kGroup = 512;
+constexpr absl::Duration kGroupWait = absl::Milliseconds(1);
 
 double UnitRandom() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -69,6 +75,7 @@ Worker::Worker(pg::Pool& pool, pg::ConnectOptions listen, WorkerOptions options)
   if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
   options_.concurrency = std::max(options_.concurrency, 1);
   options_.max_batch = std::max(options_.max_batch, 1);
+  options_.max_prefetch = std::max(options_.max_prefetch, 0);
 }
 
 Worker::~Worker() { Shutdown(); }
@@ -86,6 +93,7 @@ absl::Status Worker::Start() {
   }
   for (const auto& [kind, handler] : handlers_) kinds_.push_back(kind);
   for (int i = 0; i < options_.concurrency; ++i) executors_.emplace_back([this] { ExecuteLoop(); });
+  completer_ = std::thread([this] { CompleteLoop(); });
   if (!kinds_.empty()) {
     dispatcher_ = std::thread([this] { DispatchLoop(); });
     // A NOTIFY, or a reconnect after which one may have been missed, wakes
@@ -125,18 +133,37 @@ auto Worker::Record(absl::string_view what, absl::Time deadline, F&& fn)
   }
 }
 
+int Worker::WantLocked() {
+  const absl::Time now = absl::Now();
+  if (now - window_start_ >= kPrefetchWindow) {  // also after a quiet spell
+    prefetch_ =
+        std::min<int>(options_.max_prefetch,
+                      static_cast<int>(finished_in_window_ *
+                                       absl::FDivDuration(kPrefetchWindow, now - window_start_)));
+    finished_in_window_ = 0;
+    window_start_ = now;
+  }
+  const int held = static_cast<int>(ready_.size()) + running_;
+  const int want = options_.concurrency + prefetch_ - held;
+  if (want <= 0) return 0;
+  const bool idle_executor = held < options_.concurrency;
+  if (!idle_executor && want < (options_.concurrency + prefetch_) / 2) return 0;
+  return std::min(want, options_.max_batch);
+}
+
+void Worker::NoteFinishedLocked() { ++finished_in_window_; }
+
 void Worker::DispatchLoop() {
   absl::Duration error_pause = absl::Milliseconds(100);
   while (true) {
-    int free = 0;
+    int want = 0;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      free = options_.concurrency - static_cast<int>(in_flight_.size());
+      want = WantLocked();
     }
     absl::Duration wait = absl::FromChrono(options_.poll_interval);
-    if (free > 0) {
-      const int want = std::min(free, options_.max_batch);
+    if (want > 0) {
       auto claimed = pool_.Transact("claim jobs", [&](pg::Tx& tx) {
         return Claim(tx, options_.queue, kinds_, options_.worker_id, want, options_.lease);
       });
@@ -161,8 +188,6 @@ void Worker::DispatchLoop() {
         auto next = pool_.Transact(
             "next job time", [&](pg::Tx& tx) { return NextRunAt(tx, options_.queue, kinds_); });
         if (next.ok() && next->has_value()) {
-          // Due but not claimed: locked by a concurrent claimer that may yet
-          // roll back; look again shortly.
           wait = std::clamp(**next - absl::Now(), absl::Milliseconds(20), wait);
         }
       }
@@ -261,20 +286,22 @@ void Worker::ExecuteLoop() {
       }
       context = std::move(ready_.front());
       ready_.pop_front();
+      ++running_;
+      if (WantLocked() > 0) wake_ = true;
     }
-    RunOne(context);
+    Finished f = RunOne(context);
     absl::MutexLock lock(&mu_);
-    in_flight_.erase(context->job().id);
-    wake_ = true;  // a slot is free
+    --running_;
+    NoteFinishedLocked();
+    finished_.push_back(std::move(f));
+    if (WantLocked() > 0) wake_ = true;
   }
 }
 
-void Worker::RunOne(const std::shared_ptr<JobContext>& context) {
+Worker::Finished Worker::RunOne(const std::shared_ptr<JobContext>& context) {
   const Job& job = context->job();
   log::Scope scope(
       {{"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind}, {"attempt", job.attempts}});
-  const ClaimRef ref{job.id, job.attempts};
-  const std::string& me = options_.worker_id;
   const absl::Time start = absl::Now();
   absl::Status result;
   try {
@@ -282,74 +309,129 @@ void Worker::RunOne(const std::shared_ptr<JobContext>& context) {
   } catch (const std::exception& e) {
     result = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
   }
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  // Heartbeats go on while we record, so the claim stays ours for a lease
-  // past the last one; after that the rescuer owns the job.
-  const absl::Time deadline = absl::Now() + absl::FromChrono(options_.lease);
-  const prometheus::Labels labels{{"queue", job.queue}, {"kind", job.kind}};
-  auto observe = [&](const char* outcome) {
-    prometheus::Labels l = labels;
-    l["result"] = outcome;
-    Metrics().duration.Add(l, metrics::DurationBuckets()).Observe(seconds);
-  };
-
+  const absl::Time end = absl::Now();
+  Finished f{context,
+             {.claim = {job.id, job.attempts}},
+             result,
+             absl::ToDoubleSeconds(end - start),
+             // Heartbeats go on until it is recorded, so the claim stays ours
+             // for a lease past the last one; after that the rescuer owns the job.
+             end + absl::FromChrono(options_.lease)};
   if (result.ok()) {
-    auto recorded = Record("record job success", deadline,
-                           [&](pg::Tx& tx) { return MarkSucceeded(tx, me, ref); });
-    if (recorded.ok() && *recorded) {
-      Metrics().succeeded.Add(labels).Increment();
-      observe("succeeded");
-      log::Info("job succeeded", {{"seconds", seconds}});
-      return;
-    }
-    if (!recorded.ok()) {
-      log::Error("cannot record job success; the job will run again after its lease expires",
-                 {{"error", recorded.status().ToString()}});
-      return;
-    }
+    f.outcome.kind = Outcome::Kind::kSucceeded;
   } else if (context->cancelled()) {
     // Cancelled in the database, lease lost, or shutting down: give the claim
     // back if it is still ours (only in the last case), without counting it.
-    auto released = Record("release job", deadline, [&](pg::Tx& tx) {
-      return Release(tx, me, ref, absl::StrCat("interrupted: ", result.message()));
-    });
-    if (released.ok() && *released) {
-      observe("released");
-      log::Info("job released unfinished", {{"error", result.ToString()}});
-      return;
-    }
+    f.outcome.kind = Outcome::Kind::kReleased;
+    f.outcome.error = absl::StrCat("interrupted: ", result.message());
   } else {
-    std::string error = result.ToString();
-    if (error.size() > kMaxErrorBytes) error.resize(kMaxErrorBytes);
-    const bool permanent = IsPermanent(result);
-    const milliseconds delay =
+    f.outcome.kind = Outcome::Kind::kFailed;
+    f.outcome.error = result.ToString();
+    if (f.outcome.error.size() > kMaxErrorBytes) f.outcome.error.resize(kMaxErrorBytes);
+    f.outcome.permanent = IsPermanent(result);
+    f.outcome.retry_delay =
         Backoff(job.attempts, options_.backoff_base, options_.backoff_max, UnitRandom());
-    State final_state = State::kFailed;
-    auto recorded = Record("record job failure", deadline, [&](pg::Tx& tx) {
-      return MarkFailed(tx, me, ref, error, permanent, delay, &final_state);
-    });
-    if (recorded.ok() && *recorded) {
-      if (final_state == State::kFailed) {
+  }
+  return f;
+}
+
+void Worker::CompleteLoop() {
+  while (true) {
+    std::vector<Finished> group;
+    {
+      absl::MutexLock lock(&mu_);
+      auto any = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return completer_exit_ || !finished_.empty();
+      };
+      mu_.Await(absl::Condition(&any));
+      if (finished_.empty()) return;  // told to exit, and all is recorded
+      // A moment for the rest of a group to finish (handlers of one claim
+      // often end together); at once when a full group waits.
+      auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return completer_exit_ || finished_.size() >= kGroup;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&full), kGroupWait);
+      const size_t n = std::min(finished_.size(), kGroup);
+      group.assign(std::make_move_iterator(finished_.begin()),
+                   std::make_move_iterator(finished_.begin() + n));
+      finished_.erase(finished_.begin(), finished_.begin() + n);
+    }
+    Flush(std::move(group));
+  }
+}
+
+void Worker::Flush(std::vector<Finished> group) {
+  std::vector<Outcome> outcomes;
+  absl::Time deadline = absl::InfiniteFuture();
+  for (const Finished& f : group) {
+    outcomes.push_back(f.outcome);
+    deadline = std::min(deadline, f.deadline);
+  }
+  auto recorded = Record("record job outcomes", deadline, [&](pg::Tx& tx) {
+    return RecordOutcomes(tx, options_.worker_id, outcomes);
+  });
+  for (size_t i = 0; i < group.size(); ++i) {
+    Report(group[i], recorded.ok() ? absl::StatusOr<Recorded>((*recorded)[i])
+                                   : absl::StatusOr<Recorded>(recorded.status()));
+  }
+  absl::MutexLock lock(&mu_);
+  for (const Finished& f : group) {
+    auto it = in_flight_.find(f.outcome.claim.id);
+    if (it != in_flight_.end() && it->second.context == f.context) in_flight_.erase(it);
+  }
+}
+
+void Worker::Report(const Finished& f, const absl::StatusOr<Recorded>& recorded) {
+  const Job& job = f.context->job();
+  const prometheus::Labels labels{{"queue", job.queue}, {"kind", job.kind}};
+  const nlohmann::json fields = {
+      {"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind}, {"attempt", job.attempts}};
+  auto observe = [&](const char* outcome) {
+    prometheus::Labels l = labels;
+    l["result"] = outcome;
+    Metrics().duration.Add(l, metrics::DurationBuckets()).Observe(f.seconds);
+  };
+  auto with = [&](nlohmann::json more) {
+    more.update(fields);
+    return more;
+  };
+  if (!recorded.ok()) {
+    log::Error("cannot record a job's outcome; the job will run again after its lease expires",
+               with({{"error", recorded.status().ToString()}}));
+    return;
+  }
+  if (!recorded->held) {
+    Metrics().lost.Add(labels).Increment();
+    observe("lost");
+    log::Info("job was cancelled or taken over while it ran; outcome dropped", fields);
+    return;
+  }
+  switch (f.outcome.kind) {
+    case Outcome::Kind::kSucceeded:
+      Metrics().succeeded.Add(labels).Increment();
+      observe("succeeded");
+      if (log::Enabled(log::Level::kDebug))
+        log::Debug("job succeeded", with({{"seconds", f.seconds}}));
+      return;
+    case Outcome::Kind::kReleased:
+      observe("released");
+      log::Info("job released unfinished", with({{"error", f.result.ToString()}}));
+      return;
+    case Outcome::Kind::kFailed:
+      if (recorded->state == State::kFailed) {
         Metrics().failed.Add(labels).Increment();
         observe("failed");
-        log::Error("job failed", {{"error", error}, {"permanent", permanent}});
+        log::Error("job failed",
+                   with({{"error", f.outcome.error}, {"permanent", f.outcome.permanent}}));
       } else {
         Metrics().retried.Add(labels).Increment();
         observe("retried");
-        log::Warn("job attempt failed; will retry",
-                  {{"error", error}, {"retry_in_ms", delay.count()}});
+        log::Warn(
+            "job attempt failed; will retry",
+            with({{"error", f.outcome.error}, {"retry_in_ms", f.outcome.retry_delay.count()}}));
       }
       return;
-    }
-    if (!recorded.ok()) {
-      log::Error("cannot record job failure; the job will run again after its lease expires",
-                 {{"error", recorded.status().ToString()}});
-      return;
-    }
   }
-  Metrics().lost.Add(labels).Increment();
-  observe("lost");
-  log::Info("job was cancelled or taken over while it ran; outcome dropped");
 }
 
 void Worker::Shutdown() {
@@ -370,14 +452,17 @@ void Worker::Shutdown() {
     unstarted.swap(ready_);
     executors_exit_ = true;
   }
-  const absl::Time release_deadline = absl::Now() + absl::Seconds(5);
-  for (const auto& context : unstarted) {
-    const ClaimRef ref{context->job().id, context->job().attempts};
-    (void)Record("release job", release_deadline, [&](pg::Tx& tx) {
-      return Release(tx, options_.worker_id, ref, "released at worker shutdown");
-    });
+  if (!unstarted.empty()) {
+    std::vector<Outcome> releases;
+    for (const auto& context : unstarted) {
+      releases.push_back({.claim = {context->job().id, context->job().attempts},
+                          .kind = Outcome::Kind::kReleased,
+                          .error = "released at worker shutdown"});
+    }
+    (void)Record("release jobs", absl::Now() + absl::Seconds(5),
+                 [&](pg::Tx& tx) { return RecordOutcomes(tx, options_.worker_id, releases); });
     absl::MutexLock lock(&mu_);
-    in_flight_.erase(ref.id);
+    for (const auto& context : unstarted) in_flight_.erase(context->job().id);
   }
 
   auto executors_done = [this]()
@@ -397,6 +482,11 @@ void Worker::Shutdown() {
     }
   }
   for (auto& t : executors_) t.join();
+  {
+    absl::MutexLock lock(&mu_);
+    completer_exit_ = true;  // once every outcome is recorded
+  }
+  if (completer_.joinable()) completer_.join();
   {
     absl::MutexLock lock(&mu_);
     background_exit_ = true;

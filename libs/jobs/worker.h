@@ -3,27 +3,30 @@
 // A pool of job workers for one queue (DESIGN §3).
 //
 // Threads, and what each owns:
-//  - dispatcher: claims batches of due jobs, as many as there are free slots,
-//    and hands them to the executors; sleeps until a NOTIFY, a freed slot, the
-//    next known run_at, or the poll interval, whichever comes first.
+//  - dispatcher: claims due jobs in one statement per batch, as many as the
+//    idle executors can take plus a local prefetch buffer, and hands them to
+//    the executors; sleeps until a NOTIFY, room for a batch, the next known
+//    run_at, or the poll interval, whichever comes first. The prefetch is as
+//    many jobs as the worker finished in the last 100 ms (at most
+//    `max_prefetch`): short jobs stream through, long ones (a build, a
+//    deploy) are claimed only when an executor is free, never hoarded.
 //  - listener (a pg::Listener): its own connection, LISTEN c2d_jobs_<queue>;
 //    wakes the dispatcher on each NOTIFY and after each reconnect (a missed
 //    NOTIFY costs at most a poll interval).
-//  - heartbeater: extends the leases of all claims in flight in one statement;
-//    a claim the database no longer shows as ours (cancelled, or rescued after
-//    a lost lease) has its JobContext cancelled.
+//  - heartbeater: extends the leases of all claims held (prefetched, running
+//    or being recorded) in one statement; a claim the database no longer
+//    shows as ours (cancelled, or rescued after a lost lease) has its
+//    JobContext cancelled.
 //  - rescuer: returns expired leases of any queue to their queue and refreshes
 //    the queue-depth gauge. Every process runs one; SKIP LOCKED keeps them apart.
-//  - executors (`concurrency` threads): run handlers and record the outcome,
-//    retrying that write through database outages until the lease would expire.
+//  - executors (`concurrency` threads): run handlers and pass their outcomes
+//    to the completer, then take the next job at once.
+//  - completer: records outcomes in groups, one statement per kind of
+//    outcome (what finished while the previous group was written, after at
+//    most 1 ms), retrying through database outages until the leases would
+//    expire. An outcome not yet recorded when the process dies is lost with
+//    it: the job runs again after its lease, as after any crash.
 //
-// Shutdown: stop claiming and release claims not yet started; wait
-// `shutdown_grace` for running handlers; then cancel their contexts, so that
-// they return and their claims go back to the queue (the attempt does not
-// count), and join. A handler that ignores cancellation delays the exit until
-// it returns (its lease then expires and the rescuer requeues the job if the
-// process is killed meanwhile). Thread-safe.
-
 #include <chrono>
 #include <deque>
 #include <map>
@@ -47,7 +50,8 @@ namespace c2d::jobs {
 struct WorkerOptions {
   std::string queue;
   int concurrency = 4;                              // C2D_WORKERS
-  int max_batch = 16;                               // jobs per claim statement
+  int max_batch = 256;                              // jobs per claim statement
+  int max_prefetch = 512;                           // jobs claimed ahead of the executors
   std::chrono::milliseconds lease{30'000};          // C2D_JOB_LEASE
   std::chrono::milliseconds heartbeat_interval{0};  // 0 = lease / 3
   std::chrono::milliseconds poll_interval{2'000};   // C2D_JOB_POLL_INTERVAL
@@ -87,13 +91,30 @@ class Worker {
   struct InFlight {
     std::shared_ptr<JobContext> context;
   };
+  // A finished attempt on its way to the database.
+  struct Finished {
+    std::shared_ptr<JobContext> context;
+    Outcome outcome;
+    absl::Status result;
+    double seconds = 0;
+    absl::Time deadline;  // its lease, counted from the handler's return
+  };
 
   void DispatchLoop();
   void HeartbeatLoop();
   void RescueLoop();
   void ExecuteLoop();
-  void RunOne(const std::shared_ptr<JobContext>& context);
-  // Records an outcome; retries through connection errors until `deadline`.
+  void CompleteLoop();
+  // Runs the handler and decides the outcome.
+  Finished RunOne(const std::shared_ptr<JobContext>& context);
+  // Records a group of outcomes, then reports each (metrics, log).
+  void Flush(std::vector<Finished> group);
+  void Report(const Finished& f, const absl::StatusOr<Recorded>& recorded);
+  // Jobs to claim now: what idle executors would take at once, or a batch
+  // of at least half the buffer.
+  int WantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records outcomes; retries through connection errors until `deadline`.
   template <typename F>
   auto Record(absl::string_view what, absl::Time deadline, F&& fn)
       -> std::invoke_result_t<F, pg::Tx&>;
@@ -113,11 +134,18 @@ class Worker {
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<std::shared_ptr<JobContext>> ready_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // claimed, not yet recorded
-  bool executors_exit_ ABSL_GUARDED_BY(mu_) = false;            // exit once ready_ is empty
+  int running_ ABSL_GUARDED_BY(mu_) = 0;                        // handlers running
+  std::vector<Finished> finished_ ABSL_GUARDED_BY(mu_);         // for the completer
+  // Jobs finished since window_start_, and the prefetch they set.
+  int finished_in_window_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time window_start_ ABSL_GUARDED_BY(mu_);
+  int prefetch_ ABSL_GUARDED_BY(mu_) = 0;
+  bool executors_exit_ ABSL_GUARDED_BY(mu_) = false;  // exit once ready_ is empty
   int executors_running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool completer_exit_ ABSL_GUARDED_BY(mu_) = false;   // exit once finished_ is empty
   bool background_exit_ ABSL_GUARDED_BY(mu_) = false;  // heartbeater and rescuer
 
-  std::thread dispatcher_, heartbeater_, rescuer_;
+  std::thread dispatcher_, heartbeater_, rescuer_, completer_;
   std::unique_ptr<pg::Listener> listener_;
   std::vector<std::thread> executors_;
   bool shut_down_ = false;  // Shutdown() completed; only touched by the owner thread

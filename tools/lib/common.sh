@@ -43,11 +43,14 @@ c2d::unmount_under() {
     sort -r)
 }
 
-# c2d::pg_start DIR PORT: a PostgreSQL cluster with its data in DIR/data and
-# its socket in DIR, listening on 127.0.0.1:PORT, trust auth for local use.
-# initdb and pg_ctl refuse to run as root, so they run as "postgres".
+# c2d::pg_start DIR PORT [durable]: a PostgreSQL cluster with its data in
+# DIR/data and its socket in DIR, listening on 127.0.0.1:PORT, trust auth for
+# local use, fsync off (a throwaway cluster) unless "durable" is given, which
+# keeps PostgreSQL's default settings (for benchmarks). initdb and pg_ctl
+# refuse to run as root, so they run as "postgres".
 c2d::pg_start() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 fsync=" -c fsync=off"
+  [[ ${3:-} == durable ]] && fsync=
   local as=()
   if ((EUID == 0)); then
     as=(runuser -u postgres --)
@@ -58,7 +61,7 @@ c2d::pg_start() {
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   fi
   "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300$fsync" \
     start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; return 1; }
 }
 
