@@ -39,7 +39,9 @@ c2d::caddy_start() {
   # budget only after a failure, and a saturated app's full accept queue
   # drops SYNs (the kernel resends them after 1 s, then 3 s), so each dial
   # gets 1 s: a dial that times out is retried elsewhere, where Caddy's
-  # default (3 s, beyond a 2 s budget) answered 502.
+  # default (3 s, beyond a 2 s budget) answered 502. (Passive health checks
+  # would skip a failing instance, but Caddy 2.6 provisions dynamic upstreams
+  # afresh for every request and forgets their failures.)
   # Written fresh at every start (and run with --config, not --resume): the
   # ports and the zone are the caller's, never a stale autosaved config's.
   cat >"$dir/caddy.json.new" <<JSON

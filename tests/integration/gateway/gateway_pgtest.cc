@@ -383,7 +383,7 @@ TEST_CASE("credentials in a repository URL are stored sealed and shown masked", 
 }
 
 TEST_CASE("a lapsed name hold frees the name and goes at the next rename", "[gateway]") {
-  Api api([](gateway::Config& g, builder::Config&) { g.rename_hold = 50ms; });
+  Api api([](gateway::Config& g, builder::Config&) { g.rename_hold = 1500ms; });
   const std::string project =
       api.Call("POST", "/v1/projects", api.alice(), json{{"name", "first"}}).body["id"];
   REQUIRE(
@@ -391,7 +391,7 @@ TEST_CASE("a lapsed name hold frees the name and goes at the next rename", "[gat
       200);
   CHECK(api.Rows("project_name_holds") == 1);
   CHECK(api.Call("POST", "/v1/projects", api.bob(), json{{"name", "first"}}).status == 409);
-  std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(2s);
   CHECK(api.Call("POST", "/v1/projects", api.bob(), json{{"name", "first"}}).status == 201);
   REQUIRE(
       api.Call("PATCH", "/v1/projects/" + project, api.alice(), json{{"name", "third"}}).status ==
