@@ -91,7 +91,10 @@ absl::Status Worker::Start() {
     started_ = true;
     executors_running_ = options_.concurrency;
   }
-  for (const auto& [kind, handler] : handlers_) kinds_.push_back(kind);
+  for (const auto& [kind, handler] : handlers_) {
+    kinds_.push_back(kind);
+    metrics_.emplace(kind, ResolveMetrics(kind));
+  }
   for (int i = 0; i < options_.concurrency; ++i) executors_.emplace_back([this] { ExecuteLoop(); });
   completer_ = std::thread([this] { CompleteLoop(); });
   if (!kinds_.empty()) {
@@ -177,7 +180,7 @@ void Worker::DispatchLoop() {
         {
           absl::MutexLock lock(&mu_);
           for (Job& job : *claimed) {
-            Metrics().claimed.Add({{"queue", job.queue}, {"kind", job.kind}}).Increment();
+            metrics_.at(job.kind).claimed->Increment();
             auto context = std::make_shared<JobContext>(std::move(job));
             in_flight_[context->job().id] = InFlight{context};
             ready_.push_back(std::move(context));
@@ -381,18 +384,32 @@ void Worker::Flush(std::vector<Finished> group) {
   }
 }
 
+Worker::KindMetrics Worker::ResolveMetrics(const std::string& kind) const {
+  const prometheus::Labels labels{{"queue", options_.queue}, {"kind", kind}};
+  auto duration = [&](const char* result) {
+    prometheus::Labels l = labels;
+    l["result"] = result;
+    return &Metrics().duration.Add(l, metrics::DurationBuckets());
+  };
+  return {&Metrics().claimed.Add(labels),
+          &Metrics().succeeded.Add(labels),
+          &Metrics().retried.Add(labels),
+          &Metrics().failed.Add(labels),
+          &Metrics().lost.Add(labels),
+          duration("succeeded"),
+          duration("retried"),
+          duration("failed"),
+          duration("released"),
+          duration("lost")};
+}
+
 void Worker::Report(const Finished& f, const absl::StatusOr<Recorded>& recorded) {
   const Job& job = f.context->job();
-  const prometheus::Labels labels{{"queue", job.queue}, {"kind", job.kind}};
-  const nlohmann::json fields = {
-      {"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind}, {"attempt", job.attempts}};
-  auto observe = [&](const char* outcome) {
-    prometheus::Labels l = labels;
-    l["result"] = outcome;
-    Metrics().duration.Add(l, metrics::DurationBuckets()).Observe(f.seconds);
-  };
+  const KindMetrics& m = metrics_.at(job.kind);
+  // Log fields only for what is logged (a success is not, unless debugging).
   auto with = [&](nlohmann::json more) {
-    more.update(fields);
+    more.update(
+        {{"job_id", job.id}, {"queue", job.queue}, {"kind", job.kind}, {"attempt", job.attempts}});
     return more;
   };
   if (!recorded.ok()) {
@@ -401,31 +418,33 @@ void Worker::Report(const Finished& f, const absl::StatusOr<Recorded>& recorded)
     return;
   }
   if (!recorded->held) {
-    Metrics().lost.Add(labels).Increment();
-    observe("lost");
-    log::Info("job was cancelled or taken over while it ran; outcome dropped", fields);
+    m.lost->Increment();
+    m.lost_seconds->Observe(f.seconds);
+    log::Info("job was cancelled or taken over while it ran; outcome dropped",
+              with(nlohmann::json::object()));
     return;
   }
   switch (f.outcome.kind) {
     case Outcome::Kind::kSucceeded:
-      Metrics().succeeded.Add(labels).Increment();
-      observe("succeeded");
-      if (log::Enabled(log::Level::kDebug))
+      m.succeeded->Increment();
+      m.succeeded_seconds->Observe(f.seconds);
+      if (log::Enabled(log::Level::kDebug)) {
         log::Debug("job succeeded", with({{"seconds", f.seconds}}));
+      }
       return;
     case Outcome::Kind::kReleased:
-      observe("released");
+      m.released_seconds->Observe(f.seconds);
       log::Info("job released unfinished", with({{"error", f.result.ToString()}}));
       return;
     case Outcome::Kind::kFailed:
       if (recorded->state == State::kFailed) {
-        Metrics().failed.Add(labels).Increment();
-        observe("failed");
+        m.failed->Increment();
+        m.failed_seconds->Observe(f.seconds);
         log::Error("job failed",
                    with({{"error", f.outcome.error}, {"permanent", f.outcome.permanent}}));
       } else {
-        Metrics().retried.Add(labels).Increment();
-        observe("retried");
+        m.retried->Increment();
+        m.retried_seconds->Observe(f.seconds);
         log::Warn(
             "job attempt failed; will retry",
             with({{"error", f.outcome.error}, {"retry_in_ms", f.outcome.retry_delay.count()}}));

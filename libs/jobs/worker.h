@@ -44,6 +44,8 @@
 #include "libs/jobs/queue.h"
 #include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
+#include "prometheus/counter.h"
+#include "prometheus/histogram.h"
 
 namespace c2d::jobs {
 
@@ -110,6 +112,13 @@ class Worker {
   // Records a group of outcomes, then reports each (metrics, log).
   void Flush(std::vector<Finished> group);
   void Report(const Finished& f, const absl::StatusOr<Recorded>& recorded);
+  // A kind's series, looked up once (a job of the queue is one of its kinds).
+  struct KindMetrics {
+    prometheus::Counter *claimed, *succeeded, *retried, *failed, *lost;
+    prometheus::Histogram *succeeded_seconds, *retried_seconds, *failed_seconds, *released_seconds,
+        *lost_seconds;
+  };
+  KindMetrics ResolveMetrics(const std::string& kind) const;
   // Jobs to claim now: what idle executors would take at once, or a batch
   // of at least half the buffer.
   int WantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -127,6 +136,7 @@ class Worker {
   WorkerOptions options_;
   std::map<std::string, Handler> handlers_;  // read-only after Start
   std::vector<std::string> kinds_;
+  std::map<std::string, KindMetrics> metrics_;  // by kind; read-only after Start
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libs/jobs/queue.h"
 #include "libs/jobs/worker.h"
 #include "tests/support/pg_fixture.h"
@@ -47,6 +48,8 @@ TEST_CASE("workers ride out a PostgreSQL restart and lose no job", "[jobs][resta
   static constexpr pg::Statement kRecord{"restart_record",
                                          "INSERT INTO handled (job_id) VALUES ($1)"};
   worker.Register("test", [&](jobs::JobContext& ctx) {
+    // A little work each, so the run is still going when the server restarts.
+    absl::SleepFor(absl::Milliseconds(5));
     return pool->Transact("record", [&](pg::Tx& tx) {
       tx.Exec(kRecord, ctx.job().id);
       return absl::OkStatus();
