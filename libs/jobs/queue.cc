@@ -56,12 +56,13 @@ WHERE queue = $1 AND unique_key = $2 AND state IN ('available', 'running'))sql"}
 
 constexpr pg::Statement kNotify{"jobs_notify", "SELECT pg_notify($1, '')"};
 
-// A worker's own bookkeeping (claims, leases, outcomes) commits without
-// waiting for its WAL to reach the disk. If PostgreSQL itself crashes, the
-// last few hundred milliseconds of it may be lost: a claim or an outcome
-// then never happened, and the job runs again after its lease, as after a
-// worker's crash (handlers are idempotent). Enqueues, in the producers'
-// transactions, stay durable.
+// A worker's leases and outcomes commit without waiting for their WAL to
+// reach the disk. If PostgreSQL itself crashes, the last few hundred
+// milliseconds of them may be lost: an outcome then never happened, and the
+// job runs again (as a new attempt) after its lease, as after a worker's
+// crash; handlers are idempotent. Claims stay durable, so that an attempt
+// number, once a handler ran under it, is never handed out again; so do
+// enqueues, in the producers' transactions.
 constexpr pg::Statement kAsyncCommit{"jobs_async_commit",
                                      "SELECT set_config('synchronous_commit', 'off', true)"};
 
@@ -195,21 +196,23 @@ Job RowToJob(const pqxx::row& r) {
   return j;
 }
 
-absl::Status Validate(const NewJob& job) {
+// The job's payload, parsed, or why the job is refused.
+absl::StatusOr<nlohmann::json> Validate(const NewJob& job) {
   if (!ValidName(job.queue)) {
     return absl::InvalidArgumentError(absl::StrCat("job queue \"", job.queue, "\" is not valid"));
   }
   if (!ValidName(job.kind)) {
     return absl::InvalidArgumentError(absl::StrCat("job kind \"", job.kind, "\" is not valid"));
   }
-  if (!nlohmann::json::accept(job.payload) || !nlohmann::json::parse(job.payload).is_object()) {
+  nlohmann::json payload = nlohmann::json::parse(job.payload, nullptr, /*allow_exceptions=*/false);
+  if (!payload.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat("payload of a ", job.kind, " job is not a JSON object"));
   }
   if (job.max_attempts < 1) {
     return absl::InvalidArgumentError("max_attempts must be at least 1");
   }
-  return absl::OkStatus();
+  return payload;
 }
 
 }  // namespace
@@ -217,7 +220,7 @@ absl::Status Validate(const NewJob& job) {
 std::string Channel(absl::string_view queue) { return absl::StrCat("c2d_jobs_", queue); }
 
 absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
-  if (absl::Status s = Validate(job); !s.ok()) return s;
+  if (auto valid = Validate(job); !valid.ok()) return valid.status();
   std::optional<int64_t> run_at_us;
   if (job.run_at) run_at_us = absl::ToUnixMicros(*job.run_at);
   // Between a conflicting insert and the look-up the live job may end; then
@@ -247,7 +250,8 @@ absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<
   std::set<std::string> queues;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const NewJob& job = jobs[i];
-    if (absl::Status s = Validate(job); !s.ok()) return s;
+    auto payload = Validate(job);
+    if (!payload.ok()) return payload.status();
     same_as[i] = i;
     if (!job.unique_key.empty()) {
       auto [it, first] = first_with_key.try_emplace({job.queue, job.unique_key}, i);
@@ -259,7 +263,7 @@ absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<
     rows.push_back({{"ord", i},
                     {"queue", job.queue},
                     {"kind", job.kind},
-                    {"payload", nlohmann::json::parse(job.payload)},
+                    {"payload", *std::move(payload)},
                     {"priority", job.priority},
                     {"run_at_us", job.run_at ? nlohmann::json(absl::ToUnixMicros(*job.run_at))
                                              : nlohmann::json(nullptr)},
@@ -303,7 +307,6 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        absl::string_view worker_id, int limit,
                                        std::chrono::milliseconds lease) {
   std::vector<Job> out;
-  tx.Exec(kAsyncCommit);
   for (const auto& row :
        tx.Exec(kClaim, std::string(queue), TextArray(kinds), std::string(worker_id), limit,
                static_cast<int64_t>(lease.count()))) {
