@@ -170,6 +170,10 @@ absl::Status Runtime::StopInstance(const InstanceRow& row, const std::string& re
   if (!row.instance.provider_ref().empty()) refs.push_back(row.instance.provider_ref());
   if (auto found = provider_.List({{kInstanceLabel, id}}); found.ok()) {
     for (const auto& i : *found) {
+      // Checked here too: a filter the engine did not apply must never stop
+      // another instance's container.
+      auto label = i.labels.find(kInstanceLabel);
+      if (label == i.labels.end() || label->second != id) continue;
       if (std::find(refs.begin(), refs.end(), i.ref) == refs.end()) refs.push_back(i.ref);
     }
   }
