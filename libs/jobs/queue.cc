@@ -50,6 +50,18 @@ inserted AS (
 SELECT input.ord, input.id, inserted.id IS NOT NULL
 FROM input LEFT JOIN inserted USING (id) ORDER BY input.ord)sql"};
 
+// A batch without unique keys needs no conflict handling: a plain insert,
+// whose RETURNING gives the ids in insertion order, that is the batch's.
+constexpr pg::Statement kInsertManyPlain{"jobs_insert_many_plain", R"sql(
+INSERT INTO jobs (queue, kind, payload, priority, run_at, max_attempts)
+SELECT queue, kind, payload, priority,
+       coalesce(to_timestamp(run_at_us::double precision / 1000000), now()), max_attempts
+FROM jsonb_to_recordset($1::jsonb)
+  AS j(ord integer, queue text, kind text, payload jsonb, priority smallint, run_at_us bigint,
+       max_attempts integer)
+ORDER BY ord
+RETURNING id)sql"};
+
 constexpr pg::Statement kFindLive{"jobs_find_live", R"sql(
 SELECT id FROM jobs
 WHERE queue = $1 AND unique_key = $2 AND state IN ('available', 'running'))sql"};
@@ -272,7 +284,20 @@ absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<
                                                           : nlohmann::json(job.unique_key)}});
   }
   std::vector<Enqueued> out(jobs.size());
-  if (!rows.empty()) {
+  if (!rows.empty() && first_with_key.empty()) {
+    pqxx::result r = tx.Exec(kInsertManyPlain,
+                             rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (r.size() != jobs.size()) {
+      return absl::InternalError("bulk enqueue: the database returned another number of ids");
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      out[i] = Enqueued{r[i][0].as<int64_t>(), true};
+      if (i > 0 && out[i].id <= out[i - 1].id) {
+        return absl::InternalError("bulk enqueue: ids came back out of the batch's order");
+      }
+      queues.insert(jobs[i].queue);
+    }
+  } else if (!rows.empty()) {
     for (const auto& row : tx.Exec(
              kInsertMany, rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
       const size_t i = row[0].as<size_t>();

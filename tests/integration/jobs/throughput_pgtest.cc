@@ -56,6 +56,20 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
   CHECK(db.Count("SELECT count(*) FROM jobs") == 1 + 50 + 1);
   CHECK(db.Scalar(absl::StrCat("SELECT payload->>'i' FROM jobs WHERE id = ", (*r)[7].id)) == "7");
 
+  // A batch without keys takes the plain insert: ids in order too.
+  std::vector<jobs::NewJob> plain;
+  for (int i = 0; i < 10; ++i) plain.push_back(Job(absl::StrCat("{\"p\":", i, "}")));
+  auto p = many(plain);
+  REQUIRE(p.ok());
+  REQUIRE(p->size() == 10);
+  for (int i = 0; i < 10; ++i) {
+    CHECK((*p)[i].created);
+    if (i > 0) CHECK((*p)[i].id > (*p)[i - 1].id);
+    CHECK(db.Scalar(absl::StrCat("SELECT payload->>'p' FROM jobs WHERE id = ", (*p)[i].id)) ==
+          std::to_string(i));
+  }
+  db.Exec("DELETE FROM jobs WHERE payload ? 'p'");
+
   // One malformed job: nothing of the batch goes in.
   std::vector<jobs::NewJob> bad = {Job(), Job("[1]"), Job()};
   auto refused = many(bad);
