@@ -102,17 +102,20 @@ absl::StatusOr<v1::Source> Gateway::BuildSource(const Service& s) const {
   return source;
 }
 
-absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const Config& config) {
-  C2D_RETURN_IF_ERROR(GetString(body, "name", "", &s->name, 64));
-  if (!rpc::ValidName(s->name)) return FieldError("name", rpc::kNameRule);
-  if (body.contains("type") && !body["type"].is_null()) {
-    std::string type;
-    C2D_RETURN_IF_ERROR(GetString(body, "type", "", &type, 16));
-    if (type != "web" && type != "worker") return FieldError("type", "must be web or worker");
-    const v1::ServiceType t = type == "web" ? v1::SERVICE_TYPE_WEB : v1::SERVICE_TYPE_WORKER;
-    if (!create && t != s->type) return FieldError("type", "cannot change; create a new service");
-    s->type = t;
-  }
+namespace {
+
+absl::Status ApplyType(const json& body, Service* s, bool create) {
+  if (!body.contains("type") || body["type"].is_null()) return absl::OkStatus();
+  std::string type;
+  C2D_RETURN_IF_ERROR(GetString(body, "type", "", &type, 16));
+  if (type != "web" && type != "worker") return FieldError("type", "must be web or worker");
+  const v1::ServiceType t = type == "web" ? v1::SERVICE_TYPE_WEB : v1::SERVICE_TYPE_WORKER;
+  if (!create && t != s->type) return FieldError("type", "cannot change; create a new service");
+  s->type = t;
+  return absl::OkStatus();
+}
+
+absl::Status ApplySource(const json& body, Service* s, const Config& config) {
   C2D_ASSIGN_OR_RETURN(json source, SubObject(body, "source", {"repo_url", "branch", "root_dir"}));
   const std::string stored_url = s->source.repo_url();
   std::string url = stored_url, text;
@@ -128,8 +131,10 @@ absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const C
   C2D_RETURN_IF_ERROR(rpc::ValidateSource(s->source, "source.", config.local_repo_root));
   // The stored (masked) URL sent back unchanged keeps its sealed credentials.
   if (url != stored_url) C2D_RETURN_IF_ERROR(SealRepoUrl(s, url, config));
-  C2D_RETURN_IF_ERROR(GetBool(body, "auto_deploy", "", &s->auto_deploy));
+  return absl::OkStatus();
+}
 
+absl::Status ApplyBuild(const json& body, Service* s) {
   C2D_ASSIGN_OR_RETURN(json build,
                        SubObject(body, "build", {"strategy", "dockerfile_path", "build_command"}));
   if (build.contains("strategy") && !build["strategy"].is_null()) {
@@ -141,18 +146,20 @@ absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const C
     s->build.set_strategy(strategy == "auto" ? v1::BUILD_STRATEGY_AUTO
                                              : v1::BUILD_STRATEGY_DOCKERFILE);
   }
-  text = s->build.dockerfile_path();
+  std::string text = s->build.dockerfile_path();
   C2D_RETURN_IF_ERROR(GetString(build, "dockerfile_path", "build.", &text, 1024));
   s->build.set_dockerfile_path(text);
   text = s->build.build_command();
   C2D_RETURN_IF_ERROR(GetString(build, "build_command", "build.", &text, 4096));
   s->build.set_build_command(text);
-  C2D_RETURN_IF_ERROR(rpc::ValidateBuildSettings(s->build, "build."));
+  return rpc::ValidateBuildSettings(s->build, "build.");
+}
 
+absl::Status ApplyRun(const json& body, Service* s) {
   C2D_ASSIGN_OR_RETURN(
       json run, SubObject(body, "run",
                           {"start_command", "port", "instance_count", "memory_mb", "cpu_millis"}));
-  text = s->run.start_command();
+  std::string text = s->run.start_command();
   C2D_RETURN_IF_ERROR(GetString(run, "start_command", "run.", &text, 4096));
   s->run.set_start_command(text);
   int n = s->run.port();
@@ -167,13 +174,16 @@ absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const C
   n = s->run.cpu_millis();
   C2D_RETURN_IF_ERROR(GetInt(run, "cpu_millis", "run.", 50, 16000, &n));
   s->run.set_cpu_millis(n);
+  return absl::OkStatus();
+}
 
+absl::Status ApplyHealthCheck(const json& body, Service* s) {
   C2D_ASSIGN_OR_RETURN(json hc,
                        SubObject(body, "health_check",
                                  {"path", "port", "interval_s", "timeout_s", "healthy_threshold",
                                   "unhealthy_threshold", "start_period_s"}));
   v1::HealthCheck& h = s->health_check;
-  text = h.path();
+  std::string text = h.path();
   C2D_RETURN_IF_ERROR(GetString(hc, "path", "health_check.", &text, 1024));
   h.set_path(text);
   struct {
@@ -192,11 +202,25 @@ absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const C
       {"start_period_s", 0, 3600, &v1::HealthCheck::start_period_s,
        &v1::HealthCheck::set_start_period_s}};
   for (const auto& f : ints) {
-    n = (h.*f.get)();
+    int n = (h.*f.get)();
     C2D_RETURN_IF_ERROR(GetInt(hc, f.key, "health_check.", f.lo, f.hi, &n));
     (h.*f.set)(n);
   }
   if (s->type == v1::SERVICE_TYPE_WORKER) h.set_port(0);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const Config& config) {
+  C2D_RETURN_IF_ERROR(GetString(body, "name", "", &s->name, 64));
+  if (!rpc::ValidName(s->name)) return FieldError("name", rpc::kNameRule);
+  C2D_RETURN_IF_ERROR(ApplyType(body, s, create));
+  C2D_RETURN_IF_ERROR(ApplySource(body, s, config));
+  C2D_RETURN_IF_ERROR(GetBool(body, "auto_deploy", "", &s->auto_deploy));
+  C2D_RETURN_IF_ERROR(ApplyBuild(body, s));
+  C2D_RETURN_IF_ERROR(ApplyRun(body, s));
+  C2D_RETURN_IF_ERROR(ApplyHealthCheck(body, s));
   // The whole release configuration, as the deployer will check it.
   v1::ServiceSpec spec;
   spec.set_service_id(s->id);
@@ -205,7 +229,7 @@ absl::Status ApplyServiceBody(const json& body, Service* s, bool create, const C
   spec.set_service_name(s->name);
   spec.set_type(s->type);
   *spec.mutable_run() = s->run;
-  *spec.mutable_health_check() = ReleaseHealthCheck(s->type, h);
+  *spec.mutable_health_check() = ReleaseHealthCheck(s->type, s->health_check);
   return rpc::ValidateServiceSpec(spec);
 }
 
