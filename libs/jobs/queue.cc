@@ -5,7 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "libs/pg/rows.h"
 #include "nlohmann/json.hpp"
 
 namespace c2d::jobs {
@@ -26,22 +26,27 @@ ON CONFLICT (queue, unique_key)
   DO NOTHING
 RETURNING id)sql"};
 
-// Many jobs in one statement: ids are drawn in the batch's order (so equal
-// jobs run in the order given), and each row says whether it went in or met
-// a live job with its unique key.
+// Many jobs in one statement, as columns ($1..$7: queue, kind, payload,
+// priority, run_at in Unix microseconds or '', max_attempts, unique key or
+// ''): ids are drawn in the batch's order (so equal jobs run in the order
+// given), and each row says whether it went in or met a live job with its
+// unique key.
+#define C2D_JOB_COLUMNS_INPUT                                                       \
+  "unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], "        \
+  "$6::integer[], $7::text[]) WITH ORDINALITY "                                    \
+  "AS u(queue, kind, payload, priority, run_at_us, max_attempts, unique_key, ord)"
+#define C2D_JOB_RUN_AT \
+  "coalesce(to_timestamp(NULLIF(run_at_us, '')::double precision / 1000000), now())"
+
 constexpr pg::Statement kInsertMany{"jobs_insert_many", R"sql(
 WITH input AS (
   SELECT b.*, nextval(pg_get_serial_sequence('jobs', 'id')) AS id
-  FROM (SELECT * FROM jsonb_to_recordset($1::jsonb)
-          AS j(ord integer, queue text, kind text, payload jsonb, priority smallint,
-               run_at_us bigint, max_attempts integer, unique_key text)
-        ORDER BY ord) b),
+  FROM (SELECT * FROM )sql" C2D_JOB_COLUMNS_INPUT R"sql( ORDER BY ord) b),
 inserted AS (
   INSERT INTO jobs (id, queue, kind, payload, priority, run_at, max_attempts, unique_key)
   OVERRIDING SYSTEM VALUE
-  SELECT id, queue, kind, payload, priority,
-         coalesce(to_timestamp(run_at_us::double precision / 1000000), now()), max_attempts,
-         unique_key
+  SELECT id, queue, kind, payload::jsonb, priority, )sql" C2D_JOB_RUN_AT R"sql(, max_attempts,
+         NULLIF(unique_key, '')
   FROM input ORDER BY ord
   ON CONFLICT (queue, unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
@@ -54,11 +59,8 @@ FROM input LEFT JOIN inserted USING (id) ORDER BY input.ord)sql"};
 // whose RETURNING gives the ids in insertion order, that is the batch's.
 constexpr pg::Statement kInsertManyPlain{"jobs_insert_many_plain", R"sql(
 INSERT INTO jobs (queue, kind, payload, priority, run_at, max_attempts)
-SELECT queue, kind, payload, priority,
-       coalesce(to_timestamp(run_at_us::double precision / 1000000), now()), max_attempts
-FROM jsonb_to_recordset($1::jsonb)
-  AS j(ord integer, queue text, kind text, payload jsonb, priority smallint, run_at_us bigint,
-       max_attempts integer)
+SELECT queue, kind, payload::jsonb, priority, )sql" C2D_JOB_RUN_AT R"sql(, max_attempts
+FROM )sql" C2D_JOB_COLUMNS_INPUT R"sql(
 ORDER BY ord
 RETURNING id)sql"};
 
@@ -180,11 +182,6 @@ bool ValidName(absl::string_view s) {
   });
 }
 
-// A PostgreSQL array literal of plain names (validated, so no quoting needed).
-std::string TextArray(const std::vector<std::string>& items) {
-  return absl::StrCat("{", absl::StrJoin(items, ","), "}");
-}
-
 // Text columns hold no NUL (nor does jsonb, where "\u0000" is refused).
 std::string WithoutNul(std::string s) {
   s.erase(std::remove(s.begin(), s.end(), '\0'), s.end());
@@ -254,16 +251,74 @@ absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
       absl::StrCat("job with unique key ", job.unique_key, " kept changing; retry"));
 }
 
+namespace {
+
+// A batch as the columns of kInsertMany's parameters, one entry per job
+// that goes to the database; `index` maps each back to the caller's batch.
+struct BatchColumns {
+  std::vector<std::string> queue, kind, payload, priority, run_at_us, max_attempts, unique_key;
+  std::vector<size_t> index;
+
+  void Add(size_t i, const NewJob& job) {
+    index.push_back(i);
+    queue.push_back(job.queue);
+    kind.push_back(job.kind);
+    payload.push_back(job.payload);
+    priority.push_back(std::to_string(job.priority));
+    run_at_us.push_back(job.run_at ? std::to_string(absl::ToUnixMicros(*job.run_at)) : "");
+    max_attempts.push_back(std::to_string(job.max_attempts));
+    unique_key.push_back(job.unique_key);
+  }
+
+  pqxx::result Insert(pg::Tx& tx, const pg::Statement& statement) const {
+    return tx.Exec(statement, pg::TextArray(queue), pg::TextArray(kind), pg::TextArray(payload),
+                   pg::TextArray(priority), pg::TextArray(run_at_us), pg::TextArray(max_attempts),
+                   pg::TextArray(unique_key));
+  }
+};
+
+// The ids of a batch without unique keys, in the batch's order.
+absl::Status InsertPlain(pg::Tx& tx, const BatchColumns& batch, std::vector<Enqueued>& out) {
+  pqxx::result r = batch.Insert(tx, kInsertManyPlain);
+  if (r.size() != out.size()) {
+    return absl::InternalError("bulk enqueue: the database returned another number of ids");
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = Enqueued{r[i][0].as<int64_t>(), true};
+    if (i > 0 && out[i].id <= out[i - 1].id) {
+      return absl::InternalError("bulk enqueue: ids came back out of the batch's order");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The batch's new jobs; a job whose unique key a live job holds is that one
+// (or, if it just ended, a new one).
+absl::Status InsertKeyed(pg::Tx& tx, const std::vector<NewJob>& jobs, const BatchColumns& batch,
+                         std::vector<Enqueued>& out) {
+  for (const auto& row : batch.Insert(tx, kInsertMany)) {
+    const size_t i = batch.index.at(row[0].as<size_t>() - 1);
+    if (row[2].as<bool>()) {
+      out[i] = Enqueued{row[1].as<int64_t>(), true};
+      continue;
+    }
+    auto e = Enqueue(tx, jobs[i]);
+    if (!e.ok()) return e.status();
+    out[i] = *e;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<NewJob>& jobs) {
   // A later job with the unique key of an earlier one of the batch is that one.
   std::map<std::pair<std::string, std::string>, size_t> first_with_key;
   std::vector<size_t> same_as(jobs.size());
-  nlohmann::json rows = nlohmann::json::array();
-  std::set<std::string> queues;
+  BatchColumns batch;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const NewJob& job = jobs[i];
-    auto payload = Validate(job);
-    if (!payload.ok()) return payload.status();
+    if (auto valid = Validate(job); !valid.ok()) return valid.status();
     same_as[i] = i;
     if (!job.unique_key.empty()) {
       auto [it, first] = first_with_key.try_emplace({job.queue, job.unique_key}, i);
@@ -272,48 +327,17 @@ absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<
         continue;
       }
     }
-    rows.push_back({{"ord", i},
-                    {"queue", job.queue},
-                    {"kind", job.kind},
-                    {"payload", *std::move(payload)},
-                    {"priority", job.priority},
-                    {"run_at_us", job.run_at ? nlohmann::json(absl::ToUnixMicros(*job.run_at))
-                                             : nlohmann::json(nullptr)},
-                    {"max_attempts", job.max_attempts},
-                    {"unique_key", job.unique_key.empty() ? nlohmann::json(nullptr)
-                                                          : nlohmann::json(job.unique_key)}});
+    batch.Add(i, job);
   }
   std::vector<Enqueued> out(jobs.size());
-  if (!rows.empty() && first_with_key.empty()) {
-    pqxx::result r = tx.Exec(kInsertManyPlain,
-                             rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    if (r.size() != jobs.size()) {
-      return absl::InternalError("bulk enqueue: the database returned another number of ids");
-    }
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      out[i] = Enqueued{r[i][0].as<int64_t>(), true};
-      if (i > 0 && out[i].id <= out[i - 1].id) {
-        return absl::InternalError("bulk enqueue: ids came back out of the batch's order");
-      }
-      queues.insert(jobs[i].queue);
-    }
-  } else if (!rows.empty()) {
-    for (const auto& row : tx.Exec(
-             kInsertMany, rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
-      const size_t i = row[0].as<size_t>();
-      if (row[2].as<bool>()) {
-        out[i] = Enqueued{row[1].as<int64_t>(), true};
-        queues.insert(jobs[i].queue);
-        continue;
-      }
-      // A live job holds the key: that one (or, if it just ended, a new one).
-      auto e = Enqueue(tx, jobs[i]);
-      if (!e.ok()) return e.status();
-      out[i] = *e;
-    }
-  }
+  if (jobs.empty()) return out;
+  absl::Status inserted = first_with_key.empty() ? InsertPlain(tx, batch, out)
+                                                 : InsertKeyed(tx, jobs, batch, out);
+  if (!inserted.ok()) return inserted;
+  std::set<std::string> queues;
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (same_as[i] != i) out[i] = Enqueued{out[same_as[i]].id, false};
+    if (out[i].created) queues.insert(jobs[i].queue);
   }
   for (const std::string& q : queues) tx.Exec(kNotify, Channel(q));
   return out;
@@ -333,7 +357,7 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        std::chrono::milliseconds lease) {
   std::vector<Job> out;
   for (const auto& row :
-       tx.Exec(kClaim, std::string(queue), TextArray(kinds), std::string(worker_id), limit,
+       tx.Exec(kClaim, std::string(queue), pg::TextArray(kinds), std::string(worker_id), limit,
                static_cast<int64_t>(lease.count()))) {
     out.push_back(RowToJob(row));
   }
@@ -342,7 +366,7 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
 
 absl::StatusOr<std::optional<absl::Time>> NextRunAt(pg::Tx& tx, absl::string_view queue,
                                                     const std::vector<std::string>& kinds) {
-  pqxx::result r = tx.Exec(kNextRunAt, std::string(queue), TextArray(kinds));
+  pqxx::result r = tx.Exec(kNextRunAt, std::string(queue), pg::TextArray(kinds));
   if (r.empty() || r[0][0].is_null()) return std::optional<absl::Time>();
   return std::optional<absl::Time>(absl::FromUnixMicros(r[0][0].as<int64_t>()));
 }
@@ -357,8 +381,8 @@ absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view wor
   }
   std::vector<int64_t> held;
   tx.Exec(kAsyncCommit);
-  for (const auto& row : tx.Exec(kHeartbeat, std::string(worker_id), TextArray(ids),
-                                 TextArray(attempts), static_cast<int64_t>(lease.count()))) {
+  for (const auto& row : tx.Exec(kHeartbeat, std::string(worker_id), pg::TextArray(ids),
+                                 pg::TextArray(attempts), static_cast<int64_t>(lease.count()))) {
     held.push_back(row[0].as<int64_t>());
   }
   return held;
@@ -391,7 +415,7 @@ absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx, absl::string_vi
   tx.Exec(kAsyncCommit);
   std::map<int64_t, State> changed;  // id -> new state
   if (!ids.empty()) {
-    for (const auto& row : tx.Exec(kSucceeded, me, TextArray(ids), TextArray(attempts))) {
+    for (const auto& row : tx.Exec(kSucceeded, me, pg::TextArray(ids), pg::TextArray(attempts))) {
       changed[row[0].as<int64_t>()] = State::kSucceeded;
     }
   }
