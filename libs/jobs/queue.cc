@@ -70,15 +70,13 @@ WHERE queue = $1 AND unique_key = $2 AND state IN ('available', 'running'))sql"}
 
 constexpr pg::Statement kNotify{"jobs_notify", "SELECT pg_notify($1, '')"};
 
-// A worker's leases and outcomes commit without waiting for their WAL to
-// reach the disk. If PostgreSQL itself crashes, the last few hundred
-// milliseconds of them may be lost: an outcome then never happened, and the
-// job runs again (as a new attempt) after its lease, as after a worker's
-// crash; handlers are idempotent. Claims stay durable, so that an attempt
-// number, once a handler ran under it, is never handed out again; so do
-// enqueues, in the producers' transactions.
-constexpr pg::Statement kAsyncCommit{"jobs_async_commit",
-                                     "SELECT set_config('synchronous_commit', 'off', true)"};
+// A worker's claims, leases and outcomes commit without waiting for their
+// WAL to reach the disk (the statements end with this join, which sets that
+// for their transaction, so that each can run on its own in one round trip).
+// If PostgreSQL itself crashes, the last few hundred milliseconds of them may
+// be lost: a claim or an outcome then never happened, and the job runs again
+// (see Claim). Enqueues, in the producers' transactions, stay durable.
+#define C2D_ASYNC_COMMIT " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async"
 
 constexpr pg::Statement kCancel{"jobs_cancel", R"sql(
 UPDATE jobs
@@ -106,7 +104,7 @@ WITH claimed AS (
     LIMIT $4
     FOR UPDATE SKIP LOCKED)
   RETURNING )sql" C2D_JOB_COLUMNS R"sql()
-SELECT * FROM claimed ORDER BY priority, 12, id)sql"};
+SELECT claimed.* FROM claimed)sql" C2D_ASYNC_COMMIT R"sql( ORDER BY priority, 12, id)sql"};
 
 // Only scheduled jobs (jobs_scheduled_idx): one due at once was claimable
 // just now, or is held by a concurrent claim (a NOTIFY or the poll finds it
@@ -116,43 +114,58 @@ SELECT (extract(epoch FROM run_at) * 1000000)::bigint FROM jobs
 WHERE queue = $1 AND state = 'available' AND run_at > created_at AND kind = ANY($2::text[])
 ORDER BY run_at LIMIT 1)sql"};
 
-constexpr pg::Statement kHeartbeat{"jobs_heartbeat", R"sql(
-UPDATE jobs
-SET lease_until = now() + $4 * interval '1 millisecond', updated_at = now()
-WHERE (id, attempts) IN (SELECT * FROM unnest($2::bigint[], $3::integer[]))
-  AND locked_by = $1 AND state = 'running'
-RETURNING id)sql"};
+// Heartbeats and outcomes match each claim by attempt and holder, so a
+// stale worker whose job was rescued and claimed again can never overwrite
+// the new run. Each covers a batch of claims: $1..$3 (ids, attempts,
+// holders) as arrays, or $1 as a JSON array.
+#define C2D_HELD_CLAIM \
+  "j.id = c.id AND j.attempts = c.attempt AND j.locked_by = c.holder AND j.state = 'running'"
+#define C2D_CLAIM_ARRAYS "unnest($1::bigint[], $2::integer[], $3::text[]) AS c(id, attempt, holder)"
 
-// Outcome statements match each claim by worker and attempt, so a stale
-// worker whose job was rescued and re-claimed can never overwrite the new
-// run. Each records a batch: $2 is a JSON array of the claims' outcomes.
+constexpr pg::Statement kHeartbeat{"jobs_heartbeat", R"sql(
+WITH extended AS (
+  UPDATE jobs j
+  SET lease_until = now() + $4 * interval '1 millisecond', updated_at = now()
+  FROM )sql" C2D_CLAIM_ARRAYS R"sql(
+  WHERE )sql" C2D_HELD_CLAIM R"sql(
+  RETURNING j.id)
+SELECT extended.id FROM extended)sql" C2D_ASYNC_COMMIT};
+
 constexpr pg::Statement kSucceeded{"jobs_succeeded", R"sql(
-UPDATE jobs j
-SET state = 'succeeded', lease_until = NULL, locked_by = NULL,
-    finished_at = now(), updated_at = now()
-FROM unnest($2::bigint[], $3::integer[]) AS c(id, attempt)
-WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
-RETURNING j.id)sql"};
+WITH done AS (
+  UPDATE jobs j
+  SET state = 'succeeded', lease_until = NULL, locked_by = NULL,
+      finished_at = now(), updated_at = now()
+  FROM )sql" C2D_CLAIM_ARRAYS R"sql(
+  WHERE )sql" C2D_HELD_CLAIM R"sql(
+  RETURNING j.id)
+SELECT done.id FROM done)sql" C2D_ASYNC_COMMIT};
 
 constexpr pg::Statement kFailed{"jobs_failed", R"sql(
-UPDATE jobs j
-SET state = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN 'failed' ELSE 'available' END,
-    run_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN j.run_at
-                  ELSE now() + c.delay_ms * interval '1 millisecond' END,
-    finished_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN now() END,
-    last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
-FROM jsonb_to_recordset($2::jsonb)
-  AS c(id bigint, attempt integer, error text, permanent boolean, delay_ms bigint)
-WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
-RETURNING j.id, j.state)sql"};
+WITH done AS (
+  UPDATE jobs j
+  SET state = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN 'failed'
+                   ELSE 'available' END,
+      run_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN j.run_at
+                    ELSE now() + c.delay_ms * interval '1 millisecond' END,
+      finished_at = CASE WHEN c.permanent OR j.attempts >= j.max_attempts THEN now() END,
+      last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, attempt integer, holder text, error text,
+                                           permanent boolean, delay_ms bigint)
+  WHERE )sql" C2D_HELD_CLAIM R"sql(
+  RETURNING j.id, j.state)
+SELECT done.id, done.state FROM done)sql" C2D_ASYNC_COMMIT};
 
 constexpr pg::Statement kRelease{"jobs_release", R"sql(
-UPDATE jobs j
-SET state = 'available', attempts = j.attempts - 1, run_at = now(),
-    last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
-FROM jsonb_to_recordset($2::jsonb) AS c(id bigint, attempt integer, error text)
-WHERE j.id = c.id AND j.attempts = c.attempt AND j.locked_by = $1 AND j.state = 'running'
-RETURNING j.id, j.queue)sql"};
+WITH done AS (
+  UPDATE jobs j
+  SET state = 'available', attempts = j.attempts - 1, run_at = now(),
+      last_error = c.error, lease_until = NULL, locked_by = NULL, updated_at = now()
+  FROM jsonb_to_recordset($1::jsonb) AS c(id bigint, attempt integer, holder text, error text)
+  WHERE )sql" C2D_HELD_CLAIM R"sql(
+  RETURNING j.id, j.queue)
+-- Wakes the queue's workers (Channel(); one notification per channel).
+SELECT done.id, pg_notify('c2d_jobs_' || done.queue, '') FROM done)sql" C2D_ASYNC_COMMIT};
 
 constexpr pg::Statement kRescue{"jobs_rescue", R"sql(
 UPDATE jobs
@@ -226,6 +239,7 @@ absl::StatusOr<nlohmann::json> Validate(const NewJob& job) {
 
 }  // namespace
 
+// kRelease builds the same name in SQL.
 std::string Channel(absl::string_view queue) { return absl::StrCat("c2d_jobs_", queue); }
 
 absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
@@ -353,12 +367,11 @@ absl::StatusOr<Job> Get(pg::Tx& tx, int64_t id) {
 
 absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        const std::vector<std::string>& kinds,
-                                       absl::string_view worker_id, int limit,
+                                       absl::string_view holder, int limit,
                                        std::chrono::milliseconds lease) {
   std::vector<Job> out;
-  for (const auto& row :
-       tx.Exec(kClaim, std::string(queue), pg::TextArray(kinds), std::string(worker_id), limit,
-               static_cast<int64_t>(lease.count()))) {
+  for (const auto& row : tx.Exec(kClaim, std::string(queue), pg::TextArray(kinds),
+                                 std::string(holder), limit, static_cast<int64_t>(lease.count()))) {
     out.push_back(RowToJob(row));
   }
   return out;
@@ -371,69 +384,90 @@ absl::StatusOr<std::optional<absl::Time>> NextRunAt(pg::Tx& tx, absl::string_vie
   return std::optional<absl::Time>(absl::FromUnixMicros(r[0][0].as<int64_t>()));
 }
 
-absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view worker_id,
-                                               const std::vector<ClaimRef>& claims,
-                                               std::chrono::milliseconds lease) {
-  std::vector<std::string> ids, attempts;
-  for (const ClaimRef& c : claims) {
+namespace {
+
+// Claims as the three arrays of C2D_CLAIM_ARRAYS.
+struct ClaimColumns {
+  std::vector<std::string> ids, attempts, holders;
+
+  void Add(const ClaimRef& c) {
     ids.push_back(std::to_string(c.id));
     attempts.push_back(std::to_string(c.attempt));
+    holders.push_back(c.holder);
   }
+  bool empty() const { return ids.empty(); }
+};
+
+nlohmann::json ClaimJson(const Outcome& o) {
+  return {{"id", o.claim.id},
+          {"attempt", o.claim.attempt},
+          {"holder", o.claim.holder},
+          {"error", WithoutNul(o.error)}};
+}
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, const std::vector<ClaimRef>& claims,
+                                               std::chrono::milliseconds lease) {
+  ClaimColumns c;
+  for (const ClaimRef& claim : claims) c.Add(claim);
   std::vector<int64_t> held;
-  tx.Exec(kAsyncCommit);
-  for (const auto& row : tx.Exec(kHeartbeat, std::string(worker_id), pg::TextArray(ids),
-                                 pg::TextArray(attempts), static_cast<int64_t>(lease.count()))) {
+  for (const auto& row :
+       tx.Exec(kHeartbeat, pg::TextArray(c.ids), pg::TextArray(c.attempts),
+               pg::TextArray(c.holders), static_cast<int64_t>(lease.count()))) {
     held.push_back(row[0].as<int64_t>());
   }
   return held;
 }
 
-absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx, absl::string_view worker_id,
+int OutcomeStatements(const std::vector<Outcome>& outcomes) {
+  std::set<Outcome::Kind> kinds;
+  for (const Outcome& o : outcomes) kinds.insert(o.kind);
+  return static_cast<int>(kinds.size());
+}
+
+absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx,
                                                      const std::vector<Outcome>& outcomes) {
-  std::vector<std::string> ids, attempts;
+  ClaimColumns succeeded;
   nlohmann::json failed = nlohmann::json::array(), released = nlohmann::json::array();
   for (const Outcome& o : outcomes) {
     switch (o.kind) {
       case Outcome::Kind::kSucceeded:
-        ids.push_back(std::to_string(o.claim.id));
-        attempts.push_back(std::to_string(o.claim.attempt));
+        succeeded.Add(o.claim);
         break;
-      case Outcome::Kind::kFailed:
-        failed.push_back({{"id", o.claim.id},
-                          {"attempt", o.claim.attempt},
-                          {"error", WithoutNul(o.error)},
-                          {"permanent", o.permanent},
-                          {"delay_ms", o.retry_delay.count()}});
+      case Outcome::Kind::kFailed: {
+        nlohmann::json j = ClaimJson(o);
+        j["permanent"] = o.permanent;
+        j["delay_ms"] = o.retry_delay.count();
+        failed.push_back(std::move(j));
         break;
+      }
       case Outcome::Kind::kReleased:
-        released.push_back(
-            {{"id", o.claim.id}, {"attempt", o.claim.attempt}, {"error", WithoutNul(o.error)}});
+        released.push_back(ClaimJson(o));
         break;
     }
   }
-  const std::string me(worker_id);
-  tx.Exec(kAsyncCommit);
   std::map<int64_t, State> changed;  // id -> new state
-  if (!ids.empty()) {
-    for (const auto& row : tx.Exec(kSucceeded, me, pg::TextArray(ids), pg::TextArray(attempts))) {
+  if (!succeeded.empty()) {
+    for (const auto& row : tx.Exec(kSucceeded, pg::TextArray(succeeded.ids),
+                                   pg::TextArray(succeeded.attempts),
+                                   pg::TextArray(succeeded.holders))) {
       changed[row[0].as<int64_t>()] = State::kSucceeded;
     }
   }
-  const auto dump = [](const nlohmann::json& j) {
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  };
   if (!failed.empty()) {
-    for (const auto& row : tx.Exec(kFailed, me, dump(failed))) {
+    for (const auto& row : tx.Exec(kFailed, Dump(failed))) {
       changed[row[0].as<int64_t>()] = ParseState(row[1].as<std::string>()).value_or(State::kFailed);
     }
   }
   if (!released.empty()) {
-    std::set<std::string> queues;
-    for (const auto& row : tx.Exec(kRelease, me, dump(released))) {
+    for (const auto& row : tx.Exec(kRelease, Dump(released))) {
       changed[row[0].as<int64_t>()] = State::kAvailable;
-      queues.insert(row[1].as<std::string>());
     }
-    for (const std::string& q : queues) tx.Exec(kNotify, Channel(q));
   }
   std::vector<Recorded> out;
   for (const Outcome& o : outcomes) {

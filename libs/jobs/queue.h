@@ -45,10 +45,19 @@ absl::StatusOr<Job> Get(pg::Tx& tx, int64_t id);
 
 // Claims up to `limit` available jobs of `queue` whose kind is in `kinds` and
 // whose run_at has come, in (priority, run_at, id) order, with a lease of
-// `lease`. Each claim counts an attempt.
+// `lease`, in one statement (so Pool::Read runs it in one round trip). Each
+// claim counts an attempt and holds the jobs as `holder` (their locked_by),
+// which must be new at each call: the worker's id and a sequence number.
+//
+// A claim commits without waiting for its WAL to reach the disk. If
+// PostgreSQL itself crashes, a claim of its last moments may be undone and
+// the job claimed again under the same attempt number; the holder tells the
+// two claims apart, so the first one's heartbeats and outcome change nothing
+// (its handler is told to stop). A handler's own durable commit makes its
+// claim durable too (WAL is flushed in order).
 absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
                                        const std::vector<std::string>& kinds,
-                                       absl::string_view worker_id, int limit,
+                                       absl::string_view holder, int limit,
                                        std::chrono::milliseconds lease);
 
 // When the next scheduled job of `queue` (one of `kinds`; enqueued for
@@ -56,16 +65,16 @@ absl::StatusOr<std::vector<Job>> Claim(pg::Tx& tx, absl::string_view queue,
 absl::StatusOr<std::optional<absl::Time>> NextRunAt(pg::Tx& tx, absl::string_view queue,
                                                     const std::vector<std::string>& kinds);
 
-// A claim, identified by job id and the attempt number it was claimed at.
+// A claim: the job, the attempt number it was claimed at and its holder.
 struct ClaimRef {
   int64_t id = 0;
   int attempt = 0;
+  std::string holder;
 };
 
-// Extends the leases of `claims` still held by `worker_id`; returns the ids
-// still held (a missing id was cancelled or rescued).
-absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, absl::string_view worker_id,
-                                               const std::vector<ClaimRef>& claims,
+// Extends the leases of `claims` still held; returns the ids still held (a
+// missing id was cancelled or rescued). One statement.
+absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, const std::vector<ClaimRef>& claims,
                                                std::chrono::milliseconds lease);
 
 // The outcome of a finished attempt, recorded with others in one statement
@@ -85,10 +94,14 @@ struct Recorded {
   bool held = false;  // false: the claim was no longer held (cancelled, rescued): nothing changed
   State state = State::kRunning;  // the job's new state when held
 };
-// Records outcomes of claims held by `worker_id`: one entry per outcome, in
-// order. Released jobs notify their queues.
-absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx, absl::string_view worker_id,
+// Records outcomes of claims still held: one entry per outcome, in order.
+// One statement per kind of outcome present; released jobs notify their
+// queues. Outcomes, like claims, commit without waiting for the disk: after
+// a crash of PostgreSQL the job runs again, as after a worker's crash.
+absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx,
                                                      const std::vector<Outcome>& outcomes);
+// How many statements RecordOutcomes runs for `outcomes`.
+int OutcomeStatements(const std::vector<Outcome>& outcomes);
 
 struct Rescued {
   int64_t id = 0;

@@ -42,6 +42,8 @@ std::string DefaultWorkerId() {
   return absl::StrCat(host[0] ? host : "localhost", ":", getpid(), ":", rand.substr(0, 6));
 }
 
+ClaimRef ClaimOf(const Job& job) { return {job.id, job.attempts, job.locked_by}; }
+
 // Worth retrying the same write a moment later: the database went away, the
 // pool was exhausted, or the transaction lost a serialization race.
 bool Transient(const absl::Status& s) {
@@ -125,10 +127,11 @@ bool Worker::SleepFor(absl::Duration d) {
 }
 
 template <typename F>
-auto Worker::Record(absl::string_view what, absl::Time deadline, F&& fn)
+auto Worker::Record(absl::string_view what, absl::Time deadline, int statements, F&& fn)
     -> std::invoke_result_t<F, pg::Tx&> {
   while (true) {
-    auto result = pool_.Transact(what, fn);
+    // One statement is a transaction of its own: no BEGIN and COMMIT.
+    auto result = statements == 1 ? pool_.Read(what, fn) : pool_.Transact(what, fn);
     if (result.ok() || !Transient(result.status()) || absl::Now() + kRecordRetryPause > deadline) {
       return result;
     }
@@ -167,8 +170,10 @@ void Worker::DispatchLoop() {
     }
     absl::Duration wait = absl::FromChrono(options_.poll_interval);
     if (want > 0) {
-      auto claimed = pool_.Transact("claim jobs", [&](pg::Tx& tx) {
-        return Claim(tx, options_.queue, kinds_, options_.worker_id, want, options_.lease);
+      // Each claim is held under a name of its own (see Claim).
+      const std::string holder = absl::StrCat(options_.worker_id, "/", ++claims_made_);
+      auto claimed = pool_.Read("claim jobs", [&](pg::Tx& tx) {
+        return Claim(tx, options_.queue, kinds_, holder, want, options_.lease);
       });
       if (!claimed.ok()) {
         log::Warn("cannot claim jobs",
@@ -182,7 +187,10 @@ void Worker::DispatchLoop() {
           for (Job& job : *claimed) {
             metrics_.at(job.kind).claimed->Increment();
             auto context = std::make_shared<JobContext>(std::move(job));
-            in_flight_[context->job().id] = InFlight{context};
+            auto& slot = in_flight_[context->job().id];
+            // Claimed again after PostgreSQL lost our earlier claim in a crash.
+            if (slot.context != nullptr) slot.context->Cancel();
+            slot = InFlight{context};
             ready_.push_back(std::move(context));
           }
         }
@@ -208,15 +216,14 @@ void Worker::HeartbeatLoop() {
     std::vector<ClaimRef> refs;
     {
       absl::MutexLock lock(&mu_);
-      for (const auto& [id, f] : in_flight_) refs.push_back({id, f.context->job().attempts});
+      for (const auto& [id, f] : in_flight_) refs.push_back(ClaimOf(f.context->job()));
     }
     if (refs.empty()) {
       last_ok = absl::Now();
       continue;
     }
-    auto held = pool_.Transact("extend job leases", [&](pg::Tx& tx) {
-      return Heartbeat(tx, options_.worker_id, refs, options_.lease);
-    });
+    auto held = pool_.Read("extend job leases",
+                           [&](pg::Tx& tx) { return Heartbeat(tx, refs, options_.lease); });
     if (!held.ok()) {
       log::Warn("cannot extend job leases",
                 {{"queue", options_.queue}, {"error", held.status().ToString()}});
@@ -233,7 +240,7 @@ void Worker::HeartbeatLoop() {
     for (const ClaimRef& ref : refs) {
       if (still.contains(ref.id)) continue;
       auto it = in_flight_.find(ref.id);
-      if (it == in_flight_.end() || it->second.context->job().attempts != ref.attempt) continue;
+      if (it == in_flight_.end() || it->second.context->job().locked_by != ref.holder) continue;
       if (!it->second.context->cancelled()) {
         log::Info("job was cancelled or its lease lost; telling its handler",
                   {{"job_id", ref.id}, {"queue", options_.queue}});
@@ -314,7 +321,7 @@ Worker::Finished Worker::RunOne(const std::shared_ptr<JobContext>& context) {
   }
   const absl::Time end = absl::Now();
   Finished f{context,
-             {.claim = {job.id, job.attempts}},
+             {.claim = ClaimOf(job)},
              result,
              absl::ToDoubleSeconds(end - start),
              // Heartbeats go on until it is recorded, so the claim stays ours
@@ -370,9 +377,8 @@ void Worker::Flush(std::vector<Finished> group) {
     outcomes.push_back(f.outcome);
     deadline = std::min(deadline, f.deadline);
   }
-  auto recorded = Record("record job outcomes", deadline, [&](pg::Tx& tx) {
-    return RecordOutcomes(tx, options_.worker_id, outcomes);
-  });
+  auto recorded = Record("record job outcomes", deadline, OutcomeStatements(outcomes),
+                         [&](pg::Tx& tx) { return RecordOutcomes(tx, outcomes); });
   for (size_t i = 0; i < group.size(); ++i) {
     Report(group[i], recorded.ok() ? absl::StatusOr<Recorded>((*recorded)[i])
                                    : absl::StatusOr<Recorded>(recorded.status()));
@@ -474,12 +480,12 @@ void Worker::Shutdown() {
   if (!unstarted.empty()) {
     std::vector<Outcome> releases;
     for (const auto& context : unstarted) {
-      releases.push_back({.claim = {context->job().id, context->job().attempts},
+      releases.push_back({.claim = ClaimOf(context->job()),
                           .kind = Outcome::Kind::kReleased,
                           .error = "released at worker shutdown"});
     }
-    (void)Record("release jobs", absl::Now() + absl::Seconds(5),
-                 [&](pg::Tx& tx) { return RecordOutcomes(tx, options_.worker_id, releases); });
+    (void)Record("release jobs", absl::Now() + absl::Seconds(5), OutcomeStatements(releases),
+                 [&](pg::Tx& tx) { return RecordOutcomes(tx, releases); });
     absl::MutexLock lock(&mu_);
     for (const auto& context : unstarted) in_flight_.erase(context->job().id);
   }

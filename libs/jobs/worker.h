@@ -61,7 +61,8 @@ struct WorkerOptions {
   std::chrono::milliseconds backoff_base{1'000};     // C2D_JOB_BACKOFF_BASE
   std::chrono::milliseconds backoff_max{3'600'000};  // C2D_JOB_BACKOFF_MAX
   std::chrono::milliseconds shutdown_grace{20'000};  // C2D_SHUTDOWN_GRACE
-  // Identifies this process in locked_by; default host:pid:random.
+  // Identifies this process in locked_by (as <id>/<claim number>); default
+  // host:pid:random.
   std::string worker_id;
 
   // Reads C2D_WORKERS, C2D_JOB_LEASE, C2D_JOB_POLL_INTERVAL, C2D_JOB_BACKOFF_BASE,
@@ -123,9 +124,10 @@ class Worker {
   // of at least half the buffer.
   int WantLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NoteFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records outcomes; retries through connection errors until `deadline`.
+  // Records outcomes (fn runs `statements` statements); retries through
+  // connection errors until `deadline`.
   template <typename F>
-  auto Record(absl::string_view what, absl::Time deadline, F&& fn)
+  auto Record(absl::string_view what, absl::Time deadline, int statements, F&& fn)
       -> std::invoke_result_t<F, pg::Tx&>;
   void Wake();
   // Sleeps up to `d` or until the background threads must exit; false then.
@@ -155,6 +157,7 @@ class Worker {
   bool completer_exit_ ABSL_GUARDED_BY(mu_) = false;   // exit once finished_ is empty
   bool background_exit_ ABSL_GUARDED_BY(mu_) = false;  // heartbeater and rescuer
 
+  int64_t claims_made_ = 0;  // the dispatcher's
   std::thread dispatcher_, heartbeater_, rescuer_, completer_;
   std::unique_ptr<pg::Listener> listener_;
   std::vector<std::thread> executors_;

@@ -41,6 +41,7 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
   batch.push_back(Job("{}", "k1"));  // a live job holds the key
   batch.push_back(Job("{}", "k2"));
   batch.push_back(Job("{}", "k2"));  // the same key twice in the batch
+  batch.push_back(Job("{}", "k\"3,\\"));  // a key that needs quoting
   auto r = many(batch);
   REQUIRE(r.ok());
   REQUIRE(r->size() == batch.size());
@@ -53,12 +54,21 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
   CHECK((*r)[51].created);
   CHECK_FALSE((*r)[52].created);
   CHECK((*r)[52].id == (*r)[51].id);
+  CHECK((*r)[53].created);
+  CHECK(db.Scalar(absl::StrCat("SELECT unique_key FROM jobs WHERE id = ", (*r)[53].id)) ==
+        "k\"3,\\");
+  db.Exec(absl::StrCat("DELETE FROM jobs WHERE id = ", (*r)[53].id));
   CHECK(db.Count("SELECT count(*) FROM jobs") == 1 + 50 + 1);
   CHECK(db.Scalar(absl::StrCat("SELECT payload->>'i' FROM jobs WHERE id = ", (*r)[7].id)) == "7");
 
-  // A batch without keys takes the plain insert: ids in order too.
+  // A batch without keys takes the plain insert: ids in order too, and
+  // every field as given, quotes, backslashes and braces included.
   std::vector<jobs::NewJob> plain;
   for (int i = 0; i < 10; ++i) plain.push_back(Job(absl::StrCat("{\"p\":", i, "}")));
+  plain[3].payload = R"({"p": 3, "s": "a\"b\\c,{d}\u00e9 NULL"})";
+  plain[4].priority = 7;
+  plain[4].max_attempts = 2;
+  plain[4].run_at = absl::FromUnixSeconds(4'000'000'000);
   auto p = many(plain);
   REQUIRE(p.ok());
   REQUIRE(p->size() == 10);
@@ -68,6 +78,13 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
     CHECK(db.Scalar(absl::StrCat("SELECT payload->>'p' FROM jobs WHERE id = ", (*p)[i].id)) ==
           std::to_string(i));
   }
+  CHECK(db.Scalar(absl::StrCat("SELECT payload->>'s' FROM jobs WHERE id = ", (*p)[3].id)) ==
+        "a\"b\\c,{d}\u00e9 NULL");
+  CHECK(db.Scalar(absl::StrCat("SELECT priority || ' ' || max_attempts || ' ' || "
+                               "extract(epoch FROM run_at)::bigint FROM jobs WHERE id = ",
+                               (*p)[4].id)) == "7 2 4000000000");
+  CHECK(db.Scalar(absl::StrCat("SELECT run_at <= now() FROM jobs WHERE id = ", (*p)[5].id)) ==
+        "t");
   db.Exec("DELETE FROM jobs WHERE payload ? 'p'");
 
   // One malformed job: nothing of the batch goes in.
@@ -110,9 +127,8 @@ TEST_CASE("a stale attempt's outcome changes nothing, in a group with others", "
   // a's late outcomes, in one group: the lost job's changes nothing.
   using K = jobs::Outcome::Kind;
   auto recorded = pool->Transact("record", [&](pg::Tx& tx) {
-    return jobs::RecordOutcomes(tx, "a",
-                                {{.claim = {lost, 1}, .kind = K::kSucceeded},
-                                 {.claim = {kept, 1},
+    return jobs::RecordOutcomes(tx, {{.claim = {lost, 1, "a"}, .kind = K::kSucceeded},
+                                     {.claim = {kept, 1, "a"},
                                   .kind = K::kFailed,
                                   .error = std::string("bad\0byte", 8),
                                   .retry_delay = 60s}});
@@ -126,11 +142,106 @@ TEST_CASE("a stale attempt's outcome changes nothing, in a group with others", "
   CHECK(db.Scalar(absl::StrCat("SELECT last_error FROM jobs WHERE id = ", kept)) == "badbyte");
   // b's own outcome is recorded.
   auto mine = pool->Transact("record", [&](pg::Tx& tx) {
-    return jobs::RecordOutcomes(tx, "b", {{.claim = {lost, 2}, .kind = K::kSucceeded}});
+    return jobs::RecordOutcomes(tx, {{.claim = {lost, 2, "b"}, .kind = K::kSucceeded}});
   });
   REQUIRE(mine.ok());
   CHECK((*mine)[0].held);
   CHECK(db.Scalar(absl::StrCat("SELECT state FROM jobs WHERE id = ", lost)) == "succeeded");
+}
+
+// Claims commit without waiting for the disk, so a crash of PostgreSQL can
+// undo one; the job is then claimed again under the same attempt number.
+// Simulated here by undoing the claim's row change by hand.
+void UndoClaim(TestDatabase& db, int64_t id) {
+  db.Exec(absl::StrCat(
+      "UPDATE jobs SET state = 'available', attempts = attempts - 1, locked_by = NULL, "
+      "lease_until = NULL, started_at = NULL WHERE id = ",
+      id));
+}
+
+TEST_CASE("a claim undone by a database crash and made again is a new claim", "[jobs]") {
+  TestDatabase db;
+  auto pool = db.NewPool();
+  auto ids = pool->Transact("enqueue", [&](pg::Tx& tx) { return jobs::EnqueueMany(tx, {Job()}); });
+  REQUIRE(ids.ok());
+  const int64_t id = (*ids)[0].id;
+  auto claim = [&](const char* holder) {
+    auto c = pool->Read(
+        "claim", [&](pg::Tx& tx) { return jobs::Claim(tx, "test", {"test"}, holder, 1, 30s); });
+    REQUIRE(c.ok());
+    REQUIRE(c->size() == 1);
+    return c->at(0);
+  };
+  const jobs::Job first = claim("w/1");
+  UndoClaim(db, id);
+  const jobs::Job second = claim("w/2");
+  REQUIRE(second.attempts == first.attempts);  // the same attempt number, handed out twice
+  CHECK(second.locked_by == "w/2");
+
+  // The first claim's heartbeat and outcome change nothing.
+  const jobs::ClaimRef stale{id, first.attempts, "w/1"}, live{id, second.attempts, "w/2"};
+  auto held = pool->Read("heartbeat", [&](pg::Tx& tx) { return jobs::Heartbeat(tx, {stale}, 30s); });
+  REQUIRE(held.ok());
+  CHECK(held->empty());
+  using K = jobs::Outcome::Kind;
+  auto recorded = pool->Read("record", [&](pg::Tx& tx) {
+    return jobs::RecordOutcomes(tx, {{.claim = stale, .kind = K::kFailed, .error = "stale"}});
+  });
+  REQUIRE(recorded.ok());
+  CHECK_FALSE((*recorded)[0].held);
+  CHECK(db.Scalar(absl::StrCat("SELECT state || ' ' || locked_by FROM jobs WHERE id = ", id)) ==
+        "running w/2");
+  held = pool->Read("heartbeat", [&](pg::Tx& tx) { return jobs::Heartbeat(tx, {live}, 30s); });
+  REQUIRE(held.ok());
+  CHECK(*held == std::vector<int64_t>{id});
+  recorded = pool->Read("record", [&](pg::Tx& tx) {
+    return jobs::RecordOutcomes(tx, {{.claim = live, .kind = K::kSucceeded}});
+  });
+  REQUIRE(recorded.ok());
+  CHECK((*recorded)[0].held);
+  CHECK(db.Scalar(absl::StrCat("SELECT state FROM jobs WHERE id = ", id)) == "succeeded");
+}
+
+TEST_CASE("a worker whose claim a database crash undid stops that run and finishes the job once",
+          "[jobs]") {
+  TestDatabase db;
+  auto pool = db.NewPool();
+  auto ids = pool->Transact("enqueue", [&](pg::Tx& tx) { return jobs::EnqueueMany(tx, {Job()}); });
+  REQUIRE(ids.ok());
+  std::mutex mu;
+  std::vector<std::string> holders;  // each run's claim
+  std::atomic<bool> first_stopped{false};
+  jobs::Worker worker(*pool, db.connect(),
+                      {.queue = "test", .concurrency = 2, .poll_interval = 50ms});
+  worker.Register("test", [&](jobs::JobContext& ctx) {
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      holders.push_back(ctx.job().locked_by);
+      first = holders.size() == 1;
+    }
+    if (!first) return absl::OkStatus();
+    // The first run waits to be told its claim is gone.
+    while (!ctx.cancelled()) absl::SleepFor(absl::Milliseconds(5));
+    first_stopped = true;
+    return absl::CancelledError("claim lost");
+  });
+  REQUIRE(worker.Start().ok());
+  REQUIRE(WaitFor(10s, [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return holders.size() == 1;
+  }));
+  UndoClaim(db, (*ids)[0].id);
+  CHECK(WaitFor(10s, [&] { return first_stopped.load(); }));
+  CHECK(WaitFor(10s, [&] {
+    return db.Scalar(absl::StrCat("SELECT state FROM jobs WHERE id = ", (*ids)[0].id)) ==
+           "succeeded";
+  }));
+  worker.Shutdown();
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(holders.size() == 2);
+  CHECK(holders[0] != holders[1]);
+  CHECK(db.Scalar(absl::StrCat("SELECT attempts FROM jobs WHERE id = ", (*ids)[0].id)) == "1");
 }
 
 TEST_CASE("long jobs are not prefetched: a second worker runs the second at once", "[jobs]") {
