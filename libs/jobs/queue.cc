@@ -17,14 +17,17 @@ namespace {
   "coalesce(unique_key, ''), coalesce(last_error, ''), coalesce(locked_by, ''), " \
   "(extract(epoch FROM run_at) * 1000000)::bigint"
 
+// One job, and its queue's NOTIFY when it went in ($8: the channel).
 constexpr pg::Statement kInsert{"jobs_insert", R"sql(
-INSERT INTO jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key)
-VALUES ($1, $2, $3::jsonb, $4,
-        coalesce(to_timestamp($5::double precision / 1000000), now()), $6, NULLIF($7, ''))
-ON CONFLICT (queue, unique_key)
-  WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
-  DO NOTHING
-RETURNING id)sql"};
+WITH inserted AS (
+  INSERT INTO jobs (queue, kind, payload, priority, run_at, max_attempts, unique_key)
+  VALUES ($1, $2, $3::jsonb, $4,
+          coalesce(to_timestamp($5::double precision / 1000000), now()), $6, NULLIF($7, ''))
+  ON CONFLICT (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
+    DO NOTHING
+  RETURNING id)
+SELECT id, pg_notify($8, '') FROM inserted)sql"};
 
 // Many jobs in one statement, as columns ($1..$7: queue, kind, payload,
 // priority, run_at in Unix microseconds or '', max_attempts, unique key or
@@ -250,14 +253,12 @@ absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job) {
   // the next insert succeeds. Two rounds settle every interleaving but a
   // pathological one, reported as Aborted so the caller's transaction retries.
   for (int round = 0; round < 3; ++round) {
-    pqxx::result r = run_at_us ? tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority,
-                                         *run_at_us, job.max_attempts, job.unique_key)
-                               : tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority,
-                                         nullptr, job.max_attempts, job.unique_key);
-    if (!r.empty()) {
-      tx.Exec(kNotify, Channel(job.queue));
-      return Enqueued{r[0][0].as<int64_t>(), true};
-    }
+    pqxx::result r = run_at_us
+                         ? tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority,
+                                   *run_at_us, job.max_attempts, job.unique_key, Channel(job.queue))
+                         : tx.Exec(kInsert, job.queue, job.kind, job.payload, job.priority, nullptr,
+                                   job.max_attempts, job.unique_key, Channel(job.queue));
+    if (!r.empty()) return Enqueued{r[0][0].as<int64_t>(), true};
     pqxx::result live = tx.Exec(kFindLive, job.queue, job.unique_key);
     if (!live.empty()) return Enqueued{live[0][0].as<int64_t>(), false};
   }
@@ -324,6 +325,10 @@ absl::Status InsertKeyed(pg::Tx& tx, const std::vector<NewJob>& jobs, const Batc
 }
 
 }  // namespace
+
+absl::StatusOr<Enqueued> Enqueue(pg::Pool& pool, const NewJob& job) {
+  return pool.Read("enqueue a job", [&](pg::Tx& tx) { return Enqueue(tx, job); });
+}
 
 absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<NewJob>& jobs) {
   // A later job with the unique key of an earlier one of the batch is that one.

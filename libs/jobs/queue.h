@@ -28,6 +28,11 @@ struct Enqueued {
 // InvalidArgument for a malformed queue, kind or payload.
 absl::StatusOr<Enqueued> Enqueue(pg::Tx& tx, const NewJob& job);
 
+// A job on its own, committed (durably) when this returns: one statement,
+// one round trip, without BEGIN and COMMIT (a unique key held by a live job
+// may take two more).
+absl::StatusOr<Enqueued> Enqueue(pg::Pool& pool, const NewJob& job);
+
 // Inserts many jobs inside the caller's transaction, one entry per job in
 // order, notifying each queue once. A job whose unique_key matches a live
 // job, or an earlier job of the batch, is not inserted: its entry holds that

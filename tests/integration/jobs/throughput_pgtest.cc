@@ -149,6 +149,32 @@ TEST_CASE("a stale attempt's outcome changes nothing, in a group with others", "
   CHECK(db.Scalar(absl::StrCat("SELECT state FROM jobs WHERE id = ", lost)) == "succeeded");
 }
 
+TEST_CASE("a job enqueued on its own is committed and wakes an idle worker", "[jobs]") {
+  TestDatabase db;
+  auto pool = db.NewPool();
+  std::atomic<int> ran{0};
+  // Polling too rarely to matter: only the NOTIFY wakes the worker in time.
+  jobs::Worker worker(*pool, db.connect(), {.queue = "test", .poll_interval = 600s});
+  worker.Register("test", [&](jobs::JobContext&) {
+    ++ran;
+    return absl::OkStatus();
+  });
+  REQUIRE(worker.Start().ok());
+  absl::SleepFor(absl::Milliseconds(300));  // the first poll is over
+  auto e = jobs::Enqueue(*pool, Job("{}", "solo"));
+  REQUIRE(e.ok());
+  CHECK(e->created);
+  CHECK(WaitFor(10s, [&] { return ran.load() == 1; }));
+  CHECK(db.Scalar(absl::StrCat("SELECT state FROM jobs WHERE id = ", e->id)) == "succeeded");
+  // A unique key a live job holds gives that job.
+  db.Exec("INSERT INTO jobs (queue, kind, unique_key) VALUES ('held', 'test', 'k')");
+  auto first = jobs::Enqueue(*pool, {.queue = "held", .kind = "test", .unique_key = "k"});
+  REQUIRE(first.ok());
+  CHECK_FALSE(first->created);
+  CHECK(absl::IsInvalidArgument(jobs::Enqueue(*pool, Job("[]")).status()));
+  worker.Shutdown();
+}
+
 // Claims commit without waiting for the disk, so a crash of PostgreSQL can
 // undo one; the job is then claimed again under the same attempt number.
 // Simulated here by undoing the claim's row change by hand.
