@@ -11,6 +11,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "libs/common/env.h"
+#include "libs/common/status.h"
 #include "libs/crypto/hash.h"
 #include "libs/oci/access.h"
 
@@ -246,6 +250,36 @@ absl::Status LocalProvider::FollowLogs(const std::string& ref, std::optional<abs
         return on_line(LogLine{l.stderr, l.text, l.time});
       },
       cancel);
+}
+
+std::string ProjectNetwork(const std::string& project_id) {
+  return absl::StrCat("c2d-", absl::AsciiStrToLower(project_id));
+}
+
+std::string RegistryHost(const std::string& url) {
+  absl::string_view u = url;
+  size_t scheme = u.find("://");
+  if (scheme != absl::string_view::npos) u.remove_prefix(scheme + 3);
+  return std::string(u.substr(0, u.find('/')));
+}
+
+absl::StatusOr<LocalEnv> LocalEnv::FromEnv() {
+  LocalEnv e;
+  C2D_ASSIGN_OR_RETURN(e.local.engine_socket, env::GetRequired("C2D_ENGINE_SOCKET"));
+  C2D_ASSIGN_OR_RETURN(e.registry.url, env::GetRequired("C2D_REGISTRY_URL"));
+  if (!absl::StartsWith(e.registry.url, "http://") &&
+      !absl::StartsWith(e.registry.url, "https://")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "C2D_REGISTRY_URL=\"", e.registry.url, "\" is not valid: expected http(s)://host:port"));
+  }
+  e.registry.username = env::GetString("C2D_REGISTRY_USER", "");
+  e.registry.password = env::GetString("C2D_REGISTRY_PASSWORD", "");
+  e.registry_host = RegistryHost(e.registry.url);
+  e.local.registry = {e.registry.username, e.registry.password, e.registry_host};
+  e.local.grant_key = oci::GrantKey(e.registry.password);
+  e.local.volumes_dir = env::GetString(
+      "C2D_VOLUMES_DIR", (std::filesystem::temp_directory_path() / "c2d-volumes").string());
+  return e;
 }
 
 }  // namespace c2d::cloud

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "libs/cloud/provider.h"
 #include "libs/engine/engine.h"
+#include "libs/oci/registry.h"
 
 namespace c2d::cloud {
 
@@ -27,6 +28,23 @@ struct LocalOptions {
   std::string volumes_dir;
   std::chrono::milliseconds pull_timeout{5 * 60 * 1000};
 };
+
+// A project's private network (one per project; apps and databases join it).
+std::string ProjectNetwork(const std::string& project_id);
+
+// What every process that runs instances reads: C2D_ENGINE_SOCKET,
+// C2D_REGISTRY_URL (http(s)://host:port), C2D_REGISTRY_USER,
+// C2D_REGISTRY_PASSWORD and C2D_VOLUMES_DIR (default $TMPDIR/c2d-volumes).
+struct LocalEnv {
+  LocalOptions local;
+  oci::RegistryOptions registry;
+  // registry.url's host:port, where images come from.
+  std::string registry_host;
+
+  static absl::StatusOr<LocalEnv> FromEnv();
+};
+// The host:port of a registry URL.
+std::string RegistryHost(const std::string& url);
 
 class LocalProvider final : public Provider {
  public:

@@ -1,13 +1,26 @@
-// c2d dbprov: will serve c2d.v1.DatabaseService and work the "dbprov" job queue. Until its
-// RPCs exist it registers no gRPC service, so health reports
-// c2d.v1.DatabaseService as unknown (not SERVING) and calls answer UNIMPLEMENTED;
-// its worker claims no job kind yet.
+// c2d dbprov: serves c2d.v1.DatabaseService and works the "dbprov" job queue
+// (`provision_db`, `delete_db`). Each managed database is a server of its
+// own: a container of the engine's stack image on its project's network.
 
+#include "libs/cloud/local_provider.h"
+#include "libs/oci/registry.h"
 #include "libs/rpc/process.h"
+#include "services/dbprov/config.h"
+#include "services/dbprov/database_service.h"
+#include "services/dbprov/provision_job.h"
 
 int main() {
-  auto process = c2d::rpc::Process::Init("dbprov");
-  if (!process.ok()) return c2d::rpc::Process::Fail(process.status());
-  (*process)->AddWorker("dbprov");
-  return (*process)->Serve({});
+  using namespace c2d;
+  auto process = rpc::Process::Init("dbprov");
+  if (!process.ok()) return rpc::Process::Fail(process.status());
+  auto config = dbprov::Config::FromEnv();
+  if (!config.ok()) return rpc::Process::Fail(config.status());
+  cloud::LocalProvider provider(config->local.local);
+  oci::Registry registry(config->local.registry);
+  dbprov::DatabaseServiceImpl service((*process)->pool(), *config);
+  dbprov::Servers servers((*process)->pool(), *config, provider, registry);
+  jobs::Worker& worker = (*process)->AddWorker("dbprov");
+  worker.Register("provision_db", [&](jobs::JobContext& ctx) { return servers.Provision(ctx); });
+  worker.Register("delete_db", [&](jobs::JobContext& ctx) { return servers.Delete(ctx); });
+  return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

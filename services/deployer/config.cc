@@ -1,23 +1,15 @@
 #include "services/deployer/config.h"
 
-#include <filesystem>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/env.h"
 #include "libs/common/status.h"
-#include "libs/oci/access.h"
 
 namespace c2d::deployer {
 
 using std::chrono::milliseconds;
 
-std::string Config::RegistryHost() const {
-  absl::string_view u = registry.url;
-  size_t scheme = u.find("://");
-  if (scheme != absl::string_view::npos) u.remove_prefix(scheme + 3);
-  return std::string(u.substr(0, u.find('/')));
-}
+std::string Config::RegistryHost() const { return cloud::RegistryHost(registry.url); }
 
 std::string Config::Hostname(const std::string& service, const std::string& project) const {
   return absl::StrCat(service, ".", project, ".", base_domain);
@@ -25,19 +17,9 @@ std::string Config::Hostname(const std::string& service, const std::string& proj
 
 absl::StatusOr<Config> Config::FromEnv() {
   Config c;
-  C2D_ASSIGN_OR_RETURN(c.local.engine_socket, env::GetRequired("C2D_ENGINE_SOCKET"));
-  C2D_ASSIGN_OR_RETURN(c.registry.url, env::GetRequired("C2D_REGISTRY_URL"));
-  if (!absl::StartsWith(c.registry.url, "http://") &&
-      !absl::StartsWith(c.registry.url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "C2D_REGISTRY_URL=\"", c.registry.url, "\" is not valid: expected http(s)://host:port"));
-  }
-  c.registry.username = env::GetString("C2D_REGISTRY_USER", "");
-  c.registry.password = env::GetString("C2D_REGISTRY_PASSWORD", "");
-  c.local.registry = {c.registry.username, c.registry.password, c.RegistryHost()};
-  c.local.grant_key = oci::GrantKey(c.registry.password);
-  c.local.volumes_dir = env::GetString(
-      "C2D_VOLUMES_DIR", (std::filesystem::temp_directory_path() / "c2d-volumes").string());
+  C2D_ASSIGN_OR_RETURN(cloud::LocalEnv local, cloud::LocalEnv::FromEnv());
+  c.local = std::move(local.local);
+  c.registry = std::move(local.registry);
   C2D_ASSIGN_OR_RETURN(c.ingress.pdns.api_url, env::GetRequired("C2D_PDNS_API_URL"));
   C2D_ASSIGN_OR_RETURN(c.ingress.pdns.api_key, env::GetRequired("C2D_PDNS_API_KEY"));
   c.ingress.zone = env::GetString("C2D_INGRESS_ZONE", c.ingress.zone);

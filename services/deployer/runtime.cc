@@ -37,10 +37,6 @@ std::string ContainerName(const std::string& instance_id) {
 
 }  // namespace
 
-std::string ProjectNetwork(const std::string& project_id) {
-  return absl::StrCat("c2d-", absl::AsciiStrToLower(project_id));
-}
-
 namespace {
 
 // Volume directory names: lower case, no underscore ("vol-01jd…").
@@ -125,7 +121,7 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
                 {"c2d.deployment", d.id()},
                 {kInstanceLabel, id}};
     // A project's instances share a network of their own, and no other.
-    s.network = ProjectNetwork(d.project_id());
+    s.network = cloud::ProjectNetwork(d.project_id());
     C2D_RETURN_IF_ERROR(provider_.EnsureNetwork(s.network));
     auto made = provider_.Create(s);
     if (!made.ok()) return made.status();
@@ -204,7 +200,7 @@ void Runtime::ReleaseNetwork(const std::string& project_id) {
   // retried; its EnsureNetwork then makes the network again.
   auto left = provider_.List({{"c2d.project", project_id}});
   if (!left.ok() || !left->empty()) return;
-  if (absl::Status s = provider_.RemoveNetwork(ProjectNetwork(project_id)); !s.ok()) {
+  if (absl::Status s = provider_.RemoveNetwork(cloud::ProjectNetwork(project_id)); !s.ok()) {
     log::Warn("cannot remove a project's network",
               {{"project_id", project_id}, {"error", s.ToString()}});
   }

@@ -26,9 +26,6 @@ namespace c2d::deployer {
 inline constexpr char kInstallationLabel[] = "c2d.installation";
 inline constexpr char kInstanceLabel[] = "c2d.instance";
 
-// The provider network of a project's instances ("c2d-prj_…").
-std::string ProjectNetwork(const std::string& project_id);
-
 class Runtime {
  public:
   Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,

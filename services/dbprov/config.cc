@@ -1,0 +1,67 @@
+#include "services/dbprov/config.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/env.h"
+#include "libs/common/status.h"
+
+namespace c2d::dbprov {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr Plan kPlans[] = {
+    {"small", int64_t{256} << 20, int64_t{1} << 30, 50, "64MB"},
+    {"medium", int64_t{1} << 30, int64_t{10} << 30, 100, "256MB"},
+    {"large", int64_t{4} << 30, int64_t{50} << 30, 200, "1GB"},
+};
+
+// Connections kept out of the login roles' limits.
+constexpr int kReservedConnections = 5;
+
+}  // namespace
+
+std::string Config::Host(const std::string& engine, const std::string& database_id) const {
+  return absl::AsciiStrToLower(absl::StrCat(engine, database_id, ".internal.", base_domain));
+}
+
+absl::StatusOr<Config> Config::FromEnv() {
+  Config c;
+  C2D_ASSIGN_OR_RETURN(c.local, cloud::LocalEnv::FromEnv());
+  c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
+  C2D_ASSIGN_OR_RETURN(c.ready_timeout,
+                       env::GetDuration("C2D_DB_READY_TIMEOUT", c.ready_timeout,
+                                        milliseconds(5'000), std::chrono::minutes(30)));
+  C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
+  c.master_keys = std::move(keys);
+  return c;
+}
+
+absl::StatusOr<Plan> FindPlan(const std::string& name) {
+  std::string names;
+  for (const Plan& p : kPlans) {
+    if (name == p.name) return p;
+    absl::StrAppend(&names, names.empty() ? "" : ", ", p.name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("plan \"", name, "\" does not exist; the plans are ", names));
+}
+
+int RoleConnectionLimit(const Plan& plan) { return plan.max_connections - kReservedConnections; }
+
+absl::StatusOr<EngineSpec> FindEngine(v1::DatabaseEngine engine) {
+  switch (engine) {
+    case v1::DATABASE_ENGINE_POSTGRES:
+      return EngineSpec{engine, "postgres", "15", "c2d/stacks/postgres", "15", 5432,
+                        "/var/lib/c2d/data"};
+    case v1::DATABASE_ENGINE_MARIADB:
+    case v1::DATABASE_ENGINE_REDIS:
+      return absl::InvalidArgumentError(
+          absl::StrCat("engine ", absl::AsciiStrToLower(v1::DatabaseEngine_Name(engine).substr(16)),
+                       " is not offered yet; the engines are: postgres"));
+    default:
+      return absl::InvalidArgumentError("engine is required (postgres)");
+  }
+}
+
+}  // namespace c2d::dbprov

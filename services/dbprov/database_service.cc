@@ -1,0 +1,191 @@
+#include "services/dbprov/database_service.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/common/ids.h"
+#include "libs/common/status.h"
+#include "libs/jobs/queue.h"
+#include "libs/pg/errors.h"
+#include "libs/rpc/proto_json.h"
+#include "libs/rpc/status.h"
+#include "libs/rpc/validate.h"
+#include "proto/c2d/v1/jobs.pb.h"
+#include "services/dbprov/store.h"
+
+namespace c2d::dbprov {
+namespace {
+
+// A fresh password: 24 random bytes, URL-safe (it goes into URLs as is).
+std::string NewPassword() { return absl::WebSafeBase64Escape(crypto::RandomBytes(24)); }
+
+absl::Status ValidateSchedule(const v1::CreateDatabaseRequest& r) {
+  if (r.has_backup_schedule() && !r.backup_schedule().empty()) {
+    // Five fields, each of cron's characters; the scheduler parses it fully.
+    std::vector<std::string> fields = absl::StrSplit(r.backup_schedule(), ' ');
+    bool ok = fields.size() == 5;
+    for (const std::string& f : fields) {
+      ok = ok && !f.empty() &&
+           f.find_first_not_of("0123456789*/,-") == std::string::npos;
+    }
+    if (!ok) {
+      return rpc::InvalidField("backup_schedule",
+                               "must be a 5-field cron expression (UTC), e.g. \"0 3 * * *\"");
+    }
+  }
+  if (r.has_retention_daily() && (r.retention_daily() < 0 || r.retention_daily() > 366))
+    return rpc::InvalidField("retention_daily", "must be 0-366");
+  if (r.has_retention_weekly() && (r.retention_weekly() < 0 || r.retention_weekly() > 520))
+    return rpc::InvalidField("retention_weekly", "must be 0-520");
+  if (r.rotation_days() < 0 || r.rotation_days() > 3650)
+    return rpc::InvalidField("rotation_days", "must be 0 (on request only) or 1-3650");
+  return absl::OkStatus();
+}
+
+absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,
+                        const std::string& key) {
+  C2D_ASSIGN_OR_RETURN(std::string json, rpc::ToJson(payload));
+  auto job = jobs::Enqueue(
+      tx, {.queue = "dbprov", .kind = kind, .payload = json, .max_attempts = 10, .unique_key = key});
+  return job.status();
+}
+
+}  // namespace
+
+std::string ProvisionJobKey(const std::string& id) { return absl::StrCat("provision_db:", id); }
+std::string DeleteJobKey(const std::string& id) { return absl::StrCat("delete_db:", id); }
+
+absl::Status ValidateCreate(v1::CreateDatabaseRequest& r) {
+  if (!ids::Valid(r.project_id(), "prj"))
+    return rpc::InvalidField("project_id", "is not a project id");
+  if (!rpc::ValidName(r.name())) return rpc::InvalidField("name", rpc::kNameRule);
+  auto engine = FindEngine(r.engine());
+  if (!engine.ok()) return rpc::InvalidField("engine", engine.status().message());
+  if (r.version().empty()) r.set_version(engine->version);
+  if (r.version() != engine->version) {
+    return rpc::InvalidField("version", absl::StrCat("must be ", engine->version, " for ",
+                                                     engine->name, " (the version offered)"));
+  }
+  if (r.plan().empty()) r.set_plan("small");
+  if (auto plan = FindPlan(r.plan()); !plan.ok()) {
+    return rpc::InvalidField("plan", plan.status().message());
+  }
+  C2D_RETURN_IF_ERROR(ValidateSchedule(r));
+  if (!r.has_backup_schedule()) r.set_backup_schedule("0 3 * * *");
+  if (!r.has_retention_daily()) r.set_retention_daily(7);
+  if (!r.has_retention_weekly()) r.set_retention_weekly(4);
+  return absl::OkStatus();
+}
+
+grpc::Status DatabaseServiceImpl::CreateDatabase(grpc::ServerContext*,
+                                                 const v1::CreateDatabaseRequest* request,
+                                                 v1::Database* response) {
+  v1::CreateDatabaseRequest r = *request;
+  if (absl::Status s = ValidateCreate(r); !s.ok()) return rpc::ToGrpc(s);
+  DatabaseRow row;
+  v1::Database& d = row.db;
+  d.set_id(ids::New("db"));
+  d.set_project_id(r.project_id());
+  d.set_name(r.name());
+  d.set_engine(r.engine());
+  d.set_version(r.version());
+  d.set_plan(r.plan());
+  d.set_backup_schedule(r.backup_schedule());
+  d.set_retention_daily(r.retention_daily());
+  d.set_retention_weekly(r.retention_weekly());
+  d.set_rotation_days(r.rotation_days());
+  const crypto::MasterKeys& keys = *config_.master_keys;
+  for (auto [sealed, role] : {std::pair{&row.admin_password, "admin"},
+                              std::pair{&row.password_a, "a"}, std::pair{&row.password_b, "b"}}) {
+    auto s = keys.Seal(NewPassword(), PasswordAad(d.id(), role));
+    if (!s.ok()) return rpc::ToGrpc(s.status());
+    *sealed = std::move(*s);
+  }
+  auto created = pool_.Transact("create database", [&](pg::Tx& tx) -> absl::StatusOr<v1::Database> {
+    C2D_RETURN_IF_ERROR(InsertDatabase(tx, row));
+    v1::ProvisionDbJob job;
+    job.set_database_id(d.id());
+    C2D_RETURN_IF_ERROR(EnqueueJob(tx, "provision_db", job, ProvisionJobKey(d.id())));
+    C2D_ASSIGN_OR_RETURN(DatabaseRow stored, dbprov::GetDatabase(tx, d.id()));
+    return stored.db;
+  });
+  if (absl::IsAlreadyExists(created.status())) {
+    return rpc::ToGrpc(absl::AlreadyExistsError(
+        absl::StrCat("the project already has a database named ", r.name())));
+  }
+  if (pg::IsForeignKeyViolation(created.status())) {
+    return rpc::ToGrpc(
+        absl::NotFoundError(absl::StrCat("project ", r.project_id(), " does not exist")));
+  }
+  if (!created.ok()) return rpc::ToGrpc(created.status());
+  *response = std::move(*created);
+  return grpc::Status::OK;
+}
+
+grpc::Status DatabaseServiceImpl::GetDatabase(grpc::ServerContext*,
+                                              const v1::GetDatabaseRequest* request,
+                                              v1::Database* response) {
+  if (!ids::Valid(request->id(), "db"))
+    return rpc::ToGrpc(rpc::InvalidField("id", "is not a database id"));
+  auto row = pool_.Read("get database",
+                        [&](pg::Tx& tx) { return dbprov::GetDatabase(tx, request->id()); });
+  if (!row.ok()) return rpc::ToGrpc(row.status());
+  *response = std::move(row->db);
+  return grpc::Status::OK;
+}
+
+grpc::Status DatabaseServiceImpl::ListDatabases(grpc::ServerContext*,
+                                                const v1::ListDatabasesRequest* request,
+                                                v1::ListDatabasesResponse* response) {
+  if (!ids::Valid(request->project_id(), "prj"))
+    return rpc::ToGrpc(rpc::InvalidField("project_id", "is not a project id"));
+  auto size = rpc::PageSize(request->page());
+  if (!size.ok()) return rpc::ToGrpc(size.status());
+  const std::string& token = request->page().page_token();
+  if (!token.empty() && !ids::Valid(token, "db")) {
+    return rpc::ToGrpc(rpc::InvalidField("page.page_token", "is not a token from a previous page"));
+  }
+  auto rows = pool_.Read("list databases", [&](pg::Tx& tx) {
+    return dbprov::ListDatabases(tx, request->project_id(), token, *size + 1);
+  });
+  if (!rows.ok()) return rpc::ToGrpc(rows.status());
+  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) {
+    *response->add_databases() = std::move((*rows)[i].db);
+  }
+  if (static_cast<int>(rows->size()) > *size) {
+    response->set_next_page_token(response->databases(*size - 1).id());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DatabaseServiceImpl::DeleteDatabase(grpc::ServerContext*,
+                                                 const v1::DeleteDatabaseRequest* request,
+                                                 v1::Database* response) {
+  const std::string& id = request->id();
+  if (!ids::Valid(id, "db")) return rpc::ToGrpc(rpc::InvalidField("id", "is not a database id"));
+  auto deleted = pool_.Transact("delete database", [&](pg::Tx& tx) -> absl::StatusOr<v1::Database> {
+    C2D_ASSIGN_OR_RETURN(DatabaseRow row, dbprov::GetDatabase(tx, id));
+    if (row.db.state() == v1::DATABASE_STATE_DELETED) {
+      return absl::NotFoundError(absl::StrCat("database ", id, " does not exist"));
+    }
+    C2D_ASSIGN_OR_RETURN(int64_t links, CountLinks(tx, id));
+    if (links > 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database ", row.db.name(), " is linked to ", links,
+          links == 1 ? " service" : " services", "; unlink it first"));
+    }
+    C2D_ASSIGN_OR_RETURN(bool changed, MarkDeleting(tx, id));
+    if (changed) {
+      v1::DeleteDbJob job;
+      job.set_database_id(id);
+      C2D_RETURN_IF_ERROR(EnqueueJob(tx, "delete_db", job, DeleteJobKey(id)));
+    }
+    C2D_ASSIGN_OR_RETURN(DatabaseRow now, dbprov::GetDatabase(tx, id));
+    return now.db;
+  });
+  if (!deleted.ok()) return rpc::ToGrpc(deleted.status());
+  *response = std::move(*deleted);
+  return grpc::Status::OK;
+}
+
+}  // namespace c2d::dbprov

@@ -1,0 +1,56 @@
+#pragma once
+
+// The dbprov jobs that make and unmake a database's server: provision_db
+// (a container of the engine's image on the project's network, its data on a
+// volume; then the owner group, the two login roles and the database) and
+// delete_db. Both are idempotent steps: a job run again after a crash finds
+// what the first run made and carries on.
+
+#include "libs/cloud/provider.h"
+#include "libs/jobs/job.h"
+#include "libs/oci/registry.h"
+#include "libs/pg/pool.h"
+#include "services/dbprov/config.h"
+#include "services/dbprov/store.h"
+
+namespace c2d::dbprov {
+
+// Labels on a database's server.
+inline constexpr char kDatabaseLabel[] = "c2d.database";
+
+class Servers {
+ public:
+  Servers(pg::Pool& pool, const Config& config, cloud::Provider& provider,
+          oci::Registry& registry)
+      : pool_(pool), config_(config), provider_(provider), registry_(registry) {}
+
+  absl::Status Provision(jobs::JobContext& ctx);
+  absl::Status Delete(jobs::JobContext& ctx);
+
+  // The database's server, running (made and started when missing).
+  absl::StatusOr<cloud::Instance> EnsureServer(const DatabaseRow& row, const std::string& admin);
+  // Waits until the server at `address` takes the administrator's
+  // connections; DeadlineExceeded after the configured ready_timeout.
+  absl::Status WaitReady(const std::string& address, const std::string& admin,
+                         const jobs::JobContext* ctx);
+  // The owner group, the login roles (the active one enabled) and the
+  // database, made or brought up to date.
+  absl::Status EnsureRoles(const std::string& address, const DatabaseRow& row,
+                           const std::string& admin);
+  // A connection string for the server at `address` as the administrator.
+  static std::string AdminUrl(const std::string& address, const std::string& admin);
+
+ private:
+  absl::StatusOr<std::string> Open(const DatabaseRow& row, absl::string_view role) const;
+  absl::Status FailIfLast(jobs::JobContext& ctx, const std::string& id, const absl::Status& s);
+
+  pg::Pool& pool_;
+  const Config& config_;
+  cloud::Provider& provider_;
+  oci::Registry& registry_;
+};
+
+// The volume and instance name of a database's server: c2d-db-<id, lower case>.
+std::string ServerName(const std::string& database_id);
+
+}  // namespace c2d::dbprov

@@ -1,0 +1,207 @@
+#include "services/dbprov/store.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace c2d::dbprov {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+#define C2D_SEALED(p) p "_key_id, " p "_wrapped_key, " p "_nonce, " p "_ciphertext"
+#define C2D_EPOCH_US(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
+// Columns of a DatabaseRow, in the order RowToDatabase reads them.
+#define C2D_DATABASE_COLUMNS                                                                  \
+  "id, project_id, name, engine, version, plan, state, coalesce(failure_reason, ''), "        \
+  "coalesce(host, ''), coalesce(port, 0), active_role, backup_schedule, retention_daily, "    \
+  "retention_weekly, rotation_days, " C2D_EPOCH_US("created_at") ", " C2D_EPOCH_US(           \
+      "updated_at") ", " C2D_EPOCH_US("last_rotated_at") ", " C2D_EPOCH_US("last_backup_at") \
+      ", coalesce(provider_ref, ''), " C2D_SEALED("admin_password") ", " C2D_SEALED(          \
+          "password_a") ", " C2D_SEALED("password_b")
+
+constexpr pg::Statement kInsert{"databases_insert", R"sql(
+INSERT INTO databases (id, project_id, name, engine, version, plan, backup_schedule,
+                       retention_daily, retention_weekly, rotation_days,
+                       admin_password_key_id, admin_password_wrapped_key, admin_password_nonce,
+                       admin_password_ciphertext,
+                       password_a_key_id, password_a_wrapped_key, password_a_nonce,
+                       password_a_ciphertext,
+                       password_b_key_id, password_b_wrapped_key, password_b_nonce,
+                       password_b_ciphertext)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        $11, decode($12, 'hex'), decode($13, 'hex'), decode($14, 'hex'),
+        $15, decode($16, 'hex'), decode($17, 'hex'), decode($18, 'hex'),
+        $19, decode($20, 'hex'), decode($21, 'hex'), decode($22, 'hex')))sql"};
+
+constexpr pg::Statement kGet{"databases_get",
+                             "SELECT " C2D_DATABASE_COLUMNS " FROM databases WHERE id = $1"};
+
+constexpr pg::Statement kList{"databases_list", "SELECT " C2D_DATABASE_COLUMNS R"sql(
+FROM databases
+WHERE project_id = $1 AND state <> 'deleted'
+  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM databases WHERE id = $2))
+ORDER BY created_at DESC, id DESC
+LIMIT $3)sql"};
+
+constexpr pg::Statement kMarkAvailable{"databases_mark_available", R"sql(
+UPDATE databases SET state = 'available', host = $2, port = $3, provider_ref = $4,
+                     failure_reason = NULL, updated_at = now()
+WHERE id = $1 AND state = 'provisioning' RETURNING id)sql"};
+
+constexpr pg::Statement kMarkFailed{"databases_mark_failed", R"sql(
+UPDATE databases SET state = 'failed', failure_reason = $2, updated_at = now()
+WHERE id = $1 AND state = 'provisioning' RETURNING id)sql"};
+
+constexpr pg::Statement kMarkDeleting{"databases_mark_deleting", R"sql(
+UPDATE databases SET state = 'deleting', updated_at = now()
+WHERE id = $1 AND state NOT IN ('deleting', 'deleted') RETURNING id)sql"};
+
+constexpr pg::Statement kMarkDeleted{"databases_mark_deleted", R"sql(
+UPDATE databases SET state = 'deleted', deleted_at = now(), updated_at = now()
+WHERE id = $1 AND state = 'deleting' RETURNING id)sql"};
+
+constexpr pg::Statement kCountLinks{"databases_count_links",
+                                    "SELECT count(*) FROM database_links WHERE database_id = $1"};
+
+// Data-modifying CTEs always run; the count reads the snapshot from before
+// the statement, where a job just cancelled was available, not running.
+constexpr pg::Statement kCancelJobs{"databases_cancel_jobs", R"sql(
+WITH cancelled AS (
+  UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
+  WHERE unique_key = $1 AND state = 'available'
+  RETURNING id)
+SELECT count(*) FROM jobs WHERE unique_key = $1 AND state = 'running')sql"};
+
+std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+v1::DatabaseEngine ParseEngine(const std::string& s) {
+  if (s == "postgres") return v1::DATABASE_ENGINE_POSTGRES;
+  if (s == "mariadb") return v1::DATABASE_ENGINE_MARIADB;
+  if (s == "redis") return v1::DATABASE_ENGINE_REDIS;
+  return v1::DATABASE_ENGINE_UNSPECIFIED;
+}
+
+v1::DatabaseState ParseState(const std::string& s) {
+  static const std::map<std::string, v1::DatabaseState> kStates = {
+      {"provisioning", v1::DATABASE_STATE_PROVISIONING},
+      {"available", v1::DATABASE_STATE_AVAILABLE},
+      {"failed", v1::DATABASE_STATE_FAILED},
+      {"deleting", v1::DATABASE_STATE_DELETING},
+      {"deleted", v1::DATABASE_STATE_DELETED},
+      {"restoring", v1::DATABASE_STATE_RESTORING},
+      {"rotating", v1::DATABASE_STATE_ROTATING}};
+  auto it = kStates.find(s);
+  return it == kStates.end() ? v1::DATABASE_STATE_UNSPECIFIED : it->second;
+}
+
+void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
+  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
+}
+
+crypto::Sealed SealedAt(const pqxx::row& r, int i) {
+  return {r[i].as<std::string>(), pqxx::binarystring(r[i + 1]).str(),
+          pqxx::binarystring(r[i + 2]).str(), pqxx::binarystring(r[i + 3]).str()};
+}
+
+DatabaseRow RowToDatabase(const pqxx::row& r) {
+  DatabaseRow row;
+  v1::Database& d = row.db;
+  d.set_id(r[0].as<std::string>());
+  d.set_project_id(r[1].as<std::string>());
+  d.set_name(r[2].as<std::string>());
+  d.set_engine(ParseEngine(r[3].as<std::string>()));
+  d.set_version(r[4].as<std::string>());
+  d.set_plan(r[5].as<std::string>());
+  d.set_state(ParseState(r[6].as<std::string>()));
+  d.set_failure_reason(r[7].as<std::string>());
+  d.set_host(r[8].as<std::string>());
+  d.set_port(r[9].as<int>());
+  d.set_active_role(r[10].as<std::string>());
+  d.set_backup_schedule(r[11].as<std::string>());
+  d.set_retention_daily(r[12].as<int>());
+  d.set_retention_weekly(r[13].as<int>());
+  d.set_rotation_days(r[14].as<int>());
+  SetTime(r[15], d.mutable_created_at());
+  SetTime(r[16], d.mutable_updated_at());
+  SetTime(r[17], d.mutable_last_rotated_at());
+  SetTime(r[18], d.mutable_last_backup_at());
+  row.provider_ref = r[19].as<std::string>();
+  row.admin_password = SealedAt(r, 20);
+  row.password_a = SealedAt(r, 24);
+  row.password_b = SealedAt(r, 28);
+  return row;
+}
+
+const char* EngineName(v1::DatabaseEngine e) {
+  switch (e) {
+    case v1::DATABASE_ENGINE_POSTGRES:
+      return "postgres";
+    case v1::DATABASE_ENGINE_MARIADB:
+      return "mariadb";
+    case v1::DATABASE_ENGINE_REDIS:
+      return "redis";
+    default:
+      return "";
+  }
+}
+
+bool Changed(const pqxx::result& r) { return !r.empty(); }
+
+}  // namespace
+
+std::string PasswordAad(const std::string& database_id, absl::string_view role) {
+  return absl::StrCat("c2d/database/", database_id, "/", role);
+}
+
+absl::Status InsertDatabase(pg::Tx& tx, const DatabaseRow& row) {
+  const v1::Database& d = row.db;
+  const crypto::Sealed &x = row.admin_password, &a = row.password_a, &b = row.password_b;
+  tx.Exec(kInsert, d.id(), d.project_id(), d.name(), std::string(EngineName(d.engine())),
+          d.version(), d.plan(), d.backup_schedule(), d.retention_daily(), d.retention_weekly(),
+          d.rotation_days(), x.key_id, Hex(x.wrapped_key), Hex(x.nonce), Hex(x.ciphertext),
+          a.key_id, Hex(a.wrapped_key), Hex(a.nonce), Hex(a.ciphertext), b.key_id,
+          Hex(b.wrapped_key), Hex(b.nonce), Hex(b.ciphertext));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DatabaseRow> GetDatabase(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGet, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("database ", id, " does not exist"));
+  return RowToDatabase(r[0]);
+}
+
+absl::StatusOr<std::vector<DatabaseRow>> ListDatabases(pg::Tx& tx, const std::string& project_id,
+                                                       const std::string& after, int limit) {
+  std::vector<DatabaseRow> out;
+  for (const auto& r : tx.Exec(kList, project_id, after, limit)) out.push_back(RowToDatabase(r));
+  return out;
+}
+
+absl::StatusOr<bool> MarkAvailable(pg::Tx& tx, const std::string& id, const std::string& host,
+                                   int port, const std::string& provider_ref) {
+  return Changed(tx.Exec(kMarkAvailable, id, host, port, provider_ref));
+}
+
+absl::StatusOr<bool> MarkFailed(pg::Tx& tx, const std::string& id, const std::string& reason) {
+  return Changed(tx.Exec(kMarkFailed, id, reason));
+}
+
+absl::StatusOr<bool> MarkDeleting(pg::Tx& tx, const std::string& id) {
+  return Changed(tx.Exec(kMarkDeleting, id));
+}
+
+absl::StatusOr<bool> MarkDeleted(pg::Tx& tx, const std::string& id) {
+  return Changed(tx.Exec(kMarkDeleted, id));
+}
+
+absl::StatusOr<int64_t> CancelJobs(pg::Tx& tx, const std::string& unique_key) {
+  return tx.Exec(kCancelJobs, unique_key)[0][0].as<int64_t>();
+}
+
+absl::StatusOr<int64_t> CountLinks(pg::Tx& tx, const std::string& database_id) {
+  return tx.Exec(kCountLinks, database_id)[0][0].as<int64_t>();
+}
+
+}  // namespace c2d::dbprov

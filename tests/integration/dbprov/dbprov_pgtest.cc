@@ -1,0 +1,250 @@
+// dbprov against the real container engine and registry that tools/test
+// starts: a PostgreSQL database made from the postgres stack image, used
+// through its login role, kept across a server restart, and deleted; and
+// requests that must change nothing.
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <pqxx/pqxx>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/ids.h"
+#include "libs/jobs/worker.h"
+#include "services/dbprov/database_service.h"
+#include "services/dbprov/provision_job.h"
+#include "tests/support/pg_fixture.h"
+
+namespace c2d {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RequireEnv;
+using testing::TestDatabase;
+using testing::WaitFor;
+namespace fs = std::filesystem;
+
+class DbprovFixture {
+ public:
+  DbprovFixture() : pool_(db_.NewPool()) {
+    cloud::LocalEnv& l = config_.local;
+    l.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
+                  .username = RequireEnv("C2D_TEST_REGISTRY_USER"),
+                  .password = RequireEnv("C2D_TEST_REGISTRY_PASSWORD")};
+    l.registry_host = cloud::RegistryHost(l.registry.url);
+    l.local.engine_socket = RequireEnv("C2D_TEST_ENGINE_SOCKET");
+    l.local.registry = {l.registry.username, l.registry.password, l.registry_host};
+    l.local.volumes_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "volumes").string();
+    config_.ready_timeout = 60s;
+    config_.master_keys = *crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
+    provider_ = std::make_unique<cloud::LocalProvider>(l.local);
+    registry_ = std::make_unique<oci::Registry>(l.registry);
+    service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_);
+    servers_ = std::make_unique<dbprov::Servers>(*pool_, config_, *provider_, *registry_);
+    project_id_ = ids::New("prj");
+    db_.Exec(absl::StrCat("INSERT INTO projects (id, name) VALUES ('", project_id_, "', 'p",
+                          absl::AsciiStrToLower(project_id_.substr(20)), "')"));
+    worker_ = std::make_unique<jobs::Worker>(
+        *pool_, db_.connect(),
+        jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
+    worker_->Register("provision_db", [this](jobs::JobContext& c) { return servers_->Provision(c); });
+    worker_->Register("delete_db", [this](jobs::JobContext& c) { return servers_->Delete(c); });
+    REQUIRE(worker_->Start().ok());
+  }
+  ~DbprovFixture() { worker_->Shutdown(); }
+
+  grpc::Status Create(v1::CreateDatabaseRequest r, v1::Database* out) {
+    if (r.project_id().empty()) r.set_project_id(project_id_);
+    return service_->CreateDatabase(nullptr, &r, out);
+  }
+  v1::Database Get(const std::string& id) {
+    v1::GetDatabaseRequest r;
+    r.set_id(id);
+    v1::Database d;
+    REQUIRE(service_->GetDatabase(nullptr, &r, &d).ok());
+    return d;
+  }
+  v1::Database WaitState(const std::string& id, v1::DatabaseState state) {
+    v1::Database d;
+    WaitFor(90s, [&] {
+      d = Get(id);
+      return d.state() == state || d.state() == v1::DATABASE_STATE_FAILED;
+    });
+    INFO(d.failure_reason());
+    REQUIRE(v1::DatabaseState_Name(d.state()) == v1::DatabaseState_Name(state));
+    return d;
+  }
+  dbprov::DatabaseRow Row(const std::string& id) {
+    auto row = pool_->Read("row", [&](pg::Tx& tx) { return dbprov::GetDatabase(tx, id); });
+    REQUIRE(row.ok());
+    return *row;
+  }
+  std::string Password(const std::string& id, const char* role) {
+    dbprov::DatabaseRow row = Row(id);
+    const crypto::Sealed& s = std::string(role) == "a"   ? row.password_a
+                              : std::string(role) == "b" ? row.password_b
+                                                         : row.admin_password;
+    auto p = config_.master_keys->Open(s, dbprov::PasswordAad(id, role));
+    REQUIRE(p.ok());
+    return *p;
+  }
+  // The server's published address (host:port).
+  std::string Address(const std::string& id) {
+    auto found = provider_->List({{dbprov::kDatabaseLabel, id}});
+    REQUIRE(found.ok());
+    REQUIRE(found->size() == 1);
+    return found->front().address;
+  }
+  std::string RoleUrl(const v1::Database& d, const char* role, const std::string& password) {
+    return absl::StrCat("postgresql://", d.name(), "_", role, ":", password, "@", Address(d.id()),
+                        "/", d.name(), "?connect_timeout=5");
+  }
+
+  TestDatabase db_;
+  std::unique_ptr<pg::Pool> pool_;
+  dbprov::Config config_;
+  std::unique_ptr<cloud::LocalProvider> provider_;
+  std::unique_ptr<oci::Registry> registry_;
+  std::unique_ptr<dbprov::DatabaseServiceImpl> service_;
+  std::unique_ptr<dbprov::Servers> servers_;
+  std::unique_ptr<jobs::Worker> worker_;
+  std::string project_id_;
+};
+
+v1::CreateDatabaseRequest Postgres(const std::string& name) {
+  v1::CreateDatabaseRequest r;
+  r.set_name(name);
+  r.set_engine(v1::DATABASE_ENGINE_POSTGRES);
+  return r;
+}
+
+std::string Scalar(const std::string& url, const std::string& sql) {
+  pqxx::connection c(url);
+  pqxx::nontransaction w(c);
+  return w.exec1(sql)[0].as<std::string>();
+}
+
+TEST_CASE("a PostgreSQL database is provisioned, used, kept across a restart and deleted",
+          "[dbprov]") {
+  DbprovFixture f;
+  v1::Database d;
+  REQUIRE(f.Create(Postgres("orders"), &d).ok());
+  CHECK(d.state() == v1::DATABASE_STATE_PROVISIONING);
+  CHECK(d.version() == "15");
+  CHECK(d.plan() == "small");
+  CHECK(d.backup_schedule() == "0 3 * * *");
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  CHECK(d.port() == 5432);
+  CHECK(d.host() == absl::AsciiStrToLower(absl::StrCat("postgres", d.id(), ".internal.localhost")));
+  CHECK(d.active_role() == "a");
+
+  // The active login role owns the database's objects (through the group)
+  // within its connection limit; the idle one cannot log in, nor can a
+  // wrong password.
+  const std::string a = f.Password(d.id(), "a");
+  const std::string url_a = f.RoleUrl(d, "a", a);
+  {
+    pqxx::connection c(url_a);
+    pqxx::nontransaction w(c);
+    w.exec0("CREATE TABLE items (n integer)");
+    w.exec0("INSERT INTO items VALUES (42)");
+    CHECK(w.exec1("SELECT tableowner FROM pg_tables WHERE tablename = 'items'")[0]
+              .as<std::string>() == "orders_owner");
+  }
+  CHECK_THROWS(Scalar(f.RoleUrl(d, "b", f.Password(d.id(), "b")), "SELECT 1"));
+  CHECK_THROWS(Scalar(f.RoleUrl(d, "a", "wrong"), "SELECT 1"));
+  const std::string admin =
+      dbprov::Servers::AdminUrl(f.Address(d.id()), f.Password(d.id(), "admin"));
+  CHECK(Scalar(admin, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'orders_a'") == "45");
+  CHECK(Scalar(admin, "SHOW max_connections") == "50");
+
+  // The server stopped (and its process gone): made to run again, on its data.
+  const std::string ref = f.Row(d.id()).provider_ref;
+  REQUIRE(f.provider_->Stop(ref, 2s).ok());
+  auto again = f.servers_->EnsureServer(f.Row(d.id()), f.Password(d.id(), "admin"));
+  REQUIRE(again.ok());
+  CHECK(again->ref == ref);
+  REQUIRE(f.servers_->WaitReady(again->address, f.Password(d.id(), "admin"), nullptr).ok());
+  CHECK(Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM items") == "42");
+  // Running the set-up again changes nothing that works.
+  REQUIRE(f.servers_->EnsureRoles(again->address, f.Row(d.id()), f.Password(d.id(), "admin")).ok());
+  CHECK(Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM items") == "42");
+
+  // Deleted: the server and its data go, the name is free again.
+  v1::DeleteDatabaseRequest del;
+  del.set_id(d.id());
+  v1::Database deleting;
+  REQUIRE(f.service_->DeleteDatabase(nullptr, &del, &deleting).ok());
+  CHECK(deleting.state() == v1::DATABASE_STATE_DELETING);
+  f.WaitState(d.id(), v1::DATABASE_STATE_DELETED);
+  auto left = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
+  REQUIRE(left.ok());
+  CHECK(left->empty());
+  CHECK_FALSE(fs::exists(fs::path(f.config_.local.local.volumes_dir) / dbprov::ServerName(d.id())));
+  v1::Database reused;
+  CHECK(f.Create(Postgres("orders"), &reused).ok());
+  CHECK(f.service_->DeleteDatabase(nullptr, &del, &deleting).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("bad database requests are refused with the field at fault and change nothing",
+          "[dbprov]") {
+  DbprovFixture f;
+  auto refused = [&](v1::CreateDatabaseRequest r, grpc::StatusCode code, const std::string& text) {
+    v1::Database d;
+    grpc::Status s = f.Create(std::move(r), &d);
+    INFO(s.error_message());
+    CHECK(s.error_code() == code);
+    CHECK(s.error_message().find(text) != std::string::npos);
+  };
+  v1::CreateDatabaseRequest r = Postgres("Bad_Name");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "name");
+  r = Postgres("cache");
+  r.set_engine(v1::DATABASE_ENGINE_UNSPECIFIED);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "engine is required");
+  r.set_engine(v1::DATABASE_ENGINE_REDIS);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "redis is not offered yet");
+  r = Postgres("big");
+  r.set_plan("huge");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "the plans are small, medium, large");
+  r = Postgres("old");
+  r.set_version("9.6");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "version");
+  r = Postgres("nightly");
+  r.set_backup_schedule("every night");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "backup_schedule");
+  r = Postgres("keep");
+  r.set_retention_daily(400);
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "retention_daily");
+  r = Postgres("elsewhere");
+  r.set_project_id(ids::New("prj"));
+  refused(r, grpc::StatusCode::NOT_FOUND, "does not exist");
+  CHECK(f.db_.Count("SELECT count(*) FROM databases") == 0);
+  CHECK(f.db_.Count("SELECT count(*) FROM jobs") == 0);
+
+  // A name taken by a live database of the project.
+  f.worker_->Shutdown();  // nothing needs to run for this
+  v1::Database first;
+  REQUIRE(f.Create(Postgres("main"), &first).ok());
+  refused(Postgres("main"), grpc::StatusCode::ALREADY_EXISTS, "already has a database named main");
+  CHECK(f.db_.Count("SELECT count(*) FROM databases") == 1);
+  CHECK(f.db_.Count("SELECT count(*) FROM jobs") == 1);
+
+  // Another tenant's project id or a malformed id reads nothing.
+  v1::GetDatabaseRequest get;
+  get.set_id("db_nope");
+  v1::Database out;
+  CHECK(f.service_->GetDatabase(nullptr, &get, &out).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ListDatabasesRequest list;
+  list.set_project_id(ids::New("prj"));
+  v1::ListDatabasesResponse none;
+  REQUIRE(f.service_->ListDatabases(nullptr, &list, &none).ok());
+  CHECK(none.databases_size() == 0);
+  list.set_project_id(f.project_id_);
+  REQUIRE(f.service_->ListDatabases(nullptr, &list, &none).ok());
+  CHECK(none.databases_size() == 1);
+}
+
+}  // namespace
+}  // namespace c2d
