@@ -52,8 +52,8 @@ int RoleConnectionLimit(const Plan& plan) { return plan.max_connections - kReser
 absl::StatusOr<EngineSpec> FindEngine(v1::DatabaseEngine engine) {
   switch (engine) {
     case v1::DATABASE_ENGINE_POSTGRES:
-      return EngineSpec{engine, "postgres", "15", "c2d/stacks/postgres", "15", 5432,
-                        "/var/lib/c2d/data"};
+      return EngineSpec{engine, "postgres",         "15", "c2d/stacks/postgres", "15",
+                        5432,   "/var/lib/c2d/data"};
     case v1::DATABASE_ENGINE_MARIADB:
     case v1::DATABASE_ENGINE_REDIS:
       return absl::InvalidArgumentError(

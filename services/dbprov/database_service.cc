@@ -25,8 +25,7 @@ absl::Status ValidateSchedule(const v1::CreateDatabaseRequest& r) {
     std::vector<std::string> fields = absl::StrSplit(r.backup_schedule(), ' ');
     bool ok = fields.size() == 5;
     for (const std::string& f : fields) {
-      ok = ok && !f.empty() &&
-           f.find_first_not_of("0123456789*/,-") == std::string::npos;
+      ok = ok && !f.empty() && f.find_first_not_of("0123456789*/,-") == std::string::npos;
     }
     if (!ok) {
       return rpc::InvalidField("backup_schedule",
@@ -46,7 +45,8 @@ absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Me
                         const std::string& key) {
   C2D_ASSIGN_OR_RETURN(std::string json, rpc::ToJson(payload));
   auto job = jobs::Enqueue(
-      tx, {.queue = "dbprov", .kind = kind, .payload = json, .max_attempts = 10, .unique_key = key});
+      tx,
+      {.queue = "dbprov", .kind = kind, .payload = json, .max_attempts = 10, .unique_key = key});
   return job.status();
 }
 
@@ -170,9 +170,9 @@ grpc::Status DatabaseServiceImpl::DeleteDatabase(grpc::ServerContext*,
     }
     C2D_ASSIGN_OR_RETURN(int64_t links, CountLinks(tx, id));
     if (links > 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "database ", row.db.name(), " is linked to ", links,
-          links == 1 ? " service" : " services", "; unlink it first"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", row.db.name(), " is linked to ", links,
+                       links == 1 ? " service" : " services", "; unlink it first"));
     }
     C2D_ASSIGN_OR_RETURN(bool changed, MarkDeleting(tx, id));
     if (changed) {

@@ -25,8 +25,7 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
                               v1::Database* response) override;
   grpc::Status GetDatabase(grpc::ServerContext* context, const v1::GetDatabaseRequest* request,
                            v1::Database* response) override;
-  grpc::Status ListDatabases(grpc::ServerContext* context,
-                             const v1::ListDatabasesRequest* request,
+  grpc::Status ListDatabases(grpc::ServerContext* context, const v1::ListDatabasesRequest* request,
                              v1::ListDatabasesResponse* response) override;
   grpc::Status DeleteDatabase(grpc::ServerContext* context,
                               const v1::DeleteDatabaseRequest* request,

@@ -44,6 +44,11 @@ void EnsureLoginRole(pqxx::nontransaction& w, const std::string& role, const std
 
 }  // namespace
 
+std::string RoleBase(const std::string& name) {
+  // PostgreSQL reserves role names that start with "pg_".
+  return name == "pg" ? "pgdb" : name;
+}
+
 std::string ServerName(const std::string& database_id) {
   // Volume names are DNS-label-like: no underscore.
   return absl::StrCat("c2d-",
@@ -124,16 +129,17 @@ absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow&
   try {
     pqxx::connection c(AdminUrl(address, admin));
     pqxx::nontransaction w(c);
-    const std::string owner = d.name() + "_owner";
+    const std::string base = RoleBase(d.name());
+    const std::string owner = base + "_owner";
     if (!Exists(w, "SELECT 1 FROM pg_roles WHERE rolname = $1", owner)) {
       w.exec0(absl::StrCat("CREATE ROLE ", w.quote_name(owner), " NOLOGIN"));
     }
     const int limit = RoleConnectionLimit(plan);
-    EnsureLoginRole(w, d.name() + "_a", owner, a, d.active_role() == "a", limit);
-    EnsureLoginRole(w, d.name() + "_b", owner, b, d.active_role() == "b", limit);
+    EnsureLoginRole(w, base + "_a", owner, a, d.active_role() == "a", limit);
+    EnsureLoginRole(w, base + "_b", owner, b, d.active_role() == "b", limit);
     if (!Exists(w, "SELECT 1 FROM pg_database WHERE datname = $1", d.name())) {
-      w.exec0(absl::StrCat("CREATE DATABASE ", w.quote_name(d.name()), " OWNER ",
-                           w.quote_name(owner)));
+      w.exec0(
+          absl::StrCat("CREATE DATABASE ", w.quote_name(d.name()), " OWNER ", w.quote_name(owner)));
     }
     w.exec0(absl::StrCat("REVOKE ALL ON DATABASE ", w.quote_name(d.name()), " FROM PUBLIC"));
     w.exec0(absl::StrCat("GRANT CONNECT, TEMPORARY ON DATABASE ", w.quote_name(d.name()), " TO ",
@@ -162,7 +168,8 @@ absl::Status Servers::Provision(jobs::JobContext& ctx) {
   }
   const std::string& id = payload.database_id();
   auto row = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, id); });
-  if (!row.ok()) return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
+  if (!row.ok())
+    return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
   if (row->db.state() != v1::DATABASE_STATE_PROVISIONING) return absl::OkStatus();
   auto admin = Open(*row, "admin");
   if (!admin.ok()) return FailIfLast(ctx, id, jobs::Permanent(admin.status()));
@@ -190,7 +197,8 @@ absl::Status Servers::Delete(jobs::JobContext& ctx) {
   }
   const std::string& id = payload.database_id();
   auto row = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, id); });
-  if (!row.ok()) return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
+  if (!row.ok())
+    return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
   if (row->db.state() != v1::DATABASE_STATE_DELETING) return absl::OkStatus();
   // A provisioning run still going could make a server after this removed
   // it: a waiting one is cancelled, a running one waited for (by retrying;

@@ -20,8 +20,7 @@ inline constexpr char kDatabaseLabel[] = "c2d.database";
 
 class Servers {
  public:
-  Servers(pg::Pool& pool, const Config& config, cloud::Provider& provider,
-          oci::Registry& registry)
+  Servers(pg::Pool& pool, const Config& config, cloud::Provider& provider, oci::Registry& registry)
       : pool_(pool), config_(config), provider_(provider), registry_(registry) {}
 
   absl::Status Provision(jobs::JobContext& ctx);
@@ -49,6 +48,10 @@ class Servers {
   cloud::Provider& provider_;
   oci::Registry& registry_;
 };
+
+// The prefix of a database's roles (<base>_a, <base>_b, <base>_owner): its
+// name, but "pgdb" for a database named "pg" (PostgreSQL reserves "pg_").
+std::string RoleBase(const std::string& name);
 
 // The volume and instance name of a database's server: c2d-db-<id, lower case>.
 std::string ServerName(const std::string& database_id);

@@ -13,7 +13,7 @@ using google::protobuf::util::TimeUtil;
 #define C2D_SEALED(p) p "_key_id, " p "_wrapped_key, " p "_nonce, " p "_ciphertext"
 #define C2D_EPOCH_US(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
 // Columns of a DatabaseRow, in the order RowToDatabase reads them.
-#define C2D_DATABASE_COLUMNS                                                                  \
+#define C2D_DATABASE_COLUMNS \
   "id, project_id, name, engine, version, plan, state, coalesce(failure_reason, ''), "        \
   "coalesce(host, ''), coalesce(port, 0), active_role, backup_schedule, retention_daily, "    \
   "retention_weekly, rotation_days, " C2D_EPOCH_US("created_at") ", " C2D_EPOCH_US(           \

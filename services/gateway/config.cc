@@ -24,6 +24,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   c.http_workers = static_cast<int>(workers);
   C2D_ASSIGN_OR_RETURN(c.builder_addr, env::GetRequired("C2D_BUILDER_ADDR"));
   C2D_ASSIGN_OR_RETURN(c.deployer_addr, env::GetRequired("C2D_DEPLOYER_ADDR"));
+  c.dbprov_addr = env::GetString("C2D_DBPROV_ADDR", "");
   c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
   c.local_repo_root = env::GetString("C2D_LOCAL_REPO_ROOT", "");
   c.ingress_http_addr = env::GetString("C2D_INGRESS_HTTP_ADDR", "");

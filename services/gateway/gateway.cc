@@ -34,11 +34,12 @@ httpd::Response TooMany(const std::string& message, absl::Duration retry_after) 
 }  // namespace
 
 Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Channel> builder,
-                 std::shared_ptr<grpc::Channel> deployer)
+                 std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov)
     : pool_(pool),
       config_(config),
       builder_(v1::BuilderService::NewStub(builder)),
       deployer_(v1::DeployerService::NewStub(deployer)),
+      dbprov_(dbprov ? v1::DatabaseService::NewStub(dbprov) : nullptr),
       builder_channel_(std::move(builder)),
       deployer_channel_(std::move(deployer)),
       user_rate_(config.user_burst, config.user_rps),
@@ -85,13 +86,18 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("GET", "/v1/services/{id}/webhook-deliveries", &Gateway::ListDeliveries, false);
   router_.Add("POST", "/v1/webhooks/{provider}/{hook}",
               [this](httpd::Request& r) { return ReceiveWebhook(r); });
+  const bool databases = dbprov_ != nullptr;
+  Add("POST", "/v1/projects/{id}/databases",
+      databases ? &Gateway::CreateDatabase : &Gateway::NotBuilt, true);
+  Add("GET", "/v1/projects/{id}/databases",
+      databases ? &Gateway::ListDatabases : &Gateway::NotBuilt, false);
+  Add("GET", "/v1/databases/{id}", databases ? &Gateway::GetDatabase : &Gateway::NotBuilt, false);
+  Add("DELETE", "/v1/databases/{id}", databases ? &Gateway::DeleteDatabase : &Gateway::NotBuilt,
+      true);
   // Capabilities c2d does not run yet: a clear 501 rather than a 404.
-  for (const char* pattern : {"/v1/services/{id}/domains", "/v1/projects/{id}/databases"}) {
-    Add("GET", pattern, &Gateway::NotBuilt, false);
-    Add("POST", pattern, &Gateway::NotBuilt, true);
-  }
-  for (const char* pattern :
-       {"/v1/domains/{id}", "/v1/databases/{id}", "/v1/databases/{id}/links/{service}"}) {
+  Add("GET", "/v1/services/{id}/domains", &Gateway::NotBuilt, false);
+  Add("POST", "/v1/services/{id}/domains", &Gateway::NotBuilt, true);
+  for (const char* pattern : {"/v1/domains/{id}", "/v1/databases/{id}/links/{service}"}) {
     Add("DELETE", pattern, &Gateway::NotBuilt, true);
   }
   for (const char* pattern :
@@ -99,7 +105,6 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
         "/v1/databases/{id}/rotate-credentials"}) {
     Add("POST", pattern, &Gateway::NotBuilt, true);
   }
-  Add("GET", "/v1/databases/{id}", &Gateway::NotBuilt, false);
   Add("GET", "/v1/databases/{id}/backups", &Gateway::NotBuilt, false);
   router_.Add("GET", "/v1/openapi.json", [](httpd::Request&) {
     httpd::Response r;
@@ -288,7 +293,7 @@ httpd::Response Gateway::NotBuilt(Call& c) {
   }
   return Error(501, "not_implemented",
                absl::StrCat(c.req.method, " ", c.req.path,
-                            ": this c2d does not run managed databases or custom domains yet"));
+                            ": this c2d does not run database links, backups, restores, credential rotation or custom domains yet"));
 }
 
 // ---- operations

@@ -22,6 +22,7 @@
 #include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
+#include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
 #include "services/gateway/api.h"
 #include "services/gateway/async_call.h"
@@ -33,8 +34,9 @@ namespace c2d::gateway {
 
 class Gateway {
  public:
+  // `dbprov` null: the database routes answer 501.
   Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Channel> builder,
-          std::shared_ptr<grpc::Channel> deployer);
+          std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov = nullptr);
 
   // The server's handler.
   httpd::Response Handle(httpd::Request& req);
@@ -119,6 +121,14 @@ class Gateway {
   httpd::Response DeleteVolume(Call& c);
   httpd::Response ServiceMetrics(Call& c);
   httpd::Response NotBuilt(Call& c);
+  // databases.cc
+  httpd::Response CreateDatabase(Call& c);
+  httpd::Response ListDatabases(Call& c);
+  httpd::Response GetDatabase(Call& c);
+  httpd::Response DeleteDatabase(Call& c);
+  // The database if the caller holds at least `min` in its project;
+  // NotFound otherwise, and for a deleted one.
+  absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min);
   httpd::Response CreateWebhook(Call& c);
   httpd::Response ListWebhooks(Call& c);
   httpd::Response ListDeliveries(Call& c);
@@ -151,6 +161,7 @@ class Gateway {
   const Config& config_;
   std::unique_ptr<v1::BuilderService::Stub> builder_;
   std::unique_ptr<v1::DeployerService::Stub> deployer_;
+  std::unique_ptr<v1::DatabaseService::Stub> dbprov_;  // null without a dbprov
   std::shared_ptr<grpc::Channel> builder_channel_, deployer_channel_;
   httpd::Router router_;
 

@@ -47,7 +47,8 @@ class DbprovFixture {
     worker_ = std::make_unique<jobs::Worker>(
         *pool_, db_.connect(),
         jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
-    worker_->Register("provision_db", [this](jobs::JobContext& c) { return servers_->Provision(c); });
+    worker_->Register("provision_db",
+                      [this](jobs::JobContext& c) { return servers_->Provision(c); });
     worker_->Register("delete_db", [this](jobs::JobContext& c) { return servers_->Delete(c); });
     REQUIRE(worker_->Start().ok());
   }
@@ -96,8 +97,8 @@ class DbprovFixture {
     return found->front().address;
   }
   std::string RoleUrl(const v1::Database& d, const char* role, const std::string& password) {
-    return absl::StrCat("postgresql://", d.name(), "_", role, ":", password, "@", Address(d.id()),
-                        "/", d.name(), "?connect_timeout=5");
+    return absl::StrCat("postgresql://", dbprov::RoleBase(d.name()), "_", role, ":", password, "@",
+                        Address(d.id()), "/", d.name(), "?connect_timeout=5");
   }
 
   TestDatabase db_;

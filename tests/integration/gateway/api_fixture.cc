@@ -37,6 +37,7 @@ Api::Api(const Tweak& tweak) {
   worker_->Register("build", [this](jobs::JobContext& ctx) { return job_->Run(ctx); });
   REQUIRE(worker_->Start().ok());
 
+  StartDbprov();
   config_.base_domain = "localhost";
   config_.ingress_http_addr = RequireEnv("C2D_TEST_CADDY_HTTP");
   config_.master_keys = d_.config().master_keys;
@@ -44,7 +45,8 @@ Api::Api(const Tweak& tweak) {
   gateway_ = std::make_unique<gateway::Gateway>(
       d_.pool(), config_,
       grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),
-      grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()),
+      grpc::CreateChannel(dbprov_server_->address(), grpc::InsecureChannelCredentials()));
   auto http = httpd::Server::Start({.address = "127.0.0.1:0"},
                                    [this](httpd::Request& r) { return gateway_->Handle(r); });
   REQUIRE(http.ok());
@@ -53,9 +55,34 @@ Api::Api(const Tweak& tweak) {
   bob_ = Token("bob@example.com");
 }
 
+void Api::StartDbprov() {
+  dbprov::Config& c = dbprov_config_;
+  c.local.local = d_.config().local;
+  c.local.registry = d_.config().registry;
+  c.local.registry_host = d_.config().RegistryHost();
+  c.master_keys = d_.config().master_keys;
+  c.ready_timeout = 60s;
+  dbprov_registry_ = std::make_unique<oci::Registry>(c.local.registry);
+  databases_ = std::make_unique<dbprov::DatabaseServiceImpl>(d_.pool(), c);
+  servers_ = std::make_unique<dbprov::Servers>(d_.pool(), c, d_.provider(), *dbprov_registry_);
+  auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DatabaseService", databases_.get()}});
+  REQUIRE(server.ok());
+  dbprov_server_ = std::move(*server);
+  dbprov_worker_ = std::make_unique<jobs::Worker>(
+      d_.pool(), d_.db().connect(),
+      jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
+  dbprov_worker_->Register("provision_db",
+                           [this](jobs::JobContext& ctx) { return servers_->Provision(ctx); });
+  dbprov_worker_->Register("delete_db",
+                           [this](jobs::JobContext& ctx) { return servers_->Delete(ctx); });
+  REQUIRE(dbprov_worker_->Start().ok());
+}
+
 Api::~Api() {
   http_->Shutdown(1s);
   worker_->Shutdown();
+  dbprov_worker_->Shutdown();
+  dbprov_server_->Shutdown(absl::Seconds(1));
   builder_server_->Shutdown(absl::Seconds(1));
 }
 

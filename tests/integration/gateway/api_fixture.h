@@ -1,9 +1,9 @@
 #pragma once
 
 // The REST API against real services, for the gateway's tests: the
-// gateway's HTTP server in this process, with the builder and the deployer
-// (their gRPC services, workers and reconciler) on the same test database,
-// the real engine, registry, PowerDNS and Caddy.
+// gateway's HTTP server in this process, with the builder, the deployer
+// and dbprov (their gRPC services, workers and reconciler) on the same test
+// database, the real engine, registry, PowerDNS and Caddy.
 
 #include <filesystem>
 #include <functional>
@@ -17,6 +17,8 @@
 #include "nlohmann/json.hpp"
 #include "services/builder/build_job.h"
 #include "services/builder/builder_service.h"
+#include "services/dbprov/database_service.h"
+#include "services/dbprov/provision_job.h"
 #include "services/gateway/gateway.h"
 #include "tests/integration/builder/builder_fixture.h"
 #include "tests/integration/deployer/deployer_fixture.h"
@@ -77,12 +79,21 @@ class Api {
   int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
 
  private:
+  // dbprov's service and jobs, on the deployer's engine and registry.
+  void StartDbprov();
+
   DeployerFixture d_;
   builder::Config builder_config_;
   std::unique_ptr<builder::BuilderServiceImpl> builds_;
   std::unique_ptr<rpc::Server> builder_server_;
   std::unique_ptr<builder::BuildJob> job_;
   std::unique_ptr<jobs::Worker> worker_;
+  dbprov::Config dbprov_config_;
+  std::unique_ptr<oci::Registry> dbprov_registry_;
+  std::unique_ptr<dbprov::DatabaseServiceImpl> databases_;
+  std::unique_ptr<dbprov::Servers> servers_;
+  std::unique_ptr<rpc::Server> dbprov_server_;
+  std::unique_ptr<jobs::Worker> dbprov_worker_;
   gateway::Config config_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<httpd::Server> http_;

@@ -56,9 +56,10 @@ TEST_CASE("the OpenAPI document describes exactly the routes served", "[gateway]
   // And the capabilities not built yet say so.
   const std::string project =
       api.Call("POST", "/v1/projects", api.alice(), json{{"name", "docs"}}).body["id"];
-  auto r = api.Call("GET", "/v1/projects/" + project + "/databases", api.alice());
+  auto r = api.Call("POST", "/v1/databases/db_01JD3Q8Z7X9K2M4N6P8R0T2V4W/rotate-credentials",
+                    api.alice(), json::object());
   CHECK(r.status == 501);
-  CHECK_THAT(r.Error(), Catch::Contains("managed databases"));
+  CHECK_THAT(r.Error(), Catch::Contains("credential rotation"));
 }
 
 TEST_CASE("projects and services: validation names the field and changes nothing", "[gateway]") {
