@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libs/http/client.h"
 
 namespace c2d::dns {
@@ -25,6 +26,21 @@ Pdns::Pdns(PdnsOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::string> Pdns::Call(const std::string& method, const std::string& path,
                                        const std::string& body) {
+  // Every call c2d makes is idempotent (a REPLACE or DELETE of an RRset, a
+  // zone created unless it exists), so a transport error or a 5xx (such as
+  // its database backend busy with a concurrent change) is tried again.
+  absl::StatusOr<std::string> r;
+  absl::Duration pause = absl::Milliseconds(50);
+  for (int attempt = 1;; ++attempt) {
+    r = CallOnce(method, path, body);
+    if (r.ok() || !absl::IsUnavailable(r.status()) || attempt == 3) return r;
+    absl::SleepFor(pause);
+    pause *= 3;
+  }
+}
+
+absl::StatusOr<std::string> Pdns::CallOnce(const std::string& method, const std::string& path,
+                                           const std::string& body) {
   http::Request req{
       .method = method,
       .url = absl::StrCat(options_.api_url, "/api/v1/servers/", options_.server, path),

@@ -44,8 +44,11 @@ class Pdns {
                             const std::string& type);
 
  private:
+  // CallOnce, tried up to 3 times while it is Unavailable.
   absl::StatusOr<std::string> Call(const std::string& method, const std::string& path,
                                    const std::string& body);
+  absl::StatusOr<std::string> CallOnce(const std::string& method, const std::string& path,
+                                       const std::string& body);
   absl::Status Patch(const std::string& zone, const std::string& rrsets_json);
 
   const PdnsOptions options_;

@@ -213,9 +213,13 @@ TEST_CASE("an instance that cannot accept a connection in time costs a retry, no
   Upstream a("from-good"), b("from-good"), c("from-good");
   FullAcceptQueue stuck;
   const std::string web = Host("web");
-  REQUIRE(upstreams.Set(web, {a.address()}).ok());
+  absl::Status set = upstreams.Set(web, {a.address()});
+  INFO(set.ToString());
+  REQUIRE(set.ok());
   REQUIRE(AnswersWith(web, 200));
-  REQUIRE(upstreams.Set(web, {a.address(), b.address(), c.address(), stuck.address()}).ok());
+  set = upstreams.Set(web, {a.address(), b.address(), c.address(), stuck.address()});
+  INFO(set.ToString());
+  REQUIRE(set.ok());
   REQUIRE(testing::WaitFor(5s, [&] { return upstreams.Get(web)->size() == 4; }));
   std::this_thread::sleep_for(1s);  // a few of Caddy's refreshes
   // Round-robin sends requests to the stuck instance in turn; its dial times
