@@ -36,7 +36,7 @@ const ServiceBinary kServices[] = {
     {"gateway", C2D_BIN_GATEWAY, "", true},
     {"builder", C2D_BIN_BUILDER, "c2d.v1.BuilderService", true},
     {"deployer", C2D_BIN_DEPLOYER, "c2d.v1.DeployerService", true},
-    {"dbprov", C2D_BIN_DBPROV, "c2d.v1.DatabaseService", false},
+    {"dbprov", C2D_BIN_DBPROV, "c2d.v1.DatabaseService", true},
     {"dns", C2D_BIN_DNS, "c2d.v1.DnsService", false},
     {"certs", C2D_BIN_CERTS, "c2d.v1.CertService", false},
 };
