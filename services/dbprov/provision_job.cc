@@ -145,7 +145,11 @@ absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow&
     w.exec0(absl::StrCat("GRANT CONNECT, TEMPORARY ON DATABASE ", w.quote_name(d.name()), " TO ",
                          w.quote_name(owner)));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot set up the database's roles: ", e.what()));
+    // The server's message may quote the statement (LINE 1: …), passwords
+    // included; it becomes the database's failure_reason.
+    return absl::UnavailableError(absl::StrCat(
+        "cannot set up the database's roles: ",
+        absl::StrReplaceAll(e.what(), {{a, "***"}, {b, "***"}, {admin, "***"}})));
   }
   return absl::OkStatus();
 }
