@@ -7,12 +7,13 @@
 #include <regex>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "libs/common/env.h"
 #include "libs/common/status.h"
 #include "libs/crypto/hash.h"
@@ -254,6 +255,10 @@ absl::Status LocalProvider::FollowLogs(const std::string& ref, std::optional<abs
 
 std::string ProjectNetwork(const std::string& project_id) {
   return absl::StrCat("c2d-", absl::AsciiStrToLower(project_id));
+}
+
+std::string ResourceName(const std::string& id) {
+  return absl::StrReplaceAll(absl::AsciiStrToLower(id), {{"_", "-"}});
 }
 
 std::string RegistryHost(const std::string& url) {

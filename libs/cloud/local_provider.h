@@ -31,6 +31,9 @@ struct LocalOptions {
 
 // A project's private network (one per project; apps and databases join it).
 std::string ProjectNetwork(const std::string& project_id);
+// A c2d id as a provider resource name (volumes and containers take DNS
+// labels): lower case, "_" as "-" ("vol_01JD…" -> "vol-01jd…").
+std::string ResourceName(const std::string& id);
 
 // What every process that runs instances reads: C2D_ENGINE_SOCKET,
 // C2D_REGISTRY_URL (http(s)://host:port), C2D_REGISTRY_USER,

@@ -34,9 +34,9 @@ SELECT id, pg_notify($8, '') FROM inserted)sql"};
 // ''): ids are drawn in the batch's order (so equal jobs run in the order
 // given), and each row says whether it went in or met a live job with its
 // unique key.
-#define C2D_JOB_COLUMNS_INPUT                                                       \
-  "unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], "        \
-  "$6::integer[], $7::text[]) WITH ORDINALITY "                                    \
+#define C2D_JOB_COLUMNS_INPUT                                               \
+  "unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[], " \
+  "$6::integer[], $7::text[]) WITH ORDINALITY "                             \
   "AS u(queue, kind, payload, priority, run_at_us, max_attempts, unique_key, ord)"
 #define C2D_JOB_RUN_AT \
   "coalesce(to_timestamp(NULLIF(run_at_us, '')::double precision / 1000000), now())"
@@ -79,7 +79,8 @@ constexpr pg::Statement kNotify{"jobs_notify", "SELECT pg_notify($1, '')"};
 // If PostgreSQL itself crashes, the last few hundred milliseconds of them may
 // be lost: a claim or an outcome then never happened, and the job runs again
 // (see Claim). Enqueues, in the producers' transactions, stay durable.
-#define C2D_ASYNC_COMMIT " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async"
+#define C2D_ASYNC_COMMIT \
+  " CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async"
 
 constexpr pg::Statement kCancel{"jobs_cancel", R"sql(
 UPDATE jobs
@@ -350,8 +351,8 @@ absl::StatusOr<std::vector<Enqueued>> EnqueueMany(pg::Tx& tx, const std::vector<
   }
   std::vector<Enqueued> out(jobs.size());
   if (jobs.empty()) return out;
-  absl::Status inserted = first_with_key.empty() ? InsertPlain(tx, batch, out)
-                                                 : InsertKeyed(tx, jobs, batch, out);
+  absl::Status inserted =
+      first_with_key.empty() ? InsertPlain(tx, batch, out) : InsertKeyed(tx, jobs, batch, out);
   if (!inserted.ok()) return inserted;
   std::set<std::string> queues;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -421,9 +422,8 @@ absl::StatusOr<std::vector<int64_t>> Heartbeat(pg::Tx& tx, const std::vector<Cla
   ClaimColumns c;
   for (const ClaimRef& claim : claims) c.Add(claim);
   std::vector<int64_t> held;
-  for (const auto& row :
-       tx.Exec(kHeartbeat, pg::TextArray(c.ids), pg::TextArray(c.attempts),
-               pg::TextArray(c.holders), static_cast<int64_t>(lease.count()))) {
+  for (const auto& row : tx.Exec(kHeartbeat, pg::TextArray(c.ids), pg::TextArray(c.attempts),
+                                 pg::TextArray(c.holders), static_cast<int64_t>(lease.count()))) {
     held.push_back(row[0].as<int64_t>());
   }
   return held;
@@ -458,9 +458,9 @@ absl::StatusOr<std::vector<Recorded>> RecordOutcomes(pg::Tx& tx,
   }
   std::map<int64_t, State> changed;  // id -> new state
   if (!succeeded.empty()) {
-    for (const auto& row : tx.Exec(kSucceeded, pg::TextArray(succeeded.ids),
-                                   pg::TextArray(succeeded.attempts),
-                                   pg::TextArray(succeeded.holders))) {
+    for (const auto& row :
+         tx.Exec(kSucceeded, pg::TextArray(succeeded.ids), pg::TextArray(succeeded.attempts),
+                 pg::TextArray(succeeded.holders))) {
       changed[row[0].as<int64_t>()] = State::kSucceeded;
     }
   }

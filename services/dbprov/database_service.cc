@@ -145,16 +145,11 @@ grpc::Status DatabaseServiceImpl::ListDatabases(grpc::ServerContext*,
   if (!token.empty() && !ids::Valid(token, "db")) {
     return rpc::ToGrpc(rpc::InvalidField("page.page_token", "is not a token from a previous page"));
   }
-  auto rows = pool_.Read("list databases", [&](pg::Tx& tx) {
-    return dbprov::ListDatabases(tx, request->project_id(), token, *size + 1);
+  auto page = pool_.Read("list databases", [&](pg::Tx& tx) {
+    return dbprov::ListDatabases(tx, request->project_id(), token, *size);
   });
-  if (!rows.ok()) return rpc::ToGrpc(rows.status());
-  for (int i = 0; i < static_cast<int>(rows->size()) && i < *size; ++i) {
-    *response->add_databases() = std::move((*rows)[i].db);
-  }
-  if (static_cast<int>(rows->size()) > *size) {
-    response->set_next_page_token(response->databases(*size - 1).id());
-  }
+  if (!page.ok()) return rpc::ToGrpc(page.status());
+  *response = std::move(*page);
   return grpc::Status::OK;
 }
 

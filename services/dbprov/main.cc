@@ -20,7 +20,6 @@ int main() {
   dbprov::DatabaseServiceImpl service((*process)->pool(), *config);
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
-  worker.Register("provision_db", [&](jobs::JobContext& ctx) { return servers.Provision(ctx); });
-  worker.Register("delete_db", [&](jobs::JobContext& ctx) { return servers.Delete(ctx); });
+  servers.RegisterJobs(worker);
   return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

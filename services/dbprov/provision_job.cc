@@ -2,7 +2,6 @@
 
 #include <pqxx/pqxx>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -50,9 +49,7 @@ std::string RoleBase(const std::string& name) {
 }
 
 std::string ServerName(const std::string& database_id) {
-  // Volume names are DNS-label-like: no underscore.
-  return absl::StrCat("c2d-",
-                      absl::StrReplaceAll(absl::AsciiStrToLower(database_id), {{"_", "-"}}));
+  return absl::StrCat("c2d-", cloud::ResourceName(database_id));
 }
 
 std::string Servers::AdminUrl(const std::string& address, const std::string& admin) {
@@ -147,9 +144,9 @@ absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow&
   } catch (const std::exception& e) {
     // The server's message may quote the statement (LINE 1: …), passwords
     // included; it becomes the database's failure_reason.
-    return absl::UnavailableError(absl::StrCat(
-        "cannot set up the database's roles: ",
-        absl::StrReplaceAll(e.what(), {{a, "***"}, {b, "***"}, {admin, "***"}})));
+    return absl::UnavailableError(
+        absl::StrCat("cannot set up the database's roles: ",
+                     absl::StrReplaceAll(e.what(), {{a, "***"}, {b, "***"}, {admin, "***"}})));
   }
   return absl::OkStatus();
 }
@@ -165,15 +162,26 @@ absl::Status Servers::FailIfLast(jobs::JobContext& ctx, const std::string& id,
   return s;
 }
 
+void Servers::RegisterJobs(jobs::Worker& worker) {
+  worker.Register("provision_db", [this](jobs::JobContext& ctx) { return Provision(ctx); });
+  worker.Register("delete_db", [this](jobs::JobContext& ctx) { return Delete(ctx); });
+}
+
+absl::StatusOr<DatabaseRow> Servers::Load(const std::string& id) {
+  auto row = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, id); });
+  // Gone: running the job again cannot help.
+  if (absl::IsNotFound(row.status())) return jobs::Permanent(row.status());
+  return row;
+}
+
 absl::Status Servers::Provision(jobs::JobContext& ctx) {
   v1::ProvisionDbJob payload;
   if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.database_id().empty()) {
     return jobs::Permanent(absl::InvalidArgumentError("provision_db payload names no database"));
   }
   const std::string& id = payload.database_id();
-  auto row = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, id); });
-  if (!row.ok())
-    return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
+  auto row = Load(id);
+  if (!row.ok()) return row.status();
   if (row->db.state() != v1::DATABASE_STATE_PROVISIONING) return absl::OkStatus();
   auto admin = Open(*row, "admin");
   if (!admin.ok()) return FailIfLast(ctx, id, jobs::Permanent(admin.status()));
@@ -200,9 +208,8 @@ absl::Status Servers::Delete(jobs::JobContext& ctx) {
     return jobs::Permanent(absl::InvalidArgumentError("delete_db payload names no database"));
   }
   const std::string& id = payload.database_id();
-  auto row = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, id); });
-  if (!row.ok())
-    return absl::IsNotFound(row.status()) ? jobs::Permanent(row.status()) : row.status();
+  auto row = Load(id);
+  if (!row.ok()) return row.status();
   if (row->db.state() != v1::DATABASE_STATE_DELETING) return absl::OkStatus();
   // A provisioning run still going could make a server after this removed
   // it: a waiting one is cancelled, a running one waited for (by retrying;

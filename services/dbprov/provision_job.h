@@ -8,6 +8,7 @@
 
 #include "libs/cloud/provider.h"
 #include "libs/jobs/job.h"
+#include "libs/jobs/worker.h"
 #include "libs/oci/registry.h"
 #include "libs/pg/pool.h"
 #include "services/dbprov/config.h"
@@ -23,6 +24,8 @@ class Servers {
   Servers(pg::Pool& pool, const Config& config, cloud::Provider& provider, oci::Registry& registry)
       : pool_(pool), config_(config), provider_(provider), registry_(registry) {}
 
+  // Registers provision_db and delete_db on a "dbprov" worker.
+  void RegisterJobs(jobs::Worker& worker);
   absl::Status Provision(jobs::JobContext& ctx);
   absl::Status Delete(jobs::JobContext& ctx);
 
@@ -40,6 +43,8 @@ class Servers {
   static std::string AdminUrl(const std::string& address, const std::string& admin);
 
  private:
+  // The database a job names; a permanent error when it does not exist.
+  absl::StatusOr<DatabaseRow> Load(const std::string& id);
   absl::StatusOr<std::string> Open(const DatabaseRow& row, absl::string_view role) const;
   absl::Status FailIfLast(jobs::JobContext& ctx, const std::string& id, const absl::Status& s);
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "libs/pg/rows.h"
 
 namespace c2d::dbprov {
 namespace {
@@ -172,10 +173,15 @@ absl::StatusOr<DatabaseRow> GetDatabase(pg::Tx& tx, const std::string& id) {
   return RowToDatabase(r[0]);
 }
 
-absl::StatusOr<std::vector<DatabaseRow>> ListDatabases(pg::Tx& tx, const std::string& project_id,
-                                                       const std::string& after, int limit) {
-  std::vector<DatabaseRow> out;
-  for (const auto& r : tx.Exec(kList, project_id, after, limit)) out.push_back(RowToDatabase(r));
+absl::StatusOr<v1::ListDatabasesResponse> ListDatabases(pg::Tx& tx, const std::string& project_id,
+                                                        const std::string& after, int page_size) {
+  v1::ListDatabasesResponse out;
+  out.set_next_page_token(pg::FillPage(tx.Exec(kList, project_id, after, page_size + 1), page_size,
+                                       [&](const pqxx::row& r) {
+                                         v1::Database* d = out.add_databases();
+                                         *d = RowToDatabase(r).db;
+                                         return d->id();
+                                       }));
   return out;
 }
 

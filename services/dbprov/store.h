@@ -28,10 +28,10 @@ std::string PasswordAad(const std::string& database_id, absl::string_view role);
 absl::Status InsertDatabase(pg::Tx& tx, const DatabaseRow& row);
 // NOT_FOUND for an unknown id (a deleted database is found, in state DELETED).
 absl::StatusOr<DatabaseRow> GetDatabase(pg::Tx& tx, const std::string& id);
-// The project's databases that are not deleted, newest first, after the
-// cursor `after` (an id; "" = from the start), at most `limit`.
-absl::StatusOr<std::vector<DatabaseRow>> ListDatabases(pg::Tx& tx, const std::string& project_id,
-                                                       const std::string& after, int limit);
+// A page of the project's databases that are not deleted, newest first,
+// after the cursor `after` (an id; "" = from the start).
+absl::StatusOr<v1::ListDatabasesResponse> ListDatabases(pg::Tx& tx, const std::string& project_id,
+                                                        const std::string& after, int page_size);
 // State changes; each returns false when the row was not in a state the
 // change applies to (so a job run twice changes nothing the second time).
 absl::StatusOr<bool> MarkAvailable(pg::Tx& tx, const std::string& id, const std::string& host,

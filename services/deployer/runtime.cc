@@ -8,7 +8,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
@@ -35,14 +34,8 @@ std::string ContainerName(const std::string& instance_id) {
   return absl::StrCat("c2d-", absl::AsciiStrToLower(instance_id));
 }
 
-}  // namespace
-
-namespace {
-
 // Volume directory names: lower case, no underscore ("vol-01jd…").
-std::string VolumeName(const std::string& volume_id) {
-  return absl::StrReplaceAll(absl::AsciiStrToLower(volume_id), {{"_", "-"}});
-}
+std::string VolumeName(const std::string& volume_id) { return cloud::ResourceName(volume_id); }
 
 std::string Short(const std::string& ref) { return ref.substr(0, 12); }
 

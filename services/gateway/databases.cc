@@ -103,9 +103,10 @@ httpd::Response Gateway::CreateDatabase(Call& c) {
   if (auto g = dbprov_->CreateDatabase(&ctx, *req, &d); !g.ok()) {
     return FromStatus(rpc::FromGrpc(g));
   }
-  if (auto a = AuditMutation(
-          c, p->id, "database.create", d.id(),
-          {{"name", d.name()}, {"engine", DatabaseJson(d)["engine"]}, {"plan", d.plan()}});
+  if (auto a = AuditMutation(c, p->id, "database.create", d.id(),
+                             {{"name", d.name()},
+                              {"engine", EnumText(v1::DatabaseEngine_Name(d.engine()), 16)},
+                              {"plan", d.plan()}});
       !a.ok()) {
     return FromStatus(a);
   }

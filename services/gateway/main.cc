@@ -16,12 +16,11 @@ int main() {
   if (!config.ok()) return rpc::Process::Fail(config.status());
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
-  gateway::Gateway api((*process)->pool(), *config,
-                       grpc::CreateChannel(config->builder_addr, *credentials),
-                       grpc::CreateChannel(config->deployer_addr, *credentials),
-                       config->dbprov_addr.empty()
-                           ? nullptr
-                           : grpc::CreateChannel(config->dbprov_addr, *credentials));
+  gateway::Gateway api(
+      (*process)->pool(), *config, grpc::CreateChannel(config->builder_addr, *credentials),
+      grpc::CreateChannel(config->deployer_addr, *credentials),
+      config->dbprov_addr.empty() ? nullptr
+                                  : grpc::CreateChannel(config->dbprov_addr, *credentials));
   auto http = httpd::Server::Start({.address = config->http_addr, .workers = config->http_workers},
                                    [&](httpd::Request& req) { return api.Handle(req); });
   if (!http.ok()) return rpc::Process::Fail(http.status());

@@ -241,7 +241,6 @@ PickupTimes Pickup(const pg::ConnectOptions& connect, int n, absl::Duration gap)
   return t;
 }
 
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -262,12 +261,13 @@ int main(int argc, char** argv) {
   Print("pickup-p99", P99(pickup.from_call), "ms");
   std::printf("  burn-down WAL: %.3f fsyncs per job, %.1f records per job\n", wal.syncs,
               wal.records);
-  std::printf("  pickup: the enqueue call took %.2f ms (p50), %.2f ms (p99); from its commit "
-              "to the handler's start %.2f ms (p50), %.2f ms (p99)\n",
-              P50(pickup.enqueue), P99(pickup.enqueue), P50(pickup.from_commit),
-              P99(pickup.from_commit));
-  std::printf("  pickup: the same enqueue call with no worker listening took %.2f ms (p50), "
-              "%.2f ms (p99)\n",
-              P50(pickup.alone), P99(pickup.alone));
+  std::printf(
+      "  pickup: the enqueue call took %.2f ms (p50), %.2f ms (p99); from its commit "
+      "to the handler's start %.2f ms (p50), %.2f ms (p99)\n",
+      P50(pickup.enqueue), P99(pickup.enqueue), P50(pickup.from_commit), P99(pickup.from_commit));
+  std::printf(
+      "  pickup: the same enqueue call with no worker listening took %.2f ms (p50), "
+      "%.2f ms (p99)\n",
+      P50(pickup.alone), P99(pickup.alone));
   return 0;
 }

@@ -47,9 +47,7 @@ class DbprovFixture {
     worker_ = std::make_unique<jobs::Worker>(
         *pool_, db_.connect(),
         jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
-    worker_->Register("provision_db",
-                      [this](jobs::JobContext& c) { return servers_->Provision(c); });
-    worker_->Register("delete_db", [this](jobs::JobContext& c) { return servers_->Delete(c); });
+    servers_->RegisterJobs(*worker_);
     REQUIRE(worker_->Start().ok());
   }
   ~DbprovFixture() { worker_->Shutdown(); }

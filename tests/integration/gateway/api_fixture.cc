@@ -71,10 +71,7 @@ void Api::StartDbprov() {
   dbprov_worker_ = std::make_unique<jobs::Worker>(
       d_.pool(), d_.db().connect(),
       jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
-  dbprov_worker_->Register("provision_db",
-                           [this](jobs::JobContext& ctx) { return servers_->Provision(ctx); });
-  dbprov_worker_->Register("delete_db",
-                           [this](jobs::JobContext& ctx) { return servers_->Delete(ctx); });
+  servers_->RegisterJobs(*dbprov_worker_);
   REQUIRE(dbprov_worker_->Start().ok());
 }
 

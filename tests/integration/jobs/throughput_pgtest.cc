@@ -40,7 +40,7 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
   for (int i = 0; i < 50; ++i) batch.push_back(Job(absl::StrCat("{\"i\":", i, "}")));
   batch.push_back(Job("{}", "k1"));  // a live job holds the key
   batch.push_back(Job("{}", "k2"));
-  batch.push_back(Job("{}", "k2"));  // the same key twice in the batch
+  batch.push_back(Job("{}", "k2"));       // the same key twice in the batch
   batch.push_back(Job("{}", "k\"3,\\"));  // a key that needs quoting
   auto r = many(batch);
   REQUIRE(r.ok());
@@ -83,8 +83,7 @@ TEST_CASE("bulk enqueue keeps the batch's order and unique keys, and is all or n
   CHECK(db.Scalar(absl::StrCat("SELECT priority || ' ' || max_attempts || ' ' || "
                                "extract(epoch FROM run_at)::bigint FROM jobs WHERE id = ",
                                (*p)[4].id)) == "7 2 4000000000");
-  CHECK(db.Scalar(absl::StrCat("SELECT run_at <= now() FROM jobs WHERE id = ", (*p)[5].id)) ==
-        "t");
+  CHECK(db.Scalar(absl::StrCat("SELECT run_at <= now() FROM jobs WHERE id = ", (*p)[5].id)) == "t");
   db.Exec("DELETE FROM jobs WHERE payload ? 'p'");
 
   // One malformed job: nothing of the batch goes in.
@@ -129,9 +128,9 @@ TEST_CASE("a stale attempt's outcome changes nothing, in a group with others", "
   auto recorded = pool->Transact("record", [&](pg::Tx& tx) {
     return jobs::RecordOutcomes(tx, {{.claim = {lost, 1, "a"}, .kind = K::kSucceeded},
                                      {.claim = {kept, 1, "a"},
-                                  .kind = K::kFailed,
-                                  .error = std::string("bad\0byte", 8),
-                                  .retry_delay = 60s}});
+                                      .kind = K::kFailed,
+                                      .error = std::string("bad\0byte", 8),
+                                      .retry_delay = 60s}});
   });
   REQUIRE(recorded.ok());
   CHECK_FALSE((*recorded)[0].held);
@@ -206,7 +205,8 @@ TEST_CASE("a claim undone by a database crash and made again is a new claim", "[
 
   // The first claim's heartbeat and outcome change nothing.
   const jobs::ClaimRef stale{id, first.attempts, "w/1"}, live{id, second.attempts, "w/2"};
-  auto held = pool->Read("heartbeat", [&](pg::Tx& tx) { return jobs::Heartbeat(tx, {stale}, 30s); });
+  auto held =
+      pool->Read("heartbeat", [&](pg::Tx& tx) { return jobs::Heartbeat(tx, {stale}, 30s); });
   REQUIRE(held.ok());
   CHECK(held->empty());
   using K = jobs::Outcome::Kind;
