@@ -30,9 +30,9 @@ done
 # The newcomer path: the sample app deployed, answering at the URL printed.
 sample_url=$(grep -A1 '^The sample app' <<<"$out" | tail -n 1 | tr -d ' ')
 [[ $sample_url == http://hello.demo.localhost:* ]] || { echo "$out"; fail "no sample URL printed"; }
-curl -fsS "$sample_url" | grep -q 'from c2d! version' || fail "the sample app does not answer at $sample_url"
+grep -q 'from c2d! version' <<<"$(curl -fsS "$sample_url")" || fail "the sample app does not answer at $sample_url"
 grep -Eq "^api +up" <<<"$out" || fail "REST API not reported up"
-"$C2D_BUILD_DIR/tools/c2d" status demo/hello | grep -q ' live ' || fail "the CLI does not show the sample live"
+grep -q ' live ' <<<"$("$C2D_BUILD_DIR/tools/c2d" status demo/hello)" || fail "the CLI does not show the sample live"
 grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"
 grep -Eq "^engine +up" <<<"$out" || fail "engine not reported up"
 grep -Eq "^powerdns +up" <<<"$out" || fail "PowerDNS not reported up"

@@ -15,8 +15,8 @@
 # container on the same directory, without the password, still has the row.
 # Everything lives in a fresh temp dir and is torn down (also on failure); the
 # test fails if anything stays mounted.
-set -euo pipefail
-# A command that fails outside `fail` says where.
+set -Eeuo pipefail
+# A command that fails outside `fail` says where, inside functions too (-E).
 trap 'echo "components: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tools/lib/engine.sh"
@@ -150,7 +150,9 @@ run_app() {
   [[ $answer == *"$expect"* ]] || fail "$name: no '$expect' on 127.0.0.1:$port in 30 s (got '$answer')"
   # Published on 127.0.0.1 only.
   local other
-  other=$(ip -4 -o addr show scope global | awk '{ sub("/.*", "", $4); print $4; exit }')
+  # awk reads all of ip's output: an early exit would kill ip with SIGPIPE
+  # when there are many addresses, and pipefail would end the test silently.
+  other=$(ip -4 -o addr show scope global | awk 'NR == 1 { sub("/.*", "", $4); print $4 }')
   if [[ -n $other ]] && curl -s --max-time 2 -o /dev/null "http://$other:$port/"; then
     fail "$name: port $port answers on $other too"
   fi

@@ -77,7 +77,7 @@ c2d::_engine_write_config() {
   local gw=${ENGINE_NET_SUBNET%.0/24}.1 dev mtu=1500
   # The bridge gets the MTU of the host's way out (1400 on some VMs); CNI's
   # default of 1500 would lose large packets of containers talking outside.
-  dev=$(ip -4 route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
+  dev=$(ip -4 route show default | awk '!found { for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); found = 1; break } }')
   [[ -n $dev && -r /sys/class/net/$dev/mtu ]] && mtu=$(cat "/sys/class/net/$dev/mtu")
   mkdir -p "$dir/storage" "$dir/runroot" "$dir/run" "$dir/tmp" "$dir/networks" "$dir/cni"
 
