@@ -25,6 +25,11 @@ namespace {
 // The port label records the app's port, so Inspect can tell its address
 // without knowing the spec.
 constexpr char kPortLabel[] = "c2d.port";
+// The fixed private address of an instance made with stable_address.
+constexpr char kAddressLabel[] = "c2d.address";
+// Fixed addresses come from the top of a network's /24, down from .254;
+// the engine hands out the others from the bottom up.
+constexpr int kFixedHigh = 254, kFixedLow = 160;
 
 // /proc/net/route lines: iface, destination, gateway, flags, …, mask (hex,
 // host byte order of the kernel: little-endian here).
@@ -107,6 +112,11 @@ Instance LocalProvider::FromContainer(const engine::ContainerInfo& c) {
   i.labels = c.labels;
   i.started_at = c.started_at;
   i.finished_at = c.finished_at;
+  if (auto fixed = c.labels.find(kAddressLabel); fixed != c.labels.end()) {
+    i.private_address = fixed->second;
+  } else if (i.state == InstanceState::kRunning && !c.addresses.empty()) {
+    i.private_address = c.addresses.begin()->second;
+  }
   auto port = c.labels.find(kPortLabel);
   if (i.state == InstanceState::kRunning && port != c.labels.end()) {
     auto bound = c.host_ports.find(std::stoi(port->second));
@@ -155,6 +165,13 @@ absl::StatusOr<Instance> LocalProvider::Create(const InstanceSpec& spec) {
     c.binds.push_back(absl::StrCat(*path, ":", v.mount_path));
   }
   c.network = spec.network;
+  for (const auto& [name, address] : spec.hosts) c.extra_hosts.push_back(name + ":" + address);
+  if (spec.stable_address) {
+    auto address = FreeFixedAddress(spec.network, spec.name);
+    if (!address.ok()) return address.status();
+    c.ipv4_address = *address;
+    c.labels[kAddressLabel] = *address;
+  }
   auto id = engine_.CreateContainer(c);
   if (!id.ok()) {
     absl::MutexLock lock(&mu_);
@@ -162,6 +179,39 @@ absl::StatusOr<Instance> LocalProvider::Create(const InstanceSpec& spec) {
     return id.status();
   }
   return Inspect(*id);
+}
+
+absl::StatusOr<std::string> LocalProvider::FreeFixedAddress(const std::string& network,
+                                                            const std::string& name) {
+  if (network.empty()) {
+    return absl::InvalidArgumentError("a stable address needs a network of the instance's own");
+  }
+  auto subnet = engine_.NetworkSubnet(network);
+  if (!subnet.ok()) return subnet.status();
+  if (!absl::EndsWith(*subnet, ".0/24")) {
+    return absl::InternalError(absl::StrCat("network ", network, " is not a /24: ", *subnet));
+  }
+  const std::string prefix = subnet->substr(0, subnet->size() - 5);  // "10.130.7"
+  auto on = engine_.ListContainers({}, network);
+  if (!on.ok()) return on.status();
+  std::set<std::string> taken;
+  for (const engine::ContainerInfo& c : *on) {
+    for (const auto& [_, ip] : c.addresses) taken.insert(ip);
+    if (auto fixed = c.labels.find(kAddressLabel); fixed != c.labels.end()) {
+      taken.insert(fixed->second);
+    }
+  }
+  // The same name starts from the same address, so a server made again
+  // after a loss usually gets its old one back.
+  const int span = kFixedHigh - kFixedLow + 1;
+  const int start =
+      static_cast<int>(std::stoull(crypto::Sha256Hex(name).substr(0, 8), nullptr, 16) % span);
+  for (int k = 0; k < span; ++k) {
+    const std::string ip = absl::StrCat(prefix, ".", kFixedHigh - (start + k) % span);
+    if (taken.count(ip) == 0) return ip;
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("network ", network, " has no free address for ", name));
 }
 
 absl::Status LocalProvider::EnsureNetwork(const std::string& network) {

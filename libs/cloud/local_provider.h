@@ -72,6 +72,9 @@ class LocalProvider final : public Provider {
 
  private:
   static Instance FromContainer(const engine::ContainerInfo& c);
+  // An address of `network`'s fixed range that no container on it holds or
+  // has been given.
+  absl::StatusOr<std::string> FreeFixedAddress(const std::string& network, const std::string& name);
 
   const LocalOptions options_;
   engine::Engine engine_;

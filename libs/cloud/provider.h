@@ -41,6 +41,12 @@ struct InstanceSpec {
   // The private network to join (EnsureNetwork first); empty: the provider's
   // default.
   std::string network;
+  // One private address on `network` for the instance's whole life, across
+  // restarts (a database server: apps name it in /etc/hosts). Otherwise the
+  // address may change whenever the instance starts.
+  bool stable_address = false;
+  // Extra name → address lines of the instance's /etc/hosts.
+  std::map<std::string, std::string> hosts;
 };
 
 enum class InstanceState { kCreated, kRunning, kExited };
@@ -53,6 +59,9 @@ struct Instance {
   bool oom_killed = false;
   // Where the app answers (host:port), once running; empty for workers.
   std::string address;
+  // Its address on its private network (no port): a stable one from the
+  // start, any other while running.
+  std::string private_address;
   std::map<std::string, std::string> labels;
   std::optional<absl::Time> started_at;
   std::optional<absl::Time> finished_at;

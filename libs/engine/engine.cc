@@ -93,6 +93,14 @@ ContainerInfo ParseContainer(const json& j) {
       }
     }
   }
+  if (j.contains("NetworkSettings") && j["NetworkSettings"].is_object() &&
+      j["NetworkSettings"].contains("Networks") && j["NetworkSettings"]["Networks"].is_object()) {
+    for (const auto& [name, n] : j["NetworkSettings"]["Networks"].items()) {
+      if (!n.is_object() || !n.contains("IPAddress") || !n["IPAddress"].is_string()) continue;
+      const std::string ip = n["IPAddress"].get<std::string>();
+      if (!ip.empty()) c.addresses[name] = ip;
+    }
+  }
   return c;
 }
 
@@ -298,7 +306,13 @@ absl::StatusOr<std::string> Engine::CreateContainer(const ContainerSpec& spec) c
   if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
   if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
   if (!spec.network.empty()) host["NetworkMode"] = spec.network;
+  if (!spec.extra_hosts.empty()) host["ExtraHosts"] = spec.extra_hosts;
   body["HostConfig"] = host;
+  if (!spec.network.empty() && !spec.ipv4_address.empty()) {
+    body["NetworkingConfig"] = {
+        {"EndpointsConfig",
+         {{spec.network, {{"IPAMConfig", {{"IPv4Address", spec.ipv4_address}}}}}}}};
+  }
   std::string path = "/containers/create";
   if (!spec.name.empty()) absl::StrAppend(&path, "?name=", http::UrlEncode(spec.name));
   auto answer = Call("POST", path, absl::StrCat("create container from ", spec.image), body.dump());
@@ -328,6 +342,21 @@ absl::StatusOr<bool> Engine::NetworkExists(const std::string& name) const {
   if (absl::IsNotFound(r.status())) return false;
   if (!r.ok()) return r.status();
   return true;
+}
+
+absl::StatusOr<std::string> Engine::NetworkSubnet(const std::string& name) const {
+  auto r = Call("GET", absl::StrCat("/networks/", http::UrlEncode(name)),
+                absl::StrCat("inspect network ", name));
+  if (!r.ok()) return r.status();
+  json j = json::parse(*r, nullptr, false);
+  if (j.is_object() && j.contains("IPAM") && j["IPAM"].is_object() &&
+      j["IPAM"].contains("Config") && j["IPAM"]["Config"].is_array()) {
+    for (const json& c : j["IPAM"]["Config"]) {
+      const std::string subnet = c.is_object() ? c.value("Subnet", "") : "";
+      if (!subnet.empty() && subnet.find(':') == std::string::npos) return subnet;
+    }
+  }
+  return absl::InternalError(absl::StrCat("network ", name, " has no IPv4 subnet"));
 }
 
 absl::Status Engine::RemoveNetwork(const std::string& name) const {
@@ -364,9 +393,10 @@ absl::StatusOr<ContainerInfo> Engine::InspectContainer(const std::string& id) co
 }
 
 absl::StatusOr<std::vector<ContainerInfo>> Engine::ListContainers(
-    const std::map<std::string, std::string>& labels) const {
+    const std::map<std::string, std::string>& labels, const std::string& network) const {
   json filters = {{"label", json::array()}};
   for (const auto& [k, v] : labels) filters["label"].push_back(absl::StrCat(k, "=", v));
+  if (!network.empty()) filters["network"] = json::array({network});
   auto body =
       Call("GET", absl::StrCat("/containers/json?all=1&filters=", http::UrlEncode(filters.dump())),
            "list containers");

@@ -80,6 +80,9 @@ struct ContainerSpec {
   int64_t memory_bytes = 0;
   int64_t nano_cpus = 0;  // 1e9 = one core
   std::string network;    // the network to attach to; empty: the engine's default
+  // A fixed IPv4 address on `network` (in its subnet); empty: the engine's pick.
+  std::string ipv4_address;
+  std::vector<std::string> extra_hosts;  // "name:address" lines added to /etc/hosts
 };
 
 // A bridge network of its own (podman's compatible API isolates each one it
@@ -105,6 +108,8 @@ struct ContainerInfo {
   std::optional<absl::Time> finished_at;
   std::map<std::string, std::string> labels;
   std::map<int, int> host_ports;  // container port → host port (tcp)
+  // network name → the container's IPv4 address on it (while running).
+  std::map<std::string, std::string> addresses;
 };
 
 struct LogLine {
@@ -149,6 +154,8 @@ class Engine {
   // with NetworkExists first).
   absl::Status CreateNetwork(const NetworkSpec& spec) const;
   absl::StatusOr<bool> NetworkExists(const std::string& name) const;
+  // The network's IPv4 subnet ("10.130.7.0/24"); NotFound without the network.
+  absl::StatusOr<std::string> NetworkSubnet(const std::string& name) const;
   // NotFound when there is no such network; fails while containers use it.
   absl::Status RemoveNetwork(const std::string& name) const;
 
@@ -159,9 +166,10 @@ class Engine {
   absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) const;
   absl::Status RemoveContainer(const std::string& id, bool force) const;
   absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) const;
-  // Containers (running or not) carrying every label of `labels`.
+  // Containers (running or not) carrying every label of `labels` and, when
+  // `network` is set, attached to that network.
   absl::StatusOr<std::vector<ContainerInfo>> ListContainers(
-      const std::map<std::string, std::string>& labels) const;
+      const std::map<std::string, std::string>& labels, const std::string& network = "") const;
   // Waits until the container stops; returns its exit code.
   absl::StatusOr<int> WaitContainer(const std::string& id, std::chrono::milliseconds timeout) const;
   // Log lines from `since` on; with `follow`, until the container stops,

@@ -216,6 +216,20 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
                        "\" must be absolute, not \"/\", without \"..\", and unique"));
     }
   }
+  static const std::regex kPrefix("^[A-Z][A-Z0-9_]{0,31}$");
+  std::set<std::string> prefixes, databases;
+  for (const v1::DatabaseLinkRef& l : spec.database_links()) {
+    if (!ids::Valid(l.database_id(), "db") || !databases.insert(l.database_id()).second) {
+      return InvalidField("spec.database_links",
+                          absl::StrCat("\"", l.database_id().substr(0, 64),
+                                       "\" is not a database id, or is linked twice"));
+    }
+    if (!std::regex_match(l.env_prefix(), kPrefix) || !prefixes.insert(l.env_prefix()).second) {
+      return InvalidField("spec.database_links",
+                          absl::StrCat("env prefix \"", l.env_prefix().substr(0, 64),
+                                       "\" must match ^[A-Z][A-Z0-9_]{0,31}$ and be unique"));
+    }
+  }
   if (!spec.volumes().empty() && run.instance_count() != 1) {
     return InvalidField("spec.run.instance_count",
                         absl::StrCat("a service with a volume runs exactly one instance, not ",

@@ -1,11 +1,16 @@
 #pragma once
 
 // c2d.v1.DatabaseService: records databases and their jobs (the work is in
-// the provision_db and delete_db jobs). Links, backups, restores and
-// rotation answer UNIMPLEMENTED until they exist.
+// the provision_db and delete_db jobs), links them to services and resolves
+// those links for the deployer (links.cc). Backups, restores and rotation
+// answer UNIMPLEMENTED until they exist.
 
 #include <grpcpp/grpcpp.h>
 
+#include <map>
+#include <string>
+
+#include "libs/cloud/provider.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "services/dbprov/config.h"
@@ -18,7 +23,8 @@ absl::Status ValidateCreate(v1::CreateDatabaseRequest& request);
 
 class DatabaseServiceImpl final : public v1::DatabaseService::Service {
  public:
-  DatabaseServiceImpl(pg::Pool& pool, const Config& config) : pool_(pool), config_(config) {}
+  DatabaseServiceImpl(pg::Pool& pool, const Config& config, cloud::Provider& provider)
+      : pool_(pool), config_(config), provider_(provider) {}
 
   grpc::Status CreateDatabase(grpc::ServerContext* context,
                               const v1::CreateDatabaseRequest* request,
@@ -31,10 +37,38 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
                               const v1::DeleteDatabaseRequest* request,
                               v1::Database* response) override;
 
+  grpc::Status LinkDatabase(grpc::ServerContext* context, const v1::LinkDatabaseRequest* request,
+                            v1::DatabaseLink* response) override;
+  grpc::Status UnlinkDatabase(grpc::ServerContext* context,
+                              const v1::UnlinkDatabaseRequest* request,
+                              v1::UnlinkDatabaseResponse* response) override;
+  grpc::Status ListLinks(grpc::ServerContext* context, const v1::ListLinksRequest* request,
+                         v1::ListLinksResponse* response) override;
+  grpc::Status ResolveLinks(grpc::ServerContext* context, const v1::ResolveLinksRequest* request,
+                            v1::ResolveLinksResponse* response) override;
+
  private:
+  // One link of a release, resolved (see ResolveLinks).
+  absl::StatusOr<v1::ResolvedLink> Resolve(const std::string& service_id,
+                                           const v1::DatabaseLinkRef& ref);
+
   pg::Pool& pool_;
   const Config& config_;
+  cloud::Provider& provider_;
 };
+
+// The default env prefix of an engine's links: DATABASE, or REDIS for redis.
+std::string DefaultEnvPrefix(v1::DatabaseEngine engine);
+
+// What a link puts in an app's environment: <P>_URL (so DATABASE_URL with
+// the default prefix), <P>_HOST, <P>_PORT, <P>_USER, <P>_PASSWORD, <P>_NAME.
+struct Credentials {
+  v1::DatabaseEngine engine;
+  std::string host;
+  int port = 0;
+  std::string user, password, name;
+};
+std::map<std::string, std::string> LinkEnv(const std::string& prefix, const Credentials& c);
 
 // The unique keys of a database's jobs (jobs.proto).
 std::string ProvisionJobKey(const std::string& database_id);

@@ -17,7 +17,7 @@ int main() {
   if (!config.ok()) return rpc::Process::Fail(config.status());
   cloud::LocalProvider provider(config->local.local);
   oci::Registry registry(config->local.registry);
-  dbprov::DatabaseServiceImpl service((*process)->pool(), *config);
+  dbprov::DatabaseServiceImpl service((*process)->pool(), *config, provider);
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
   servers.RegisterJobs(worker);

@@ -58,10 +58,7 @@ std::string Servers::AdminUrl(const std::string& address, const std::string& adm
 }
 
 absl::StatusOr<std::string> Servers::Open(const DatabaseRow& row, absl::string_view role) const {
-  const crypto::Sealed& sealed = role == "admin" ? row.admin_password
-                                 : role == "a"   ? row.password_a
-                                                 : row.password_b;
-  return config_.master_keys->Open(sealed, PasswordAad(row.db.id(), role));
+  return OpenPassword(*config_.master_keys, row, role);
 }
 
 absl::StatusOr<cloud::Instance> Servers::EnsureServer(const DatabaseRow& row,
@@ -86,6 +83,8 @@ absl::StatusOr<cloud::Instance> Servers::EnsureServer(const DatabaseRow& row,
     spec.volumes = {{ServerName(d.id()), engine.data_path}};
     spec.labels = {{"c2d.project", d.project_id()}, {kDatabaseLabel, d.id()}};
     spec.network = network;
+    // Linked apps find the server by a name in their /etc/hosts.
+    spec.stable_address = true;
     C2D_ASSIGN_OR_RETURN(cloud::Instance made, provider_.Create(spec));
     found.push_back(std::move(made));
   }

@@ -66,6 +66,36 @@ WHERE id = $1 AND state = 'deleting' RETURNING id)sql"};
 constexpr pg::Statement kCountLinks{"databases_count_links",
                                     "SELECT count(*) FROM database_links WHERE database_id = $1"};
 
+#define C2D_LINK_COLUMNS                                                          \
+  "l.id, l.database_id, l.service_id, l.project_id, l.env_prefix, " C2D_EPOCH_US( \
+      "l.created_at") ", d.name, d.engine"
+
+// Only a service of the link's project can be linked.
+constexpr pg::Statement kInsertLink{"database_links_insert", R"sql(
+INSERT INTO database_links (id, database_id, service_id, project_id, env_prefix)
+SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM services WHERE id = $3 AND project_id = $4)
+RETURNING id)sql"};
+
+constexpr pg::Statement kLinkConflict{"database_links_conflict", R"sql(
+SELECT database_id = $1 FROM database_links
+WHERE service_id = $2 AND (database_id = $1 OR env_prefix = $3)
+ORDER BY database_id = $1 DESC LIMIT 1)sql"};
+
+constexpr pg::Statement kGetLink{"database_links_get", "SELECT " C2D_LINK_COLUMNS R"sql(
+FROM database_links l JOIN databases d ON d.id = l.database_id
+WHERE l.database_id = $1 AND l.service_id = $2)sql"};
+
+constexpr pg::Statement kDeleteLink{
+    "database_links_delete",
+    "DELETE FROM database_links WHERE database_id = $1 AND service_id = $2 RETURNING id"};
+
+constexpr pg::Statement kListLinks{"database_links_list", "SELECT " C2D_LINK_COLUMNS R"sql(
+FROM database_links l JOIN databases d ON d.id = l.database_id
+WHERE ($1 = '' OR l.database_id = $1) AND ($2 = '' OR l.service_id = $2)
+  AND ($3 = '' OR l.id > $3)
+ORDER BY l.id
+LIMIT $4)sql"};
+
 // Data-modifying CTEs always run; the count reads the snapshot from before
 // the statement, where a job just cancelled was available, not running.
 constexpr pg::Statement kCancelJobs{"databases_cancel_jobs", R"sql(
@@ -150,6 +180,19 @@ const char* EngineName(v1::DatabaseEngine e) {
 
 bool Changed(const pqxx::result& r) { return !r.empty(); }
 
+v1::DatabaseLink RowToLink(const pqxx::row& r) {
+  v1::DatabaseLink l;
+  l.set_id(r[0].as<std::string>());
+  l.set_database_id(r[1].as<std::string>());
+  l.set_service_id(r[2].as<std::string>());
+  l.set_project_id(r[3].as<std::string>());
+  l.set_env_prefix(r[4].as<std::string>());
+  SetTime(r[5], l.mutable_created_at());
+  l.set_database_name(r[6].as<std::string>());
+  l.set_engine(ParseEngine(r[7].as<std::string>()));
+  return l;
+}
+
 }  // namespace
 
 std::string PasswordAad(const std::string& database_id, absl::string_view role) {
@@ -208,6 +251,63 @@ absl::StatusOr<int64_t> CancelJobs(pg::Tx& tx, const std::string& unique_key) {
 
 absl::StatusOr<int64_t> CountLinks(pg::Tx& tx, const std::string& database_id) {
   return tx.Exec(kCountLinks, database_id)[0][0].as<int64_t>();
+}
+
+absl::StatusOr<std::string> OpenPassword(const crypto::MasterKeys& keys, const DatabaseRow& row,
+                                         absl::string_view role) {
+  const crypto::Sealed& sealed = role == "admin" ? row.admin_password
+                                 : role == "a"   ? row.password_a
+                                                 : row.password_b;
+  return keys.Open(sealed, PasswordAad(row.db.id(), role));
+}
+
+absl::Status InsertLink(pg::Tx& tx, const v1::DatabaseLink& link) {
+  pqxx::result conflict =
+      tx.Exec(kLinkConflict, link.database_id(), link.service_id(), link.env_prefix());
+  if (!conflict.empty()) {
+    return absl::AlreadyExistsError(
+        conflict[0][0].as<bool>()
+            ? absl::StrCat("database ", link.database_name(), " is already linked to service ",
+                           link.service_id())
+            : absl::StrCat("service ", link.service_id(), " already has a link with env prefix ",
+                           link.env_prefix(), "; choose another env_prefix"));
+  }
+  if (tx.Exec(kInsertLink, link.id(), link.database_id(), link.service_id(), link.project_id(),
+              link.env_prefix())
+          .empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("service ", link.service_id(), " does not exist in the database's project"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::DatabaseLink> GetLink(pg::Tx& tx, const std::string& database_id,
+                                         const std::string& service_id) {
+  pqxx::result r = tx.Exec(kGetLink, database_id, service_id);
+  if (r.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("database ", database_id, " is not linked to service ", service_id));
+  }
+  return RowToLink(r[0]);
+}
+
+absl::StatusOr<bool> DeleteLink(pg::Tx& tx, const std::string& database_id,
+                                const std::string& service_id) {
+  return Changed(tx.Exec(kDeleteLink, database_id, service_id));
+}
+
+absl::StatusOr<v1::ListLinksResponse> ListLinks(pg::Tx& tx, const std::string& database_id,
+                                                const std::string& service_id,
+                                                const std::string& after, int page_size) {
+  v1::ListLinksResponse out;
+  out.set_next_page_token(
+      pg::FillPage(tx.Exec(kListLinks, database_id, service_id, after, page_size + 1), page_size,
+                   [&](const pqxx::row& r) {
+                     v1::DatabaseLink* l = out.add_links();
+                     *l = RowToLink(r);
+                     return l->id();
+                   }));
+  return out;
 }
 
 }  // namespace c2d::dbprov

@@ -44,5 +44,24 @@ absl::StatusOr<bool> MarkDeleted(pg::Tx& tx, const std::string& id);
 // many are running.
 absl::StatusOr<int64_t> CancelJobs(pg::Tx& tx, const std::string& unique_key);
 absl::StatusOr<int64_t> CountLinks(pg::Tx& tx, const std::string& database_id);
+// The plain text of a sealed password of the row ("admin", "a" or "b").
+absl::StatusOr<std::string> OpenPassword(const crypto::MasterKeys& keys, const DatabaseRow& row,
+                                         absl::string_view role);
+
+// Links (the database_links table; DESIGN point 3).
+// Records `link` unless the service is not one of link.project_id (NotFound)
+// or a link of the same database or env prefix exists (AlreadyExists).
+absl::Status InsertLink(pg::Tx& tx, const v1::DatabaseLink& link);
+// The link of the database to the service; NotFound without one.
+absl::StatusOr<v1::DatabaseLink> GetLink(pg::Tx& tx, const std::string& database_id,
+                                         const std::string& service_id);
+// False when there was no such link.
+absl::StatusOr<bool> DeleteLink(pg::Tx& tx, const std::string& database_id,
+                                const std::string& service_id);
+// A page of the links of a database or of a service (the other id ""),
+// oldest first, after the cursor `after` (a link id; "" = from the start).
+absl::StatusOr<v1::ListLinksResponse> ListLinks(pg::Tx& tx, const std::string& database_id,
+                                                const std::string& service_id,
+                                                const std::string& after, int page_size);
 
 }  // namespace c2d::dbprov

@@ -26,6 +26,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   if (!absl::EndsWith(c.ingress.zone, ".")) c.ingress.zone += ".";
   c.ingress.unavailable_addr = env::GetString("C2D_INGRESS_UNAVAILABLE_ADDR", "");
   c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
+  c.dbprov_addr = env::GetString("C2D_DBPROV_ADDR", "");
   C2D_ASSIGN_OR_RETURN(c.reconcile_interval,
                        env::GetDuration("C2D_RECONCILE_INTERVAL", c.reconcile_interval,
                                         milliseconds(200), std::chrono::minutes(5)));

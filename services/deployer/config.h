@@ -29,6 +29,9 @@ struct Config {
   // First restart delay of a crashed instance; it doubles up to 5 min.
   std::chrono::milliseconds restart_backoff{1000};  // C2D_RESTART_BACKOFF_BASE
   std::optional<crypto::MasterKeys> master_keys;    // C2D_MASTER_KEY
+  // dbprov's gRPC address, to resolve database links; empty: releases with
+  // links fail.
+  std::string dbprov_addr;  // C2D_DBPROV_ADDR
 
   // registry.url's host:port: images must come from this registry.
   std::string RegistryHost() const;

@@ -135,6 +135,7 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
   const bool web = spec.type() != v1::SERVICE_TYPE_WORKER;
 
   auto env = runtime_.ResolveEnv(spec);
+  if (absl::IsUnavailable(env.status())) return env.status();  // retried
   if (!env.ok()) return Fail(d, std::string(env.status().message()));
 
   // ---- instances: as many as asked, reusing what an earlier attempt started

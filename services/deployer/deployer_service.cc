@@ -210,6 +210,33 @@ grpc::Status DeployerServiceImpl::Rollback(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status DeployerServiceImpl::Redeploy(grpc::ServerContext* context,
+                                           const v1::RedeployRequest* request,
+                                           v1::Deployment* response) {
+  log::Scope scope(nlohmann::json{{"request_id", rpc::RequestId(*context)}});
+  if (!ids::Valid(request->service_id(), "svc")) {
+    return rpc::ToGrpc(InvalidField("service_id", "is not a service id"));
+  }
+  if (request->request_id().size() > 255) {
+    return rpc::ToGrpc(InvalidField("request_id", "must be at most 255 characters"));
+  }
+  auto live = runtime_.pool().Transact(
+      "live deployment", [&](pg::Tx& tx) { return LiveDeployment(tx, request->service_id()); });
+  if (absl::IsNotFound(live.status())) {
+    return rpc::ToGrpc(absl::FailedPreconditionError(
+        absl::StrCat("service ", request->service_id(), " has no live release to redeploy")));
+  }
+  if (!live.ok()) return rpc::ToGrpc(live.status());
+  v1::DeployRequest deploy;
+  deploy.set_service_id(request->service_id());
+  deploy.set_build_id(live->build_id());
+  deploy.set_image_repository(live->image_repository());
+  deploy.set_image_digest(live->image_digest());
+  *deploy.mutable_spec() = request->has_spec() ? request->spec() : live->spec();
+  deploy.set_request_id(request->request_id());
+  return Deploy(context, &deploy, response);
+}
+
 grpc::Status DeployerServiceImpl::SyncRoutes(grpc::ServerContext* context,
                                              const v1::SyncRoutesRequest* request,
                                              v1::SyncRoutesResponse* response) {

@@ -29,6 +29,8 @@ class DeployerServiceImpl final : public v1::DeployerService::Service {
                                v1::ListDeploymentsResponse* response) override;
   grpc::Status Rollback(grpc::ServerContext* context, const v1::RollbackRequest* request,
                         v1::Deployment* response) override;
+  grpc::Status Redeploy(grpc::ServerContext* context, const v1::RedeployRequest* request,
+                        v1::Deployment* response) override;
   grpc::Status StopService(grpc::ServerContext* context, const v1::StopServiceRequest* request,
                            v1::StopServiceResponse* response) override;
   grpc::Status SyncRoutes(grpc::ServerContext* context, const v1::SyncRoutesRequest* request,

@@ -4,6 +4,7 @@
 #include "libs/cloud/local_provider.h"
 #include "libs/ingress/upstreams.h"
 #include "libs/rpc/process.h"
+#include "libs/rpc/server.h"
 #include "services/deployer/config.h"
 #include "services/deployer/deploy_job.h"
 #include "services/deployer/deployer_service.h"
@@ -22,6 +23,11 @@ int main() {
 
   deployer::Runtime runtime((*process)->pool(), *config, provider, upstreams);
   if (auto s = runtime.Init(); !s.ok()) return rpc::Process::Fail(s);
+  if (!config->dbprov_addr.empty()) {
+    auto credentials = rpc::ChannelCredentialsFromEnv();
+    if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
+    runtime.UseDatabases(grpc::CreateChannel(config->dbprov_addr, *credentials));
+  }
   deployer::DeployerServiceImpl service(runtime);
   deployer::DeployJob deploy(runtime);
   deployer::StopJob stop(runtime);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <regex>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -11,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
+#include "libs/rpc/status.h"
 
 namespace c2d::deployer {
 namespace {
@@ -39,6 +41,30 @@ std::string VolumeName(const std::string& volume_id) { return cloud::ResourceNam
 
 std::string Short(const std::string& ref) { return ref.substr(0, 12); }
 
+// Variable `var` of the link to database `name`: one of its variables
+// (DATABASE_URL), or the part after the prefix (URL), or another prefix's
+// name for it (REDIS_URL of a link with prefix CACHE).
+absl::StatusOr<std::string> LinkVariable(const v1::ResolveLinksResponse& links,
+                                         const std::string& name, const std::string& var) {
+  for (const v1::ResolvedLink& l : links.links()) {
+    if (l.database_name() != name) continue;
+    auto found = l.env().find(var);
+    if (found == l.env().end()) {
+      const size_t us = var.rfind('_');
+      found = l.env().find(
+          absl::StrCat(l.env_prefix(), "_", us == std::string::npos ? var : var.substr(us + 1)));
+    }
+    if (found == l.env().end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refers to ", var, " of database ", name,
+          ", which has no such variable; use URL, HOST, PORT, USER, PASSWORD or NAME"));
+    }
+    return found->second;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "refers to database ", name, ", which is not linked to this service (c2d db link)"));
+}
+
 }  // namespace
 
 Runtime::Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,
@@ -52,8 +78,51 @@ absl::Status Runtime::Init() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::map<std::string, std::string>> Runtime::ResolveEnv(
-    const v1::ServiceSpec& spec) const {
+void Runtime::UseDatabases(const std::shared_ptr<grpc::Channel>& dbprov) {
+  databases_ = v1::DatabaseService::NewStub(dbprov);
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ApplyLinks(
+    std::map<std::string, std::string> env, const v1::ResolveLinksResponse& links) {
+  static const std::regex kRef(R"(\$\{\{\s*db\.([a-z][a-z0-9-]{0,38})\.([A-Z][A-Z0-9_]*)\s*\}\})");
+  for (auto& [key, value] : env) {
+    std::string out;
+    size_t done = 0;
+    // Text between references must hold no "${{": that would be a reference
+    // c2d cannot read, passed on to the app as is.
+    auto literal = [&](size_t end) -> absl::Status {
+      absl::string_view text = absl::string_view(value).substr(done, end - done);
+      if (absl::StrContains(text, "${{")) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("env var ", key,
+                         " has a ${{ … }} that is not a database reference; write "
+                         "${{ db.<database name>.DATABASE_URL }}"));
+      }
+      absl::StrAppend(&out, text);
+      return absl::OkStatus();
+    };
+    for (auto m = std::sregex_iterator(value.begin(), value.end(), kRef);
+         m != std::sregex_iterator(); ++m) {
+      auto found = LinkVariable(links, (*m)[1], (*m)[2]);
+      if (!found.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("env var ", key, " ", found.status().message()));
+      }
+      C2D_RETURN_IF_ERROR(literal(m->position()));
+      out.append(*found);
+      done = m->position() + m->length();
+    }
+    C2D_RETURN_IF_ERROR(literal(value.size()));
+    value = std::move(out);
+  }
+  // Explicit env vars win over a link's (e.g. a DATABASE_URL through a pooler).
+  for (const v1::ResolvedLink& l : links.links()) {
+    for (const auto& [k, v] : l.env()) env.emplace(k, v);
+  }
+  return env;
+}
+
+absl::StatusOr<ReleaseEnv> Runtime::ResolveEnv(const v1::ServiceSpec& spec) const {
   std::map<std::string, std::string> env;
   for (const v1::EnvVar& var : spec.env()) {
     crypto::Sealed sealed{var.value().key_id(), var.value().wrapped_data_key(), var.value().nonce(),
@@ -63,19 +132,39 @@ absl::StatusOr<std::map<std::string, std::string>> Runtime::ResolveEnv(
       return absl::InvalidArgumentError(
           absl::StrCat("cannot decrypt env var ", var.key(), ": ", plain.status().message()));
     }
-    if (absl::StrContains(*plain, "${{")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("env var ", var.key(),
-                       " references a linked resource (${{ … }}), which this c2d cannot resolve: "
-                       "it runs no database service"));
-    }
     env[var.key()] = std::move(*plain);
   }
-  return env;
+  v1::ResolveLinksResponse links;
+  if (!spec.database_links().empty()) {
+    if (databases_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "the release links databases, but this deployer has no database service "
+          "(C2D_DBPROV_ADDR)");
+    }
+    v1::ResolveLinksRequest req;
+    req.set_service_id(spec.service_id());
+    *req.mutable_links() = spec.database_links();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    absl::Status s = rpc::FromGrpc(databases_->ResolveLinks(&ctx, req, &links));
+    if (absl::IsFailedPrecondition(s) || absl::IsNotFound(s) || absl::IsInvalidArgument(s)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot resolve the database links: ", s.message()));
+    }
+    if (!s.ok()) return absl::UnavailableError(absl::StrCat("database service: ", s.message()));
+  }
+  ReleaseEnv out;
+  auto applied = ApplyLinks(std::move(env), links);
+  if (!applied.ok()) return applied.status();
+  out.env = std::move(*applied);
+  for (const v1::ResolvedLink& l : links.links()) {
+    if (!l.host().empty() && !l.address().empty()) out.hosts[l.host()] = l.address();
+  }
+  return out;
 }
 
 absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment& d,
-                                    const std::map<std::string, std::string>& env) {
+                                    const ReleaseEnv& env) {
   const std::string& id = row.instance.id();
   std::optional<cloud::Instance> current;
   if (!row.instance.provider_ref().empty()) {
@@ -101,7 +190,8 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
     if (!spec.run().start_command().empty()) {
       s.command = {"/bin/sh", "-c", spec.run().start_command()};
     }
-    s.env = env;
+    s.env = env.env;
+    s.hosts = env.hosts;
     s.port = spec.type() == v1::SERVICE_TYPE_WORKER ? 0 : spec.run().port();
     s.memory_bytes = int64_t{spec.run().memory_mb() > 0 ? spec.run().memory_mb() : 512} << 20;
     s.cpu_millis = spec.run().cpu_millis() > 0 ? spec.run().cpu_millis() : 500;

@@ -6,6 +6,8 @@
 // service's healthy instances. Every operation is idempotent, so a job re-run
 // after a crash or a new leader simply carries on. Thread-safe.
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "libs/cloud/provider.h"
 #include "libs/ingress/upstreams.h"
 #include "libs/pg/pool.h"
+#include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.pb.h"
 #include "services/deployer/config.h"
 #include "services/deployer/store.h"
@@ -25,6 +28,21 @@ namespace c2d::deployer {
 // Labels on every instance c2d runs (besides project, service, deployment).
 inline constexpr char kInstallationLabel[] = "c2d.installation";
 inline constexpr char kInstanceLabel[] = "c2d.instance";
+
+// What a release's instances get besides their image and spec.
+struct ReleaseEnv {
+  std::map<std::string, std::string> env;
+  // /etc/hosts lines: the linked databases' names and addresses.
+  std::map<std::string, std::string> hosts;
+};
+
+// The environment of a release: its env vars (decrypted) over the variables
+// of its database links, and each `${{ db.<name>.<VARIABLE> }}` in a value
+// replaced by that variable of the linked database <name> (VARIABLE is one of
+// the link's variables, e.g. DATABASE_URL, or just URL, HOST, PORT, USER,
+// PASSWORD or NAME). InvalidArgument for a reference to anything else.
+absl::StatusOr<std::map<std::string, std::string>> ApplyLinks(
+    std::map<std::string, std::string> env, const v1::ResolveLinksResponse& links);
 
 class Runtime {
  public:
@@ -38,16 +56,22 @@ class Runtime {
     return {{kInstallationLabel, installation_}};
   }
 
-  // The environment of a release's instances: its env vars decrypted.
-  // InvalidArgument (the deployment must fail) when a value cannot be
-  // decrypted or names something that cannot be resolved.
-  absl::StatusOr<std::map<std::string, std::string>> ResolveEnv(const v1::ServiceSpec& spec) const;
+  // Links resolve through dbprov at this address; without it a release with
+  // database links fails. Before any deployment runs.
+  void UseDatabases(const std::shared_ptr<grpc::Channel>& dbprov);
+
+  // The environment of a release's instances (ApplyLinks), its links
+  // resolved by dbprov now, so credentials are current. InvalidArgument or
+  // FailedPrecondition (the deployment must fail) when a value cannot be
+  // decrypted or names something that cannot be resolved; Unavailable
+  // when dbprov did not answer (try again).
+  absl::StatusOr<ReleaseEnv> ResolveEnv(const v1::ServiceSpec& spec) const;
 
   // Makes sure instance `row` has a running container: adopts the one that
   // carries its label, starts a stopped one, or creates a new one (pulling
   // the image, attaching volumes). Records the provider ref and address.
   absl::Status EnsureRunning(const InstanceRow& row, const v1::Deployment& d,
-                             const std::map<std::string, std::string>& env);
+                             const ReleaseEnv& env);
   // Stops (SIGTERM, then SIGKILL after the stop grace) and removes the
   // instance's container, detaches its volumes, marks it STOPPED.
   absl::Status StopInstance(const InstanceRow& row, const std::string& reason);
@@ -80,6 +104,7 @@ class Runtime {
   const Config& config_;
   cloud::Provider& provider_;
   ingress::Upstreams& upstreams_;
+  std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that

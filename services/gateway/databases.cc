@@ -68,6 +68,16 @@ absl::StatusOr<v1::CreateDatabaseRequest> CreateRequest(const std::string& body)
   return r;
 }
 
+json LinkJson(const v1::DatabaseLink& l) {
+  return {{"id", l.id()},
+          {"database_id", l.database_id()},
+          {"database_name", l.database_name()},
+          {"service_id", l.service_id()},
+          {"project_id", l.project_id()},
+          {"env_prefix", l.env_prefix()},
+          {"created_at", Time(Micros(l.created_at()))}};
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Database> Gateway::FindDatabase(Call& c, const std::string& id, Role min) {
@@ -162,6 +172,138 @@ httpd::Response Gateway::DeleteDatabase(Call& c) {
   json body = DatabaseJson(out);
   body["note"] = "its server and data are being destroyed";
   return Json(202, body);
+}
+
+absl::StatusOr<std::vector<v1::DatabaseLinkRef>> Gateway::ServiceLinks(
+    const std::string& service_id, const std::string& request_id) {
+  std::vector<v1::DatabaseLinkRef> out;
+  if (dbprov_ == nullptr) return out;
+  v1::ListLinksRequest req;
+  req.set_service_id(service_id);
+  req.mutable_page()->set_page_size(100);
+  for (;;) {
+    grpc::ClientContext ctx;
+    Context(ctx, request_id);
+    v1::ListLinksResponse resp;
+    if (auto g = dbprov_->ListLinks(&ctx, req, &resp); !g.ok()) return rpc::FromGrpc(g);
+    for (const v1::DatabaseLink& l : resp.links()) {
+      v1::DatabaseLinkRef& ref = out.emplace_back();
+      ref.set_database_id(l.database_id());
+      ref.set_database_name(l.database_name());
+      ref.set_engine(l.engine());
+      ref.set_env_prefix(l.env_prefix());
+    }
+    if (resp.next_page_token().empty()) return out;
+    req.mutable_page()->set_page_token(resp.next_page_token());
+  }
+}
+
+absl::StatusOr<json> Gateway::RedeployForLinks(Call& c, const Service& s) {
+  C2D_ASSIGN_OR_RETURN(v1::ServiceSpec spec, Spec(s, c.request_id));
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::RedeployRequest req;
+  req.set_service_id(s.id);
+  *req.mutable_spec() = std::move(spec);
+  req.set_request_id(c.request_id);
+  v1::Deployment d;
+  absl::Status st = rpc::FromGrpc(deployer_->Redeploy(&ctx, req, &d));
+  if (absl::IsFailedPrecondition(st)) return json(nullptr);  // nothing live yet
+  if (!st.ok()) return st;
+  return json(d.id());
+}
+
+httpd::Response Gateway::CreateLink(Call& c) {
+  auto d = FindDatabase(c, c.req.params["id"], Role::kDeveloper);
+  if (!d.ok()) return FromStatus(d.status());
+  auto body = ParseObject(c.req.body, {"service_id", "env_prefix"});
+  if (!body.ok()) return FromStatus(body.status());
+  std::string service_id, prefix;
+  if (auto s = GetString(*body, "service_id", "", &service_id, 64); !s.ok()) return FromStatus(s);
+  if (service_id.empty()) return FromStatus(FieldError("service_id", "is required"));
+  if (auto s = GetString(*body, "env_prefix", "", &prefix, 64); !s.ok()) return FromStatus(s);
+  auto sp = AuthorizeService(c, service_id, Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
+  if (sp->first.project_id != d->project_id()) {
+    return FromStatus(FieldError("service_id",
+                                 "must be a service of the database's project (links stay "
+                                 "inside a project)"));
+  }
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::LinkDatabaseRequest req;
+  req.set_database_id(d->id());
+  req.set_service_id(service_id);
+  req.set_project_id(d->project_id());
+  req.set_env_prefix(prefix);
+  v1::DatabaseLink link;
+  if (auto g = dbprov_->LinkDatabase(&ctx, req, &link); !g.ok()) {
+    return FromStatus(rpc::FromGrpc(g));
+  }
+  if (auto a = AuditMutation(c, d->project_id(), "database.link", d->id(),
+                             {{"service_id", service_id}, {"env_prefix", link.env_prefix()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  json out = LinkJson(link);
+  auto deployment = RedeployForLinks(c, sp->first);
+  if (!deployment.ok()) return FromStatus(deployment.status());
+  out["deployment_id"] = *deployment;
+  out["note"] =
+      deployment->is_null()
+          ? std::string("the service's first deployment will have ") + link.env_prefix() + "_URL"
+          : "a new release with " + link.env_prefix() + "_URL is deploying";
+  httpd::Response r = Json(201, out);
+  r.headers.emplace_back("Location", "/v1/databases/" + d->id() + "/links/" + service_id);
+  return r;
+}
+
+httpd::Response Gateway::ListLinks(Call& c) {
+  auto size = PageSize(c.req);
+  if (!size.ok()) return FromStatus(size.status());
+  auto d = FindDatabase(c, c.req.params["id"], Role::kViewer);
+  if (!d.ok()) return FromStatus(d.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::ListLinksRequest req;
+  req.set_database_id(d->id());
+  req.mutable_page()->set_page_size(*size);
+  req.mutable_page()->set_page_token(c.req.Query("page_token"));
+  v1::ListLinksResponse resp;
+  if (auto g = dbprov_->ListLinks(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  json items = json::array();
+  for (const v1::DatabaseLink& l : resp.links()) items.push_back(LinkJson(l));
+  return Json(200, {{"links", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+}
+
+httpd::Response Gateway::DeleteLink(Call& c) {
+  auto d = FindDatabase(c, c.req.params["id"], Role::kDeveloper);
+  if (!d.ok()) return FromStatus(d.status());
+  const std::string& service_id = c.req.params["service"];
+  auto sp = AuthorizeService(c, service_id, Role::kDeveloper);
+  if (!sp.ok()) return FromStatus(sp.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::UnlinkDatabaseRequest req;
+  req.set_database_id(d->id());
+  req.set_service_id(service_id);
+  v1::UnlinkDatabaseResponse resp;
+  if (auto g = dbprov_->UnlinkDatabase(&ctx, req, &resp); !g.ok()) {
+    return FromStatus(rpc::FromGrpc(g));
+  }
+  if (auto a = AuditMutation(c, d->project_id(), "database.unlink", d->id(),
+                             {{"service_id", service_id}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  auto deployment = RedeployForLinks(c, sp->first);
+  if (!deployment.ok()) return FromStatus(deployment.status());
+  return Json(200, {{"database_id", d->id()},
+                    {"service_id", service_id},
+                    {"deployment_id", *deployment},
+                    {"note", deployment->is_null()
+                                 ? "unlinked"
+                                 : "unlinked; a new release without the database is deploying"}});
 }
 
 }  // namespace c2d::gateway

@@ -94,15 +94,18 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("GET", "/v1/databases/{id}", databases ? &Gateway::GetDatabase : &Gateway::NotBuilt, false);
   Add("DELETE", "/v1/databases/{id}", databases ? &Gateway::DeleteDatabase : &Gateway::NotBuilt,
       true);
+  Add("POST", "/v1/databases/{id}/links", databases ? &Gateway::CreateLink : &Gateway::NotBuilt,
+      true);
+  Add("GET", "/v1/databases/{id}/links", databases ? &Gateway::ListLinks : &Gateway::NotBuilt,
+      false);
+  Add("DELETE", "/v1/databases/{id}/links/{service}",
+      databases ? &Gateway::DeleteLink : &Gateway::NotBuilt, true);
   // Capabilities c2d does not run yet: a clear 501 rather than a 404.
   Add("GET", "/v1/services/{id}/domains", &Gateway::NotBuilt, false);
   Add("POST", "/v1/services/{id}/domains", &Gateway::NotBuilt, true);
-  for (const char* pattern : {"/v1/domains/{id}", "/v1/databases/{id}/links/{service}"}) {
-    Add("DELETE", pattern, &Gateway::NotBuilt, true);
-  }
-  for (const char* pattern :
-       {"/v1/databases/{id}/links", "/v1/databases/{id}/backups", "/v1/backups/{id}/restore",
-        "/v1/databases/{id}/rotate-credentials"}) {
+  Add("DELETE", "/v1/domains/{id}", &Gateway::NotBuilt, true);
+  for (const char* pattern : {"/v1/databases/{id}/backups", "/v1/backups/{id}/restore",
+                              "/v1/databases/{id}/rotate-credentials"}) {
     Add("POST", pattern, &Gateway::NotBuilt, true);
   }
   Add("GET", "/v1/databases/{id}/backups", &Gateway::NotBuilt, false);

@@ -126,6 +126,12 @@ class Gateway {
   httpd::Response ListDatabases(Call& c);
   httpd::Response GetDatabase(Call& c);
   httpd::Response DeleteDatabase(Call& c);
+  httpd::Response CreateLink(Call& c);
+  httpd::Response ListLinks(Call& c);
+  httpd::Response DeleteLink(Call& c);
+  // After a link or unlink: a new release of the service's live one with its
+  // settings as they are now (the id), or null when nothing is live.
+  absl::StatusOr<json> RedeployForLinks(Call& c, const Service& s);
   // The database if the caller holds at least `min` in its project;
   // NotFound otherwise, and for a deleted one.
   absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min);
@@ -146,6 +152,10 @@ class Gateway {
   // The release configuration of a service as it is now.
   absl::StatusOr<v1::ServiceSpec> Spec(const Service& s, const std::string& request_id);
   // The service's volumes that releases mount (not being deleted).
+  // The service's database links as a release references them (none
+  // without a dbprov).
+  absl::StatusOr<std::vector<v1::DatabaseLinkRef>> ServiceLinks(const std::string& service_id,
+                                                                const std::string& request_id);
   absl::StatusOr<std::vector<v1::Volume>> ServiceVolumes(const std::string& service_id,
                                                          const std::string& request_id);
   json ServiceJson(const Service& s) const;

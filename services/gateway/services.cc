@@ -255,6 +255,9 @@ absl::StatusOr<v1::ServiceSpec> Gateway::Spec(const Service& s, const std::strin
     m->set_mount_path(v.mount_path());
     m->set_size_gb(v.size_gb());
   }
+  auto links = ServiceLinks(s.id, request_id);
+  if (!links.ok()) return links.status();
+  for (v1::DatabaseLinkRef& l : *links) *spec.add_database_links() = std::move(l);
   return spec;
 }
 

@@ -39,7 +39,7 @@ class DbprovFixture {
     config_.master_keys = *crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
     provider_ = std::make_unique<cloud::LocalProvider>(l.local);
     registry_ = std::make_unique<oci::Registry>(l.registry);
-    service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_);
+    service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_, *provider_);
     servers_ = std::make_unique<dbprov::Servers>(*pool_, config_, *provider_, *registry_);
     project_id_ = ids::New("prj");
     db_.Exec(absl::StrCat("INSERT INTO projects (id, name) VALUES ('", project_id_, "', 'p",
@@ -157,12 +157,20 @@ TEST_CASE("a PostgreSQL database is provisioned, used, kept across a restart and
   CHECK(Scalar(admin, "SELECT rolconnlimit FROM pg_roles WHERE rolname = 'orders_a'") == "45");
   CHECK(Scalar(admin, "SHOW max_connections") == "50");
 
-  // The server stopped (and its process gone): made to run again, on its data.
+  // The server stopped (and its process gone): made to run again, on its
+  // data, at the same private address (linked apps name it in /etc/hosts).
   const std::string ref = f.Row(d.id()).provider_ref;
+  auto before = f.provider_->Inspect(ref);
+  REQUIRE(before.ok());
+  CHECK(before->private_address.rfind(".") != std::string::npos);
   REQUIRE(f.provider_->Stop(ref, 2s).ok());
   auto again = f.servers_->EnsureServer(f.Row(d.id()), f.Password(d.id(), "admin"));
   REQUIRE(again.ok());
   CHECK(again->ref == ref);
+  CHECK(again->private_address == before->private_address);
+  auto engine = engine::Engine(testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")).InspectContainer(ref);
+  REQUIRE(engine.ok());
+  CHECK(engine->addresses.at(cloud::ProjectNetwork(d.project_id())) == before->private_address);
   REQUIRE(f.servers_->WaitReady(again->address, f.Password(d.id(), "admin"), nullptr).ok());
   CHECK(Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM items") == "42");
   // Running the set-up again changes nothing that works.

@@ -50,6 +50,7 @@ class DeployerFixture {
   std::string address() const { return server_->address(); }
   deployer::Config& config() { return config_; }
   cloud::LocalProvider& provider() { return *provider_; }
+  deployer::Runtime& runtime() { return *runtime_; }
   ingress::Upstreams& upstreams() { return *upstreams_; }
   const std::string& service_id() const { return service_id_; }
   const std::string& project_id() const { return project_id_; }

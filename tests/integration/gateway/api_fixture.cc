@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -63,11 +64,13 @@ void Api::StartDbprov() {
   c.master_keys = d_.config().master_keys;
   c.ready_timeout = 60s;
   dbprov_registry_ = std::make_unique<oci::Registry>(c.local.registry);
-  databases_ = std::make_unique<dbprov::DatabaseServiceImpl>(d_.pool(), c);
+  databases_ = std::make_unique<dbprov::DatabaseServiceImpl>(d_.pool(), c, d_.provider());
   servers_ = std::make_unique<dbprov::Servers>(d_.pool(), c, d_.provider(), *dbprov_registry_);
   auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DatabaseService", databases_.get()}});
   REQUIRE(server.ok());
   dbprov_server_ = std::move(*server);
+  d_.runtime().UseDatabases(
+      grpc::CreateChannel(dbprov_server_->address(), grpc::InsecureChannelCredentials()));
   dbprov_worker_ = std::make_unique<jobs::Worker>(
       d_.pool(), d_.db().connect(),
       jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
@@ -200,6 +203,31 @@ json ServiceBody(const std::string& name, const std::string& repo) {
           {"source", {{"repo_url", repo}, {"branch", "main"}}},
           {"run", {{"port", 8080}}},
           {"health_check", {{"interval_s", 1}, {"timeout_s", 1}, {"start_period_s", 20}}}};
+}
+
+CommandResult RunPodman(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"podman", "--remote", "--url",
+                                   "unix://" + RequireEnv("C2D_TEST_ENGINE_SOCKET")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand({.argv = argv, .timeout = 30s});
+  REQUIRE(r.ok());
+  return *r;
+}
+
+std::string Podman(const std::vector<std::string>& args) {
+  return std::string(absl::StripAsciiWhitespace(RunPodman(args).output));
+}
+
+std::pair<std::string, std::string> AppContainer(const std::string& project_id,
+                                                 const std::string& service_id) {
+  std::string id = Podman({"ps", "-q", "--filter", "label=c2d.project=" + project_id, "--filter",
+                           "label=c2d.service=" + service_id});
+  id = id.substr(0, id.find('\n'));
+  REQUIRE(!id.empty());
+  const std::string ip = Podman(
+      {"inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id});
+  REQUIRE(!ip.empty());
+  return {id, ip};
 }
 
 }  // namespace c2d::testing

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "libs/common/command.h"
 #include "libs/httpd/server.h"
 #include "nlohmann/json.hpp"
 #include "services/builder/build_job.h"
@@ -102,5 +103,14 @@ class Api {
 
 // A service body with a fast health check.
 nlohmann::json ServiceBody(const std::string& name, const std::string& repo);
+
+// `podman --remote` against the app engine (runs something in a container,
+// inspects one); its exit code and output.
+CommandResult RunPodman(const std::vector<std::string>& args);
+// The same, for its output alone, trimmed.
+std::string Podman(const std::vector<std::string>& args);
+// The id and address of the running container of a project's service.
+std::pair<std::string, std::string> AppContainer(const std::string& project_id,
+                                                 const std::string& service_id);
 
 }  // namespace c2d::testing

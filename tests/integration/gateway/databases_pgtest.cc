@@ -2,8 +2,12 @@
 // PostgreSQL servers run on the test engine.
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/http/client.h"
 #include "tests/integration/gateway/api_fixture.h"
 
 namespace c2d {
@@ -12,6 +16,8 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Api;
+using testing::AppContainer;
+using testing::Podman;
 using testing::WaitFor;
 
 TEST_CASE("a database over REST: created, read, listed, hidden from other tenants, deleted",
@@ -91,6 +97,193 @@ TEST_CASE("a database over REST: created, read, listed, hidden from other tenant
   CHECK(deleted.body["state"] == "deleting");
   CHECK(WaitFor(60s, [&] { return api.Call("GET", "/v1/databases/" + id, alice).status == 404; }));
   CHECK(api.Call("GET", databases, alice).body["databases"].empty());
+}
+
+// examples/notes-python as a repository of its own.
+std::unique_ptr<testing::GitRepo> NotesRepo() {
+  const std::filesystem::path dir = std::filesystem::path(C2D_SOURCE_DIR) / "examples/notes-python";
+  auto read = [&](const char* name) {
+    std::ifstream in(dir / name);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  return std::make_unique<testing::GitRepo>(
+      std::initializer_list<std::pair<std::string, std::string>>{
+          {"app.py", read("app.py")},
+          {"Procfile", read("Procfile")},
+          {"requirements.txt", read("requirements.txt")}});
+}
+
+// A request to an app through the ingress: status and body.
+std::pair<long, std::string> ViaIngress(const std::string& method, const std::string& host,
+                                        const std::string& path, const std::string& body = "") {
+  auto r =
+      http::Send({.method = method,
+                  .url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), path),
+                  .headers = {{"Host", host}},
+                  .body = body,
+                  .timeout = 10s});
+  REQUIRE(r.ok());
+  return {r->status, r->body};
+}
+
+class Project {
+ public:
+  Project(Api& api, const std::string& name, const std::string& token) : api_(api), token_(token) {
+    auto p = api.Call("POST", "/v1/projects", token, json{{"name", name}});
+    REQUIRE(p.status == 201);
+    id_ = p.body["id"];
+  }
+  const std::string& id() const { return id_; }
+
+  std::string Service(const std::string& name, const std::string& repo, json env = nullptr) {
+    json body = testing::ServiceBody(name, repo);
+    if (!env.is_null()) body["env"] = env;
+    auto s = api_.Call("POST", "/v1/projects/" + id_ + "/services", token_, body);
+    REQUIRE(s.status == 201);
+    return s.body["id"];
+  }
+  std::string Database(const std::string& name) {
+    auto d = api_.Call("POST", "/v1/projects/" + id_ + "/databases", token_,
+                       json{{"name", name}, {"engine", "postgres"}});
+    REQUIRE(d.status == 202);
+    return d.body["id"];
+  }
+  void WaitAvailable(const std::string& db) {
+    json d;
+    CHECK(WaitFor(90s, [&] {
+      d = api_.Call("GET", "/v1/databases/" + db, token_).body;
+      return d["state"] == "available" || d["state"] == "failed";
+    }));
+    INFO(d.dump());
+    REQUIRE(d["state"] == "available");
+  }
+  // The deployment's last state and failure reason, once it settled.
+  std::pair<std::string, std::string> Settled(const std::string& deployment) {
+    auto events = api_.Events("/v1/deployments/" + deployment + "/logs", token_);
+    REQUIRE(!events.empty());
+    const json view = api_.Call("GET", "/v1/deployments/" + deployment, token_).body;
+    // A build's view holds its deployment, if it got one.
+    const json& d = view["deployment"].is_object() ? view["deployment"] : view["build"];
+    return {events.back().data.value("state", ""),
+            d.is_object() && d["failure_reason"].is_string() ? d["failure_reason"] : ""};
+  }
+  std::pair<std::string, std::string> Deploy(const std::string& service) {
+    auto d = api_.Call("POST", "/v1/services/" + service + "/deployments", token_, json::object());
+    REQUIRE(d.status == 202);
+    return Settled(d.body["id"]);
+  }
+
+ private:
+  Api& api_;
+  std::string token_, id_;
+};
+
+TEST_CASE("a linked database reaches its app as DATABASE_URL and by name, and only its project's",
+          "[gateway][dbprov]") {
+  Api api;
+  const std::string& alice = api.alice();
+  auto repo = NotesRepo();
+  Project shop(api, "shop", alice), other(api, "other", alice);
+  const std::string db = shop.Database("notes-db");
+  const std::string notes = shop.Service("notes", repo->path());
+  // Another service reads the same database through a reference in its env,
+  // its link under a prefix of its own.
+  const std::string copy = shop.Service(
+      "copy", repo->path(),
+      json{{"DATABASE_URL", {{"value", "${{ db.notes-db.URL }}"}, {"secret", false}}}});
+  const std::string elsewhere = other.Service("elsewhere", repo->path());
+  shop.WaitAvailable(db);
+  const std::string links = "/v1/databases/" + db + "/links";
+
+  // Bad links change nothing.
+  struct Bad {
+    json body;
+    int status;
+    std::string field, text;
+  };
+  const int64_t before = api.Rows("database_links");
+  for (const Bad& bad : std::vector<Bad>{
+           {json::object(), 400, "service_id", "is required"},
+           {{{"service_id", notes}, {"env_prefix", "lower"}}, 400, "env_prefix", "A-Z"},
+           {{{"service_id", notes}, {"extra", 1}}, 400, "extra", ""},
+           {{{"service_id", 5}}, 400, "service_id", ""},
+           {{{"service_id", elsewhere}}, 400, "service_id", "the database's project"},
+           {{{"service_id", "svc_nope"}}, 404, "", "does not exist"}}) {
+    INFO(bad.body.dump());
+    auto r = api.Call("POST", links, alice, bad.body);
+    CHECK(r.status == bad.status);
+    CHECK(r.Field() == bad.field);
+    CHECK_THAT(r.Error(), Catch::Contains(bad.text));
+  }
+  CHECK(api.Call("POST", links, api.bob(), json{{"service_id", notes}}).status == 404);
+  CHECK(api.Rows("database_links") == before);
+
+  // Linked before its first deployment: nothing to redeploy yet.
+  auto linked = api.Call("POST", links, alice, json{{"service_id", notes}});
+  REQUIRE(linked.status == 201);
+  CHECK(linked.body["env_prefix"] == "DATABASE");
+  CHECK(linked.body["deployment_id"].is_null());
+  CHECK(api.Call("POST", links, alice, json{{"service_id", notes}}).status == 409);
+  auto prefixed =
+      api.Call("POST", links, alice, json{{"service_id", copy}, {"env_prefix", "NOTES"}});
+  REQUIRE(prefixed.status == 201);
+  CHECK(api.Call("GET", links, alice).body["links"].size() == 2);
+
+  auto live = shop.Deploy(notes);
+  INFO(live.second);
+  REQUIRE(live.first == "live");
+  REQUIRE(shop.Deploy(copy).first == "live");
+  const std::string host = "notes.shop.localhost";
+  CHECK(ViaIngress("POST", host, "/notes", "first note").first == 201);
+  CHECK(ViaIngress("GET", host, "/").second == "1 notes\nfirst note\n");
+  CHECK(ViaIngress("GET", "copy.shop.localhost", "/").second == "1 notes\nfirst note\n");
+
+  // The app reaches the server by its name (/etc/hosts) on the project's
+  // network; the app of another project cannot connect at all.
+  auto [app, app_ip] = AppContainer(shop.id(), notes);
+  const std::string db_host = api.Call("GET", "/v1/databases/" + db, alice).body["host"];
+  const std::string hosts = Podman({"exec", app, "cat", "/etc/hosts"});
+  CHECK_THAT(hosts, Catch::Contains(db_host));
+  const std::string db_ip =
+      Podman({"exec", app, "python3", "-c",
+              "import socket,sys; print(socket.gethostbyname(sys.argv[1]))", db_host});
+  auto connects = [&](const std::string& container) {
+    return Podman({"exec", container, "python3", "-c",
+                   "import socket,sys; socket.create_connection((sys.argv[1], 5432), 3); "
+                   "print('connected')",
+                   db_ip});
+  };
+  CHECK(connects(app) == "connected");
+  // An instance of the same image on the other project's network.
+  const std::string network = cloud::ProjectNetwork(other.id());
+  REQUIRE(api.deployer().provider().EnsureNetwork(network).ok());
+  const std::string stranger =
+      Podman({"run", "-d", "--network", network,
+              Podman({"inspect", "--format", "{{.ImageName}}", app}), "sleep", "120"});
+  const std::string refused_here = connects(stranger);
+  CHECK(refused_here != "connected");
+  CHECK_THAT(refused_here, Catch::Contains("Error"));  // timed out, unreachable
+  Podman({"rm", "-f", "-t", "0", stranger});
+  CHECK(api.deployer().provider().RemoveNetwork(network).ok());
+
+  // A linked database cannot be deleted; unlinking redeploys, and a release
+  // that needs a database it no longer has never replaces the live one.
+  auto refused = api.Call("DELETE", "/v1/databases/" + db, alice);
+  CHECK(refused.status == 409);
+  CHECK_THAT(refused.Error(), Catch::Contains("unlink it first"));
+  auto unlinked = api.Call("DELETE", links + "/" + notes, alice);
+  REQUIRE(unlinked.status == 200);
+  REQUIRE(unlinked.body["deployment_id"].is_string());
+  CHECK(shop.Settled(unlinked.body["deployment_id"]).first == "failed");
+  CHECK(ViaIngress("GET", host, "/").second == "1 notes\nfirst note\n");
+  CHECK(api.Call("DELETE", links + "/" + notes, alice).status == 404);
+  // A reference to a database the service is not linked to fails the release.
+  REQUIRE(api.Call("PATCH", "/v1/services/" + copy + "/env", alice,
+                   json{{"env", {{"DATABASE_URL", {{"value", "${{ db.nope.URL }}"}}}}}})
+              .status == 200);
+  auto broken = shop.Deploy(copy);
+  CHECK(broken.first == "failed");
+  CHECK_THAT(broken.second, Catch::Contains("database nope, which is not linked"));
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Api;
+using testing::AppContainer;
+using testing::Podman;
+using testing::RunPodman;
 using testing::ServiceBody;
 
 // What became of one deployment request.
@@ -192,35 +195,6 @@ TEST_CASE("attack: a bind mount from a stage cannot open the host's filesystem",
                                    "RUN --mount=type=tmpfs,target=/tmp/s touch /tmp/s/x\n", "FROM ",
                                    Stack(), "\nCOPY --from=build /tmp/out/health /srv/health\n")}});
   CHECK(evil.Deploy(ServiceBody("multi", ok)).state == "live");
-}
-
-// `podman --remote` against the app engine (runs something in a container,
-// inspects one); its exit code and output.
-CommandResult RunPodman(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"podman", "--remote", "--url",
-                                   "unix://" + testing::RequireEnv("C2D_TEST_ENGINE_SOCKET")};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = RunCommand({.argv = argv, .timeout = 30s});
-  REQUIRE(r.ok());
-  return *r;
-}
-
-// The same, for its output alone, trimmed.
-std::string Podman(const std::vector<std::string>& args) {
-  return std::string(absl::StripAsciiWhitespace(RunPodman(args).output));
-}
-
-// The id and address of the running container of a project's service.
-std::pair<std::string, std::string> AppContainer(const std::string& project_id,
-                                                 const std::string& service_id) {
-  std::string id = Podman({"ps", "-q", "--filter", "label=c2d.project=" + project_id, "--filter",
-                           "label=c2d.service=" + service_id});
-  id = id.substr(0, id.find('\n'));
-  REQUIRE(!id.empty());
-  const std::string ip = Podman(
-      {"inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id});
-  REQUIRE(!ip.empty());
-  return {id, ip};
 }
 
 // Whether an HTTP request from container `from` to ip:8080 gets an answer.
