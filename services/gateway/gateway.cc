@@ -296,7 +296,7 @@ httpd::Response Gateway::NotBuilt(Call& c) {
   }
   return Error(501, "not_implemented",
                absl::StrCat(c.req.method, " ", c.req.path,
-                            ": this c2d does not run database links, backups, restores, credential "
+                            ": this c2d does not run database backups, restores, credential "
                             "rotation or custom domains yet"));
 }
 

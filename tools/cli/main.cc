@@ -11,8 +11,12 @@
 //   c2d rollback S [--to DEPLOYMENT]          the previous release (or DEPLOYMENT) again
 //   c2d env list S [--reveal] | env set S KEY=VALUE… [--plain] | env unset S KEY…
 //   c2d open S                                the service's URL
+//   c2d db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
+//   c2d db list P | db show D | db delete D
+//   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
 //
-// S is a service id (svc_…) or PROJECT/SERVICE. --json prints the API's JSON.
+// S is a service id (svc_…) or PROJECT/SERVICE, D a database id (db_…) or
+// PROJECT/DATABASE. --json prints the API's JSON.
 // Configuration: C2D_URL and C2D_TOKEN, else ~/.config/c2d/cli.json (written
 // by `c2d login` and by tools/c2d-up). Exit codes: 0 success, 1 the operation
 // failed (e.g. the deploy failed), 2 bad usage or an API error.
@@ -27,6 +31,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -58,7 +63,7 @@ struct Args {
 
 Args Parse(int argc, char** argv) {
   static const std::vector<std::string> kFlags = {"json",  "f",    "follow", "reveal",
-                                                  "plain", "help", "h"};
+                                                  "plain", "help", "h",      "no-wait"};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -240,9 +245,19 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
   env set S KEY=VALUE... [--plain]  set vars (secret unless --plain); deploy to apply
   env unset S KEY...                remove vars; deploy to apply
   open S                            print the service's URL
+  db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
+                                    a managed database; waits until it is
+                                    available unless --no-wait
+  db list P                         a project's databases
+  db show D                         one database: state, host, links
+  db link D S [--prefix DATABASE]   give S the database's variables (DATABASE_URL,
+                                    …); redeploys S if it runs, following the logs
+  db unlink D S                     take them away again (redeploys S)
+  db delete D                       destroy the database and its data (unlink first)
   help                              this text
 
-S is PROJECT/SERVICE or a service id (svc_...). --json prints the API's JSON.
+S is PROJECT/SERVICE or a service id (svc_...), D PROJECT/DATABASE or a
+database id (db_...). --json prints the API's JSON.
 Configuration: C2D_URL and C2D_TOKEN, else the file `c2d login` writes
 (~/.config/c2d/cli.json). Exit codes: 0 done, 1 the deploy or rollback
 failed, 2 bad usage or an error from the API (its message on stderr).
@@ -251,6 +266,113 @@ failed, 2 bad usage or an error from the API (its message on stderr).
 int Usage(bool asked) {
   std::fputs(kUsage, asked ? stdout : stderr);
   return asked ? 0 : 2;
+}
+
+// A database id from "db_…" or "project/database".
+std::string DatabaseId(Client& c, const std::string& ref) {
+  if (absl::StartsWith(ref, "db_")) return ref;
+  size_t slash = ref.find('/');
+  if (slash == std::string::npos) Die("name a database as PROJECT/DATABASE or by its db_ id");
+  const std::string project = ProjectId(c, ref.substr(0, slash)), name = ref.substr(slash + 1);
+  const json list =
+      c.Call("GET", absl::StrCat("/v1/projects/", project, "/databases?page_size=200"));
+  for (const json& d : list["databases"]) {
+    if (d["name"] == name) return d["id"];
+  }
+  Die(absl::StrCat("project ", ref.substr(0, slash), " has no database named ", name));
+}
+
+void PrintDatabase(const json& d) {
+  std::printf("%s (%s %s, plan %s, %s)  %s\n", Str(d["name"]).c_str(), Str(d["engine"]).c_str(),
+              Str(d["version"]).c_str(), Str(d["plan"]).c_str(), Str(d["id"]).c_str(),
+              Str(d["state"]).c_str());
+  if (!d["failure_reason"].is_null())
+    std::printf("  failed    %s\n", Str(d["failure_reason"]).c_str());
+  if (!d["host"].is_null())
+    std::printf("  host      %s:%s\n", Str(d["host"]).c_str(), Str(d["port"]).c_str());
+  std::printf("  backups   %s\n", d["backup_schedule"] == ""
+                                      ? "none scheduled"
+                                      : ("cron " + Str(d["backup_schedule"]) + " (UTC)").c_str());
+}
+
+// Waits until database `id` is no longer provisioning (at most 5 min).
+json WaitProvisioned(Client& c, const std::string& id) {
+  for (int i = 0; i < 300; ++i) {
+    json d = c.Call("GET", "/v1/databases/" + id);
+    if (d["state"] != "provisioning") return d;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  Die("the database is still provisioning after 5 minutes; see `c2d db show`", 1);
+}
+
+// c2d db create PROJECT/NAME: made, then waited for unless --no-wait.
+int DbCreate(Client& c, const Args& a, const std::string& ref, bool as_json) {
+  const size_t slash = ref.find('/');
+  if (slash == std::string::npos) Die("db create: name it PROJECT/NAME");
+  if (!a.Has("engine")) Die("db create: --engine is required (postgres)");
+  json body = {{"name", ref.substr(slash + 1)}, {"engine", a.Get("engine")}};
+  if (a.Has("plan")) body["plan"] = a.Get("plan");
+  json d =
+      c.Call("POST",
+             absl::StrCat("/v1/projects/", ProjectId(c, ref.substr(0, slash)), "/databases"), body);
+  if (!as_json) std::cout << "provisioning " << Str(d["name"]) << " (" << Str(d["id"]) << ") …\n";
+  if (!a.Has("no-wait")) d = WaitProvisioned(c, d["id"]);
+  if (as_json) return Print(d), 0;
+  PrintDatabase(d);
+  return d["state"] == "failed" ? 1 : 0;
+}
+
+int DbCommand(Client& c, const Args& a, bool as_json) {
+  auto arg = [&](size_t i, const char* what) -> std::string {
+    if (a.positional.size() <= i) Die(absl::StrCat("db: missing ", what));
+    return a.positional[i];
+  };
+  const std::string sub = arg(1, "create|list|show|link|unlink|delete");
+  if (sub == "create") return DbCreate(c, a, arg(2, "PROJECT/NAME"), as_json);
+  if (sub == "list") {
+    json list = c.Call("GET", absl::StrCat("/v1/projects/", ProjectId(c, arg(2, "PROJECT")),
+                                           "/databases?page_size=200"));
+    if (as_json) return Print(list), 0;
+    for (const json& d : list["databases"]) {
+      std::printf("%-24s %-9s %-14s %-32s\n", Str(d["name"]).c_str(), Str(d["engine"]).c_str(),
+                  Str(d["state"]).c_str(), Str(d["id"]).c_str());
+    }
+    return 0;
+  }
+  const std::string id = DatabaseId(c, arg(2, "DATABASE"));
+  if (sub == "show") {
+    json d = c.Call("GET", "/v1/databases/" + id);
+    json links = c.Call("GET", absl::StrCat("/v1/databases/", id, "/links"));
+    if (as_json) return Print({{"database", d}, {"links", links["links"]}}), 0;
+    PrintDatabase(d);
+    for (const json& l : links["links"]) {
+      std::printf("  linked    %s (%s_URL, …)\n", Str(l["service_id"]).c_str(),
+                  Str(l["env_prefix"]).c_str());
+    }
+    return 0;
+  }
+  if (sub == "link" || sub == "unlink") {
+    const std::string service = ServiceId(c, arg(3, "SERVICE"));
+    json r;
+    if (sub == "link") {
+      json body = {{"service_id", service}};
+      if (a.Has("prefix")) body["env_prefix"] = a.Get("prefix");
+      r = c.Call("POST", absl::StrCat("/v1/databases/", id, "/links"), body);
+    } else {
+      r = c.Call("DELETE", absl::StrCat("/v1/databases/", id, "/links/", service));
+    }
+    if (!as_json) std::cout << Str(r["note"]) << "\n";
+    if (r["deployment_id"].is_string()) return Follow(c, r["deployment_id"], service, as_json);
+    if (as_json) Print(r);
+    return 0;
+  }
+  if (sub == "delete") {
+    json d = c.Call("DELETE", "/v1/databases/" + id);
+    if (as_json) return Print(d), 0;
+    std::cout << "deleting " << Str(d["name"]) << ": " << Str(d["note"]) << "\n";
+    return 0;
+  }
+  Die("db: unknown subcommand " + sub + " (create, list, show, link, unlink or delete)");
 }
 
 // A whole number from an option, or a clear error.
@@ -457,6 +579,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (cmd == "db") return DbCommand(c, a, as_json);
   if (cmd == "open") {
     json s = c.Call("GET", "/v1/services/" + ServiceId(c, arg(1, "SERVICE")));
     std::cout << Str(s["url"]) << "\n";

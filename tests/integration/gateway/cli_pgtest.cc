@@ -174,6 +174,49 @@ TEST_CASE("the CLI: login, create, deploy, follow logs, env, redeploy, roll back
   CHECK_THAT(failed.output, Catch::Contains("c2d: the deploy ended failed"));
 }
 
+TEST_CASE("the CLI's databases: create, link with a redeploy, show, unlink, delete",
+          "[gateway][cli][dbprov]") {
+  Api api;
+  Cli c2d(api);
+  auto sample = testing::SampleRepo("2.0.0");
+  // (Its own project name: apps' hostnames share the test ingress.)
+  REQUIRE(c2d({"login", "--token", api.alice()}).code == 0);
+  REQUIRE(c2d({"projects", "create", "dbcli"}).code == 0);
+  REQUIRE(c2d({"services", "create", "hello", "--project", "dbcli", "--repo", sample->path(),
+               "--port", "8080"})
+              .code == 0);
+  REQUIRE(c2d({"deploy", "dbcli/hello"}).code == 0);
+
+  Run bad = c2d({"db", "create", "dbcli/pg", "--engine", "oracle"});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("c2d: engine: must be postgres, mariadb or redis"));
+  Run created = c2d({"db", "create", "dbcli/pg", "--engine", "postgres"});
+  REQUIRE(created.code == 0);
+  CHECK_THAT(created.output, Catch::Contains("provisioning pg (db_"));
+  CHECK_THAT(created.output, Catch::Contains("pg (postgres 15, plan small, db_"));
+  CHECK_THAT(created.output, Catch::Contains(")  available"));
+  CHECK_THAT(c2d({"db", "list", "dbcli"}).output, Catch::Contains("available"));
+
+  // Linking a running service redeploys it, with its logs followed.
+  Run linked = c2d({"db", "link", "dbcli/pg", "dbcli/hello"});
+  REQUIRE(linked.code == 0);
+  CHECK_THAT(linked.output, Catch::Contains("a new release with DATABASE_URL is deploying"));
+  CHECK_THAT(linked.output, Catch::Contains("deployed: the release is live"));
+  Run show = c2d({"db", "show", "dbcli/pg"});
+  CHECK(show.code == 0);
+  CHECK_THAT(show.output, Catch::Contains("linked    " + Find(api, "dbcli", "hello")));
+  CHECK_THAT(show.output, Catch::Contains("cron 0 3 * * * (UTC)"));
+  Run in_use = c2d({"db", "delete", "dbcli/pg"});
+  CHECK(in_use.code == 2);
+  CHECK_THAT(in_use.output, Catch::Contains("unlink it first"));
+  REQUIRE(c2d({"db", "unlink", "dbcli/pg", "dbcli/hello"}).code == 0);
+  Run deleted = c2d({"db", "delete", "dbcli/pg"});
+  CHECK(deleted.code == 0);
+  CHECK_THAT(deleted.output, Catch::Contains("deleting pg"));
+  CHECK_THAT(c2d({"db", "show", "dbcli/nope"}).output,
+             Catch::Contains("project dbcli has no database named nope"));
+}
+
 TEST_CASE("the CLI's usage errors are one clear line", "[gateway][cli]") {
   Api api;
   Cli c2d(api);

@@ -183,7 +183,7 @@ TEST_CASE("a linked database reaches its app as DATABASE_URL and by name, and on
   Api api;
   const std::string& alice = api.alice();
   auto repo = NotesRepo();
-  Project shop(api, "shop", alice), other(api, "other", alice);
+  Project shop(api, "linkshop", alice), other(api, "other", alice);
   const std::string db = shop.Database("notes-db");
   const std::string notes = shop.Service("notes", repo->path());
   // Another service reads the same database through a reference in its env,
@@ -233,10 +233,10 @@ TEST_CASE("a linked database reaches its app as DATABASE_URL and by name, and on
   INFO(live.second);
   REQUIRE(live.first == "live");
   REQUIRE(shop.Deploy(copy).first == "live");
-  const std::string host = "notes.shop.localhost";
+  const std::string host = "notes.linkshop.localhost";
   CHECK(ViaIngress("POST", host, "/notes", "first note").first == 201);
   CHECK(ViaIngress("GET", host, "/").second == "1 notes\nfirst note\n");
-  CHECK(ViaIngress("GET", "copy.shop.localhost", "/").second == "1 notes\nfirst note\n");
+  CHECK(ViaIngress("GET", "copy.linkshop.localhost", "/").second == "1 notes\nfirst note\n");
 
   // The app reaches the server by its name (/etc/hosts) on the project's
   // network; the app of another project cannot connect at all.
