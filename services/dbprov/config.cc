@@ -32,6 +32,12 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.ready_timeout,
                        env::GetDuration("C2D_DB_READY_TIMEOUT", c.ready_timeout,
                                         milliseconds(5'000), std::chrono::minutes(30)));
+  C2D_ASSIGN_OR_RETURN(c.reconcile_interval,
+                       env::GetDuration("C2D_RECONCILE_INTERVAL", c.reconcile_interval,
+                                        milliseconds(200), std::chrono::minutes(5)));
+  C2D_ASSIGN_OR_RETURN(c.restart_backoff,
+                       env::GetDuration("C2D_RESTART_BACKOFF_BASE", c.restart_backoff,
+                                        milliseconds(10), std::chrono::minutes(5)));
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   return c;

@@ -20,6 +20,11 @@ struct Config {
   // How long a new database server may take to accept connections.
   std::chrono::milliseconds ready_timeout{120'000};  // C2D_DB_READY_TIMEOUT
   std::optional<crypto::MasterKeys> master_keys;     // C2D_MASTER_KEY
+  // How often the leader checks that every database's server runs.
+  std::chrono::milliseconds reconcile_interval{2000};  // C2D_RECONCILE_INTERVAL
+  // First restart delay of a server that exited; it doubles with each exit
+  // within a minute of its start, up to 5 min (as for app instances).
+  std::chrono::milliseconds restart_backoff{1000};  // C2D_RESTART_BACKOFF_BASE
 
   // <engine><id>.internal.<base domain> (DESIGN point 12), lower case.
   std::string Host(const std::string& engine, const std::string& database_id) const;

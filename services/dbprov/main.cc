@@ -1,6 +1,7 @@
 // c2d dbprov: serves c2d.v1.DatabaseService and works the "dbprov" job queue
-// (`provision_db`, `delete_db`). Each managed database is a server of its
-// own: a container of the engine's stack image on its project's network.
+// (`provision_db`, `delete_db`); its leader keeps every database's server
+// running. Each managed database is a server of its own: a container of the
+// engine's stack image on its project's network.
 
 #include "libs/cloud/local_provider.h"
 #include "libs/oci/registry.h"
@@ -8,6 +9,7 @@
 #include "services/dbprov/config.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
+#include "services/dbprov/reconciler.h"
 
 int main() {
   using namespace c2d;
@@ -21,5 +23,8 @@ int main() {
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
   servers.RegisterJobs(worker);
+  dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
+  (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
+                        [&] { reconciler.RunOnce(); });
   return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

@@ -46,6 +46,9 @@ WHERE project_id = $1 AND state <> 'deleted'
 ORDER BY created_at DESC, id DESC
 LIMIT $3)sql"};
 
+constexpr pg::Statement kServed{"databases_served", "SELECT " C2D_DATABASE_COLUMNS R"sql(
+FROM databases WHERE state IN ('available', 'rotating', 'restoring') ORDER BY id)sql"};
+
 constexpr pg::Statement kMarkAvailable{"databases_mark_available", R"sql(
 UPDATE databases SET state = 'available', host = $2, port = $3, provider_ref = $4,
                      failure_reason = NULL, updated_at = now()
@@ -214,6 +217,12 @@ absl::StatusOr<DatabaseRow> GetDatabase(pg::Tx& tx, const std::string& id) {
   pqxx::result r = tx.Exec(kGet, id);
   if (r.empty()) return absl::NotFoundError(absl::StrCat("database ", id, " does not exist"));
   return RowToDatabase(r[0]);
+}
+
+absl::StatusOr<std::vector<DatabaseRow>> ServedDatabases(pg::Tx& tx) {
+  std::vector<DatabaseRow> out;
+  for (const pqxx::row& r : tx.Exec(kServed)) out.push_back(RowToDatabase(r));
+  return out;
 }
 
 absl::StatusOr<v1::ListDatabasesResponse> ListDatabases(pg::Tx& tx, const std::string& project_id,

@@ -28,6 +28,8 @@ std::string PasswordAad(const std::string& database_id, absl::string_view role);
 absl::Status InsertDatabase(pg::Tx& tx, const DatabaseRow& row);
 // NOT_FOUND for an unknown id (a deleted database is found, in state DELETED).
 absl::StatusOr<DatabaseRow> GetDatabase(pg::Tx& tx, const std::string& id);
+// Databases whose server should be running (available, rotating, restoring).
+absl::StatusOr<std::vector<DatabaseRow>> ServedDatabases(pg::Tx& tx);
 // A page of the project's databases that are not deleted, newest first,
 // after the cursor `after` (an id; "" = from the start).
 absl::StatusOr<v1::ListDatabasesResponse> ListDatabases(pg::Tx& tx, const std::string& project_id,

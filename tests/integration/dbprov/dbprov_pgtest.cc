@@ -9,10 +9,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/jobs/worker.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
+#include "services/dbprov/reconciler.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d {
@@ -192,6 +194,78 @@ TEST_CASE("a PostgreSQL database is provisioned, used, kept across a restart and
   CHECK(f.Create(Postgres("orders"), &reused).ok());
   CHECK(f.service_->DeleteDatabase(nullptr, &del, &deleting).error_code() ==
         grpc::StatusCode::NOT_FOUND);
+}
+
+// `podman --remote` on the test engine; its output.
+std::string Podman(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"podman", "--remote", "--url",
+                                   "unix://" + RequireEnv("C2D_TEST_ENGINE_SOCKET")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand({.argv = argv, .timeout = 60s});
+  REQUIRE(r.ok());
+  INFO(r->output);
+  REQUIRE(r->exit_code == 0);
+  return r->output;
+}
+
+TEST_CASE("the leader brings back a database server that died or was lost, with its data",
+          "[dbprov]") {
+  DbprovFixture f;
+  f.config_.restart_backoff = 300ms;
+  dbprov::Reconciler reconciler(*f.pool_, f.config_, *f.servers_, *f.provider_);
+  v1::Database d;
+  REQUIRE(f.Create(Postgres("ledger"), &d).ok());
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  const std::string a = f.Password(d.id(), "a");
+  {
+    pqxx::connection c(f.RoleUrl(d, "a", a));
+    pqxx::nontransaction w(c);
+    w.exec0("CREATE TABLE t AS SELECT 7 AS n");
+  }
+  auto server = [&] {
+    auto found = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
+    REQUIRE(found.ok());
+    REQUIRE(found->size() == 1);
+    return found->front();
+  };
+  const cloud::Instance first = server();
+  reconciler.RunOnce();  // all is well: nothing changes
+  CHECK(server().started_at == first.started_at);
+
+  // Killed (SIGKILL): started again after the backoff, on its data.
+  Podman({"kill", "--signal", "KILL", first.ref});
+  CHECK(WaitFor(30s, [&] {
+    reconciler.RunOnce();
+    return server().state == cloud::InstanceState::kRunning;
+  }));
+  CHECK(server().ref == first.ref);
+  CHECK(server().started_at != first.started_at);
+  CHECK(WaitFor(30s, [&] {
+    try {
+      return Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM t") == "7";
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+
+  // Removed altogether: made again on its volume, at its address.
+  Podman({"rm", "--force", "--time", "0", first.ref});
+  CHECK(WaitFor(60s, [&] {
+    reconciler.RunOnce();
+    auto found = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
+    return found.ok() && found->size() == 1 &&
+           found->front().state == cloud::InstanceState::kRunning;
+  }));
+  const cloud::Instance remade = server();
+  CHECK(remade.ref != first.ref);
+  CHECK(remade.private_address == first.private_address);
+  CHECK(WaitFor(60s, [&] {
+    try {
+      return Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM t") == "7";
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
 }
 
 TEST_CASE("bad database requests are refused with the field at fault and change nothing",
