@@ -57,12 +57,18 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
   for (auto& s : argv) args.push_back(s.data());
   args.push_back(nullptr);
 
-  int fds[2];
+  // fds: stderr (and stdout, unless on_stdout takes it: out).
+  int fds[2], out[2] = {-1, -1};
   if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  if (command.on_stdout && pipe2(out, O_CLOEXEC) != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return absl::InternalError("pipe failed");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, out[1] >= 0 ? out[1] : fds[1], 1);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
   if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
   posix_spawnattr_t attr;
@@ -77,8 +83,10 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(fds[1]);
+  if (out[1] >= 0) close(out[1]);
   if (rc != 0) {
     close(fds[0]);
+    if (out[0] >= 0) close(out[0]);
     if (rc == ENOENT) return absl::NotFoundError(absl::StrCat(what, ": command not found"));
     return absl::InternalError(absl::StrCat("cannot start ", what, ": ", std::strerror(rc)));
   }
@@ -90,8 +98,9 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
   };
   const auto deadline = std::chrono::steady_clock::now() + command.timeout;
   absl::Status stop = absl::OkStatus();
-  char buf[8192];
-  while (true) {
+  std::vector<char> buf(64 * 1024);
+  bool err_open = true, out_open = out[0] >= 0;
+  while (err_open || out_open) {
     if (command.cancel != nullptr && command.cancel->load()) {
       stop = absl::CancelledError(absl::StrCat(what, ": cancelled"));
       break;
@@ -103,15 +112,29 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
           absl::StrCat(what, ": still running after ", command.timeout.count() / 1000, "s"));
       break;
     }
-    pollfd p{fds[0], POLLIN, 0};
-    int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    pollfd p[2] = {{err_open ? fds[0] : -1, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0}};
+    int ready = poll(p, 2, static_cast<int>(std::min<int64_t>(left.count(), 100)));
     if (ready <= 0) continue;
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;  // EOF: every writer (the child and its children) is gone
-    result.output.append(buf, n);
+    if (out_open && p[1].revents != 0) {
+      ssize_t n = read(out[0], buf.data(), buf.size());
+      // EOF: every writer (the child and its children) is gone.
+      if (n <= 0) {
+        out_open = false;
+      } else if (absl::Status s = command.on_stdout(absl::string_view(buf.data(), n)); !s.ok()) {
+        stop = s;
+        break;
+      }
+    }
+    if (!err_open || p[0].revents == 0) continue;
+    ssize_t n = read(fds[0], buf.data(), buf.size());
+    if (n <= 0) {
+      err_open = false;
+      continue;
+    }
+    result.output.append(buf.data(), n);
     if (result.output.size() > 2 * kKeepOutput)
       result.output.erase(0, result.output.size() - kKeepOutput);
-    pending.append(buf, n);
+    pending.append(buf.data(), n);
     size_t start = 0, nl;
     while ((nl = pending.find('\n', start)) != std::string::npos) {
       emit(absl::string_view(pending).substr(start, nl - start));
@@ -119,6 +142,7 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
     }
     pending.erase(0, start);
   }
+  if (out[0] >= 0) close(out[0]);
   close(fds[0]);
   if (!stop.ok()) {
     KillGroup(pid);

@@ -25,6 +25,9 @@ struct Command {
   std::chrono::milliseconds timeout{60'000};
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(absl::string_view line)> on_line;  // may be empty
+  // When set, stdout goes here as raw bytes, in order (stderr alone makes
+  // `output` and the lines); an error stops the command and is returned.
+  std::function<absl::Status(absl::string_view bytes)> on_stdout;
 };
 
 struct CommandResult {

@@ -1,5 +1,7 @@
 #include "services/dbprov/config.h"
 
+#include <filesystem>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/env.h"
@@ -38,6 +40,8 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.restart_backoff,
                        env::GetDuration("C2D_RESTART_BACKOFF_BASE", c.restart_backoff,
                                         milliseconds(10), std::chrono::minutes(5)));
+  c.backup_dir = env::GetString("C2D_BACKUP_DIR",
+                                (std::filesystem::temp_directory_path() / "c2d-backups").string());
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   return c;

@@ -25,6 +25,8 @@ struct Config {
   // First restart delay of a server that exited; it doubles with each exit
   // within a minute of its start, up to 5 min (as for app instances).
   std::chrono::milliseconds restart_backoff{1000};  // C2D_RESTART_BACKOFF_BASE
+  // The local object store of backups (one file per backup).
+  std::string backup_dir;  // C2D_BACKUP_DIR, default $TMPDIR/c2d-backups
 
   // <engine><id>.internal.<base domain> (DESIGN point 12), lower case.
   std::string Host(const std::string& engine, const std::string& database_id) const;

@@ -41,16 +41,18 @@ absl::Status ValidateSchedule(const v1::CreateDatabaseRequest& r) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,
-                        const std::string& key) {
+                        const std::string& key, int max_attempts) {
   C2D_ASSIGN_OR_RETURN(std::string json, rpc::ToJson(payload));
-  auto job = jobs::Enqueue(
-      tx,
-      {.queue = "dbprov", .kind = kind, .payload = json, .max_attempts = 10, .unique_key = key});
+  auto job = jobs::Enqueue(tx, {.queue = "dbprov",
+                                .kind = kind,
+                                .payload = json,
+                                .max_attempts = max_attempts,
+                                .unique_key = key});
   return job.status();
 }
-
-}  // namespace
 
 std::string ProvisionJobKey(const std::string& id) { return absl::StrCat("provision_db:", id); }
 std::string DeleteJobKey(const std::string& id) { return absl::StrCat("delete_db:", id); }
@@ -77,11 +79,11 @@ absl::Status ValidateCreate(v1::CreateDatabaseRequest& r) {
   return absl::OkStatus();
 }
 
-grpc::Status DatabaseServiceImpl::CreateDatabase(grpc::ServerContext*,
-                                                 const v1::CreateDatabaseRequest* request,
-                                                 v1::Database* response) {
-  v1::CreateDatabaseRequest r = *request;
-  if (absl::Status s = ValidateCreate(r); !s.ok()) return rpc::ToGrpc(s);
+absl::Status NameTaken(const std::string& name) {
+  return absl::AlreadyExistsError(absl::StrCat("the project already has a database named ", name));
+}
+
+absl::StatusOr<DatabaseRow> DatabaseServiceImpl::NewDatabase(const v1::CreateDatabaseRequest& r) {
   DatabaseRow row;
   v1::Database& d = row.db;
   d.set_id(ids::New("db"));
@@ -97,22 +99,30 @@ grpc::Status DatabaseServiceImpl::CreateDatabase(grpc::ServerContext*,
   const crypto::MasterKeys& keys = *config_.master_keys;
   for (auto [sealed, role] : {std::pair{&row.admin_password, "admin"},
                               std::pair{&row.password_a, "a"}, std::pair{&row.password_b, "b"}}) {
-    auto s = keys.Seal(NewPassword(), PasswordAad(d.id(), role));
-    if (!s.ok()) return rpc::ToGrpc(s.status());
-    *sealed = std::move(*s);
+    C2D_ASSIGN_OR_RETURN(*sealed, keys.Seal(NewPassword(), PasswordAad(d.id(), role)));
   }
-  auto created = pool_.Transact("create database", [&](pg::Tx& tx) -> absl::StatusOr<v1::Database> {
-    C2D_RETURN_IF_ERROR(InsertDatabase(tx, row));
-    v1::ProvisionDbJob job;
-    job.set_database_id(d.id());
-    C2D_RETURN_IF_ERROR(EnqueueJob(tx, "provision_db", job, ProvisionJobKey(d.id())));
-    C2D_ASSIGN_OR_RETURN(DatabaseRow stored, dbprov::GetDatabase(tx, d.id()));
-    return stored.db;
-  });
-  if (absl::IsAlreadyExists(created.status())) {
-    return rpc::ToGrpc(absl::AlreadyExistsError(
-        absl::StrCat("the project already has a database named ", r.name())));
-  }
+  return row;
+}
+
+absl::StatusOr<v1::Database> DatabaseServiceImpl::InsertNew(pg::Tx& tx, const DatabaseRow& row) {
+  const v1::Database& d = row.db;
+  C2D_RETURN_IF_ERROR(InsertDatabase(tx, row));
+  v1::ProvisionDbJob job;
+  job.set_database_id(d.id());
+  C2D_RETURN_IF_ERROR(EnqueueJob(tx, "provision_db", job, ProvisionJobKey(d.id())));
+  C2D_ASSIGN_OR_RETURN(DatabaseRow stored, dbprov::GetDatabase(tx, d.id()));
+  return stored.db;
+}
+
+grpc::Status DatabaseServiceImpl::CreateDatabase(grpc::ServerContext*,
+                                                 const v1::CreateDatabaseRequest* request,
+                                                 v1::Database* response) {
+  v1::CreateDatabaseRequest r = *request;
+  if (absl::Status s = ValidateCreate(r); !s.ok()) return rpc::ToGrpc(s);
+  auto row = NewDatabase(r);
+  if (!row.ok()) return rpc::ToGrpc(row.status());
+  auto created = pool_.Transact("create database", [&](pg::Tx& tx) { return InsertNew(tx, *row); });
+  if (absl::IsAlreadyExists(created.status())) return rpc::ToGrpc(NameTaken(r.name()));
   if (pg::IsForeignKeyViolation(created.status())) {
     return rpc::ToGrpc(
         absl::NotFoundError(absl::StrCat("project ", r.project_id(), " does not exist")));

@@ -11,9 +11,11 @@
 #include <string>
 
 #include "libs/cloud/provider.h"
+#include "libs/objstore/objstore.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "services/dbprov/config.h"
+#include "services/dbprov/store.h"
 
 namespace c2d::dbprov {
 
@@ -23,8 +25,9 @@ absl::Status ValidateCreate(v1::CreateDatabaseRequest& request);
 
 class DatabaseServiceImpl final : public v1::DatabaseService::Service {
  public:
-  DatabaseServiceImpl(pg::Pool& pool, const Config& config, cloud::Provider& provider)
-      : pool_(pool), config_(config), provider_(provider) {}
+  DatabaseServiceImpl(pg::Pool& pool, const Config& config, cloud::Provider& provider,
+                      objstore::ObjectStore& store)
+      : pool_(pool), config_(config), provider_(provider), store_(store) {}
 
   grpc::Status CreateDatabase(grpc::ServerContext* context,
                               const v1::CreateDatabaseRequest* request,
@@ -47,7 +50,24 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
   grpc::Status ResolveLinks(grpc::ServerContext* context, const v1::ResolveLinksRequest* request,
                             v1::ResolveLinksResponse* response) override;
 
+  // backups.cc
+  grpc::Status CreateBackup(grpc::ServerContext* context, const v1::CreateBackupRequest* request,
+                            v1::Backup* response) override;
+  grpc::Status ListBackups(grpc::ServerContext* context, const v1::ListBackupsRequest* request,
+                           v1::ListBackupsResponse* response) override;
+  grpc::Status GetBackup(grpc::ServerContext* context, const v1::GetBackupRequest* request,
+                         v1::Backup* response) override;
+  grpc::Status RestoreBackup(grpc::ServerContext* context, const v1::RestoreBackupRequest* request,
+                             v1::Database* response) override;
+
  private:
+  // A new database row from a validated request, its passwords sealed.
+  absl::StatusOr<DatabaseRow> NewDatabase(const v1::CreateDatabaseRequest& r);
+  // Inserts it (AlreadyExists for a name taken) with its provision_db job.
+  absl::StatusOr<v1::Database> InsertNew(pg::Tx& tx, const DatabaseRow& row);
+  // The restore of `backup` into database `target_id`, marked and enqueued.
+  absl::StatusOr<v1::Database> StartRestore(const v1::Backup& backup,
+                                            const v1::RestoreBackupRequest& request);
   // One link of a release, resolved (see ResolveLinks).
   absl::StatusOr<v1::ResolvedLink> Resolve(const std::string& service_id,
                                            const v1::DatabaseLinkRef& ref);
@@ -55,7 +75,15 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
   pg::Pool& pool_;
   const Config& config_;
   cloud::Provider& provider_;
+  objstore::ObjectStore& store_;
 };
+
+// ALREADY_EXISTS: the project already has a database named `name`.
+absl::Status NameTaken(const std::string& name);
+
+// Enqueues a dbprov job with `key` as its unique key.
+absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,
+                        const std::string& key, int max_attempts = 10);
 
 // The default env prefix of an engine's links: DATABASE, or REDIS for redis.
 std::string DefaultEnvPrefix(v1::DatabaseEngine engine);

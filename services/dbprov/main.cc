@@ -1,11 +1,12 @@
 // c2d dbprov: serves c2d.v1.DatabaseService and works the "dbprov" job queue
-// (`provision_db`, `delete_db`); its leader keeps every database's server
-// running. Each managed database is a server of its own: a container of the
-// engine's stack image on its project's network.
+// (`provision_db`, `delete_db`, `backup_db`, `restore_db`); its leader keeps every database's
+// server running. Each managed database is a server of its own: a container of the engine's stack
+// image on its project's network.
 
 #include "libs/cloud/local_provider.h"
 #include "libs/oci/registry.h"
 #include "libs/rpc/process.h"
+#include "services/dbprov/backup_job.h"
 #include "services/dbprov/config.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
@@ -19,10 +20,13 @@ int main() {
   if (!config.ok()) return rpc::Process::Fail(config.status());
   cloud::LocalProvider provider(config->local.local);
   oci::Registry registry(config->local.registry);
-  dbprov::DatabaseServiceImpl service((*process)->pool(), *config, provider);
+  objstore::LocalObjectStore store(config->backup_dir);
+  dbprov::DatabaseServiceImpl service((*process)->pool(), *config, provider, store);
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
+  dbprov::Backups backups((*process)->pool(), *config, servers, provider, store);
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
   servers.RegisterJobs(worker);
+  backups.RegisterJobs(worker);
   dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
   (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });

@@ -61,25 +61,31 @@ absl::StatusOr<std::string> Servers::Open(const DatabaseRow& row, absl::string_v
   return OpenPassword(*config_.master_keys, row, role);
 }
 
+absl::StatusOr<cloud::InstanceSpec> Servers::StackSpec(const v1::Database& d,
+                                                       const std::string& admin) {
+  C2D_ASSIGN_OR_RETURN(EngineSpec engine, FindEngine(d.engine()));
+  C2D_ASSIGN_OR_RETURN(Plan plan, FindPlan(d.plan()));
+  C2D_ASSIGN_OR_RETURN(std::string digest, registry_.ResolveDigest(engine.repository, engine.tag));
+  cloud::InstanceSpec spec;
+  spec.image = absl::StrCat(config_.local.registry_host, "/", engine.repository, "@", digest);
+  spec.env = {{"C2D_PG_PASSWORD", admin},
+              {"C2D_PG_MAX_CONNECTIONS", std::to_string(plan.max_connections)},
+              {"C2D_PG_SHARED_BUFFERS", plan.shared_buffers}};
+  spec.port = engine.port;
+  spec.memory_bytes = plan.memory_bytes;
+  return spec;
+}
+
 absl::StatusOr<cloud::Instance> Servers::EnsureServer(const DatabaseRow& row,
                                                       const std::string& admin) {
   const v1::Database& d = row.db;
   C2D_ASSIGN_OR_RETURN(EngineSpec engine, FindEngine(d.engine()));
-  C2D_ASSIGN_OR_RETURN(Plan plan, FindPlan(d.plan()));
   const std::string network = cloud::ProjectNetwork(d.project_id());
   C2D_RETURN_IF_ERROR(provider_.EnsureNetwork(network));
   C2D_ASSIGN_OR_RETURN(auto found, provider_.List({{kDatabaseLabel, d.id()}}));
   if (found.empty()) {
-    C2D_ASSIGN_OR_RETURN(std::string digest,
-                         registry_.ResolveDigest(engine.repository, engine.tag));
-    cloud::InstanceSpec spec;
+    C2D_ASSIGN_OR_RETURN(cloud::InstanceSpec spec, StackSpec(d, admin));
     spec.name = ServerName(d.id());
-    spec.image = absl::StrCat(config_.local.registry_host, "/", engine.repository, "@", digest);
-    spec.env = {{"C2D_PG_PASSWORD", admin},
-                {"C2D_PG_MAX_CONNECTIONS", std::to_string(plan.max_connections)},
-                {"C2D_PG_SHARED_BUFFERS", plan.shared_buffers}};
-    spec.port = engine.port;
-    spec.memory_bytes = plan.memory_bytes;
     spec.volumes = {{ServerName(d.id()), engine.data_path}};
     spec.labels = {{"c2d.project", d.project_id()}, {kDatabaseLabel, d.id()}};
     spec.network = network;

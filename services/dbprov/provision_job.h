@@ -29,6 +29,9 @@ class Servers {
   absl::Status Provision(jobs::JobContext& ctx);
   absl::Status Delete(jobs::JobContext& ctx);
 
+  // A server of the database's engine and plan with `admin` as its
+  // administrator's password: image (by digest), env, port, memory.
+  absl::StatusOr<cloud::InstanceSpec> StackSpec(const v1::Database& d, const std::string& admin);
   // The database's server, running (made and started when missing).
   absl::StatusOr<cloud::Instance> EnsureServer(const DatabaseRow& row, const std::string& admin);
   // Waits until the server at `address` takes the administrator's

@@ -49,9 +49,14 @@ LIMIT $3)sql"};
 constexpr pg::Statement kServed{"databases_served", "SELECT " C2D_DATABASE_COLUMNS R"sql(
 FROM databases WHERE state IN ('available', 'rotating', 'restoring') ORDER BY id)sql"};
 
+// A new database a backup is restored into goes on to 'restoring' (its
+// restore_db job waits for this), so it is never available empty.
 constexpr pg::Statement kMarkAvailable{"databases_mark_available", R"sql(
-UPDATE databases SET state = 'available', host = $2, port = $3, provider_ref = $4,
-                     failure_reason = NULL, updated_at = now()
+UPDATE databases
+SET state = CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE unique_key = 'restore_db:' || $1
+                                                   AND state IN ('available', 'running'))
+                 THEN 'restoring' ELSE 'available' END,
+    host = $2, port = $3, provider_ref = $4, failure_reason = NULL, updated_at = now()
 WHERE id = $1 AND state = 'provisioning' RETURNING id)sql"};
 
 constexpr pg::Statement kMarkFailed{"databases_mark_failed", R"sql(

@@ -36,6 +36,7 @@ absl::StatusOr<v1::ListDatabasesResponse> ListDatabases(pg::Tx& tx, const std::s
                                                         const std::string& after, int page_size);
 // State changes; each returns false when the row was not in a state the
 // change applies to (so a job run twice changes nothing the second time).
+// (To 'restoring' instead when a restore into it waits.)
 absl::StatusOr<bool> MarkAvailable(pg::Tx& tx, const std::string& id, const std::string& host,
                                    int port, const std::string& provider_ref);
 absl::StatusOr<bool> MarkFailed(pg::Tx& tx, const std::string& id, const std::string& reason);
@@ -65,5 +66,31 @@ absl::StatusOr<bool> DeleteLink(pg::Tx& tx, const std::string& database_id,
 absl::StatusOr<v1::ListLinksResponse> ListLinks(pg::Tx& tx, const std::string& database_id,
                                                 const std::string& service_id,
                                                 const std::string& after, int page_size);
+
+// Backups (the backups table; backup_store.cc).
+struct NewBackup {
+  std::string id, database_id;
+  v1::BackupKind kind = v1::BACKUP_KIND_MANUAL;
+};
+absl::Status InsertBackup(pg::Tx& tx, const NewBackup& b);
+// NOT_FOUND for an unknown id.
+absl::StatusOr<v1::Backup> GetBackup(pg::Tx& tx, const std::string& id);
+// Newest first, after the cursor `after` (a backup id; "" = from the start).
+absl::StatusOr<v1::ListBackupsResponse> ListBackups(pg::Tx& tx, const std::string& database_id,
+                                                    const std::string& after, int page_size);
+// pending (or running: a run after a crash) -> running; false when final.
+absl::StatusOr<bool> MarkBackupRunning(pg::Tx& tx, const std::string& id);
+struct BackupResult {
+  std::string object_key;
+  int64_t size_bytes = 0;
+  std::string sha256, verification;
+};
+// running -> succeeded (verified now); the database's last_backup_at too.
+absl::StatusOr<bool> MarkBackupSucceeded(pg::Tx& tx, const std::string& id,
+                                         const BackupResult& result);
+absl::StatusOr<bool> MarkBackupFailed(pg::Tx& tx, const std::string& id, const std::string& reason);
+// available -> restoring, and back.
+absl::StatusOr<bool> MarkRestoring(pg::Tx& tx, const std::string& id);
+absl::StatusOr<bool> MarkRestored(pg::Tx& tx, const std::string& id);
 
 }  // namespace c2d::dbprov

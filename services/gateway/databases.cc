@@ -78,6 +78,23 @@ json LinkJson(const v1::DatabaseLink& l) {
           {"created_at", Time(Micros(l.created_at()))}};
 }
 
+json BackupJson(const v1::Backup& b) {
+  const bool done = b.state() == v1::BACKUP_STATE_SUCCEEDED;
+  return {{"id", b.id()},
+          {"database_id", b.database_id()},
+          {"state", EnumText(v1::BackupState_Name(b.state()), 13)},
+          {"kind", EnumText(v1::BackupKind_Name(b.kind()), 12)},
+          {"size_bytes", done ? json(b.size_bytes()) : json(nullptr)},
+          {"sha256", OrNull(b.sha256())},
+          {"verified", b.has_verified_at()},
+          {"verification", OrNull(b.verification())},
+          {"failure_reason", OrNull(b.failure_reason())},
+          {"created_at", Time(Micros(b.created_at()))},
+          {"started_at", Time(Micros(b.started_at()))},
+          {"finished_at", Time(Micros(b.finished_at()))},
+          {"verified_at", Time(Micros(b.verified_at()))}};
+}
+
 }  // namespace
 
 absl::StatusOr<v1::Database> Gateway::FindDatabase(Call& c, const std::string& id, Role min) {
@@ -304,6 +321,109 @@ httpd::Response Gateway::DeleteLink(Call& c) {
                     {"note", deployment->is_null()
                                  ? "unlinked"
                                  : "unlinked; a new release without the database is deploying"}});
+}
+
+httpd::Response Gateway::CreateBackup(Call& c) {
+  auto d = FindDatabase(c, c.req.params["id"], Role::kDeveloper);
+  if (!d.ok()) return FromStatus(d.status());
+  auto body = ParseObject(c.req.body, {}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::CreateBackupRequest req;
+  req.set_database_id(d->id());
+  v1::Backup b;
+  if (auto g = dbprov_->CreateBackup(&ctx, req, &b); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  if (auto a =
+          AuditMutation(c, d->project_id(), "backup.create", b.id(), {{"database_id", d->id()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  json out = BackupJson(b);
+  out["note"] = "dumping, then restore-verifying: GET it until its state is succeeded";
+  httpd::Response r = Json(202, out);
+  r.headers.emplace_back("Location", "/v1/backups/" + b.id());
+  return r;
+}
+
+httpd::Response Gateway::ListBackups(Call& c) {
+  auto size = PageSize(c.req);
+  if (!size.ok()) return FromStatus(size.status());
+  auto d = FindDatabase(c, c.req.params["id"], Role::kViewer);
+  if (!d.ok()) return FromStatus(d.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::ListBackupsRequest req;
+  req.set_database_id(d->id());
+  req.mutable_page()->set_page_size(*size);
+  req.mutable_page()->set_page_token(c.req.Query("page_token"));
+  v1::ListBackupsResponse resp;
+  if (auto g = dbprov_->ListBackups(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  json items = json::array();
+  for (const v1::Backup& b : resp.backups()) items.push_back(BackupJson(b));
+  return Json(200, {{"backups", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+}
+
+absl::StatusOr<v1::Backup> Gateway::FindBackup(Call& c, const std::string& id, Role min) {
+  const absl::Status not_found =
+      absl::NotFoundError(absl::StrCat("backup ", id.substr(0, 64), " does not exist"));
+  if (!ids::Valid(id, "bak")) return not_found;
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::GetBackupRequest req;
+  req.set_id(id);
+  v1::Backup b;
+  if (auto g = dbprov_->GetBackup(&ctx, req, &b); !g.ok()) {
+    absl::Status s = rpc::FromGrpc(g);
+    return absl::IsNotFound(s) ? not_found : s;
+  }
+  // Another tenant's backup is as absent as their database.
+  auto d = FindDatabase(c, b.database_id(), min);
+  if (absl::IsNotFound(d.status())) return not_found;
+  if (!d.ok()) return d.status();
+  return b;
+}
+
+httpd::Response Gateway::GetBackup(Call& c) {
+  auto b = FindBackup(c, c.req.params["id"], Role::kViewer);
+  if (!b.ok()) return FromStatus(b.status());
+  return Json(200, BackupJson(*b));
+}
+
+httpd::Response Gateway::RestoreBackup(Call& c) {
+  auto body = ParseObject(c.req.body, {"new_database_name"}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  std::string into;
+  if (auto s = GetString(*body, "new_database_name", "", &into, 64); !s.ok()) return FromStatus(s);
+  // Overwriting a database is an admin's call; a copy, a developer's.
+  auto b = FindBackup(c, c.req.params["id"], into.empty() ? Role::kAdmin : Role::kDeveloper);
+  if (!b.ok()) return FromStatus(b.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::RestoreBackupRequest req;
+  req.set_backup_id(b->id());
+  if (into.empty()) {
+    req.set_database_id(b->database_id());
+  } else {
+    req.set_new_database_name(into);
+  }
+  v1::Database d;
+  if (auto g = dbprov_->RestoreBackup(&ctx, req, &d); !g.ok()) {
+    absl::Status s = rpc::FromGrpc(g);
+    if (rpc::ErrorField(s) == "new_database_name") {
+      return FromStatus(FieldError("new_database_name", std::string(s.message())));
+    }
+    return FromStatus(s);
+  }
+  if (auto a = AuditMutation(c, d.project_id(), "backup.restore", b->id(),
+                             {{"database_id", d.id()}, {"new", !into.empty()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  json out = DatabaseJson(d);
+  out["note"] = into.empty() ? "restoring: its apps see errors until the state is available again"
+                             : "provisioning, then restoring: GET it until its state is available";
+  return Json(202, out);
 }
 
 }  // namespace c2d::gateway

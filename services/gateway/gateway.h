@@ -129,12 +129,18 @@ class Gateway {
   httpd::Response CreateLink(Call& c);
   httpd::Response ListLinks(Call& c);
   httpd::Response DeleteLink(Call& c);
+  httpd::Response CreateBackup(Call& c);
+  httpd::Response ListBackups(Call& c);
+  httpd::Response GetBackup(Call& c);
+  httpd::Response RestoreBackup(Call& c);
   // After a link or unlink: a new release of the service's live one with its
   // settings as they are now (the id), or null when nothing is live.
   absl::StatusOr<json> RedeployForLinks(Call& c, const Service& s);
   // The database if the caller holds at least `min` in its project;
   // NotFound otherwise, and for a deleted one.
   absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min);
+  // A backup whose database the caller may see with role `min`.
+  absl::StatusOr<v1::Backup> FindBackup(Call& c, const std::string& id, Role min);
   httpd::Response CreateWebhook(Call& c);
   httpd::Response ListWebhooks(Call& c);
   httpd::Response ListDeliveries(Call& c);

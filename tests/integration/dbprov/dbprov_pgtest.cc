@@ -40,8 +40,11 @@ class DbprovFixture {
     config_.ready_timeout = 60s;
     config_.master_keys = *crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
     provider_ = std::make_unique<cloud::LocalProvider>(l.local);
+    config_.backup_dir =
+        (fs::path(RequireEnv("C2D_TEST_TMP")) / ("backups-" + ids::New("t"))).string();
+    store_ = std::make_unique<objstore::LocalObjectStore>(config_.backup_dir);
     registry_ = std::make_unique<oci::Registry>(l.registry);
-    service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_, *provider_);
+    service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_, *provider_, *store_);
     servers_ = std::make_unique<dbprov::Servers>(*pool_, config_, *provider_, *registry_);
     project_id_ = ids::New("prj");
     db_.Exec(absl::StrCat("INSERT INTO projects (id, name) VALUES ('", project_id_, "', 'p",
@@ -106,6 +109,7 @@ class DbprovFixture {
   dbprov::Config config_;
   std::unique_ptr<cloud::LocalProvider> provider_;
   std::unique_ptr<oci::Registry> registry_;
+  std::unique_ptr<objstore::LocalObjectStore> store_;
   std::unique_ptr<dbprov::DatabaseServiceImpl> service_;
   std::unique_ptr<dbprov::Servers> servers_;
   std::unique_ptr<jobs::Worker> worker_;

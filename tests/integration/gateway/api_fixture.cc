@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/common/ids.h"
 #include "libs/http/client.h"
 
 namespace c2d::testing {
@@ -63,8 +64,10 @@ void Api::StartDbprov() {
   c.local.registry_host = d_.config().RegistryHost();
   c.master_keys = d_.config().master_keys;
   c.ready_timeout = 60s;
+  c.backup_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / ("backups-" + ids::New("t"))).string();
+  store_ = std::make_unique<objstore::LocalObjectStore>(c.backup_dir);
   dbprov_registry_ = std::make_unique<oci::Registry>(c.local.registry);
-  databases_ = std::make_unique<dbprov::DatabaseServiceImpl>(d_.pool(), c, d_.provider());
+  databases_ = std::make_unique<dbprov::DatabaseServiceImpl>(d_.pool(), c, d_.provider(), *store_);
   servers_ = std::make_unique<dbprov::Servers>(d_.pool(), c, d_.provider(), *dbprov_registry_);
   auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DatabaseService", databases_.get()}});
   REQUIRE(server.ok());
@@ -75,7 +78,22 @@ void Api::StartDbprov() {
       d_.pool(), d_.db().connect(),
       jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
   servers_->RegisterJobs(*dbprov_worker_);
+  backups_ = std::make_unique<dbprov::Backups>(d_.pool(), c, *servers_, d_.provider(), *store_);
+  backups_->RegisterJobs(*dbprov_worker_);
   REQUIRE(dbprov_worker_->Start().ok());
+}
+
+std::string Api::DatabaseAdminUrl(const std::string& database_id) {
+  auto row =
+      d_.pool().Read("database", [&](pg::Tx& tx) { return dbprov::GetDatabase(tx, database_id); });
+  REQUIRE(row.ok());
+  auto admin = dbprov::OpenPassword(*dbprov_config_.master_keys, *row, "admin");
+  REQUIRE(admin.ok());
+  auto servers = d_.provider().List({{dbprov::kDatabaseLabel, database_id}});
+  REQUIRE(servers.ok());
+  REQUIRE(servers->size() == 1);
+  return absl::StrCat("postgresql://postgres:", *admin, "@", servers->front().address, "/",
+                      row->db.name(), "?connect_timeout=5");
 }
 
 Api::~Api() {

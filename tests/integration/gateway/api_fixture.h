@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "services/builder/build_job.h"
 #include "services/builder/builder_service.h"
+#include "services/dbprov/backup_job.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/gateway/gateway.h"
@@ -73,6 +74,11 @@ class Api {
   std::map<std::string, std::string> Snapshot();
 
   DeployerFixture& deployer() { return d_; }
+  // A libpq URL of a managed database as its administrator, over the
+  // server's published port.
+  std::string DatabaseAdminUrl(const std::string& database_id);
+  // Where dbprov keeps backups (tests corrupt them).
+  objstore::LocalObjectStore& backups() { return *store_; }
   const httpd::Router& router() const { return gateway_->router(); }
   const std::string& address() const { return http_->address(); }
   const std::string& alice() const { return alice_; }
@@ -92,7 +98,9 @@ class Api {
   dbprov::Config dbprov_config_;
   std::unique_ptr<oci::Registry> dbprov_registry_;
   std::unique_ptr<dbprov::DatabaseServiceImpl> databases_;
+  std::unique_ptr<objstore::LocalObjectStore> store_;
   std::unique_ptr<dbprov::Servers> servers_;
+  std::unique_ptr<dbprov::Backups> backups_;
   std::unique_ptr<rpc::Server> dbprov_server_;
   std::unique_ptr<jobs::Worker> dbprov_worker_;
   gateway::Config config_;

@@ -4,9 +4,12 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <pqxx/pqxx>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "libs/http/client.h"
 #include "tests/integration/gateway/api_fixture.h"
 
@@ -97,6 +100,126 @@ TEST_CASE("a database over REST: created, read, listed, hidden from other tenant
   CHECK(deleted.body["state"] == "deleting");
   CHECK(WaitFor(60s, [&] { return api.Call("GET", "/v1/databases/" + id, alice).status == 404; }));
   CHECK(api.Call("GET", databases, alice).body["databases"].empty());
+}
+
+// The first column of the first row of `sql` on the database at `url`.
+std::string Scalar(const std::string& url, const std::string& sql) {
+  pqxx::connection c(url);
+  pqxx::nontransaction w(c);
+  return w.exec1(sql)[0].as<std::string>();
+}
+
+void Exec(const std::string& url, const std::string& sql) {
+  pqxx::connection c(url);
+  pqxx::nontransaction w(c);
+  w.exec(sql);
+}
+
+TEST_CASE(
+    "backups over REST: restore-verified, restored in place and into a new database, a "
+    "corrupted one refused",
+    "[gateway][dbprov]") {
+  Api api;
+  const std::string& alice = api.alice();
+  const std::string project =
+      api.Call("POST", "/v1/projects", alice, json{{"name", "ledger"}}).body["id"];
+  auto made = api.Call("POST", "/v1/projects/" + project + "/databases", alice,
+                       json{{"name", "orders"}, {"engine", "postgres"}});
+  REQUIRE(made.status == 202);
+  const std::string db = made.body["id"];
+  auto wait_state = [&](const std::string& id, const std::string& state) {
+    json d;
+    CHECK(WaitFor(120s, [&] {
+      d = api.Call("GET", "/v1/databases/" + id, alice).body;
+      return d["state"] == state || d["state"] == "failed";
+    }));
+    INFO(d.dump());
+    REQUIRE(d["state"] == state);
+  };
+  wait_state(db, "available");
+  const std::string url = api.DatabaseAdminUrl(db);
+  Exec(url,
+       "SET ROLE orders_owner; CREATE TABLE items AS SELECT g AS n FROM generate_series(1, 1000) g;"
+       "CREATE TABLE notes (t text); INSERT INTO notes VALUES ('a'), ('b'), ('c')");
+
+  auto backup = api.Call("POST", "/v1/databases/" + db + "/backups", alice, std::string("{}"));
+  REQUIRE(backup.status == 202);
+  CHECK(backup.body["state"] == "pending");
+  const std::string id = backup.body["id"];
+  json b;
+  CHECK(WaitFor(120s, [&] {
+    b = api.Call("GET", "/v1/backups/" + id, alice).body;
+    return b["state"] == "succeeded" || b["state"] == "failed";
+  }));
+  INFO(b.dump());
+  REQUIRE(b["state"] == "succeeded");
+  CHECK(b["verified"] == true);
+  CHECK(b["verification"] == "2 tables, 1003 rows: as at dump time");
+  CHECK(b["size_bytes"].get<int64_t>() > 1000);
+  CHECK(b["sha256"].get<std::string>().size() == 64);
+  auto list = api.Call("GET", "/v1/databases/" + db + "/backups", alice);
+  REQUIRE(list.body["backups"].size() == 1);
+  CHECK(list.body["backups"][0]["id"] == id);
+  CHECK_FALSE(api.Call("GET", "/v1/databases/" + db, alice).body["last_backup_at"].is_null());
+  // No scratch server is left behind.
+  CHECK(api.deployer().provider().List({{"c2d.verify", id}})->empty());
+
+  // Another tenant sees none of it; bad restores change nothing.
+  CHECK(api.Call("GET", "/v1/backups/" + id, api.bob()).status == 404);
+  CHECK(api.Call("GET", "/v1/databases/" + db + "/backups", api.bob()).status == 404);
+  CHECK(api.Call("POST", "/v1/backups/" + id + "/restore", api.bob(), std::string("{}")).status ==
+        404);
+  CHECK(api.Call("POST", "/v1/databases/" + db + "/backups", api.bob(), std::string("{}")).status ==
+        404);
+  CHECK(api.Call("GET", "/v1/backups/bak_nope", alice).status == 404);
+  auto bad_name =
+      api.Call("POST", "/v1/backups/" + id + "/restore", alice, json{{"new_database_name", "Bad"}});
+  CHECK(bad_name.status == 400);
+  CHECK(bad_name.Field() == "new_database_name");
+  CHECK(api.Call("POST", "/v1/backups/" + id + "/restore", alice, json{{"into", "x"}}).status ==
+        400);
+  CHECK(api.Call("POST", "/v1/backups/" + id + "/restore", alice,
+                 json{{"new_database_name", "orders"}})
+            .status == 409);
+
+  // Restored in place: the data as it was, owned as before.
+  Exec(url, "DELETE FROM items; DROP TABLE notes; CREATE TABLE later (x int)");
+  auto in_place = api.Call("POST", "/v1/backups/" + id + "/restore", alice, std::string("{}"));
+  REQUIRE(in_place.status == 202);
+  CHECK(in_place.body["state"] == "restoring");
+  wait_state(db, "available");
+  CHECK(Scalar(url, "SELECT count(*) FROM items") == "1000");
+  CHECK(Scalar(url, "SELECT string_agg(t, '' ORDER BY t) FROM notes") == "abc");
+  CHECK(Scalar(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'later'") == "0");
+  CHECK(Scalar(url, "SELECT tableowner FROM pg_tables WHERE tablename = 'items'") ==
+        "orders_owner");
+
+  // Into a new database of the project.
+  auto copy = api.Call("POST", "/v1/backups/" + id + "/restore", alice,
+                       json{{"new_database_name", "orders-copy"}});
+  REQUIRE(copy.status == 202);
+  const std::string copy_id = copy.body["id"];
+  CHECK(copy.body["name"] == "orders-copy");
+  wait_state(copy_id, "available");
+  const std::string copy_url = api.DatabaseAdminUrl(copy_id);
+  CHECK(Scalar(copy_url, "SELECT count(*) FROM items") == "1000");
+  CHECK(Scalar(copy_url, "SELECT tableowner FROM pg_tables WHERE tablename = 'items'") ==
+        "orders-copy_owner");
+
+  // A backup whose stored bytes changed is refused, and nothing changes.
+  auto path = api.backups().PathOf(dbprov::BackupKey(db, id));
+  REQUIRE(path.ok());
+  {
+    std::fstream f(*path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(200);
+    f.put('\x5a');
+  }
+  auto corrupted = api.Call("POST", "/v1/backups/" + id + "/restore", alice, std::string("{}"));
+  CHECK(corrupted.status == 409);
+  CHECK_THAT(corrupted.Error(), Catch::Contains("is corrupted and cannot be restored"));
+  CHECK(api.Call("GET", "/v1/databases/" + db, alice).body["state"] == "available");
+  CHECK(Scalar(url, "SELECT count(*) FROM items") == "1000");
 }
 
 // examples/notes-python as a repository of its own.

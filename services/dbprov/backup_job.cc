@@ -1,0 +1,327 @@
+#include "services/dbprov/backup_job.h"
+
+#include <filesystem>
+#include <pqxx/pqxx>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "libs/common/command.h"
+#include "libs/common/log.h"
+#include "libs/common/status.h"
+#include "libs/crypto/seal.h"
+#include "libs/metrics/metrics.h"
+#include "libs/rpc/proto_json.h"
+#include "prometheus/counter.h"
+#include "proto/c2d/v1/jobs.pb.h"
+
+namespace c2d::dbprov {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kVerifyLabel[] = "c2d.verify";
+constexpr std::chrono::hours kToolTimeout{6};
+constexpr std::chrono::seconds kStopGrace{5};
+
+prometheus::Family<prometheus::Counter>& BackupsDone() {
+  static auto& family = prometheus::BuildCounter()
+                            .Name("c2d_backups_total")
+                            .Help("Database backups that ended, by result (succeeded, failed)")
+                            .Register(metrics::Registry());
+  return family;
+}
+
+// A libpq URL of database `db` on the server at `address` (host:port) as
+// its administrator; the password goes alone, in `password` or PGPASSWORD.
+std::string Url(const std::string& address, const std::string& db, const std::string& password) {
+  return absl::StrCat("postgresql://postgres", password.empty() ? "" : ":", password, "@", address,
+                      "/", db, "?connect_timeout=5&application_name=c2d-dbprov");
+}
+
+TableCounts CountTables(pqxx::transaction_base& w) {
+  TableCounts out;
+  for (const auto& r : w.exec(R"sql(
+      SELECT format('%I.%I', n.nspname, c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY 1)sql")) {
+    const std::string table = r[0].as<std::string>();
+    out[table] = w.exec1("SELECT count(*) FROM " + table)[0].as<int64_t>();
+  }
+  return out;
+}
+
+// Runs a PostgreSQL client tool (pg_dump, pg_restore) with the
+// administrator's password in its environment; its stderr in the error.
+absl::Status RunTool(std::vector<std::string> argv, const std::string& password,
+                     const jobs::JobContext& ctx,
+                     std::function<absl::Status(absl::string_view)> on_stdout = nullptr) {
+  const std::string tool = argv[0];
+  auto r = RunCommand({.argv = std::move(argv),
+                       .env = {{"PGPASSWORD", password}, {"PGCONNECT_TIMEOUT", "10"}},
+                       .timeout = kToolTimeout,
+                       .cancel = ctx.cancel_flag(),
+                       .on_stdout = std::move(on_stdout)});
+  if (!r.ok()) return r.status();
+  if (r->exit_code != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(tool, " failed (exit ", r->exit_code,
+                     "): ", absl::StrReplaceAll(r->output, {{password, "***"}})));
+  }
+  return absl::OkStatus();
+}
+
+std::string TempPath(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / "c2d-dbprov";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  return (dir / name).string();
+}
+
+}  // namespace
+
+std::string BackupKey(const std::string& database_id, const std::string& backup_id) {
+  return absl::StrCat("backups/", cloud::ResourceName(database_id), "/",
+                      cloud::ResourceName(backup_id), ".dump");
+}
+
+std::string BackupJobKey(const std::string& id) { return absl::StrCat("backup_db:", id); }
+std::string RestoreJobKey(const std::string& id) { return absl::StrCat("restore_db:", id); }
+
+std::string CompareCounts(const TableCounts& source, const TableCounts& restored, bool* equal) {
+  int64_t rows = 0;
+  for (const auto& [_, n] : source) rows += n;
+  std::string diff;
+  for (const auto& [table, n] : source) {
+    auto it = restored.find(table);
+    if (it == restored.end()) {
+      absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " is missing");
+    } else if (it->second != n) {
+      absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " has ", it->second, " rows, not ",
+                      n);
+    }
+  }
+  for (const auto& [table, _] : restored) {
+    if (!source.count(table)) absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " is extra");
+  }
+  *equal = diff.empty();
+  const std::string what =
+      absl::StrCat(source.size(), source.size() == 1 ? " table, " : " tables, ", rows,
+                   rows == 1 ? " row" : " rows");
+  return *equal ? absl::StrCat(what, ": as at dump time")
+                : absl::StrCat(what, " at dump time, but the restored copy differs: ", diff);
+}
+
+void Backups::RegisterJobs(jobs::Worker& worker) {
+  worker.Register("backup_db", [this](jobs::JobContext& ctx) { return Backup(ctx); });
+  worker.Register("restore_db", [this](jobs::JobContext& ctx) { return Restore(ctx); });
+}
+
+absl::StatusOr<std::string> Backups::ServerAddress(const std::string& database_id) {
+  C2D_ASSIGN_OR_RETURN(auto servers, provider_.List({{kDatabaseLabel, database_id}}));
+  if (servers.empty() || servers.front().address.empty()) {
+    return absl::UnavailableError("the database's server is not running");
+  }
+  return servers.front().address;
+}
+
+absl::StatusOr<Backups::Dumped> Backups::Dump(const DatabaseRow& row, const std::string& key,
+                                              const jobs::JobContext& ctx) {
+  C2D_ASSIGN_OR_RETURN(std::string address, ServerAddress(row.db.id()));
+  C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, row, "admin"));
+  Dumped out;
+  try {
+    // One snapshot for the counts and the dump: pg_dump takes it over.
+    pqxx::connection c(Url(address, row.db.name(), admin));
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> w(c);
+    const std::string snapshot = w.exec1("SELECT pg_export_snapshot()")[0].as<std::string>();
+    out.counts = CountTables(w);
+    C2D_ASSIGN_OR_RETURN(auto writer, store_.Create(key));
+    C2D_RETURN_IF_ERROR(RunTool({"pg_dump", "--format=custom", "--snapshot=" + snapshot,
+                                 "--dbname=" + Url(address, row.db.name(), "")},
+                                admin, ctx,
+                                [&](absl::string_view bytes) { return writer->Write(bytes); }));
+    C2D_ASSIGN_OR_RETURN(out.object, writer->Commit());
+    w.commit();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot read the database: ",
+                                               absl::StrReplaceAll(e.what(), {{admin, "***"}})));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Backups::Verify(const DatabaseRow& row, const std::string& backup_id,
+                                            const v1::Backup& stored, const TableCounts& counts,
+                                            const jobs::JobContext& ctx) {
+  const std::string name = "c2d-verify-" + cloud::ResourceName(backup_id);
+  auto remove_scratch = [&] {
+    auto left = provider_.List({{kVerifyLabel, backup_id}});
+    for (const cloud::Instance& i : left.ok() ? *left : std::vector<cloud::Instance>{}) {
+      (void)provider_.Stop(i.ref, kStopGrace);
+      (void)provider_.Remove(i.ref);
+    }
+    (void)provider_.DeleteVolume(name);
+  };
+  remove_scratch();  // what a crashed run left
+  absl::Cleanup cleanup = remove_scratch;
+  const std::string file = TempPath(cloud::ResourceName(backup_id) + ".dump");
+  absl::Cleanup drop_file = [&] { fs::remove(file); };
+  C2D_RETURN_IF_ERROR(objstore::FetchVerified(store_, stored.object_key(), stored.sha256(), file));
+  const std::string password = absl::WebSafeBase64Escape(crypto::RandomBytes(18));
+  C2D_ASSIGN_OR_RETURN(auto spec, servers_.StackSpec(row.db, password));
+  C2D_ASSIGN_OR_RETURN(EngineSpec engine, FindEngine(row.db.engine()));
+  spec.name = name;
+  spec.volumes = {{name, engine.data_path}};
+  spec.labels = {{"c2d.project", row.db.project_id()}, {kVerifyLabel, backup_id}};
+  C2D_ASSIGN_OR_RETURN(cloud::Instance scratch, provider_.Create(spec));
+  C2D_RETURN_IF_ERROR(provider_.Start(scratch.ref));
+  C2D_ASSIGN_OR_RETURN(scratch, provider_.Inspect(scratch.ref));
+  C2D_RETURN_IF_ERROR(servers_.WaitReady(scratch.address, password, &ctx));
+  try {
+    pqxx::connection c(Url(scratch.address, "postgres", password));
+    pqxx::nontransaction w(c);
+    w.exec0("CREATE DATABASE " + w.quote_name(row.db.name()));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("scratch server: ", e.what()));
+  }
+  C2D_RETURN_IF_ERROR(RunTool({"pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
+                               "--dbname=" + Url(scratch.address, row.db.name(), ""), file},
+                              password, ctx));
+  TableCounts restored;
+  try {
+    pqxx::connection c(Url(scratch.address, row.db.name(), password));
+    pqxx::read_transaction w(c);
+    restored = CountTables(w);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("scratch server: ", e.what()));
+  }
+  bool equal = false;
+  std::string verdict = CompareCounts(counts, restored, &equal);
+  if (!equal) return jobs::Permanent(absl::DataLossError("verification failed: " + verdict));
+  return verdict;
+}
+
+absl::Status Backups::FailBackup(jobs::JobContext& ctx, const std::string& id,
+                                 const absl::Status& s) {
+  if (jobs::IsPermanent(s) || ctx.job().attempts >= ctx.job().max_attempts) {
+    auto marked = pool_.Transact("backup failed", [&](pg::Tx& tx) {
+      return MarkBackupFailed(tx, id, std::string(s.message()));
+    });
+    if (!marked.ok()) return marked.status();
+    if (*marked) {
+      BackupsDone().Add({{"result", "failed"}}).Increment();
+      log::Warn("backup failed", {{"backup_id", id}, {"error", s.ToString()}});
+    }
+  }
+  return s;
+}
+
+absl::Status Backups::Backup(jobs::JobContext& ctx) {
+  v1::BackupDbJob payload;
+  if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.backup_id().empty()) {
+    return jobs::Permanent(absl::InvalidArgumentError("backup_db payload names no backup"));
+  }
+  const std::string& id = payload.backup_id();
+  auto backup = pool_.Read("get backup", [&](pg::Tx& tx) { return GetBackup(tx, id); });
+  if (absl::IsNotFound(backup.status())) return jobs::Permanent(backup.status());
+  if (!backup.ok()) return backup.status();
+  auto running =
+      pool_.Transact("backup running", [&](pg::Tx& tx) { return MarkBackupRunning(tx, id); });
+  if (!running.ok()) return running.status();
+  if (!*running) return absl::OkStatus();  // ended already
+  auto row = pool_.Read("get database",
+                        [&](pg::Tx& tx) { return GetDatabase(tx, backup->database_id()); });
+  if (!row.ok()) return FailBackup(ctx, id, jobs::Permanent(row.status()));
+  if (row->db.state() != v1::DATABASE_STATE_AVAILABLE &&
+      row->db.state() != v1::DATABASE_STATE_ROTATING) {
+    return FailBackup(ctx, id, absl::UnavailableError("the database is not available"));
+  }
+  const std::string key = BackupKey(row->db.id(), id);
+  auto dumped = Dump(*row, key, ctx);
+  if (!dumped.ok()) return FailBackup(ctx, id, dumped.status());
+  v1::Backup stored = *backup;
+  stored.set_object_key(key);
+  stored.set_sha256(dumped->object.sha256);
+  auto verdict = Verify(*row, id, stored, dumped->counts, ctx);
+  if (!verdict.ok()) return FailBackup(ctx, id, verdict.status());
+  auto done = pool_.Transact("backup succeeded", [&](pg::Tx& tx) {
+    return MarkBackupSucceeded(tx, id, {key, dumped->object.size, dumped->object.sha256, *verdict});
+  });
+  if (!done.ok()) return done.status();
+  BackupsDone().Add({{"result", "succeeded"}}).Increment();
+  log::Info("backup verified",
+            {{"backup_id", id}, {"bytes", dumped->object.size}, {"verification", *verdict}});
+  return absl::OkStatus();
+}
+
+absl::Status Backups::RestoreInto(const DatabaseRow& target, const v1::Backup& backup,
+                                  const jobs::JobContext& ctx) {
+  const std::string file = TempPath("restore-" + cloud::ResourceName(backup.id()) + ".dump");
+  absl::Cleanup drop_file = [&] { fs::remove(file); };
+  absl::Status fetched =
+      objstore::FetchVerified(store_, backup.object_key(), backup.sha256(), file);
+  if (absl::IsDataLoss(fetched) || absl::IsNotFound(fetched)) return jobs::Permanent(fetched);
+  C2D_RETURN_IF_ERROR(fetched);
+  C2D_ASSIGN_OR_RETURN(std::string address, ServerAddress(target.db.id()));
+  C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, target, "admin"));
+  try {
+    // Empty again, whatever a failed run left; linked apps' sessions end.
+    pqxx::connection c(Url(address, "postgres", admin));
+    pqxx::nontransaction w(c);
+    w.exec0("DROP DATABASE IF EXISTS " + w.quote_name(target.db.name()) + " WITH (FORCE)");
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot empty the database: ", e.what()));
+  }
+  C2D_RETURN_IF_ERROR(servers_.EnsureRoles(address, target, admin));
+  return RunTool({"pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
+                  "--role=" + RoleBase(target.db.name()) + "_owner",
+                  "--dbname=" + Url(address, target.db.name(), ""), file},
+                 admin, ctx);
+}
+
+absl::Status Backups::Restore(jobs::JobContext& ctx) {
+  v1::RestoreDbJob payload;
+  if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.backup_id().empty() ||
+      payload.target_database_id().empty()) {
+    return jobs::Permanent(absl::InvalidArgumentError("restore_db payload is incomplete"));
+  }
+  const std::string& target_id = payload.target_database_id();
+  auto backup =
+      pool_.Read("get backup", [&](pg::Tx& tx) { return GetBackup(tx, payload.backup_id()); });
+  if (absl::IsNotFound(backup.status())) return jobs::Permanent(backup.status());
+  if (!backup.ok()) return backup.status();
+  auto target = pool_.Read("get database", [&](pg::Tx& tx) { return GetDatabase(tx, target_id); });
+  if (absl::IsNotFound(target.status())) return jobs::Permanent(target.status());
+  if (!target.ok()) return target.status();
+  switch (target->db.state()) {
+    case v1::DATABASE_STATE_PROVISIONING:  // a new database: once it is there
+      return absl::UnavailableError("waiting for the new database to be provisioned");
+    case v1::DATABASE_STATE_AVAILABLE: {
+      auto marked =
+          pool_.Transact("restoring", [&](pg::Tx& tx) { return MarkRestoring(tx, target_id); });
+      if (!marked.ok()) return marked.status();
+      break;
+    }
+    case v1::DATABASE_STATE_RESTORING:
+      break;
+    default:
+      return jobs::Permanent(
+          absl::FailedPreconditionError("the target database is gone or failed"));
+  }
+  absl::Status s = RestoreInto(*target, *backup, ctx);
+  const bool last = jobs::IsPermanent(s) || ctx.job().attempts >= ctx.job().max_attempts;
+  if (!s.ok() && !last) return s;
+  auto back = pool_.Transact("restored", [&](pg::Tx& tx) { return MarkRestored(tx, target_id); });
+  if (!back.ok()) return back.status();
+  if (!s.ok()) {
+    log::Warn("restore failed",
+              {{"backup_id", backup->id()}, {"database_id", target_id}, {"error", s.ToString()}});
+    return s;
+  }
+  log::Info("restored", {{"backup_id", backup->id()}, {"database_id", target_id}});
+  return absl::OkStatus();
+}
+
+}  // namespace c2d::dbprov

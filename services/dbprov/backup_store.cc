@@ -1,0 +1,130 @@
+// The backups table (dbprov owns it; migrations 0001 and 0009).
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "libs/pg/rows.h"
+#include "services/dbprov/store.h"
+
+namespace c2d::dbprov {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+#define C2D_US(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
+#define C2D_BACKUP_COLUMNS \
+  "id, database_id, state, kind, coalesce(object_key, ''), coalesce(size_bytes, 0), "       \
+  "coalesce(sha256, ''), coalesce(failure_reason, ''), " C2D_US("created_at") ", " C2D_US( \
+      "started_at") ", " C2D_US("finished_at") ", " C2D_US(                                \
+      "verified_at") ", coalesce(verification, '')"
+
+constexpr pg::Statement kInsert{"backups_insert",
+                                "INSERT INTO backups (id, database_id, kind) VALUES ($1, $2, $3)"};
+constexpr pg::Statement kGet{"backups_get",
+                             "SELECT " C2D_BACKUP_COLUMNS " FROM backups WHERE id = $1"};
+constexpr pg::Statement kList{"backups_list", "SELECT " C2D_BACKUP_COLUMNS R"sql(
+FROM backups
+WHERE database_id = $1
+  AND ($2 = '' OR (created_at, id) < (SELECT created_at, id FROM backups WHERE id = $2))
+ORDER BY created_at DESC, id DESC
+LIMIT $3)sql"};
+constexpr pg::Statement kRunning{"backups_running", R"sql(
+UPDATE backups SET state = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+WHERE id = $1 AND state IN ('pending', 'running') RETURNING id)sql"};
+constexpr pg::Statement kSucceeded{"backups_succeeded", R"sql(
+WITH b AS (
+  UPDATE backups SET state = 'succeeded', object_key = $2, size_bytes = $3, sha256 = $4,
+                     verification = $5, verified_at = now(), finished_at = now(),
+                     updated_at = now()
+  WHERE id = $1 AND state = 'running' RETURNING database_id),
+d AS (UPDATE databases SET last_backup_at = now() WHERE id IN (SELECT database_id FROM b))
+SELECT 1 FROM b)sql"};
+constexpr pg::Statement kFailed{"backups_failed", R"sql(
+UPDATE backups SET state = 'failed', failure_reason = $2, finished_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('pending', 'running') RETURNING id)sql"};
+constexpr pg::Statement kRestoring{"databases_restoring", R"sql(
+UPDATE databases SET state = 'restoring', updated_at = now()
+WHERE id = $1 AND state = 'available' RETURNING id)sql"};
+constexpr pg::Statement kRestored{"databases_restored", R"sql(
+UPDATE databases SET state = 'available', updated_at = now()
+WHERE id = $1 AND state = 'restoring' RETURNING id)sql"};
+
+v1::BackupState ParseState(const std::string& s) {
+  if (s == "pending") return v1::BACKUP_STATE_PENDING;
+  if (s == "running") return v1::BACKUP_STATE_RUNNING;
+  if (s == "succeeded") return v1::BACKUP_STATE_SUCCEEDED;
+  if (s == "failed") return v1::BACKUP_STATE_FAILED;
+  return v1::BACKUP_STATE_UNSPECIFIED;
+}
+
+void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
+  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
+}
+
+v1::Backup RowToBackup(const pqxx::row& r) {
+  v1::Backup b;
+  b.set_id(r[0].as<std::string>());
+  b.set_database_id(r[1].as<std::string>());
+  b.set_state(ParseState(r[2].as<std::string>()));
+  b.set_kind(r[3].as<std::string>() == "scheduled" ? v1::BACKUP_KIND_SCHEDULED
+                                                   : v1::BACKUP_KIND_MANUAL);
+  b.set_object_key(r[4].as<std::string>());
+  b.set_size_bytes(r[5].as<int64_t>());
+  b.set_sha256(r[6].as<std::string>());
+  b.set_failure_reason(r[7].as<std::string>());
+  SetTime(r[8], b.mutable_created_at());
+  SetTime(r[9], b.mutable_started_at());
+  SetTime(r[10], b.mutable_finished_at());
+  SetTime(r[11], b.mutable_verified_at());
+  b.set_verification(r[12].as<std::string>());
+  return b;
+}
+
+}  // namespace
+
+absl::Status InsertBackup(pg::Tx& tx, const NewBackup& b) {
+  tx.Exec(kInsert, b.id, b.database_id,
+          std::string(b.kind == v1::BACKUP_KIND_SCHEDULED ? "scheduled" : "manual"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Backup> GetBackup(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGet, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("backup ", id, " does not exist"));
+  return RowToBackup(r[0]);
+}
+
+absl::StatusOr<v1::ListBackupsResponse> ListBackups(pg::Tx& tx, const std::string& database_id,
+                                                    const std::string& after, int page_size) {
+  v1::ListBackupsResponse out;
+  out.set_next_page_token(pg::FillPage(tx.Exec(kList, database_id, after, page_size + 1), page_size,
+                                       [&](const pqxx::row& r) {
+                                         v1::Backup* b = out.add_backups();
+                                         *b = RowToBackup(r);
+                                         return b->id();
+                                       }));
+  return out;
+}
+
+absl::StatusOr<bool> MarkBackupRunning(pg::Tx& tx, const std::string& id) {
+  return !tx.Exec(kRunning, id).empty();
+}
+
+absl::StatusOr<bool> MarkBackupSucceeded(pg::Tx& tx, const std::string& id, const BackupResult& r) {
+  return !tx.Exec(kSucceeded, id, r.object_key, r.size_bytes, r.sha256, r.verification).empty();
+}
+
+absl::StatusOr<bool> MarkBackupFailed(pg::Tx& tx, const std::string& id,
+                                      const std::string& reason) {
+  return !tx.Exec(kFailed, id, reason).empty();
+}
+
+absl::StatusOr<bool> MarkRestoring(pg::Tx& tx, const std::string& id) {
+  return !tx.Exec(kRestoring, id).empty();
+}
+
+absl::StatusOr<bool> MarkRestored(pg::Tx& tx, const std::string& id) {
+  return !tx.Exec(kRestored, id).empty();
+}
+
+}  // namespace c2d::dbprov
