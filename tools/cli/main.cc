@@ -14,6 +14,7 @@
 //   c2d db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
 //   c2d db list P | db show D | db delete D
 //   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
+//   c2d db backup D [--no-wait] | db backups D | db restore D --backup B [--into NAME]
 //
 // S is a service id (svc_…) or PROJECT/SERVICE, D a database id (db_…) or
 // PROJECT/DATABASE. --json prints the API's JSON.
@@ -254,6 +255,12 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
                                     …); redeploys S if it runs, following the logs
   db unlink D S                     take them away again (redeploys S)
   db delete D                       destroy the database and its data (unlink first)
+  db backup D [--no-wait]           back it up now; waits until the backup is
+                                    restore-verified (or failed)
+  db backups D                      its backups: state, size, sha256, verified
+  db restore D --backup B [--into NAME]
+                                    load backup B into D (its apps see errors
+                                    meanwhile), or into a new database NAME
   help                              this text
 
 S is PROJECT/SERVICE or a service id (svc_...), D PROJECT/DATABASE or a
@@ -322,6 +329,52 @@ int DbCreate(Client& c, const Args& a, const std::string& ref, bool as_json) {
   return d["state"] == "failed" ? 1 : 0;
 }
 
+void PrintBackup(const json& b) {
+  std::printf("%-32s %-10s %-9s %10s  %s  %s\n", Str(b["id"]).c_str(), Str(b["state"]).c_str(),
+              Str(b["kind"]).c_str(), Str(b["size_bytes"]).c_str(), Str(b["sha256"]).c_str(),
+              b["verified"] == true ? ("verified: " + Str(b["verification"])).c_str()
+                                    : Str(b["failure_reason"]).c_str());
+}
+
+// c2d db backup|backups|restore D …
+int DbBackups(Client& c, const Args& a, const std::string& sub, const std::string& id,
+              bool as_json) {
+  if (sub == "backups") {
+    json list = c.Call("GET", absl::StrCat("/v1/databases/", id, "/backups?page_size=200"));
+    if (as_json) return Print(list), 0;
+    for (const json& b : list["backups"]) PrintBackup(b);
+    return 0;
+  }
+  if (sub == "restore") {
+    if (!a.Has("backup")) Die("db restore: --backup is required (see c2d db backups)");
+    json body = json::object();
+    if (a.Has("into")) {
+      body["new_database_name"] = a.Get("into");
+    } else if (c.Call("GET", "/v1/backups/" + a.Get("backup"))["database_id"] != id) {
+      Die("db restore: that backup is another database's; restore it --into a new database");
+    }
+    json d = c.Call("POST", absl::StrCat("/v1/backups/", a.Get("backup"), "/restore"), body);
+    if (!as_json) std::cout << Str(d["note"]) << std::endl;
+    for (int i = 0; i < 3600 && d["state"] != "available" && d["state"] != "failed"; ++i) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      d = c.Call("GET", "/v1/databases/" + d["id"].get<std::string>());
+    }
+    if (as_json) return Print(d), 0;
+    PrintDatabase(d);
+    return d["state"] == "available" ? 0 : 1;
+  }
+  json b = c.Call("POST", absl::StrCat("/v1/databases/", id, "/backups"), json::object());
+  if (!as_json) std::cout << "backing up as " << Str(b["id"]) << " …" << std::endl;
+  for (int i = 0; !a.Has("no-wait") && i < 3600; ++i) {
+    if (b["state"] == "succeeded" || b["state"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    b = c.Call("GET", "/v1/backups/" + b["id"].get<std::string>());
+  }
+  if (as_json) return Print(b), 0;
+  PrintBackup(b);
+  return b["state"] == "failed" ? 1 : 0;
+}
+
 int DbCommand(Client& c, const Args& a, bool as_json) {
   auto arg = [&](size_t i, const char* what) -> std::string {
     if (a.positional.size() <= i) Die(absl::StrCat("db: missing ", what));
@@ -372,7 +425,10 @@ int DbCommand(Client& c, const Args& a, bool as_json) {
     std::cout << "deleting " << Str(d["name"]) << ": " << Str(d["note"]) << "\n";
     return 0;
   }
-  Die("db: unknown subcommand " + sub + " (create, list, show, link, unlink or delete)");
+  if (sub == "backup" || sub == "backups" || sub == "restore")
+    return DbBackups(c, a, sub, id, as_json);
+  Die("db: unknown subcommand " + sub +
+      " (create, list, show, link, unlink, delete, backup, backups or restore)");
 }
 
 // A whole number from an option, or a clear error.

@@ -210,6 +210,22 @@ TEST_CASE("the CLI's databases: create, link with a redeploy, show, unlink, dele
   CHECK(in_use.code == 2);
   CHECK_THAT(in_use.output, Catch::Contains("unlink it first"));
   REQUIRE(c2d({"db", "unlink", "dbcli/pg", "dbcli/hello"}).code == 0);
+
+  // A backup, listed, then restored into a new database.
+  Run backup = c2d({"db", "backup", "dbcli/pg"});
+  REQUIRE(backup.code == 0);
+  CHECK_THAT(backup.output, Catch::Contains("backing up as bak_"));
+  CHECK_THAT(backup.output, Catch::Contains("succeeded"));
+  CHECK_THAT(backup.output, Catch::Contains("verified: 0 tables, 0 rows: as at dump time"));
+  Run backups = c2d({"db", "backups", "dbcli/pg", "--json"});
+  REQUIRE(backups.code == 0);
+  const json list = json::parse(backups.output, nullptr, false);
+  REQUIRE(list["backups"].size() == 1);
+  Run restored =
+      c2d({"db", "restore", "dbcli/pg", "--backup", list["backups"][0]["id"], "--into", "pg-copy"});
+  CHECK(restored.code == 0);
+  CHECK_THAT(restored.output, Catch::Contains("pg-copy (postgres 15"));
+  CHECK_THAT(restored.output, Catch::Contains("  available"));
   Run deleted = c2d({"db", "delete", "dbcli/pg"});
   CHECK(deleted.code == 0);
   CHECK_THAT(deleted.output, Catch::Contains("deleting pg"));
