@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "libs/common/command.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
@@ -239,11 +240,13 @@ absl::Status Backups::Backup(jobs::JobContext& ctx) {
     return FailBackup(ctx, id, absl::UnavailableError("the database is not available"));
   }
   const std::string key = BackupKey(row->db.id(), id);
+  const absl::Time start = absl::Now();
   auto dumped = Dump(*row, key, ctx);
   if (!dumped.ok()) return FailBackup(ctx, id, dumped.status());
   v1::Backup stored = *backup;
   stored.set_object_key(key);
   stored.set_sha256(dumped->object.sha256);
+  const absl::Time dumped_at = absl::Now();
   auto verdict = Verify(*row, id, stored, dumped->counts, ctx);
   if (!verdict.ok()) return FailBackup(ctx, id, verdict.status());
   auto done = pool_.Transact("backup succeeded", [&](pg::Tx& tx) {
@@ -251,8 +254,11 @@ absl::Status Backups::Backup(jobs::JobContext& ctx) {
   });
   if (!done.ok()) return done.status();
   BackupsDone().Add({{"result", "succeeded"}}).Increment();
-  log::Info("backup verified",
-            {{"backup_id", id}, {"bytes", dumped->object.size}, {"verification", *verdict}});
+  log::Info("backup verified", {{"backup_id", id},
+                                {"bytes", dumped->object.size},
+                                {"dump_s", absl::ToDoubleSeconds(dumped_at - start)},
+                                {"verify_s", absl::ToDoubleSeconds(absl::Now() - dumped_at)},
+                                {"verification", *verdict}});
   return absl::OkStatus();
 }
 

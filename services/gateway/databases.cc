@@ -275,22 +275,30 @@ httpd::Response Gateway::CreateLink(Call& c) {
   return r;
 }
 
-httpd::Response Gateway::ListLinks(Call& c) {
+template <typename Request, typename Response, typename Call_, typename Items>
+httpd::Response Gateway::DatabasePage(Call& c, Call_ call, const char* key, Items items) {
   auto size = PageSize(c.req);
   if (!size.ok()) return FromStatus(size.status());
   auto d = FindDatabase(c, c.req.params["id"], Role::kViewer);
   if (!d.ok()) return FromStatus(d.status());
   grpc::ClientContext ctx;
   Context(ctx, c);
-  v1::ListLinksRequest req;
+  Request req;
   req.set_database_id(d->id());
   req.mutable_page()->set_page_size(*size);
   req.mutable_page()->set_page_token(c.req.Query("page_token"));
-  v1::ListLinksResponse resp;
-  if (auto g = dbprov_->ListLinks(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
-  json items = json::array();
-  for (const v1::DatabaseLink& l : resp.links()) items.push_back(LinkJson(l));
-  return Json(200, {{"links", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+  Response resp;
+  if (auto g = ((*dbprov_).*call)(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  return Json(200, {{key, items(resp)}, {"next_page_token", OrNull(resp.next_page_token())}});
+}
+
+httpd::Response Gateway::ListLinks(Call& c) {
+  return DatabasePage<v1::ListLinksRequest, v1::ListLinksResponse>(
+      c, &v1::DatabaseService::Stub::ListLinks, "links", [](const v1::ListLinksResponse& r) {
+        json items = json::array();
+        for (const v1::DatabaseLink& l : r.links()) items.push_back(LinkJson(l));
+        return items;
+      });
 }
 
 httpd::Response Gateway::DeleteLink(Call& c) {
@@ -347,21 +355,12 @@ httpd::Response Gateway::CreateBackup(Call& c) {
 }
 
 httpd::Response Gateway::ListBackups(Call& c) {
-  auto size = PageSize(c.req);
-  if (!size.ok()) return FromStatus(size.status());
-  auto d = FindDatabase(c, c.req.params["id"], Role::kViewer);
-  if (!d.ok()) return FromStatus(d.status());
-  grpc::ClientContext ctx;
-  Context(ctx, c);
-  v1::ListBackupsRequest req;
-  req.set_database_id(d->id());
-  req.mutable_page()->set_page_size(*size);
-  req.mutable_page()->set_page_token(c.req.Query("page_token"));
-  v1::ListBackupsResponse resp;
-  if (auto g = dbprov_->ListBackups(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
-  json items = json::array();
-  for (const v1::Backup& b : resp.backups()) items.push_back(BackupJson(b));
-  return Json(200, {{"backups", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+  return DatabasePage<v1::ListBackupsRequest, v1::ListBackupsResponse>(
+      c, &v1::DatabaseService::Stub::ListBackups, "backups", [](const v1::ListBackupsResponse& r) {
+        json items = json::array();
+        for (const v1::Backup& b : r.backups()) items.push_back(BackupJson(b));
+        return items;
+      });
 }
 
 absl::StatusOr<v1::Backup> Gateway::FindBackup(Call& c, const std::string& id, Role min) {

@@ -139,6 +139,10 @@ class Gateway {
   // The database if the caller holds at least `min` in its project;
   // NotFound otherwise, and for a deleted one.
   absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min);
+  // GET /v1/databases/{id}/<key>: a page of the database's links or backups
+  // from dbprov's `call`, each item as `items` makes it.
+  template <typename Request, typename Response, typename Call_, typename Items>
+  httpd::Response DatabasePage(Call& c, Call_ call, const char* key, Items items);
   // A backup whose database the caller may see with role `min`.
   absl::StatusOr<v1::Backup> FindBackup(Call& c, const std::string& id, Role min);
   httpd::Response CreateWebhook(Call& c);
