@@ -27,8 +27,9 @@ namespace {
 constexpr char kPortLabel[] = "c2d.port";
 // The fixed private address of an instance made with stable_address.
 constexpr char kAddressLabel[] = "c2d.address";
-// Fixed addresses come from the top of a network's /24, down from .254;
-// the engine hands out the others from the bottom up.
+// Fixed addresses come from the top of a network's /24, down from .254.
+// The engine's own picks cycle through the whole range but skip addresses
+// in use, so a fixed one can only be taken while its instance is stopped.
 constexpr int kFixedHigh = 254, kFixedLow = 160;
 
 // /proc/net/route lines: iface, destination, gateway, flags, …, mask (hex,

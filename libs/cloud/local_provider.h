@@ -6,7 +6,10 @@
 // it), with PORT set, memory and CPU limits, and its labels. A volume is a
 // directory under `volumes_dir`, bind-mounted at its mount path. A network is
 // an engine bridge network with its own /24 in 10.128.0.0/10 (c2d's container
-// networks), isolated from every other isolated network of the engine.
+// networks), isolated from every other isolated network of the engine. An
+// instance made with stable_address gets a fixed IP from the top of its
+// network's /24 (recorded in the label c2d.address); /etc/hosts lines come
+// as the engine's ExtraHosts.
 
 #include <set>
 #include <string>
