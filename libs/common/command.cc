@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -35,11 +37,8 @@ void KillGroup(pid_t pid) {
   waitpid(pid, &st, 0);
 }
 
-}  // namespace
-
-absl::StatusOr<CommandResult> RunCommand(const Command& command) {
-  if (command.argv.empty()) return absl::InvalidArgumentError("empty command");
-  const std::string what = command.argv[0];
+// The current environment with `command.env` over it, as KEY=value.
+std::vector<std::string> EnvStrings(const Command& command) {
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e != nullptr; ++e) {
     absl::string_view kv(*e);
@@ -48,28 +47,25 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
       merged[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : command.env) merged[k] = v;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : merged) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<std::string> out;
+  for (const auto& [k, v] : merged) out.push_back(absl::StrCat(k, "=", v));
+  return out;
+}
+
+// Starts the command in a process group of its own, stdin from /dev/null,
+// stdout to `out_fd`, stderr to `err_fd`; posix_spawn's error code.
+int Spawn(const Command& command, int out_fd, int err_fd, pid_t* pid) {
+  std::vector<std::string> env = EnvStrings(command), argv = command.argv;
   std::vector<char*> envp, args;
-  for (auto& s : env_strings) envp.push_back(s.data());
+  for (auto& s : env) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> argv = command.argv;
   for (auto& s : argv) args.push_back(s.data());
   args.push_back(nullptr);
-
-  // fds: stderr (and stdout, unless on_stdout takes it: out).
-  int fds[2], out[2] = {-1, -1};
-  if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
-  if (command.on_stdout && pipe2(out, O_CLOEXEC) != 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return absl::InternalError("pipe failed");
-  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1] >= 0 ? out[1] : fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
   if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -78,10 +74,27 @@ absl::StatusOr<CommandResult> RunCommand(const Command& command) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0].c_str(), &actions, &attr, args.data(), envp.data());
+  int rc = posix_spawnp(pid, argv[0].c_str(), &actions, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+}  // namespace
+
+absl::StatusOr<CommandResult> RunCommand(const Command& command) {
+  if (command.argv.empty()) return absl::InvalidArgumentError("empty command");
+  const std::string what = command.argv[0];
+  // fds: stderr (and stdout, unless on_stdout takes it: out).
+  int fds[2], out[2] = {-1, -1};
+  if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  if (command.on_stdout && pipe2(out, O_CLOEXEC) != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return absl::InternalError("pipe failed");
+  }
+  pid_t pid = 0;
+  const int rc = Spawn(command, out[1] >= 0 ? out[1] : fds[1], fds[1], &pid);
   close(fds[1]);
   if (out[1] >= 0) close(out[1]);
   if (rc != 0) {

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "absl/strings/str_cat.h"
+#include "libs/common/status.h"
 #include "libs/crypto/hash.h"
 
 namespace c2d::objstore {
@@ -111,24 +112,29 @@ absl::Status LocalObjectStore::Delete(const std::string& key) {
   return absl::OkStatus();
 }
 
+absl::Status ReadVerified(ObjectStore& store, const std::string& key, const std::string& sha256,
+                          const std::function<absl::Status(absl::string_view)>& write) {
+  crypto::Sha256Stream hash;
+  C2D_RETURN_IF_ERROR(store.Get(key, [&](absl::string_view bytes) {
+    hash.Update(bytes);
+    return write(bytes);
+  }));
+  if (const std::string got = hash.HexDigest(); got != sha256) {
+    return absl::DataLossError(absl::StrCat("the stored object ", key,
+                                            " is corrupted: its sha256 is ", got, ", not ", sha256,
+                                            " as when it was made"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status FetchVerified(ObjectStore& store, const std::string& key, const std::string& sha256,
                            const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("create " + path);
-  crypto::Sha256Stream hash;
-  absl::Status s = store.Get(key, [&](absl::string_view bytes) {
-    hash.Update(bytes);
+  absl::Status s = ReadVerified(store, key, sha256, [&](absl::string_view bytes) {
     return WriteAll(fd, bytes, "write " + path);
   });
   ::close(fd);
-  if (s.ok()) {
-    const std::string got = hash.HexDigest();
-    if (got != sha256) {
-      s = absl::DataLossError(absl::StrCat("the stored object ", key,
-                                           " is corrupted: its sha256 is ", got, ", not ", sha256,
-                                           " as when it was made"));
-    }
-  }
   if (!s.ok()) ::unlink(path.c_str());
   return s;
 }

@@ -59,8 +59,12 @@ class LocalObjectStore final : public ObjectStore {
   const std::string root_;
 };
 
-// Reads the object whole, checking its SHA-256 against `sha256`, into the
-// file `path`: DataLoss (and no file) when they differ.
+// Reads the object whole to `write`, then checks its SHA-256 against
+// `sha256`: DataLoss when they differ (what was written is then not it).
+absl::Status ReadVerified(ObjectStore& store, const std::string& key, const std::string& sha256,
+                          const std::function<absl::Status(absl::string_view)>& write);
+
+// ReadVerified into the file `path`; no file is left when it fails.
 absl::Status FetchVerified(ObjectStore& store, const std::string& key, const std::string& sha256,
                            const std::string& path);
 

@@ -155,6 +155,11 @@ absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::stri
   return absl::OkStatus();
 }
 
+bool ValidEnvPrefix(const std::string& prefix) {
+  static const std::regex kPrefix("^[A-Z][A-Z0-9_]{0,31}$");
+  return std::regex_match(prefix, kPrefix);
+}
+
 absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
   static const std::regex kEnvKey("^[A-Za-z_][A-Za-z0-9_]*$");
   if (!ids::Valid(spec.project_id(), "prj")) {
@@ -216,7 +221,6 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
                        "\" must be absolute, not \"/\", without \"..\", and unique"));
     }
   }
-  static const std::regex kPrefix("^[A-Z][A-Z0-9_]{0,31}$");
   std::set<std::string> prefixes, databases;
   for (const v1::DatabaseLinkRef& l : spec.database_links()) {
     if (!ids::Valid(l.database_id(), "db") || !databases.insert(l.database_id()).second) {
@@ -224,7 +228,7 @@ absl::Status ValidateServiceSpec(const v1::ServiceSpec& spec) {
                           absl::StrCat("\"", l.database_id().substr(0, 64),
                                        "\" is not a database id, or is linked twice"));
     }
-    if (!std::regex_match(l.env_prefix(), kPrefix) || !prefixes.insert(l.env_prefix()).second) {
+    if (!ValidEnvPrefix(l.env_prefix()) || !prefixes.insert(l.env_prefix()).second) {
       return InvalidField("spec.database_links",
                           absl::StrCat("env prefix \"", l.env_prefix().substr(0, 64),
                                        "\" must match ^[A-Z][A-Z0-9_]{0,31}$ and be unique"));

@@ -41,6 +41,8 @@ absl::Status ValidateSource(const v1::Source& source, absl::string_view prefix,
 // dockerfile_path a plain relative path not ending in ".in", build_command at
 // most 4 KiB.
 absl::Status ValidateBuildSettings(const v1::BuildSettings& settings, absl::string_view prefix);
+// A database link's env prefix: ^[A-Z][A-Z0-9_]{0,31}$ (DATABASE, REDIS, …).
+bool ValidEnvPrefix(const std::string& prefix);
 // A release's configuration as the deployer runs it: ids and names, type,
 // run settings (instance_count 1-20, exactly 1 with volumes), the health
 // check of a web service, env var keys, volume mounts. Fields are named

@@ -4,7 +4,6 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/common/status.h"
-#include "libs/crypto/hash.h"
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "proto/c2d/v1/jobs.pb.h"
@@ -16,22 +15,17 @@ namespace {
 
 // The stored object still has the SHA-256 it had when it was made.
 absl::Status CheckIntact(objstore::ObjectStore& store, const v1::Backup& b) {
-  crypto::Sha256Stream hash;
-  absl::Status read = store.Get(b.object_key(), [&](absl::string_view bytes) {
-    hash.Update(bytes);
-    return absl::OkStatus();
-  });
+  absl::Status read = objstore::ReadVerified(store, b.object_key(), b.sha256(),
+                                             [](absl::string_view) { return absl::OkStatus(); });
   if (absl::IsNotFound(read)) {
     return absl::FailedPreconditionError(
         absl::StrCat("backup ", b.id(), " cannot be restored: its stored object is gone"));
   }
-  C2D_RETURN_IF_ERROR(read);
-  if (const std::string got = hash.HexDigest(); got != b.sha256()) {
+  if (absl::IsDataLoss(read)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("backup ", b.id(), " is corrupted and cannot be restored: its sha256 is now ",
-                     got, ", not ", b.sha256(), " as when it was made"));
+        absl::StrCat("backup ", b.id(), " is corrupted and cannot be restored: ", read.message()));
   }
-  return absl::OkStatus();
+  return read;
 }
 
 }  // namespace

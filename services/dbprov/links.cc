@@ -14,14 +14,6 @@
 namespace c2d::dbprov {
 namespace {
 
-bool ValidPrefix(const std::string& p) {
-  if (p.empty() || p.size() > 32 || p[0] < 'A' || p[0] > 'Z') return false;
-  for (char ch : p) {
-    if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) return false;
-  }
-  return true;
-}
-
 const char* Scheme(v1::DatabaseEngine engine) {
   switch (engine) {
     case v1::DATABASE_ENGINE_MARIADB:
@@ -80,7 +72,7 @@ grpc::Status DatabaseServiceImpl::LinkDatabase(grpc::ServerContext*,
     return rpc::ToGrpc(rpc::InvalidField("service_id", "is not a service id"));
   if (!ids::Valid(request->project_id(), "prj"))
     return rpc::ToGrpc(rpc::InvalidField("project_id", "is not a project id"));
-  if (!request->env_prefix().empty() && !ValidPrefix(request->env_prefix())) {
+  if (!request->env_prefix().empty() && !rpc::ValidEnvPrefix(request->env_prefix())) {
     return rpc::ToGrpc(rpc::InvalidField(
         "env_prefix", "must be 1-32 of A-Z, 0-9 and _, starting with a letter (e.g. DATABASE)"));
   }

@@ -57,10 +57,6 @@ std::string Servers::AdminUrl(const std::string& address, const std::string& adm
                       "/postgres?connect_timeout=2&application_name=c2d-dbprov");
 }
 
-absl::StatusOr<std::string> Servers::Open(const DatabaseRow& row, absl::string_view role) const {
-  return OpenPassword(*config_.master_keys, row, role);
-}
-
 absl::StatusOr<cloud::InstanceSpec> Servers::StackSpec(const v1::Database& d,
                                                        const std::string& admin) {
   C2D_ASSIGN_OR_RETURN(EngineSpec engine, FindEngine(d.engine()));
@@ -126,8 +122,8 @@ absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow&
                                   const std::string& admin) {
   const v1::Database& d = row.db;
   C2D_ASSIGN_OR_RETURN(Plan plan, FindPlan(d.plan()));
-  C2D_ASSIGN_OR_RETURN(std::string a, Open(row, "a"));
-  C2D_ASSIGN_OR_RETURN(std::string b, Open(row, "b"));
+  C2D_ASSIGN_OR_RETURN(std::string a, OpenPassword(*config_.master_keys, row, "a"));
+  C2D_ASSIGN_OR_RETURN(std::string b, OpenPassword(*config_.master_keys, row, "b"));
   try {
     pqxx::connection c(AdminUrl(address, admin));
     pqxx::nontransaction w(c);
@@ -188,7 +184,7 @@ absl::Status Servers::Provision(jobs::JobContext& ctx) {
   auto row = Load(id);
   if (!row.ok()) return row.status();
   if (row->db.state() != v1::DATABASE_STATE_PROVISIONING) return absl::OkStatus();
-  auto admin = Open(*row, "admin");
+  auto admin = OpenPassword(*config_.master_keys, *row, "admin");
   if (!admin.ok()) return FailIfLast(ctx, id, jobs::Permanent(admin.status()));
   auto server = EnsureServer(*row, *admin);
   if (!server.ok()) return FailIfLast(ctx, id, server.status());

@@ -48,7 +48,6 @@ class Servers {
  private:
   // The database a job names; a permanent error when it does not exist.
   absl::StatusOr<DatabaseRow> Load(const std::string& id);
-  absl::StatusOr<std::string> Open(const DatabaseRow& row, absl::string_view role) const;
   absl::Status FailIfLast(jobs::JobContext& ctx, const std::string& id, const absl::Status& s);
 
   pg::Pool& pool_;
