@@ -2,7 +2,7 @@
 # The local components c2d's `local` provider drives, end to end, through the
 # same Docker Engine API calls as c2d's engine client: a private registry
 # (tools/lib/registry.sh), a private engine (tools/lib/engine.sh), the stack
-# images (tools/stacks/build, run twice: the second run must skip all three),
+# images (tools/stacks/build, run twice: the second run must skip all five),
 # then for a static app and a python app: build FROM the stack (pulled from
 # the registry with X-Registry-Config, since the stacks are first removed from
 # the engine) → push → digest from the registry → remove the local image →
@@ -13,6 +13,13 @@
 # C2D_PG_PASSWORD and an engine-chosen 127.0.0.1 port → the host's psql logs
 # in (a wrong password is refused), writes a row → stop, remove → a new
 # container on the same directory, without the password, still has the row.
+# The redis and mariadb stacks likewise, each on a volume directory of its own,
+# with the host's clients: redis-cli (REDISCLI_AUTH) writes a key, a wrong
+# password is refused, an ACL user made with ACL SETUSER + ACL SAVE and the
+# keys outlive a stop and a SIGKILL (the append-only file); mariadb (over TCP,
+# MYSQL_PWD) writes a row that outlives the container, a wrong password is
+# refused, tools run in the container log in over the unix socket. Every stop
+# must end in a clean shutdown with exit code 0.
 # Everything lives in a fresh temp dir and is torn down (also on failure); the
 # test fails if anything stays mounted.
 set -Eeuo pipefail
@@ -80,8 +87,8 @@ cold=$((SECONDS - s0))
 s0=$SECONDS
 "$root/tools/stacks/build" "$SOCK" "$REG" "$user" "$password" >"$tmp/stacks2.log" 2>&1 ||
   { cat "$tmp/stacks2.log" >&2; fail "second tools/stacks/build failed"; }
-[[ $(grep -c 'already in the registry' "$tmp/stacks2.log") == 3 ]] ||
-  { cat "$tmp/stacks2.log" >&2; fail "second tools/stacks/build did not skip all three stacks"; }
+[[ $(grep -c 'already in the registry' "$tmp/stacks2.log") == 5 ]] ||
+  { cat "$tmp/stacks2.log" >&2; fail "second tools/stacks/build did not skip all five stacks"; }
 phase "stacks built in ${cold} s, skipped in $((SECONDS - s0)) s"
 
 # The builder's engine usually lacks the stacks: FROM must come from the registry.
@@ -369,6 +376,270 @@ pg_stop "$tmp/pg-2.log"
 ! grep -aq 'not properly shut down' "$tmp/pg-2.log" ||
   { cat -v "$tmp/pg-2.log" >&2; fail "postgres: crash recovery after a stop"; }
 
+# Helpers for the redis and mariadb stacks: one database container at a time,
+# db_id and db_port its id and host port, DB its name in messages.
+DB='' db_id='' db_port=''
+
+# db_start IMAGE VOLUME PORT [ENV...]: a container of IMAGE on the volume
+# directory VOLUME, started, PORT/tcp published on an engine-chosen 127.0.0.1
+# port; sets db_id and db_port.
+db_start() {
+  local image=$1 vol=$2 cport=$3 spec code
+  shift 3
+  spec=$(jq -cn --arg image "$image" --arg vol "$vol" --arg p "$cport/tcp" '{
+    Image: $image,
+    Env: $ARGS.positional,
+    ExposedPorts: {($p): {}},
+    Labels: {"c2d.test": "components"},
+    HostConfig: {
+      Binds: [$vol + ":/var/lib/c2d/data"],
+      PortBindings: {($p): [{HostIp: "127.0.0.1", HostPort: ""}]}
+    }}' --args "$@")
+  code=$(api POST "/containers/create?name=c2d-test-$DB-$RANDOM" \
+    -H 'Content-Type: application/json' -d "$spec")
+  [[ $code == 201 ]] || fail "$DB: create: HTTP $code $(body)"
+  db_id=$(jq -r .Id "$tmp/body")
+  [[ $(api POST "/containers/$db_id/start") == 204 ]] || fail "$DB: start: $(body)"
+  [[ $(api GET "/containers/$db_id/json") == 200 ]] || fail "$DB: inspect: $(body)"
+  db_port=$(jq -r --arg p "$cport/tcp" '.NetworkSettings.Ports[$p][0].HostPort // empty' "$tmp/body")
+  [[ $db_port =~ ^[0-9]+$ && $db_port != 0 ]] ||
+    fail "$DB: no host port for $cport/tcp: $(jq -c .NetworkSettings.Ports "$tmp/body")"
+}
+
+# db_logs FILE: the container's log (multiplexed frames: grep -a) into FILE.
+db_logs() {
+  [[ $(api GET "/containers/$db_id/logs?stdout=1&stderr=1") == 200 ]] || fail "$DB: logs: $(body)"
+  cp "$tmp/body" "$1"
+}
+
+# db_check_running: fails, with the container's log, once it has exited.
+db_check_running() {
+  if [[ $(api GET "/containers/$db_id/json") == 200 && $(jq -r .State.Running "$tmp/body") == false ]]; then
+    db_logs "$tmp/$DB-exited.log"
+    cat -v "$tmp/$DB-exited.log" >&2
+    fail "$DB: the container exited"
+  fi
+}
+
+# db_wait COMMAND...: until COMMAND succeeds (the server answers over the
+# published port; a first start initialises the data before), 90 s at most.
+db_wait() {
+  local deadline=$((SECONDS + 90)) out=
+  while ((SECONDS < deadline)); do
+    out=$("$@" 2>&1) && return 0
+    db_check_running
+    sleep 0.3
+  done
+  fail "$DB: no answer on 127.0.0.1:$db_port in 90 s: $out"
+}
+
+# db_image IMAGE PORT: IMAGE pulled from the registry (not the builder's copy)
+# and its configuration as c2d relies on it; sets db_size.
+db_image() {
+  local image=$1 cport=$2 code
+  [[ $(api DELETE "/images/$(uri "$image")") == 200 ]] || fail "cannot remove $image from the engine: $(body)"
+  code=$(api POST "/images/create?fromImage=$(uri "$image")" -H "X-Registry-Auth: $AUTH")
+  [[ $code == 200 && -z $(stream_error) ]] || { body >&2; fail "$DB: pull: HTTP $code $(stream_error)"; }
+  [[ $(api GET "/images/$(uri "$image")/json") == 200 ]] || fail "$DB: pulled image not found"
+  jq -e --arg p "$cport/tcp" '.Config.User == "1000:1000" and (.Config.ExposedPorts | has($p))
+    and .Config.Labels["org.opencontainers.image.source"] == "c2d-stacks"
+    and (.Config.StopSignal == "SIGTERM" or .Config.StopSignal == "15")' "$tmp/body" >/dev/null ||
+    fail "$DB: image config: $(jq -c .Config "$tmp/body")"
+  db_size=$(jq -r .Size "$tmp/body")
+}
+
+# db_exec SCRIPT OUTFILE: SCRIPT run by /bin/sh in the container (exec, as its
+# user), its output into OUTFILE.
+db_exec() {
+  local code exec_id
+  code=$(api POST "/containers/$db_id/exec" -H 'Content-Type: application/json' \
+    -d "$(jq -cn --arg s "$1" '{AttachStdout: true, AttachStderr: true, Cmd: ["/bin/sh", "-c", $s]}')")
+  [[ $code == 201 ]] || fail "$DB: exec create: HTTP $code $(body)"
+  exec_id=$(jq -r .Id "$tmp/body")
+  code=$(api POST "/exec/$exec_id/start" -H 'Content-Type: application/json' -d '{"Detach": false, "Tty": false}')
+  [[ $code == 200 ]] || fail "$DB: exec start: HTTP $code $(body)"
+  cp "$tmp/body" "$2"
+}
+
+# db_stop LOGFILE PATTERN: stop with the image's stop signal, well before the
+# engine's SIGKILL; exit code 0, PATTERN (the clean shutdown) in the log kept
+# in LOGFILE; remove.
+db_stop() {
+  local code s0=$SECONDS
+  code=$(api POST "/containers/$db_id/stop?t=30")
+  [[ $code == 204 || $code == 304 ]] || fail "$DB: stop: HTTP $code $(body)"
+  [[ $(api GET "/containers/$db_id/json") == 200 && $(jq -r .State.Running "$tmp/body") == false ]] ||
+    fail "$DB: still running after stop"
+  [[ $(jq -r .State.ExitCode "$tmp/body") == 0 ]] ||
+    fail "$DB: exited with $(jq -r .State.ExitCode "$tmp/body") after $((SECONDS - s0)) s, not 0"
+  db_logs "$1"
+  grep -aq -- "$2" "$1" || { cat -v "$1" >&2; fail "$DB: no clean shutdown ('$2') in the log"; }
+  [[ $(api DELETE "/containers/$db_id?v=1") == 204 ]] || fail "$DB: remove: $(body)"
+}
+
+# db_kill LOGFILE: SIGKILL (no shutdown at all: what a crash or the OOM killer
+# does), the log kept in LOGFILE; remove.
+db_kill() {
+  local deadline=$((SECONDS + 20))
+  [[ $(api POST "/containers/$db_id/kill?signal=KILL") == 204 ]] || fail "$DB: kill: $(body)"
+  while [[ $(api GET "/containers/$db_id/json") == 200 && $(jq -r .State.Running "$tmp/body") == true ]]; do
+    ((SECONDS < deadline)) || fail "$DB: still running 20 s after SIGKILL"
+    sleep 0.2
+  done
+  [[ $(jq -r .State.ExitCode "$tmp/body") == 137 ]] ||
+    fail "$DB: exit code $(jq -r .State.ExitCode "$tmp/body") after SIGKILL, not 137"
+  db_logs "$1"
+  [[ $(api DELETE "/containers/$db_id?v=1") == 204 ]] || fail "$DB: remove: $(body)"
+}
+
+# The redis stack (contract: the header of tools/stacks/redis/c2d-redis).
+DB=redis
+REDIS_CLI=$(command -v redis-cli) || fail "no redis-cli (apt-get install redis-tools)"
+redis_ref=$REG/c2d/stacks/redis:7
+redis_vol=$tmp/redis-volume
+mkdir -p "$redis_vol"
+chmod 0777 "$redis_vol"
+redis_password="rd '\"\$x%/@:; $(head -c 9 /dev/urandom | base64 | tr -d '=')"
+app_password="app $(head -c 9 /dev/urandom | base64 | tr -d '=')"
+
+# rcli PASSWORD [redis-cli args]: the host's redis-cli on the published port,
+# the password in REDISCLI_AUTH (not on its command line); -e: an error reply
+# is a failure.
+rcli() {
+  REDISCLI_AUTH=$1 "$REDIS_CLI" -e -h 127.0.0.1 -p "$db_port" "${@:2}"
+}
+redis_ping() { [[ $(rcli "$redis_password" PING) == PONG ]]; }
+
+phase "redis: pull $redis_ref from the registry"
+db_image "$redis_ref" 6379
+redis_size=$db_size
+
+phase "redis: first start on $redis_vol"
+db_start "$redis_ref" "$redis_vol" 6379 "C2D_REDIS_PASSWORD=$redis_password"
+db_wait redis_ping
+[[ $(stat -c '%u %a' "$redis_vol/users.acl") == "1000 600" ]] ||
+  fail "redis: users.acl is $(stat -c '%u %a' "$redis_vol/users.acl"), not uid 1000 mode 600"
+hash=$(printf '%s' "$redis_password" | sha256sum | cut -d' ' -f1)
+grep -qx "user default on #$hash ~\\* &\\* +@all" "$redis_vol/users.acl" ||
+  { cat "$redis_vol/users.acl" >&2; fail "redis: users.acl lacks the default user with the password's SHA-256"; }
+! grep -qF -- "$redis_password" "$redis_vol/users.acl" || fail "redis: the password is in users.acl"
+value="value $RANDOM$RANDOM"
+[[ $(rcli "$redis_password" SET k "$value") == OK ]] || fail "redis: SET failed"
+[[ $(rcli "$redis_password" GET k) == "$value" ]] || fail "redis: GET does not return the value"
+[[ $(rcli "$redis_password" CONFIG GET appendonly | tail -n 1) == yes ]] || fail "redis: appendonly is not on"
+[[ $(rcli "$redis_password" CONFIG GET maxclients | tail -n 1) == 100 ]] || fail "redis: maxclients is not 100"
+out=$(rcli "not-$redis_password" GET k 2>&1) && fail "redis: a wrong password was accepted: $out"
+[[ $out == *WRONGPASS* && $out != *"$value"* ]] || fail "redis: a wrong password failed otherwise: $out"
+out=$("$REDIS_CLI" -e -h 127.0.0.1 -p "$db_port" GET k 2>&1) && fail "redis: no password was accepted: $out"
+[[ $out == *NOAUTH* ]] || fail "redis: no password failed otherwise: $out"
+# A login user as c2d adds them: keys app:* only, saved to users.acl.
+[[ $(rcli "$redis_password" ACL SETUSER app on ">$app_password" '~app:*' '+@all') == OK ]] ||
+  fail "redis: ACL SETUSER failed"
+[[ $(rcli "$redis_password" ACL SAVE) == OK ]] || fail "redis: ACL SAVE failed"
+[[ $(rcli "$app_password" --user app SET app:k 1) == OK ]] || fail "redis: the user app cannot write app:k"
+out=$(rcli "$app_password" --user app GET k 2>&1) && fail "redis: the user app reads k: $out"
+[[ $out == *NOPERM* ]] || fail "redis: app's GET k failed otherwise: $out"
+# shellcheck disable=SC2016 # expanded by the container's shell
+script='for b in redis-server redis-cli redis-check-aof redis-check-rdb; do command -v $b; done; echo "user=$(id -un)"'
+db_exec "$script" "$tmp/redis-exec.out"
+for want in /redis-server /redis-cli /redis-check-aof /redis-check-rdb user=redis; do
+  grep -aq -- "$want\$" "$tmp/redis-exec.out" || { cat -v "$tmp/redis-exec.out" >&2; fail "redis: exec: no '$want'"; }
+done
+phase "redis: stop, remove"
+db_stop "$tmp/redis-1.log" 'ready to exit, bye bye'
+grep -aq 'Ready to accept connections' "$tmp/redis-1.log" ||
+  { cat -v "$tmp/redis-1.log" >&2; fail "redis: log lacks the ready line"; }
+! grep -aqF -- "$redis_password" "$tmp/redis-1.log" || fail "redis: the password is in the container's log"
+[[ -f $redis_vol/dump.rdb && -d $redis_vol/appendonlydir ]] || fail "redis: no snapshot or append-only file on the volume"
+rcli "$redis_password" PING >/dev/null 2>&1 && fail "redis: port $db_port still answers"
+
+phase "redis: second container on the same volume, no password given; then SIGKILL"
+db_start "$redis_ref" "$redis_vol" 6379
+db_wait redis_ping
+[[ $(rcli "$redis_password" GET k) == "$value" ]] || fail "redis: the key did not survive the container"
+[[ $(rcli "$app_password" --user app GET app:k) == 1 ]] || fail "redis: the user app did not survive the container"
+value2="after kill $RANDOM$RANDOM"
+[[ $(rcli "$redis_password" SET k2 "$value2") == OK ]] || fail "redis: SET k2 failed"
+db_kill "$tmp/redis-2.log"
+! grep -aq 'creating /var/lib/c2d/data/users.acl' "$tmp/redis-2.log" || fail "redis: users.acl was made again"
+
+phase "redis: third container after the SIGKILL"
+db_start "$redis_ref" "$redis_vol" 6379
+db_wait redis_ping
+[[ $(rcli "$redis_password" GET k2) == "$value2" ]] || fail "redis: the key written before SIGKILL is lost"
+[[ $(rcli "$redis_password" GET k) == "$value" ]] || fail "redis: the first key is lost after SIGKILL"
+db_stop "$tmp/redis-3.log" 'ready to exit, bye bye'
+grep -aq 'DB loaded from append only file' "$tmp/redis-3.log" ||
+  { cat -v "$tmp/redis-3.log" >&2; fail "redis: the data did not come from the append-only file"; }
+
+# The mariadb stack (contract: the header of tools/stacks/mariadb/c2d-mariadb).
+DB=mariadb
+MARIADB=$(command -v mariadb) || fail "no mariadb client (apt-get install mariadb-client)"
+mdb_ref=$REG/c2d/stacks/mariadb:10.11
+mdb_vol=$tmp/mariadb-volume
+mkdir -p "$mdb_vol"
+chmod 0777 "$mdb_vol"
+# Characters that a shell, SQL string quoting and a file could each mangle.
+mdb_password="my '\"\\\$x%/@:;é $(head -c 9 /dev/urandom | base64 | tr -d '=')"
+
+# mdb PASSWORD SQL: the host's mariadb as root over TCP, the password in
+# MYSQL_PWD (not on its command line); rows tab-separated, no headers.
+mdb() {
+  MYSQL_PWD=$1 "$MARIADB" --no-defaults --protocol=TCP -h 127.0.0.1 -P "$db_port" -u root \
+    --connect-timeout=3 -N -B -e "$2"
+}
+mdb_ping() { [[ $(mdb "$mdb_password" 'SELECT 1') == 1 ]]; }
+
+phase "mariadb: pull $mdb_ref from the registry"
+db_image "$mdb_ref" 3306
+mdb_size=$db_size
+
+phase "mariadb: first start (mariadb-install-db) on $mdb_vol"
+s0=$SECONDS
+db_start "$mdb_ref" "$mdb_vol" 3306 "C2D_MARIADB_PASSWORD=$mdb_password"
+db_wait mdb_ping
+mdb_first=$((SECONDS - s0))
+[[ $(stat -c '%u %a' "$mdb_vol/mysql") == "1000 700" ]] ||
+  fail "mariadb: the data directory is $(stat -c '%u %a' "$mdb_vol/mysql"), not uid 1000 mode 700"
+[[ ! -e $mdb_vol/mysql.install ]] || fail "mariadb: mysql.install left beside the data directory"
+row="row $RANDOM$RANDOM é"
+mdb "$mdb_password" "CREATE DATABASE app; CREATE TABLE app.t (v varchar(100));
+  INSERT INTO app.t VALUES ('$row')" || fail "mariadb: cannot create the table"
+[[ $(mdb "$mdb_password" 'SELECT @@character_set_server, @@skip_name_resolve, @@max_connections') == $'utf8mb4\t1\t100' ]] ||
+  fail "mariadb: settings: $(mdb "$mdb_password" 'SELECT @@character_set_server, @@skip_name_resolve, @@max_connections')"
+[[ $(mdb "$mdb_password" "SELECT CONVERT_TZ('2024-06-01 12:00:00', 'UTC', 'Europe/Paris')") == '2024-06-01 14:00:00' ]] ||
+  fail "mariadb: no time zone tables"
+[[ $(mdb "$mdb_password" "SELECT GROUP_CONCAT(CONCAT(User, '@', Host) ORDER BY User) FROM mysql.user") == 'mariadb.sys@localhost,mysql@localhost,root@%' ]] ||
+  fail "mariadb: accounts: $(mdb "$mdb_password" "SELECT User, Host FROM mysql.user")"
+out=$(mdb "not-$mdb_password" 'SELECT 1' 2>&1) && fail "mariadb: a wrong password was accepted"
+[[ $out == *"Access denied for user 'root'"* ]] || fail "mariadb: a wrong password failed otherwise: $out"
+# Inside the container: the tools on PATH, the user's name, the unix socket
+# found without options (MYSQL_UNIX_PORT) and its login without a password.
+# shellcheck disable=SC2016 # expanded by the container's shell
+script='for b in mariadbd mariadb-install-db mariadb mariadb-dump mariadb-admin; do command -v $b; done
+echo "user=$(id -un)"; mariadb-admin ping; echo "socket=$(mariadb -N -B -e "SELECT current_user()")"
+mariadb-dump --no-data app t | grep -c "CREATE TABLE" | sed "s/^/dump=/"'
+db_exec "$script" "$tmp/mariadb-exec.out"
+for want in /usr/sbin/mariadbd /mariadb-install-db /mariadb /mariadb-dump /mariadb-admin user=mysql \
+  'mysqld is alive' socket=mysql@localhost dump=1; do
+  grep -aq -- "$want\$" "$tmp/mariadb-exec.out" || { cat -v "$tmp/mariadb-exec.out" >&2; fail "mariadb: exec: no '$want'"; }
+done
+phase "mariadb: stop, remove"
+db_stop "$tmp/mariadb-1.log" 'mariadbd: Shutdown complete'
+grep -aq 'mariadbd: ready for connections' "$tmp/mariadb-1.log" ||
+  { cat -v "$tmp/mariadb-1.log" >&2; fail "mariadb: log lacks the ready line"; }
+! grep -aqF -- "$mdb_password" "$tmp/mariadb-1.log" || fail "mariadb: the password is in the container's log"
+mdb "$mdb_password" 'SELECT 1' >/dev/null 2>&1 && fail "mariadb: port $db_port still answers"
+
+phase "mariadb: second container on the same volume, no password given"
+db_start "$mdb_ref" "$mdb_vol" 3306
+db_wait mdb_ping
+[[ $(mdb "$mdb_password" 'SELECT v FROM app.t') == "$row" ]] || fail "mariadb: the row did not survive the container"
+db_stop "$tmp/mariadb-2.log" 'mariadbd: Shutdown complete'
+! grep -aq 'initialising the data directory' "$tmp/mariadb-2.log" || fail "mariadb: the data directory was made again"
+! grep -aqi 'crash recovery' "$tmp/mariadb-2.log" ||
+  { cat -v "$tmp/mariadb-2.log" >&2; fail "mariadb: crash recovery after a stop"; }
+
 phase "teardown"
 c2d::_engine_net_names "$tmp/engine"
 teardown
@@ -379,5 +650,5 @@ left=$(pgrep -af -- "$tmp" || true)
 [[ -z $left ]] || fail "processes left: $left"
 rm -rf "$tmp" || fail "rm -rf $tmp failed"
 [[ ! -e $tmp ]] || fail "$tmp not removed"
-c2d::log "components: wall time $((SECONDS - t0)) s (stacks cold ${cold} s; postgres image $((pg_size / 1048576)) MiB)"
+c2d::log "components: wall time $((SECONDS - t0)) s (stacks cold ${cold} s; images: postgres $((pg_size / 1048576)) MiB, redis $((redis_size / 1048576)) MiB, mariadb $((mdb_size / 1048576)) MiB; mariadb first start ${mdb_first} s)"
 echo "components: 1 passed, 0 failed"
