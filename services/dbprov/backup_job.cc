@@ -16,6 +16,8 @@
 #include "libs/rpc/proto_json.h"
 #include "prometheus/counter.h"
 #include "proto/c2d/v1/jobs.pb.h"
+#include "services/dbprov/database_service.h"
+#include "services/dbprov/schedule.h"
 
 namespace c2d::dbprov {
 namespace {
@@ -204,19 +206,36 @@ absl::StatusOr<std::string> Backups::Verify(const DatabaseRow& row, const std::s
   return verdict;
 }
 
-absl::Status Backups::FailBackup(jobs::JobContext& ctx, const std::string& id,
+absl::Status Backups::FailBackup(jobs::JobContext& ctx, const v1::Backup& backup,
                                  const absl::Status& s) {
-  if (jobs::IsPermanent(s) || ctx.job().attempts >= ctx.job().max_attempts) {
-    auto marked = pool_.Transact("backup failed", [&](pg::Tx& tx) {
-      return MarkBackupFailed(tx, id, std::string(s.message()));
-    });
-    if (!marked.ok()) return marked.status();
-    if (*marked) {
-      BackupsDone().Add({{"result", "failed"}}).Increment();
-      log::Warn("backup failed", {{"backup_id", id}, {"error", s.ToString()}});
+  if (!jobs::IsPermanent(s) && ctx.job().attempts < ctx.job().max_attempts) return s;
+  auto marked = pool_.Transact("backup failed", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+    C2D_ASSIGN_OR_RETURN(bool failed, MarkBackupFailed(tx, backup.id(), std::string(s.message())));
+    // Without its final backup a database is not deleted: it serves again.
+    if (failed && backup.kind() == v1::BACKUP_KIND_FINAL) {
+      C2D_RETURN_IF_ERROR(StopDeleting(tx, backup.database_id(),
+                                       absl::StrCat("not deleted: its final backup ", backup.id(),
+                                                    " failed: ", s.message()))
+                              .status());
     }
+    return failed;
+  });
+  if (!marked.ok()) return marked.status();
+  if (*marked) {
+    BackupsDone().Add({{"result", "failed"}}).Increment();
+    log::Warn("backup failed", {{"backup_id", backup.id()}, {"error", s.ToString()}});
+    AfterScheduled(backup);
   }
   return s;
+}
+
+void Backups::AfterScheduled(const v1::Backup& backup) {
+  if (backup.kind() != v1::BACKUP_KIND_SCHEDULED) return;
+  if (absl::Status s = BackupScheduler(pool_, store_).Prune(backup.database_id()); !s.ok()) {
+    // The next scheduled backup prunes again.
+    log::Warn("cannot prune backups",
+              {{"database_id", backup.database_id()}, {"error", s.ToString()}});
+  }
 }
 
 absl::Status Backups::Backup(jobs::JobContext& ctx) {
@@ -234,25 +253,33 @@ absl::Status Backups::Backup(jobs::JobContext& ctx) {
   if (!*running) return absl::OkStatus();  // ended already
   auto row = pool_.Read("get database",
                         [&](pg::Tx& tx) { return GetDatabase(tx, backup->database_id()); });
-  if (!row.ok()) return FailBackup(ctx, id, jobs::Permanent(row.status()));
+  if (!row.ok()) return FailBackup(ctx, *backup, jobs::Permanent(row.status()));
+  const bool final_backup = backup->kind() == v1::BACKUP_KIND_FINAL;
   if (row->db.state() != v1::DATABASE_STATE_AVAILABLE &&
-      row->db.state() != v1::DATABASE_STATE_ROTATING) {
-    return FailBackup(ctx, id, absl::UnavailableError("the database is not available"));
+      row->db.state() != v1::DATABASE_STATE_ROTATING &&
+      !(final_backup && row->db.state() == v1::DATABASE_STATE_DELETING)) {
+    return FailBackup(ctx, *backup, absl::UnavailableError("the database is not available"));
   }
   const std::string key = BackupKey(row->db.id(), id);
   const absl::Time start = absl::Now();
   auto dumped = Dump(*row, key, ctx);
-  if (!dumped.ok()) return FailBackup(ctx, id, dumped.status());
+  if (!dumped.ok()) return FailBackup(ctx, *backup, dumped.status());
   v1::Backup stored = *backup;
   stored.set_object_key(key);
   stored.set_sha256(dumped->object.sha256);
   const absl::Time dumped_at = absl::Now();
   auto verdict = Verify(*row, id, stored, dumped->counts, ctx);
-  if (!verdict.ok()) return FailBackup(ctx, id, verdict.status());
-  auto done = pool_.Transact("backup succeeded", [&](pg::Tx& tx) {
-    return MarkBackupSucceeded(tx, id, {key, dumped->object.size, dumped->object.sha256, *verdict});
+  if (!verdict.ok()) return FailBackup(ctx, *backup, verdict.status());
+  auto done = pool_.Transact("backup succeeded", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+    C2D_ASSIGN_OR_RETURN(bool marked, MarkBackupSucceeded(tx, id, {key, dumped->object.size,
+                                                                   dumped->object.sha256,
+                                                                   *verdict}));
+    // Deleting waited for its final backup; now it goes on.
+    if (marked && final_backup) C2D_RETURN_IF_ERROR(EnqueueDelete(tx, row->db.id()));
+    return marked;
   });
   if (!done.ok()) return done.status();
+  AfterScheduled(*backup);
   BackupsDone().Add({{"result", "succeeded"}}).Increment();
   log::Info("backup verified", {{"backup_id", id},
                                 {"bytes", dumped->object.size},

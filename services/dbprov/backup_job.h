@@ -62,7 +62,11 @@ class Backups {
                            const jobs::JobContext& ctx);
   // The published address of a database's running server.
   absl::StatusOr<std::string> ServerAddress(const std::string& database_id);
-  absl::Status FailBackup(jobs::JobContext& ctx, const std::string& id, const absl::Status& s);
+  // Fails the backup when `s` is its last try (a final backup's database
+  // then stops deleting); returns `s`.
+  absl::Status FailBackup(jobs::JobContext& ctx, const v1::Backup& backup, const absl::Status& s);
+  // Retention, after a scheduled backup ended.
+  void AfterScheduled(const v1::Backup& backup);
 
   pg::Pool& pool_;
   const Config& config_;

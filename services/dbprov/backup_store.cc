@@ -49,6 +49,44 @@ constexpr pg::Statement kRestored{"databases_restored", R"sql(
 UPDATE databases SET state = 'available', updated_at = now()
 WHERE id = $1 AND state = 'restoring' RETURNING id)sql"};
 
+constexpr pg::Statement kDue{"databases_backup_due", R"sql(
+SELECT id, backup_schedule, next_backup_at IS NULL
+FROM databases
+WHERE state = 'available' AND backup_schedule <> ''
+  AND (next_backup_at IS NULL OR next_backup_at <= now())
+ORDER BY next_backup_at NULLS FIRST
+LIMIT $1
+FOR UPDATE SKIP LOCKED)sql"};
+constexpr pg::Statement kSetNext{"databases_set_next_backup", R"sql(
+UPDATE databases SET next_backup_at = to_timestamp($2::double precision / 1000000)
+WHERE id = $1)sql"};
+constexpr pg::Statement kEnded{"backups_ended_of_kind", R"sql(
+SELECT id, state = 'succeeded', )sql" C2D_US("created_at") R"sql(
+FROM backups
+WHERE database_id = $1 AND kind = $2 AND state IN ('succeeded', 'failed')
+ORDER BY created_at DESC, id DESC)sql"};
+constexpr pg::Statement kDelete{"backups_delete", "DELETE FROM backups WHERE id = $1"};
+constexpr pg::Statement kStopDeleting{"databases_stop_deleting", R"sql(
+UPDATE databases SET state = 'available', failure_reason = $2, updated_at = now()
+WHERE id = $1 AND state = 'deleting' RETURNING id)sql"};
+
+const char* KindName(v1::BackupKind kind) {
+  switch (kind) {
+    case v1::BACKUP_KIND_SCHEDULED:
+      return "scheduled";
+    case v1::BACKUP_KIND_FINAL:
+      return "final";
+    default:
+      return "manual";
+  }
+}
+
+v1::BackupKind ParseKind(const std::string& s) {
+  if (s == "scheduled") return v1::BACKUP_KIND_SCHEDULED;
+  if (s == "final") return v1::BACKUP_KIND_FINAL;
+  return v1::BACKUP_KIND_MANUAL;
+}
+
 v1::BackupState ParseState(const std::string& s) {
   if (s == "pending") return v1::BACKUP_STATE_PENDING;
   if (s == "running") return v1::BACKUP_STATE_RUNNING;
@@ -66,8 +104,7 @@ v1::Backup RowToBackup(const pqxx::row& r) {
   b.set_id(r[0].as<std::string>());
   b.set_database_id(r[1].as<std::string>());
   b.set_state(ParseState(r[2].as<std::string>()));
-  b.set_kind(r[3].as<std::string>() == "scheduled" ? v1::BACKUP_KIND_SCHEDULED
-                                                   : v1::BACKUP_KIND_MANUAL);
+  b.set_kind(ParseKind(r[3].as<std::string>()));
   b.set_object_key(r[4].as<std::string>());
   b.set_size_bytes(r[5].as<int64_t>());
   b.set_sha256(r[6].as<std::string>());
@@ -83,8 +120,7 @@ v1::Backup RowToBackup(const pqxx::row& r) {
 }  // namespace
 
 absl::Status InsertBackup(pg::Tx& tx, const NewBackup& b) {
-  tx.Exec(kInsert, b.id, b.database_id,
-          std::string(b.kind == v1::BACKUP_KIND_SCHEDULED ? "scheduled" : "manual"));
+  tx.Exec(kInsert, b.id, b.database_id, std::string(KindName(b.kind)));
   return absl::OkStatus();
 }
 
@@ -125,6 +161,38 @@ absl::StatusOr<bool> MarkRestoring(pg::Tx& tx, const std::string& id) {
 
 absl::StatusOr<bool> MarkRestored(pg::Tx& tx, const std::string& id) {
   return !tx.Exec(kRestored, id).empty();
+}
+
+absl::StatusOr<std::vector<DueBackup>> DueForBackup(pg::Tx& tx, int limit) {
+  std::vector<DueBackup> out;
+  for (const auto& r : tx.Exec(kDue, limit)) {
+    out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
+  }
+  return out;
+}
+
+absl::Status SetNextBackup(pg::Tx& tx, const std::string& id, absl::Time at) {
+  tx.Exec(kSetNext, id, absl::ToUnixMicros(at));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EndedBackup>> EndedBackups(pg::Tx& tx, const std::string& database_id,
+                                                      v1::BackupKind kind) {
+  std::vector<EndedBackup> out;
+  for (const auto& r : tx.Exec(kEnded, database_id, std::string(KindName(kind)))) {
+    out.push_back(
+        {r[0].as<std::string>(), r[1].as<bool>(), absl::FromUnixMicros(r[2].as<int64_t>())});
+  }
+  return out;
+}
+
+absl::Status DeleteBackup(pg::Tx& tx, const std::string& id) {
+  tx.Exec(kDelete, id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> StopDeleting(pg::Tx& tx, const std::string& id, const std::string& reason) {
+  return !tx.Exec(kStopDeleting, id, reason).empty();
 }
 
 }  // namespace c2d::dbprov

@@ -3,6 +3,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "libs/common/cron.h"
 #include "libs/common/ids.h"
 #include "libs/common/status.h"
 #include "libs/jobs/queue.h"
@@ -11,6 +14,7 @@
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
 #include "proto/c2d/v1/jobs.pb.h"
+#include "services/dbprov/backup_job.h"
 #include "services/dbprov/store.h"
 
 namespace c2d::dbprov {
@@ -19,18 +23,17 @@ namespace {
 // A fresh password: 24 random bytes, URL-safe (it goes into URLs as is).
 std::string NewPassword() { return absl::WebSafeBase64Escape(crypto::RandomBytes(24)); }
 
-absl::Status ValidateSchedule(const v1::CreateDatabaseRequest& r) {
+absl::Status ValidateSchedule(v1::CreateDatabaseRequest& r) {
   if (r.has_backup_schedule() && !r.backup_schedule().empty()) {
-    // Five fields, each of cron's characters; the scheduler parses it fully.
-    std::vector<std::string> fields = absl::StrSplit(r.backup_schedule(), ' ');
-    bool ok = fields.size() == 5;
-    for (const std::string& f : fields) {
-      ok = ok && !f.empty() && f.find_first_not_of("0123456789*/,-") == std::string::npos;
+    auto schedule = cron::Schedule::Parse(r.backup_schedule());
+    if (!schedule.ok()) return rpc::InvalidField("backup_schedule", schedule.status().message());
+    if (schedule->Next(absl::Now()) == absl::InfiniteFuture()) {
+      return rpc::InvalidField("backup_schedule", "names no day that exists (e.g. 30 February)");
     }
-    if (!ok) {
-      return rpc::InvalidField("backup_schedule",
-                               "must be a 5-field cron expression (UTC), e.g. \"0 3 * * *\"");
-    }
+    // Stored with single spaces between its fields.
+    r.set_backup_schedule(absl::StrJoin(
+        std::vector<std::string>(absl::StrSplit(r.backup_schedule(), ' ', absl::SkipEmpty())),
+        " "));
   }
   if (r.has_retention_daily() && (r.retention_daily() < 0 || r.retention_daily() > 366))
     return rpc::InvalidField("retention_daily", "must be 0-366");
@@ -56,6 +59,12 @@ absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Me
 
 std::string ProvisionJobKey(const std::string& id) { return absl::StrCat("provision_db:", id); }
 std::string DeleteJobKey(const std::string& id) { return absl::StrCat("delete_db:", id); }
+
+absl::Status EnqueueDelete(pg::Tx& tx, const std::string& database_id) {
+  v1::DeleteDbJob job;
+  job.set_database_id(database_id);
+  return EnqueueJob(tx, "delete_db", job, DeleteJobKey(database_id));
+}
 
 absl::Status ValidateCreate(v1::CreateDatabaseRequest& r) {
   if (!ids::Valid(r.project_id(), "prj"))
@@ -179,13 +188,24 @@ grpc::Status DatabaseServiceImpl::DeleteDatabase(grpc::ServerContext*,
           absl::StrCat("database ", row.db.name(), " is linked to ", links,
                        links == 1 ? " service" : " services", "; unlink it first"));
     }
+    // Only a server that serves has data to back up.
+    const bool backup_first = !request->skip_final_backup() &&
+                              (row.db.state() == v1::DATABASE_STATE_AVAILABLE ||
+                               row.db.state() == v1::DATABASE_STATE_ROTATING);
     C2D_ASSIGN_OR_RETURN(bool changed, MarkDeleting(tx, id));
-    if (changed) {
-      v1::DeleteDbJob job;
-      job.set_database_id(id);
-      C2D_RETURN_IF_ERROR(EnqueueJob(tx, "delete_db", job, DeleteJobKey(id)));
+    std::string final_backup;
+    if (changed && backup_first) {
+      // The backup job enqueues delete_db once the backup is verified.
+      final_backup = ids::New("bak");
+      C2D_RETURN_IF_ERROR(InsertBackup(tx, {final_backup, id, v1::BACKUP_KIND_FINAL}));
+      v1::BackupDbJob job;
+      job.set_backup_id(final_backup);
+      C2D_RETURN_IF_ERROR(EnqueueJob(tx, "backup_db", job, BackupJobKey(final_backup), 3));
+    } else if (changed) {
+      C2D_RETURN_IF_ERROR(EnqueueDelete(tx, id));
     }
     C2D_ASSIGN_OR_RETURN(DatabaseRow now, dbprov::GetDatabase(tx, id));
+    now.db.set_final_backup_id(final_backup);
     return now.db;
   });
   if (!deleted.ok()) return rpc::ToGrpc(deleted.status());

@@ -101,5 +101,7 @@ std::map<std::string, std::string> LinkEnv(const std::string& prefix, const Cred
 // The unique keys of a database's jobs (jobs.proto).
 std::string ProvisionJobKey(const std::string& database_id);
 std::string DeleteJobKey(const std::string& database_id);
+// Enqueues the delete_db job of the database.
+absl::Status EnqueueDelete(pg::Tx& tx, const std::string& database_id);
 
 }  // namespace c2d::dbprov

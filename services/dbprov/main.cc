@@ -1,6 +1,6 @@
 // c2d dbprov: serves c2d.v1.DatabaseService and works the "dbprov" job queue
 // (`provision_db`, `delete_db`, `backup_db`, `restore_db`); its leader keeps every database's
-// server running. Each managed database is a server of its own: a container of the engine's stack
+// server running and starts scheduled backups. Each managed database is a server of its own: a container of the engine's stack
 // image on its project's network.
 
 #include "libs/cloud/local_provider.h"
@@ -11,6 +11,7 @@
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/dbprov/reconciler.h"
+#include "services/dbprov/schedule.h"
 
 int main() {
   using namespace c2d;
@@ -30,5 +31,10 @@ int main() {
   dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
   (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
+  // Schedules name minutes: a pass every 10 s starts a backup within 10 s
+  // of its time.
+  dbprov::BackupScheduler scheduler((*process)->pool(), store);
+  (*process)->AddLeader("dbprov.backups", std::chrono::seconds(10),
+                        [&] { scheduler.RunOnce(); });
   return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/crypto/seal.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.pb.h"
@@ -89,6 +90,27 @@ struct BackupResult {
 absl::StatusOr<bool> MarkBackupSucceeded(pg::Tx& tx, const std::string& id,
                                          const BackupResult& result);
 absl::StatusOr<bool> MarkBackupFailed(pg::Tx& tx, const std::string& id, const std::string& reason);
+// Scheduled backups (schedule.cc): databases whose next backup is due, or
+// that have no time for it yet (`first`), locked for this transaction.
+struct DueBackup {
+  std::string database_id, schedule;
+  bool first = false;
+};
+absl::StatusOr<std::vector<DueBackup>> DueForBackup(pg::Tx& tx, int limit);
+absl::Status SetNextBackup(pg::Tx& tx, const std::string& id, absl::Time at);
+// A database's backups of `kind` that ended, newest first.
+struct EndedBackup {
+  std::string id;
+  bool succeeded = false;
+  absl::Time created_at;
+};
+absl::StatusOr<std::vector<EndedBackup>> EndedBackups(pg::Tx& tx, const std::string& database_id,
+                                                      v1::BackupKind kind);
+// The row only: its object is removed first.
+absl::Status DeleteBackup(pg::Tx& tx, const std::string& id);
+// deleting -> available, with `reason` as failure_reason: its final backup
+// failed, so nothing was removed.
+absl::StatusOr<bool> StopDeleting(pg::Tx& tx, const std::string& id, const std::string& reason);
 // available -> restoring, and back.
 absl::StatusOr<bool> MarkRestoring(pg::Tx& tx, const std::string& id);
 absl::StatusOr<bool> MarkRestored(pg::Tx& tx, const std::string& id);

@@ -97,7 +97,8 @@ json BackupJson(const v1::Backup& b) {
 
 }  // namespace
 
-absl::StatusOr<v1::Database> Gateway::FindDatabase(Call& c, const std::string& id, Role min) {
+absl::StatusOr<v1::Database> Gateway::FindDatabase(Call& c, const std::string& id, Role min,
+                                                   bool deleted_ok) {
   const absl::Status not_found =
       absl::NotFoundError(absl::StrCat("database ", id.substr(0, 64), " does not exist"));
   if (!ids::Valid(id, "db")) return not_found;
@@ -110,7 +111,7 @@ absl::StatusOr<v1::Database> Gateway::FindDatabase(Call& c, const std::string& i
     absl::Status s = rpc::FromGrpc(g);
     return absl::IsNotFound(s) ? not_found : s;
   }
-  if (d.state() == v1::DATABASE_STATE_DELETED) return not_found;
+  if (d.state() == v1::DATABASE_STATE_DELETED && !deleted_ok) return not_found;
   // Another tenant's database is "not found", like anything else of theirs.
   auto p = Authorize(c, d.project_id(), min);
   if (absl::IsNotFound(p.status())) return not_found;
@@ -177,6 +178,11 @@ httpd::Response Gateway::DeleteDatabase(Call& c) {
   Context(ctx, c);
   v1::DeleteDatabaseRequest req;
   req.set_id(d->id());
+  const std::string final_backup = c.req.Query("final_backup");
+  if (final_backup != "" && final_backup != "true" && final_backup != "false") {
+    return FromStatus(rpc::InvalidField("final_backup", "must be true or false"));
+  }
+  req.set_skip_final_backup(final_backup == "false");
   v1::Database out;
   if (auto g = dbprov_->DeleteDatabase(&ctx, req, &out); !g.ok()) {
     return FromStatus(rpc::FromGrpc(g));
@@ -187,7 +193,16 @@ httpd::Response Gateway::DeleteDatabase(Call& c) {
     return FromStatus(a);
   }
   json body = DatabaseJson(out);
-  body["note"] = "its server and data are being destroyed";
+  if (out.final_backup_id().empty()) {
+    body["final_backup_id"] = nullptr;
+    body["note"] = "its server and data are being destroyed";
+  } else {
+    body["final_backup_id"] = out.final_backup_id();
+    body["note"] = absl::StrCat("a final backup (", out.final_backup_id(),
+                                ") is being taken and verified; then its server and data are "
+                                "destroyed. The backup is kept: restore it with POST /v1/backups/",
+                                out.final_backup_id(), "/restore {\"new_database_name\": …}");
+  }
   return Json(202, body);
 }
 
@@ -279,7 +294,8 @@ template <typename Request, typename Response, typename Call_, typename Items>
 httpd::Response Gateway::DatabasePage(Call& c, Call_ call, const char* key, Items items) {
   auto size = PageSize(c.req);
   if (!size.ok()) return FromStatus(size.status());
-  auto d = FindDatabase(c, c.req.params["id"], Role::kViewer);
+  // A deleted database's backups (its final one) are still listed.
+  auto d = FindDatabase(c, c.req.params["id"], Role::kViewer, /*deleted_ok=*/true);
   if (!d.ok()) return FromStatus(d.status());
   grpc::ClientContext ctx;
   Context(ctx, c);
@@ -377,7 +393,7 @@ absl::StatusOr<v1::Backup> Gateway::FindBackup(Call& c, const std::string& id, R
     return absl::IsNotFound(s) ? not_found : s;
   }
   // Another tenant's backup is as absent as their database.
-  auto d = FindDatabase(c, b.database_id(), min);
+  auto d = FindDatabase(c, b.database_id(), min, /*deleted_ok=*/true);
   if (absl::IsNotFound(d.status())) return not_found;
   if (!d.ok()) return d.status();
   return b;

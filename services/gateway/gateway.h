@@ -137,8 +137,10 @@ class Gateway {
   // settings as they are now (the id), or null when nothing is live.
   absl::StatusOr<json> RedeployForLinks(Call& c, const Service& s);
   // The database if the caller holds at least `min` in its project;
-  // NotFound otherwise, and for a deleted one.
-  absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min);
+  // NotFound otherwise, and for a deleted one unless `deleted_ok` (its
+  // backups outlive it).
+  absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min,
+                                            bool deleted_ok = false);
   // GET /v1/databases/{id}/<key>: a page of the database's links or backups
   // from dbprov's `call`, each item as `items` makes it.
   template <typename Request, typename Response, typename Call_, typename Items>

@@ -12,7 +12,7 @@
 //   c2d env list S [--reveal] | env set S KEY=VALUE… [--plain] | env unset S KEY…
 //   c2d open S                                the service's URL
 //   c2d db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
-//   c2d db list P | db show D | db delete D
+//   c2d db list P | db show D | db delete D [--no-final-backup]
 //   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
 //   c2d db backup D [--no-wait] | db backups D | db restore D --backup B [--into NAME]
 //
@@ -64,7 +64,7 @@ struct Args {
 
 Args Parse(int argc, char** argv) {
   static const std::vector<std::string> kFlags = {"json",  "f",    "follow", "reveal",
-                                                  "plain", "help", "h",      "no-wait"};
+                                                  "plain", "help", "h",      "no-wait", "no-final-backup"};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -254,7 +254,9 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
   db link D S [--prefix DATABASE]   give S the database's variables (DATABASE_URL,
                                     …); redeploys S if it runs, following the logs
   db unlink D S                     take them away again (redeploys S)
-  db delete D                       destroy the database and its data (unlink first)
+  db delete D [--no-final-backup]   destroy the database and its data (unlink
+                                    first), after a final verified backup that
+                                    is kept (restore it with --into)
   db backup D [--no-wait]           back it up now; waits until the backup is
                                     restore-verified (or failed)
   db backups D                      its backups: state, size, sha256, verified
@@ -420,7 +422,8 @@ int DbCommand(Client& c, const Args& a, bool as_json) {
     return 0;
   }
   if (sub == "delete") {
-    json d = c.Call("DELETE", "/v1/databases/" + id);
+    json d = c.Call("DELETE", absl::StrCat("/v1/databases/", id,
+                                           a.Has("no-final-backup") ? "?final_backup=false" : ""));
     if (as_json) return Print(d), 0;
     std::cout << "deleting " << Str(d["name"]) << ": " << Str(d["note"]) << "\n";
     return 0;

@@ -12,9 +12,11 @@
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/jobs/worker.h"
+#include "services/dbprov/backup_job.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/dbprov/reconciler.h"
+#include "services/dbprov/schedule.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d {
@@ -53,6 +55,8 @@ class DbprovFixture {
         *pool_, db_.connect(),
         jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
     servers_->RegisterJobs(*worker_);
+    backups_ = std::make_unique<dbprov::Backups>(*pool_, config_, *servers_, *provider_, *store_);
+    backups_->RegisterJobs(*worker_);
     REQUIRE(worker_->Start().ok());
   }
   ~DbprovFixture() { worker_->Shutdown(); }
@@ -112,6 +116,7 @@ class DbprovFixture {
   std::unique_ptr<objstore::LocalObjectStore> store_;
   std::unique_ptr<dbprov::DatabaseServiceImpl> service_;
   std::unique_ptr<dbprov::Servers> servers_;
+  std::unique_ptr<dbprov::Backups> backups_;
   std::unique_ptr<jobs::Worker> worker_;
   std::string project_id_;
 };
@@ -298,6 +303,10 @@ TEST_CASE("bad database requests are refused with the field at fault and change 
   r = Postgres("nightly");
   r.set_backup_schedule("every night");
   refused(r, grpc::StatusCode::INVALID_ARGUMENT, "backup_schedule");
+  r.set_backup_schedule("0 25 * * *");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "the hour field \"25\" has 25, out of 0-23");
+  r.set_backup_schedule("0 0 31 4 *");
+  refused(r, grpc::StatusCode::INVALID_ARGUMENT, "names no day that exists");
   r = Postgres("keep");
   r.set_retention_daily(400);
   refused(r, grpc::StatusCode::INVALID_ARGUMENT, "retention_daily");
@@ -329,6 +338,151 @@ TEST_CASE("bad database requests are refused with the field at fault and change 
   list.set_project_id(f.project_id_);
   REQUIRE(f.service_->ListDatabases(nullptr, &list, &none).ok());
   CHECK(none.databases_size() == 1);
+}
+
+// A succeeded backup row with an object in the store, as if made `days_ago`.
+std::string FakeBackup(DbprovFixture& f, const std::string& db, const char* kind, int days_ago) {
+  const std::string id = ids::New("bak");
+  const std::string key = dbprov::BackupKey(db, id);
+  auto w = f.store_->Create(key);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->Write("dump").ok());
+  auto info = (*w)->Commit();
+  REQUIRE(info.ok());
+  f.db_.Exec(absl::StrCat(
+      "INSERT INTO backups (id, database_id, state, kind, object_key, size_bytes, sha256, "
+      "created_at, started_at, finished_at, verified_at, verification) VALUES ('",
+      id, "', '", db, "', 'succeeded', '", kind, "', '", key, "', 4, '", info->sha256,
+      "', now() - interval '", days_ago, " days', now(), now(), now(), 'fake')"));
+  return id;
+}
+
+bool Stored(DbprovFixture& f, const std::string& db, const std::string& backup) {
+  return fs::exists(fs::path(f.config_.backup_dir) / dbprov::BackupKey(db, backup));
+}
+
+v1::Backup WaitBackup(DbprovFixture& f, const std::string& id) {
+  v1::Backup b;
+  WaitFor(120s, [&] {
+    auto got = f.pool_->Read("backup", [&](pg::Tx& tx) { return dbprov::GetBackup(tx, id); });
+    REQUIRE(got.ok());
+    b = *got;
+    return b.state() == v1::BACKUP_STATE_SUCCEEDED || b.state() == v1::BACKUP_STATE_FAILED;
+  });
+  INFO(b.failure_reason());
+  return b;
+}
+
+TEST_CASE("scheduled backups start when due, once, and retention keeps the newest per day",
+          "[dbprov]") {
+  DbprovFixture f;
+  v1::CreateDatabaseRequest r = Postgres("sched");
+  r.set_backup_schedule("0  3 * * *");  // stored with single spaces
+  r.set_retention_daily(1);
+  r.set_retention_weekly(0);
+  v1::Database d;
+  REQUIRE(f.Create(r, &d).ok());
+  CHECK(d.backup_schedule() == "0 3 * * *");
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  dbprov::BackupScheduler scheduler(*f.pool_, *f.store_);
+  const std::string match = absl::StrCat(" WHERE id = '", d.id(), "'");
+  const std::string where = " FROM databases" + match;
+
+  // First pass: the next time is set (the next 03:00 UTC), nothing is backed up.
+  CHECK(scheduler.RunOnce() == 0);
+  CHECK(f.db_.Scalar("SELECT to_char(next_backup_at AT TIME ZONE 'UTC', 'HH24:MI:SS')" + where) ==
+        "03:00:00");
+  CHECK(f.db_.Scalar("SELECT next_backup_at > now() AND next_backup_at <= now() + interval '1 day'" +
+                     where) == "t");
+  CHECK(f.db_.Count("SELECT count(*) FROM backups WHERE database_id = '" + d.id() + "'") == 0);
+
+  // Older backups: two scheduled ones (pruned), a manual one (kept).
+  const std::string old1 = FakeBackup(f, d.id(), "scheduled", 2);
+  const std::string old2 = FakeBackup(f, d.id(), "scheduled", 3);
+  const std::string manual = FakeBackup(f, d.id(), "manual", 9);
+
+  // Due: one backup, and the time moves on, so the next pass makes none.
+  f.db_.Exec("UPDATE databases SET next_backup_at = now() - interval '1 hour'" + match);
+  CHECK(scheduler.RunOnce() == 1);
+  CHECK(scheduler.RunOnce() == 0);
+  const std::string made = f.db_.Scalar(
+      "SELECT id FROM backups WHERE kind = 'scheduled' AND state IN ('pending', 'running') AND "
+      "database_id = '" + d.id() + "'");
+  CHECK(WaitBackup(f, made).state() == v1::BACKUP_STATE_SUCCEEDED);
+  CHECK(f.db_.Scalar("SELECT next_backup_at > now()" + where) == "t");
+
+  // Retention ran after it: of the scheduled ones only today's is left.
+  WaitFor(30s, [&] {
+    return f.db_.Count("SELECT count(*) FROM backups WHERE database_id = '" + d.id() + "'") == 2;
+  });
+  CHECK(f.db_.Scalar("SELECT string_agg(id, ',' ORDER BY id) FROM backups WHERE database_id = '" +
+                     d.id() + "'") == std::min(made, manual) + "," + std::max(made, manual));
+  CHECK_FALSE(Stored(f, d.id(), old1));
+  CHECK_FALSE(Stored(f, d.id(), old2));
+  CHECK(Stored(f, d.id(), manual));
+  CHECK(Stored(f, d.id(), made));
+
+  // No schedule: never due.
+  f.db_.Exec("UPDATE databases SET backup_schedule = '', next_backup_at = now() - interval '1 day'" +
+             match);
+  CHECK(scheduler.RunOnce() == 0);
+}
+
+TEST_CASE("deleting a database takes a final backup first, and without it nothing is removed",
+          "[dbprov]") {
+  DbprovFixture f;
+  v1::Database d;
+  REQUIRE(f.Create(Postgres("last"), &d).ok());
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  {
+    pqxx::connection c(f.RoleUrl(d, "a", f.Password(d.id(), "a")));
+    pqxx::nontransaction w(c);
+    w.exec0("CREATE TABLE kept (n integer)");
+    w.exec0("INSERT INTO kept SELECT generate_series(1, 100)");
+  }
+
+  // The final backup cannot be taken (the server is stopped and nothing
+  // restarts it here): the database is not removed and serves again.
+  const std::string ref = f.Row(d.id()).provider_ref;
+  REQUIRE(f.provider_->Stop(ref, 2s).ok());
+  v1::DeleteDatabaseRequest del;
+  del.set_id(d.id());
+  v1::Database deleting;
+  REQUIRE(f.service_->DeleteDatabase(nullptr, &del, &deleting).ok());
+  CHECK(deleting.state() == v1::DATABASE_STATE_DELETING);
+  REQUIRE(!deleting.final_backup_id().empty());
+  CHECK(WaitBackup(f, deleting.final_backup_id()).state() == v1::BACKUP_STATE_FAILED);
+  v1::Database back = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  CHECK(back.failure_reason().find("not deleted: its final backup " +
+                                   deleting.final_backup_id() + " failed") != std::string::npos);
+  auto servers = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
+  REQUIRE(servers.ok());
+  CHECK(servers->size() == 1);
+
+  // With its server up, the final backup is verified, then the server goes;
+  // the backup stays.
+  REQUIRE(f.servers_->EnsureServer(f.Row(d.id()), f.Password(d.id(), "admin")).ok());
+  REQUIRE(f.service_->DeleteDatabase(nullptr, &del, &deleting).ok());
+  const v1::Backup final_backup = WaitBackup(f, deleting.final_backup_id());
+  CHECK(final_backup.state() == v1::BACKUP_STATE_SUCCEEDED);
+  CHECK(final_backup.kind() == v1::BACKUP_KIND_FINAL);
+  CHECK(final_backup.verification() == "1 table, 100 rows: as at dump time");
+  f.WaitState(d.id(), v1::DATABASE_STATE_DELETED);
+  servers = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
+  REQUIRE(servers.ok());
+  CHECK(servers->empty());
+  CHECK(Stored(f, d.id(), final_backup.id()));
+
+  // Asked to skip it: no backup, deleted at once.
+  v1::Database quick;
+  REQUIRE(f.Create(Postgres("quick"), &quick).ok());
+  quick = f.WaitState(quick.id(), v1::DATABASE_STATE_AVAILABLE);
+  del.set_id(quick.id());
+  del.set_skip_final_backup(true);
+  REQUIRE(f.service_->DeleteDatabase(nullptr, &del, &deleting).ok());
+  CHECK(deleting.final_backup_id().empty());
+  f.WaitState(quick.id(), v1::DATABASE_STATE_DELETED);
+  CHECK(f.db_.Count("SELECT count(*) FROM backups WHERE database_id = '" + quick.id() + "'") == 0);
 }
 
 }  // namespace

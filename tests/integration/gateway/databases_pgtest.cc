@@ -95,11 +95,27 @@ TEST_CASE("a database over REST: created, read, listed, hidden from other tenant
       404);
   CHECK(api.Call("GET", "/v1/databases/db_nope", alice).status == 404);
 
+  auto bad = api.Call("DELETE", "/v1/databases/" + id + "?final_backup=no", alice);
+  CHECK(bad.status == 400);
+  CHECK_THAT(bad.body.dump(), Catch::Contains("final_backup: must be true or false"));
   auto deleted = api.Call("DELETE", "/v1/databases/" + id, alice);
   REQUIRE(deleted.status == 202);
   CHECK(deleted.body["state"] == "deleting");
-  CHECK(WaitFor(60s, [&] { return api.Call("GET", "/v1/databases/" + id, alice).status == 404; }));
+  // A final backup first; it outlives the database, visible to its project only.
+  REQUIRE(deleted.body["final_backup_id"].is_string());
+  const std::string final_backup = deleted.body["final_backup_id"];
+  CHECK_THAT(std::string(deleted.body["note"]), Catch::Contains("final backup (" + final_backup));
+  CHECK(WaitFor(90s, [&] { return api.Call("GET", "/v1/databases/" + id, alice).status == 404; }));
   CHECK(api.Call("GET", databases, alice).body["databases"].empty());
+  auto kept = api.Call("GET", "/v1/backups/" + final_backup, alice);
+  REQUIRE(kept.status == 200);
+  CHECK(kept.body["state"] == "succeeded");
+  CHECK(kept.body["kind"] == "final");
+  auto listed = api.Call("GET", "/v1/databases/" + id + "/backups", alice);
+  REQUIRE(listed.status == 200);
+  CHECK(listed.body["backups"].size() == 1);
+  CHECK(api.Call("GET", "/v1/backups/" + final_backup, api.bob()).status == 404);
+  CHECK(api.Call("GET", "/v1/databases/" + id + "/backups", api.bob()).status == 404);
 }
 
 // The first column of the first row of `sql` on the database at `url`.
