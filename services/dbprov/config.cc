@@ -40,6 +40,10 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.restart_backoff,
                        env::GetDuration("C2D_RESTART_BACKOFF_BASE", c.restart_backoff,
                                         milliseconds(10), std::chrono::minutes(5)));
+  C2D_ASSIGN_OR_RETURN(c.rotation_timeout,
+                       env::GetDuration("C2D_ROTATION_TIMEOUT", c.rotation_timeout,
+                                        milliseconds(10'000), std::chrono::hours(6)));
+  c.deployer_addr = env::GetString("C2D_DEPLOYER_ADDR", "");
   c.backup_dir = env::GetString("C2D_BACKUP_DIR",
                                 (std::filesystem::temp_directory_path() / "c2d-backups").string());
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());

@@ -25,6 +25,11 @@ struct Config {
   // First restart delay of a server that exited; it doubles with each exit
   // within a minute of its start, up to 5 min (as for app instances).
   std::chrono::milliseconds restart_backoff{1000};  // C2D_RESTART_BACKOFF_BASE
+  // How long a rotation waits for the linked services' new releases.
+  std::chrono::milliseconds rotation_timeout{900'000};  // C2D_ROTATION_TIMEOUT
+  // The deployer, which redeploys linked services when credentials rotate;
+  // without it a linked database cannot rotate.
+  std::string deployer_addr;  // C2D_DEPLOYER_ADDR
   // The local object store of backups (one file per backup).
   std::string backup_dir;  // C2D_BACKUP_DIR, default $TMPDIR/c2d-backups
 

@@ -20,8 +20,6 @@
 namespace c2d::dbprov {
 namespace {
 
-// A fresh password: 24 random bytes, URL-safe (it goes into URLs as is).
-std::string NewPassword() { return absl::WebSafeBase64Escape(crypto::RandomBytes(24)); }
 
 absl::Status ValidateSchedule(v1::CreateDatabaseRequest& r) {
   if (r.has_backup_schedule() && !r.backup_schedule().empty()) {
@@ -45,6 +43,8 @@ absl::Status ValidateSchedule(v1::CreateDatabaseRequest& r) {
 }
 
 }  // namespace
+
+std::string NewPassword() { return absl::WebSafeBase64Escape(crypto::RandomBytes(24)); }
 
 absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,
                         const std::string& key, int max_attempts) {

@@ -50,6 +50,11 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
   grpc::Status ResolveLinks(grpc::ServerContext* context, const v1::ResolveLinksRequest* request,
                             v1::ResolveLinksResponse* response) override;
 
+  // rotation.cc
+  grpc::Status RotateCredentials(grpc::ServerContext* context,
+                                 const v1::RotateCredentialsRequest* request,
+                                 v1::Database* response) override;
+
   // backups.cc
   grpc::Status CreateBackup(grpc::ServerContext* context, const v1::CreateBackupRequest* request,
                             v1::Backup* response) override;
@@ -80,6 +85,9 @@ class DatabaseServiceImpl final : public v1::DatabaseService::Service {
 
 // ALREADY_EXISTS: the project already has a database named `name`.
 absl::Status NameTaken(const std::string& name);
+
+// A fresh password: 24 random bytes, URL-safe (it goes into URLs as is).
+std::string NewPassword();
 
 // Enqueues a dbprov job with `key` as its unique key.
 absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,

@@ -1,16 +1,19 @@
 // c2d dbprov: serves c2d.v1.DatabaseService and works the "dbprov" job queue
-// (`provision_db`, `delete_db`, `backup_db`, `restore_db`); its leader keeps every database's
-// server running and starts scheduled backups. Each managed database is a server of its own: a container of the engine's stack
-// image on its project's network.
+// (`provision_db`, `delete_db`, `backup_db`, `restore_db`, `rotate_db`); its
+// leader keeps every database's server running and starts scheduled backups
+// and rotations. Each managed database is a server of its own: a container
+// of the engine's stack image on its project's network.
 
 #include "libs/cloud/local_provider.h"
 #include "libs/oci/registry.h"
 #include "libs/rpc/process.h"
+#include "libs/rpc/server.h"
 #include "services/dbprov/backup_job.h"
 #include "services/dbprov/config.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/dbprov/reconciler.h"
+#include "services/dbprov/rotation.h"
 #include "services/dbprov/schedule.h"
 
 int main() {
@@ -31,10 +34,19 @@ int main() {
   dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
   (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
+  auto credentials = rpc::ChannelCredentialsFromEnv();
+  if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
+  dbprov::Rotations rotations(
+      (*process)->pool(), *config, servers,
+      config->deployer_addr.empty() ? nullptr
+                                    : grpc::CreateChannel(config->deployer_addr, *credentials));
+  rotations.RegisterJobs(worker);
   // Schedules name minutes: a pass every 10 s starts a backup within 10 s
-  // of its time.
+  // of its time; rotation_days are days.
   dbprov::BackupScheduler scheduler((*process)->pool(), store);
-  (*process)->AddLeader("dbprov.backups", std::chrono::seconds(10),
-                        [&] { scheduler.RunOnce(); });
+  (*process)->AddLeader("dbprov.schedule", std::chrono::seconds(10), [&] {
+    scheduler.RunOnce();
+    rotations.StartDue();
+  });
   return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

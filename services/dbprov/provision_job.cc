@@ -36,12 +36,22 @@ void EnsureLoginRole(pqxx::nontransaction& w, const std::string& role, const std
   }
   w.exec0(absl::StrCat("ALTER ROLE ", q, login ? " LOGIN" : " NOLOGIN", " PASSWORD ",
                        w.quote(password), " CONNECTION LIMIT ", limit));
+  // A role that may not log in keeps no session either (a retired one's
+  // clients are gone by then: their services were redeployed).
+  if (!login) {
+    Run(w, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role);
+  }
   w.exec0(absl::StrCat("GRANT ", w.quote_name(owner), " TO ", q));
   // Sessions act as the owner group, so what either role makes, both own.
   w.exec0(absl::StrCat("ALTER ROLE ", q, " SET role = ", w.quote(owner)));
 }
 
 }  // namespace
+
+bool MayLogIn(const v1::Database& d, absl::string_view role) {
+  return d.active_role() == role || d.retiring_role() == role ||
+         d.state() == v1::DATABASE_STATE_ROTATING;
+}
 
 std::string RoleBase(const std::string& name) {
   // PostgreSQL reserves role names that start with "pg_".
@@ -133,8 +143,8 @@ absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow&
       w.exec0(absl::StrCat("CREATE ROLE ", w.quote_name(owner), " NOLOGIN"));
     }
     const int limit = RoleConnectionLimit(plan);
-    EnsureLoginRole(w, base + "_a", owner, a, d.active_role() == "a", limit);
-    EnsureLoginRole(w, base + "_b", owner, b, d.active_role() == "b", limit);
+    EnsureLoginRole(w, base + "_a", owner, a, MayLogIn(d, "a"), limit);
+    EnsureLoginRole(w, base + "_b", owner, b, MayLogIn(d, "b"), limit);
     if (!Exists(w, "SELECT 1 FROM pg_database WHERE datname = $1", d.name())) {
       w.exec0(
           absl::StrCat("CREATE DATABASE ", w.quote_name(d.name()), " OWNER ", w.quote_name(owner)));

@@ -56,6 +56,11 @@ class Servers {
   oci::Registry& registry_;
 };
 
+// Whether login role "a" or "b" may log in: the active one, the retiring
+// one (apps not yet redeployed after a rotation use it), and both while a
+// rotation runs.
+bool MayLogIn(const v1::Database& d, absl::string_view role);
+
 // The prefix of a database's roles (<base>_a, <base>_b, <base>_owner): its
 // name, but "pgdb" for a database named "pg" (PostgreSQL reserves "pg_").
 std::string RoleBase(const std::string& name);

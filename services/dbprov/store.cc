@@ -20,7 +20,7 @@ using google::protobuf::util::TimeUtil;
   "retention_weekly, rotation_days, " C2D_EPOCH_US("created_at") ", " C2D_EPOCH_US(           \
       "updated_at") ", " C2D_EPOCH_US("last_rotated_at") ", " C2D_EPOCH_US("last_backup_at") \
       ", coalesce(provider_ref, ''), " C2D_SEALED("admin_password") ", " C2D_SEALED(          \
-          "password_a") ", " C2D_SEALED("password_b")
+          "password_a") ", " C2D_SEALED("password_b") ", coalesce(retiring_role, '')"
 
 constexpr pg::Statement kInsert{"databases_insert", R"sql(
 INSERT INTO databases (id, project_id, name, engine, version, plan, backup_schedule,
@@ -70,6 +70,43 @@ WHERE id = $1 AND state NOT IN ('deleting', 'deleted') RETURNING id)sql"};
 constexpr pg::Statement kMarkDeleted{"databases_mark_deleted", R"sql(
 UPDATE databases SET state = 'deleted', deleted_at = now(), updated_at = now()
 WHERE id = $1 AND state = 'deleting' RETURNING id)sql"};
+
+// Rotation (rotation.cc).
+constexpr pg::Statement kBeginRotation{"databases_begin_rotation", R"sql(
+UPDATE databases
+SET state = 'rotating', retiring_role = coalesce(retiring_role, active_role),
+    failure_reason = NULL, updated_at = now()
+WHERE id = $1 AND state = 'available' RETURNING id)sql"};
+
+constexpr pg::Statement kSetPassword{"databases_set_password", R"sql(
+UPDATE databases
+SET password_a_key_id = CASE WHEN $2 = 'a' THEN $3 ELSE password_a_key_id END,
+    password_a_wrapped_key = CASE WHEN $2 = 'a' THEN decode($4, 'hex') ELSE password_a_wrapped_key END,
+    password_a_nonce = CASE WHEN $2 = 'a' THEN decode($5, 'hex') ELSE password_a_nonce END,
+    password_a_ciphertext = CASE WHEN $2 = 'a' THEN decode($6, 'hex') ELSE password_a_ciphertext END,
+    password_b_key_id = CASE WHEN $2 = 'b' THEN $3 ELSE password_b_key_id END,
+    password_b_wrapped_key = CASE WHEN $2 = 'b' THEN decode($4, 'hex') ELSE password_b_wrapped_key END,
+    password_b_nonce = CASE WHEN $2 = 'b' THEN decode($5, 'hex') ELSE password_b_nonce END,
+    password_b_ciphertext = CASE WHEN $2 = 'b' THEN decode($6, 'hex') ELSE password_b_ciphertext END,
+    updated_at = now()
+WHERE id = $1 AND $2 IN ('a', 'b'))sql"};
+
+constexpr pg::Statement kSwitchRole{"databases_switch_role", R"sql(
+UPDATE databases SET active_role = $2, updated_at = now()
+WHERE id = $1 AND state = 'rotating' RETURNING id)sql"};
+
+constexpr pg::Statement kEndRotation{"databases_end_rotation", R"sql(
+UPDATE databases
+SET state = 'available', updated_at = now(), failure_reason = nullif($3, ''),
+    retiring_role = CASE WHEN $2 THEN NULL ELSE retiring_role END,
+    last_rotated_at = CASE WHEN $2 THEN now() ELSE last_rotated_at END
+WHERE id = $1 AND state = 'rotating' RETURNING id)sql"};
+
+constexpr pg::Statement kDueRotations{"databases_due_rotations", R"sql(
+SELECT id FROM databases
+WHERE state = 'available' AND rotation_days > 0
+  AND coalesce(last_rotated_at, created_at) + rotation_days * interval '1 day' <= now()
+ORDER BY id LIMIT $1)sql"};
 
 constexpr pg::Statement kCountLinks{"databases_count_links",
                                     "SELECT count(*) FROM database_links WHERE database_id = $1"};
@@ -170,6 +207,7 @@ DatabaseRow RowToDatabase(const pqxx::row& r) {
   row.admin_password = SealedAt(r, 20);
   row.password_a = SealedAt(r, 24);
   row.password_b = SealedAt(r, 28);
+  d.set_retiring_role(r[32].as<std::string>());
   return row;
 }
 
@@ -257,6 +295,32 @@ absl::StatusOr<bool> MarkDeleting(pg::Tx& tx, const std::string& id) {
 
 absl::StatusOr<bool> MarkDeleted(pg::Tx& tx, const std::string& id) {
   return Changed(tx.Exec(kMarkDeleted, id));
+}
+
+absl::StatusOr<bool> BeginRotation(pg::Tx& tx, const std::string& id) {
+  return Changed(tx.Exec(kBeginRotation, id));
+}
+
+absl::Status SetPassword(pg::Tx& tx, const std::string& id, absl::string_view role,
+                         const crypto::Sealed& s) {
+  tx.Exec(kSetPassword, id, std::string(role), s.key_id, Hex(s.wrapped_key), Hex(s.nonce),
+          Hex(s.ciphertext));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SwitchRole(pg::Tx& tx, const std::string& id, absl::string_view role) {
+  return Changed(tx.Exec(kSwitchRole, id, std::string(role)));
+}
+
+absl::StatusOr<bool> EndRotation(pg::Tx& tx, const std::string& id, bool finished,
+                                 const std::string& reason) {
+  return Changed(tx.Exec(kEndRotation, id, finished, reason));
+}
+
+absl::StatusOr<std::vector<std::string>> DueRotations(pg::Tx& tx, int limit) {
+  std::vector<std::string> out;
+  for (const auto& r : tx.Exec(kDueRotations, limit)) out.push_back(r[0].as<std::string>());
+  return out;
 }
 
 absl::StatusOr<int64_t> CancelJobs(pg::Tx& tx, const std::string& unique_key) {

@@ -44,6 +44,22 @@ absl::StatusOr<bool> MarkFailed(pg::Tx& tx, const std::string& id, const std::st
 // From any state but DELETING and DELETED.
 absl::StatusOr<bool> MarkDeleting(pg::Tx& tx, const std::string& id);
 absl::StatusOr<bool> MarkDeleted(pg::Tx& tx, const std::string& id);
+// Rotation (DESIGN point 25; rotation.cc). available -> rotating, the
+// active role becoming the retiring one (unless one still retires from an
+// unfinished rotation).
+absl::StatusOr<bool> BeginRotation(pg::Tx& tx, const std::string& id);
+// Replaces the sealed password of login role "a" or "b".
+absl::Status SetPassword(pg::Tx& tx, const std::string& id, absl::string_view role,
+                         const crypto::Sealed& sealed);
+// While rotating: links use `role` from now on.
+absl::StatusOr<bool> SwitchRole(pg::Tx& tx, const std::string& id, absl::string_view role);
+// rotating -> available. `finished`: the retiring role is retired and
+// last_rotated_at is now; otherwise it stays enabled and `reason` says why.
+absl::StatusOr<bool> EndRotation(pg::Tx& tx, const std::string& id, bool finished,
+                                 const std::string& reason);
+// Available databases whose rotation_days have passed since their last
+// rotation (or creation).
+absl::StatusOr<std::vector<std::string>> DueRotations(pg::Tx& tx, int limit);
 // Cancels the jobs with `unique_key` that have not started; returns how
 // many are running.
 absl::StatusOr<int64_t> CancelJobs(pg::Tx& tx, const std::string& unique_key);

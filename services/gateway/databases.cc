@@ -28,7 +28,9 @@ json DatabaseJson(const v1::Database& d) {
           {"rotation_days", d.rotation_days()},
           {"created_at", Time(Micros(d.created_at()))},
           {"last_backup_at", Time(Micros(d.last_backup_at()))},
-          {"last_rotated_at", Time(Micros(d.last_rotated_at()))}};
+          {"last_rotated_at", Time(Micros(d.last_rotated_at()))},
+          {"active_role", d.active_role()},
+          {"retiring_role", OrNull(d.retiring_role())}};
 }
 
 // The body of POST /v1/projects/{id}/databases as a request (project unset).
@@ -345,6 +347,33 @@ httpd::Response Gateway::DeleteLink(Call& c) {
                     {"note", deployment->is_null()
                                  ? "unlinked"
                                  : "unlinked; a new release without the database is deploying"}});
+}
+
+httpd::Response Gateway::RotateCredentials(Call& c) {
+  // Like a link, a rotation redeploys the project's linked services.
+  auto d = FindDatabase(c, c.req.params["id"], Role::kDeveloper);
+  if (!d.ok()) return FromStatus(d.status());
+  auto body = ParseObject(c.req.body, {}, /*empty_ok=*/true);
+  if (!body.ok()) return FromStatus(body.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  v1::RotateCredentialsRequest req;
+  req.set_database_id(d->id());
+  v1::Database out;
+  if (auto g = dbprov_->RotateCredentials(&ctx, req, &out); !g.ok()) {
+    return FromStatus(rpc::FromGrpc(g));
+  }
+  if (auto a = AuditMutation(c, out.project_id(), "database.rotate", out.id(),
+                             {{"name", out.name()}});
+      !a.ok()) {
+    return FromStatus(a);
+  }
+  json r = DatabaseJson(out);
+  r["note"] =
+      "a new password on the idle login role; linked services are redeployed onto it, then the "
+      "old role is disabled. The database stays available throughout; state goes back to "
+      "available when done (failure_reason says why if it stopped)";
+  return Json(202, r);
 }
 
 httpd::Response Gateway::CreateBackup(Call& c) {

@@ -107,11 +107,12 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("GET", "/v1/backups/{id}", databases ? &Gateway::GetBackup : &Gateway::NotBuilt, false);
   Add("POST", "/v1/backups/{id}/restore", databases ? &Gateway::RestoreBackup : &Gateway::NotBuilt,
       true);
+  Add("POST", "/v1/databases/{id}/rotate-credentials",
+      databases ? &Gateway::RotateCredentials : &Gateway::NotBuilt, true);
   // Capabilities c2d does not run yet: a clear 501 rather than a 404.
   Add("GET", "/v1/services/{id}/domains", &Gateway::NotBuilt, false);
   Add("POST", "/v1/services/{id}/domains", &Gateway::NotBuilt, true);
   Add("DELETE", "/v1/domains/{id}", &Gateway::NotBuilt, true);
-  Add("POST", "/v1/databases/{id}/rotate-credentials", &Gateway::NotBuilt, true);
   router_.Add("GET", "/v1/openapi.json", [](httpd::Request&) {
     httpd::Response r;
     r.headers.emplace_back("Content-Type", "application/json");
@@ -299,8 +300,7 @@ httpd::Response Gateway::NotBuilt(Call& c) {
   }
   return Error(501, "not_implemented",
                absl::StrCat(c.req.method, " ", c.req.path,
-                            ": this c2d does not run database credential rotation or custom "
-                            "domains yet"));
+                            ": this c2d does not run custom domains yet"));
 }
 
 // ---- operations

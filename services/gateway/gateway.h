@@ -130,6 +130,7 @@ class Gateway {
   httpd::Response ListLinks(Call& c);
   httpd::Response DeleteLink(Call& c);
   httpd::Response CreateBackup(Call& c);
+  httpd::Response RotateCredentials(Call& c);
   httpd::Response ListBackups(Call& c);
   httpd::Response GetBackup(Call& c);
   httpd::Response RestoreBackup(Call& c);

@@ -15,6 +15,7 @@
 //   c2d db list P | db show D | db delete D [--no-final-backup]
 //   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
 //   c2d db backup D [--no-wait] | db backups D | db restore D --backup B [--into NAME]
+//   c2d db rotate D [--no-wait]
 //
 // S is a service id (svc_…) or PROJECT/SERVICE, D a database id (db_…) or
 // PROJECT/DATABASE. --json prints the API's JSON.
@@ -260,6 +261,9 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
   db backup D [--no-wait]           back it up now; waits until the backup is
                                     restore-verified (or failed)
   db backups D                      its backups: state, size, sha256, verified
+  db rotate D [--no-wait]           new credentials: linked services redeployed
+                                    onto the idle login role, then the old one
+                                    disabled; waits until done
   db restore D --backup B [--into NAME]
                                     load backup B into D (its apps see errors
                                     meanwhile), or into a new database NAME
@@ -305,13 +309,32 @@ void PrintDatabase(const json& d) {
 }
 
 // Waits until database `id` is no longer provisioning (at most 5 min).
-json WaitProvisioned(Client& c, const std::string& id) {
-  for (int i = 0; i < 300; ++i) {
+// The database once it has left `state`, polled each second for `minutes`.
+json WaitDatabase(Client& c, const std::string& id, const char* state, int minutes) {
+  for (int i = 0; i < minutes * 60; ++i) {
     json d = c.Call("GET", "/v1/databases/" + id);
-    if (d["state"] != "provisioning") return d;
+    if (d["state"] != state) return d;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  Die("the database is still provisioning after 5 minutes; see `c2d db show`", 1);
+  Die(absl::StrCat("the database is still ", state, " after ", minutes,
+                   " minutes; see `c2d db show`"),
+      1);
+}
+
+// c2d db rotate D: started, then waited for unless --no-wait.
+int DbRotate(Client& c, const Args& a, const std::string& id, bool as_json) {
+  json d = c.Call("POST", absl::StrCat("/v1/databases/", id, "/rotate-credentials"));
+  if (!as_json) std::cout << "rotating " << Str(d["name"]) << ": " << Str(d["note"]) << "\n";
+  if (!a.Has("no-wait")) d = WaitDatabase(c, id, "rotating", 30);
+  if (as_json) return Print(d), 0;
+  if (a.Has("no-wait")) return 0;
+  if (!d["failure_reason"].is_null()) {
+    std::cerr << Str(d["failure_reason"]) << "\n";
+    return 1;
+  }
+  std::cout << "rotated: links now use login role " << Str(d["active_role"])
+            << "; the other one is disabled\n";
+  return 0;
 }
 
 // c2d db create PROJECT/NAME: made, then waited for unless --no-wait.
@@ -325,7 +348,7 @@ int DbCreate(Client& c, const Args& a, const std::string& ref, bool as_json) {
       c.Call("POST",
              absl::StrCat("/v1/projects/", ProjectId(c, ref.substr(0, slash)), "/databases"), body);
   if (!as_json) std::cout << "provisioning " << Str(d["name"]) << " (" << Str(d["id"]) << ") …\n";
-  if (!a.Has("no-wait")) d = WaitProvisioned(c, d["id"]);
+  if (!a.Has("no-wait")) d = WaitDatabase(c, d["id"], "provisioning", 5);
   if (as_json) return Print(d), 0;
   PrintDatabase(d);
   return d["state"] == "failed" ? 1 : 0;
@@ -430,8 +453,9 @@ int DbCommand(Client& c, const Args& a, bool as_json) {
   }
   if (sub == "backup" || sub == "backups" || sub == "restore")
     return DbBackups(c, a, sub, id, as_json);
+  if (sub == "rotate") return DbRotate(c, a, id, as_json);
   Die("db: unknown subcommand " + sub +
-      " (create, list, show, link, unlink, delete, backup, backups or restore)");
+      " (create, list, show, link, unlink, delete, backup, backups, restore or rotate)");
 }
 
 // A whole number from an option, or a clear error.

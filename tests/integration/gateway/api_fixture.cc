@@ -80,6 +80,11 @@ void Api::StartDbprov() {
   servers_->RegisterJobs(*dbprov_worker_);
   backups_ = std::make_unique<dbprov::Backups>(d_.pool(), c, *servers_, d_.provider(), *store_);
   backups_->RegisterJobs(*dbprov_worker_);
+  c.rotation_timeout = 180s;
+  rotations_ = std::make_unique<dbprov::Rotations>(
+      d_.pool(), c, *servers_,
+      grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()));
+  rotations_->RegisterJobs(*dbprov_worker_);
   REQUIRE(dbprov_worker_->Start().ok());
 }
 

@@ -19,6 +19,7 @@
 #include "services/builder/build_job.h"
 #include "services/builder/builder_service.h"
 #include "services/dbprov/backup_job.h"
+#include "services/dbprov/rotation.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/gateway/gateway.h"
@@ -101,6 +102,7 @@ class Api {
   std::unique_ptr<objstore::LocalObjectStore> store_;
   std::unique_ptr<dbprov::Servers> servers_;
   std::unique_ptr<dbprov::Backups> backups_;
+  std::unique_ptr<dbprov::Rotations> rotations_;
   std::unique_ptr<rpc::Server> dbprov_server_;
   std::unique_ptr<jobs::Worker> dbprov_worker_;
   gateway::Config config_;

@@ -209,6 +209,12 @@ TEST_CASE("the CLI's databases: create, link with a redeploy, show, unlink, dele
   Run in_use = c2d({"db", "delete", "dbcli/pg"});
   CHECK(in_use.code == 2);
   CHECK_THAT(in_use.output, Catch::Contains("unlink it first"));
+  // Rotation redeploys hello onto the other login role and waits.
+  Run rotated = c2d({"db", "rotate", "dbcli/pg"});
+  INFO(rotated.output);
+  CHECK(rotated.code == 0);
+  CHECK_THAT(rotated.output, Catch::Contains("rotating pg: a new password on the idle login role"));
+  CHECK_THAT(rotated.output, Catch::Contains("rotated: links now use login role b"));
   REQUIRE(c2d({"db", "unlink", "dbcli/pg", "dbcli/hello"}).code == 0);
 
   // A backup, listed, then restored into a new database.
@@ -228,7 +234,10 @@ TEST_CASE("the CLI's databases: create, link with a redeploy, show, unlink, dele
   CHECK_THAT(restored.output, Catch::Contains("  available"));
   Run deleted = c2d({"db", "delete", "dbcli/pg"});
   CHECK(deleted.code == 0);
-  CHECK_THAT(deleted.output, Catch::Contains("deleting pg"));
+  CHECK_THAT(deleted.output, Catch::Contains("deleting pg: a final backup (bak_"));
+  Run quick = c2d({"db", "delete", "dbcli/pg-copy", "--no-final-backup"});
+  CHECK(quick.code == 0);
+  CHECK_THAT(quick.output, Catch::Contains("deleting pg-copy: its server and data are being"));
   CHECK_THAT(c2d({"db", "show", "dbcli/nope"}).output,
              Catch::Contains("project dbcli has no database named nope"));
 }

@@ -1,14 +1,18 @@
 // Managed databases over REST: the gateway in front of a real dbprov, whose
 // PostgreSQL servers run on the test engine.
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "libs/http/client.h"
 #include "tests/integration/gateway/api_fixture.h"
@@ -423,6 +427,99 @@ TEST_CASE("a linked database reaches its app as DATABASE_URL and by name, and on
   auto broken = shop.Deploy(copy);
   CHECK(broken.first == "failed");
   CHECK_THAT(broken.second, Catch::Contains("database nope, which is not linked"));
+}
+
+TEST_CASE("credentials rotate while the linked app serves: every request answers 200",
+          "[gateway][dbprov]") {
+  Api api;
+  const std::string& alice = api.alice();
+  auto repo = NotesRepo();
+  Project shop(api, "rotshop", alice);
+  const std::string db = shop.Database("rot-db");
+  const std::string notes = shop.Service("rnotes", repo->path());
+  shop.WaitAvailable(db);
+  REQUIRE(api.Call("POST", "/v1/databases/" + db + "/links", alice, json{{"service_id", notes}})
+              .status == 201);
+  auto live = shop.Deploy(notes);
+  INFO(live.second);
+  REQUIRE(live.first == "live");
+  const std::string host = "rnotes.rotshop.localhost";
+  REQUIRE(ViaIngress("POST", host, "/notes", "before").first == 201);
+  auto live_release = [&] {
+    const json list = api.Call("GET", "/v1/services/" + notes + "/deployments", alice).body;
+    for (const json& d : list["deployments"]) {
+      if (d["state"] == "live") return std::string(d["id"]);
+    }
+    return std::string();
+  };
+  const std::string first_release = live_release();
+  REQUIRE(!first_release.empty());
+
+  // A client keeps reading through the ingress for the whole rotation.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::thread client([&] {
+    while (!stop) {
+      auto r = http::Send(
+          {.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+           .headers = {{"Host", host}},
+           .timeout = 10s});
+      if (r.ok() && r->status == 200 && absl::StartsWith(r->body, "1 notes")) {
+        ++ok;
+      } else {
+        std::lock_guard<std::mutex> l(mu);
+        failures.push_back(r.ok() ? absl::StrCat(r->status, " ", r->body) : r.status().ToString());
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+
+  const std::string rotate = "/v1/databases/" + db + "/rotate-credentials";
+  CHECK(api.Call("POST", rotate, api.bob(), json::object()).status == 404);
+  auto started = api.Call("POST", rotate, alice, json::object());
+  REQUIRE(started.status == 202);
+  CHECK(started.body["state"] == "rotating");
+  CHECK(started.body["retiring_role"] == "a");
+  auto busy = api.Call("POST", rotate, alice, json::object());
+  CHECK(busy.status == 409);
+  CHECK_THAT(busy.Error(), Catch::Contains("is rotating"));
+  json d;
+  CHECK(WaitFor(180s, [&] {
+    d = api.Call("GET", "/v1/databases/" + db, alice).body;
+    return d["state"] != "rotating";
+  }));
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  client.join();
+  INFO(d.dump());
+  CHECK(d["state"] == "available");
+  CHECK(d["failure_reason"].is_null());
+  CHECK(d["active_role"] == "b");
+  CHECK(d["retiring_role"].is_null());
+  CHECK(d["last_rotated_at"].is_string());
+  {
+    std::lock_guard<std::mutex> l(mu);
+    INFO(absl::StrJoin(failures, "\n"));
+    CHECK(failures.empty());
+  }
+  CHECK(ok > 20);
+
+  // The app runs a new release, on role b; role a can no longer log in.
+  const std::string now_live = live_release();
+  CHECK(!now_live.empty());
+  CHECK(now_live != first_release);
+  const std::string admin = api.DatabaseAdminUrl(db);
+  pqxx::connection c(admin);
+  pqxx::nontransaction w(c);
+  CHECK(w.exec1("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'rot-db_a'")[0].as<bool>() ==
+        false);
+  CHECK(w.exec1("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'rot-db_b'")[0].as<bool>());
+  CHECK(w.exec1("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rot-db_a'")[0].as<int>() ==
+        0);
+  CHECK(ViaIngress("POST", host, "/notes", "after").first == 201);
+  CHECK(ViaIngress("GET", host, "/").second == "2 notes\nafter\nbefore\n");
 }
 
 }  // namespace
