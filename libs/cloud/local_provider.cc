@@ -101,6 +101,30 @@ absl::Status LocalProvider::DeleteVolume(const std::string& volume) {
   return absl::OkStatus();
 }
 
+absl::Status LocalProvider::WriteVolumeFile(const std::string& volume, const std::string& name,
+                                            const std::string& source) {
+  static const std::regex kFile("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
+  if (!std::regex_match(name, kFile)) {
+    return absl::InvalidArgumentError(absl::StrCat("file name \"", name, "\" is not valid"));
+  }
+  auto dir = VolumePath(volume);
+  if (!dir.ok()) return dir.status();
+  namespace fs = std::filesystem;
+  const fs::path target = fs::path(*dir) / name, tmp = fs::path(*dir) / ("." + name + ".tmp");
+  std::error_code ec;
+  fs::copy_file(source, tmp, fs::copy_options::overwrite_existing, ec);
+  if (!ec) {
+    fs::permissions(tmp, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read, ec);
+  }
+  if (!ec) fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp);
+    return absl::UnavailableError(
+        absl::StrCat("cannot write ", target.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 Instance LocalProvider::FromContainer(const engine::ContainerInfo& c) {
   Instance i;
   i.ref = c.id;

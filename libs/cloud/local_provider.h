@@ -64,6 +64,8 @@ class LocalProvider final : public Provider {
   absl::StatusOr<std::vector<Instance>> List(
       const std::map<std::string, std::string>& labels) override;
   absl::Status DeleteVolume(const std::string& volume) override;
+  absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
+                               const std::string& source) override;
   absl::Status EnsureNetwork(const std::string& network) override;
   absl::Status RemoveNetwork(const std::string& network) override;
   absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,

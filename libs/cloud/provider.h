@@ -90,6 +90,12 @@ class Provider {
       const std::map<std::string, std::string>& labels) = 0;
   // Destroys a volume's data. Deleting one that does not exist is OK.
   virtual absl::Status DeleteVolume(const std::string& volume) = 0;
+  // Puts a copy of the local file `source` into the volume (made when
+  // missing) as `name` (one path component), readable by any user, for the
+  // instance that mounts it next (e.g. a database dump it loads at start).
+  // Streams: the file may be large.
+  virtual absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
+                                       const std::string& source) = 0;
   // A private network (one per project): instances on it reach each other
   // and no instance of another network; published ports stay where the
   // provider publishes them. Making one that exists is OK.

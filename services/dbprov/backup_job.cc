@@ -1,7 +1,6 @@
 #include "services/dbprov/backup_job.h"
 
 #include <filesystem>
-#include <pqxx/pqxx>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
@@ -17,6 +16,7 @@
 #include "prometheus/counter.h"
 #include "proto/c2d/v1/jobs.pb.h"
 #include "services/dbprov/database_service.h"
+#include "services/dbprov/engine_ops.h"
 #include "services/dbprov/schedule.h"
 
 namespace c2d::dbprov {
@@ -25,7 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kVerifyLabel[] = "c2d.verify";
-constexpr std::chrono::hours kToolTimeout{6};
 constexpr std::chrono::seconds kStopGrace{5};
 
 prometheus::Family<prometheus::Counter>& BackupsDone() {
@@ -34,46 +33,6 @@ prometheus::Family<prometheus::Counter>& BackupsDone() {
                             .Help("Database backups that ended, by result (succeeded, failed)")
                             .Register(metrics::Registry());
   return family;
-}
-
-// A libpq URL of database `db` on the server at `address` (host:port) as
-// its administrator; the password goes alone, in `password` or PGPASSWORD.
-std::string Url(const std::string& address, const std::string& db, const std::string& password) {
-  return absl::StrCat("postgresql://postgres", password.empty() ? "" : ":", password, "@", address,
-                      "/", db, "?connect_timeout=5&application_name=c2d-dbprov");
-}
-
-TableCounts CountTables(pqxx::transaction_base& w) {
-  TableCounts out;
-  for (const auto& r : w.exec(R"sql(
-      SELECT format('%I.%I', n.nspname, c.relname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-        AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY 1)sql")) {
-    const std::string table = r[0].as<std::string>();
-    out[table] = w.exec1("SELECT count(*) FROM " + table)[0].as<int64_t>();
-  }
-  return out;
-}
-
-// Runs a PostgreSQL client tool (pg_dump, pg_restore) with the
-// administrator's password in its environment; its stderr in the error.
-absl::Status RunTool(std::vector<std::string> argv, const std::string& password,
-                     const jobs::JobContext& ctx,
-                     std::function<absl::Status(absl::string_view)> on_stdout = nullptr) {
-  const std::string tool = argv[0];
-  auto r = RunCommand({.argv = std::move(argv),
-                       .env = {{"PGPASSWORD", password}, {"PGCONNECT_TIMEOUT", "10"}},
-                       .timeout = kToolTimeout,
-                       .cancel = ctx.cancel_flag(),
-                       .on_stdout = std::move(on_stdout)});
-  if (!r.ok()) return r.status();
-  if (r->exit_code != 0) {
-    return absl::UnavailableError(
-        absl::StrCat(tool, " failed (exit ", r->exit_code,
-                     "): ", absl::StrReplaceAll(r->output, {{password, "***"}})));
-  }
-  return absl::OkStatus();
 }
 
 std::string TempPath(const std::string& name) {
@@ -93,30 +52,6 @@ std::string BackupKey(const std::string& database_id, const std::string& backup_
 std::string BackupJobKey(const std::string& id) { return absl::StrCat("backup_db:", id); }
 std::string RestoreJobKey(const std::string& id) { return absl::StrCat("restore_db:", id); }
 
-std::string CompareCounts(const TableCounts& source, const TableCounts& restored, bool* equal) {
-  int64_t rows = 0;
-  for (const auto& [_, n] : source) rows += n;
-  std::string diff;
-  for (const auto& [table, n] : source) {
-    auto it = restored.find(table);
-    if (it == restored.end()) {
-      absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " is missing");
-    } else if (it->second != n) {
-      absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " has ", it->second, " rows, not ",
-                      n);
-    }
-  }
-  for (const auto& [table, _] : restored) {
-    if (!source.count(table)) absl::StrAppend(&diff, diff.empty() ? "" : "; ", table, " is extra");
-  }
-  *equal = diff.empty();
-  const std::string what =
-      absl::StrCat(source.size(), source.size() == 1 ? " table, " : " tables, ", rows,
-                   rows == 1 ? " row" : " rows");
-  return *equal ? absl::StrCat(what, ": as at dump time")
-                : absl::StrCat(what, " at dump time, but the restored copy differs: ", diff);
-}
-
 void Backups::RegisterJobs(jobs::Worker& worker) {
   worker.Register("backup_db", [this](jobs::JobContext& ctx) { return Backup(ctx); });
   worker.Register("restore_db", [this](jobs::JobContext& ctx) { return Restore(ctx); });
@@ -132,31 +67,21 @@ absl::StatusOr<std::string> Backups::ServerAddress(const std::string& database_i
 
 absl::StatusOr<Backups::Dumped> Backups::Dump(const DatabaseRow& row, const std::string& key,
                                               const jobs::JobContext& ctx) {
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(row.db.engine()));
   C2D_ASSIGN_OR_RETURN(std::string address, ServerAddress(row.db.id()));
   C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, row, "admin"));
+  C2D_ASSIGN_OR_RETURN(auto writer, store_.Create(key));
   Dumped out;
-  try {
-    // One snapshot for the counts and the dump: pg_dump takes it over.
-    pqxx::connection c(Url(address, row.db.name(), admin));
-    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> w(c);
-    const std::string snapshot = w.exec1("SELECT pg_export_snapshot()")[0].as<std::string>();
-    out.counts = CountTables(w);
-    C2D_ASSIGN_OR_RETURN(auto writer, store_.Create(key));
-    C2D_RETURN_IF_ERROR(RunTool({"pg_dump", "--format=custom", "--snapshot=" + snapshot,
-                                 "--dbname=" + Url(address, row.db.name(), "")},
-                                admin, ctx,
-                                [&](absl::string_view bytes) { return writer->Write(bytes); }));
-    C2D_ASSIGN_OR_RETURN(out.object, writer->Commit());
-    w.commit();
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot read the database: ",
-                                               absl::StrReplaceAll(e.what(), {{admin, "***"}})));
-  }
+  C2D_ASSIGN_OR_RETURN(
+      out.counts,
+      ops->Dump({address, admin}, row.db,
+                [&](absl::string_view bytes) { return writer->Write(bytes); }, ctx));
+  C2D_ASSIGN_OR_RETURN(out.object, writer->Commit());
   return out;
 }
 
 absl::StatusOr<std::string> Backups::Verify(const DatabaseRow& row, const std::string& backup_id,
-                                            const v1::Backup& stored, const TableCounts& counts,
+                                            const v1::Backup& stored, const DumpCounts& counts,
                                             const jobs::JobContext& ctx) {
   const std::string name = "c2d-verify-" + cloud::ResourceName(backup_id);
   auto remove_scratch = [&] {
@@ -173,33 +98,25 @@ absl::StatusOr<std::string> Backups::Verify(const DatabaseRow& row, const std::s
   absl::Cleanup drop_file = [&] { fs::remove(file); };
   C2D_RETURN_IF_ERROR(objstore::FetchVerified(store_, stored.object_key(), stored.sha256(), file));
   const std::string password = absl::WebSafeBase64Escape(crypto::RandomBytes(18));
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(row.db.engine()));
   C2D_ASSIGN_OR_RETURN(auto spec, servers_.StackSpec(row.db, password));
   C2D_ASSIGN_OR_RETURN(EngineSpec engine, FindEngine(row.db.engine()));
   spec.name = name;
   spec.volumes = {{name, engine.data_path}};
   spec.labels = {{"c2d.project", row.db.project_id()}, {kVerifyLabel, backup_id}};
+  // An engine that loads its dump at start finds it in its volume.
+  if (!ops->LoadAtStart().empty()) {
+    C2D_RETURN_IF_ERROR(provider_.WriteVolumeFile(name, ops->LoadAtStart(), file));
+  }
   C2D_ASSIGN_OR_RETURN(cloud::Instance scratch, provider_.Create(spec));
   C2D_RETURN_IF_ERROR(provider_.Start(scratch.ref));
   C2D_ASSIGN_OR_RETURN(scratch, provider_.Inspect(scratch.ref));
-  C2D_RETURN_IF_ERROR(servers_.WaitReady(scratch.address, password, &ctx));
-  try {
-    pqxx::connection c(Url(scratch.address, "postgres", password));
-    pqxx::nontransaction w(c);
-    w.exec0("CREATE DATABASE " + w.quote_name(row.db.name()));
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("scratch server: ", e.what()));
+  C2D_RETURN_IF_ERROR(servers_.WaitReady(row.db.engine(), scratch.address, password, &ctx));
+  const ServerLogin login{scratch.address, password};
+  if (ops->LoadAtStart().empty()) {
+    C2D_RETURN_IF_ERROR(ops->Load(login, row.db, file, /*scratch=*/true, ctx));
   }
-  C2D_RETURN_IF_ERROR(RunTool({"pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
-                               "--dbname=" + Url(scratch.address, row.db.name(), ""), file},
-                              password, ctx));
-  TableCounts restored;
-  try {
-    pqxx::connection c(Url(scratch.address, row.db.name(), password));
-    pqxx::read_transaction w(c);
-    restored = CountTables(w);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("scratch server: ", e.what()));
-  }
+  C2D_ASSIGN_OR_RETURN(TableCounts restored, ops->Count(login, row.db));
   bool equal = false;
   std::string verdict = CompareCounts(counts, restored, &equal);
   if (!equal) return jobs::Permanent(absl::DataLossError("verification failed: " + verdict));
@@ -297,21 +214,25 @@ absl::Status Backups::RestoreInto(const DatabaseRow& target, const v1::Backup& b
       objstore::FetchVerified(store_, backup.object_key(), backup.sha256(), file);
   if (absl::IsDataLoss(fetched) || absl::IsNotFound(fetched)) return jobs::Permanent(fetched);
   C2D_RETURN_IF_ERROR(fetched);
-  C2D_ASSIGN_OR_RETURN(std::string address, ServerAddress(target.db.id()));
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(target.db.engine()));
   C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, target, "admin"));
-  try {
-    // Empty again, whatever a failed run left; linked apps' sessions end.
-    pqxx::connection c(Url(address, "postgres", admin));
-    pqxx::nontransaction w(c);
-    w.exec0("DROP DATABASE IF EXISTS " + w.quote_name(target.db.name()) + " WITH (FORCE)");
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot empty the database: ", e.what()));
+  if (!ops->LoadAtStart().empty()) return RestartWith(target, admin, file, *ops, ctx);
+  C2D_ASSIGN_OR_RETURN(std::string address, ServerAddress(target.db.id()));
+  return ops->Load({address, admin}, target.db, file, /*scratch=*/false, ctx);
+}
+
+absl::Status Backups::RestartWith(const DatabaseRow& target, const std::string& admin,
+                                  const std::string& file, const EngineOps& ops,
+                                  const jobs::JobContext& ctx) {
+  C2D_ASSIGN_OR_RETURN(auto servers, provider_.List({{kDatabaseLabel, target.db.id()}}));
+  for (const cloud::Instance& server : servers) {
+    C2D_RETURN_IF_ERROR(provider_.Stop(server.ref, kStopGrace));
   }
-  C2D_RETURN_IF_ERROR(servers_.EnsureRoles(address, target, admin));
-  return RunTool({"pg_restore", "--no-owner", "--no-acl", "--exit-on-error",
-                  "--role=" + RoleBase(target.db.name()) + "_owner",
-                  "--dbname=" + Url(address, target.db.name(), ""), file},
-                 admin, ctx);
+  C2D_RETURN_IF_ERROR(
+      provider_.WriteVolumeFile(ServerName(target.db.id()), ops.LoadAtStart(), file));
+  C2D_ASSIGN_OR_RETURN(cloud::Instance server, servers_.EnsureServer(target, admin));
+  C2D_RETURN_IF_ERROR(servers_.WaitReady(target.db.engine(), server.address, admin, &ctx));
+  return servers_.EnsureRoles(server.address, target, admin);
 }
 
 absl::Status Backups::Restore(jobs::JobContext& ctx) {

@@ -22,16 +22,11 @@
 #include "libs/objstore/objstore.h"
 #include "libs/pg/pool.h"
 #include "services/dbprov/config.h"
+#include "services/dbprov/engine_ops.h"
 #include "services/dbprov/provision_job.h"
 #include "services/dbprov/store.h"
 
 namespace c2d::dbprov {
-
-// Tables ("schema.table") and their row counts, as one snapshot saw them.
-using TableCounts = std::map<std::string, int64_t>;
-
-// "3 tables, 1200 rows: as at dump time", or what differs.
-std::string CompareCounts(const TableCounts& source, const TableCounts& restored, bool* equal);
 
 // Where a database's backup goes in the object store.
 std::string BackupKey(const std::string& database_id, const std::string& backup_id);
@@ -50,15 +45,20 @@ class Backups {
  private:
   struct Dumped {
     objstore::ObjectInfo object;
-    TableCounts counts;
+    DumpCounts counts;
   };
   absl::StatusOr<Dumped> Dump(const DatabaseRow& row, const std::string& key,
                               const jobs::JobContext& ctx);
   // A verification text when the object restores to `counts`.
   absl::StatusOr<std::string> Verify(const DatabaseRow& row, const std::string& backup_id,
-                                     const v1::Backup& stored, const TableCounts& counts,
+                                     const v1::Backup& stored, const DumpCounts& counts,
                                      const jobs::JobContext& ctx);
   absl::Status RestoreInto(const DatabaseRow& target, const v1::Backup& backup,
+                           const jobs::JobContext& ctx);
+  // For an engine that loads a dump at start: its server stopped, the dump
+  // put in its volume, the server started again.
+  absl::Status RestartWith(const DatabaseRow& target, const std::string& admin,
+                           const std::string& file, const EngineOps& ops,
                            const jobs::JobContext& ctx);
   // The published address of a database's running server.
   absl::StatusOr<std::string> ServerAddress(const std::string& database_id);

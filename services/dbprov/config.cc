@@ -69,12 +69,13 @@ absl::StatusOr<EngineSpec> FindEngine(v1::DatabaseEngine engine) {
       return EngineSpec{engine, "postgres",         "15", "c2d/stacks/postgres", "15",
                         5432,   "/var/lib/c2d/data"};
     case v1::DATABASE_ENGINE_MARIADB:
+      return EngineSpec{engine, "mariadb",          "10.11", "c2d/stacks/mariadb", "10.11",
+                        3306,   "/var/lib/c2d/data"};
     case v1::DATABASE_ENGINE_REDIS:
-      return absl::InvalidArgumentError(
-          absl::StrCat("engine ", absl::AsciiStrToLower(v1::DatabaseEngine_Name(engine).substr(16)),
-                       " is not offered yet; the engines are: postgres"));
+      return EngineSpec{engine, "redis",            "7", "c2d/stacks/redis", "7",
+                        6379,   "/var/lib/c2d/data"};
     default:
-      return absl::InvalidArgumentError("engine is required (postgres)");
+      return absl::InvalidArgumentError("engine is required (postgres, mariadb or redis)");
   }
 }
 

@@ -93,7 +93,8 @@ std::string NewPassword();
 absl::Status EnqueueJob(pg::Tx& tx, const char* kind, const google::protobuf::Message& payload,
                         const std::string& key, int max_attempts = 10);
 
-// The default env prefix of an engine's links: DATABASE, or REDIS for redis.
+// The default env prefix of an engine's links: DATABASE (postgres), MYSQL
+// (mariadb) or REDIS (redis).
 std::string DefaultEnvPrefix(v1::DatabaseEngine engine);
 
 // What a link puts in an app's environment: <P>_URL (so DATABASE_URL with

@@ -48,7 +48,14 @@ absl::Status Usable(const v1::Database& d, bool provisioned) {
 }  // namespace
 
 std::string DefaultEnvPrefix(v1::DatabaseEngine engine) {
-  return engine == v1::DATABASE_ENGINE_REDIS ? "REDIS" : "DATABASE";
+  switch (engine) {
+    case v1::DATABASE_ENGINE_REDIS:
+      return "REDIS";
+    case v1::DATABASE_ENGINE_MARIADB:
+      return "MYSQL";
+    default:
+      return "DATABASE";
+  }
 }
 
 std::map<std::string, std::string> LinkEnv(const std::string& prefix, const Credentials& c) {
@@ -179,7 +186,10 @@ absl::StatusOr<v1::ResolvedLink> DatabaseServiceImpl::Resolve(const std::string&
                                                 .port = d.port(),
                                                 .user = RoleBase(d.name()) + "_" + role,
                                                 .password = *password,
-                                                .name = d.name()})) {
+                                                // Redis: its database 0.
+                                                .name = d.engine() == v1::DATABASE_ENGINE_REDIS
+                                                            ? "0"
+                                                            : d.name()})) {
     (*out.mutable_env())[k] = v;
   }
   out.set_host(d.host());

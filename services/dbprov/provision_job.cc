@@ -1,7 +1,5 @@
 #include "services/dbprov/provision_job.h"
 
-#include <pqxx/pqxx>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -10,41 +8,12 @@
 #include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
 #include "services/dbprov/database_service.h"
+#include "services/dbprov/engine_ops.h"
 
 namespace c2d::dbprov {
 namespace {
 
 constexpr std::chrono::seconds kStopGrace{10};
-
-// Runs `sql` with `params` on the server, as one statement of its own.
-template <typename... Args>
-pqxx::result Run(pqxx::nontransaction& w, const std::string& sql, Args&&... params) {
-  return w.exec_params(sql, std::forward<Args>(params)...);
-}
-
-bool Exists(pqxx::nontransaction& w, const char* catalog_query, const std::string& name) {
-  return !Run(w, catalog_query, name).empty();
-}
-
-// A login role of the database: made once, then its password, limit and
-// whether it may log in brought to what the row says.
-void EnsureLoginRole(pqxx::nontransaction& w, const std::string& role, const std::string& owner,
-                     const std::string& password, bool login, int limit) {
-  const std::string q = w.quote_name(role);
-  if (!Exists(w, "SELECT 1 FROM pg_roles WHERE rolname = $1", role)) {
-    w.exec0(absl::StrCat("CREATE ROLE ", q));
-  }
-  w.exec0(absl::StrCat("ALTER ROLE ", q, login ? " LOGIN" : " NOLOGIN", " PASSWORD ",
-                       w.quote(password), " CONNECTION LIMIT ", limit));
-  // A role that may not log in keeps no session either (a retired one's
-  // clients are gone by then: their services were redeployed).
-  if (!login) {
-    Run(w, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role);
-  }
-  w.exec0(absl::StrCat("GRANT ", w.quote_name(owner), " TO ", q));
-  // Sessions act as the owner group, so what either role makes, both own.
-  w.exec0(absl::StrCat("ALTER ROLE ", q, " SET role = ", w.quote(owner)));
-}
 
 }  // namespace
 
@@ -74,9 +43,8 @@ absl::StatusOr<cloud::InstanceSpec> Servers::StackSpec(const v1::Database& d,
   C2D_ASSIGN_OR_RETURN(std::string digest, registry_.ResolveDigest(engine.repository, engine.tag));
   cloud::InstanceSpec spec;
   spec.image = absl::StrCat(config_.local.registry_host, "/", engine.repository, "@", digest);
-  spec.env = {{"C2D_PG_PASSWORD", admin},
-              {"C2D_PG_MAX_CONNECTIONS", std::to_string(plan.max_connections)},
-              {"C2D_PG_SHARED_BUFFERS", plan.shared_buffers}};
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(d.engine()));
+  spec.env = ops->ServerEnv(admin, plan);
   spec.port = engine.port;
   spec.memory_bytes = plan.memory_bytes;
   return spec;
@@ -107,59 +75,33 @@ absl::StatusOr<cloud::Instance> Servers::EnsureServer(const DatabaseRow& row,
   return provider_.Inspect(server.ref);
 }
 
-absl::Status Servers::WaitReady(const std::string& address, const std::string& admin,
-                                const jobs::JobContext* ctx) {
+absl::Status Servers::WaitReady(v1::DatabaseEngine engine, const std::string& address,
+                                const std::string& admin, const jobs::JobContext* ctx) {
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(engine));
   const absl::Time deadline = absl::Now() + absl::FromChrono(config_.ready_timeout);
-  std::string last = "no attempt";
+  absl::Status last = absl::UnavailableError("no attempt");
   while (absl::Now() < deadline) {
     if (ctx != nullptr && ctx->cancelled()) return absl::CancelledError("job cancelled");
-    try {
-      pqxx::connection c(AdminUrl(address, admin));
-      pqxx::nontransaction w(c);
-      w.exec1("SELECT 1");
-      return absl::OkStatus();
-    } catch (const std::exception& e) {
-      last = e.what();
-    }
+    last = ops->Ping({address, admin});
+    if (last.ok()) return last;
     absl::SleepFor(absl::Milliseconds(250));
   }
   return absl::DeadlineExceededError(
       absl::StrCat("the database server did not accept connections within ",
-                   absl::FormatDuration(absl::FromChrono(config_.ready_timeout)), ": ", last));
+                   absl::FormatDuration(absl::FromChrono(config_.ready_timeout)), ": ",
+                   last.message()));
 }
 
 absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow& row,
                                   const std::string& admin) {
-  const v1::Database& d = row.db;
-  C2D_ASSIGN_OR_RETURN(Plan plan, FindPlan(d.plan()));
+  C2D_ASSIGN_OR_RETURN(Plan plan, FindPlan(row.db.plan()));
+  C2D_ASSIGN_OR_RETURN(const EngineOps* ops, OpsFor(row.db.engine()));
   C2D_ASSIGN_OR_RETURN(std::string a, OpenPassword(*config_.master_keys, row, "a"));
   C2D_ASSIGN_OR_RETURN(std::string b, OpenPassword(*config_.master_keys, row, "b"));
-  try {
-    pqxx::connection c(AdminUrl(address, admin));
-    pqxx::nontransaction w(c);
-    const std::string base = RoleBase(d.name());
-    const std::string owner = base + "_owner";
-    if (!Exists(w, "SELECT 1 FROM pg_roles WHERE rolname = $1", owner)) {
-      w.exec0(absl::StrCat("CREATE ROLE ", w.quote_name(owner), " NOLOGIN"));
-    }
-    const int limit = RoleConnectionLimit(plan);
-    EnsureLoginRole(w, base + "_a", owner, a, MayLogIn(d, "a"), limit);
-    EnsureLoginRole(w, base + "_b", owner, b, MayLogIn(d, "b"), limit);
-    if (!Exists(w, "SELECT 1 FROM pg_database WHERE datname = $1", d.name())) {
-      w.exec0(
-          absl::StrCat("CREATE DATABASE ", w.quote_name(d.name()), " OWNER ", w.quote_name(owner)));
-    }
-    w.exec0(absl::StrCat("REVOKE ALL ON DATABASE ", w.quote_name(d.name()), " FROM PUBLIC"));
-    w.exec0(absl::StrCat("GRANT CONNECT, TEMPORARY ON DATABASE ", w.quote_name(d.name()), " TO ",
-                         w.quote_name(owner)));
-  } catch (const std::exception& e) {
-    // The server's message may quote the statement (LINE 1: …), passwords
-    // included; it becomes the database's failure_reason.
-    return absl::UnavailableError(
-        absl::StrCat("cannot set up the database's roles: ",
-                     absl::StrReplaceAll(e.what(), {{a, "***"}, {b, "***"}, {admin, "***"}})));
-  }
-  return absl::OkStatus();
+  absl::Status s = ops->EnsureRoles({address, admin}, row.db, {a, b}, plan);
+  // It becomes the database's failure_reason: never a password in it.
+  if (!s.ok()) return absl::Status(s.code(), Scrub(std::string(s.message()), {a, b, admin}));
+  return s;
 }
 
 absl::Status Servers::FailIfLast(jobs::JobContext& ctx, const std::string& id,
@@ -198,7 +140,7 @@ absl::Status Servers::Provision(jobs::JobContext& ctx) {
   if (!admin.ok()) return FailIfLast(ctx, id, jobs::Permanent(admin.status()));
   auto server = EnsureServer(*row, *admin);
   if (!server.ok()) return FailIfLast(ctx, id, server.status());
-  if (absl::Status s = WaitReady(server->address, *admin, &ctx); !s.ok()) {
+  if (absl::Status s = WaitReady(row->db.engine(), server->address, *admin, &ctx); !s.ok()) {
     return FailIfLast(ctx, id, s);
   }
   if (absl::Status s = EnsureRoles(server->address, *row, *admin); !s.ok()) {

@@ -36,13 +36,14 @@ class Servers {
   absl::StatusOr<cloud::Instance> EnsureServer(const DatabaseRow& row, const std::string& admin);
   // Waits until the server at `address` takes the administrator's
   // connections; DeadlineExceeded after the configured ready_timeout.
-  absl::Status WaitReady(const std::string& address, const std::string& admin,
-                         const jobs::JobContext* ctx);
+  absl::Status WaitReady(v1::DatabaseEngine engine, const std::string& address,
+                         const std::string& admin, const jobs::JobContext* ctx);
   // The owner group, the login roles (the active one enabled) and the
   // database, made or brought up to date.
   absl::Status EnsureRoles(const std::string& address, const DatabaseRow& row,
                            const std::string& admin);
-  // A connection string for the server at `address` as the administrator.
+  // A libpq connection string for the PostgreSQL server at `address` as the
+  // administrator.
   static std::string AdminUrl(const std::string& address, const std::string& admin);
 
  private:

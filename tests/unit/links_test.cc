@@ -49,6 +49,7 @@ TEST_CASE("a link gives URL, HOST, PORT, USER, PASSWORD and NAME under its prefi
             .at("CACHE_URL") == "redis://u:p@r:6379/0");
   CHECK(dbprov::DefaultEnvPrefix(v1::DATABASE_ENGINE_POSTGRES) == "DATABASE");
   CHECK(dbprov::DefaultEnvPrefix(v1::DATABASE_ENGINE_REDIS) == "REDIS");
+  CHECK(dbprov::DefaultEnvPrefix(v1::DATABASE_ENGINE_MARIADB) == "MYSQL");
 }
 
 TEST_CASE("env values refer to linked databases and explicit values win", "[links]") {

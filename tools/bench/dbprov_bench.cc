@@ -1,6 +1,7 @@
 // c2d-bench-dbprov: managed databases against a running c2d-dbprov
-// (tools/bench/dbprov starts one). Prints create-to-ready seconds of
-// PostgreSQL databases (target < 5 s), then fills one with C2D_BENCH_DB_MB
+// (tools/bench/dbprov starts one). Prints create-to-ready seconds of Redis,
+// MariaDB and PostgreSQL databases (PostgreSQL's target < 5 s), then fills
+// a PostgreSQL one with C2D_BENCH_DB_MB
 // MiB (default 1024) and times a backup: dump and verification (targets:
 // dump >= 50 MB/s, verification no slower than 2x the dump), as dbprov logs
 // them ("backup verified": dump_s, verify_s), read by the script.
@@ -53,13 +54,13 @@ v1::Database Get(v1::DatabaseService::Stub& stub, const std::string& id) {
 
 // Seconds from CreateDatabase to AVAILABLE.
 double CreateToReady(v1::DatabaseService::Stub& stub, const std::string& project,
-                     const std::string& name, std::string* id) {
+                     v1::DatabaseEngine engine, const std::string& name, std::string* id) {
   const auto t0 = Clock::now();
   grpc::ClientContext ctx;
   v1::CreateDatabaseRequest req;
   req.set_project_id(project);
   req.set_name(name);
-  req.set_engine(v1::DATABASE_ENGINE_POSTGRES);
+  req.set_engine(engine);
   v1::Database d;
   if (auto s = stub.CreateDatabase(&ctx, req, &d); !s.ok()) Die("create: " + s.error_message());
   *id = d.id();
@@ -108,16 +109,24 @@ int main(int argc, char** argv) {
   auto stub = v1::DatabaseService::NewStub(
       grpc::CreateChannel(Need("C2D_DBPROV_ADDR"), grpc::InsecureChannelCredentials()));
   const std::string project = Need("C2D_BENCH_PROJECT_ID");
-  std::vector<double> ready;
   std::string id;
-  for (int i = 0; i < rounds; ++i) {
-    ready.push_back(CreateToReady(*stub, project, absl::StrCat("bench", i), &id));
-    std::printf("create-to-ready %d: %.2f s\n", i + 1, ready.back());
-    std::fflush(stdout);
+  const std::pair<v1::DatabaseEngine, const char*> engines[] = {
+      {v1::DATABASE_ENGINE_REDIS, "redis"},
+      {v1::DATABASE_ENGINE_MARIADB, "mariadb"},
+      {v1::DATABASE_ENGINE_POSTGRES, "postgres"}};  // last: the one filled below
+  for (const auto& [engine, name] : engines) {
+    std::vector<double> ready;
+    for (int i = 0; i < rounds; ++i) {
+      ready.push_back(
+          CreateToReady(*stub, project, engine, absl::StrCat("bench-", name, i), &id));
+      std::printf("%s create-to-ready %d: %.2f s\n", name, i + 1, ready.back());
+      std::fflush(stdout);
+    }
+    std::sort(ready.begin(), ready.end());
+    std::printf("%s create-to-ready: median %.2f s, min %.2f s, max %.2f s%s\n", name,
+                ready[ready.size() / 2], ready.front(), ready.back(),
+                engine == v1::DATABASE_ENGINE_POSTGRES ? " (target < 5 s)" : "");
   }
-  std::sort(ready.begin(), ready.end());
-  std::printf("postgres create-to-ready: median %.2f s, min %.2f s, max %.2f s (target < 5 s)\n",
-              ready[ready.size() / 2], ready.front(), ready.back());
   const char* mib_env = std::getenv("C2D_BENCH_DB_MB");
   Fill(id, mib_env ? std::atoi(mib_env) : 1024);
   grpc::ClientContext ctx;

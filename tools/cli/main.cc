@@ -11,7 +11,8 @@
 //   c2d rollback S [--to DEPLOYMENT]          the previous release (or DEPLOYMENT) again
 //   c2d env list S [--reveal] | env set S KEY=VALUE… [--plain] | env unset S KEY…
 //   c2d open S                                the service's URL
-//   c2d db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
+//   c2d db create P/NAME --engine postgres|mariadb|redis [--plan small|medium|large]
+//     [--no-wait]
 //   c2d db list P | db show D | db delete D [--no-final-backup]
 //   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
 //   c2d db backup D [--no-wait] | db backups D | db restore D --backup B [--into NAME]
@@ -247,13 +248,14 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
   env set S KEY=VALUE... [--plain]  set vars (secret unless --plain); deploy to apply
   env unset S KEY...                remove vars; deploy to apply
   open S                            print the service's URL
-  db create P/NAME --engine postgres [--plan small|medium|large] [--no-wait]
-                                    a managed database; waits until it is
+  db create P/NAME --engine postgres|mariadb|redis [--plan small|medium|large]
+                    [--no-wait]     a managed database; waits until it is
                                     available unless --no-wait
   db list P                         a project's databases
   db show D                         one database: state, host, links
   db link D S [--prefix DATABASE]   give S the database's variables (DATABASE_URL,
-                                    …); redeploys S if it runs, following the logs
+                                    MYSQL_URL or REDIS_URL, …); redeploys S if it
+                                    runs, following the logs
   db unlink D S                     take them away again (redeploys S)
   db delete D [--no-final-backup]   destroy the database and its data (unlink
                                     first), after a final verified backup that
@@ -300,7 +302,8 @@ void PrintDatabase(const json& d) {
               Str(d["version"]).c_str(), Str(d["plan"]).c_str(), Str(d["id"]).c_str(),
               Str(d["state"]).c_str());
   if (!d["failure_reason"].is_null())
-    std::printf("  failed    %s\n", Str(d["failure_reason"]).c_str());
+    std::printf("  %s %s\n", d["state"] == "failed" ? "failed   " : "problem  ",
+                Str(d["failure_reason"]).c_str());
   if (!d["host"].is_null())
     std::printf("  host      %s:%s\n", Str(d["host"]).c_str(), Str(d["port"]).c_str());
   std::printf("  backups   %s\n", d["backup_schedule"] == ""

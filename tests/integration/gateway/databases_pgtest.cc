@@ -44,7 +44,7 @@ TEST_CASE("a database over REST: created, read, listed, hidden from other tenant
   for (const Bad& bad : std::vector<Bad>{
            {{{"name", "pg"}}, "engine", "must be postgres, mariadb or redis"},
            {{{"name", "pg"}, {"engine", "oracle"}}, "engine", "must be postgres"},
-           {{{"name", "pg"}, {"engine", "redis"}}, "engine", "not offered yet"},
+           {{{"name", "pg"}, {"engine", "mariadb"}, {"version", "10.6"}}, "version", "must be 10.11"},
            {{{"name", "Bad Name"}, {"engine", "postgres"}}, "name", "lower-case"},
            {{{"engine", "postgres"}}, "name", "is required"},
            {{{"name", "pg"}, {"engine", "postgres"}, {"plan", "huge"}}, "plan", "small, medium"},
