@@ -4,6 +4,7 @@
 // requests that must change nothing.
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <filesystem>
 #include <thread>
 #include <functional>
@@ -24,6 +25,7 @@
 #include "services/dbprov/rotation.h"
 #include "services/dbprov/schedule.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/subprocess.h"
 
 namespace c2d {
 namespace {
@@ -36,7 +38,9 @@ namespace fs = std::filesystem;
 
 class DbprovFixture {
  public:
-  DbprovFixture() : pool_(db_.NewPool()) {
+  // `in_process`: a job worker of its own runs dbprov's jobs; otherwise a
+  // c2d-dbprov process does (ProcessEnv).
+  explicit DbprovFixture(bool in_process = true) : pool_(db_.NewPool()) {
     cloud::LocalEnv& l = config_.local;
     l.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
                   .username = RequireEnv("C2D_TEST_REGISTRY_USER"),
@@ -46,7 +50,8 @@ class DbprovFixture {
     l.local.registry = {l.registry.username, l.registry.password, l.registry_host};
     l.local.volumes_dir = (fs::path(RequireEnv("C2D_TEST_TMP")) / "volumes").string();
     config_.ready_timeout = 60s;
-    config_.master_keys = *crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
+    master_key_ = crypto::MasterKeys::Generate("mk1");
+    config_.master_keys = *crypto::MasterKeys::Parse(master_key_);
     provider_ = std::make_unique<cloud::LocalProvider>(l.local);
     config_.backup_dir =
         (fs::path(RequireEnv("C2D_TEST_TMP")) / ("backups-" + ids::New("t"))).string();
@@ -65,9 +70,27 @@ class DbprovFixture {
     backups_->RegisterJobs(*worker_);
     rotations_ = std::make_unique<dbprov::Rotations>(*pool_, config_, *servers_, nullptr);
     rotations_->RegisterJobs(*worker_);
-    REQUIRE(worker_->Start().ok());
+    if (in_process) REQUIRE(worker_->Start().ok());
   }
   ~DbprovFixture() { worker_->Shutdown(); }
+
+  std::map<std::string, std::string> ProcessEnv() const {
+    const cloud::LocalEnv& l = config_.local;
+    return {{"C2D_DATABASE_URL", db_.url()},
+            {"C2D_GRPC_ADDR", "127.0.0.1:0"},
+            {"C2D_METRICS_ADDR", "127.0.0.1:0"},
+            {"C2D_ENGINE_SOCKET", l.local.engine_socket},
+            {"C2D_REGISTRY_URL", l.registry.url},
+            {"C2D_REGISTRY_USER", l.registry.username},
+            {"C2D_REGISTRY_PASSWORD", l.registry.password},
+            {"C2D_VOLUMES_DIR", l.local.volumes_dir},
+            {"C2D_BACKUP_DIR", config_.backup_dir},
+            {"C2D_MASTER_KEY", master_key_},
+            {"C2D_RECONCILE_INTERVAL", "300ms"},
+            {"C2D_JOB_LEASE", "3s"},
+            {"C2D_JOB_POLL_INTERVAL", "200ms"},
+            {"C2D_SHUTDOWN_GRACE", "2s"}};
+  }
 
   grpc::Status Create(v1::CreateDatabaseRequest r, v1::Database* out) {
     if (r.project_id().empty()) r.set_project_id(project_id_);
@@ -128,6 +151,7 @@ class DbprovFixture {
   std::unique_ptr<dbprov::Rotations> rotations_;
   std::unique_ptr<jobs::Worker> worker_;
   std::string project_id_;
+  std::string master_key_;
 };
 
 v1::CreateDatabaseRequest Postgres(const std::string& name) {
@@ -713,6 +737,65 @@ TEST_CASE("a Redis user cannot administer its server", "[dbprov]") {
     CHECK_THAT(out.output, Catch::Contains("NOPERM"));
   }
   CHECK(RedisAs(f, d, "a", a, "PING").output.find("PONG") != std::string::npos);
+}
+
+TEST_CASE("dbprov killed with SIGKILL mid-provision and mid-backup finishes each job once",
+          "[dbprov]") {
+  DbprovFixture f(/*in_process=*/false);
+  const std::string log = absl::StrCat(RequireEnv("C2D_TEST_TMP"), "/", ids::New("dbp"), ".log");
+  auto dbprov = std::make_unique<testing::Subprocess>(std::vector<std::string>{C2D_BIN_DBPROV},
+                                                      f.ProcessEnv(), log);
+  auto restart = [&] {
+    dbprov->Signal(SIGKILL);
+    REQUIRE(dbprov->Wait(10s).has_value());
+    dbprov = std::make_unique<testing::Subprocess>(std::vector<std::string>{C2D_BIN_DBPROV},
+                                                   f.ProcessEnv(), log);
+  };
+  auto servers = [&](const std::string& label, const std::string& id) {
+    auto found = f.provider_->List({{label, id}});
+    REQUIRE(found.ok());
+    return found->size();
+  };
+
+  // Killed once its server exists, before the database is available.
+  v1::Database d;
+  REQUIRE(f.Create(Postgres("survivor"), &d).ok());
+  REQUIRE(WaitFor(60s, [&] { return servers(dbprov::kDatabaseLabel, d.id()) > 0; }));
+  CHECK(f.Get(d.id()).state() == v1::DATABASE_STATE_PROVISIONING);
+  restart();
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  INFO(dbprov->Output());
+  // One server, one volume, the roles made once; the job ended once.
+  CHECK(servers(dbprov::kDatabaseLabel, d.id()) == 1);
+  CHECK(Scalar(f.RoleUrl(d, "a", f.Password(d.id(), "a")), "SELECT 1") == "1");
+  CHECK(f.db_.Count("SELECT count(*) FROM jobs WHERE unique_key = 'provision_db:" + d.id() +
+                    "' AND state = 'succeeded'") == 1);
+  {
+    pqxx::connection c(f.RoleUrl(d, "a", f.Password(d.id(), "a")));
+    pqxx::nontransaction w(c);
+    w.exec0("CREATE TABLE kept AS SELECT generate_series(1, 5000) AS n");
+  }
+
+  // Killed while the backup is being verified (its scratch server runs).
+  v1::CreateBackupRequest cb;
+  cb.set_database_id(d.id());
+  v1::Backup b;
+  REQUIRE(f.service_->CreateBackup(nullptr, &cb, &b).ok());
+  REQUIRE(WaitFor(60s, [&] { return servers("c2d.verify", b.id()) > 0; }));
+  restart();
+  b = WaitBackup(f, b.id());
+  CHECK(b.state() == v1::BACKUP_STATE_SUCCEEDED);
+  CHECK(b.verification() == "1 table, 5000 rows: as at dump time");
+  // The one backup, its object, and nothing of the first run left over.
+  CHECK(f.db_.Count("SELECT count(*) FROM backups WHERE database_id = '" + d.id() + "'") == 1);
+  CHECK(Stored(f, d.id(), b.id()));
+  CHECK(WaitFor(20s, [&] { return servers("c2d.verify", b.id()) == 0; }));
+  CHECK_FALSE(fs::exists(fs::path(f.config_.local.local.volumes_dir) /
+                         ("c2d-verify-" + cloud::ResourceName(b.id()))));
+  CHECK(f.db_.Count("SELECT count(*) FROM jobs WHERE unique_key = 'backup_db:" + b.id() +
+                    "' AND state = 'succeeded'") == 1);
+  dbprov->Signal(SIGTERM);
+  CHECK(dbprov->Wait(20s) == 0);
 }
 
 }  // namespace

@@ -285,9 +285,9 @@ class Project {
     REQUIRE(s.status == 201);
     return s.body["id"];
   }
-  std::string Database(const std::string& name) {
+  std::string Database(const std::string& name, const std::string& engine = "postgres") {
     auto d = api_.Call("POST", "/v1/projects/" + id_ + "/databases", token_,
-                       json{{"name", name}, {"engine", "postgres"}});
+                       json{{"name", name}, {"engine", engine}});
     REQUIRE(d.status == 202);
     return d.body["id"];
   }
@@ -520,6 +520,44 @@ TEST_CASE("credentials rotate while the linked app serves: every request answers
         0);
   CHECK(ViaIngress("POST", host, "/notes", "after").first == 201);
   CHECK(ViaIngress("GET", host, "/").second == "2 notes\nafter\nbefore\n");
+}
+
+TEST_CASE("the notes app runs on a linked MariaDB and on a linked Redis", "[gateway][dbprov]") {
+  Api api;
+  const std::string& alice = api.alice();
+  auto repo = NotesRepo();
+  Project shop(api, "engshop", alice);
+  struct Case {
+    std::string engine, prefix;
+  };
+  for (const Case& c : {Case{"mariadb", "MYSQL"}, Case{"redis", "REDIS"}}) {
+    INFO(c.engine);
+    const std::string db = shop.Database(c.engine + "-db", c.engine);
+    const std::string svc = shop.Service("on-" + c.engine, repo->path());
+    shop.WaitAvailable(db);
+    auto linked =
+        api.Call("POST", "/v1/databases/" + db + "/links", alice, json{{"service_id", svc}});
+    REQUIRE(linked.status == 201);
+    CHECK(linked.body["env_prefix"] == c.prefix);
+    auto live = shop.Deploy(svc);
+    INFO(live.second);
+    REQUIRE(live.first == "live");
+    const std::string host = "on-" + c.engine + ".engshop.localhost";
+    CHECK(ViaIngress("GET", host, "/health").first == 200);
+    CHECK(ViaIngress("POST", host, "/notes", "first").first == 201);
+    CHECK(ViaIngress("POST", host, "/notes", "second é").first == 201);
+    CHECK(ViaIngress("GET", host, "/").second == "2 notes\nsecond é\nfirst\n");
+    // The app got <PREFIX>_URL of the engine's scheme, and reaches the
+    // server by name.
+    auto [app, unused] = AppContainer(shop.id(), svc);
+    const std::string url = Podman({"exec", app, "python3", "-c",
+                                    "import os, sys; print(os.environ[sys.argv[1]])",
+                                    c.prefix + "_URL"});
+    CHECK(absl::StartsWith(url, (c.engine == "redis" ? "redis://" : "mysql://") + c.engine +
+                                    "-db_a:"));
+    const std::string db_host = api.Call("GET", "/v1/databases/" + db, alice).body["host"];
+    CHECK_THAT(url, Catch::Contains("@" + db_host + ":"));
+  }
 }
 
 }  // namespace
