@@ -90,6 +90,10 @@ absl::StatusOr<DatabaseRow> Rotations::Load(const std::string& id) {
 
 absl::Status Rotations::Converge(const std::string& id) {
   C2D_ASSIGN_OR_RETURN(DatabaseRow row, Load(id));
+  return Converge(row);
+}
+
+absl::Status Rotations::Converge(const DatabaseRow& row) {
   C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, row, "admin"));
   C2D_ASSIGN_OR_RETURN(cloud::Instance server, servers_.EnsureServer(row, admin));
   return servers_.EnsureRoles(server.address, row, admin);
@@ -171,11 +175,17 @@ absl::Status Rotations::Retire(const DatabaseRow& row, const std::string& from) 
   // A password nobody ever learns, so the role is useless even if enabled.
   C2D_ASSIGN_OR_RETURN(crypto::Sealed sealed,
                        config_.master_keys->Seal(NewPassword(), PasswordAad(id, from)));
-  C2D_RETURN_IF_ERROR(pool_.Transact("retire role", [&](pg::Tx& tx) -> absl::Status {
-    C2D_RETURN_IF_ERROR(SetPassword(tx, id, from, sealed));
-    return EndRotation(tx, id, /*finished=*/true, "").status();
-  }));
-  return Converge(id);
+  C2D_RETURN_IF_ERROR(
+      pool_.Transact("retire role", [&](pg::Tx& tx) { return SetPassword(tx, id, from, sealed); }));
+  // The server first, as the row will be: once the database shows
+  // available, the old role no longer logs in (a crash before the end
+  // retires it again).
+  C2D_ASSIGN_OR_RETURN(DatabaseRow done, Load(id));
+  done.db.set_state(v1::DATABASE_STATE_AVAILABLE);
+  done.db.clear_retiring_role();
+  C2D_RETURN_IF_ERROR(Converge(done));
+  return pool_.Transact(
+      "rotated", [&](pg::Tx& tx) { return EndRotation(tx, id, /*finished=*/true, "").status(); });
 }
 
 absl::Status Rotations::Rotate(jobs::JobContext& ctx) {

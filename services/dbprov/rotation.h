@@ -62,6 +62,7 @@ class Rotations {
   absl::Status Retire(const DatabaseRow& row, const std::string& from);
   // The server's roles brought to what the row says.
   absl::Status Converge(const std::string& database_id);
+  absl::Status Converge(const DatabaseRow& row);
   absl::StatusOr<DatabaseRow> Load(const std::string& id);
 
   pg::Pool& pool_;

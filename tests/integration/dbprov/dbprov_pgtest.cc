@@ -583,6 +583,15 @@ TEST_CASE("credentials rotate: the idle role gets a new password, then the old r
   CHECK(Scalar(f.RoleUrl(d, "a", f.Password(d.id(), "a")), "SELECT count(*) FROM kept") == "2");
   CHECK_THROWS(Scalar(f.RoleUrl(d, "b", new_b), "SELECT 1"));
 
+  // Every rotation_days, the leader starts one by itself.
+  f.db_.Exec("UPDATE databases SET rotation_days = 1, last_rotated_at = now() - interval '2 days' "
+             "WHERE id = '" + d.id() + "'");
+  CHECK(f.rotations_->StartDue() == 1);
+  CHECK(f.rotations_->StartDue() == 0);  // once
+  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  CHECK(d.active_role() == "b");
+  CHECK(f.rotations_->StartDue() == 0);  // rotated just now
+
   // Bad requests change nothing.
   rotate.set_database_id("db_nope");
   CHECK(f.service_->RotateCredentials(nullptr, &rotate, &again).error_code() ==
