@@ -166,8 +166,47 @@ absl::Status Rotations::WaitLive(const std::vector<std::string>& deployments,
           absl::StrCat("release ", id, " of service ", d.service_id(), " did not go live (",
                        v1::DeploymentState_Name(d.state()), "): ", d.failure_reason()));
     }
+    C2D_RETURN_IF_ERROR(WaitDrained(d, deadline, ctx));
   }
   return absl::OkStatus();
+}
+
+absl::Status Rotations::WaitDrained(const v1::Deployment& d, absl::Time deadline,
+                                    const jobs::JobContext& ctx) {
+  // The old release's instances still use the old role: the ingress may
+  // still send them requests (it follows the switch within moments) and
+  // they finish what they have. Retiring waits until they are gone.
+  while (true) {
+    if (ctx.cancelled()) return absl::CancelledError("job cancelled");
+    grpc::ClientContext call;
+    Deadline(call);
+    v1::ListInstancesRequest req;
+    req.set_service_id(d.service_id());
+    req.mutable_page()->set_page_size(200);
+    v1::ListInstancesResponse resp;
+    C2D_RETURN_IF_ERROR(rpc::FromGrpc(deployer_->ListInstances(&call, req, &resp)));
+    int old = 0;
+    for (const v1::Instance& i : resp.instances()) {
+      const bool serving = i.state() == v1::INSTANCE_STATE_STARTING ||
+                           i.state() == v1::INSTANCE_STATE_HEALTHY ||
+                           i.state() == v1::INSTANCE_STATE_UNHEALTHY ||
+                           i.state() == v1::INSTANCE_STATE_DRAINING;
+      // A superseded release's successor replaced the old instances too:
+      // only draining ones still matter then.
+      const bool ours = d.state() == v1::DEPLOYMENT_STATE_LIVE
+                            ? i.deployment_id() == d.id()
+                            : i.state() != v1::INSTANCE_STATE_DRAINING;
+      if (serving && !ours) ++old;
+    }
+    if (old == 0) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("service ", d.service_id(), " still has ", old,
+                       " instances of its earlier release after ",
+                       absl::FormatDuration(absl::FromChrono(config_.rotation_timeout))));
+    }
+    absl::SleepFor(kPoll);
+  }
 }
 
 absl::Status Rotations::Retire(const DatabaseRow& row, const std::string& from) {

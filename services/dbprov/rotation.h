@@ -9,7 +9,9 @@
 //            of it (the deployer's zero-downtime flow; its request id is the
 //            job's, so a run after a crash finds the same releases).
 //   Wait:    until each is live (or superseded by a newer deploy, which
-//            resolved the new role too), within C2D_ROTATION_TIMEOUT.
+//            resolved the new role too) and the instances it replaced,
+//            which use the old role, have drained and stopped, within
+//            C2D_ROTATION_TIMEOUT.
 //   Retire:  only then the old role gets a password nobody knows and
 //            NOLOGIN, and its sessions end.
 // A release that does not go live stops the rotation with both roles
@@ -22,6 +24,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/time/time.h"
 #include "libs/jobs/job.h"
 #include "libs/jobs/worker.h"
 #include "libs/pg/pool.h"
@@ -59,6 +62,9 @@ class Rotations {
   // OK when every deployment went live or was superseded; FailedPrecondition
   // naming the first that failed.
   absl::Status WaitLive(const std::vector<std::string>& deployments, const jobs::JobContext& ctx);
+  // Until the service runs no instance of the release `d` replaced.
+  absl::Status WaitDrained(const v1::Deployment& d, absl::Time deadline,
+                           const jobs::JobContext& ctx);
   absl::Status Retire(const DatabaseRow& row, const std::string& from);
   // The server's roles brought to what the row says.
   absl::Status Converge(const std::string& database_id);

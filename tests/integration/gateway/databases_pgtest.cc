@@ -444,6 +444,8 @@ TEST_CASE("credentials rotate while the linked app serves: every request answers
   INFO(live.second);
   REQUIRE(live.first == "live");
   const std::string host = "rnotes.rotshop.localhost";
+  // A new hostname routes once Caddy's upstream table refreshes (250 ms).
+  REQUIRE(WaitFor(5s, [&] { return ViaIngress("GET", host, "/health").first == 200; }));
   REQUIRE(ViaIngress("POST", host, "/notes", "before").first == 201);
   auto live_release = [&] {
     const json list = api.Call("GET", "/v1/services/" + notes + "/deployments", alice).body;
@@ -543,7 +545,8 @@ TEST_CASE("the notes app runs on a linked MariaDB and on a linked Redis", "[gate
     INFO(live.second);
     REQUIRE(live.first == "live");
     const std::string host = "on-" + c.engine + ".engshop.localhost";
-    CHECK(ViaIngress("GET", host, "/health").first == 200);
+    // A new hostname routes once Caddy's upstream table refreshes (250 ms).
+    CHECK(WaitFor(5s, [&] { return ViaIngress("GET", host, "/health").first == 200; }));
     CHECK(ViaIngress("POST", host, "/notes", "first").first == 201);
     CHECK(ViaIngress("POST", host, "/notes", "second é").first == 201);
     CHECK(ViaIngress("GET", host, "/").second == "2 notes\nsecond é\nfirst\n");
