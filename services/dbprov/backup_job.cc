@@ -72,10 +72,10 @@ absl::StatusOr<Backups::Dumped> Backups::Dump(const DatabaseRow& row, const std:
   C2D_ASSIGN_OR_RETURN(std::string admin, OpenPassword(*config_.master_keys, row, "admin"));
   C2D_ASSIGN_OR_RETURN(auto writer, store_.Create(key));
   Dumped out;
-  C2D_ASSIGN_OR_RETURN(
-      out.counts,
-      ops->Dump({address, admin}, row.db,
-                [&](absl::string_view bytes) { return writer->Write(bytes); }, ctx));
+  C2D_ASSIGN_OR_RETURN(out.counts,
+                       ops->Dump(
+                           {address, admin}, row.db,
+                           [&](absl::string_view bytes) { return writer->Write(bytes); }, ctx));
   C2D_ASSIGN_OR_RETURN(out.object, writer->Commit());
   return out;
 }
@@ -188,9 +188,9 @@ absl::Status Backups::Backup(jobs::JobContext& ctx) {
   auto verdict = Verify(*row, id, stored, dumped->counts, ctx);
   if (!verdict.ok()) return FailBackup(ctx, *backup, verdict.status());
   auto done = pool_.Transact("backup succeeded", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
-    C2D_ASSIGN_OR_RETURN(bool marked, MarkBackupSucceeded(tx, id, {key, dumped->object.size,
-                                                                   dumped->object.sha256,
-                                                                   *verdict}));
+    C2D_ASSIGN_OR_RETURN(
+        bool marked,
+        MarkBackupSucceeded(tx, id, {key, dumped->object.size, dumped->object.sha256, *verdict}));
     // Deleting waited for its final backup; now it goes on.
     if (marked && final_backup) C2D_RETURN_IF_ERROR(EnqueueDelete(tx, row->db.id()));
     return marked;

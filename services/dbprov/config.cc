@@ -72,8 +72,7 @@ absl::StatusOr<EngineSpec> FindEngine(v1::DatabaseEngine engine) {
       return EngineSpec{engine, "mariadb",          "10.11", "c2d/stacks/mariadb", "10.11",
                         3306,   "/var/lib/c2d/data"};
     case v1::DATABASE_ENGINE_REDIS:
-      return EngineSpec{engine, "redis",            "7", "c2d/stacks/redis", "7",
-                        6379,   "/var/lib/c2d/data"};
+      return EngineSpec{engine, "redis", "7", "c2d/stacks/redis", "7", 6379, "/var/lib/c2d/data"};
     default:
       return absl::InvalidArgumentError("engine is required (postgres, mariadb or redis)");
   }

@@ -2,8 +2,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/common/cron.h"
 #include "libs/common/ids.h"
@@ -19,7 +19,6 @@
 
 namespace c2d::dbprov {
 namespace {
-
 
 absl::Status ValidateSchedule(v1::CreateDatabaseRequest& r) {
   if (r.has_backup_schedule() && !r.backup_schedule().empty()) {
@@ -189,9 +188,9 @@ grpc::Status DatabaseServiceImpl::DeleteDatabase(grpc::ServerContext*,
                        links == 1 ? " service" : " services", "; unlink it first"));
     }
     // Only a server that serves has data to back up.
-    const bool backup_first = !request->skip_final_backup() &&
-                              (row.db.state() == v1::DATABASE_STATE_AVAILABLE ||
-                               row.db.state() == v1::DATABASE_STATE_ROTATING);
+    const bool backup_first =
+        !request->skip_final_backup() && (row.db.state() == v1::DATABASE_STATE_AVAILABLE ||
+                                          row.db.state() == v1::DATABASE_STATE_ROTATING);
     C2D_ASSIGN_OR_RETURN(bool changed, MarkDeleting(tx, id));
     std::string final_backup;
     if (changed && backup_first) {

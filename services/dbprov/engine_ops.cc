@@ -50,10 +50,9 @@ std::string CompareCounts(const DumpCounts& source, const TableCounts& restored,
   const int64_t rows = Rows(at);
   // Redis counts keys, not tables.
   const bool keys = at.size() == 1 && at.begin()->first == "keys";
-  const std::string what =
-      keys ? absl::StrCat(rows, rows == 1 ? " key" : " keys")
-           : absl::StrCat(at.size(), at.size() == 1 ? " table, " : " tables, ", rows,
-                          rows == 1 ? " row" : " rows");
+  const std::string what = keys ? absl::StrCat(rows, rows == 1 ? " key" : " keys")
+                                : absl::StrCat(at.size(), at.size() == 1 ? " table, " : " tables, ",
+                                               rows, rows == 1 ? " row" : " rows");
   if (!*equal) return absl::StrCat(what, " at dump time, but the restored copy differs: ", diff);
   return source.before == source.after
              ? absl::StrCat(what, ": as at dump time")
@@ -77,8 +76,8 @@ absl::Status RunTool(std::vector<std::string> argv, std::map<std::string, std::s
                        .on_stdout = std::move(on_stdout)});
   if (!r.ok()) return r.status();
   if (r->exit_code != 0) {
-    return absl::UnavailableError(absl::StrCat(tool, " failed (exit ", r->exit_code,
-                                               "): ", Scrub(r->output, {secret})));
+    return absl::UnavailableError(
+        absl::StrCat(tool, " failed (exit ", r->exit_code, "): ", Scrub(r->output, {secret})));
   }
   return absl::OkStatus();
 }

@@ -181,15 +181,14 @@ absl::StatusOr<v1::ResolvedLink> DatabaseServiceImpl::Resolve(const std::string&
   out.set_database_id(d.id());
   out.set_database_name(d.name());
   out.set_env_prefix(ref.env_prefix().empty() ? DefaultEnvPrefix(d.engine()) : ref.env_prefix());
-  for (auto& [k, v] : LinkEnv(out.env_prefix(), {.engine = d.engine(),
-                                                .host = d.host(),
-                                                .port = d.port(),
-                                                .user = RoleBase(d.name()) + "_" + role,
-                                                .password = *password,
-                                                // Redis: its database 0.
-                                                .name = d.engine() == v1::DATABASE_ENGINE_REDIS
-                                                            ? "0"
-                                                            : d.name()})) {
+  for (auto& [k, v] : LinkEnv(out.env_prefix(),
+                              {.engine = d.engine(),
+                              .host = d.host(),
+                              .port = d.port(),
+                              .user = RoleBase(d.name()) + "_" + role,
+                              .password = *password,
+                              // Redis: its database 0.
+                               .name = d.engine() == v1::DATABASE_ENGINE_REDIS ? "0" : d.name()})) {
     (*out.mutable_env())[k] = v;
   }
   out.set_host(d.host());

@@ -36,10 +36,10 @@ int main() {
                         [&] { reconciler.RunOnce(); });
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
-  dbprov::Rotations rotations(
-      (*process)->pool(), *config, servers,
-      config->deployer_addr.empty() ? nullptr
-                                    : grpc::CreateChannel(config->deployer_addr, *credentials));
+  dbprov::Rotations rotations((*process)->pool(), *config, servers,
+                              config->deployer_addr.empty()
+                                  ? nullptr
+                                  : grpc::CreateChannel(config->deployer_addr, *credentials));
   rotations.RegisterJobs(worker);
   // Schedules name minutes: a pass every 10 s starts a backup within 10 s
   // of its time; rotation_days are days.

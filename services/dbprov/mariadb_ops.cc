@@ -48,8 +48,8 @@ class Connection {
     mysql_options(c.m_.get(), MYSQL_OPT_PROTOCOL, &protocol);
     if (mysql_real_connect(c.m_.get(), Host(s.address).c_str(), "root", s.admin.c_str(), nullptr,
                            std::stoi(Port(s.address)), nullptr, 0) == nullptr) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to ", s.address, ": ",
-                                                 mysql_error(c.m_.get())));
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", s.address, ": ", mysql_error(c.m_.get())));
     }
     return c;
   }
@@ -120,7 +120,9 @@ absl::Status EnsureUser(Connection& c, const v1::Database& d, const char* role,
   return absl::OkStatus();
 }
 
-std::map<std::string, std::string> ToolEnv(const ServerLogin& s) { return {{"MYSQL_PWD", s.admin}}; }
+std::map<std::string, std::string> ToolEnv(const ServerLogin& s) {
+  return {{"MYSQL_PWD", s.admin}};
+}
 
 class Mariadb final : public EngineOps {
  public:
@@ -141,8 +143,8 @@ class Mariadb final : public EngineOps {
   absl::Status EnsureRoles(const ServerLogin& s, const v1::Database& d, const Logins& l,
                            const Plan& plan) const override {
     C2D_ASSIGN_OR_RETURN(Connection c, Connection::Open(s));
-    absl::Status st = c.Exec(absl::StrCat("CREATE DATABASE IF NOT EXISTS ", Ident(d.name()),
-                                          " CHARACTER SET utf8mb4"));
+    absl::Status st = c.Exec(
+        absl::StrCat("CREATE DATABASE IF NOT EXISTS ", Ident(d.name()), " CHARACTER SET utf8mb4"));
     const int limit = RoleConnectionLimit(plan);
     if (st.ok()) st = EnsureUser(c, d, "a", l.a, limit);
     if (st.ok()) st = EnsureUser(c, d, "b", l.b, limit);
@@ -156,10 +158,10 @@ class Mariadb final : public EngineOps {
     DumpCounts out;
     C2D_ASSIGN_OR_RETURN(out.before, Count(s, d));
     // One consistent read of InnoDB tables, without locking them.
-    C2D_RETURN_IF_ERROR(RunTool({"mariadb-dump", "--protocol=TCP", "-h", Host(s.address), "-P",
-                                 Port(s.address), "-u", "root", "--single-transaction",
-                                 "--routines", "--triggers", "--hex-blob", d.name()},
-                                ToolEnv(s), s.admin, &ctx, write));
+    C2D_RETURN_IF_ERROR(RunTool(
+        {"mariadb-dump", "--protocol=TCP", "-h", Host(s.address), "-P", Port(s.address), "-u",
+         "root", "--single-transaction", "--routines", "--triggers", "--hex-blob", d.name()},
+        ToolEnv(s), s.admin, &ctx, write));
     C2D_ASSIGN_OR_RETURN(out.after, Count(s, d));
     return out;
   }
@@ -173,10 +175,10 @@ class Mariadb final : public EngineOps {
       C2D_RETURN_IF_ERROR(
           c.Exec(absl::StrCat("CREATE DATABASE ", Ident(d.name()), " CHARACTER SET utf8mb4")));
     }
-    return RunTool({"sh", "-c",
-                    "exec mariadb --protocol=TCP -h \"$1\" -P \"$2\" -u root \"$3\" < \"$4\"",
-                    "c2d-load", Host(s.address), Port(s.address), d.name(), file},
-                   ToolEnv(s), s.admin, &ctx);
+    return RunTool(
+        {"sh", "-c", "exec mariadb --protocol=TCP -h \"$1\" -P \"$2\" -u root \"$3\" < \"$4\"",
+         "c2d-load", Host(s.address), Port(s.address), d.name(), file},
+        ToolEnv(s), s.admin, &ctx);
   }
 
   absl::StatusOr<TableCounts> Count(const ServerLogin& s, const v1::Database& d) const override {

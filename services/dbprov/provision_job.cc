@@ -86,10 +86,9 @@ absl::Status Servers::WaitReady(v1::DatabaseEngine engine, const std::string& ad
     if (last.ok()) return last;
     absl::SleepFor(absl::Milliseconds(250));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("the database server did not accept connections within ",
-                   absl::FormatDuration(absl::FromChrono(config_.ready_timeout)), ": ",
-                   last.message()));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the database server did not accept connections within ",
+      absl::FormatDuration(absl::FromChrono(config_.ready_timeout)), ": ", last.message()));
 }
 
 absl::Status Servers::EnsureRoles(const std::string& address, const DatabaseRow& row,

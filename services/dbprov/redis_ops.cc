@@ -44,8 +44,8 @@ class Connection {
     c.ctx_.reset(redisConnectWithTimeout(address.substr(0, colon).c_str(), port, connect));
     if (c.ctx_ == nullptr) return absl::ResourceExhaustedError("cannot allocate a redis context");
     if (c.ctx_->err != 0) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ",
-                                                 c.ctx_->errstr));
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", address, ": ", c.ctx_->errstr));
     }
     redisSetTimeout(c.ctx_.get(), call);
     C2D_RETURN_IF_ERROR(c.Call({"AUTH", user, password}).status());
@@ -130,10 +130,10 @@ class Redis final : public EngineOps {
     C2D_ASSIGN_OR_RETURN(out.before, Count(s));
     const size_t colon = s.address.rfind(':');
     // A snapshot the server forks for a replica, streamed as it comes.
-    C2D_RETURN_IF_ERROR(RunTool({"redis-cli", "-h", s.address.substr(0, colon), "-p",
-                                 s.address.substr(colon + 1), "--user", "default",
-                                 "--no-auth-warning", "--rdb", "-"},
-                                {{"REDISCLI_AUTH", s.admin}}, s.admin, &ctx, write));
+    C2D_RETURN_IF_ERROR(
+        RunTool({"redis-cli", "-h", s.address.substr(0, colon), "-p", s.address.substr(colon + 1),
+                 "--user", "default", "--no-auth-warning", "--rdb", "-"},
+                {{"REDISCLI_AUTH", s.admin}}, s.admin, &ctx, write));
     C2D_ASSIGN_OR_RETURN(out.after, Count(s));
     return out;
   }

@@ -2,8 +2,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "libs/common/ids.h"
 #include "absl/time/clock.h"
+#include "libs/common/ids.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/rpc/proto_json.h"
@@ -26,8 +26,8 @@ void Deadline(grpc::ClientContext& ctx) {
 
 bool Ended(v1::DeploymentState s) {
   return s == v1::DEPLOYMENT_STATE_LIVE || s == v1::DEPLOYMENT_STATE_SUPERSEDED ||
-         s == v1::DEPLOYMENT_STATE_FAILED ||
-         s == v1::DEPLOYMENT_STATE_ROLLED_BACK || s == v1::DEPLOYMENT_STATE_STOPPED;
+         s == v1::DEPLOYMENT_STATE_FAILED || s == v1::DEPLOYMENT_STATE_ROLLED_BACK ||
+         s == v1::DEPLOYMENT_STATE_STOPPED;
 }
 
 }  // namespace
@@ -60,8 +60,8 @@ grpc::Status DatabaseServiceImpl::RotateCredentials(grpc::ServerContext*,
     if (!ok) {
       const std::string state = absl::AsciiStrToLower(
           v1::DatabaseState_Name(row.db.state()).substr(sizeof("DATABASE_STATE_") - 1));
-      return absl::FailedPreconditionError(absl::StrCat(
-          "database ", row.db.name(), " is ", state, "; only an available database rotates"));
+      return absl::FailedPreconditionError(absl::StrCat("database ", row.db.name(), " is ", state,
+                                                        "; only an available database rotates"));
     }
     C2D_ASSIGN_OR_RETURN(DatabaseRow now, dbprov::GetDatabase(tx, id));
     return now.db;
@@ -107,9 +107,7 @@ absl::Status Rotations::Prepare(const DatabaseRow& row, const std::string& to) {
       pool_.Transact("new password", [&](pg::Tx& tx) { return SetPassword(tx, id, to, sealed); }));
   // Both roles may log in while the database rotates.
   C2D_RETURN_IF_ERROR(Converge(id));
-  return pool_
-      .Transact("switch role", [&](pg::Tx& tx) { return SwitchRole(tx, id, to); })
-      .status();
+  return pool_.Transact("switch role", [&](pg::Tx& tx) { return SwitchRole(tx, id, to); }).status();
 }
 
 absl::StatusOr<std::vector<std::string>> Rotations::Redeploy(const DatabaseRow& row,
@@ -187,10 +185,9 @@ absl::Status Rotations::WaitDrained(const v1::Deployment& d, absl::Time deadline
     C2D_RETURN_IF_ERROR(rpc::FromGrpc(deployer_->ListInstances(&call, req, &resp)));
     int old = 0;
     for (const v1::Instance& i : resp.instances()) {
-      const bool serving = i.state() == v1::INSTANCE_STATE_STARTING ||
-                           i.state() == v1::INSTANCE_STATE_HEALTHY ||
-                           i.state() == v1::INSTANCE_STATE_UNHEALTHY ||
-                           i.state() == v1::INSTANCE_STATE_DRAINING;
+      const bool serving =
+          i.state() == v1::INSTANCE_STATE_STARTING || i.state() == v1::INSTANCE_STATE_HEALTHY ||
+          i.state() == v1::INSTANCE_STATE_UNHEALTHY || i.state() == v1::INSTANCE_STATE_DRAINING;
       // A superseded release's successor replaced the old instances too:
       // only draining ones still matter then.
       const bool ours = d.state() == v1::DEPLOYMENT_STATE_LIVE
@@ -256,9 +253,9 @@ absl::Status Rotations::Rotate(jobs::JobContext& ctx) {
   }
   C2D_RETURN_IF_ERROR(live);
   C2D_RETURN_IF_ERROR(Retire(row, from));
-  log::Info("credentials rotated", {{"database_id", id},
-                                    {"active_role", to},
-                                    {"services_redeployed", deployments->size()}});
+  log::Info(
+      "credentials rotated",
+      {{"database_id", id}, {"active_role", to}, {"services_redeployed", deployments->size()}});
   return absl::OkStatus();
 }
 

@@ -18,11 +18,11 @@
 // enabled (the old release still serves on the old one) and failure_reason
 // saying which; rotating again, once it deploys, finishes the retirement.
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
 #include "libs/jobs/job.h"

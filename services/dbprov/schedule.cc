@@ -49,7 +49,8 @@ absl::Status Schedule(pg::Tx& tx, const std::string& database_id) {
 std::set<std::string> KeptBackups(const std::vector<EndedBackup>& newest_first, int daily,
                                   int weekly, absl::Time now) {
   std::set<std::string> kept;
-  KeepNewestPer(newest_first, daily, [](absl::CivilDay d) { return d; }, kept);
+  KeepNewestPer(
+      newest_first, daily, [](absl::CivilDay d) { return d; }, kept);
   KeepNewestPer(
       newest_first, weekly,
       [](absl::CivilDay d) {
@@ -72,8 +73,8 @@ int BackupScheduler::RunOnce() {
       auto schedule = cron::Schedule::Parse(d.schedule);
       if (!schedule.ok()) {
         // Validated when it was set; never retried in a loop if not.
-        log::Warn("backup schedule is not valid", {{"database_id", d.database_id},
-                                                   {"error", schedule.status().ToString()}});
+        log::Warn("backup schedule is not valid",
+                  {{"database_id", d.database_id}, {"error", schedule.status().ToString()}});
         C2D_RETURN_IF_ERROR(SetNextBackup(tx, d.database_id, now + absl::Hours(24)));
         continue;
       }
@@ -97,9 +98,10 @@ absl::Status BackupScheduler::Prune(const std::string& database_id) {
   C2D_ASSIGN_OR_RETURN(DatabaseRow row, pool_.Read("database", [&](pg::Tx& tx) {
     return GetDatabase(tx, database_id);
   }));
-  C2D_ASSIGN_OR_RETURN(std::vector<EndedBackup> ended, pool_.Read("scheduled backups", [&](pg::Tx& tx) {
-    return EndedBackups(tx, database_id, v1::BACKUP_KIND_SCHEDULED);
-  }));
+  C2D_ASSIGN_OR_RETURN(std::vector<EndedBackup> ended,
+                       pool_.Read("scheduled backups", [&](pg::Tx& tx) {
+                         return EndedBackups(tx, database_id, v1::BACKUP_KIND_SCHEDULED);
+                       }));
   const std::set<std::string> kept =
       KeptBackups(ended, row.db.retention_daily(), row.db.retention_weekly(), absl::Now());
   int pruned = 0;

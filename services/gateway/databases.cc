@@ -363,8 +363,8 @@ httpd::Response Gateway::RotateCredentials(Call& c) {
   if (auto g = dbprov_->RotateCredentials(&ctx, req, &out); !g.ok()) {
     return FromStatus(rpc::FromGrpc(g));
   }
-  if (auto a = AuditMutation(c, out.project_id(), "database.rotate", out.id(),
-                             {{"name", out.name()}});
+  if (auto a =
+          AuditMutation(c, out.project_id(), "database.rotate", out.id(), {{"name", out.name()}});
       !a.ok()) {
     return FromStatus(a);
   }

@@ -298,9 +298,9 @@ httpd::Response Gateway::NotBuilt(Call& c) {
       return FromStatus(sp.status());
     }
   }
-  return Error(501, "not_implemented",
-               absl::StrCat(c.req.method, " ", c.req.path,
-                            ": this c2d does not run custom domains yet"));
+  return Error(
+      501, "not_implemented",
+      absl::StrCat(c.req.method, " ", c.req.path, ": this c2d does not run custom domains yet"));
 }
 
 // ---- operations

@@ -100,7 +100,8 @@ TEST_CASE("retention: failed backups are kept a week, and never count as a day's
       Ended("ok-yesterday", now - absl::Hours(24)),
       Ended("failed-old", now - absl::Hours(24 * 10), false),
   };
-  CHECK(dbprov::KeptBackups(all, 1, 0, now) == std::set<std::string>{"failed-today", "ok-yesterday"});
+  CHECK(dbprov::KeptBackups(all, 1, 0, now) ==
+        std::set<std::string>{"failed-today", "ok-yesterday"});
   // Backups stopped for a month: the last ones are still kept.
   std::vector<dbprov::EndedBackup> old = {Ended("a", now - absl::Hours(24 * 30)),
                                           Ended("b", now - absl::Hours(24 * 31))};

@@ -117,8 +117,7 @@ int main(int argc, char** argv) {
   for (const auto& [engine, name] : engines) {
     std::vector<double> ready;
     for (int i = 0; i < rounds; ++i) {
-      ready.push_back(
-          CreateToReady(*stub, project, engine, absl::StrCat("bench-", name, i), &id));
+      ready.push_back(CreateToReady(*stub, project, engine, absl::StrCat("bench-", name, i), &id));
       std::printf("%s create-to-ready %d: %.2f s\n", name, i + 1, ready.back());
       std::fflush(stdout);
     }

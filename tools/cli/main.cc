@@ -65,8 +65,8 @@ struct Args {
 };
 
 Args Parse(int argc, char** argv) {
-  static const std::vector<std::string> kFlags = {"json",  "f",    "follow", "reveal",
-                                                  "plain", "help", "h",      "no-wait", "no-final-backup"};
+  static const std::vector<std::string> kFlags = {"json", "f", "follow",  "reveal",         "plain",
+                                                  "help", "h", "no-wait", "no-final-backup"};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

@@ -6,15 +6,15 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <filesystem>
-#include <thread>
 #include <functional>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/str_cat.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/jobs/worker.h"
@@ -216,8 +216,8 @@ TEST_CASE("a PostgreSQL database is provisioned, used, kept across a restart and
   REQUIRE(engine.ok());
   CHECK(engine->addresses.at(cloud::ProjectNetwork(d.project_id())) == before->private_address);
   REQUIRE(f.servers_
-              ->WaitReady(v1::DATABASE_ENGINE_POSTGRES, again->address,
-                          f.Password(d.id(), "admin"), nullptr)
+              ->WaitReady(v1::DATABASE_ENGINE_POSTGRES, again->address, f.Password(d.id(), "admin"),
+                          nullptr)
               .ok());
   CHECK(Scalar(f.RoleUrl(d, "a", a), "SELECT n FROM items") == "42");
   // Running the set-up again changes nothing that works.
@@ -429,8 +429,9 @@ TEST_CASE("scheduled backups start when due, once, and retention keeps the newes
   CHECK(scheduler.RunOnce() == 0);
   CHECK(f.db_.Scalar("SELECT to_char(next_backup_at AT TIME ZONE 'UTC', 'HH24:MI:SS')" + where) ==
         "03:00:00");
-  CHECK(f.db_.Scalar("SELECT next_backup_at > now() AND next_backup_at <= now() + interval '1 day'" +
-                     where) == "t");
+  CHECK(
+      f.db_.Scalar("SELECT next_backup_at > now() AND next_backup_at <= now() + interval '1 day'" +
+                   where) == "t");
   CHECK(f.db_.Count("SELECT count(*) FROM backups WHERE database_id = '" + d.id() + "'") == 0);
 
   // Older backups: two scheduled ones (pruned), a manual one (kept).
@@ -444,7 +445,8 @@ TEST_CASE("scheduled backups start when due, once, and retention keeps the newes
   CHECK(scheduler.RunOnce() == 0);
   const std::string made = f.db_.Scalar(
       "SELECT id FROM backups WHERE kind = 'scheduled' AND state IN ('pending', 'running') AND "
-      "database_id = '" + d.id() + "'");
+      "database_id = '" +
+      d.id() + "'");
   CHECK(WaitBackup(f, made).state() == v1::BACKUP_STATE_SUCCEEDED);
   CHECK(f.db_.Scalar("SELECT next_backup_at > now()" + where) == "t");
 
@@ -460,8 +462,9 @@ TEST_CASE("scheduled backups start when due, once, and retention keeps the newes
   CHECK(Stored(f, d.id(), made));
 
   // No schedule: never due.
-  f.db_.Exec("UPDATE databases SET backup_schedule = '', next_backup_at = now() - interval '1 day'" +
-             match);
+  f.db_.Exec(
+      "UPDATE databases SET backup_schedule = '', next_backup_at = now() - interval '1 day'" +
+      match);
   CHECK(scheduler.RunOnce() == 0);
 }
 
@@ -490,8 +493,8 @@ TEST_CASE("deleting a database takes a final backup first, and without it nothin
   REQUIRE(!deleting.final_backup_id().empty());
   CHECK(WaitBackup(f, deleting.final_backup_id()).state() == v1::BACKUP_STATE_FAILED);
   v1::Database back = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
-  CHECK(back.failure_reason().find("not deleted: its final backup " +
-                                   deleting.final_backup_id() + " failed") != std::string::npos);
+  CHECK(back.failure_reason().find("not deleted: its final backup " + deleting.final_backup_id() +
+                                   " failed") != std::string::npos);
   auto servers = f.provider_->List({{dbprov::kDatabaseLabel, d.id()}});
   REQUIRE(servers.ok());
   CHECK(servers->size() == 1);
@@ -584,8 +587,10 @@ TEST_CASE("credentials rotate: the idle role gets a new password, then the old r
   CHECK_THROWS(Scalar(f.RoleUrl(d, "b", new_b), "SELECT 1"));
 
   // Every rotation_days, the leader starts one by itself.
-  f.db_.Exec("UPDATE databases SET rotation_days = 1, last_rotated_at = now() - interval '2 days' "
-             "WHERE id = '" + d.id() + "'");
+  f.db_.Exec(
+      "UPDATE databases SET rotation_days = 1, last_rotated_at = now() - interval '2 days' "
+      "WHERE id = '" +
+      d.id() + "'");
   CHECK(f.rotations_->StartDue() == 1);
   CHECK(f.rotations_->StartDue() == 0);  // once
   d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
@@ -625,9 +630,14 @@ struct EngineClient {
 
 CommandResult RedisAs(DbprovFixture& f, const v1::Database& d, const char* role,
                       const std::string& password, const std::string& command) {
-  std::vector<std::string> argv = {"redis-cli", "-h", Host(f.Address(d.id())), "-p",
-                                   Port(f.Address(d.id())), "--user",
-                                   dbprov::RoleBase(d.name()) + "_" + role, "--no-auth-warning"};
+  std::vector<std::string> argv = {"redis-cli",
+                                   "-h",
+                                   Host(f.Address(d.id())),
+                                   "-p",
+                                   Port(f.Address(d.id())),
+                                   "--user",
+                                   dbprov::RoleBase(d.name()) + "_" + role,
+                                   "--no-auth-warning"};
   for (absl::string_view w : absl::StrSplit(command, ' ')) argv.emplace_back(w);
   CommandResult r = Client(argv, {{"REDISCLI_AUTH", password}});
   // redis-cli exits 0 on a server error: an error reply is a failure.
@@ -640,10 +650,10 @@ CommandResult RedisAs(DbprovFixture& f, const v1::Database& d, const char* role,
 
 CommandResult MariadbAs(DbprovFixture& f, const v1::Database& d, const char* role,
                         const std::string& password, const std::string& command) {
-  return Client({"mariadb", "--protocol=TCP", "-h", Host(f.Address(d.id())), "-P",
-                 Port(f.Address(d.id())), "-u", dbprov::RoleBase(d.name()) + "_" + role, "-N",
-                 "-B", d.name(), "-e", command},
-                {{"MYSQL_PWD", password}});
+  return Client(
+      {"mariadb", "--protocol=TCP", "-h", Host(f.Address(d.id())), "-P", Port(f.Address(d.id())),
+       "-u", dbprov::RoleBase(d.name()) + "_" + role, "-N", "-B", d.name(), "-e", command},
+      {{"MYSQL_PWD", password}});
 }
 
 void EngineLifecycle(v1::DatabaseEngine engine, const std::string& name, const EngineClient& c) {

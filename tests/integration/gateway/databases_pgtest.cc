@@ -44,7 +44,9 @@ TEST_CASE("a database over REST: created, read, listed, hidden from other tenant
   for (const Bad& bad : std::vector<Bad>{
            {{{"name", "pg"}}, "engine", "must be postgres, mariadb or redis"},
            {{{"name", "pg"}, {"engine", "oracle"}}, "engine", "must be postgres"},
-           {{{"name", "pg"}, {"engine", "mariadb"}, {"version", "10.6"}}, "version", "must be 10.11"},
+           {{{"name", "pg"}, {"engine", "mariadb"}, {"version", "10.6"}},
+            "version",
+            "must be 10.11"},
            {{{"name", "Bad Name"}, {"engine", "postgres"}}, "name", "lower-case"},
            {{{"engine", "postgres"}}, "name", "is required"},
            {{{"name", "pg"}, {"engine", "postgres"}, {"plan", "huge"}}, "plan", "small, medium"},
@@ -553,11 +555,11 @@ TEST_CASE("the notes app runs on a linked MariaDB and on a linked Redis", "[gate
     // The app got <PREFIX>_URL of the engine's scheme, and reaches the
     // server by name.
     auto [app, unused] = AppContainer(shop.id(), svc);
-    const std::string url = Podman({"exec", app, "python3", "-c",
-                                    "import os, sys; print(os.environ[sys.argv[1]])",
-                                    c.prefix + "_URL"});
-    CHECK(absl::StartsWith(url, (c.engine == "redis" ? "redis://" : "mysql://") + c.engine +
-                                    "-db_a:"));
+    const std::string url =
+        Podman({"exec", app, "python3", "-c", "import os, sys; print(os.environ[sys.argv[1]])",
+                c.prefix + "_URL"});
+    CHECK(absl::StartsWith(url,
+                           (c.engine == "redis" ? "redis://" : "mysql://") + c.engine + "-db_a:"));
     const std::string db_host = api.Call("GET", "/v1/databases/" + db, alice).body["host"];
     CHECK_THAT(url, Catch::Contains("@" + db_host + ":"));
   }
