@@ -116,6 +116,12 @@ absl::StatusOr<Response> Send(const Request& request) {
     curl_easy_setopt(c, CURLOPT_USERNAME, request.user.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, request.password.c_str());
   }
+  if (!request.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str());
+    // Only that bundle: the CA directory libcurl was built with would add
+    // the system's CAs back.
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+  }
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));

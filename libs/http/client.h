@@ -45,6 +45,9 @@ struct Request {
   // Basic auth credentials, when user is non-empty.
   std::string user;
   std::string password;
+  // When set, a PEM bundle of the CAs trusted for https instead of the
+  // system store (e.g. the test CA of a Pebble ACME server).
+  std::string ca_file;
 };
 
 struct Response {
