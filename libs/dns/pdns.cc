@@ -20,6 +20,47 @@ std::string ErrorText(const std::string& body) {
   return body.substr(0, 200);
 }
 
+// The account of the RRset comments that hold c2d's tag.
+constexpr char kTagAccount[] = "c2d";
+
+RRset FromJson(const json& set) {
+  RRset out{set.value("name", ""), set.value("type", ""), set.value("ttl", 0), {}, ""};
+  for (const json& r : set.value("records", json::array())) {
+    if (!r.value("disabled", false)) out.records.push_back(r.value("content", ""));
+  }
+  for (const json& c : set.value("comments", json::array())) {
+    if (c.value("account", "") == kTagAccount) out.tag = c.value("content", "");
+  }
+  return out;
+}
+
+json Change(const RRset& rrset, const std::string& tag) {
+  if (rrset.records.empty()) {
+    return {{"name", rrset.name}, {"type", rrset.type}, {"changetype", "DELETE"}};
+  }
+  json records = json::array();
+  for (const std::string& content : rrset.records) {
+    records.push_back({{"content", content}, {"disabled", false}});
+  }
+  json change = {{"name", rrset.name},
+                 {"type", rrset.type},
+                 {"ttl", rrset.ttl},
+                 {"changetype", "REPLACE"},
+                 {"records", records}};
+  if (!tag.empty()) {
+    change["comments"] = json::array({{{"content", tag}, {"account", kTagAccount}}});
+  }
+  return change;
+}
+
+absl::StatusOr<json> ZoneDocument(const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("rrsets") || !j["rrsets"].is_array()) {
+    return absl::UnavailableError("PowerDNS API: unexpected zone document");
+  }
+  return j;
+}
+
 }  // namespace
 
 Pdns::Pdns(PdnsOptions options) : options_(std::move(options)) {}
@@ -90,23 +131,34 @@ absl::Status Pdns::Patch(const std::string& zone, const std::string& rrsets_json
 }
 
 absl::Status Pdns::Replace(const std::string& zone, const RRset& rrset) {
-  if (rrset.records.empty()) return Delete(zone, rrset.name, rrset.type);
-  json records = json::array();
-  for (const std::string& content : rrset.records) {
-    records.push_back({{"content", content}, {"disabled", false}});
-  }
-  json change = {{"name", rrset.name},
-                 {"type", rrset.type},
-                 {"ttl", rrset.ttl},
-                 {"changetype", "REPLACE"},
-                 {"records", records}};
-  return Patch(zone, json::array({change}).dump());
+  return Patch(zone, json::array({Change(rrset, rrset.tag)}).dump());
 }
 
 absl::Status Pdns::Delete(const std::string& zone, const std::string& name,
                           const std::string& type) {
-  json change = {{"name", name}, {"type", type}, {"changetype", "DELETE"}};
-  return Patch(zone, json::array({change}).dump());
+  return Patch(zone, json::array({Change(RRset{name, type, 0, {}, ""}, "")}).dump());
+}
+
+absl::Status Pdns::Apply(const std::string& zone, const std::vector<RRset>& changes,
+                         const std::string& tag) {
+  if (changes.empty()) return absl::OkStatus();
+  json patch = json::array();
+  for (const RRset& rrset : changes) patch.push_back(Change(rrset, tag));
+  return Patch(zone, patch.dump());
+}
+
+absl::StatusOr<std::vector<RRset>> Pdns::List(const std::string& zone) {
+  auto body = Call("GET", absl::StrCat("/zones/", zone), "");
+  if (!body.ok()) return body.status();
+  auto j = ZoneDocument(*body);
+  if (!j.ok()) return j.status();
+  std::vector<RRset> out;
+  for (const json& set : (*j)["rrsets"]) {
+    RRset rrset = FromJson(set);
+    if (rrset.type == "SOA" || rrset.type == "NS" || rrset.records.empty()) continue;
+    out.push_back(std::move(rrset));
+  }
+  return out;
 }
 
 absl::StatusOr<RRset> Pdns::Get(const std::string& zone, const std::string& name,
@@ -116,18 +168,12 @@ absl::StatusOr<RRset> Pdns::Get(const std::string& zone, const std::string& name
       absl::StrCat("/zones/", zone, "?rrset_name=", http::UrlEncode(name), "&rrset_type=", type),
       "");
   if (!body.ok()) return body.status();
-  auto j = json::parse(*body, nullptr, false);
-  if (!j.is_object() || !j.contains("rrsets") || !j["rrsets"].is_array()) {
-    return absl::UnavailableError("PowerDNS API: unexpected zone document");
-  }
+  auto j = ZoneDocument(*body);
+  if (!j.ok()) return j.status();
   // Older servers ignore the filter: pick the RRset out of the whole zone.
-  for (const json& set : j["rrsets"]) {
+  for (const json& set : (*j)["rrsets"]) {
     if (set.value("name", "") != name || set.value("type", "") != type) continue;
-    RRset out{name, type, set.value("ttl", 0), {}};
-    for (const json& r : set.value("records", json::array())) {
-      if (!r.value("disabled", false)) out.records.push_back(r.value("content", ""));
-    }
-    return out;
+    return FromJson(set);
   }
   return absl::NotFoundError(absl::StrCat("no ", type, " records for ", name));
 }

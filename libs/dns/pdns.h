@@ -1,15 +1,18 @@
 #pragma once
 
 // A client of the PowerDNS Authoritative HTTP API (v1), enough for c2d's
-// zones: create a zone, read, replace and delete one RRset. c2d runs one
-// PowerDNS on loopback (tools/lib/pdns.sh); it serves the local ingress's
-// upstream table (libs/ingress) and, later, c2d's DNS zones. Thread-safe.
+// zones: create a zone, list it, read, replace and delete RRsets. c2d runs
+// one PowerDNS on loopback (tools/lib/pdns.sh); the DNS service writes every
+// zone it serves through this client (the local ingress's upstream table
+// among them). A tag is kept as the RRset's comment (account "c2d").
+// Thread-safe.
 
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "libs/dns/backend.h"
 
 namespace c2d::dns {
 
@@ -20,19 +23,16 @@ struct PdnsOptions {
   std::chrono::milliseconds timeout{5000};
 };
 
-struct RRset {
-  std::string name;  // absolute, with the trailing dot
-  std::string type;  // A, SRV, CNAME, …
-  int ttl = 60;
-  std::vector<std::string> records;  // contents in zone-file syntax
-};
-
-class Pdns {
+class Pdns : public Backend {
  public:
   explicit Pdns(PdnsOptions options);
 
   // Creates the zone (a Native zone, no NS records) unless it exists.
-  absl::Status EnsureZone(const std::string& zone);
+  absl::Status EnsureZone(const std::string& zone) override;
+  absl::StatusOr<std::vector<RRset>> List(const std::string& zone) override;
+  // One PATCH: PowerDNS applies it in one transaction.
+  absl::Status Apply(const std::string& zone, const std::vector<RRset>& changes,
+                     const std::string& tag) override;
   // OK when the zone exists, NotFound otherwise.
   absl::Status CheckZone(const std::string& zone);
   // Replaces the RRset (name, type) of `zone` with `rrset`; no records

@@ -6,6 +6,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "libs/common/status.h"
+#include "libs/rpc/status.h"
 
 namespace c2d::ingress {
 namespace {
@@ -15,6 +18,12 @@ namespace {
 constexpr char kLoopbackHost[] = "127.0.0.1";
 // Seconds; Caddy refreshes on its own schedule (kRefresh) whatever the TTL says.
 constexpr int kTtl = 1;
+// A DNS service call: a transaction and one PowerDNS request.
+constexpr auto kCallTimeout = std::chrono::seconds(10);
+
+void SetDeadline(grpc::ClientContext& ctx) {
+  ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
+}
 
 bool ValidHostname(const std::string& h) {
   static const std::regex kHost(
@@ -24,10 +33,13 @@ bool ValidHostname(const std::string& h) {
 
 }  // namespace
 
-Upstreams::Upstreams(Options options) : options_(std::move(options)), pdns_(options_.pdns) {}
+Upstreams::Upstreams(Options options, std::shared_ptr<grpc::Channel> dns)
+    : options_(std::move(options)),
+      pdns_(options_.pdns),
+      dns_(v1::DnsService::NewStub(std::move(dns))) {}
 
 std::string Upstreams::RecordName(const std::string& hostname) const {
-  return absl::StrCat(hostname, ".", options_.zone);
+  return absl::StrCat(hostname, ".", absl::StripSuffix(options_.zone, "."));
 }
 
 absl::Status Upstreams::Check() {
@@ -43,17 +55,22 @@ absl::Status Upstreams::Check() {
   return absl::OkStatus();
 }
 
-absl::Status Upstreams::Set(const std::string& hostname,
+absl::Status Upstreams::Set(const std::string& owner, const std::string& hostname,
                             const std::vector<std::string>& addresses) {
   if (!ValidHostname(hostname)) {
     return absl::InvalidArgumentError(absl::StrCat("\"", hostname, "\" is not a hostname"));
   }
   std::vector<std::string> targets = addresses;
   if (targets.empty()) {
-    if (options_.unavailable_addr.empty()) return Remove(hostname);
+    if (options_.unavailable_addr.empty()) return Remove(owner, hostname);
     targets.push_back(options_.unavailable_addr);
   }
-  dns::RRset rrset{RecordName(hostname), "SRV", kTtl, {}};
+  v1::UpsertRecordsRequest request;
+  v1::Record& record = *request.add_records();
+  record.set_name(RecordName(hostname));
+  record.set_type(v1::RECORD_TYPE_SRV);
+  record.set_ttl(kTtl);
+  record.set_owner(owner);
   for (const std::string& a : targets) {
     std::pair<std::string, std::string> hp = absl::StrSplit(a, absl::MaxSplits(':', 1));
     int port = 0;
@@ -63,20 +80,40 @@ absl::Status Upstreams::Set(const std::string& hostname,
           absl::StrCat("upstream \"", a, "\" is not 127.0.0.1:<port>"));
     }
     // priority 0, weight 1: Caddy balances round-robin over them all.
-    rrset.records.push_back(absl::StrCat("0 1 ", port, " loopback.", options_.zone));
+    record.add_values(absl::StrCat("0 1 ", port, " ", RecordName("loopback")));
   }
-  return pdns_.Replace(options_.zone, rrset);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::UpsertRecordsResponse response;
+  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->UpsertRecords(&ctx, request, &response)));
+  if (!response.synced()) {
+    return absl::UnavailableError(absl::StrCat("the DNS service recorded the upstreams of ",
+                                               hostname, " but PowerDNS does not serve them yet"));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status Upstreams::Remove(const std::string& hostname) {
+absl::Status Upstreams::Remove(const std::string& owner, const std::string& hostname) {
   if (!ValidHostname(hostname)) {
     return absl::InvalidArgumentError(absl::StrCat("\"", hostname, "\" is not a hostname"));
   }
-  return pdns_.Delete(options_.zone, RecordName(hostname), "SRV");
+  v1::DeleteRecordsRequest request;
+  request.set_owner(owner);
+  request.set_name(RecordName(hostname));
+  request.set_type(v1::RECORD_TYPE_SRV);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  v1::DeleteRecordsResponse response;
+  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->DeleteRecords(&ctx, request, &response)));
+  if (!response.synced()) {
+    return absl::UnavailableError(absl::StrCat("the DNS service removed the upstreams of ",
+                                               hostname, " but PowerDNS still serves them"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> Upstreams::Get(const std::string& hostname) {
-  auto rr = pdns_.Get(options_.zone, RecordName(hostname), "SRV");
+  auto rr = pdns_.Get(options_.zone, RecordName(hostname) + ".", "SRV");
   if (!rr.ok()) return rr.status();
   std::vector<std::string> out;
   for (const std::string& content : rr->records) {

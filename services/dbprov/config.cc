@@ -44,6 +44,7 @@ absl::StatusOr<Config> Config::FromEnv() {
                        env::GetDuration("C2D_ROTATION_TIMEOUT", c.rotation_timeout,
                                         milliseconds(10'000), std::chrono::hours(6)));
   c.deployer_addr = env::GetString("C2D_DEPLOYER_ADDR", "");
+  c.dns_addr = env::GetString("C2D_DNS_ADDR", "");
   c.backup_dir = env::GetString("C2D_BACKUP_DIR",
                                 (std::filesystem::temp_directory_path() / "c2d-backups").string());
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());

@@ -30,6 +30,8 @@ struct Config {
   // The deployer, which redeploys linked services when credentials rotate;
   // without it a linked database cannot rotate.
   std::string deployer_addr;  // C2D_DEPLOYER_ADDR
+  // The DNS service, which publishes each database's name; empty = none.
+  std::string dns_addr;  // C2D_DNS_ADDR
   // The local object store of backups (one file per backup).
   std::string backup_dir;  // C2D_BACKUP_DIR, default $TMPDIR/c2d-backups
 

@@ -28,14 +28,17 @@ int main() {
   dbprov::DatabaseServiceImpl service((*process)->pool(), *config, provider, store);
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
   dbprov::Backups backups((*process)->pool(), *config, servers, provider, store);
+  auto credentials = rpc::ChannelCredentialsFromEnv();
+  if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
+  if (!config->dns_addr.empty()) {
+    servers.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
+  }
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
   servers.RegisterJobs(worker);
   backups.RegisterJobs(worker);
   dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
   (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
-  auto credentials = rpc::ChannelCredentialsFromEnv();
-  if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
   dbprov::Rotations rotations((*process)->pool(), *config, servers,
                               config->deployer_addr.empty()
                                   ? nullptr

@@ -6,6 +6,7 @@
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/rpc/proto_json.h"
+#include "libs/rpc/status.h"
 #include "proto/c2d/v1/jobs.pb.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/engine_ops.h"
@@ -14,6 +15,11 @@ namespace c2d::dbprov {
 namespace {
 
 constexpr std::chrono::seconds kStopGrace{10};
+// A DNS service call: one transaction and one PowerDNS request.
+constexpr auto kDnsTimeout = std::chrono::seconds(10);
+
+constexpr pg::Statement kProjectName{"dbprov_project_name",
+                                     "SELECT name FROM projects WHERE id = $1"};
 
 }  // namespace
 
@@ -126,6 +132,37 @@ absl::StatusOr<DatabaseRow> Servers::Load(const std::string& id) {
   return row;
 }
 
+void Servers::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
+  dns_ = v1::DnsService::NewStub(dns);
+}
+
+absl::Status Servers::PublishName(const DatabaseRow& row, const std::string& address) {
+  if (dns_ == nullptr) return absl::OkStatus();
+  const std::string owner = absl::StrCat("database:", row.db.id());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
+  if (address.empty()) {
+    v1::DeleteRecordsRequest del;
+    del.set_owner(owner);
+    v1::DeleteRecordsResponse out;
+    return rpc::FromGrpc(dns_->DeleteRecords(&ctx, del, &out));
+  }
+  auto project = pool_.Read("project name", [&](pg::Tx& tx) -> absl::StatusOr<std::string> {
+    pqxx::result r = tx.Exec(kProjectName, row.db.project_id());
+    if (r.empty()) return absl::NotFoundError("the database's project does not exist");
+    return r[0][0].as<std::string>();
+  });
+  if (!project.ok()) return project.status();
+  v1::UpsertRecordsRequest upsert;
+  v1::Record& r = *upsert.add_records();
+  r.set_name(absl::StrCat(row.db.name(), ".", *project, ".internal.", config_.base_domain));
+  r.set_type(v1::RECORD_TYPE_A);
+  r.set_owner(owner);
+  r.add_values(address);
+  v1::UpsertRecordsResponse out;
+  return rpc::FromGrpc(dns_->UpsertRecords(&ctx, upsert, &out));
+}
+
 absl::Status Servers::Provision(jobs::JobContext& ctx) {
   v1::ProvisionDbJob payload;
   if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.database_id().empty()) {
@@ -145,6 +182,7 @@ absl::Status Servers::Provision(jobs::JobContext& ctx) {
   if (absl::Status s = EnsureRoles(server->address, *row, *admin); !s.ok()) {
     return FailIfLast(ctx, id, s);
   }
+  if (absl::Status s = PublishName(*row, server->private_address); !s.ok()) return s;
   auto engine = FindEngine(row->db.engine());
   auto marked = pool_.Transact("database available", [&](pg::Tx& tx) {
     return MarkAvailable(tx, id, config_.Host(engine->name, id), engine->port, server->ref);
@@ -180,6 +218,7 @@ absl::Status Servers::Delete(jobs::JobContext& ctx) {
   if (left.ok() && left->empty()) {
     (void)provider_.RemoveNetwork(cloud::ProjectNetwork(row->db.project_id()));
   }
+  C2D_RETURN_IF_ERROR(PublishName(*row, ""));
   auto marked = pool_.Transact("database deleted", [&](pg::Tx& tx) { return MarkDeleted(tx, id); });
   if (!marked.ok()) return marked.status();
   log::Info("database deleted", {{"database_id", id}});

@@ -6,11 +6,16 @@
 // delete_db. Both are idempotent steps: a job run again after a crash finds
 // what the first run made and carries on.
 
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+
 #include "libs/cloud/provider.h"
 #include "libs/jobs/job.h"
 #include "libs/jobs/worker.h"
 #include "libs/oci/registry.h"
 #include "libs/pg/pool.h"
+#include "proto/c2d/v1/dns.grpc.pb.h"
 #include "services/dbprov/config.h"
 #include "services/dbprov/store.h"
 
@@ -23,6 +28,12 @@ class Servers {
  public:
   Servers(pg::Pool& pool, const Config& config, cloud::Provider& provider, oci::Registry& registry)
       : pool_(pool), config_(config), provider_(provider), registry_(registry) {}
+
+  // The DNS service: a database's server gets the name
+  // "<database>.<project>.internal.<base>" (an A record of its address on
+  // its project's network) before it shows available, until it is deleted.
+  // Without it no name is published.
+  void UseDns(const std::shared_ptr<grpc::Channel>& dns);
 
   // Registers provision_db and delete_db on a "dbprov" worker.
   void RegisterJobs(jobs::Worker& worker);
@@ -50,11 +61,14 @@ class Servers {
   // The database a job names; a permanent error when it does not exist.
   absl::StatusOr<DatabaseRow> Load(const std::string& id);
   absl::Status FailIfLast(jobs::JobContext& ctx, const std::string& id, const absl::Status& s);
+  // The database's DNS name points at `address`; no address removes it.
+  absl::Status PublishName(const DatabaseRow& row, const std::string& address);
 
   pg::Pool& pool_;
   const Config& config_;
   cloud::Provider& provider_;
   oci::Registry& registry_;
+  std::unique_ptr<v1::DnsService::Stub> dns_;  // null without UseDns
 };
 
 // Whether login role "a" or "b" may log in: the active one, the retiring

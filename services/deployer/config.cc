@@ -15,6 +15,12 @@ std::string Config::Hostname(const std::string& service, const std::string& proj
   return absl::StrCat(service, ".", project, ".", base_domain);
 }
 
+std::string Config::InternalName(const std::string& service, const std::string& project) const {
+  return absl::StrCat(service, ".", project, ".internal.", base_domain);
+}
+
+bool Config::HasPublicZone() const { return absl::StrContains(base_domain, '.'); }
+
 absl::StatusOr<Config> Config::FromEnv() {
   Config c;
   C2D_ASSIGN_OR_RETURN(cloud::LocalEnv local, cloud::LocalEnv::FromEnv());
@@ -27,6 +33,8 @@ absl::StatusOr<Config> Config::FromEnv() {
   c.ingress.unavailable_addr = env::GetString("C2D_INGRESS_UNAVAILABLE_ADDR", "");
   c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
   c.dbprov_addr = env::GetString("C2D_DBPROV_ADDR", "");
+  C2D_ASSIGN_OR_RETURN(c.dns_addr, env::GetRequired("C2D_DNS_ADDR"));
+  c.public_ipv4 = env::GetString("C2D_PUBLIC_IPV4", "");
   C2D_ASSIGN_OR_RETURN(c.reconcile_interval,
                        env::GetDuration("C2D_RECONCILE_INTERVAL", c.reconcile_interval,
                                         milliseconds(200), std::chrono::minutes(5)));

@@ -32,11 +32,23 @@ struct Config {
   // dbprov's gRPC address, to resolve database links; empty: releases with
   // links fail.
   std::string dbprov_addr;  // C2D_DBPROV_ADDR
+  // The DNS service, which owns the ingress's upstream records (and every
+  // other DNS record).
+  std::string dns_addr;  // C2D_DNS_ADDR, required
+  // Where app hostnames in the public zone point (the ingress's address);
+  // empty = no A records for them.
+  std::string public_ipv4;  // C2D_PUBLIC_IPV4
 
   // registry.url's host:port: images must come from this registry.
   std::string RegistryHost() const;
   // <service>.<project>.<base domain>
   std::string Hostname(const std::string& service, const std::string& project) const;
+  // <service>.<project>.internal.<base_domain>: the name of a service's
+  // healthy instances on its project's network.
+  std::string InternalName(const std::string& service, const std::string& project) const;
+  // True when <base_domain> is a zone c2d serves (it has a dot; "localhost"
+  // names resolve to loopback by themselves).
+  bool HasPublicZone() const;
 
   static absl::StatusOr<Config> FromEnv();
 };

@@ -251,9 +251,21 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
     }
   }
 
-  // ---- switch: one transaction, then the ingress follows it
-  auto switched = pool.Transact("switch", [&](pg::Tx& tx) { return SwitchLive(tx, d); });
-  if (!switched.ok()) return switched.status();
+  // ---- switch: one transaction, which the ingress follows before it
+  // commits, so that a deployment is never LIVE while its hostname does not
+  // route to it yet. Should the commit fail, the new instances (healthy)
+  // serve until the job runs again.
+  auto switched = pool.Transact("switch", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+    C2D_ASSIGN_OR_RETURN(bool done, SwitchLive(tx, d));
+    if (done) C2D_RETURN_IF_ERROR(runtime_.SyncIngress(tx, d.service_id()));
+    return done;
+  });
+  if (!switched.ok()) {
+    // Retried (and the reconciler syncs too); the old instances are not
+    // stopped before the ingress has left them.
+    log::Warn("cannot switch the release", {{"error", switched.status().ToString()}});
+    return switched.status();
+  }
   if (!*switched) return absl::OkStatus();  // superseded meanwhile; nothing was switched
   const absl::Duration took =
       absl::Now() - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(d.started_at()));
@@ -262,12 +274,6 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
       .Observe(absl::ToDoubleSeconds(took));
   log::Info("deployment live",
             {{"service_id", d.service_id()}, {"seconds", absl::ToDoubleSeconds(took)}});
-  if (s = runtime_.SyncIngress(d.service_id()); !s.ok()) {
-    // Retried (and the reconciler syncs too); the old instances are not
-    // stopped before the ingress has left them.
-    log::Warn("cannot update the ingress", {{"error", s.ToString()}});
-    return s;
-  }
   // The old instances, now DRAINING, finish what the ingress sent them; the
   // reconciler stops them once the drain grace has passed (no worker waits).
   return absl::OkStatus();

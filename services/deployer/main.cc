@@ -17,15 +17,17 @@ int main() {
   if (!process.ok()) return rpc::Process::Fail(process.status());
   auto config = deployer::Config::FromEnv();
   if (!config.ok()) return rpc::Process::Fail(config.status());
-  ingress::Upstreams upstreams(config->ingress);
+  auto credentials = rpc::ChannelCredentialsFromEnv();
+  if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
+  ingress::Upstreams upstreams(config->ingress,
+                               grpc::CreateChannel(config->dns_addr, *credentials));
   if (auto s = upstreams.Check(); !s.ok()) return rpc::Process::Fail(s);
   cloud::LocalProvider provider(config->local);
 
   deployer::Runtime runtime((*process)->pool(), *config, provider, upstreams);
   if (auto s = runtime.Init(); !s.ok()) return rpc::Process::Fail(s);
+  runtime.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
   if (!config->dbprov_addr.empty()) {
-    auto credentials = rpc::ChannelCredentialsFromEnv();
-    if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
     runtime.UseDatabases(grpc::CreateChannel(config->dbprov_addr, *credentials));
   }
   deployer::DeployerServiceImpl service(runtime);

@@ -17,6 +17,15 @@
 namespace c2d::deployer {
 namespace {
 
+// The DNS owner of a service's records.
+std::string Owner(const std::string& service_id) { return absl::StrCat("service:", service_id); }
+
+// A DNS service call: one transaction and one PowerDNS request.
+constexpr auto kDnsTimeout = std::chrono::seconds(10);
+// Seconds; a name follows its healthy instances, so resolvers must not keep
+// an old answer long.
+constexpr int kDnsTtl = 10;
+
 constexpr pg::Statement kIngressLock{
     "deployer_ingress_lock", "SELECT pg_advisory_xact_lock(hashtext('c2d.ingress.' || $1))"};
 // The service's and its project's names now (a rename moves the routes at
@@ -80,6 +89,60 @@ absl::Status Runtime::Init() {
 
 void Runtime::UseDatabases(const std::shared_ptr<grpc::Channel>& dbprov) {
   databases_ = v1::DatabaseService::NewStub(dbprov);
+}
+
+void Runtime::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
+  dns_ = v1::DnsService::NewStub(dns);
+}
+
+std::map<std::string, std::vector<std::string>> Runtime::Names(
+    const std::string& hostname, const std::string& internal_name,
+    const std::vector<std::string>& privates) const {
+  std::map<std::string, std::vector<std::string>> names;
+  if (!privates.empty()) names[internal_name] = privates;
+  if (!config_.public_ipv4.empty() && config_.HasPublicZone()) {
+    names[hostname] = {config_.public_ipv4};
+  }
+  return names;
+}
+
+absl::Status Runtime::PublishNames(const std::string& service_id,
+                                   const std::map<std::string, std::vector<std::string>>& names) {
+  if (dns_ == nullptr) return absl::OkStatus();
+  // What the service has now: A records of other names go (a rename, no
+  // healthy instance left).
+  v1::ListRecordsRequest list;
+  list.set_owner(Owner(service_id));
+  list.mutable_page()->set_page_size(200);
+  v1::ListRecordsResponse have;
+  grpc::ClientContext list_ctx;
+  list_ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
+  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->ListRecords(&list_ctx, list, &have)));
+  v1::DeleteRecordsRequest stale;
+  stale.set_owner(Owner(service_id));
+  for (const v1::Record& r : have.records()) {
+    if (r.type() == v1::RECORD_TYPE_A && !names.count(r.name())) stale.add_ids(r.id());
+  }
+  if (!stale.ids().empty()) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
+    v1::DeleteRecordsResponse deleted;
+    C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->DeleteRecords(&ctx, stale, &deleted)));
+  }
+  if (names.empty()) return absl::OkStatus();
+  v1::UpsertRecordsRequest upsert;
+  for (const auto& [name, values] : names) {
+    v1::Record& r = *upsert.add_records();
+    r.set_name(name);
+    r.set_type(v1::RECORD_TYPE_A);
+    r.set_ttl(kDnsTtl);
+    r.set_owner(Owner(service_id));
+    for (const std::string& v : values) r.add_values(v);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
+  v1::UpsertRecordsResponse written;
+  return rpc::FromGrpc(dns_->UpsertRecords(&ctx, upsert, &written));
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ApplyLinks(
@@ -211,7 +274,7 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
     current = std::move(*made);
     created = true;
     C2D_RETURN_IF_ERROR(pool_.Transact("record instance", [&](pg::Tx& tx) -> absl::Status {
-      C2D_RETURN_IF_ERROR(SetInstanceRef(tx, id, current->ref, "", 0));
+      C2D_RETURN_IF_ERROR(SetInstanceRef(tx, id, current->ref, "", 0, current->private_address));
       for (const v1::VolumeMount& v : spec.volumes()) {
         C2D_RETURN_IF_ERROR(AttachVolume(tx, v.volume_id(), VolumeName(v.volume_id()), id));
       }
@@ -230,11 +293,13 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
     port = current->address.substr(colon + 1);
   }
   if (current->ref == row.instance.provider_ref() && host == row.instance.host() &&
-      port == std::to_string(row.instance.port()) && !created) {
+      port == std::to_string(row.instance.port()) &&
+      current->private_address == row.private_address && !created) {
     return absl::OkStatus();
   }
   return pool_.Transact("record instance address", [&](pg::Tx& tx) -> absl::Status {
-    C2D_RETURN_IF_ERROR(SetInstanceRef(tx, id, current->ref, host, std::stoi(port)));
+    C2D_RETURN_IF_ERROR(
+        SetInstanceRef(tx, id, current->ref, host, std::stoi(port), current->private_address));
     if (!created) return absl::OkStatus();
     return AddEvent(
         tx, d.id(), d.service_id(), id, "instance.created",
@@ -296,10 +361,14 @@ absl::Status Runtime::DeleteVolume(const v1::Volume& volume) {
 }
 
 absl::Status Runtime::SyncIngress(const std::string& service_id) {
-  return pool_.Transact("sync ingress", [&](pg::Tx& tx) -> absl::Status {
+  return pool_.Transact("sync ingress", [&](pg::Tx& tx) { return SyncIngress(tx, service_id); });
+}
+
+absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
+  {
     tx.Exec(kIngressLock, service_id);
     v1::ServiceSpec spec;
-    std::vector<std::string> addresses;
+    std::vector<std::string> addresses, privates;
     auto live = LiveDeployment(tx, service_id);
     if (live.ok()) {
       spec = live->spec();
@@ -308,9 +377,11 @@ absl::Status Runtime::SyncIngress(const std::string& service_id) {
       for (const InstanceRow& r : *rows) {
         if (r.instance.state() == v1::INSTANCE_STATE_HEALTHY && r.instance.port() > 0) {
           addresses.push_back(absl::StrCat(r.instance.host(), ":", r.instance.port()));
+          if (!r.private_address.empty()) privates.push_back(r.private_address);
         }
       }
       std::sort(addresses.begin(), addresses.end());
+      std::sort(privates.begin(), privates.end());
     } else if (absl::IsNotFound(live.status())) {
       auto latest = ListDeployments(tx, service_id, 1, "");
       if (!latest.ok()) return latest.status();
@@ -330,7 +401,7 @@ absl::Status Runtime::SyncIngress(const std::string& service_id) {
     if (pqxx::result r = tx.Exec(kRouted, service_id); !r.empty()) {
       const std::string before = r[0][0].as<std::string>();
       if (before != hostname) {
-        C2D_RETURN_IF_ERROR(upstreams_.Remove(before));
+        C2D_RETURN_IF_ERROR(upstreams_.Remove(Owner(service_id), before));
         log::Info("ingress: renamed", {{"from", before}, {"to", hostname}});
         absl::MutexLock lock(&mu_);
         written_.erase(before);
@@ -341,20 +412,27 @@ absl::Status Runtime::SyncIngress(const std::string& service_id) {
     } else {
       tx.Exec(kUnrouted, service_id);
     }
-    // What the table holds for the hostname after this call.
-    const std::string entry = live.ok() ? absl::StrJoin(addresses, ",") : "(removed)";
+    // What the table and the DNS names hold for the hostname after this call.
+    const std::string entry =
+        live.ok() ? absl::StrCat(absl::StrJoin(addresses, ","), "|", absl::StrJoin(privates, ","))
+                  : "(removed)";
     {
       absl::MutexLock lock(&mu_);
       auto it = written_.find(hostname);
       if (it != written_.end() && it->second == entry) return absl::OkStatus();
     }
-    absl::Status s = live.ok() ? upstreams_.Set(hostname, addresses) : upstreams_.Remove(hostname);
+    absl::Status s = live.ok() ? upstreams_.Set(Owner(service_id), hostname, addresses)
+                               : upstreams_.Remove(Owner(service_id), hostname);
     if (!s.ok()) return s;
+    std::map<std::string, std::vector<std::string>> names;
+    if (live.ok())
+      names = Names(hostname, config_.InternalName(service_name, project_name), privates);
+    C2D_RETURN_IF_ERROR(PublishNames(service_id, names));
     log::Info("ingress updated", {{"hostname", hostname}, {"upstreams", addresses}});
     absl::MutexLock lock(&mu_);
     written_[hostname] = entry;
     return absl::OkStatus();
-  });
+  }
 }
 
 void Runtime::ForgetIngress() {

@@ -20,6 +20,7 @@
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.pb.h"
+#include "proto/c2d/v1/dns.grpc.pb.h"
 #include "services/deployer/config.h"
 #include "services/deployer/store.h"
 
@@ -59,6 +60,12 @@ class Runtime {
   // Links resolve through dbprov at this address; without it a release with
   // database links fails. Before any deployment runs.
   void UseDatabases(const std::shared_ptr<grpc::Channel>& dbprov);
+  // The DNS service, for the service names beside the ingress's routes:
+  // "<service>.<project>.internal.<base>" (one A record per healthy
+  // instance's private address) and, with a public zone and
+  // C2D_PUBLIC_IPV4, the hostname's A record. Without it no names are
+  // published.
+  void UseDns(const std::shared_ptr<grpc::Channel>& dns);
 
   // The environment of a release's instances (ApplyLinks), its links
   // resolved by dbprov now, so credentials are current. InvalidArgument or
@@ -83,6 +90,10 @@ class Runtime {
   // deployment (503 when there are none; 404 again once it has no live
   // deployment). Serialized per service across processes by an advisory lock.
   absl::Status SyncIngress(const std::string& service_id);
+  // The same inside the caller's transaction, which sees its own changes:
+  // the ingress serves them before they commit (and the lock is held until
+  // they do).
+  absl::Status SyncIngress(pg::Tx& tx, const std::string& service_id);
   // Forgets what SyncIngress last wrote, so the next call writes again.
   void ForgetIngress();
 
@@ -103,8 +114,17 @@ class Runtime {
   pg::Pool& pool_;
   const Config& config_;
   cloud::Provider& provider_;
+  // The A records a routed service should have now, by name.
+  std::map<std::string, std::vector<std::string>> Names(
+      const std::string& hostname, const std::string& internal_name,
+      const std::vector<std::string>& privates) const;
+  // Makes the service's A records exactly `names` (through the DNS service).
+  absl::Status PublishNames(const std::string& service_id,
+                            const std::map<std::string, std::vector<std::string>>& names);
+
   ingress::Upstreams& upstreams_;
   std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
+  std::unique_ptr<v1::DnsService::Stub> dns_;             // null without UseDns
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that

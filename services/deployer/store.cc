@@ -30,7 +30,8 @@ using google::protobuf::util::TimeUtil;
       "i.last_health_check_at") ", i.last_health_ok, coalesce(i.last_health_detail, ''), " \
       C2D_MICROS("i.created_at") ", " C2D_MICROS("i.stopped_at") ", d.state, "             \
       "i.consecutive_passes, i.consecutive_failures, " C2D_MICROS(                        \
-          "i.last_restart_at") ", " C2D_MICROS("i.next_restart_at") ", " C2D_MICROS("i.updated_at")
+          "i.last_restart_at") ", " C2D_MICROS("i.next_restart_at") ", " C2D_MICROS("i.updated_at") \
+          ", coalesce(i.private_address, '')"
 
 #define C2D_VOLUME_COLUMNS                                                               \
   "id, service_id, project_id, name, size_gb, mount_path, state, coalesce(instance_id, " \
@@ -121,7 +122,7 @@ VALUES ($1, $2, $3, 'local', NULLIF($4, 0)))sql"};
 
 constexpr pg::Statement kSetRef{"instances_set_ref", R"sql(
 UPDATE instances SET provider_ref = $2, host = NULLIF($3, ''), port = NULLIF($4, 0),
-                     updated_at = now()
+                     private_address = NULLIF($5, ''), updated_at = now()
 WHERE id = $1)sql"};
 
 constexpr pg::Statement kSetState{"instances_set_state", R"sql(
@@ -291,6 +292,7 @@ InstanceRow RowToInstance(const pqxx::row& r) {
   row.last_restart_at = OptTime(r[16]);
   row.next_restart_at = OptTime(r[17]);
   row.updated_at = OptTime(r[18]).value_or(absl::Now());
+  row.private_address = r[19].as<std::string>();
   return row;
 }
 
@@ -474,8 +476,8 @@ absl::Status InsertInstance(pg::Tx& tx, const std::string& id, const v1::Deploym
 }
 
 absl::Status SetInstanceRef(pg::Tx& tx, const std::string& id, const std::string& ref,
-                            const std::string& host, int port) {
-  tx.Exec(kSetRef, id, ref, host, port);
+                            const std::string& host, int port, const std::string& private_address) {
+  tx.Exec(kSetRef, id, ref, host, port, private_address);
   return absl::OkStatus();
 }
 

@@ -92,11 +92,13 @@ struct InstanceRow {
   std::optional<absl::Time> last_restart_at;
   std::optional<absl::Time> next_restart_at;
   absl::Time updated_at;
+  // On the project's network (no port), for the internal DNS name; "" until known.
+  std::string private_address;
 };
 
 absl::Status InsertInstance(pg::Tx& tx, const std::string& id, const v1::Deployment& d);
 absl::Status SetInstanceRef(pg::Tx& tx, const std::string& id, const std::string& ref,
-                            const std::string& host, int port);
+                            const std::string& host, int port, const std::string& private_address);
 absl::Status SetInstanceState(pg::Tx& tx, const std::string& id, v1::InstanceState state);
 struct HealthUpdate {
   bool ok = false;

@@ -1,13 +1,29 @@
-// c2d dns: will serve c2d.v1.DnsService and work the "dns" job queue. Until its
-// RPCs exist it registers no gRPC service, so health reports
-// c2d.v1.DnsService as unknown (not SERVING) and calls answer UNIMPLEMENTED;
-// its worker claims no job kind yet.
+// c2d dns: serves c2d.v1.DnsService and works the "dns" job queue
+// (`dns_sync`); its leader sweeps every zone, putting back records changed
+// or deleted in the backend behind c2d's back. The backend is PowerDNS
+// Authoritative (its HTTP API).
 
+#include "libs/common/status.h"
 #include "libs/rpc/process.h"
+#include "services/dns/config.h"
+#include "services/dns/dns_service.h"
+#include "services/dns/store.h"
+#include "services/dns/sync.h"
 
 int main() {
-  auto process = c2d::rpc::Process::Init("dns");
-  if (!process.ok()) return c2d::rpc::Process::Fail(process.status());
-  (*process)->AddWorker("dns");
-  return (*process)->Serve({});
+  using namespace c2d;
+  auto process = rpc::Process::Init("dns");
+  if (!process.ok()) return rpc::Process::Fail(process.status());
+  auto config = dns::Config::FromEnv();
+  if (!config.ok()) return rpc::Process::Fail(config.status());
+  auto tag =
+      (*process)->pool().Read("installation", [](pg::Tx& tx) { return dns::InstallationTag(tx); });
+  if (!tag.ok()) return rpc::Process::Fail(tag.status());
+  dns::Pdns backend(config->pdns);
+  dns::Syncer syncer((*process)->pool(), backend, *tag);
+  if (absl::Status s = syncer.EnsureZones(config->Zones()); !s.ok()) return rpc::Process::Fail(s);
+  dns::DnsServiceImpl service((*process)->pool(), syncer);
+  syncer.RegisterJobs((*process)->AddWorker("dns"));
+  (*process)->AddLeader("dns.sweep", config->sweep_interval, [&] { syncer.Sweep(); });
+  return (*process)->Serve({{v1::DnsService::service_full_name(), &service}});
 }

@@ -61,9 +61,12 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
                    service_id_, "', '", project_id_, "', 'web', 'web', '/unused', 8080)"));
 
   provider_ = std::make_unique<cloud::LocalProvider>(config_.local);
-  upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress);
+  dns_ = std::make_unique<DnsServer>(db_, *pool_);
+  config_.dns_addr = dns_->address();
+  upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress, dns_->channel());
   runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider_, *upstreams_);
   REQUIRE(runtime_->Init().ok());
+  runtime_->UseDns(dns_->channel());
   service_ = std::make_unique<deployer::DeployerServiceImpl>(*runtime_);
   auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DeployerService", service_.get()}});
   REQUIRE(server.ok());
@@ -106,7 +109,7 @@ DeployerFixture::~DeployerFixture() {
   if (left.ok()) {
     for (const auto& i : *left) (void)provider_->Remove(i.ref);
   }
-  (void)upstreams_->Remove(hostname());
+  (void)upstreams_->Remove(absl::StrCat("service:", service_id_), hostname());
 }
 
 std::string DeployerFixture::repository() const {
@@ -294,6 +297,7 @@ std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
           {"C2D_PDNS_API_URL", config_.ingress.pdns.api_url},
           {"C2D_PDNS_API_KEY", config_.ingress.pdns.api_key},
           {"C2D_INGRESS_ZONE", config_.ingress.zone},
+          {"C2D_DNS_ADDR", config_.dns_addr},
           {"C2D_INGRESS_UNAVAILABLE_ADDR", config_.ingress.unavailable_addr},
           {"C2D_MASTER_KEY", master_key_},
           {"C2D_RECONCILE_INTERVAL", "300ms"},
@@ -331,6 +335,13 @@ std::vector<v1::DeploymentEvent> ServiceEvents(DeployerFixture& f) {
   while (reader->Read(&e)) out.push_back(e);
   REQUIRE(reader->Finish().ok());
   return out;
+}
+
+std::set<std::string> InternalAddresses(DeployerFixture& f) {
+  const std::string zone = absl::StrCat("internal.", f.config().base_domain, ".");
+  auto rr = f.dns().pdns().Get(zone, absl::StrCat("web.", f.project_name(), ".", zone), "A");
+  if (!rr.ok()) return {};
+  return std::set<std::string>(rr->records.begin(), rr->records.end());
 }
 
 void CheckIngressMatches(DeployerFixture& f, const std::string& live_id) {

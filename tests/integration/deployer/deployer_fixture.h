@@ -26,6 +26,7 @@
 #include "services/deployer/deployer_service.h"
 #include "services/deployer/reconciler.h"
 #include "services/deployer/runtime.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d::testing {
@@ -52,8 +53,10 @@ class DeployerFixture {
   cloud::LocalProvider& provider() { return *provider_; }
   deployer::Runtime& runtime() { return *runtime_; }
   ingress::Upstreams& upstreams() { return *upstreams_; }
+  DnsServer& dns() { return *dns_; }
   const std::string& service_id() const { return service_id_; }
   const std::string& project_id() const { return project_id_; }
+  const std::string& project_name() const { return project_name_; }
   // <registry>/<project>/web
   std::string repository() const;
   std::string hostname() const;
@@ -96,6 +99,7 @@ class DeployerFixture {
   deployer::Config config_;
   std::string project_id_, project_name_, service_id_;
   std::unique_ptr<cloud::LocalProvider> provider_;
+  std::unique_ptr<DnsServer> dns_;
   std::unique_ptr<ingress::Upstreams> upstreams_;
   std::unique_ptr<deployer::Runtime> runtime_;
   std::unique_ptr<deployer::DeployerServiceImpl> service_;
@@ -118,6 +122,8 @@ std::multiset<std::string> Kinds(const std::vector<v1::DeploymentEvent>& events)
 bool HasEvent(const std::vector<v1::DeploymentEvent>& events, const std::string& kind);
 // Every event of the fixture's service, oldest first.
 std::vector<v1::DeploymentEvent> ServiceEvents(DeployerFixture& f);
+// What PowerDNS serves for the service's internal name (A records).
+std::set<std::string> InternalAddresses(DeployerFixture& f);
 // Checks that the ingress lists exactly the healthy instances of the live
 // deployment `live_id`.
 void CheckIngressMatches(DeployerFixture& f, const std::string& live_id);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libs/common/ids.h"
@@ -108,6 +109,11 @@ TEST_CASE("a built image answers through the ingress, three instances as three u
   CheckIngressMatches(f, d.id());
   REQUIRE(WaitFor(5s, [&] { return Body(f) == "v1"; }));
   for (int i = 0; i < 6; ++i) CHECK(Body(f) == "v1");
+  // Discovery: <service>.<project>.internal.<base> lists the three
+  // instances' addresses on the project's network.
+  std::set<std::string> privates = InternalAddresses(f);
+  CHECK(privates.size() == 3);
+  for (const std::string& a : privates) CHECK_FALSE(absl::StartsWith(a, "127."));
 
   auto kinds = Kinds(f.Events(d.id()));
   CHECK(kinds.count("deployment.created") == 1);
@@ -123,6 +129,14 @@ TEST_CASE("a built image answers through the ingress, three instances as three u
   again.set_build_id(f.Build(digest));
   v1::Deployment second = f.Deploy(again);
   CHECK(second.id() == first.id());
+
+  // Stopped, the service has no internal name any more.
+  grpc::ClientContext sc;
+  v1::StopServiceRequest stop;
+  stop.set_service_id(f.service_id());
+  v1::StopServiceResponse sr;
+  REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
+  CHECK(WaitFor(20s, [&] { return InternalAddresses(f).empty(); }));
 }
 
 TEST_CASE("a redeploy under steady traffic fails no request and switches versions", "[deployer]") {

@@ -52,7 +52,9 @@ TEST_CASE("the reconciler restarts killed instances, recreates removed ones, fla
   REQUIRE(WaitFor(5s, [&] { return Body(f) == "v1"; }));
 
   // Killed: the restarted container crashes again and again.
-  REQUIRE(f.provider().Stop(recreated.provider_ref(), 0s).ok());
+  absl::Status killed = f.provider().Stop(recreated.provider_ref(), 0s);
+  INFO(killed.ToString());
+  REQUIRE(killed.ok());
   bool crash_loop = WaitFor(40s, [&] {
     auto list = f.Instances();
     return list.size() == 1 && list[0].state() == v1::INSTANCE_STATE_CRASH_LOOP;

@@ -77,6 +77,7 @@ void Api::StartDbprov() {
   dbprov_worker_ = std::make_unique<jobs::Worker>(
       d_.pool(), d_.db().connect(),
       jobs::WorkerOptions{.queue = "dbprov", .poll_interval = 200ms, .backoff_base = 200ms});
+  servers_->UseDns(d_.dns().channel());
   servers_->RegisterJobs(*dbprov_worker_);
   backups_ = std::make_unique<dbprov::Backups>(d_.pool(), c, *servers_, d_.provider(), *store_);
   backups_->RegisterJobs(*dbprov_worker_);

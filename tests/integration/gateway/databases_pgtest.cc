@@ -339,6 +339,14 @@ TEST_CASE("a linked database reaches its app as DATABASE_URL and by name, and on
   const std::string elsewhere = other.Service("elsewhere", repo->path());
   shop.WaitAvailable(db);
   const std::string links = "/v1/databases/" + db + "/links";
+  // Its name on the project's network, published before it showed available.
+  auto servers = api.deployer().provider().List({{"c2d.database", db}});
+  REQUIRE(servers.ok());
+  REQUIRE(servers->size() == 1);
+  auto named = api.deployer().dns().pdns().Get("internal.localhost.",
+                                               "notes-db.linkshop.internal.localhost.", "A");
+  REQUIRE(named.ok());
+  CHECK(named->records == std::vector<std::string>{servers->front().private_address});
 
   // Bad links change nothing.
   struct Bad {

@@ -3,7 +3,8 @@
 // reaches Caddy within its refresh without a reload (so switching upstreams
 // under steady traffic fails no request), an instance that cannot accept
 // connections in time costs a retry on another, not an error, a service
-// without healthy upstreams answers 503, and an unknown host 404.
+// without healthy upstreams answers 503, and an unknown host 404. The
+// records go through the DNS service (in this process, on a test database).
 
 #include "libs/ingress/upstreams.h"
 
@@ -24,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
+#include "tests/support/dns_server.h"
 #include "tests/support/pg_fixture.h"
 #include "tests/support/subprocess.h"
 
@@ -82,17 +84,30 @@ bool AnswersWith(const std::string& host, long want) {
   });
 }
 
+// The DNS owner of the test's records.
+constexpr char kOwner[] = "service:ingress-test";
+
+// The upstream table written through a DNS service of the test's own.
+struct Routes {
+  Routes() : pool(db.NewPool()), dns(db, *pool), upstreams(TestOptions(), dns.channel()) {}
+  testing::TestDatabase db;
+  std::unique_ptr<pg::Pool> pool;
+  testing::DnsServer dns;
+  ingress::Upstreams upstreams;
+};
+
 std::string Host(const char* name) {
   return absl::StrCat(name, ".", absl::AsciiStrToLower(ids::New("p").substr(20)), ".localhost");
 }
 
 TEST_CASE("upstreams balance round-robin and change only their own host", "[ingress]") {
-  ingress::Upstreams upstreams(TestOptions());
+  Routes routes;
+  ingress::Upstreams& upstreams = routes.upstreams;
   REQUIRE(upstreams.Check().ok());
   Upstream a("from-a"), b("from-b"), other("from-other");
   const std::string web = Host("web"), api = Host("api");
-  REQUIRE(upstreams.Set(web, {a.address(), b.address()}).ok());
-  REQUIRE(upstreams.Set(api, {other.address()}).ok());
+  REQUIRE(upstreams.Set(kOwner, web, {a.address(), b.address()}).ok());
+  REQUIRE(upstreams.Set(kOwner, api, {other.address()}).ok());
   std::vector<std::string> both{a.address(), b.address()};
   std::sort(both.begin(), both.end());
   CHECK(*upstreams.Get(web) == both);
@@ -106,36 +121,37 @@ TEST_CASE("upstreams balance round-robin and change only their own host", "[ingr
   CHECK(ViaIngress(api) == "from-other");
 
   // Replacing web's upstreams leaves api alone.
-  REQUIRE(upstreams.Set(web, {b.address()}).ok());
+  REQUIRE(upstreams.Set(kOwner, web, {b.address()}).ok());
   CHECK(testing::WaitFor(
       5s, [&] { return ViaIngress(web) == "from-b" && ViaIngress(web) == "from-b"; }));
   CHECK(ViaIngress(api) == "from-other");
 
   // No upstream: the service is known but unavailable.
-  REQUIRE(upstreams.Set(web, {}).ok());
+  REQUIRE(upstreams.Set(kOwner, web, {}).ok());
   CHECK(upstreams.Get(web)->empty());
   REQUIRE(AnswersWith(web, 503));
 
   // Removed: the host is unknown again; removing twice is fine.
-  REQUIRE(upstreams.Remove(web).ok());
-  REQUIRE(upstreams.Remove(web).ok());
+  REQUIRE(upstreams.Remove(kOwner, web).ok());
+  REQUIRE(upstreams.Remove(kOwner, web).ok());
   CHECK(AnswersWith(web, 404));
   CHECK(absl::IsNotFound(upstreams.Get(web).status()));
   CHECK(ViaIngress(api) == "from-other");
-  REQUIRE(upstreams.Remove(api).ok());
+  REQUIRE(upstreams.Remove(kOwner, api).ok());
 }
 
 TEST_CASE("switching upstreams under steady traffic fails no request", "[ingress]") {
-  ingress::Upstreams upstreams(TestOptions());
+  Routes routes;
+  ingress::Upstreams& upstreams = routes.upstreams;
   Upstream a("from-a"), b("from-b");
   const std::string web = Host("web");
-  REQUIRE(upstreams.Set(web, {a.address()}).ok());
+  REQUIRE(upstreams.Set(kOwner, web, {a.address()}).ok());
   REQUIRE(AnswersWith(web, 200));
 
   std::atomic<bool> done{false};
   std::thread flipper([&] {
     for (int i = 0; !done.load(); ++i) {
-      (void)upstreams.Set(web, {i % 2 == 0 ? b.address() : a.address()});
+      (void)upstreams.Set(kOwner, web, {i % 2 == 0 ? b.address() : a.address()});
       std::this_thread::sleep_for(200ms);
     }
   });
@@ -151,7 +167,7 @@ TEST_CASE("switching upstreams under steady traffic fails no request", "[ingress
   flipper.join();
   CHECK(failed == 0);
   CHECK(seen == std::set<std::string>{"from-a", "from-b"});
-  REQUIRE(upstreams.Remove(web).ok());
+  REQUIRE(upstreams.Remove(kOwner, web).ok());
 }
 
 // A listener whose accept queue is full: the kernel drops every further
@@ -209,15 +225,16 @@ class FullAcceptQueue {
 
 TEST_CASE("an instance that cannot accept a connection in time costs a retry, not an error",
           "[ingress]") {
-  ingress::Upstreams upstreams(TestOptions());
+  Routes routes;
+  ingress::Upstreams& upstreams = routes.upstreams;
   Upstream a("from-good"), b("from-good"), c("from-good");
   FullAcceptQueue stuck;
   const std::string web = Host("web");
-  absl::Status set = upstreams.Set(web, {a.address()});
+  absl::Status set = upstreams.Set(kOwner, web, {a.address()});
   INFO(set.ToString());
   REQUIRE(set.ok());
   REQUIRE(AnswersWith(web, 200));
-  set = upstreams.Set(web, {a.address(), b.address(), c.address(), stuck.address()});
+  set = upstreams.Set(kOwner, web, {a.address(), b.address(), c.address(), stuck.address()});
   INFO(set.ToString());
   REQUIRE(set.ok());
   REQUIRE(testing::WaitFor(5s, [&] { return upstreams.Get(web)->size() == 4; }));
@@ -235,15 +252,16 @@ TEST_CASE("an instance that cannot accept a connection in time costs a retry, no
     CHECK(r->status == 200);
     CHECK(r->body == "from-good");
   }
-  REQUIRE(upstreams.Remove(web).ok());
+  REQUIRE(upstreams.Remove(kOwner, web).ok());
 }
 
 TEST_CASE("bad upstreams and hostnames are refused", "[ingress]") {
-  ingress::Upstreams upstreams(TestOptions());
-  CHECK(absl::IsInvalidArgument(upstreams.Set("web.demo.localhost", {"10.0.0.1:80"})));
-  CHECK(absl::IsInvalidArgument(upstreams.Set("web.demo.localhost", {"127.0.0.1:0"})));
-  CHECK(absl::IsInvalidArgument(upstreams.Set("Bad Host", {"127.0.0.1:80"})));
-  CHECK(absl::IsInvalidArgument(upstreams.Remove("a..b")));
+  Routes routes;
+  ingress::Upstreams& upstreams = routes.upstreams;
+  CHECK(absl::IsInvalidArgument(upstreams.Set(kOwner, "web.demo.localhost", {"10.0.0.1:80"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Set(kOwner, "web.demo.localhost", {"127.0.0.1:0"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Set(kOwner, "Bad Host", {"127.0.0.1:80"})));
+  CHECK(absl::IsInvalidArgument(upstreams.Remove(kOwner, "a..b")));
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ const ServiceBinary kServices[] = {
     {"builder", C2D_BIN_BUILDER, "c2d.v1.BuilderService", true},
     {"deployer", C2D_BIN_DEPLOYER, "c2d.v1.DeployerService", true},
     {"dbprov", C2D_BIN_DBPROV, "c2d.v1.DatabaseService", true},
-    {"dns", C2D_BIN_DNS, "c2d.v1.DnsService", false},
+    {"dns", C2D_BIN_DNS, "c2d.v1.DnsService", true},
     {"certs", C2D_BIN_CERTS, "c2d.v1.CertService", false},
 };
 
@@ -87,7 +87,9 @@ std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
           {"C2D_HTTP_ADDR", "127.0.0.1:0"},
           {"C2D_BUILDER_ADDR", "127.0.0.1:1"},
           {"C2D_DEPLOYER_ADDR", "127.0.0.1:1"},
-          // The deployer checks its ingress zone at start-up.
+          {"C2D_DNS_ADDR", "127.0.0.1:1"},
+          // The deployer checks its ingress zone at start-up; the DNS
+          // service creates its zones there.
           {"C2D_PDNS_API_URL", testing::RequireEnv("C2D_TEST_PDNS_API_URL")},
           {"C2D_PDNS_API_KEY", testing::RequireEnv("C2D_TEST_PDNS_API_KEY")},
           {"C2D_INGRESS_ZONE", testing::RequireEnv("C2D_TEST_INGRESS_ZONE")},
