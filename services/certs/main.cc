@@ -1,13 +1,35 @@
-// c2d certs: will serve c2d.v1.CertService and work the "certs" job queue. Until its
-// RPCs exist it registers no gRPC service, so health reports
-// c2d.v1.CertService as unknown (not SERVING) and calls answer UNIMPLEMENTED;
-// its worker claims no job kind yet.
+// c2d certs: serves c2d.v1.CertService, the certificate endpoint the ingress
+// asks at each TLS handshake (cert_server.h), and works the "certs" queue
+// (`issue_cert`); its leader gives every routed hostname a certificate and
+// starts renewals that are due.
+
+#include <fstream>
 
 #include "libs/rpc/process.h"
+#include "services/certs/cert_server.h"
+#include "services/certs/cert_service.h"
+#include "services/certs/config.h"
+#include "services/certs/internal_ca.h"
+#include "services/certs/issuance.h"
 
 int main() {
-  auto process = c2d::rpc::Process::Init("certs");
-  if (!process.ok()) return c2d::rpc::Process::Fail(process.status());
-  (*process)->AddWorker("certs");
-  return (*process)->Serve({});
+  using namespace c2d;
+  auto process = rpc::Process::Init("certs");
+  if (!process.ok()) return rpc::Process::Fail(process.status());
+  auto config = certs::Config::FromEnv();
+  if (!config.ok()) return rpc::Process::Fail(config.status());
+  auto ca = certs::InternalCa::LoadOrCreate((*process)->pool(), *config->master_keys);
+  if (!ca.ok()) return rpc::Process::Fail(ca.status());
+  if (!config->ca_file.empty()) {
+    std::ofstream(config->ca_file, std::ios::trunc) << ca->certificate_pem();
+  }
+  auto http = certs::CertServer::Start(config->http_addr, (*process)->pool(), *config->master_keys);
+  if (!http.ok()) return rpc::Process::Fail(http.status());
+  (*process)->AddReadyAddress("http", (*http)->address());
+  (*process)->OnShutdown([&](std::chrono::milliseconds) { (*http)->Shutdown(); });
+  certs::Issuance issuance((*process)->pool(), *config, *ca);
+  issuance.RegisterJobs((*process)->AddWorker("certs"));
+  (*process)->AddLeader("certs.sweep", config->sweep_interval, [&] { issuance.Sweep(); });
+  certs::CertServiceImpl service((*process)->pool());
+  return (*process)->Serve({{v1::CertService::service_full_name(), &service}});
 }

@@ -8,12 +8,24 @@
 # loopback PowerDNS (tools/lib/pdns.sh), and the deployer changes only those
 # records. Sourced.
 #
-#   c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE
-#       admin API and three servers on 127.0.0.1: the ingress on HTTP_PORT,
-#       the answers for unknown hosts (404) on UNKNOWN_PORT and for hosts
-#       without a healthy instance (503) on UNAVAILABLE_PORT; DNS_ADDR
-#       (127.0.0.1:port) is PowerDNS, ZONE (ending with a dot) the zone of
-#       the SRV records; a running one with the same config is reused
+#   c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE \
+#                    HTTPS_PORT CERTS_ADDR
+#       admin API and four servers on 127.0.0.1: the ingress on HTTP_PORT
+#       and HTTPS_PORT, the answers for unknown hosts (404) on UNKNOWN_PORT
+#       and for hosts without a healthy instance (503) on UNAVAILABLE_PORT;
+#       DNS_ADDR (127.0.0.1:port) is PowerDNS, ZONE (ending with a dot) the
+#       zone of the SRV records, CERTS_ADDR (127.0.0.1:port) the certs
+#       service's endpoint (services/certs/cert_server.h); a running one
+#       with the same config is reused
+#
+# TLS without reloads: at every handshake Caddy asks CERTS_ADDR for the
+# server name's certificate (tls.get_certificate.http; Caddy 2.6 keeps no
+# copy of the answer), so a renewed certificate is served from the next
+# handshake on. Plain HTTP asks CERTS_ADDR first whether to redirect (only
+# names with a publicly trusted certificate are); when the certs service
+# does not answer, the 404 server's /http-check says "no" and the request
+# is served over HTTP (fail open). /.well-known/acme-challenge/ goes to the
+# certs service (HTTP-01).
 #   c2d::caddy_stop DIR
 #
 # Caddy keeps its state (certificates, an autosaved config it never resumes)
@@ -26,9 +38,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"  # pid file helpers
 
 c2d::caddy_start() {
   local dir=$1 admin_port=$2 http_port=$3 unknown_port=$4 unavailable_port=$5 dns_addr=$6 zone=$7
+  local https_port=${8:-} certs_addr=${9:-}
   [[ -n $dir && -n $admin_port && -n $http_port && -n $unknown_port && -n $unavailable_port &&
-    -n $dns_addr && $zone == *. ]] ||
-    c2d::die "usage: c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE"
+    -n $dns_addr && $zone == *. && -n $https_port && -n $certs_addr ]] ||
+    c2d::die "usage: c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE HTTPS_PORT CERTS_ADDR"
   mkdir -p "$dir/data" "$dir/config"
   # The ingress route: SRV "<host>.ZONE" lists a host's instances (their
   # targets, such as loopback.ZONE, resolve through the same PowerDNS). For
@@ -44,29 +57,54 @@ c2d::caddy_start() {
   # afresh for every request and forgets their failures.)
   # Written fresh at every start (and run with --config, not --resume): the
   # ports and the zone are the caller's, never a stale autosaved config's.
+  local ingress='{"handler": "reverse_proxy",
+      "dynamic_upstreams": {"source": "srv", "name": "{http.request.host}.'"$zone"'", "refresh": "250ms",
+                            "resolver": {"addresses": ["'"$dns_addr"'"]}},
+      "upstreams": [{"dial": "127.0.0.1:'"$unknown_port"'"}],
+      "transport": {"protocol": "http", "dial_timeout": "1s", "resolver": {"addresses": ["'"$dns_addr"'"]}},
+      "load_balancing": {"selection_policy": {"policy": "round_robin"},
+                         "try_duration": "5s", "try_interval": "50ms"}}'
   cat >"$dir/caddy.json.new" <<JSON
 {
   "admin": {"listen": "127.0.0.1:$admin_port"},
   "logging": {"logs": {"default": {"level": "WARN"}}},
-  "apps": {"http": {"servers": {
+  "apps": {
+   "tls": {"automation": {"policies": [
+     {"get_certificate": [{"via": "http", "url": "http://$certs_addr/certificate"}]}]}},
+   "http": {"servers": {
     "c2d": {
       "listen": ["127.0.0.1:$http_port"],
       "automatic_https": {"disable": true},
-      "routes": [{"@id": "c2d-ingress",
-                  "handle": [{"handler": "reverse_proxy",
-                              "dynamic_upstreams": {"source": "srv", "name": "{http.request.host}.$zone",
-                                                    "refresh": "250ms",
-                                                    "resolver": {"addresses": ["$dns_addr"]}},
-                              "upstreams": [{"dial": "127.0.0.1:$unknown_port"}],
-                              "transport": {"protocol": "http", "dial_timeout": "1s",
-                                            "resolver": {"addresses": ["$dns_addr"]}},
-                              "load_balancing": {"selection_policy": {"policy": "round_robin"},
-                                                 "try_duration": "5s", "try_interval": "50ms"}}]}]
+      "routes": [
+        {"match": [{"path": ["/.well-known/acme-challenge/*"]}],
+         "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "$certs_addr"}],
+                     "transport": {"protocol": "http", "dial_timeout": "1s"}}],
+         "terminal": true},
+        {"handle": [{"handler": "reverse_proxy",
+                     "upstreams": [{"dial": "$certs_addr"}, {"dial": "127.0.0.1:$unknown_port"}],
+                     "rewrite": {"method": "GET", "uri": "/http-check"},
+                     "headers": {"request": {"set": {"X-Uri": ["{http.request.uri}"]}}},
+                     "transport": {"protocol": "http", "dial_timeout": "1s"},
+                     "load_balancing": {"selection_policy": {"policy": "first"},
+                                        "try_duration": "2s", "try_interval": "10ms"},
+                     "health_checks": {"passive": {"fail_duration": "2s"}},
+                     "handle_response": [{"match": {"status_code": [2]},
+                                          "routes": [{"handle": [{"handler": "headers",
+                                                                  "request": {"delete": ["X-Uri"]}}]}]}]}]},
+        {"@id": "c2d-ingress", "handle": [$ingress]}]
+    },
+    "c2d-tls": {
+      "listen": ["127.0.0.1:$https_port"],
+      "automatic_https": {"disable": true},
+      "tls_connection_policies": [{}],
+      "routes": [{"handle": [$ingress]}]
     },
     "c2d-unknown": {
       "listen": ["127.0.0.1:$unknown_port"],
       "automatic_https": {"disable": true},
-      "routes": [{"handle": [{"handler": "static_response", "status_code": 404,
+      "routes": [{"match": [{"path": ["/http-check"]}],
+                  "handle": [{"handler": "static_response", "status_code": 204}]},
+                 {"handle": [{"handler": "static_response", "status_code": 404,
                               "body": "no c2d service answers to {http.request.host}\\n"}]}]
     },
     "c2d-unavailable": {

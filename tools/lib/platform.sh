@@ -11,7 +11,9 @@
 # C2D_TEST_BUILD_ENGINE_SOCKET and C2D_TEST_BUILD_ENGINE_CGROUP (the rootless
 # engine builds run on, and its cgroup), C2D_TEST_REGISTRY_URL,
 # C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD, C2D_TEST_CADDY_ADMIN
-# (the ingress's admin URL), C2D_TEST_CADDY_HTTP (its HTTP address),
+# (the ingress's admin URL), C2D_TEST_CADDY_HTTP and C2D_TEST_CADDY_HTTPS
+# (its HTTP and HTTPS addresses), C2D_TEST_CERTS_HTTP_ADDR (where it asks
+# for certificates),
 # C2D_TEST_PDNS_API_URL, C2D_TEST_PDNS_API_KEY and C2D_TEST_PDNS_DNS_ADDR
 # (PowerDNS, which serves the ingress's upstreams as SRV records),
 # C2D_TEST_INGRESS_ZONE (their zone), C2D_TEST_INGRESS_UNAVAILABLE_ADDR (where
@@ -72,15 +74,23 @@ c2d::platform_start() {
   export C2D_TEST_PDNS_DNS_ADDR="127.0.0.1:$dns_port"
   export C2D_TEST_INGRESS_ZONE="$zone"
 
-  local admin_port http_port unknown_port unavailable_port
+  # The certs endpoint is a port no process holds yet: a test that serves
+  # certificates to the ingress binds it (its tests share a CTest
+  # RESOURCE_LOCK); meanwhile plain HTTP fails open to the 404 server's
+  # answer and TLS handshakes find no certificate.
+  local admin_port http_port https_port unknown_port unavailable_port certs_port
   admin_port=$(c2d::free_port)
   http_port=$(c2d::free_port)
+  https_port=$(c2d::free_port)
   unknown_port=$(c2d::free_port)
   unavailable_port=$(c2d::free_port)
+  certs_port=$(c2d::free_port)
   c2d::caddy_start "$dir/caddy" "$admin_port" "$http_port" "$unknown_port" "$unavailable_port" \
-    "$C2D_TEST_PDNS_DNS_ADDR" "$zone"
+    "$C2D_TEST_PDNS_DNS_ADDR" "$zone" "$https_port" "127.0.0.1:$certs_port"
   export C2D_TEST_CADDY_ADMIN="http://127.0.0.1:$admin_port"
   export C2D_TEST_CADDY_HTTP="127.0.0.1:$http_port"
+  export C2D_TEST_CADDY_HTTPS="127.0.0.1:$https_port"
+  export C2D_TEST_CERTS_HTTP_ADDR="127.0.0.1:$certs_port"
   export C2D_TEST_INGRESS_UNAVAILABLE_ADDR="127.0.0.1:$unavailable_port"
 }
 

@@ -38,7 +38,7 @@ const ServiceBinary kServices[] = {
     {"deployer", C2D_BIN_DEPLOYER, "c2d.v1.DeployerService", true},
     {"dbprov", C2D_BIN_DBPROV, "c2d.v1.DatabaseService", true},
     {"dns", C2D_BIN_DNS, "c2d.v1.DnsService", true},
-    {"certs", C2D_BIN_CERTS, "c2d.v1.CertService", false},
+    {"certs", C2D_BIN_CERTS, "c2d.v1.CertService", true},
 };
 
 std::string TempPath(const std::string& name) {
@@ -88,6 +88,7 @@ std::map<std::string, std::string> BaseEnv(const testing::TestDatabase& db) {
           {"C2D_BUILDER_ADDR", "127.0.0.1:1"},
           {"C2D_DEPLOYER_ADDR", "127.0.0.1:1"},
           {"C2D_DNS_ADDR", "127.0.0.1:1"},
+          {"C2D_CERTS_HTTP_ADDR", "127.0.0.1:0"},
           // The deployer checks its ingress zone at start-up; the DNS
           // service creates its zones there.
           {"C2D_PDNS_API_URL", testing::RequireEnv("C2D_TEST_PDNS_API_URL")},

@@ -1,0 +1,33 @@
+#pragma once
+
+// The certs service's configuration, from C2D_* variables (README lists them).
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "libs/crypto/seal.h"
+
+namespace c2d::certs {
+
+struct Config {
+  // Where the ingress Caddy asks for certificates at each TLS handshake
+  // (tls.get_certificate.http), checks whether a plain HTTP request should
+  // be redirected, and fetches HTTP-01 answers. Loopback only.
+  std::string http_addr = "127.0.0.1:7110";  // C2D_CERTS_HTTP_ADDR
+  // Where the internal CA's certificate is written at start, for users to
+  // trust; empty = not written.
+  std::string ca_file;  // C2D_INTERNAL_CA_FILE
+  // Lifetime of certificates from the internal CA; renewed with 1/3 left.
+  std::chrono::milliseconds internal_lifetime{
+      std::chrono::hours(24 * 90)};  // C2D_INTERNAL_CERT_LIFETIME
+  // How often the leader adds certificates for newly routed hostnames and
+  // starts renewals that are due.
+  std::chrono::milliseconds sweep_interval{5'000};  // C2D_CERTS_SWEEP_INTERVAL
+  std::optional<crypto::MasterKeys> master_keys;    // C2D_MASTER_KEY
+
+  static absl::StatusOr<Config> FromEnv();
+};
+
+}  // namespace c2d::certs

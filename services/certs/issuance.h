@@ -1,0 +1,50 @@
+#pragma once
+
+// Getting certificates: the `issue_cert` job (a first issuance or a
+// renewal: new key, new certificate, stored sealed, served from the next
+// handshake on) and the leader's sweep (a default domain for every newly
+// routed hostname, renewals that are due, the expiry metrics).
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "libs/jobs/job.h"
+#include "libs/jobs/worker.h"
+#include "libs/pg/pool.h"
+#include "services/certs/config.h"
+#include "services/certs/internal_ca.h"
+
+namespace c2d::certs {
+
+// When a certificate valid [not_before, not_after) is renewed: with a third
+// of its lifetime left (DESIGN point 20).
+absl::Time RenewalTime(absl::Time not_before, absl::Time not_after);
+// The retry delay after `attempts` failed attempts: 1 h doubling to 24 h,
+// jittered by up to ±10 %.
+absl::Duration RetryDelay(int attempts);
+
+class Issuance {
+ public:
+  Issuance(pg::Pool& pool, const Config& config, const InternalCa& ca)
+      : pool_(pool), config_(config), ca_(ca) {}
+
+  // Registers `issue_cert` on the "certs" worker.
+  void RegisterJobs(jobs::Worker& worker);
+  absl::Status Issue(jobs::JobContext& ctx);
+  // The leader's pass.
+  void Sweep();
+  // "internal" or "acme": who issues for `hostname`.
+  std::string IssuerOf(const std::string& hostname) const;
+
+ private:
+  // Records a failed attempt (backoff) and returns `error`.
+  absl::Status Failed(const std::string& id, int attempts, const absl::Status& error);
+  void ExportExpiry();
+
+  pg::Pool& pool_;
+  const Config& config_;
+  const InternalCa& ca_;
+};
+
+}  // namespace c2d::certs

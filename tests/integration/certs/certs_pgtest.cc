@@ -1,0 +1,253 @@
+// The certs service on the real ingress: a routed service gets a
+// certificate from c2d's own CA within a sweep, the ingress serves it over
+// HTTPS (asking the certs endpoint at each handshake), a renewal is served
+// from the next handshake on while a request loop over HTTPS sees no error,
+// plain HTTP is redirected only for publicly trusted certificates, and the
+// CA is made once with its key sealed. These tests bind the endpoint the
+// test ingress asks (C2D_TEST_CERTS_HTTP_ADDR): they share a RESOURCE_LOCK.
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "libs/common/command.h"
+#include "libs/common/ids.h"
+#include "libs/http/client.h"
+#include "libs/jobs/worker.h"
+#include "services/certs/cert_server.h"
+#include "services/certs/cert_service.h"
+#include "services/certs/config.h"
+#include "services/certs/internal_ca.h"
+#include "services/certs/issuance.h"
+#include "services/certs/store.h"
+#include "tests/integration/deployer/deployer_fixture.h"
+
+namespace c2d {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using testing::DeployerFixture;
+using testing::RequireEnv;
+using testing::WaitFor;
+
+// The certs service in this process, on the deployer fixture's database,
+// serving the test ingress.
+struct Certs {
+  explicit Certs(DeployerFixture& f) : f(f) {
+    config.master_keys = f.config().master_keys;
+    config.internal_lifetime = std::chrono::hours(1);
+    auto loaded = certs::InternalCa::LoadOrCreate(f.pool(), *config.master_keys);
+    REQUIRE(loaded.ok());
+    ca = std::make_unique<certs::InternalCa>(std::move(*loaded));
+    ca_file = (fs::path(RequireEnv("C2D_TEST_TMP")) / (ids::New("ca") + ".pem")).string();
+    std::ofstream(ca_file) << ca->certificate_pem();
+    auto server = certs::CertServer::Start(RequireEnv("C2D_TEST_CERTS_HTTP_ADDR"), f.pool(),
+                                           *config.master_keys);
+    INFO(server.status().ToString());
+    REQUIRE(server.ok());
+    http = std::move(*server);
+    issuance = std::make_unique<certs::Issuance>(f.pool(), config, *ca);
+    worker = std::make_unique<jobs::Worker>(
+        f.pool(), f.db().connect(),
+        jobs::WorkerOptions{.queue = "certs", .poll_interval = 200ms, .backoff_base = 200ms});
+    issuance->RegisterJobs(*worker);
+    REQUIRE(worker->Start().ok());
+  }
+  ~Certs() {
+    worker->Shutdown();
+    http->Shutdown();
+  }
+  // The certificate of `hostname` once issued (the sweep makes it).
+  std::string WaitIssued(const std::string& hostname) {
+    std::string id;
+    REQUIRE(WaitFor(20s, [&] {
+      issuance->Sweep();
+      id = f.db().Scalar(
+          "SELECT coalesce(max(c.id), '') FROM certificates c JOIN domains d ON "
+          "d.id = c.domain_id WHERE d.hostname = '" +
+          hostname + "' AND c.state = 'issued'");
+      return !id.empty();
+    }));
+    return id;
+  }
+
+  DeployerFixture& f;
+  certs::Config config;
+  std::unique_ptr<certs::InternalCa> ca;
+  std::string ca_file;
+  std::unique_ptr<certs::CertServer> http;
+  std::unique_ptr<certs::Issuance> issuance;
+  std::unique_ptr<jobs::Worker> worker;
+};
+
+std::string HttpsPort() {
+  std::string addr = RequireEnv("C2D_TEST_CADDY_HTTPS");
+  return addr.substr(addr.rfind(':') + 1);
+}
+
+// curl over HTTPS through the ingress, trusting only `ca_file`: the body, or
+// "" with `error` set.
+std::string Curl(const std::string& host, const std::string& ca_file, std::string* error) {
+  const std::string port = HttpsPort();
+  auto r = RunCommand({.argv = {"curl", "-sS", "--fail", "--max-time", "5", "--cacert", ca_file,
+                                "--resolve", absl::StrCat(host, ":", port, ":127.0.0.1"),
+                                absl::StrCat("https://", host, ":", port, "/")},
+                       .timeout = 10s});
+  if (!r.ok() || r->exit_code != 0) {
+    if (error) *error = r.ok() ? r->output : r.status().ToString();
+    return "";
+  }
+  return r->output;
+}
+
+// The serial of the certificate the ingress presents for `host` now.
+std::string ServedSerial(const std::string& host) {
+  auto r = RunCommand(
+      {.argv = {"sh", "-c",
+                absl::StrCat("openssl s_client -connect 127.0.0.1:", HttpsPort(), " -servername ",
+                             host, " </dev/null 2>/dev/null | openssl x509 -noout -serial")},
+       .timeout = 10s});
+  if (!r.ok() || r->exit_code != 0) return "";
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(absl::StripPrefix(r->output, "serial=")));
+}
+
+TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fails no request",
+          "[certs]") {
+  DeployerFixture f;
+  Certs certs(f);
+  v1::Deployment d = f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id());
+  REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+  const std::string host = f.hostname();
+  const std::string cert_id = certs.WaitIssued(host);
+  const std::string first =
+      f.db().Scalar("SELECT serial FROM certificates WHERE id = '" + cert_id + "'");
+
+  std::string error;
+  REQUIRE(WaitFor(5s, [&] { return Curl(host, certs.ca_file, &error) == "v1"; }));
+  CHECK(ServedSerial(host) == first);
+  // The key is sealed at rest, bound to its certificate: it opens under
+  // this certificate's aad (and matches the chain), under no other.
+  auto sealed = f.pool().Read("sealed key", [&](pg::Tx& tx) -> absl::StatusOr<crypto::Sealed> {
+    pqxx::result r = tx.work().exec(
+        "SELECT private_key_key_id, private_key_wrapped_key, private_key_nonce, "
+        "private_key_ciphertext, certificate_chain_pem FROM certificates WHERE id = " +
+        tx.work().quote(cert_id));
+    return crypto::Sealed{r[0][0].as<std::string>(), pqxx::binarystring(r[0][1]).str(),
+                          pqxx::binarystring(r[0][2]).str(), pqxx::binarystring(r[0][3]).str()};
+  });
+  REQUIRE(sealed.ok());
+  auto der = certs.config.master_keys->Open(*sealed, certs::KeyAad(cert_id));
+  REQUIRE(der.ok());
+  auto key = crypto::EcKey::FromPkcs8Der(*der);
+  REQUIRE(key.ok());
+  auto matches = crypto::KeyMatchesCertificate(
+      *key,
+      f.db().Scalar("SELECT certificate_chain_pem FROM certificates WHERE id = '" + cert_id + "'"));
+  CHECK((matches.ok() && *matches));
+  CHECK_FALSE(certs.config.master_keys->Open(*sealed, certs::KeyAad("crt_other")).ok());
+  // Another name gets no certificate: the handshake fails.
+  CHECK(Curl("nobody." + host, certs.ca_file, &error).empty());
+
+  // Renewal under a request loop: every handshake is new (one curl each).
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  std::string last_error;
+  std::thread loop([&] {
+    while (!stop) {
+      std::string e;
+      ++sent;
+      if (Curl(host, certs.ca_file, &e) != "v1") {
+        ++failed;
+        last_error = e;
+      }
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  grpc::ServerContext ctx;
+  certs::CertServiceImpl service(f.pool());
+  v1::RenewNowRequest renew;
+  renew.set_certificate_id(cert_id);
+  v1::Certificate out;
+  REQUIRE(service.RenewNow(&ctx, &renew, &out).ok());
+  std::string second;
+  CHECK(WaitFor(20s, [&] {
+    second = ServedSerial(host);
+    return !second.empty() && second != first;
+  }));
+  std::this_thread::sleep_for(1s);
+  stop = true;
+  loop.join();
+  INFO(last_error);
+  CHECK(sent > 5);
+  CHECK(failed == 0);
+  CHECK(second == f.db().Scalar("SELECT serial FROM certificates WHERE id = '" + cert_id + "'"));
+
+  // Plain HTTP is served as it is for c2d's own CA; a publicly trusted
+  // certificate (issuer acme) makes it a redirect to https.
+  std::string body;
+  CHECK(f.ViaIngress("/", &body) == 200);
+  f.db().Exec("UPDATE certificates SET issuer_kind = 'acme', updated_at = now() WHERE id = '" +
+              cert_id + "'");
+  http::Response redirected;
+  CHECK(WaitFor(5s, [&] {
+    auto r =
+        http::Send({.url = absl::StrCat("http://", RequireEnv("C2D_TEST_CADDY_HTTP"), "/a?b=1"),
+                    .headers = {{"Host", host}}});
+    if (r.ok()) redirected = *r;
+    return r.ok() && r->status == 308;
+  }));
+  CHECK(redirected.Header("location") == absl::StrCat("https://", host, "/a?b=1"));
+}
+
+TEST_CASE("the certs endpoint refuses what is not a name it serves", "[certs]") {
+  DeployerFixture f;
+  Certs certs(f);
+  const std::string base = absl::StrCat("http://", certs.http->address());
+  for (const char* q : {"server_name=..%2Fetc", "server_name=", "server_name=UNKNOWN.localhost",
+                        "server_name=a%20b", "x=1"}) {
+    auto r = http::Send({.url = absl::StrCat(base, "/certificate?", q)});
+    REQUIRE(r.ok());
+    INFO(q);
+    CHECK(r->status == 404);
+    CHECK_FALSE(absl::StrContains(r->body, "PRIVATE KEY"));
+  }
+  auto token = http::Send({.url = base + "/.well-known/acme-challenge/nope"});
+  REQUIRE(token.ok());
+  CHECK(token->status == 404);
+  // No certificate: no redirect, whatever the Host.
+  auto check = http::Send({.url = base + "/http-check", .headers = {{"Host", "evil.example"}}});
+  REQUIRE(check.ok());
+  CHECK(check->status == 204);
+}
+
+TEST_CASE("the internal CA is made once and its key is stored sealed", "[certs]") {
+  testing::TestDatabase db;
+  auto pool = db.NewPool();
+  auto keys = crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
+  REQUIRE(keys.ok());
+  auto a = certs::InternalCa::LoadOrCreate(*pool, *keys);
+  auto b = certs::InternalCa::LoadOrCreate(*pool, *keys);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->certificate_pem() == b->certificate_pem());
+  CHECK(db.Count("SELECT count(*) FROM cert_authorities") == 1);
+  // Issued leaves chain to it and name only what was asked.
+  auto issued = a->Issue({"web.shop.localhost"}, absl::Hours(1));
+  REQUIRE(issued.ok());
+  CHECK(issued->info.dns_names == std::vector<std::string>{"web.shop.localhost"});
+  CHECK(issued->info.not_after - issued->info.not_before <= absl::Hours(1) + absl::Minutes(2));
+  CHECK(certs::RenewalTime(issued->info.not_before, issued->info.not_after) <
+        issued->info.not_after);
+  // Another master key cannot open it.
+  auto other = crypto::MasterKeys::Parse(crypto::MasterKeys::Generate("mk1"));
+  CHECK_FALSE(certs::InternalCa::LoadOrCreate(*pool, *other).ok());
+}
+
+}  // namespace
+}  // namespace c2d
