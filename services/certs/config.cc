@@ -16,6 +16,14 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.sweep_interval,
                        env::GetDuration("C2D_CERTS_SWEEP_INTERVAL", c.sweep_interval,
                                         milliseconds(200), std::chrono::hours(1)));
+  c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
+  c.acme_directory = env::GetString("C2D_ACME_DIRECTORY", "");
+  c.acme_ca_file = env::GetString("C2D_ACME_CA_FILE", "");
+  c.acme_email = env::GetString("C2D_ACME_EMAIL", "");
+  C2D_ASSIGN_OR_RETURN(c.acme_timeout,
+                       env::GetDuration("C2D_ACME_TIMEOUT", c.acme_timeout, milliseconds(10'000),
+                                        std::chrono::hours(1)));
+  c.dns_addr = env::GetString("C2D_DNS_ADDR", "");
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   return c;

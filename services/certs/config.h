@@ -26,6 +26,17 @@ struct Config {
   // starts renewals that are due.
   std::chrono::milliseconds sweep_interval{5'000};  // C2D_CERTS_SWEEP_INTERVAL
   std::optional<crypto::MasterKeys> master_keys;    // C2D_MASTER_KEY
+  // <base>: names under internal.<base> (and *.localhost) get certificates
+  // from c2d's own CA.
+  std::string base_domain = "localhost";  // C2D_BASE_DOMAIN
+  // An ACME CA's directory; empty = c2d's own CA issues every name.
+  std::string acme_directory;  // C2D_ACME_DIRECTORY
+  std::string acme_ca_file;    // C2D_ACME_CA_FILE: trusted for the CA's https (tests: Pebble's)
+  std::string acme_email;      // C2D_ACME_EMAIL: the account's contact, optional
+  // How long one issuance may take (order, challenges, finalization).
+  std::chrono::milliseconds acme_timeout{300'000};  // C2D_ACME_TIMEOUT
+  // The DNS service, for DNS-01 (wildcards); empty = HTTP-01 only.
+  std::string dns_addr;  // C2D_DNS_ADDR
 
   static absl::StatusOr<Config> FromEnv();
 };

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "libs/acme/problem.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/metrics/metrics.h"
@@ -56,10 +57,11 @@ absl::Duration RetryDelay(int attempts) {
   return absl::Hours(hours * jitter(rng));
 }
 
-std::string Issuance::IssuerOf(const std::string&) const {
-  // ACME issuance arrives with C2D_ACME_DIRECTORY; until then c2d's own CA
-  // issues every name.
-  return "internal";
+std::string Issuance::IssuerOf(const std::string& hostname) const {
+  if (acme_ == nullptr || IsPrivateName(hostname, "internal." + config_.base_domain)) {
+    return "internal";
+  }
+  return "acme";
 }
 
 void Issuance::RegisterJobs(jobs::Worker& worker) {
@@ -67,7 +69,10 @@ void Issuance::RegisterJobs(jobs::Worker& worker) {
 }
 
 absl::Status Issuance::Failed(const std::string& id, int attempts, const absl::Status& error) {
-  const absl::Time retry = absl::Now() + RetryDelay(attempts + 1);
+  // The CA's Retry-After (rateLimited) wins when it asks for longer.
+  const absl::Duration wait =
+      std::max(RetryDelay(attempts + 1), acme::RetryAfter(error).value_or(absl::ZeroDuration()));
+  const absl::Time retry = absl::Now() + wait;
   absl::Status s = pool_.Transact("certificate failed", [&](pg::Tx& tx) {
     return RecordFailure(tx, id, std::string(error.message()), retry);
   });
@@ -91,11 +96,14 @@ absl::Status Issuance::Issue(jobs::JobContext& ctx) {
     return absl::OkStatus();
   }
   std::vector<std::string> names(row->cert.hostnames().begin(), row->cert.hostnames().end());
-  if (row->issuer_kind != "internal") {
-    return Failed(id, row->cert.renewal_attempts(),
-                  absl::UnimplementedError("no ACME directory is configured (C2D_ACME_DIRECTORY)"));
+  absl::StatusOr<Issued> issued;
+  if (row->issuer_kind == "internal") {
+    issued = ca_.Issue(names, absl::FromChrono(config_.internal_lifetime));
+  } else if (acme_ != nullptr) {
+    issued = acme_->Issue(*row);
+  } else {
+    issued = absl::FailedPreconditionError("no ACME directory is configured (C2D_ACME_DIRECTORY)");
   }
-  auto issued = ca_.Issue(names, absl::FromChrono(config_.internal_lifetime));
   if (!issued.ok()) return Failed(id, row->cert.renewal_attempts(), issued.status());
   auto sealed = config_.master_keys->Seal(issued->key_der, KeyAad(id));
   if (!sealed.ok()) return sealed.status();

@@ -12,6 +12,7 @@
 #include "libs/jobs/job.h"
 #include "libs/jobs/worker.h"
 #include "libs/pg/pool.h"
+#include "services/certs/acme_issuer.h"
 #include "services/certs/config.h"
 #include "services/certs/internal_ca.h"
 
@@ -26,15 +27,17 @@ absl::Duration RetryDelay(int attempts);
 
 class Issuance {
  public:
-  Issuance(pg::Pool& pool, const Config& config, const InternalCa& ca)
-      : pool_(pool), config_(config), ca_(ca) {}
+  // `acme` null: c2d's own CA issues every name.
+  Issuance(pg::Pool& pool, const Config& config, const InternalCa& ca, AcmeIssuer* acme = nullptr)
+      : pool_(pool), config_(config), ca_(ca), acme_(acme) {}
 
   // Registers `issue_cert` on the "certs" worker.
   void RegisterJobs(jobs::Worker& worker);
   absl::Status Issue(jobs::JobContext& ctx);
   // The leader's pass.
   void Sweep();
-  // "internal" or "acme": who issues for `hostname`.
+  // "internal" or "acme": who issues for `hostname`. Private names
+  // (IsPrivateName) always get c2d's own CA.
   std::string IssuerOf(const std::string& hostname) const;
 
  private:
@@ -45,6 +48,7 @@ class Issuance {
   pg::Pool& pool_;
   const Config& config_;
   const InternalCa& ca_;
+  AcmeIssuer* acme_;
 };
 
 }  // namespace c2d::certs

@@ -6,6 +6,8 @@
 #include <fstream>
 
 #include "libs/rpc/process.h"
+#include "libs/rpc/server.h"
+#include "services/certs/acme_issuer.h"
 #include "services/certs/cert_server.h"
 #include "services/certs/cert_service.h"
 #include "services/certs/config.h"
@@ -27,7 +29,17 @@ int main() {
   if (!http.ok()) return rpc::Process::Fail(http.status());
   (*process)->AddReadyAddress("http", (*http)->address());
   (*process)->OnShutdown([&](std::chrono::milliseconds) { (*http)->Shutdown(); });
-  certs::Issuance issuance((*process)->pool(), *config, *ca);
+  auto credentials = rpc::ChannelCredentialsFromEnv();
+  if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
+  std::unique_ptr<v1::DnsService::Stub> dns;
+  if (!config->dns_addr.empty()) {
+    dns = v1::DnsService::NewStub(grpc::CreateChannel(config->dns_addr, *credentials));
+  }
+  std::unique_ptr<certs::AcmeIssuer> acme;
+  if (!config->acme_directory.empty()) {
+    acme = std::make_unique<certs::AcmeIssuer>((*process)->pool(), *config, dns.get());
+  }
+  certs::Issuance issuance((*process)->pool(), *config, *ca, acme.get());
   issuance.RegisterJobs((*process)->AddWorker("certs"));
   (*process)->AddLeader("certs.sweep", config->sweep_interval, [&] { issuance.Sweep(); });
   certs::CertServiceImpl service((*process)->pool());

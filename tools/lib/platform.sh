@@ -13,7 +13,9 @@
 # C2D_TEST_REGISTRY_USER, C2D_TEST_REGISTRY_PASSWORD, C2D_TEST_CADDY_ADMIN
 # (the ingress's admin URL), C2D_TEST_CADDY_HTTP and C2D_TEST_CADDY_HTTPS
 # (its HTTP and HTTPS addresses), C2D_TEST_CERTS_HTTP_ADDR (where it asks
-# for certificates),
+# for certificates), C2D_TEST_PEBBLE_DIRECTORY, C2D_TEST_PEBBLE_CA_FILE and
+# C2D_TEST_PEBBLE_MANAGEMENT (an ACME CA validating through PowerDNS and the
+# ingress),
 # C2D_TEST_PDNS_API_URL, C2D_TEST_PDNS_API_KEY and C2D_TEST_PDNS_DNS_ADDR
 # (PowerDNS, which serves the ingress's upstreams as SRV records),
 # C2D_TEST_INGRESS_ZONE (their zone), C2D_TEST_INGRESS_UNAVAILABLE_ADDR (where
@@ -27,6 +29,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/build_engine.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pdns.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/caddy.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pebble.sh"
 
 c2d::platform_start() {
   local dir=$1
@@ -91,11 +94,21 @@ c2d::platform_start() {
   export C2D_TEST_CADDY_HTTP="127.0.0.1:$http_port"
   export C2D_TEST_CADDY_HTTPS="127.0.0.1:$https_port"
   export C2D_TEST_CERTS_HTTP_ADDR="127.0.0.1:$certs_port"
+
+  # An ACME CA that validates through the platform: names resolve in
+  # PowerDNS and HTTP-01 reaches the ingress. Its certificates live 60 s, so
+  # renewals (due with a third left) come 40 s after an issuance.
+  c2d::log "starting Pebble (an ACME CA)"
+  C2D_PEBBLE_CERT_VALIDITY=60 c2d::pebble_start "$dir/pebble" "$http_port" "$C2D_TEST_PDNS_DNS_ADDR"
+  export C2D_TEST_PEBBLE_DIRECTORY=$C2D_PEBBLE_DIRECTORY
+  export C2D_TEST_PEBBLE_CA_FILE=$C2D_PEBBLE_CA_FILE
+  export C2D_TEST_PEBBLE_MANAGEMENT=$C2D_PEBBLE_MANAGEMENT
   export C2D_TEST_INGRESS_UNAVAILABLE_ADDR="127.0.0.1:$unavailable_port"
 }
 
 c2d::platform_stop() {
   local dir=$1
+  [[ -d $dir/pebble ]] && { c2d::pebble_stop "$dir/pebble" || true; }
   [[ -d $dir/caddy ]] && { c2d::caddy_stop "$dir/caddy" || true; }
   [[ -d $dir/pdns ]] && { c2d::pdns_stop "$dir/pdns" || true; }
   [[ -d $dir/build-engine ]] && { c2d::build_engine_stop "$dir/build-engine" || true; }

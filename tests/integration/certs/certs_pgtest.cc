@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -19,6 +20,7 @@
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
 #include "libs/jobs/worker.h"
+#include "services/certs/acme_issuer.h"
 #include "services/certs/cert_server.h"
 #include "services/certs/cert_service.h"
 #include "services/certs/config.h"
@@ -39,9 +41,17 @@ using testing::WaitFor;
 // The certs service in this process, on the deployer fixture's database,
 // serving the test ingress.
 struct Certs {
-  explicit Certs(DeployerFixture& f) : f(f) {
+  // `acme`: public names get certificates from the test platform's Pebble.
+  explicit Certs(DeployerFixture& f, bool acme = false) : f(f) {
     config.master_keys = f.config().master_keys;
     config.internal_lifetime = std::chrono::hours(1);
+    config.base_domain = f.config().base_domain;
+    if (acme) {
+      config.acme_directory = RequireEnv("C2D_TEST_PEBBLE_DIRECTORY");
+      config.acme_ca_file = RequireEnv("C2D_TEST_PEBBLE_CA_FILE");
+      config.acme_timeout = std::chrono::seconds(60);
+      acme_issuer = std::make_unique<certs::AcmeIssuer>(f.pool(), config, &f.dns().stub());
+    }
     auto loaded = certs::InternalCa::LoadOrCreate(f.pool(), *config.master_keys);
     REQUIRE(loaded.ok());
     ca = std::make_unique<certs::InternalCa>(std::move(*loaded));
@@ -52,7 +62,7 @@ struct Certs {
     INFO(server.status().ToString());
     REQUIRE(server.ok());
     http = std::move(*server);
-    issuance = std::make_unique<certs::Issuance>(f.pool(), config, *ca);
+    issuance = std::make_unique<certs::Issuance>(f.pool(), config, *ca, acme_issuer.get());
     worker = std::make_unique<jobs::Worker>(
         f.pool(), f.db().connect(),
         jobs::WorkerOptions{.queue = "certs", .poll_interval = 200ms, .backoff_base = 200ms});
@@ -66,7 +76,7 @@ struct Certs {
   // The certificate of `hostname` once issued (the sweep makes it).
   std::string WaitIssued(const std::string& hostname) {
     std::string id;
-    REQUIRE(WaitFor(20s, [&] {
+    REQUIRE(WaitFor(60s, [&] {
       issuance->Sweep();
       id = f.db().Scalar(
           "SELECT coalesce(max(c.id), '') FROM certificates c JOIN domains d ON "
@@ -82,6 +92,7 @@ struct Certs {
   std::unique_ptr<certs::InternalCa> ca;
   std::string ca_file;
   std::unique_ptr<certs::CertServer> http;
+  std::unique_ptr<certs::AcmeIssuer> acme_issuer;
   std::unique_ptr<certs::Issuance> issuance;
   std::unique_ptr<jobs::Worker> worker;
 };
@@ -203,6 +214,126 @@ TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fai
     return r.ok() && r->status == 308;
   }));
   CHECK(redirected.Header("location") == absl::StrCat("https://", host, "/a?b=1"));
+}
+
+// The test Pebble's issuing root, to trust what it signs.
+std::string PebbleRoot() {
+  auto r = http::Send({.url = RequireEnv("C2D_TEST_PEBBLE_MANAGEMENT") + "/roots/0",
+                       .ca_file = RequireEnv("C2D_TEST_PEBBLE_CA_FILE")});
+  REQUIRE(r.ok());
+  REQUIRE(r->status == 200);
+  const std::string path =
+      (fs::path(RequireEnv("C2D_TEST_TMP")) / (ids::New("root") + ".pem")).string();
+  std::ofstream(path) << r->body;
+  return path;
+}
+
+TEST_CASE("a public name gets an ACME certificate by HTTP-01 through the ingress and renews it",
+          "[certs][acme]") {
+  DeployerFixture f(
+      {.base_domain = absl::StrCat("t", absl::AsciiStrToLower(ids::New("x").substr(20)), ".test")});
+  Certs certs(f, /*acme=*/true);
+  v1::Deployment d = f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id());
+  REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+  const std::string host = f.hostname();
+  const std::string cert_id = certs.WaitIssued(host);
+  CHECK(f.db().Scalar("SELECT issuer_kind FROM certificates WHERE id = '" + cert_id + "'") ==
+        "acme");
+  CHECK_THAT(f.db().Scalar("SELECT issuer FROM certificates WHERE id = '" + cert_id + "'"),
+             Catch::Contains("Pebble"));
+  // The challenge answers are gone once issued.
+  CHECK(f.db().Count("SELECT count(*) FROM acme_http_challenges") == 0);
+  const std::string root = PebbleRoot();
+  std::string error;
+  REQUIRE(WaitFor(5s, [&] { return Curl(host, root, &error) == "v1"; }));
+  INFO(error);
+  // Plain HTTP now redirects.
+  auto plain = http::Send({.url = absl::StrCat("http://", RequireEnv("C2D_TEST_CADDY_HTTP"), "/x"),
+                           .headers = {{"Host", host}}});
+  REQUIRE(plain.ok());
+  CHECK(plain->status == 308);
+  CHECK(plain->Header("location") == absl::StrCat("https://", host, "/x"));
+
+  // Pebble's certificates live 60 s: the sweep renews with 20 s left, under
+  // a loop of new HTTPS connections that must all succeed.
+  const std::string first = ServedSerial(host);
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  std::string last_error;
+  std::thread loop([&] {
+    while (!stop) {
+      std::string e;
+      ++sent;
+      if (Curl(host, root, &e) != "v1") {
+        ++failed;
+        last_error = e;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  std::string second;
+  CHECK(WaitFor(90s, [&] {
+    certs.issuance->Sweep();
+    second = ServedSerial(host);
+    return !second.empty() && second != first;
+  }));
+  stop = true;
+  loop.join();
+  INFO(last_error);
+  CHECK(sent > 20);
+  CHECK(failed == 0);
+}
+
+// A certificate row of the fixture's service for `names`, issued by ACME.
+std::string AcmeCertificate(DeployerFixture& f, const std::string& domain,
+                            const std::vector<std::string>& names) {
+  const std::string dom = ids::New("dom"), crt = ids::New("crt");
+  f.db().Exec(
+      absl::StrCat("INSERT INTO domains (id, service_id, project_id, hostname, kind, "
+                   "verification_state, verified_at) VALUES ('",
+                   dom, "', '", f.service_id(), "', '", f.project_id(), "', '", domain,
+                   "', 'default', 'verified', now())"));
+  std::string array;
+  for (const auto& n : names) absl::StrAppend(&array, array.empty() ? "" : ",", "'", n, "'");
+  f.db().Exec(
+      absl::StrCat("INSERT INTO certificates (id, domain_id, hostnames, issuer_kind) VALUES ('",
+                   crt, "', '", dom, "', ARRAY[", array, "], 'acme')"));
+  return crt;
+}
+
+TEST_CASE("a wildcard by DNS-01, and a name the CA refuses fails with the CA's reason",
+          "[certs][acme]") {
+  const std::string base =
+      absl::StrCat("t", absl::AsciiStrToLower(ids::New("x").substr(20)), ".test");
+  DeployerFixture f({.base_domain = base});
+  Certs certs(f, /*acme=*/true);
+  const std::string wild = AcmeCertificate(f, "w." + base, {"*.w." + base});
+  REQUIRE(WaitFor(60s, [&] {
+    certs.issuance->Sweep();
+    return f.db().Scalar("SELECT state FROM certificates WHERE id = '" + wild + "'") == "issued";
+  }));
+  // Any name below it is served that certificate; the TXT record is gone.
+  const std::string serial =
+      f.db().Scalar("SELECT serial FROM certificates WHERE id = '" + wild + "'");
+  CHECK(ServedSerial("anything.w." + base) == serial);
+  CHECK(f.db().Count("SELECT count(*) FROM dns_records WHERE owner = 'certificate:" + wild + "'") ==
+        0);
+
+  // blocked.c2d.test is refused by the test CA's policy.
+  const std::string refused = AcmeCertificate(f, "blocked.c2d.test", {"blocked.c2d.test"});
+  REQUIRE(WaitFor(30s, [&] {
+    certs.issuance->Sweep();
+    return f.db().Count("SELECT renewal_attempts FROM certificates WHERE id = '" + refused + "'") >
+           0;
+  }));
+  const std::string why =
+      f.db().Scalar("SELECT last_error FROM certificates WHERE id = '" + refused + "'");
+  CHECK_THAT(why, Catch::Contains("blocked.c2d.test"));
+  CHECK_THAT(why, Catch::Contains("rejectedIdentifier") || Catch::Contains("policy"));
+  CHECK(f.db().Scalar("SELECT state FROM certificates WHERE id = '" + refused + "'") == "pending");
+  // Retried with backoff, not at once.
+  CHECK(f.db().Count("SELECT count(*) FROM certificates WHERE id = '" + refused +
+                     "' AND next_renewal_at > now() + interval '50 minutes'") == 1);
 }
 
 TEST_CASE("the certs endpoint refuses what is not a name it serves", "[certs]") {

@@ -61,7 +61,9 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
                    service_id_, "', '", project_id_, "', 'web', 'web', '/unused', 8080)"));
 
   provider_ = std::make_unique<cloud::LocalProvider>(config_.local);
-  dns_ = std::make_unique<DnsServer>(db_, *pool_);
+  config_.base_domain = options.base_domain;
+  if (config_.HasPublicZone()) config_.public_ipv4 = "127.0.0.1";
+  dns_ = std::make_unique<DnsServer>(db_, *pool_, options.base_domain);
   config_.dns_addr = dns_->address();
   upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress, dns_->channel());
   runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider_, *upstreams_);

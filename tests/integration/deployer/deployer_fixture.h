@@ -37,6 +37,9 @@ struct DeployerOptions {
   bool in_process = true;
   // The provider's engine socket; default: the real engine's.
   std::string engine_socket;
+  // Apps answer at web.<project>.<base_domain>; with a dot, the DNS service
+  // serves it as a zone and each hostname gets an A record of 127.0.0.1.
+  std::string base_domain = "localhost";
 };
 
 class DeployerFixture {
