@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "libs/acme/problem.h"
@@ -138,11 +139,21 @@ void Issuance::ExportExpiry() {
   auto rows = pool_.Read(
       "expiries", [](pg::Tx& tx) -> absl::StatusOr<pqxx::result> { return tx.Exec(kExpiries); });
   if (!rows.ok()) return;
+  std::set<std::string> now;
   for (const pqxx::row& r : *rows) {
     const std::string host = r[1].as<std::string>();
+    now.insert(host);
     Expiry().Add({{"hostname", host}}).Set(static_cast<double>(r[2].as<int64_t>()));
     RenewalFailing().Add({{"hostname", host}}).Set(r[3].as<std::string>() == "renewal_failing");
   }
+  // A removed domain's series go, or its last expiry would alert one day.
+  absl::MutexLock lock(&mu_);
+  for (const std::string& host : exported_) {
+    if (now.count(host)) continue;
+    Expiry().Remove(&Expiry().Add({{"hostname", host}}));
+    RenewalFailing().Remove(&RenewalFailing().Add({{"hostname", host}}));
+  }
+  exported_ = std::move(now);
 }
 
 }  // namespace c2d::certs

@@ -5,9 +5,12 @@
 // handshake on) and the leader's sweep (a default domain for every newly
 // routed hostname, renewals that are due, the expiry metrics).
 
+#include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "libs/jobs/job.h"
 #include "libs/jobs/worker.h"
@@ -49,6 +52,9 @@ class Issuance {
   const Config& config_;
   const InternalCa& ca_;
   AcmeIssuer* acme_;
+  absl::Mutex mu_;
+  // Hostnames whose metrics were exported by the last sweep.
+  std::set<std::string> exported_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace c2d::certs
