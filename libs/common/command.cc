@@ -66,6 +66,10 @@ int Spawn(const Command& command, int out_fd, int err_fd, pid_t* pid) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  // Nothing else of this process reaches the child: a descriptor without
+  // O_CLOEXEC (a listening socket of a library) would otherwise stay open in
+  // whatever the child leaves running, holding its port.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

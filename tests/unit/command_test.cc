@@ -1,8 +1,14 @@
 #include "libs/common/command.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
+
+#include "absl/strings/str_split.h"
 
 namespace c2d {
 namespace {
@@ -40,6 +46,27 @@ TEST_CASE("a timeout or cancellation kills the whole process group", "[command]"
   auto c = RunCommand({.argv = {"sleep", "30"}, .timeout = 60s, .cancel = &cancel});
   t.join();
   CHECK(absl::IsCancelled(c.status()));
+}
+
+TEST_CASE("a command inherits no descriptor of c2d beyond its standard streams", "[command]") {
+  // Inheritable descriptors (as a library's socket may be), numbered above
+  // any the child opens itself.
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  const int fds[2] = {fcntl(pipe_fds[0], F_DUPFD, 100), fcntl(pipe_fds[1], F_DUPFD, 100)};
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  REQUIRE(fds[0] >= 100);
+  auto r = RunCommand({.argv = {"sh", "-c", "ls /proc/self/fd"}});
+  close(fds[0]);
+  close(fds[1]);
+  REQUIRE(r.ok());
+  // 0, 1, 2 and the one ls opens to read the directory.
+  std::vector<std::string> open = absl::StrSplit(r->output, '\n', absl::SkipWhitespace());
+  INFO(r->output);
+  CHECK(open.size() <= 4);
+  CHECK(std::find(open.begin(), open.end(), std::to_string(fds[0])) == open.end());
+  CHECK(std::find(open.begin(), open.end(), std::to_string(fds[1])) == open.end());
 }
 
 }  // namespace
