@@ -24,6 +24,10 @@ ON CONFLICT (directory_url) WHERE state <> 'deactivated' DO NOTHING)sql"};
 constexpr pg::Statement kRegistered{"certs_acme_account_registered", R"sql(
 UPDATE acme_accounts SET account_url = $2, state = 'valid', updated_at = now() WHERE id = $1)sql"};
 
+constexpr pg::Statement kForgetAccount{"certs_acme_account_forget", R"sql(
+UPDATE acme_accounts SET account_url = NULL, state = 'unregistered', updated_at = now()
+WHERE id = $1)sql"};
+
 constexpr pg::Statement kOrderLoad{"certs_order_load", R"sql(
 SELECT coalesce(acme_order_url, ''), order_key_key_id, order_key_wrapped_key, order_key_nonce,
        order_key_ciphertext
@@ -122,7 +126,12 @@ absl::StatusOr<std::pair<acme::Order, crypto::EcKey>> AcmeIssuer::OrderFor(
   }
   std::vector<acme::Identifier> identifiers;
   for (const std::string& h : row.cert.hostnames()) identifiers.push_back({"dns", h});
-  C2D_ASSIGN_OR_RETURN(acme::Order order, client.NewOrder(identifiers));
+  std::string replaces;  // a renewal names its predecessor (sent only to CAs with ARI)
+  if (!row.cert.certificate_chain_pem().empty()) {
+    auto info = crypto::ParseCertificateChain(row.cert.certificate_chain_pem());
+    if (info.ok()) replaces = info->ari_id;
+  }
+  C2D_ASSIGN_OR_RETURN(acme::Order order, client.NewOrder(identifiers, replaces));
   C2D_ASSIGN_OR_RETURN(crypto::EcKey key, crypto::EcKey::Generate());
   C2D_ASSIGN_OR_RETURN(std::string der, key.ToPkcs8Der());
   C2D_ASSIGN_OR_RETURN(crypto::Sealed sealed, keys.Seal(der, OrderAad(id)));
@@ -195,7 +204,37 @@ void AcmeIssuer::Cleanup(const std::string& certificate_id) {
   (void)dns_->DeleteRecords(&ctx, del, &out);
 }
 
+absl::StatusOr<acme::SuggestedRenewal> AcmeIssuer::SuggestedWindow(const std::string& chain_pem) {
+  C2D_ASSIGN_OR_RETURN(acme::Client * client, Account());
+  C2D_ASSIGN_OR_RETURN(bool offered, client->HasRenewalInfo());
+  if (!offered) return absl::UnimplementedError("the CA offers no renewal information");
+  C2D_ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificateChain(chain_pem));
+  if (info.ari_id.empty()) return absl::FailedPreconditionError("the certificate has no AKI");
+  return client->RenewalInfo(info.ari_id);
+}
+
 absl::StatusOr<Issued> AcmeIssuer::Issue(const CertificateRow& row) {
+  absl::StatusOr<Issued> issued = IssueOnce(row);
+  if (acme::ProblemType(issued.status()) != "urn:ietf:params:acme:error:accountDoesNotExist") {
+    return issued;
+  }
+  // The CA lost c2d's account (a test CA restarted, an account purged):
+  // register the same key again and start over.
+  log::Warn("the ACME CA no longer knows c2d's account; registering again",
+            {{"directory", config_.acme_directory}});
+  {
+    absl::MutexLock lock(&mu_);
+    client_.reset();
+    C2D_RETURN_IF_ERROR(pool_.Transact("acme account lost", [&](pg::Tx& tx) {
+      tx.Exec(kForgetAccount, account_id_);
+      tx.Exec(kOrderClear, row.cert.id());
+      return absl::OkStatus();
+    }));
+  }
+  return IssueOnce(row);
+}
+
+absl::StatusOr<Issued> AcmeIssuer::IssueOnce(const CertificateRow& row) {
   const absl::Time deadline = absl::Now() + absl::FromChrono(config_.acme_timeout);
   C2D_ASSIGN_OR_RETURN(acme::Client * client, Account());
   C2D_ASSIGN_OR_RETURN(auto order_and_key, OrderFor(*client, row));

@@ -31,10 +31,17 @@ class AcmeIssuer {
       : pool_(pool), config_(config), dns_(dns) {}
 
   // A certificate for the row's names, within config.acme_timeout. Errors
-  // carry the CA's problem (acme::ProblemType, acme::RetryAfter).
+  // carry the CA's problem (acme::ProblemType, acme::RetryAfter). A renewal
+  // names the certificate it replaces (RFC 9773 "replaces") when the CA
+  // offers renewal information.
   absl::StatusOr<Issued> Issue(const CertificateRow& row);
+  // RFC 9773: the window in which the CA suggests renewing the certificate
+  // `chain_pem`; Unimplemented when the CA offers no renewal information.
+  absl::StatusOr<acme::SuggestedRenewal> SuggestedWindow(const std::string& chain_pem);
 
  private:
+  // Issue, once: without handling a lost account.
+  absl::StatusOr<Issued> IssueOnce(const CertificateRow& row);
   // The account's client, registered once.
   absl::StatusOr<acme::Client*> Account();
   // The order in flight for the row (or a new one, stored first) and its key.

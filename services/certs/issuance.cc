@@ -20,6 +20,15 @@ namespace c2d::certs {
 namespace {
 
 constexpr int kDuePerSweep = 100;
+constexpr absl::Duration kAriEvery = absl::Hours(6);
+
+constexpr pg::Statement kAcmeIssued{"certs_acme_issued", R"sql(
+SELECT id, certificate_chain_pem, (extract(epoch FROM next_renewal_at) * 1000000)::bigint
+FROM certificates
+WHERE issuer_kind = 'acme' AND state IN ('issued', 'renewal_failing'))sql"};
+constexpr pg::Statement kRenewEarlier{"certs_renew_earlier", R"sql(
+UPDATE certificates SET next_renewal_at = to_timestamp($2::double precision / 1e6)
+WHERE id = $1 AND next_renewal_at > to_timestamp($2::double precision / 1e6))sql"};
 
 constexpr pg::Statement kExpiries{"certs_expiries", R"sql(
 SELECT c.id, c.hostnames[1], extract(epoch FROM c.not_after)::bigint, c.state
@@ -56,6 +65,14 @@ absl::Duration RetryDelay(int attempts) {
   static thread_local std::mt19937 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.9, 1.1);
   return absl::Hours(hours * jitter(rng));
+}
+
+absl::Time AriRenewalTime(absl::Time window_start, absl::Time window_end, absl::Time planned,
+                          double fraction) {
+  if (window_end < window_start) return planned;
+  const absl::Time chosen =
+      window_start + (window_end - window_start) * std::clamp(fraction, 0.0, 1.0);
+  return std::min(chosen, planned);
 }
 
 std::string Issuance::IssuerOf(const std::string& hostname) const {
@@ -132,7 +149,40 @@ void Issuance::Sweep() {
   auto due =
       pool_.Transact("due renewals", [&](pg::Tx& tx) { return EnqueueDue(tx, kDuePerSweep); });
   if (!due.ok()) log::Warn("certs sweep: renewals", {{"error", due.status().ToString()}});
+  ApplyRenewalInfo();
   ExportExpiry();
+}
+
+void Issuance::ApplyRenewalInfo() {
+  if (acme_ == nullptr) return;
+  auto rows = pool_.Read("acme certificates", [](pg::Tx& tx) -> absl::StatusOr<pqxx::result> {
+    return tx.Exec(kAcmeIssued);
+  });
+  if (!rows.ok()) return;
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> fraction(0.0, 1.0);
+  for (const pqxx::row& r : *rows) {
+    const std::string id = r[0].as<std::string>();
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = ari_asked_.find(id);
+      if (it != ari_asked_.end() && absl::Now() - it->second < kAriEvery) continue;
+      ari_asked_[id] = absl::Now();
+    }
+    auto window = acme_->SuggestedWindow(r[1].as<std::string>());
+    if (absl::IsUnimplemented(window.status())) return;  // the CA has no ARI
+    if (!window.ok()) continue;
+    const absl::Time planned = absl::FromUnixMicros(r[2].as<int64_t>());
+    const absl::Time at =
+        AriRenewalTime(window->window_start, window->window_end, planned, fraction(rng));
+    if (at >= planned) continue;
+    (void)pool_.Transact("renew earlier", [&](pg::Tx& tx) {
+      tx.Exec(kRenewEarlier, id, absl::ToUnixMicros(at));
+      return absl::OkStatus();
+    });
+    log::Info("renewal moved earlier by the CA's renewal information",
+              {{"certificate_id", id}, {"at", absl::FormatTime(at)}});
+  }
 }
 
 void Issuance::ExportExpiry() {

@@ -5,6 +5,7 @@
 // handshake on) and the leader's sweep (a default domain for every newly
 // routed hostname, renewals that are due, the expiry metrics).
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -27,6 +28,11 @@ absl::Time RenewalTime(absl::Time not_before, absl::Time not_after);
 // The retry delay after `attempts` failed attempts: 1 h doubling to 24 h,
 // jittered by up to ±10 %.
 absl::Duration RetryDelay(int attempts);
+// RFC 9773 §4.2: a time within the CA's suggested window (`fraction` of the
+// way in, chosen at random by the caller), when that is earlier than the
+// renewal already planned at `planned`; else `planned`.
+absl::Time AriRenewalTime(absl::Time window_start, absl::Time window_end, absl::Time planned,
+                          double fraction);
 
 class Issuance {
  public:
@@ -47,6 +53,9 @@ class Issuance {
   // Records a failed attempt (backoff) and returns `error`.
   absl::Status Failed(const std::string& id, int attempts, const absl::Status& error);
   void ExportExpiry();
+  // Moves renewals earlier where the CA's renewal information says so
+  // (each certificate asked at most every 6 hours).
+  void ApplyRenewalInfo();
 
   pg::Pool& pool_;
   const Config& config_;
@@ -55,6 +64,8 @@ class Issuance {
   absl::Mutex mu_;
   // Hostnames whose metrics were exported by the last sweep.
   std::set<std::string> exported_ ABSL_GUARDED_BY(mu_);
+  // When each certificate's renewal information was last asked.
+  std::map<std::string, absl::Time> ari_asked_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace c2d::certs

@@ -33,6 +33,7 @@
 #         C2D_PEBBLE_MANAGEMENT  https://127.0.0.1:PORT (GET /roots/0 and
 #                                /intermediates/0: Pebble's issuing chain)
 #   c2d::pebble_stop DIR
+#   c2d::pebble_restart DIR DNS_SERVER   the same Pebble again (a CA outage)
 
 # shellcheck source=tools/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -154,4 +155,26 @@ JSON
 
 c2d::pebble_stop() {
   c2d::stop_pidfile "$1/pebble.pid" 10
+}
+
+# c2d::pebble_restart DIR DNS_SERVER: Pebble again on the ports of its last
+# start in DIR (tests of a CA outage). It forgets every account and order:
+# a new CA instance behind the same directory URL.
+c2d::pebble_restart() {
+  local dir=$1 dns_server=$2
+  [[ -f $dir/pebble-config.json ]] || c2d::die "no Pebble was started in $dir"
+  c2d::pebble_stop "$dir"
+  env -u PEBBLE_WFE_NONCEREJECT -u PEBBLE_VA_ALWAYS_VALID PEBBLE_VA_NOSLEEP=1 \
+    setsid pebble -config "$dir/pebble-config.json" -dnsserver "$dns_server" \
+    >>"$dir/pebble.log" 2>&1 </dev/null &
+  echo $! >"$dir/pebble.pid"
+  local port deadline=$((SECONDS + 30))
+  port=$(sed -n 's/.*"listenAddress": "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/pebble-config.json")
+  until curl -fsS --max-time 2 --cacert "$dir/ca.pem" "https://127.0.0.1:$port/dir" >/dev/null 2>&1; do
+    if ! c2d::pidfile_alive "$dir/pebble.pid" || ((SECONDS > deadline)); then
+      tail -n 20 "$dir/pebble.log" >&2
+      c2d::die "pebble did not start again on 127.0.0.1:$port (log: $dir/pebble.log)"
+    fi
+    sleep 0.1
+  done
 }

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
@@ -117,6 +118,35 @@ std::string Curl(const std::string& host, const std::string& ca_file, std::strin
   return r->output;
 }
 
+// New HTTPS connections to `host` one after another (a pause between
+// them), counting those that did not answer `want`.
+struct HttpsLoop {
+  HttpsLoop(std::string host, std::string ca_file, std::string want,
+            std::chrono::milliseconds pause = 0ms)
+      : thread([=, this] {
+          while (!stop) {
+            std::string e;
+            ++sent;
+            if (Curl(host, ca_file, &e) != want) {
+              ++failed;
+              absl::MutexLock lock(&mu);
+              last_error = e;
+            }
+            std::this_thread::sleep_for(pause);
+          }
+        }) {}
+  ~HttpsLoop() { Stop(); }
+  void Stop() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0}, failed{0};
+  absl::Mutex mu;
+  std::string last_error;  // read after Stop()
+  std::thread thread;      // last: starts once the rest exists
+};
+
 // The serial of the certificate the ingress presents for `host` now.
 std::string ServedSerial(const std::string& host) {
   auto r = RunCommand(
@@ -166,19 +196,7 @@ TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fai
   CHECK(Curl("nobody." + host, certs.ca_file, &error).empty());
 
   // Renewal under a request loop: every handshake is new (one curl each).
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, failed{0};
-  std::string last_error;
-  std::thread loop([&] {
-    while (!stop) {
-      std::string e;
-      ++sent;
-      if (Curl(host, certs.ca_file, &e) != "v1") {
-        ++failed;
-        last_error = e;
-      }
-    }
-  });
+  HttpsLoop loop(host, certs.ca_file, "v1");
   std::this_thread::sleep_for(500ms);
   grpc::ServerContext ctx;
   certs::CertServiceImpl service(f.pool());
@@ -192,11 +210,10 @@ TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fai
     return !second.empty() && second != first;
   }));
   std::this_thread::sleep_for(1s);
-  stop = true;
-  loop.join();
-  INFO(last_error);
-  CHECK(sent > 5);
-  CHECK(failed == 0);
+  loop.Stop();
+  INFO(loop.last_error);
+  CHECK(loop.sent > 5);
+  CHECK(loop.failed == 0);
   CHECK(second == f.db().Scalar("SELECT serial FROM certificates WHERE id = '" + cert_id + "'"));
 
   // Plain HTTP is served as it is for c2d's own CA; a publicly trusted
@@ -257,31 +274,17 @@ TEST_CASE("a public name gets an ACME certificate by HTTP-01 through the ingress
   // Pebble's certificates live 60 s: the sweep renews with 20 s left, under
   // a loop of new HTTPS connections that must all succeed.
   const std::string first = ServedSerial(host);
-  std::atomic<bool> stop{false};
-  std::atomic<int> sent{0}, failed{0};
-  std::string last_error;
-  std::thread loop([&] {
-    while (!stop) {
-      std::string e;
-      ++sent;
-      if (Curl(host, root, &e) != "v1") {
-        ++failed;
-        last_error = e;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-  });
+  HttpsLoop loop(host, root, "v1", 50ms);
   std::string second;
   CHECK(WaitFor(90s, [&] {
     certs.issuance->Sweep();
     second = ServedSerial(host);
     return !second.empty() && second != first;
   }));
-  stop = true;
-  loop.join();
-  INFO(last_error);
-  CHECK(sent > 20);
-  CHECK(failed == 0);
+  loop.Stop();
+  INFO(loop.last_error);
+  CHECK(loop.sent > 20);
+  CHECK(loop.failed == 0);
 }
 
 // A certificate row of the fixture's service for `names`, issued by ACME.
@@ -301,7 +304,7 @@ std::string AcmeCertificate(DeployerFixture& f, const std::string& domain,
   return crt;
 }
 
-TEST_CASE("a wildcard by DNS-01, and a name the CA refuses fails with the CA's reason",
+TEST_CASE("a wildcard by DNS-01 and a name the CA refuses failing with the CA's reason",
           "[certs][acme]") {
   const std::string base =
       absl::StrCat("t", absl::AsciiStrToLower(ids::New("x").substr(20)), ".test");
@@ -334,6 +337,63 @@ TEST_CASE("a wildcard by DNS-01, and a name the CA refuses fails with the CA's r
   // Retried with backoff, not at once.
   CHECK(f.db().Count("SELECT count(*) FROM certificates WHERE id = '" + refused +
                      "' AND next_renewal_at > now() + interval '50 minutes'") == 1);
+}
+
+// Runs a function of tools/lib/pebble.sh on the test platform's Pebble.
+void Pebble(const std::string& call) {
+  auto r = RunCommand({.argv = {"bash", "-c",
+                                absl::StrCat("source ", C2D_SOURCE_DIR, "/tools/lib/pebble.sh && ",
+                                             call, " ", RequireEnv("C2D_TEST_TMP"), "/pebble ",
+                                             RequireEnv("C2D_TEST_PDNS_DNS_ADDR"))},
+                       .timeout = 60s});
+  REQUIRE(r.ok());
+  INFO(r->output);
+  REQUIRE(r->exit_code == 0);
+}
+
+TEST_CASE("a CA outage during renewal leaves the certificate served and recovers by itself",
+          "[certs][acme]") {
+  const std::string base =
+      absl::StrCat("t", absl::AsciiStrToLower(ids::New("x").substr(20)), ".test");
+  DeployerFixture f({.base_domain = base});
+  Certs certs(f, /*acme=*/true);
+  REQUIRE(f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id()).state() ==
+          v1::DEPLOYMENT_STATE_LIVE);
+  const std::string host = f.hostname();
+  const std::string id = certs.WaitIssued(host);
+  const std::string first =
+      f.db().Scalar("SELECT serial FROM certificates WHERE id = '" + id + "'");
+  auto renew_now = [&] {
+    f.db().Exec("UPDATE certificates SET next_renewal_at = now() WHERE id = '" + id + "'");
+  };
+
+  // The CA goes away; the renewal fails, the certificate keeps serving.
+  Pebble("c2d::pebble_stop");
+  renew_now();
+  REQUIRE(WaitFor(60s, [&] {
+    certs.issuance->Sweep();
+    return f.db().Scalar("SELECT state FROM certificates WHERE id = '" + id + "'") ==
+           "renewal_failing";
+  }));
+  CHECK_FALSE(f.db().Scalar("SELECT last_error FROM certificates WHERE id = '" + id + "'").empty());
+  CHECK(f.db().Count("SELECT count(*) FROM certificates WHERE id = '" + id +
+                     "' AND next_renewal_at > now() + interval '50 minutes'") == 1);
+  CHECK(ServedSerial(host) == first);
+
+  // The CA is back (a new instance: it forgot c2d's account). When the
+  // backoff has passed (moved to now here), the sweep renews it.
+  Pebble("c2d::pebble_restart");
+  renew_now();
+  std::string second;
+  REQUIRE(WaitFor(60s, [&] {
+    certs.issuance->Sweep();
+    second =
+        f.db().Scalar("SELECT state || ' ' || serial FROM certificates WHERE id = '" + id + "'");
+    return absl::StartsWith(second, "issued ");
+  }));
+  CHECK(second != "issued " + first);
+  CHECK(f.db().Scalar("SELECT renewal_attempts FROM certificates WHERE id = '" + id + "'") == "0");
+  CHECK(WaitFor(5s, [&] { return ServedSerial(host) != first; }));
 }
 
 TEST_CASE("the certs endpoint refuses what is not a name it serves", "[certs]") {
