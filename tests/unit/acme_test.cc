@@ -24,6 +24,7 @@
 #include "libs/acme/jws.h"
 #include "libs/crypto/hash.h"
 #include "libs/httpd/server.h"
+#include "tests/unit/es256_verify.h"
 
 namespace c2d {
 namespace {
@@ -44,25 +45,6 @@ std::string B64UrlDecode(const std::string& text) {
   return out;
 }
 
-// OpenSSL's verification of a JWS-form ES256 signature.
-bool VerifiesEs256(EVP_PKEY* pkey, const std::string& data, const std::string& raw_sig) {
-  if (raw_sig.size() != 64) return false;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(raw_sig.data());
-  ECDSA_SIG* sig = ECDSA_SIG_new();
-  ECDSA_SIG_set0(sig, BN_bin2bn(bytes, 32, nullptr), BN_bin2bn(bytes + 32, 32, nullptr));
-  unsigned char* der = nullptr;
-  const int der_len = i2d_ECDSA_SIG(sig, &der);
-  ECDSA_SIG_free(sig);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  const bool ok =
-      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
-      EVP_DigestVerify(ctx, der, static_cast<size_t>(der_len),
-                       reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
-  EVP_MD_CTX_free(ctx);
-  OPENSSL_free(der);
-  return ok;
-}
-
 struct DecodedJws {
   json header;
   std::string payload;
@@ -81,7 +63,7 @@ DecodedJws Decode(const crypto::EcKey& key, const std::string& text) {
   out.header = json::parse(B64UrlDecode(prot), nullptr, false);
   out.payload = B64UrlDecode(payload);
   out.well_formed = out.header.is_object();
-  out.signature_ok = VerifiesEs256(key.pkey(), prot + "." + payload, B64UrlDecode(sig));
+  out.signature_ok = testing::VerifiesEs256(key.pkey(), prot + "." + payload, B64UrlDecode(sig));
   return out;
 }
 

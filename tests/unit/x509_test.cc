@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/crypto/hash.h"
+#include "tests/unit/es256_verify.h"
 
 namespace c2d {
 namespace {
@@ -73,25 +74,6 @@ X509Ptr ReadPem(const std::string& pem) {
   std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>> bio(
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-}
-
-// OpenSSL's own ECDSA verification of a JWS-form (r || s) signature.
-bool VerifiesEs256(EVP_PKEY* pkey, const std::string& data, const std::string& raw_sig) {
-  if (raw_sig.size() != 64) return false;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(raw_sig.data());
-  ECDSA_SIG* sig = ECDSA_SIG_new();
-  ECDSA_SIG_set0(sig, BN_bin2bn(bytes, 32, nullptr), BN_bin2bn(bytes + 32, 32, nullptr));
-  unsigned char* der = nullptr;
-  const int der_len = i2d_ECDSA_SIG(sig, &der);
-  ECDSA_SIG_free(sig);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  const bool ok =
-      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
-      EVP_DigestVerify(ctx, der, static_cast<size_t>(der_len),
-                       reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
-  EVP_MD_CTX_free(ctx);
-  OPENSSL_free(der);
-  return ok;
 }
 
 std::vector<std::string> SansOf(STACK_OF(X509_EXTENSION) * exts) {
@@ -158,13 +140,13 @@ TEST_CASE("ES256 signatures are 64 raw bytes that OpenSSL verifies", "[x509]") {
   auto sig = key.SignEs256(data);
   REQUIRE(sig.ok());
   CHECK(sig->size() == 64);
-  CHECK(VerifiesEs256(key.pkey(), data, *sig));
-  CHECK_FALSE(VerifiesEs256(key.pkey(), data + "x", *sig));
-  CHECK_FALSE(VerifiesEs256(NewKey().pkey(), data, *sig));
+  CHECK(testing::VerifiesEs256(key.pkey(), data, *sig));
+  CHECK_FALSE(testing::VerifiesEs256(key.pkey(), data + "x", *sig));
+  CHECK_FALSE(testing::VerifiesEs256(NewKey().pkey(), data, *sig));
   // ECDSA is randomised: a second signature differs and verifies too.
   auto again = key.SignEs256(data);
   CHECK(*again != *sig);
-  CHECK(VerifiesEs256(key.pkey(), data, *again));
+  CHECK(testing::VerifiesEs256(key.pkey(), data, *again));
 }
 
 TEST_CASE("a CSR carries every name as a SAN and the first as CN", "[x509]") {

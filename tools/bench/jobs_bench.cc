@@ -35,6 +35,7 @@
 #include "libs/jobs/worker.h"
 #include "libs/pg/pool.h"
 #include "nlohmann/json.hpp"
+#include "tools/bench/must.h"
 #include "tools/bench/stats.h"
 
 namespace {
@@ -45,20 +46,8 @@ using namespace std::chrono_literals;
 constexpr char kQueue[] = "bench";
 constexpr char kKind[] = "noop";
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "c2d-bench-jobs: %s\n", what.c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
-  return std::move(*v);
-}
-
-void Must(const absl::Status& s, const char* what) {
-  if (!s.ok()) Die(absl::StrCat(what, ": ", s.ToString()));
-}
+using bench::Die;
+using bench::Must;
 
 std::string label;
 

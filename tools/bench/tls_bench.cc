@@ -71,6 +71,7 @@
 #include "services/certs/cert_server.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/store.h"
+#include "tools/bench/must.h"
 
 namespace {
 
@@ -100,20 +101,8 @@ constexpr pg::Statement kInsertCertificate{
     "INSERT INTO certificates (id, domain_id, hostnames, issuer_kind) "
     "VALUES ($1, $2, ARRAY[$3], 'internal')"};
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "c2d-bench-tls: %s\n", what.c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) Die(absl::StrCat(what, ": ", v.status().ToString()));
-  return std::move(*v);
-}
-
-void Must(const absl::Status& s, const char* what) {
-  if (!s.ok()) Die(absl::StrCat(what, ": ", s.ToString()));
-}
+using bench::Die;
+using bench::Must;
 
 void WriteFile(const std::filesystem::path& path, const std::string& content) {
   std::ofstream out(path, std::ios::trunc);
