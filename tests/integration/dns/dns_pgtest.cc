@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
+#include "libs/dns/resolver.h"
 #include "libs/rpc/status.h"
 #include "services/dns/records.h"
 #include "tests/support/dns_server.h"
@@ -121,6 +122,37 @@ TEST_CASE("records of every type written through the DNS service are served by P
   CHECK(deleted.synced());
   CHECK(Dig(app, "A").empty());
   CHECK(Dig(app, "AAAA") == std::set<std::string>{"2001:db8::1"});
+}
+
+TEST_CASE("c2d's resolver asks one DNS server for a name's records", "[dns]") {
+  Env e;
+  const std::string app = "web.r." + e.base, alias = "www.r." + e.base;
+  REQUIRE(Upsert(e.dns, {Rec(app, v1::RECORD_TYPE_A, {"127.0.0.1", "127.0.0.2"}),
+                         Rec(alias, v1::RECORD_TYPE_CNAME, {app}),
+                         Rec("_acme-challenge.r." + e.base, v1::RECORD_TYPE_TXT, {"tok"})})
+              .ok());
+  dns::Resolver resolver(RequireEnv("C2D_TEST_PDNS_DNS_ADDR"));
+  auto a = resolver.Lookup(app, "A");
+  REQUIRE(a.ok());
+  CHECK(std::set<std::string>(a->begin(), a->end()) ==
+        std::set<std::string>{"127.0.0.1", "127.0.0.2"});
+  auto cname = resolver.Lookup(alias, "CNAME");
+  REQUIRE(cname.ok());
+  CHECK(*cname == std::vector<std::string>{app});
+  auto txt = resolver.Lookup("_acme-challenge.r." + e.base, "TXT");
+  REQUIRE(txt.ok());
+  CHECK(*txt == std::vector<std::string>{"tok"});
+  auto none = resolver.Lookup(app, "AAAA");  // the name exists without AAAA
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CHECK(absl::IsNotFound(resolver.Lookup("nothing.r." + e.base, "A").status()));
+  CHECK(absl::IsInvalidArgument(resolver.Lookup(app, "MX").status()));
+  CHECK(absl::IsInvalidArgument(dns::Resolver("localhost").Lookup(app, "A").status()));
+  // A server that does not answer.
+  auto silent = dns::Resolver(absl::StrCat("127.0.0.1:", testing::FreePort()),
+                              std::chrono::milliseconds(1000))
+                    .Lookup(app, "A");
+  CHECK(absl::IsUnavailable(silent.status()));
 }
 
 TEST_CASE("the sweep puts back records changed or deleted behind c2d's back", "[dns]") {
