@@ -8,7 +8,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "libs/common/status.h"
-#include "libs/rpc/status.h"
 
 namespace c2d::ingress {
 namespace {
@@ -18,13 +17,6 @@ namespace {
 constexpr char kLoopbackHost[] = "127.0.0.1";
 // Seconds; Caddy refreshes on its own schedule (kRefresh) whatever the TTL says.
 constexpr int kTtl = 1;
-// A DNS service call: a transaction and one PowerDNS request.
-constexpr auto kCallTimeout = std::chrono::seconds(10);
-
-void SetDeadline(grpc::ClientContext& ctx) {
-  ctx.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
-}
-
 bool ValidHostname(const std::string& h) {
   static const std::regex kHost(
       "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$");
@@ -34,9 +26,7 @@ bool ValidHostname(const std::string& h) {
 }  // namespace
 
 Upstreams::Upstreams(Options options, std::shared_ptr<grpc::Channel> dns)
-    : options_(std::move(options)),
-      pdns_(options_.pdns),
-      dns_(v1::DnsService::NewStub(std::move(dns))) {}
+    : options_(std::move(options)), pdns_(options_.pdns), dns_(std::move(dns)) {}
 
 std::string Upstreams::RecordName(const std::string& hostname) const {
   return absl::StrCat(hostname, ".", absl::StripSuffix(options_.zone, "."));
@@ -82,10 +72,7 @@ absl::Status Upstreams::Set(const std::string& owner, const std::string& hostnam
     // priority 0, weight 1: Caddy balances round-robin over them all.
     record.add_values(absl::StrCat("0 1 ", port, " ", RecordName("loopback")));
   }
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  v1::UpsertRecordsResponse response;
-  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->UpsertRecords(&ctx, request, &response)));
+  C2D_ASSIGN_OR_RETURN(v1::UpsertRecordsResponse response, dns_.Upsert(request));
   if (!response.synced()) {
     return absl::UnavailableError(absl::StrCat("the DNS service recorded the upstreams of ",
                                                hostname, " but PowerDNS does not serve them yet"));
@@ -101,10 +88,7 @@ absl::Status Upstreams::Remove(const std::string& owner, const std::string& host
   request.set_owner(owner);
   request.set_name(RecordName(hostname));
   request.set_type(v1::RECORD_TYPE_SRV);
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  v1::DeleteRecordsResponse response;
-  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->DeleteRecords(&ctx, request, &response)));
+  C2D_ASSIGN_OR_RETURN(v1::DeleteRecordsResponse response, dns_.Delete(request));
   if (!response.synced()) {
     return absl::UnavailableError(absl::StrCat("the DNS service removed the upstreams of ",
                                                hostname, " but PowerDNS still serves them"));

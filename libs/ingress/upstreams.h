@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "libs/dns/client.h"
 #include "libs/dns/pdns.h"
 #include "proto/c2d/v1/dns.grpc.pb.h"
 
@@ -69,7 +70,7 @@ class Upstreams {
 
   const Options options_;
   dns::Pdns pdns_;
-  std::unique_ptr<v1::DnsService::Stub> dns_;
+  dns::Client dns_;
 };
 
 }  // namespace c2d::ingress

@@ -5,12 +5,9 @@
 #include "libs/common/ids.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
-#include "libs/rpc/status.h"
 
 namespace c2d::certs {
 namespace {
-
-constexpr auto kDnsTimeout = std::chrono::seconds(10);
 
 constexpr pg::Statement kAccount{"certs_acme_account", R"sql(
 SELECT id, coalesce(account_url, ''), account_key_key_id, account_key_wrapped_key,
@@ -51,11 +48,6 @@ constexpr pg::Statement kChallengeClear{
 
 std::string AccountAad(const std::string& id) { return "c2d/certs/account/" + id; }
 std::string OrderAad(const std::string& id) { return "c2d/certs/order/" + id; }
-
-crypto::Sealed SealedAt(const pqxx::row& r, int i) {
-  return {r[i].as<std::string>(), pqxx::binarystring(r[i + 1]).str(),
-          pqxx::binarystring(r[i + 2]).str(), pqxx::binarystring(r[i + 3]).str()};
-}
 
 acme::Options ClientOptions(const Config& c) {
   acme::Options o;
@@ -170,17 +162,14 @@ absl::Status AcmeIssuer::Authorize(acme::Client& client, const std::string& auth
     r.set_ttl(10);
     r.set_owner(absl::StrCat("certificate:", certificate_id));
     r.add_values(client.Dns01TxtValue(dns01->token));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
-    v1::UpsertRecordsResponse out;
-    absl::Status s = rpc::FromGrpc(dns_->UpsertRecords(&ctx, txt, &out));
-    if (absl::IsInvalidArgument(s)) {
+    absl::StatusOr<v1::UpsertRecordsResponse> out = dns_->Upsert(txt);
+    if (absl::IsInvalidArgument(out.status())) {
       return absl::FailedPreconditionError(absl::StrCat(
           name, " needs DNS-01 (", authz.wildcard ? "a wildcard" : "no HTTP-01 offered",
-          ") and its _acme-challenge name is in no zone c2d serves: ", s.message()));
+          ") and its _acme-challenge name is in no zone c2d serves: ", out.status().message()));
     }
-    C2D_RETURN_IF_ERROR(s);
-    if (!out.synced()) return absl::UnavailableError("the DNS-01 record is not served yet");
+    C2D_RETURN_IF_ERROR(out.status());
+    if (!out->synced()) return absl::UnavailableError("the DNS-01 record is not served yet");
     C2D_RETURN_IF_ERROR(client.AcceptChallenge(dns01->url).status());
   } else {
     return absl::FailedPreconditionError(
@@ -198,10 +187,7 @@ void AcmeIssuer::Cleanup(const std::string& certificate_id) {
   if (dns_ == nullptr) return;
   v1::DeleteRecordsRequest del;
   del.set_owner(absl::StrCat("certificate:", certificate_id));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
-  v1::DeleteRecordsResponse out;
-  (void)dns_->DeleteRecords(&ctx, del, &out);
+  (void)dns_->Delete(del);
 }
 
 absl::StatusOr<acme::SuggestedRenewal> AcmeIssuer::SuggestedWindow(const std::string& chain_pem) {

@@ -16,8 +16,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/acme/client.h"
+#include "libs/dns/client.h"
 #include "libs/pg/pool.h"
-#include "proto/c2d/v1/dns.grpc.pb.h"
 #include "services/certs/config.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/store.h"
@@ -27,7 +27,7 @@ namespace c2d::certs {
 class AcmeIssuer {
  public:
   // `dns` may be null: then only HTTP-01 names (no wildcards) can be issued.
-  AcmeIssuer(pg::Pool& pool, const Config& config, v1::DnsService::Stub* dns)
+  AcmeIssuer(pg::Pool& pool, const Config& config, dns::Client* dns)
       : pool_(pool), config_(config), dns_(dns) {}
 
   // A certificate for the row's names, within config.acme_timeout. Errors
@@ -55,7 +55,7 @@ class AcmeIssuer {
 
   pg::Pool& pool_;
   const Config& config_;
-  v1::DnsService::Stub* dns_;
+  dns::Client* dns_;
   absl::Mutex mu_;
   std::unique_ptr<acme::Client> client_ ABSL_GUARDED_BY(mu_);
   std::string account_id_ ABSL_GUARDED_BY(mu_);

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/status.h"
+#include "services/certs/store.h"
 
 namespace c2d::certs {
 namespace {
@@ -26,16 +27,15 @@ ON CONFLICT (id) DO NOTHING)sql"};
 // The stored CA: its key opened, and its certificate.
 absl::StatusOr<std::pair<crypto::EcKey, std::string>> Load(pg::Pool& pool,
                                                            const crypto::MasterKeys& keys) {
-  return pool.Read(
-      "load internal CA", [&](pg::Tx& tx) -> absl::StatusOr<std::pair<crypto::EcKey, std::string>> {
-        pqxx::result r = tx.Exec(kLoad);
-        if (r.empty()) return absl::NotFoundError("no internal CA yet");
-        crypto::Sealed sealed{r[0][1].as<std::string>(), pqxx::binarystring(r[0][2]).str(),
-                              pqxx::binarystring(r[0][3]).str(), pqxx::binarystring(r[0][4]).str()};
-        C2D_ASSIGN_OR_RETURN(std::string der, keys.Open(sealed, kAad));
-        C2D_ASSIGN_OR_RETURN(crypto::EcKey key, crypto::EcKey::FromPkcs8Der(der));
-        return std::make_pair(std::move(key), r[0][0].as<std::string>());
-      });
+  return pool.Read("load internal CA",
+                   [&](pg::Tx& tx) -> absl::StatusOr<std::pair<crypto::EcKey, std::string>> {
+                     pqxx::result r = tx.Exec(kLoad);
+                     if (r.empty()) return absl::NotFoundError("no internal CA yet");
+                     crypto::Sealed sealed = SealedAt(r[0], 1);
+                     C2D_ASSIGN_OR_RETURN(std::string der, keys.Open(sealed, kAad));
+                     C2D_ASSIGN_OR_RETURN(crypto::EcKey key, crypto::EcKey::FromPkcs8Der(der));
+                     return std::make_pair(std::move(key), r[0][0].as<std::string>());
+                   });
 }
 
 }  // namespace

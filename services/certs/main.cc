@@ -31,9 +31,9 @@ int main() {
   (*process)->OnShutdown([&](std::chrono::milliseconds) { (*http)->Shutdown(); });
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
-  std::unique_ptr<v1::DnsService::Stub> dns;
+  std::unique_ptr<dns::Client> dns;
   if (!config->dns_addr.empty()) {
-    dns = v1::DnsService::NewStub(grpc::CreateChannel(config->dns_addr, *credentials));
+    dns = std::make_unique<dns::Client>(grpc::CreateChannel(config->dns_addr, *credentials));
   }
   std::unique_ptr<certs::AcmeIssuer> acme;
   if (!config->acme_directory.empty()) {

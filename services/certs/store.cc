@@ -160,6 +160,11 @@ v1::Domain RowToDomain(const pqxx::row& r) {
 
 }  // namespace
 
+crypto::Sealed SealedAt(const pqxx::row& row, int i) {
+  return {row[i].as<std::string>(), pqxx::binarystring(row[i + 1]).str(),
+          pqxx::binarystring(row[i + 2]).str(), pqxx::binarystring(row[i + 3]).str()};
+}
+
 std::string KeyAad(const std::string& certificate_id) {
   return absl::StrCat("c2d/certs/key/", certificate_id);
 }
@@ -234,8 +239,7 @@ absl::StatusOr<std::optional<Served>> ServedFor(pg::Tx& tx, const std::string& n
   s.issuer_kind = r[0][2].as<std::string>();
   if (!r[0][3].is_null()) {
     s.chain_pem = r[0][3].as<std::string>();
-    s.key = {r[0][4].as<std::string>(), pqxx::binarystring(r[0][5]).str(),
-             pqxx::binarystring(r[0][6]).str(), pqxx::binarystring(r[0][7]).str()};
+    s.key = SealedAt(r[0], 4);
   }
   return std::optional<Served>(std::move(s));
 }

@@ -19,6 +19,10 @@ namespace c2d::certs {
 // The aad binding a certificate's sealed private key to the certificate.
 std::string KeyAad(const std::string& certificate_id);
 
+// The sealed value in columns i..i+3 of `row` (key id, wrapped key, nonce,
+// ciphertext).
+crypto::Sealed SealedAt(const pqxx::row& row, int i);
+
 // A certificate as the issue job needs it.
 struct CertificateRow {
   v1::Certificate cert;

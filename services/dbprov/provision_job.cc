@@ -15,8 +15,6 @@ namespace c2d::dbprov {
 namespace {
 
 constexpr std::chrono::seconds kStopGrace{10};
-// A DNS service call: one transaction and one PowerDNS request.
-constexpr auto kDnsTimeout = std::chrono::seconds(10);
 
 constexpr pg::Statement kProjectName{"dbprov_project_name",
                                      "SELECT name FROM projects WHERE id = $1"};
@@ -133,19 +131,16 @@ absl::StatusOr<DatabaseRow> Servers::Load(const std::string& id) {
 }
 
 void Servers::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
-  dns_ = v1::DnsService::NewStub(dns);
+  dns_ = std::make_unique<dns::Client>(dns);
 }
 
 absl::Status Servers::PublishName(const DatabaseRow& row, const std::string& address) {
   if (dns_ == nullptr) return absl::OkStatus();
   const std::string owner = absl::StrCat("database:", row.db.id());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
   if (address.empty()) {
     v1::DeleteRecordsRequest del;
     del.set_owner(owner);
-    v1::DeleteRecordsResponse out;
-    return rpc::FromGrpc(dns_->DeleteRecords(&ctx, del, &out));
+    return dns_->Delete(del).status();
   }
   auto project = pool_.Read("project name", [&](pg::Tx& tx) -> absl::StatusOr<std::string> {
     pqxx::result r = tx.Exec(kProjectName, row.db.project_id());
@@ -159,8 +154,7 @@ absl::Status Servers::PublishName(const DatabaseRow& row, const std::string& add
   r.set_type(v1::RECORD_TYPE_A);
   r.set_owner(owner);
   r.add_values(address);
-  v1::UpsertRecordsResponse out;
-  return rpc::FromGrpc(dns_->UpsertRecords(&ctx, upsert, &out));
+  return dns_->Upsert(upsert).status();
 }
 
 absl::Status Servers::Provision(jobs::JobContext& ctx) {

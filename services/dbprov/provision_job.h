@@ -11,11 +11,11 @@
 #include <memory>
 
 #include "libs/cloud/provider.h"
+#include "libs/dns/client.h"
 #include "libs/jobs/job.h"
 #include "libs/jobs/worker.h"
 #include "libs/oci/registry.h"
 #include "libs/pg/pool.h"
-#include "proto/c2d/v1/dns.grpc.pb.h"
 #include "services/dbprov/config.h"
 #include "services/dbprov/store.h"
 
@@ -68,7 +68,7 @@ class Servers {
   const Config& config_;
   cloud::Provider& provider_;
   oci::Registry& registry_;
-  std::unique_ptr<v1::DnsService::Stub> dns_;  // null without UseDns
+  std::unique_ptr<dns::Client> dns_;  // null without UseDns
 };
 
 // Whether login role "a" or "b" may log in: the active one, the retiring

@@ -20,8 +20,6 @@ namespace {
 // The DNS owner of a service's records.
 std::string Owner(const std::string& service_id) { return absl::StrCat("service:", service_id); }
 
-// A DNS service call: one transaction and one PowerDNS request.
-constexpr auto kDnsTimeout = std::chrono::seconds(10);
 // Seconds; a name follows its healthy instances, so resolvers must not keep
 // an old answer long.
 constexpr int kDnsTtl = 10;
@@ -92,7 +90,7 @@ void Runtime::UseDatabases(const std::shared_ptr<grpc::Channel>& dbprov) {
 }
 
 void Runtime::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
-  dns_ = v1::DnsService::NewStub(dns);
+  dns_ = std::make_unique<dns::Client>(dns);
 }
 
 std::map<std::string, std::vector<std::string>> Runtime::Names(
@@ -114,21 +112,13 @@ absl::Status Runtime::PublishNames(const std::string& service_id,
   v1::ListRecordsRequest list;
   list.set_owner(Owner(service_id));
   list.mutable_page()->set_page_size(200);
-  v1::ListRecordsResponse have;
-  grpc::ClientContext list_ctx;
-  list_ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
-  C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->ListRecords(&list_ctx, list, &have)));
+  C2D_ASSIGN_OR_RETURN(v1::ListRecordsResponse have, dns_->List(list));
   v1::DeleteRecordsRequest stale;
   stale.set_owner(Owner(service_id));
   for (const v1::Record& r : have.records()) {
     if (r.type() == v1::RECORD_TYPE_A && !names.count(r.name())) stale.add_ids(r.id());
   }
-  if (!stale.ids().empty()) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
-    v1::DeleteRecordsResponse deleted;
-    C2D_RETURN_IF_ERROR(rpc::FromGrpc(dns_->DeleteRecords(&ctx, stale, &deleted)));
-  }
+  if (!stale.ids().empty()) C2D_RETURN_IF_ERROR(dns_->Delete(stale).status());
   if (names.empty()) return absl::OkStatus();
   v1::UpsertRecordsRequest upsert;
   for (const auto& [name, values] : names) {
@@ -139,10 +129,7 @@ absl::Status Runtime::PublishNames(const std::string& service_id,
     r.set_owner(Owner(service_id));
     for (const std::string& v : values) r.add_values(v);
   }
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + kDnsTimeout);
-  v1::UpsertRecordsResponse written;
-  return rpc::FromGrpc(dns_->UpsertRecords(&ctx, upsert, &written));
+  return dns_->Upsert(upsert).status();
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ApplyLinks(

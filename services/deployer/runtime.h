@@ -16,11 +16,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/cloud/provider.h"
+#include "libs/dns/client.h"
 #include "libs/ingress/upstreams.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.pb.h"
-#include "proto/c2d/v1/dns.grpc.pb.h"
 #include "services/deployer/config.h"
 #include "services/deployer/store.h"
 
@@ -124,7 +124,7 @@ class Runtime {
 
   ingress::Upstreams& upstreams_;
   std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
-  std::unique_ptr<v1::DnsService::Stub> dns_;             // null without UseDns
+  std::unique_ptr<dns::Client> dns_;                      // null without UseDns
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that

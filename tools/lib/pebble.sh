@@ -135,20 +135,8 @@ c2d::pebble_start() {
   }
 }
 JSON
-  env -u PEBBLE_WFE_NONCEREJECT -u PEBBLE_VA_ALWAYS_VALID PEBBLE_VA_NOSLEEP=1 \
-    setsid pebble -config "$dir/pebble-config.json" -dnsserver "$dns_server" \
-    >>"$dir/pebble.log" 2>&1 </dev/null &
-  echo $! >"$dir/pebble.pid"
-  local directory=https://127.0.0.1:$port/dir deadline=$((SECONDS + 30))
-  until curl -fsS --max-time 2 --cacert "$dir/ca.pem" "$directory" >/dev/null 2>&1; do
-    if ! c2d::pidfile_alive "$dir/pebble.pid" || ((SECONDS > deadline)); then
-      tail -n 20 "$dir/pebble.log" >&2
-      c2d::pebble_stop "$dir"
-      c2d::die "pebble did not start on 127.0.0.1:$port (log: $dir/pebble.log)"
-    fi
-    sleep 0.1
-  done
-  export C2D_PEBBLE_DIRECTORY=$directory
+  c2d::_pebble_run "$dir" "$dns_server" "$port"
+  export C2D_PEBBLE_DIRECTORY=https://127.0.0.1:$port/dir
   export C2D_PEBBLE_CA_FILE=$dir/ca.pem
   export C2D_PEBBLE_MANAGEMENT=https://127.0.0.1:$mgmt_port
 }
@@ -164,16 +152,24 @@ c2d::pebble_restart() {
   local dir=$1 dns_server=$2
   [[ -f $dir/pebble-config.json ]] || c2d::die "no Pebble was started in $dir"
   c2d::pebble_stop "$dir"
+  c2d::_pebble_run "$dir" "$dns_server" \
+    "$(sed -n 's/.*"listenAddress": "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/pebble-config.json")"
+}
+
+# c2d::_pebble_run DIR DNS_SERVER PORT: starts Pebble with DIR's config and
+# waits until its directory on PORT answers.
+c2d::_pebble_run() {
+  local dir=$1 dns_server=$2 port=$3
   env -u PEBBLE_WFE_NONCEREJECT -u PEBBLE_VA_ALWAYS_VALID PEBBLE_VA_NOSLEEP=1 \
     setsid pebble -config "$dir/pebble-config.json" -dnsserver "$dns_server" \
     >>"$dir/pebble.log" 2>&1 </dev/null &
   echo $! >"$dir/pebble.pid"
-  local port deadline=$((SECONDS + 30))
-  port=$(sed -n 's/.*"listenAddress": "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/pebble-config.json")
+  local deadline=$((SECONDS + 30))
   until curl -fsS --max-time 2 --cacert "$dir/ca.pem" "https://127.0.0.1:$port/dir" >/dev/null 2>&1; do
     if ! c2d::pidfile_alive "$dir/pebble.pid" || ((SECONDS > deadline)); then
       tail -n 20 "$dir/pebble.log" >&2
-      c2d::die "pebble did not start again on 127.0.0.1:$port (log: $dir/pebble.log)"
+      c2d::pebble_stop "$dir"
+      c2d::die "pebble did not start on 127.0.0.1:$port (log: $dir/pebble.log)"
     fi
     sleep 0.1
   done

@@ -51,7 +51,8 @@ struct Certs {
       config.acme_directory = RequireEnv("C2D_TEST_PEBBLE_DIRECTORY");
       config.acme_ca_file = RequireEnv("C2D_TEST_PEBBLE_CA_FILE");
       config.acme_timeout = std::chrono::seconds(60);
-      acme_issuer = std::make_unique<certs::AcmeIssuer>(f.pool(), config, &f.dns().stub());
+      dns = std::make_unique<dns::Client>(f.dns().channel());
+      acme_issuer = std::make_unique<certs::AcmeIssuer>(f.pool(), config, dns.get());
     }
     auto loaded = certs::InternalCa::LoadOrCreate(f.pool(), *config.master_keys);
     REQUIRE(loaded.ok());
@@ -93,6 +94,7 @@ struct Certs {
   std::unique_ptr<certs::InternalCa> ca;
   std::string ca_file;
   std::unique_ptr<certs::CertServer> http;
+  std::unique_ptr<dns::Client> dns;
   std::unique_ptr<certs::AcmeIssuer> acme_issuer;
   std::unique_ptr<certs::Issuance> issuance;
   std::unique_ptr<jobs::Worker> worker;
