@@ -371,16 +371,28 @@ absl::Status Engine::StartContainer(const std::string& id) const {
       .status();
 }
 
+absl::Status Engine::GoneMeanwhile(const std::string& id, absl::Status s) const {
+  if (s.ok() || absl::IsNotFound(s)) return s;
+  // The engine answers 500 for a container removed while the call ran (a
+  // race with its own cleanup); asked again, it says 404.
+  if (absl::IsNotFound(InspectContainer(id).status())) {
+    return absl::NotFoundError(absl::StrCat("container ", id, " is gone"));
+  }
+  return s;
+}
+
 absl::Status Engine::StopContainer(const std::string& id, std::chrono::seconds grace) const {
-  return Call("POST", absl::StrCat("/containers/", id, "/stop?t=", grace.count()),
-              absl::StrCat("stop container ", id), "", call_timeout_ + grace, /*also_ok=*/304)
-      .status();
+  return GoneMeanwhile(
+      id, Call("POST", absl::StrCat("/containers/", id, "/stop?t=", grace.count()),
+               absl::StrCat("stop container ", id), "", call_timeout_ + grace, /*also_ok=*/304)
+              .status());
 }
 
 absl::Status Engine::RemoveContainer(const std::string& id, bool force) const {
-  return Call("DELETE", absl::StrCat("/containers/", id, "?v=1", force ? "&force=1" : ""),
-              absl::StrCat("remove container ", id))
-      .status();
+  return GoneMeanwhile(
+      id, Call("DELETE", absl::StrCat("/containers/", id, "?v=1", force ? "&force=1" : ""),
+               absl::StrCat("remove container ", id))
+              .status());
 }
 
 absl::StatusOr<ContainerInfo> Engine::InspectContainer(const std::string& id) const {

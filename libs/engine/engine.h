@@ -162,8 +162,10 @@ class Engine {
   // Returns the container id.
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) const;
   absl::Status StartContainer(const std::string& id) const;
-  // SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is OK.
+  // SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is OK;
+  // NotFound when there is no such container (any more).
   absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) const;
+  // NotFound when there is no such container (any more).
   absl::Status RemoveContainer(const std::string& id, bool force) const;
   absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) const;
   // Containers (running or not) carrying every label of `labels` and, when
@@ -187,6 +189,9 @@ class Engine {
   absl::StatusOr<std::string> Call(const std::string& method, const std::string& path,
                                    const std::string& what, const std::string& body = "",
                                    std::chrono::milliseconds timeout = {}, long also_ok = 0) const;
+  // `s`, or NotFound when it failed because the container `id` went away
+  // during the call.
+  absl::Status GoneMeanwhile(const std::string& id, absl::Status s) const;
 
   const std::string socket_;
   const std::chrono::milliseconds call_timeout_;

@@ -308,7 +308,16 @@ TEST_CASE("a deploy arriving during another supersedes it cleanly", "[deployer]"
   REQUIRE(second.state() == v1::DEPLOYMENT_STATE_LIVE);
   CHECK(f.Get(first.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
   CHECK(HasEvent(f.Events(first.id()), "deployment.superseded"));
-  CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
+  std::string body;
+  const bool serves_v2 = WaitFor(10s, [&] { return (body = Body(f)) == "v2"; });
+  if (!serves_v2) {
+    for (const v1::Instance& i : f.Instances(true, second.id())) {
+      UNSCOPED_INFO("new release's instance " << i.id() << " "
+                                              << v1::InstanceState_Name(i.state()));
+    }
+  }
+  INFO("last answer: " << body);
+  CHECK(serves_v2);
   // The superseded release's instances are stopped and gone.
   CHECK(WaitFor(20s, [&] { return f.Instances(false, first.id()).empty(); }));
   // A container the superseded job made while being stopped is an orphan
