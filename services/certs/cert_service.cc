@@ -4,6 +4,7 @@
 #include "libs/common/status.h"
 #include "libs/rpc/status.h"
 #include "libs/rpc/validate.h"
+#include "services/certs/domains.h"
 #include "services/certs/store.h"
 
 namespace c2d::certs {
@@ -25,6 +26,65 @@ grpc::Status CheckPage(const v1::PageRequest& page, const char* prefix, int* siz
 
 }  // namespace
 
+void CertServiceImpl::Complete(v1::Domain& domain) const {
+  if (domain.kind() != v1::DOMAIN_KIND_CUSTOM) return;
+  *domain.mutable_required_record() =
+      RequiredRecord(domain.hostname(), domain.cname_target(), config_.public_ipv4);
+}
+
+grpc::Status CertServiceImpl::AddDomain(grpc::ServerContext*, const v1::AddDomainRequest* request,
+                                        v1::Domain* response) {
+  if (request->kind() != v1::DOMAIN_KIND_CUSTOM) {
+    return rpc::ToGrpc(rpc::InvalidField(
+        "kind", "must be DOMAIN_KIND_CUSTOM: default domains follow the routed hostnames"));
+  }
+  if (!ids::Valid(request->service_id(), "svc")) {
+    return rpc::ToGrpc(rpc::InvalidField("service_id", "is not a service id"));
+  }
+  if (!ids::Valid(request->project_id(), "prj")) {
+    return rpc::ToGrpc(rpc::InvalidField("project_id", "is not a project id"));
+  }
+  auto hostname = CustomHostname(request->hostname(), config_.base_domain);
+  if (!hostname.ok())
+    return rpc::ToGrpc(rpc::InvalidField("hostname", hostname.status().message()));
+  // (The gateway sets it: the service's default hostname.)
+  if (request->cname_target().empty() || request->cname_target().size() > 253) {
+    return rpc::ToGrpc(rpc::InvalidField("cname_target", "must be the service's hostname"));
+  }
+  v1::AddDomainRequest add = *request;
+  add.set_hostname(*hostname);
+  auto domain = pool_.Transact("add domain", [&](pg::Tx& tx) {
+    return certs::AddCustomDomain(tx, add, config_.max_custom_domains);
+  });
+  if (!domain.ok()) return rpc::ToGrpc(domain.status());
+  *response = std::move(*domain);
+  Complete(*response);
+  return grpc::Status::OK;
+}
+
+grpc::Status CertServiceImpl::GetDomain(grpc::ServerContext*, const v1::GetDomainRequest* request,
+                                        v1::Domain* response) {
+  if (!ids::Valid(request->id(), "dom")) {
+    return rpc::ToGrpc(rpc::InvalidField("id", "is not a domain id"));
+  }
+  auto domain =
+      pool_.Read("domain", [&](pg::Tx& tx) { return certs::GetDomain(tx, request->id()); });
+  if (!domain.ok()) return rpc::ToGrpc(domain.status());
+  *response = std::move(*domain);
+  Complete(*response);
+  return grpc::Status::OK;
+}
+
+grpc::Status CertServiceImpl::DeleteDomain(grpc::ServerContext*,
+                                           const v1::DeleteDomainRequest* request,
+                                           v1::DeleteDomainResponse*) {
+  if (!ids::Valid(request->id(), "dom")) {
+    return rpc::ToGrpc(rpc::InvalidField("id", "is not a domain id"));
+  }
+  return rpc::ToGrpc(pool_.Transact(
+      "delete domain", [&](pg::Tx& tx) { return certs::DeleteDomain(tx, request->id()); }));
+}
+
 grpc::Status CertServiceImpl::ListDomains(grpc::ServerContext*,
                                           const v1::ListDomainsRequest* request,
                                           v1::ListDomainsResponse* response) {
@@ -40,6 +100,7 @@ grpc::Status CertServiceImpl::ListDomains(grpc::ServerContext*,
       pool_.Read("domains", [&](pg::Tx& tx) { return certs::ListDomains(tx, *request, size); });
   if (!page.ok()) return rpc::ToGrpc(page.status());
   *response = std::move(*page);
+  for (v1::Domain& d : *response->mutable_domains()) Complete(d);
   return grpc::Status::OK;
 }
 

@@ -2,19 +2,26 @@
 
 // c2d.v1.CertService: domains and their certificates. Default domains
 // (every routed hostname) are added by the leader's sweep (issuance.h);
-// custom domains (AddDomain, DeleteDomain) answer UNIMPLEMENTED until ACME
-// issuance is wired in.
+// custom domains are added here and verified by the sweep (domains.h).
 
 #include <grpcpp/grpcpp.h>
 
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/certs.grpc.pb.h"
+#include "services/certs/config.h"
 
 namespace c2d::certs {
 
 class CertServiceImpl final : public v1::CertService::Service {
  public:
-  explicit CertServiceImpl(pg::Pool& pool) : pool_(pool) {}
+  CertServiceImpl(pg::Pool& pool, const Config& config) : pool_(pool), config_(config) {}
+
+  grpc::Status AddDomain(grpc::ServerContext* context, const v1::AddDomainRequest* request,
+                         v1::Domain* response) override;
+  grpc::Status GetDomain(grpc::ServerContext* context, const v1::GetDomainRequest* request,
+                         v1::Domain* response) override;
+  grpc::Status DeleteDomain(grpc::ServerContext* context, const v1::DeleteDomainRequest* request,
+                            v1::DeleteDomainResponse* response) override;
 
   grpc::Status ListDomains(grpc::ServerContext* context, const v1::ListDomainsRequest* request,
                            v1::ListDomainsResponse* response) override;
@@ -28,7 +35,11 @@ class CertServiceImpl final : public v1::CertService::Service {
                         v1::Certificate* response) override;
 
  private:
+  // A custom domain's required_record, from the configuration.
+  void Complete(v1::Domain& domain) const;
+
   pg::Pool& pool_;
+  const Config& config_;
 };
 
 }  // namespace c2d::certs

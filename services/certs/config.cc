@@ -1,9 +1,33 @@
 #include "services/certs/config.h"
 
+#include <arpa/inet.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
 #include "libs/common/env.h"
 #include "libs/common/status.h"
 
 namespace c2d::certs {
+namespace {
+
+// The first IPv4 nameserver of /etc/resolv.conf, as "ip:53"; "" if none.
+std::string SystemResolver() {
+  std::ifstream in("/etc/resolv.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    in_addr a{};
+    if (f.size() >= 2 && f[0] == "nameserver" && inet_pton(AF_INET, f[1].c_str(), &a) == 1) {
+      return f[1] + ":53";
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 absl::StatusOr<Config> Config::FromEnv() {
   using std::chrono::milliseconds;
@@ -24,6 +48,11 @@ absl::StatusOr<Config> Config::FromEnv() {
                        env::GetDuration("C2D_ACME_TIMEOUT", c.acme_timeout, milliseconds(10'000),
                                         std::chrono::hours(1)));
   c.dns_addr = env::GetString("C2D_DNS_ADDR", "");
+  c.public_ipv4 = env::GetString("C2D_PUBLIC_IPV4", "");
+  c.dns_resolver = env::GetString("C2D_DNS_RESOLVER", "");
+  if (c.dns_resolver.empty()) c.dns_resolver = SystemResolver();
+  C2D_ASSIGN_OR_RETURN(c.max_custom_domains,
+                       env::GetInt("C2D_MAX_CUSTOM_DOMAINS", c.max_custom_domains, 0, 1000));
   C2D_ASSIGN_OR_RETURN(crypto::MasterKeys keys, crypto::MasterKeys::FromEnv());
   c.master_keys = std::move(keys);
   return c;

@@ -37,6 +37,14 @@ struct Config {
   std::chrono::milliseconds acme_timeout{300'000};  // C2D_ACME_TIMEOUT
   // The DNS service, for DNS-01 (wildcards); empty = HTTP-01 only.
   std::string dns_addr;  // C2D_DNS_ADDR
+  // The ingress's public IPv4 address: a custom domain at a zone's apex
+  // (no CNAME there) points an A record at it. Empty = CNAME only.
+  std::string public_ipv4;  // C2D_PUBLIC_IPV4
+  // The DNS server ("ip:port") asked whether a custom domain's record is
+  // in place; empty = the first nameserver of /etc/resolv.conf.
+  std::string dns_resolver;  // C2D_DNS_RESOLVER
+  // Custom domains per service.
+  int max_custom_domains = 20;  // C2D_MAX_CUSTOM_DOMAINS
 
   static absl::StatusOr<Config> FromEnv();
 };

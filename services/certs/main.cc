@@ -1,7 +1,7 @@
 // c2d certs: serves c2d.v1.CertService, the certificate endpoint the ingress
 // asks at each TLS handshake (cert_server.h), and works the "certs" queue
-// (`issue_cert`); its leader gives every routed hostname a certificate and
-// starts renewals that are due.
+// (`issue_cert`); its leader checks custom domains' DNS records, gives every
+// routed hostname a certificate and starts renewals that are due.
 
 #include <fstream>
 
@@ -11,6 +11,7 @@
 #include "services/certs/cert_server.h"
 #include "services/certs/cert_service.h"
 #include "services/certs/config.h"
+#include "services/certs/domains.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/issuance.h"
 
@@ -41,7 +42,13 @@ int main() {
   }
   certs::Issuance issuance((*process)->pool(), *config, *ca, acme.get());
   issuance.RegisterJobs((*process)->AddWorker("certs"));
-  (*process)->AddLeader("certs.sweep", config->sweep_interval, [&] { issuance.Sweep(); });
-  certs::CertServiceImpl service((*process)->pool());
+  certs::Verifier verifier((*process)->pool(), *config, [&](const std::string& hostname) {
+    return issuance.IssuerOf(hostname);
+  });
+  (*process)->AddLeader("certs.sweep", config->sweep_interval, [&] {
+    verifier.Sweep();
+    issuance.Sweep();
+  });
+  certs::CertServiceImpl service((*process)->pool(), *config);
   return (*process)->Serve({{v1::CertService::service_full_name(), &service}});
 }

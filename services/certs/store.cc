@@ -25,10 +25,11 @@ using google::protobuf::util::TimeUtil;
       "c.next_renewal_at") ", c.renewal_attempts, coalesce(c.last_error, ''), "                 \
   "coalesce(c.certificate_chain_pem, ''), " C2D_US("c.created_at") ", " C2D_US(                \
       "c.updated_at") ", c.issuer_kind"
-#define C2D_DOMAIN_COLUMNS                                                                 \
+#define C2D_DOMAIN_COLUMNS \
   "d.id, d.service_id, d.project_id, d.hostname, d.kind, d.verification_state, "           \
   "coalesce(d.cname_target, ''), coalesce(d.last_verification_error, ''), coalesce(c.id, " \
-  "''), " C2D_US("d.created_at") ", " C2D_US("d.verified_at")
+  "''), " C2D_US("d.created_at") ", " C2D_US("d.verified_at") ", coalesce(c.state, ''), "   \
+  "coalesce(c.last_error, '')"
 
 constexpr pg::Statement kMissingDomains{"certs_missing_domains", R"sql(
 SELECT r.service_id, s.project_id, r.hostname
@@ -44,6 +45,43 @@ INSERT INTO certificates (id, domain_id, hostnames, issuer_kind) VALUES ($1, $2,
 constexpr pg::Statement kRemoveRenamed{"certs_remove_renamed_domains", R"sql(
 DELETE FROM domains d USING service_routes r
 WHERE d.kind = 'default' AND r.service_id = d.service_id AND r.hostname <> d.hostname)sql"};
+constexpr pg::Statement kRemoveOfDeleted{"certs_remove_domains_of_deleted", R"sql(
+DELETE FROM domains d USING services s WHERE s.id = d.service_id AND s.deleted_at IS NOT NULL)sql"};
+
+// Custom domains. One writer per service at a time, so that the limit holds.
+constexpr pg::Statement kServiceLock{
+    "certs_service_domains_lock", "SELECT pg_advisory_xact_lock(hashtext('c2d.domains.' || $1))"};
+constexpr pg::Statement kLiveService{"certs_live_service", R"sql(
+SELECT 1 FROM services WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL)sql"};
+constexpr pg::Statement kCountCustom{
+    "certs_count_custom", "SELECT count(*) FROM domains WHERE service_id = $1 AND kind = 'custom'"};
+constexpr pg::Statement kInsertCustom{"certs_insert_custom_domain", R"sql(
+INSERT INTO domains (id, service_id, project_id, hostname, kind, cname_target, next_verification_at)
+VALUES ($1, $2, $3, $4, 'custom', $5, now())
+ON CONFLICT (hostname) DO NOTHING RETURNING id)sql"};
+constexpr pg::Statement kHostnameTaken{"certs_hostname_taken",
+                                       "SELECT service_id FROM domains WHERE hostname = $1"};
+constexpr pg::Statement kDeleteCustom{"certs_delete_custom_domain", R"sql(
+DELETE FROM domains WHERE id = $1 AND kind = 'custom' RETURNING id)sql"};
+constexpr pg::Statement kGetDomain{"certs_get_domain", "SELECT " C2D_DOMAIN_COLUMNS R"sql(
+FROM domains d LEFT JOIN certificates c ON c.domain_id = d.id WHERE d.id = $1)sql"};
+constexpr pg::Statement kDueVerifications{"certs_due_verifications", R"sql(
+SELECT id, hostname, cname_target, verification_attempts,
+       (extract(epoch FROM created_at) * 1000000)::bigint
+FROM domains WHERE verification_state = 'pending' AND next_verification_at <= now()
+ORDER BY next_verification_at LIMIT $1)sql"};
+constexpr pg::Statement kVerified{"certs_domain_verified", R"sql(
+UPDATE domains
+SET verification_state = 'verified', verified_at = now(), last_verification_error = NULL,
+    next_verification_at = NULL, verification_attempts = verification_attempts + 1,
+    updated_at = now()
+WHERE id = $1 AND verification_state = 'pending' RETURNING hostname)sql"};
+constexpr pg::Statement kUnverified{"certs_domain_unverified", R"sql(
+UPDATE domains
+SET verification_attempts = verification_attempts + 1, last_verification_error = $2,
+    next_verification_at = to_timestamp($3::double precision / 1e6),
+    verification_state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END, updated_at = now()
+WHERE id = $1 AND verification_state = 'pending')sql"};
 
 constexpr pg::Statement kDue{"certs_due", R"sql(
 SELECT c.id FROM certificates c
@@ -139,6 +177,18 @@ CertificateRow RowToCertificate(const pqxx::row& r) {
   return row;
 }
 
+// What users see, from the verification and the certificate's states.
+v1::DomainState DomainStateOf(v1::DomainVerificationState verification,
+                              const std::string& cert_state) {
+  if (verification == v1::DOMAIN_VERIFICATION_STATE_PENDING) return v1::DOMAIN_STATE_PENDING_DNS;
+  if (verification == v1::DOMAIN_VERIFICATION_STATE_FAILED) return v1::DOMAIN_STATE_FAILED;
+  if (cert_state == "issued") return v1::DOMAIN_STATE_ACTIVE;
+  if (cert_state == "renewal_failing") return v1::DOMAIN_STATE_RENEWAL_FAILING;
+  if (cert_state == "failed") return v1::DOMAIN_STATE_FAILED;
+  if (cert_state == "expired") return v1::DOMAIN_STATE_EXPIRED;
+  return v1::DOMAIN_STATE_ISSUING;
+}
+
 v1::Domain RowToDomain(const pqxx::row& r) {
   v1::Domain d;
   d.set_id(r[0].as<std::string>());
@@ -155,6 +205,11 @@ v1::Domain RowToDomain(const pqxx::row& r) {
   d.set_certificate_id(r[8].as<std::string>());
   if (int64_t us = r[9].as<int64_t>(); us != 0) *d.mutable_created_at() = Micros(us);
   if (int64_t us = r[10].as<int64_t>(); us != 0) *d.mutable_verified_at() = Micros(us);
+  const std::string cert_state = r[11].as<std::string>(), cert_error = r[12].as<std::string>();
+  d.set_state(DomainStateOf(d.verification_state(), cert_state));
+  d.set_error(d.verification_state() == v1::DOMAIN_VERIFICATION_STATE_VERIFIED
+                  ? cert_error
+                  : d.last_verification_error());
   return d;
 }
 
@@ -172,6 +227,7 @@ std::string KeyAad(const std::string& certificate_id) {
 absl::StatusOr<int> SyncDefaultDomains(
     pg::Tx& tx, const std::function<std::string(const std::string& hostname)>& issuer_of) {
   tx.Exec(kRemoveRenamed);
+  tx.Exec(kRemoveOfDeleted);
   int added = 0;
   for (const pqxx::row& r : tx.Exec(kMissingDomains)) {
     const std::string hostname = r[2].as<std::string>();
@@ -184,6 +240,71 @@ absl::StatusOr<int> SyncDefaultDomains(
     ++added;
   }
   return added;
+}
+
+absl::StatusOr<v1::Domain> AddCustomDomain(pg::Tx& tx, const v1::AddDomainRequest& request,
+                                           int max_per_service) {
+  tx.Exec(kServiceLock, request.service_id());
+  if (tx.Exec(kLiveService, request.service_id(), request.project_id()).empty()) {
+    return absl::NotFoundError(absl::StrCat("service ", request.service_id(), " does not exist"));
+  }
+  if (pqxx::result taken = tx.Exec(kHostnameTaken, request.hostname()); !taken.empty()) {
+    return absl::AlreadyExistsError(
+        taken[0][0].as<std::string>() == request.service_id()
+            ? absl::StrCat(request.hostname(), " is already a domain of this service")
+            : absl::StrCat(request.hostname(), " is claimed by another service"));
+  }
+  if (tx.Exec(kCountCustom, request.service_id())[0][0].as<int64_t>() >= max_per_service) {
+    return absl::ResourceExhaustedError(absl::StrCat("a service has at most ", max_per_service,
+                                                     " custom domains; delete one first"));
+  }
+  const std::string id = ids::New("dom");
+  if (tx.Exec(kInsertCustom, id, request.service_id(), request.project_id(), request.hostname(),
+              request.cname_target())
+          .empty()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(request.hostname(), " is claimed by another service"));
+  }
+  return GetDomain(tx, id);
+}
+
+absl::StatusOr<v1::Domain> GetDomain(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kGetDomain, id);
+  if (r.empty()) return absl::NotFoundError(absl::StrCat("domain ", id, " does not exist"));
+  return RowToDomain(r[0]);
+}
+
+absl::Status DeleteDomain(pg::Tx& tx, const std::string& id) {
+  if (!tx.Exec(kDeleteCustom, id).empty()) return absl::OkStatus();
+  C2D_ASSIGN_OR_RETURN(v1::Domain d, GetDomain(tx, id));
+  return absl::FailedPreconditionError(
+      absl::StrCat(d.hostname(), " is the service's own name; it goes when the service does"));
+}
+
+absl::StatusOr<std::vector<PendingDomain>> DueVerifications(pg::Tx& tx, int limit) {
+  std::vector<PendingDomain> out;
+  for (const pqxx::row& r : tx.Exec(kDueVerifications, limit)) {
+    out.push_back({.id = r[0].as<std::string>(),
+                   .hostname = r[1].as<std::string>(),
+                   .cname_target = r[2].is_null() ? "" : r[2].as<std::string>(),
+                   .attempts = r[3].as<int>(),
+                   .created_at = absl::FromUnixMicros(r[4].as<int64_t>())});
+  }
+  return out;
+}
+
+absl::Status RecordVerified(pg::Tx& tx, const std::string& id, const std::string& issuer_kind) {
+  pqxx::result r = tx.Exec(kVerified, id);
+  if (r.empty()) return absl::OkStatus();
+  const std::string cert_id = ids::New("crt");
+  tx.Exec(kInsertCert, cert_id, id, r[0][0].as<std::string>(), issuer_kind);
+  return EnqueueIssue(tx, cert_id);
+}
+
+absl::Status RecordUnverified(pg::Tx& tx, const std::string& id, const std::string& error,
+                              absl::Time next, bool give_up) {
+  tx.Exec(kUnverified, id, error.substr(0, 2000), ToUs(next), give_up);
+  return absl::OkStatus();
 }
 
 absl::Status EnqueueIssue(pg::Tx& tx, const std::string& certificate_id) {

@@ -32,10 +32,38 @@ struct CertificateRow {
 // Gives every routed hostname (service_routes) without a domain a DEFAULT
 // domain, verified, with a pending certificate whose issuer `issuer_of`
 // picks, and enqueues its `issue_cert`; removes the default domains of
-// services routed under another hostname now (a rename). Returns how many
+// services routed under another hostname now (a rename), and every domain
+// of a deleted service (freeing its custom hostnames). Returns how many
 // domains it added.
 absl::StatusOr<int> SyncDefaultDomains(
     pg::Tx& tx, const std::function<std::string(const std::string& hostname)>& issuer_of);
+
+// Adds the CUSTOM domain `request` names (its hostname already checked by
+// CustomHostname), pending its DNS record: NotFound when the service is not
+// in the project (or deleted), AlreadyExists when the hostname is taken,
+// ResourceExhausted past `max_per_service` custom domains.
+absl::StatusOr<v1::Domain> AddCustomDomain(pg::Tx& tx, const v1::AddDomainRequest& request,
+                                           int max_per_service);
+// NotFound when there is no such domain.
+absl::StatusOr<v1::Domain> GetDomain(pg::Tx& tx, const std::string& id);
+// Deletes a CUSTOM domain and its certificate; NotFound, or
+// FailedPrecondition for a DEFAULT domain.
+absl::Status DeleteDomain(pg::Tx& tx, const std::string& id);
+
+// A custom domain whose DNS record is due to be checked.
+struct PendingDomain {
+  std::string id, hostname, cname_target;
+  int attempts = 0;
+  absl::Time created_at;
+};
+absl::StatusOr<std::vector<PendingDomain>> DueVerifications(pg::Tx& tx, int limit);
+// The record is in place: the domain is verified and gets a pending
+// certificate from `issuer_kind`, with its `issue_cert` job. A domain
+// deleted or verified meanwhile is left as it is.
+absl::Status RecordVerified(pg::Tx& tx, const std::string& id, const std::string& issuer_kind);
+// Not yet: `error` kept for the user, checked again at `next`, or given up.
+absl::Status RecordUnverified(pg::Tx& tx, const std::string& id, const std::string& error,
+                              absl::Time next, bool give_up);
 
 // Enqueues `issue_cert` for the certificate (at most one live per certificate).
 absl::Status EnqueueIssue(pg::Tx& tx, const std::string& certificate_id);

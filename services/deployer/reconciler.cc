@@ -133,6 +133,15 @@ void Reconciler::RunOnce() {
     }
   }
   DeleteUnmountedVolumes(*rows);
+  // Custom domains verified or deleted since their routes were written
+  // (what SyncIngress last wrote names them: these syncs write).
+  auto custom = runtime_.pool().Read(
+      "custom routes", [](pg::Tx& tx) { return ServicesWithStaleCustomRoutes(tx, 100); });
+  if (custom.ok()) {
+    touched.insert(custom->begin(), custom->end());
+  } else {
+    log::Warn("reconcile: cannot read custom routes", {{"error", custom.status().ToString()}});
+  }
   for (const std::string& service : touched) {
     if (auto s = runtime_.SyncIngress(service); !s.ok()) {
       log::Warn("reconcile: cannot update the ingress",

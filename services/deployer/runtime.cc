@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -38,6 +39,22 @@ INSERT INTO service_routes (service_id, hostname) VALUES ($1, $2)
 ON CONFLICT (service_id) DO UPDATE SET hostname = EXCLUDED.hostname, updated_at = now())sql"};
 constexpr pg::Statement kUnrouted{"deployer_unrouted",
                                   "DELETE FROM service_routes WHERE service_id = $1"};
+// Custom domains (the certs service verifies them) and the routes written
+// for them. A hostname another service still routes (a domain moved) waits
+// until that service's route is gone.
+constexpr pg::Statement kVerifiedCustom{"deployer_verified_custom", R"sql(
+SELECT hostname FROM domains
+WHERE service_id = $1 AND kind = 'custom' AND verification_state = 'verified'
+ORDER BY hostname)sql"};
+constexpr pg::Statement kCustomRouted{"deployer_custom_routed",
+                                      "SELECT hostname FROM custom_routes WHERE service_id = $1"};
+constexpr pg::Statement kClaimCustomRoute{"deployer_claim_custom_route", R"sql(
+INSERT INTO custom_routes (hostname, service_id) VALUES ($1, $2)
+ON CONFLICT (hostname) DO UPDATE SET updated_at = now()
+WHERE custom_routes.service_id = EXCLUDED.service_id RETURNING hostname)sql"};
+constexpr pg::Statement kDropCustomRoute{
+    "deployer_drop_custom_route",
+    "DELETE FROM custom_routes WHERE hostname = $1 AND service_id = $2"};
 
 std::string ContainerName(const std::string& instance_id) {
   return absl::StrCat("c2d-", absl::AsciiStrToLower(instance_id));
@@ -394,14 +411,19 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
         written_.erase(before);
       }
     }
+    std::vector<std::string> customs;
     if (live.ok()) {
       tx.Exec(kSetRouted, service_id, hostname);
+      for (const pqxx::row& r : tx.Exec(kVerifiedCustom, service_id)) {
+        customs.push_back(r[0].as<std::string>());
+      }
     } else {
       tx.Exec(kUnrouted, service_id);
     }
     // What the table and the DNS names hold for the hostname after this call.
     const std::string entry =
-        live.ok() ? absl::StrCat(absl::StrJoin(addresses, ","), "|", absl::StrJoin(privates, ","))
+        live.ok() ? absl::StrCat(absl::StrJoin(addresses, ","), "|", absl::StrJoin(privates, ","),
+                                 "|", absl::StrJoin(customs, ","))
                   : "(removed)";
     {
       absl::MutexLock lock(&mu_);
@@ -411,15 +433,41 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
     absl::Status s = live.ok() ? upstreams_.Set(Owner(service_id), hostname, addresses)
                                : upstreams_.Remove(Owner(service_id), hostname);
     if (!s.ok()) return s;
+    C2D_ASSIGN_OR_RETURN(bool converged, RouteCustomDomains(tx, service_id, customs, addresses));
     std::map<std::string, std::vector<std::string>> names;
     if (live.ok())
       names = Names(hostname, config_.InternalName(service_name, project_name), privates);
     C2D_RETURN_IF_ERROR(PublishNames(service_id, names));
-    log::Info("ingress updated", {{"hostname", hostname}, {"upstreams", addresses}});
+    log::Info("ingress updated",
+              {{"hostname", hostname}, {"upstreams", addresses}, {"custom_domains", customs}});
     absl::MutexLock lock(&mu_);
-    written_[hostname] = entry;
+    if (converged) written_[hostname] = entry;
     return absl::OkStatus();
   }
+}
+
+absl::StatusOr<bool> Runtime::RouteCustomDomains(pg::Tx& tx, const std::string& service_id,
+                                                 const std::vector<std::string>& customs,
+                                                 const std::vector<std::string>& addresses) {
+  const std::set<std::string> want(customs.begin(), customs.end());
+  for (const pqxx::row& r : tx.Exec(kCustomRouted, service_id)) {
+    const std::string h = r[0].as<std::string>();
+    if (want.count(h)) continue;
+    C2D_RETURN_IF_ERROR(upstreams_.Remove(Owner(service_id), h));
+    tx.Exec(kDropCustomRoute, h, service_id);
+    log::Info("ingress: custom domain unrouted", {{"service_id", service_id}, {"hostname", h}});
+  }
+  bool converged = true;
+  for (const std::string& h : want) {
+    if (tx.Exec(kClaimCustomRoute, h, service_id).empty()) {
+      log::Info("ingress: custom domain still routed to another service",
+                {{"service_id", service_id}, {"hostname", h}});
+      converged = false;
+      continue;
+    }
+    C2D_RETURN_IF_ERROR(upstreams_.Set(Owner(service_id), h, addresses));
+  }
+  return converged;
 }
 
 void Runtime::ForgetIngress() {

@@ -86,9 +86,9 @@ class Runtime {
   // Destroys the volume's data and marks it DELETED.
   absl::Status DeleteVolume(const v1::Volume& volume);
 
-  // Points the service's hostname at the healthy instances of its live
-  // deployment (503 when there are none; 404 again once it has no live
-  // deployment). Serialized per service across processes by an advisory lock.
+  // Points the service's hostname, and its verified custom domains, at the
+  // healthy instances of its live deployment (503 when there are none; 404 again once it has no
+  // live deployment). Serialized per service across processes by an advisory lock.
   absl::Status SyncIngress(const std::string& service_id);
   // The same inside the caller's transaction, which sees its own changes:
   // the ingress serves them before they commit (and the lock is held until
@@ -108,6 +108,12 @@ class Runtime {
   const Config& config() const { return config_; }
 
  private:
+  // Routes the verified custom domains `customs` to `addresses` and
+  // unroutes the service's others; false when one is still routed to
+  // another service (the next sync retries).
+  absl::StatusOr<bool> RouteCustomDomains(pg::Tx& tx, const std::string& service_id,
+                                          const std::vector<std::string>& customs,
+                                          const std::vector<std::string>& addresses);
   // Removes a project's network once no instance of the project is left.
   void ReleaseNetwork(const std::string& project_id);
 

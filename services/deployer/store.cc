@@ -37,6 +37,17 @@ using google::protobuf::util::TimeUtil;
   "id, service_id, project_id, name, size_gb, mount_path, state, coalesce(instance_id, " \
   "''), " C2D_MICROS("created_at")
 
+constexpr pg::Statement kStaleCustomRoutes{"deployer_stale_custom_routes", R"sql(
+SELECT d.service_id FROM domains d JOIN service_routes sr ON sr.service_id = d.service_id
+WHERE d.kind = 'custom' AND d.verification_state = 'verified'
+  AND NOT EXISTS (SELECT 1 FROM custom_routes r
+                  WHERE r.hostname = d.hostname AND r.service_id = d.service_id)
+UNION
+SELECT r.service_id FROM custom_routes r
+WHERE NOT EXISTS (SELECT 1 FROM domains d
+                  WHERE d.hostname = r.hostname AND d.service_id = r.service_id
+                    AND d.kind = 'custom' AND d.verification_state = 'verified')
+LIMIT $1)sql"};
 constexpr pg::Statement kInstallation{"installation_id", "SELECT id FROM installation"};
 
 constexpr pg::Statement kInsertDeployment{"deployments_insert", R"sql(
@@ -501,6 +512,14 @@ absl::StatusOr<std::vector<InstanceRow>> InstancesOfDeployment(pg::Tx& tx,
                                                                const std::string& deployment_id) {
   std::vector<InstanceRow> out;
   for (const auto& r : tx.Exec(kInstancesOf, deployment_id)) out.push_back(RowToInstance(r));
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ServicesWithStaleCustomRoutes(pg::Tx& tx, int limit) {
+  std::vector<std::string> out;
+  for (const pqxx::row& r : tx.Exec(kStaleCustomRoutes, limit)) {
+    out.push_back(r[0].as<std::string>());
+  }
   return out;
 }
 

@@ -114,6 +114,10 @@ absl::StatusOr<std::vector<InstanceRow>> InstancesOfDeployment(pg::Tx& tx,
                                                                const std::string& deployment_id);
 // Every instance not stopped, of any service (the reconciler's working set).
 absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx);
+// Up to `limit` services whose custom-domain routes (custom_routes) differ
+// from their verified custom domains: a routed service with a verified
+// domain not routed to it, or a route whose domain is gone.
+absl::StatusOr<std::vector<std::string>> ServicesWithStaleCustomRoutes(pg::Tx& tx, int limit);
 absl::StatusOr<InstanceRow> GetInstance(pg::Tx& tx, const std::string& id);
 absl::StatusOr<v1::ListInstancesResponse> ListInstances(pg::Tx& tx,
                                                         const v1::ListInstancesRequest& request,

@@ -11,8 +11,12 @@ std::string Config::AppUrl(const std::string& service, const std::string& projec
   if (size_t colon = ingress_http_addr.rfind(':'); colon != std::string::npos) {
     port = ingress_http_addr.substr(colon + 1);
   }
-  return absl::StrCat("http://", service, ".", project, ".", base_domain,
+  return absl::StrCat("http://", AppHostname(service, project),
                       port.empty() || port == "80" ? "" : ":" + port, "/");
+}
+
+std::string Config::AppHostname(const std::string& service, const std::string& project) const {
+  return absl::StrCat(service, ".", project, ".", base_domain);
 }
 
 absl::StatusOr<Config> Config::FromEnv() {
@@ -25,6 +29,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   C2D_ASSIGN_OR_RETURN(c.builder_addr, env::GetRequired("C2D_BUILDER_ADDR"));
   C2D_ASSIGN_OR_RETURN(c.deployer_addr, env::GetRequired("C2D_DEPLOYER_ADDR"));
   c.dbprov_addr = env::GetString("C2D_DBPROV_ADDR", "");
+  c.certs_addr = env::GetString("C2D_CERTS_ADDR", "");
   c.base_domain = env::GetString("C2D_BASE_DOMAIN", c.base_domain);
   c.local_repo_root = env::GetString("C2D_LOCAL_REPO_ROOT", "");
   c.ingress_http_addr = env::GetString("C2D_INGRESS_HTTP_ADDR", "");

@@ -21,6 +21,7 @@ struct Config {
   int http_workers = 8;
   std::string builder_addr;               // C2D_BUILDER_ADDR
   std::string deployer_addr;              // C2D_DEPLOYER_ADDR
+  std::string certs_addr;                 // C2D_CERTS_ADDR; empty: no domain routes (501)
   std::string dbprov_addr;                // C2D_DBPROV_ADDR; empty: no database routes (501)
   std::string base_domain = "localhost";  // C2D_BASE_DOMAIN
   // Where the ingress serves apps (C2D_INGRESS_HTTP_ADDR), for the URLs shown.
@@ -42,6 +43,8 @@ struct Config {
 
   // http://<service>.<project>.<base domain>[:port]/
   std::string AppUrl(const std::string& service, const std::string& project) const;
+  // <service>.<project>.<base>: what a custom domain's CNAME points at.
+  std::string AppHostname(const std::string& service, const std::string& project) const;
 
   static absl::StatusOr<Config> FromEnv();
 };

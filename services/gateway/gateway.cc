@@ -34,12 +34,14 @@ httpd::Response TooMany(const std::string& message, absl::Duration retry_after) 
 }  // namespace
 
 Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Channel> builder,
-                 std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov)
+                 std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov,
+                 std::shared_ptr<grpc::Channel> certs)
     : pool_(pool),
       config_(config),
       builder_(v1::BuilderService::NewStub(builder)),
       deployer_(v1::DeployerService::NewStub(deployer)),
       dbprov_(dbprov ? v1::DatabaseService::NewStub(dbprov) : nullptr),
+      certs_(certs ? v1::CertService::NewStub(certs) : nullptr),
       builder_channel_(std::move(builder)),
       deployer_channel_(std::move(deployer)),
       user_rate_(config.user_burst, config.user_rps),
@@ -110,9 +112,13 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   Add("POST", "/v1/databases/{id}/rotate-credentials",
       databases ? &Gateway::RotateCredentials : &Gateway::NotBuilt, true);
   // Capabilities c2d does not run yet: a clear 501 rather than a 404.
-  Add("GET", "/v1/services/{id}/domains", &Gateway::NotBuilt, false);
-  Add("POST", "/v1/services/{id}/domains", &Gateway::NotBuilt, true);
-  Add("DELETE", "/v1/domains/{id}", &Gateway::NotBuilt, true);
+  const bool domains = certs_ != nullptr;
+  Add("GET", "/v1/services/{id}/domains", domains ? &Gateway::ListDomains : &Gateway::NotBuilt,
+      false);
+  Add("POST", "/v1/services/{id}/domains", domains ? &Gateway::CreateDomain : &Gateway::NotBuilt,
+      true);
+  Add("GET", "/v1/domains/{id}", domains ? &Gateway::GetDomain : &Gateway::NotBuilt, false);
+  Add("DELETE", "/v1/domains/{id}", domains ? &Gateway::DeleteDomain : &Gateway::NotBuilt, true);
   router_.Add("GET", "/v1/openapi.json", [](httpd::Request&) {
     httpd::Response r;
     r.headers.emplace_back("Content-Type", "application/json");
@@ -298,9 +304,11 @@ httpd::Response Gateway::NotBuilt(Call& c) {
       return FromStatus(sp.status());
     }
   }
-  return Error(
-      501, "not_implemented",
-      absl::StrCat(c.req.method, " ", c.req.path, ": this c2d does not run custom domains yet"));
+  const bool domain = absl::StrContains(c.req.route, "domains");
+  return Error(501, "not_implemented",
+               absl::StrCat(c.req.method, " ", c.req.path, ": this c2d runs no ",
+                            domain ? "certs service (C2D_CERTS_ADDR)" : "dbprov (C2D_DBPROV_ADDR)",
+                            ", so it has no ", domain ? "custom domains" : "databases"));
 }
 
 // ---- operations

@@ -22,6 +22,7 @@
 #include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
+#include "proto/c2d/v1/certs.grpc.pb.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.grpc.pb.h"
 #include "services/gateway/api.h"
@@ -34,9 +35,11 @@ namespace c2d::gateway {
 
 class Gateway {
  public:
-  // `dbprov` null: the database routes answer 501.
+  // `dbprov` null: the database routes answer 501; `certs` null: the
+  // domain routes do.
   Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Channel> builder,
-          std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov = nullptr);
+          std::shared_ptr<grpc::Channel> deployer, std::shared_ptr<grpc::Channel> dbprov = nullptr,
+          std::shared_ptr<grpc::Channel> certs = nullptr);
 
   // The server's handler.
   httpd::Response Handle(httpd::Request& req);
@@ -148,6 +151,14 @@ class Gateway {
   httpd::Response DatabasePage(Call& c, Call_ call, const char* key, Items items);
   // A backup whose database the caller may see with role `min`.
   absl::StatusOr<v1::Backup> FindBackup(Call& c, const std::string& id, Role min);
+  // domains.cc
+  httpd::Response CreateDomain(Call& c);
+  httpd::Response ListDomains(Call& c);
+  httpd::Response GetDomain(Call& c);
+  httpd::Response DeleteDomain(Call& c);
+  // The domain if the caller holds at least `min` in its service's
+  // project; NotFound otherwise.
+  absl::StatusOr<v1::Domain> FindDomain(Call& c, const std::string& id, Role min);
   httpd::Response CreateWebhook(Call& c);
   httpd::Response ListWebhooks(Call& c);
   httpd::Response ListDeliveries(Call& c);
@@ -185,6 +196,7 @@ class Gateway {
   std::unique_ptr<v1::BuilderService::Stub> builder_;
   std::unique_ptr<v1::DeployerService::Stub> deployer_;
   std::unique_ptr<v1::DatabaseService::Stub> dbprov_;  // null without a dbprov
+  std::unique_ptr<v1::CertService::Stub> certs_;       // null without a certs service
   std::shared_ptr<grpc::Channel> builder_channel_, deployer_channel_;
   httpd::Router router_;
 

@@ -20,7 +20,8 @@ int main() {
       (*process)->pool(), *config, grpc::CreateChannel(config->builder_addr, *credentials),
       grpc::CreateChannel(config->deployer_addr, *credentials),
       config->dbprov_addr.empty() ? nullptr
-                                  : grpc::CreateChannel(config->dbprov_addr, *credentials));
+                                  : grpc::CreateChannel(config->dbprov_addr, *credentials),
+      config->certs_addr.empty() ? nullptr : grpc::CreateChannel(config->certs_addr, *credentials));
   auto http = httpd::Server::Start({.address = config->http_addr, .workers = config->http_workers},
                                    [&](httpd::Request& req) { return api.Handle(req); });
   if (!http.ok()) return rpc::Process::Fail(http.status());

@@ -1,9 +1,11 @@
 // The renewal schedule of the certs service (DESIGN point 20): a third of
 // the lifetime left, retries 1 h doubling to 24 h with jitter, and the CA's
-// suggested window (RFC 9773) only ever moving a renewal earlier.
+// suggested window (RFC 9773) only ever moving a renewal earlier; the
+// hostnames custom domains may have, and the record a user creates.
 
 #include <catch2/catch.hpp>
 
+#include "services/certs/domains.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/issuance.h"
 
@@ -43,6 +45,67 @@ TEST_CASE("private names get c2d's own CA", "[certs]") {
   CHECK_FALSE(IsPrivateName("web.shop.example.org", "internal.example.org"));
   CHECK_FALSE(IsPrivateName("localhost.example.org", "internal.example.org"));
   CHECK_FALSE(IsPrivateName("evilinternal.example.org", "internal.example.org"));
+}
+
+TEST_CASE("a custom domain's hostname is a DNS name outside c2d's zones", "[certs]") {
+  auto ok = [](const std::string& raw, const std::string& base = "c2d.example.net") {
+    auto h = CustomHostname(raw, base);
+    INFO(raw << ": " << h.status().ToString());
+    REQUIRE(h.ok());
+    return *h;
+  };
+  CHECK(ok("shop.example.com") == "shop.example.com");
+  CHECK(ok("WWW.Example.COM.") == "www.example.com");
+  CHECK(ok("a-b.x1.example.co") == "a-b.x1.example.co");
+  CHECK(ok("example.com") == "example.com");
+  CHECK(ok("c2d.example.net.evil.com") == "c2d.example.net.evil.com");
+  CHECK(ok("notc2d.example.net") == "notc2d.example.net");
+  CHECK(ok(std::string(63, 'a') + ".example.com").size() == 75);
+  auto bad = [](const std::string& raw, const std::string& says,
+                const std::string& base = "c2d.example.net") {
+    auto h = CustomHostname(raw, base);
+    INFO(raw);
+    REQUIRE(absl::IsInvalidArgument(h.status()));
+    CHECK_THAT(std::string(h.status().message()), Catch::Contains(says));
+  };
+  bad("", "is empty");
+  bad("10.0.0.1", "IP address");
+  bad("::1", "IP address");
+  bad("*.example.com", "wildcard");
+  bad("a.*.example.com", "the character '*'");
+  bad("web.shop.c2d.example.net", "c2d's own domain");
+  bad("C2D.example.net", "c2d's own domain");
+  bad("app.localhost", "c2d's own domain");
+  bad("app.localhost", "c2d's own domain", "localhost");
+  bad("shop", "no dot");
+  bad(std::string(64, 'a') + ".example.com", "max 63");
+  bad(std::string(201 - 12, 'a') + ".example.com", "at most 200");
+  bad("shop..example.com", "empty label");
+  bad(".example.com", "empty label");
+  bad("shop-.example.com", "hyphen");
+  bad("shop example.com", "the character ' '");
+  bad("shop.example.1", "top-level domain");
+}
+
+TEST_CASE("the record to create: a CNAME, or an A record at a zone's apex", "[certs]") {
+  v1::DnsRecord r = RequiredRecord("shop.example.com", "web.shop.c2d.example.net", "198.51.100.4");
+  CHECK(r.type() == "CNAME");
+  CHECK(r.name() == "shop.example.com");
+  CHECK(r.value() == "web.shop.c2d.example.net");
+  r = RequiredRecord("example.com", "web.shop.c2d.example.net", "198.51.100.4");
+  CHECK(r.type() == "A");
+  CHECK(r.value() == "198.51.100.4");
+  // Without a known public address, a CNAME (the user's DNS may flatten it).
+  CHECK(RequiredRecord("example.com", "web.shop.c2d.example.net", "").type() == "CNAME");
+}
+
+TEST_CASE("a missing record is checked again after 5 s doubling to 10 minutes", "[certs]") {
+  CHECK(VerificationDelay(0) == absl::Seconds(5));
+  CHECK(VerificationDelay(1) == absl::Seconds(10));
+  CHECK(VerificationDelay(4) == absl::Seconds(80));
+  CHECK(VerificationDelay(7) == absl::Minutes(10));
+  CHECK(VerificationDelay(1000) == absl::Minutes(10));
+  CHECK(VerificationDelay(-3) == absl::Seconds(5));
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 //   c2d db link D S [--prefix P] | db unlink D S   (redeploys S)
 //   c2d db backup D [--no-wait] | db backups D | db restore D --backup B [--into NAME]
 //   c2d db rotate D [--no-wait]
+//   c2d domains list S | domains add S HOSTNAME [--wait] | domains remove S HOSTNAME
 //
 // S is a service id (svc_…) or PROJECT/SERVICE, D a database id (db_…) or
 // PROJECT/DATABASE. --json prints the API's JSON.
@@ -37,10 +38,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "libs/http/client.h"
 #include "nlohmann/json.hpp"
 
@@ -269,6 +272,13 @@ constexpr const char* kUsage = R"(usage: c2d <command> [arguments] [--json]
   db restore D --backup B [--into NAME]
                                     load backup B into D (its apps see errors
                                     meanwhile), or into a new database NAME
+  domains list S                    the service's hostnames: state, the DNS
+                                    record a custom one needs, why it waits
+  domains add S HOSTNAME [--wait]   serve S at your own HOSTNAME too: prints the
+                                    DNS record to create; --wait waits (up to
+                                    30 min) until it is active over HTTPS
+  domains remove S HOSTNAME         stop serving HOSTNAME (S may be omitted
+                                    when giving a dom_ id)
   help                              this text
 
 S is PROJECT/SERVICE or a service id (svc_...), D PROJECT/DATABASE or a
@@ -459,6 +469,70 @@ int DbCommand(Client& c, const Args& a, bool as_json) {
   if (sub == "rotate") return DbRotate(c, a, id, as_json);
   Die("db: unknown subcommand " + sub +
       " (create, list, show, link, unlink, delete, backup, backups, restore or rotate)");
+}
+
+void PrintDomain(const json& d) {
+  std::printf("%-40s %-16s %s\n", Str(d["hostname"]).c_str(), Str(d["state"]).c_str(),
+              Str(d["id"]).c_str());
+  if (d["state"] == "pending_dns" && d["dns_record"].is_object()) {
+    std::printf("  create    %s %s -> %s\n", Str(d["dns_record"]["type"]).c_str(),
+                Str(d["dns_record"]["name"]).c_str(), Str(d["dns_record"]["value"]).c_str());
+  }
+  if (!d["error"].is_null()) std::printf("  why       %s\n", Str(d["error"]).c_str());
+}
+
+// The domain of service `service` named by hostname, or a dom_ id as is.
+std::string DomainId(Client& c, const std::string& service, const std::string& ref) {
+  if (absl::StartsWith(ref, "dom_")) return ref;
+  const json list = c.Call("GET", absl::StrCat("/v1/services/", service, "/domains?page_size=200"));
+  for (const json& d : list["domains"]) {
+    if (d["hostname"] == absl::AsciiStrToLower(absl::StripSuffix(ref, "."))) return d["id"];
+  }
+  Die(absl::StrCat("the service has no domain ", ref, " (c2d domains list shows them)"));
+}
+
+// c2d domains list|add|remove …
+int DomainsCommand(Client& c, const Args& a, bool as_json) {
+  auto arg = [&](size_t i, const char* what) -> std::string {
+    if (a.positional.size() <= i) Die(absl::StrCat("domains: missing ", what));
+    return a.positional[i];
+  };
+  const std::string sub = arg(1, "list|add|remove");
+  if (sub == "remove" && a.positional.size() == 3 && absl::StartsWith(a.positional[2], "dom_")) {
+    json r = c.Call("DELETE", "/v1/domains/" + a.positional[2]);
+    if (as_json) return Print(r), 0;
+    return std::cout << "removed " << Str(r["hostname"]) << "; " << Str(r["note"]) << "\n", 0;
+  }
+  const std::string service = ServiceId(c, arg(2, "SERVICE"));
+  if (sub == "list") {
+    json list = c.Call("GET", absl::StrCat("/v1/services/", service, "/domains?page_size=200"));
+    if (as_json) return Print(list), 0;
+    for (const json& d : list["domains"]) PrintDomain(d);
+    return 0;
+  }
+  if (sub == "remove") {
+    json r = c.Call("DELETE", "/v1/domains/" + DomainId(c, service, arg(3, "HOSTNAME")));
+    if (as_json) return Print(r), 0;
+    return std::cout << "removed " << Str(r["hostname"]) << "; " << Str(r["note"]) << "\n", 0;
+  }
+  if (sub != "add") Die("domains: unknown subcommand " + sub + " (list, add or remove)");
+  json d = c.Call("POST", absl::StrCat("/v1/services/", service, "/domains"),
+                  {{"hostname", arg(3, "HOSTNAME")}});
+  if (!as_json) {
+    std::cout << "added " << Str(d["hostname"]) << ". At your DNS provider, create:\n\n  "
+              << Str(d["dns_record"]["name"]) << ".  " << Str(d["dns_record"]["type"]) << "  "
+              << Str(d["dns_record"]["value"]) << (d["dns_record"]["type"] == "CNAME" ? "." : "")
+              << "\n\nc2d checks for it, then issues a certificate (c2d domains list "
+              << a.positional[2] << " shows how far it is)." << std::endl;
+  }
+  for (int i = 0; a.Has("wait") && i < 1800 && d["state"] != "active" && d["state"] != "failed";
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    d = c.Call("GET", "/v1/domains/" + d["id"].get<std::string>());
+  }
+  if (as_json) return Print(d), 0;
+  if (a.Has("wait")) PrintDomain(d);
+  return a.Has("wait") && d["state"] != "active" ? 1 : 0;
 }
 
 // A whole number from an option, or a clear error.
@@ -666,6 +740,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "db") return DbCommand(c, a, as_json);
+  if (cmd == "domains") return DomainsCommand(c, a, as_json);
   if (cmd == "open") {
     json s = c.Call("GET", "/v1/services/" + ServiceId(c, arg(1, "SERVICE")));
     std::cout << Str(s["url"]) << "\n";

@@ -201,7 +201,7 @@ TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fai
   HttpsLoop loop(host, certs.ca_file, "v1");
   std::this_thread::sleep_for(500ms);
   grpc::ServerContext ctx;
-  certs::CertServiceImpl service(f.pool());
+  certs::CertServiceImpl service(f.pool(), certs.config);
   v1::RenewNowRequest renew;
   renew.set_certificate_id(cert_id);
   v1::Certificate out;

@@ -40,6 +40,7 @@ Api::Api(const Tweak& tweak) {
   REQUIRE(worker_->Start().ok());
 
   StartDbprov();
+  StartCerts();
   config_.base_domain = "localhost";
   config_.ingress_http_addr = RequireEnv("C2D_TEST_CADDY_HTTP");
   config_.master_keys = d_.config().master_keys;
@@ -48,13 +49,42 @@ Api::Api(const Tweak& tweak) {
       d_.pool(), config_,
       grpc::CreateChannel(builder_server_->address(), grpc::InsecureChannelCredentials()),
       grpc::CreateChannel(d_.address(), grpc::InsecureChannelCredentials()),
-      grpc::CreateChannel(dbprov_server_->address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(dbprov_server_->address(), grpc::InsecureChannelCredentials()),
+      grpc::CreateChannel(certs_server_->address(), grpc::InsecureChannelCredentials()));
   auto http = httpd::Server::Start({.address = "127.0.0.1:0"},
                                    [this](httpd::Request& r) { return gateway_->Handle(r); });
   REQUIRE(http.ok());
   http_ = std::move(*http);
   alice_ = Token("alice@example.com");
   bob_ = Token("bob@example.com");
+}
+
+void Api::StartCerts() {
+  certs::Config& c = certs_config_;
+  c.master_keys = d_.config().master_keys;
+  c.base_domain = "localhost";
+  c.dns_resolver = RequireEnv("C2D_TEST_PDNS_DNS_ADDR");
+  c.max_custom_domains = 3;
+  auto ca = certs::InternalCa::LoadOrCreate(d_.pool(), *c.master_keys);
+  REQUIRE(ca.ok());
+  ca_ = std::make_unique<certs::InternalCa>(std::move(*ca));
+  issuance_ = std::make_unique<certs::Issuance>(d_.pool(), c, *ca_);
+  verifier_ = std::make_unique<certs::Verifier>(
+      d_.pool(), c, [this](const std::string& h) { return issuance_->IssuerOf(h); });
+  cert_service_ = std::make_unique<certs::CertServiceImpl>(d_.pool(), c);
+  auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.CertService", cert_service_.get()}});
+  REQUIRE(server.ok());
+  certs_server_ = std::move(*server);
+  certs_worker_ = std::make_unique<jobs::Worker>(
+      d_.pool(), d_.db().connect(),
+      jobs::WorkerOptions{.queue = "certs", .poll_interval = 200ms, .backoff_base = 200ms});
+  issuance_->RegisterJobs(*certs_worker_);
+  REQUIRE(certs_worker_->Start().ok());
+}
+
+void Api::CertsSweep() {
+  verifier_->Sweep();
+  issuance_->Sweep();
 }
 
 void Api::StartDbprov() {
@@ -107,6 +137,8 @@ Api::~Api() {
   worker_->Shutdown();
   dbprov_worker_->Shutdown();
   dbprov_server_->Shutdown(absl::Seconds(1));
+  certs_worker_->Shutdown();
+  certs_server_->Shutdown(absl::Seconds(1));
   builder_server_->Shutdown(absl::Seconds(1));
 }
 

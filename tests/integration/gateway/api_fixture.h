@@ -1,9 +1,10 @@
 #pragma once
 
 // The REST API against real services, for the gateway's tests: the
-// gateway's HTTP server in this process, with the builder, the deployer
-// and dbprov (their gRPC services, workers and reconciler) on the same test
-// database, the real engine, registry, PowerDNS and Caddy.
+// gateway's HTTP server in this process, with the builder, the deployer,
+// dbprov and the certs service (their gRPC services, workers and
+// reconciler; the certs leader's sweep when a test calls CertsSweep) on the
+// same test database, the real engine, registry, PowerDNS and Caddy.
 
 #include <filesystem>
 #include <functional>
@@ -18,6 +19,10 @@
 #include "nlohmann/json.hpp"
 #include "services/builder/build_job.h"
 #include "services/builder/builder_service.h"
+#include "services/certs/cert_service.h"
+#include "services/certs/domains.h"
+#include "services/certs/internal_ca.h"
+#include "services/certs/issuance.h"
 #include "services/dbprov/backup_job.h"
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
@@ -85,10 +90,16 @@ class Api {
   const std::string& alice() const { return alice_; }
   const std::string& bob() const { return bob_; }
   int64_t Rows(const std::string& table) { return d_.db().Count("SELECT count(*) FROM " + table); }
+  // One pass of the certs leader: custom domains' DNS checks, default
+  // domains, certificates due. Its DNS checks ask the test PowerDNS; a
+  // service has at most 3 custom domains here.
+  void CertsSweep();
 
  private:
   // dbprov's service and jobs, on the deployer's engine and registry.
   void StartDbprov();
+  // The certs service and its worker (c2d's own CA issues every name).
+  void StartCerts();
 
   DeployerFixture d_;
   builder::Config builder_config_;
@@ -105,6 +116,13 @@ class Api {
   std::unique_ptr<dbprov::Rotations> rotations_;
   std::unique_ptr<rpc::Server> dbprov_server_;
   std::unique_ptr<jobs::Worker> dbprov_worker_;
+  certs::Config certs_config_;
+  std::unique_ptr<certs::InternalCa> ca_;
+  std::unique_ptr<certs::Issuance> issuance_;
+  std::unique_ptr<certs::Verifier> verifier_;
+  std::unique_ptr<certs::CertServiceImpl> cert_service_;
+  std::unique_ptr<rpc::Server> certs_server_;
+  std::unique_ptr<jobs::Worker> certs_worker_;
   gateway::Config config_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<httpd::Server> http_;

@@ -272,5 +272,33 @@ TEST_CASE("the CLI's usage errors are one clear line", "[gateway][cli]") {
   CHECK_THAT(unreachable.output, Catch::StartsWith("c2d: cannot reach c2d at http://127.0.0.1:1"));
 }
 
+TEST_CASE("the CLI's domains: add prints the record to create, list says why it waits, remove",
+          "[gateway][cli]") {
+  Api api;
+  Cli c2d(api);
+  REQUIRE(c2d({"login", "--token", api.alice()}).code == 0);
+  REQUIRE(c2d({"projects", "create", "shop"}).code == 0);
+  REQUIRE(c2d({"services", "create", "web", "--project", "shop", "--repo",
+               "https://git.example.com/o/web.git"})
+              .code == 0);
+  Run added = c2d({"domains", "add", "shop/web", "www.example.com"});
+  CHECK(added.code == 0);
+  CHECK_THAT(added.output, Catch::Contains("www.example.com.  CNAME  web.shop.localhost."));
+  api.CertsSweep();
+  Run list = c2d({"domains", "list", "shop/web"});
+  CHECK(list.code == 0);
+  CHECK_THAT(list.output, Catch::Contains("pending_dns"));
+  CHECK_THAT(list.output, Catch::Contains("create    CNAME www.example.com -> web.shop.localhost"));
+  CHECK_THAT(list.output, Catch::Contains("why"));
+  Run bad = c2d({"domains", "add", "shop/web", "10.1.2.3"});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.output, Catch::Contains("is an IP address"));
+  CHECK(std::count(bad.output.begin(), bad.output.end(), '\n') == 1);
+  Run removed = c2d({"domains", "remove", "shop/web", "WWW.example.com"});
+  CHECK(removed.code == 0);
+  CHECK_THAT(removed.output, Catch::Contains("removed www.example.com"));
+  CHECK(api.Rows("domains") == 0);
+}
+
 }  // namespace
 }  // namespace c2d

@@ -53,17 +53,6 @@ TEST_CASE("the OpenAPI document describes exactly the routes served", "[gateway]
   }
   for (const auto& [method, pattern] : api.router().Routes()) served.insert(method + " " + pattern);
   CHECK(documented == served);
-  // And the capabilities not built yet say so.
-  const std::string project =
-      api.Call("POST", "/v1/projects", api.alice(), json{{"name", "docs"}}).body["id"];
-  auto r = api.Call("GET", "/v1/services/svc_01JD3Q8Z7X9K2M4N6P8R0T2V4W/domains", api.alice());
-  CHECK(r.status == 404);  // another tenant's (or no) service: not found first
-  auto svc = api.Call("POST", "/v1/projects/" + project + "/services", api.alice(),
-                      ServiceBody("web", "https://git.example.com/o/web.git"));
-  REQUIRE(svc.status == 201);
-  r = api.Call("GET", "/v1/services/" + std::string(svc.body["id"]) + "/domains", api.alice());
-  CHECK(r.status == 501);
-  CHECK_THAT(r.Error(), Catch::Contains("custom domains"));
 }
 
 TEST_CASE("projects and services: validation names the field and changes nothing", "[gateway]") {
