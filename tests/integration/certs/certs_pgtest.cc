@@ -19,12 +19,14 @@
 #include "absl/synchronization/mutex.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
+#include "libs/dns/pdns.h"
 #include "libs/http/client.h"
 #include "libs/jobs/worker.h"
 #include "services/certs/acme_issuer.h"
 #include "services/certs/cert_server.h"
 #include "services/certs/cert_service.h"
 #include "services/certs/config.h"
+#include "services/certs/domains.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/issuance.h"
 #include "services/certs/store.h"
@@ -65,6 +67,9 @@ struct Certs {
     REQUIRE(server.ok());
     http = std::move(*server);
     issuance = std::make_unique<certs::Issuance>(f.pool(), config, *ca, acme_issuer.get());
+    config.dns_resolver = RequireEnv("C2D_TEST_PDNS_DNS_ADDR");
+    verifier = std::make_unique<certs::Verifier>(
+        f.pool(), config, [this](const std::string& h) { return issuance->IssuerOf(h); });
     worker = std::make_unique<jobs::Worker>(
         f.pool(), f.db().connect(),
         jobs::WorkerOptions{.queue = "certs", .poll_interval = 200ms, .backoff_base = 200ms});
@@ -97,6 +102,7 @@ struct Certs {
   std::unique_ptr<dns::Client> dns;
   std::unique_ptr<certs::AcmeIssuer> acme_issuer;
   std::unique_ptr<certs::Issuance> issuance;
+  std::unique_ptr<certs::Verifier> verifier;
   std::unique_ptr<jobs::Worker> worker;
 };
 
@@ -287,6 +293,56 @@ TEST_CASE("a public name gets an ACME certificate by HTTP-01 through the ingress
   INFO(loop.last_error);
   CHECK(loop.sent > 20);
   CHECK(loop.failed == 0);
+}
+
+TEST_CASE("a custom domain CNAMEd to a service gets an ACME certificate and is served over HTTPS",
+          "[certs][acme]") {
+  const std::string suffix = absl::AsciiStrToLower(ids::New("x").substr(20));
+  DeployerFixture f({.base_domain = absl::StrCat("t", suffix, ".test")});
+  Certs certs(f, /*acme=*/true);
+  v1::Deployment d = f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id());
+  REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+  // The customer's zone, at "their" DNS provider (the test PowerDNS).
+  const std::string zone = absl::StrCat("c", suffix, ".test."), host = "shop." + zone;
+  dns::Pdns pdns({.api_url = RequireEnv("C2D_TEST_PDNS_API_URL"),
+                  .api_key = RequireEnv("C2D_TEST_PDNS_API_KEY")});
+  REQUIRE(pdns.EnsureZone(zone).ok());
+  REQUIRE(
+      pdns.Replace(zone, {.name = host, .type = "CNAME", .ttl = 1, .records = {f.hostname() + "."}})
+          .ok());
+  const std::string name(absl::StripSuffix(host, "."));
+  certs::CertServiceImpl service(f.pool(), certs.config);
+  grpc::ServerContext ctx;
+  v1::AddDomainRequest add;
+  add.set_service_id(f.service_id());
+  add.set_project_id(f.project_id());
+  add.set_hostname(name);
+  add.set_kind(v1::DOMAIN_KIND_CUSTOM);
+  add.set_cname_target(f.hostname());
+  v1::Domain domain;
+  REQUIRE(service.AddDomain(&ctx, &add, &domain).ok());
+  CHECK(domain.state() == v1::DOMAIN_STATE_PENDING_DNS);
+  CHECK(domain.required_record().type() == "CNAME");
+  // Verified by its CNAME, then issued by the CA through the ingress (HTTP-01
+  // for a name the deployer routes once it is verified).
+  REQUIRE(WaitFor(90s, [&] {
+    certs.verifier->Sweep();
+    certs.issuance->Sweep();
+    grpc::ServerContext get_ctx;
+    v1::GetDomainRequest get;
+    get.set_id(domain.id());
+    return service.GetDomain(&get_ctx, &get, &domain).ok() &&
+           domain.state() == v1::DOMAIN_STATE_ACTIVE;
+  }));
+  CHECK(f.db().Scalar("SELECT issuer_kind FROM certificates WHERE id = '" +
+                      domain.certificate_id() + "'") == "acme");
+  std::string error;
+  CHECK(WaitFor(15s, [&] { return Curl(name, PebbleRoot(), &error) == "v1"; }));
+  INFO(error);
+  auto plain = http::Send({.url = absl::StrCat("http://", RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
+                           .headers = {{"Host", name}}});
+  REQUIRE(plain.ok());
+  CHECK(plain->status == 308);
 }
 
 // A certificate row of the fixture's service for `names`, issued by ACME.
