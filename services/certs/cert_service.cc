@@ -56,6 +56,19 @@ grpc::Status CertServiceImpl::AddDomain(grpc::ServerContext*, const v1::AddDomai
   auto domain = pool_.Transact("add domain", [&](pg::Tx& tx) {
     return certs::AddCustomDomain(tx, add, config_.max_custom_domains);
   });
+  // Another service's claim that was never verified yields to one whose
+  // record is in place already: nobody can hold a name they do not control.
+  if (absl::IsAlreadyExists(domain.status()) && !config_.dns_resolver.empty() &&
+      CheckRecords(dns::Resolver(config_.dns_resolver), add.hostname(), add.cname_target(),
+                   config_.public_ipv4)
+          .ok()) {
+    domain = pool_.Transact("take over domain", [&](pg::Tx& tx) -> absl::StatusOr<v1::Domain> {
+      C2D_ASSIGN_OR_RETURN(bool released,
+                           ReleaseUnverifiedClaim(tx, add.hostname(), add.service_id()));
+      if (!released) return domain.status();
+      return certs::AddCustomDomain(tx, add, config_.max_custom_domains);
+    });
+  }
   if (!domain.ok()) return rpc::ToGrpc(domain.status());
   *response = std::move(*domain);
   Complete(*response);

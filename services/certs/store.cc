@@ -48,6 +48,11 @@ WHERE d.kind = 'default' AND r.service_id = d.service_id AND r.hostname <> d.hos
 constexpr pg::Statement kRemoveOfDeleted{"certs_remove_domains_of_deleted", R"sql(
 DELETE FROM domains d USING services s WHERE s.id = d.service_id AND s.deleted_at IS NOT NULL)sql"};
 
+constexpr const char* kClaimedElsewhere =
+    " is claimed by another service; if the name is yours, create its DNS record (a CNAME to "
+    "this service's hostname) and add it again: a claim never verified yields to one whose "
+    "record is in place";
+
 // Custom domains. One writer per service at a time, so that the limit holds.
 constexpr pg::Statement kServiceLock{
     "certs_service_domains_lock", "SELECT pg_advisory_xact_lock(hashtext('c2d.domains.' || $1))"};
@@ -61,6 +66,10 @@ VALUES ($1, $2, $3, $4, 'custom', $5, now())
 ON CONFLICT (hostname) DO NOTHING RETURNING id)sql"};
 constexpr pg::Statement kHostnameTaken{"certs_hostname_taken",
                                        "SELECT service_id FROM domains WHERE hostname = $1"};
+constexpr pg::Statement kReleaseUnverified{"certs_release_unverified_claim", R"sql(
+DELETE FROM domains
+WHERE hostname = $1 AND service_id <> $2 AND kind = 'custom' AND verification_state <> 'verified'
+RETURNING id)sql"};
 constexpr pg::Statement kDeleteCustom{"certs_delete_custom_domain", R"sql(
 DELETE FROM domains WHERE id = $1 AND kind = 'custom' RETURNING id)sql"};
 constexpr pg::Statement kGetDomain{"certs_get_domain", "SELECT " C2D_DOMAIN_COLUMNS R"sql(
@@ -252,7 +261,7 @@ absl::StatusOr<v1::Domain> AddCustomDomain(pg::Tx& tx, const v1::AddDomainReques
     return absl::AlreadyExistsError(
         taken[0][0].as<std::string>() == request.service_id()
             ? absl::StrCat(request.hostname(), " is already a domain of this service")
-            : absl::StrCat(request.hostname(), " is claimed by another service"));
+            : absl::StrCat(request.hostname(), kClaimedElsewhere));
   }
   if (tx.Exec(kCountCustom, request.service_id())[0][0].as<int64_t>() >= max_per_service) {
     return absl::ResourceExhaustedError(absl::StrCat("a service has at most ", max_per_service,
@@ -262,10 +271,14 @@ absl::StatusOr<v1::Domain> AddCustomDomain(pg::Tx& tx, const v1::AddDomainReques
   if (tx.Exec(kInsertCustom, id, request.service_id(), request.project_id(), request.hostname(),
               request.cname_target())
           .empty()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat(request.hostname(), " is claimed by another service"));
+    return absl::AlreadyExistsError(absl::StrCat(request.hostname(), kClaimedElsewhere));
   }
   return GetDomain(tx, id);
+}
+
+absl::StatusOr<bool> ReleaseUnverifiedClaim(pg::Tx& tx, const std::string& hostname,
+                                            const std::string& service_id) {
+  return !tx.Exec(kReleaseUnverified, hostname, service_id).empty();
 }
 
 absl::StatusOr<v1::Domain> GetDomain(pg::Tx& tx, const std::string& id) {

@@ -44,6 +44,10 @@ absl::StatusOr<int> SyncDefaultDomains(
 // ResourceExhausted past `max_per_service` custom domains.
 absl::StatusOr<v1::Domain> AddCustomDomain(pg::Tx& tx, const v1::AddDomainRequest& request,
                                            int max_per_service);
+// Deletes another service's claim on `hostname` unless it is verified (its
+// owner proved nothing yet). Returns whether there was one.
+absl::StatusOr<bool> ReleaseUnverifiedClaim(pg::Tx& tx, const std::string& hostname,
+                                            const std::string& service_id);
 // NotFound when there is no such domain.
 absl::StatusOr<v1::Domain> GetDomain(pg::Tx& tx, const std::string& id);
 // Deletes a CUSTOM domain and its certificate; NotFound, or

@@ -110,18 +110,8 @@ TEST_CASE("a custom domain: the record to create, verified, issued, routed, and 
   std::pair<long, std::string> answer;
   CHECK(WaitFor(15s, [&] { return (answer = ViaIngress(host)).first == 200; }));
   INFO(answer.second);
-  // The list has the default hostname beside it; that one cannot go.
-  auto list = api.Call("GET", domains, t);
-  REQUIRE(list.status == 200);
-  REQUIRE(list.body["domains"].size() == 2);
-  std::string default_id;
-  for (const json& d : list.body["domains"]) {
-    if (d["kind"] == "default") default_id = d["id"];
-  }
-  REQUIRE(!default_id.empty());
-  CHECK(api.Call("DELETE", "/v1/domains/" + default_id, t).status == 409);
-
-  // Another tenant can neither take the name nor see or delete the domain.
+  // A name somebody else claimed first without proving it is theirs: refused
+  // until its record points at this service, then taken over.
   const std::string& b = api.bob();
   const std::string theirs =
       api.Call("POST", "/v1/projects", b, json{{"name", "rival"}}).body["id"];
@@ -129,6 +119,31 @@ TEST_CASE("a custom domain: the record to create, verified, issued, routed, and 
       api.Call("POST", absl::StrCat("/v1/projects/", theirs, "/services"), b,
                ServiceBody("web", sample->path()))
           .body["id"];
+  const std::string www = "www." + customer.zone;
+  auto squat =
+      api.Call("POST", "/v1/services/" + their_service + "/domains", b, json{{"hostname", www}});
+  REQUIRE(squat.status == 201);
+  auto refused = api.Call("POST", domains, t, json{{"hostname", www}});
+  CHECK(refused.status == 409);
+  CHECK_THAT(refused.Error(), Catch::Contains("claimed by another service; if the name is yours"));
+  customer.Cname(www, "hello.dom.localhost");
+  CHECK(api.Call("POST", domains, t, json{{"hostname", www}}).status == 201);
+  CHECK(api.Call("GET", "/v1/domains/" + squat.body["id"].get<std::string>(), b).status == 404);
+
+  // The list has the default hostname beside them; that one cannot go.
+  auto list = api.Call("GET", domains, t);
+  REQUIRE(list.status == 200);
+  REQUIRE(list.body["domains"].size() == 3);
+  std::string default_id;
+  for (const json& d : list.body["domains"]) {
+    if (d["kind"] == "default") default_id = d["id"];
+  }
+  REQUIRE(!default_id.empty());
+  CHECK(api.Call("DELETE", "/v1/domains/" + default_id, t).status == 409);
+
+  // Another tenant can neither take a verified name nor see or delete the
+  // domain, even with the record pointing at their service.
+  customer.Cname(host, "web.rival.localhost");
   // (The live service's instances change beside: compare what domains touch.)
   auto domain_rows = [&] {
     auto all = api.Snapshot();
