@@ -437,6 +437,18 @@ TEST_CASE("a CA outage during renewal leaves the certificate served and recovers
   CHECK(f.db().Count("SELECT count(*) FROM certificates WHERE id = '" + id +
                      "' AND next_renewal_at > now() + interval '50 minutes'") == 1);
   CHECK(ServedSerial(host) == first);
+  // Users see it on the domain, with the reason.
+  {
+    certs::CertServiceImpl service(f.pool(), certs.config);
+    grpc::ServerContext ctx;
+    v1::ListDomainsRequest list;
+    list.set_service_id(f.service_id());
+    v1::ListDomainsResponse domains;
+    REQUIRE(service.ListDomains(&ctx, &list, &domains).ok());
+    REQUIRE(domains.domains_size() == 1);
+    CHECK(domains.domains(0).state() == v1::DOMAIN_STATE_RENEWAL_FAILING);
+    CHECK_FALSE(domains.domains(0).error().empty());
+  }
 
   // The CA is back (a new instance: it forgot c2d's account). When the
   // backoff has passed (moved to now here), the sweep renews it.
