@@ -92,10 +92,13 @@ SET verification_attempts = verification_attempts + 1, last_verification_error =
     verification_state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END, updated_at = now()
 WHERE id = $1 AND verification_state = 'pending')sql"};
 
+// A default domain whose service stopped (no route) is not renewed until it
+// is routed again; its renewal is then due at once if it passed meanwhile.
 constexpr pg::Statement kDue{"certs_due", R"sql(
-SELECT c.id FROM certificates c
+SELECT c.id FROM certificates c JOIN domains d ON d.id = c.domain_id
 WHERE ((c.state IN ('issued', 'renewal_failing', 'expired') AND c.next_renewal_at <= now())
        OR (c.state = 'pending' AND coalesce(c.next_renewal_at, '-infinity') <= now()))
+  AND (d.kind = 'custom' OR EXISTS (SELECT 1 FROM service_routes r WHERE r.hostname = d.hostname))
   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = 'issue_cert:' || c.id
                                          AND j.state IN ('available', 'running'))
 ORDER BY c.next_renewal_at NULLS FIRST LIMIT $1)sql"};

@@ -239,6 +239,18 @@ TEST_CASE("a routed service is served over HTTPS with c2d's CA and a renewal fai
     return r.ok() && r->status == 308;
   }));
   CHECK(redirected.Header("location") == absl::StrCat("https://", host, "/a?b=1"));
+
+  // A stopped service's certificate is not renewed while nothing routes it.
+  grpc::ClientContext sc;
+  v1::StopServiceRequest stop;
+  stop.set_service_id(f.service_id());
+  v1::StopServiceResponse sr;
+  REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
+  REQUIRE(WaitFor(20s, [&] { return f.db().Count("SELECT count(*) FROM service_routes") == 0; }));
+  const int64_t jobs = f.db().Count("SELECT count(*) FROM jobs WHERE kind = 'issue_cert'");
+  f.db().Exec("UPDATE certificates SET next_renewal_at = now() WHERE id = '" + cert_id + "'");
+  certs.issuance->Sweep();
+  CHECK(f.db().Count("SELECT count(*) FROM jobs WHERE kind = 'issue_cert'") == jobs);
 }
 
 // The test Pebble's issuing root, to trust what it signs.
@@ -351,9 +363,9 @@ std::string AcmeCertificate(DeployerFixture& f, const std::string& domain,
   const std::string dom = ids::New("dom"), crt = ids::New("crt");
   f.db().Exec(
       absl::StrCat("INSERT INTO domains (id, service_id, project_id, hostname, kind, "
-                   "verification_state, verified_at) VALUES ('",
+                   "verification_state, verified_at, cname_target) VALUES ('",
                    dom, "', '", f.service_id(), "', '", f.project_id(), "', '", domain,
-                   "', 'default', 'verified', now())"));
+                   "', 'custom', 'verified', now(), '", f.hostname(), "')"));
   std::string array;
   for (const auto& n : names) absl::StrAppend(&array, array.empty() ? "" : ",", "'", n, "'");
   f.db().Exec(
