@@ -178,23 +178,13 @@ httpd::Response Gateway::CreateDeployment(Call& c) {
 }
 
 httpd::Response Gateway::ListDeployments(Call& c) {
-  auto size = PageSize(c.req);
-  if (!size.ok()) return FromStatus(size.status());
-  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
-  if (!sp.ok()) return FromStatus(sp.status());
-  grpc::ClientContext ctx;
-  Context(ctx, c);
-  v1::ListDeploymentsRequest req;
-  req.set_service_id(sp->first.id);
-  req.mutable_page()->set_page_size(*size);
-  req.mutable_page()->set_page_token(c.req.Query("page_token"));
-  v1::ListDeploymentsResponse resp;
-  if (auto g = deployer_->ListDeployments(&ctx, req, &resp); !g.ok()) {
-    return FromStatus(rpc::FromGrpc(g));
-  }
-  json items = json::array();
-  for (const v1::Deployment& d : resp.deployments()) items.push_back(DeploymentJson(d));
-  return Json(200, {{"deployments", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+  return ServicePage<v1::ListDeploymentsRequest, v1::ListDeploymentsResponse>(
+      c, *deployer_, &v1::DeployerService::Stub::ListDeployments, "deployments",
+      [](const v1::ListDeploymentsResponse& r) {
+        json items = json::array();
+        for (const v1::Deployment& d : r.deployments()) items.push_back(DeploymentJson(d));
+        return items;
+      });
 }
 
 httpd::Response Gateway::GetDeployment(Call& c) {

@@ -98,23 +98,13 @@ httpd::Response Gateway::CreateDomain(Call& c) {
 }
 
 httpd::Response Gateway::ListDomains(Call& c) {
-  auto size = PageSize(c.req);
-  if (!size.ok()) return FromStatus(size.status());
-  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
-  if (!sp.ok()) return FromStatus(sp.status());
-  grpc::ClientContext ctx;
-  Context(ctx, c);
-  v1::ListDomainsRequest req;
-  req.set_service_id(sp->first.id);
-  req.mutable_page()->set_page_size(*size);
-  req.mutable_page()->set_page_token(c.req.Query("page_token"));
-  v1::ListDomainsResponse resp;
-  if (auto g = certs_->ListDomains(&ctx, req, &resp); !g.ok()) {
-    return FromStatus(rpc::FromGrpc(g));
-  }
-  json items = json::array();
-  for (const v1::Domain& d : resp.domains()) items.push_back(DomainJson(d));
-  return Json(200, {{"domains", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+  return ServicePage<v1::ListDomainsRequest, v1::ListDomainsResponse>(
+      c, *certs_, &v1::CertService::Stub::ListDomains, "domains",
+      [](const v1::ListDomainsResponse& r) {
+        json items = json::array();
+        for (const v1::Domain& d : r.domains()) items.push_back(DomainJson(d));
+        return items;
+      });
 }
 
 httpd::Response Gateway::GetDomain(Call& c) {

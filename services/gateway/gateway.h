@@ -21,6 +21,7 @@
 #include "libs/httpd/server.h"
 #include "libs/pg/listener.h"
 #include "libs/pg/pool.h"
+#include "libs/rpc/status.h"
 #include "proto/c2d/v1/builder.grpc.pb.h"
 #include "proto/c2d/v1/certs.grpc.pb.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
@@ -145,6 +146,10 @@ class Gateway {
   // backups outlive it).
   absl::StatusOr<v1::Database> FindDatabase(Call& c, const std::string& id, Role min,
                                             bool deleted_ok = false);
+  // GET /v1/services/{id}/<key> (viewer): a page of the service's items from
+  // `stub`'s `call`, each as `items` makes it.
+  template <typename Request, typename Response, typename Stub, typename Rpc, typename Items>
+  httpd::Response ServicePage(Call& c, Stub& stub, Rpc call, const char* key, Items items);
   // GET /v1/databases/{id}/<key>: a page of the database's links or backups
   // from dbprov's `call`, each item as `items` makes it.
   template <typename Request, typename Response, typename Call_, typename Items>
@@ -217,5 +222,22 @@ class Gateway {
   RateLimiter user_rate_;
   SlotCounter user_streams_;
 };
+
+template <typename Request, typename Response, typename Stub, typename Rpc, typename Items>
+httpd::Response Gateway::ServicePage(Call& c, Stub& stub, Rpc call, const char* key, Items items) {
+  auto size = PageSize(c.req);
+  if (!size.ok()) return FromStatus(size.status());
+  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
+  if (!sp.ok()) return FromStatus(sp.status());
+  grpc::ClientContext ctx;
+  Context(ctx, c);
+  Request req;
+  req.set_service_id(sp->first.id);
+  req.mutable_page()->set_page_size(*size);
+  req.mutable_page()->set_page_token(c.req.Query("page_token"));
+  Response resp;
+  if (auto g = (stub.*call)(&ctx, req, &resp); !g.ok()) return FromStatus(rpc::FromGrpc(g));
+  return Json(200, {{key, items(resp)}, {"next_page_token", OrNull(resp.next_page_token())}});
+}
 
 }  // namespace c2d::gateway

@@ -99,23 +99,13 @@ httpd::Response Gateway::CreateVolume(Call& c) {
 }
 
 httpd::Response Gateway::ListVolumes(Call& c) {
-  auto size = PageSize(c.req);
-  if (!size.ok()) return FromStatus(size.status());
-  auto sp = AuthorizeService(c, c.req.params["id"], Role::kViewer);
-  if (!sp.ok()) return FromStatus(sp.status());
-  grpc::ClientContext ctx;
-  Context(ctx, c);
-  v1::ListVolumesRequest req;
-  req.set_service_id(sp->first.id);
-  req.mutable_page()->set_page_size(*size);
-  req.mutable_page()->set_page_token(c.req.Query("page_token"));
-  v1::ListVolumesResponse resp;
-  if (auto g = deployer_->ListVolumes(&ctx, req, &resp); !g.ok()) {
-    return FromStatus(rpc::FromGrpc(g));
-  }
-  json items = json::array();
-  for (const v1::Volume& v : resp.volumes()) items.push_back(VolumeJson(v));
-  return Json(200, {{"volumes", items}, {"next_page_token", OrNull(resp.next_page_token())}});
+  return ServicePage<v1::ListVolumesRequest, v1::ListVolumesResponse>(
+      c, *deployer_, &v1::DeployerService::Stub::ListVolumes, "volumes",
+      [](const v1::ListVolumesResponse& r) {
+        json items = json::array();
+        for (const v1::Volume& v : r.volumes()) items.push_back(VolumeJson(v));
+        return items;
+      });
 }
 
 httpd::Response Gateway::DeleteVolume(Call& c) {
