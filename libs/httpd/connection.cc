@@ -3,6 +3,7 @@
 // server_internal.h for how the pieces fit.
 
 #include <array>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket.hpp>
@@ -194,6 +195,14 @@ class Connection : public Session, public StreamTarget {
   void ReadBody();
   void OnReadError(beast::error_code ec);
   void Dispatch();
+  Request MakeRequest(HttpRequest& msg, bool take_body) const;
+  // On the strand: runs options().io_handler; false when it declined (msg
+  // is left for the workers).
+  bool HandleOnStrand(HttpRequest& msg);
+  // The handler's response, on the thread that ran it: sent (through the
+  // strand) as a plain response, a stream or a WebSocket.
+  void Answer(HttpRequest msg, const Request& req, Response resp, const std::string& request_id,
+              std::chrono::steady_clock::time_point start);
   void SendErrorAndClose(int status, absl::string_view code, absl::string_view message);
   void WriteResponse(std::string head, std::string body, bool close);
   void StartStream(std::string head, std::function<void(std::shared_ptr<Stream>)> fn, bool chunked,
@@ -364,11 +373,34 @@ void Connection::Dispatch() {
   state_ = State::kHandling;
   WorkerPool::Task task{Self(), parser_->release()};
   parser_.reset();
+  if (options().io_handler && HandleOnStrand(task.msg)) return;
   if (!server_->workers().Post(task)) Close();  // shutting down
 }
 
-void Connection::Handle(HttpRequest msg) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// Calls fn(req) in the request's log scope; what fn throws becomes a 500.
+template <typename R, typename F>
+R CallHandler(const F& fn, Request& req, const std::string& request_id) {
+  log::Scope scope(nlohmann::json{{"request_id", request_id}});
+  try {
+    return fn(req);
+  } catch (const std::exception& e) {
+    log::Error("http handler threw",
+               {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
+  } catch (...) {
+    log::Error("http handler threw", {{"method", req.method}, {"path", req.path}});
+  }
+  return JsonError(500, "internal", "internal error");
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Request Connection::MakeRequest(HttpRequest& msg, bool take_body) const {
   Request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -379,29 +411,39 @@ void Connection::Handle(HttpRequest msg) {
     auto [it, inserted] = req.headers.try_emplace(std::move(name), View(field.value()));
     if (!inserted) absl::StrAppend(&it->second, ", ", View(field.value()));
   }
-  req.body = std::move(msg.body());
+  req.body = take_body ? std::move(msg.body()) : msg.body();
   req.remote_addr = remote_addr_;
   std::string& id_header = req.headers["x-request-id"];
   if (!ValidRequestId(id_header)) id_header = ids::New("req");
-  const std::string request_id = id_header;  // the handler may change req
+  return req;
+}
 
+bool Connection::HandleOnStrand(HttpRequest& msg) {
+  const auto start = std::chrono::steady_clock::now();
+  // The body is copied, not taken: the workers need it when io_handler declines.
+  Request req = MakeRequest(msg, /*take_body=*/false);
+  const std::string request_id = req.headers["x-request-id"];  // the handler may change req
+  auto resp = CallHandler<std::optional<Response>>(options().io_handler, req, request_id);
+  if (!resp.has_value()) return false;
+  Answer(std::move(msg), req, std::move(*resp), request_id, start);
+  return true;
+}
+
+void Connection::Handle(HttpRequest msg) {
+  const auto start = std::chrono::steady_clock::now();
+  Request req = MakeRequest(msg, /*take_body=*/true);
+  const std::string request_id = req.headers["x-request-id"];  // the handler may change req
+  Response resp = CallHandler<Response>(server_->handler(), req, request_id);
+  Answer(std::move(msg), req, std::move(resp), request_id, start);
+}
+
+void Connection::Answer(HttpRequest msg, const Request& req, Response resp,
+                        const std::string& request_id,
+                        std::chrono::steady_clock::time_point start) {
+  // net::dispatch: from the strand (io_handler) the response goes out at
+  // once; from a worker it is queued on the strand.
   const bool http10 = msg.version() == 10;
   const bool head_only = msg.method() == http::verb::head;
-
-  Response resp;
-  {
-    log::Scope scope(nlohmann::json{{"request_id", request_id}});
-    try {
-      resp = server_->handler()(req);
-    } catch (const std::exception& e) {
-      log::Error("http handler threw",
-                 {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
-      resp = JsonError(500, "internal", "internal error");
-    } catch (...) {
-      log::Error("http handler threw", {{"method", req.method}, {"path", req.path}});
-      resp = JsonError(500, "internal", "internal error");
-    }
-  }
   // After the handler: a shutdown that began meanwhile closes the connection.
   const bool keep_alive = msg.keep_alive() && !server_->stopping();
   if (resp.status < 200 || resp.status > 999) {
@@ -412,11 +454,9 @@ void Connection::Handle(HttpRequest msg) {
 
   if (resp.websocket && websocket::is_upgrade(msg)) {
     if (server_->AcquireStream()) {
-      RecordRequest(
-          req.method, req.route, 101,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      net::post(executor_, [self = Self(), msg = std::move(msg), fn = std::move(resp.websocket),
-                            request_id]() mutable {
+      RecordRequest(req.method, req.route, 101, SecondsSince(start));
+      net::dispatch(executor_, [self = Self(), msg = std::move(msg), fn = std::move(resp.websocket),
+                                request_id]() mutable {
         self->StartWebSocket(std::move(msg), std::move(fn), std::move(request_id));
       });
       return;
@@ -424,15 +464,13 @@ void Connection::Handle(HttpRequest msg) {
     resp = JsonError(503, "unavailable", "too many concurrent streams");
   } else if (resp.stream && !head_only) {
     if (server_->AcquireStream()) {
-      RecordRequest(
-          req.method, req.route, resp.status,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      RecordRequest(req.method, req.route, resp.status, SecondsSince(start));
       // HTTP/1.0 knows no chunks: the body then ends with the connection.
       const bool chunked = !http10;
       std::string head = FormatHead(resp, request_id, keep_alive && chunked, http10,
                                     chunked ? Framing::kChunked : Framing::kUntilClose, 0);
-      net::post(executor_, [self = Self(), head = std::move(head), fn = std::move(resp.stream),
-                            chunked, keep_alive, request_id]() mutable {
+      net::dispatch(executor_, [self = Self(), head = std::move(head), fn = std::move(resp.stream),
+                                chunked, keep_alive, request_id]() mutable {
         self->StartStream(std::move(head), std::move(fn), chunked, keep_alive,
                           std::move(request_id));
       });
@@ -441,13 +479,12 @@ void Connection::Handle(HttpRequest msg) {
     resp = JsonError(503, "unavailable", "too many concurrent streams");
   }
 
-  RecordRequest(req.method, req.route, resp.status,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  RecordRequest(req.method, req.route, resp.status, SecondsSince(start));
   std::string head =
       FormatHead(resp, request_id, keep_alive, http10, Framing::kLength, resp.body.size());
   if (head_only || resp.status == 204 || resp.status == 304) resp.body.clear();
-  net::post(executor_, [self = Self(), head = std::move(head), body = std::move(resp.body),
-                        close = !keep_alive]() mutable {
+  net::dispatch(executor_, [self = Self(), head = std::move(head), body = std::move(resp.body),
+                            close = !keep_alive]() mutable {
     self->WriteResponse(std::move(head), std::move(body), close);
   });
 }

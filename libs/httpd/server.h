@@ -3,10 +3,10 @@
 // The HTTP/1.1 server the gateway's REST API sits on (Boost.Beast over Asio).
 //
 // Threads: `io_threads` run Asio (accept, parse, write) and never run a
-// handler; a fixed pool of `workers` runs handlers, which may block on gRPC
-// or the database. Streams and WebSockets cost no thread: their handlers
-// send through a Stream (message.h) and are called back (at most
-// `max_streams` open at once).
+// handler, except ServerOptions::io_handler; a fixed pool of `workers` runs
+// handlers, which may block on gRPC or the database. Streams and WebSockets
+// cost no thread: their handlers send through a Stream (message.h) and are
+// called back (at most `max_streams` open at once).
 //
 // Per connection, requests are handled one at a time in the order received
 // (pipelined requests wait their turn); HTTP/1.1 connections stay open unless
@@ -24,7 +24,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -47,6 +49,13 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{30'000};  // to receive a body; also to send a response
   std::chrono::milliseconds idle_timeout{60'000};  // keep-alive connection idle between requests
+  // When set, tried first for every well-formed request, on the I/O thread
+  // that parsed it: a Response is sent as the handler's would be; nullopt
+  // hands the request to the worker pool and the handler. For answers that
+  // need nothing but memory (a cache hit), which then cost no thread
+  // handoff and no context switch; it must never block, since it holds up
+  // every connection of its I/O thread meanwhile.
+  std::function<std::optional<Response>(Request&)> io_handler;
 };
 
 class Server {

@@ -7,6 +7,12 @@
 //       from memory, each name re-read from PostgreSQL at most once a
 //       second, so a renewal is served from the next handshake on without
 //       any change to Caddy's configuration.
+// /certificate and /http-check are answered on the I/O thread when the
+// cache holds a fresh answer (httpd::ServerOptions::io_handler): they sit on
+// every TLS handshake and plain-HTTP request of the ingress, and a handoff
+// to a worker thread costs two context switches on a machine whose cores
+// are busy with the handshakes themselves. Only a refresh from PostgreSQL
+// and the ACME challenges go to the workers.
 //   GET /http-check (Host: NAME, X-Uri: the original request URI)
 //       before each plain-HTTP request: 308 to https:// when NAME has a
 //       certificate from a publicly trusted CA (ACME); 204 otherwise, and the
@@ -48,6 +54,10 @@ class CertCache {
   // The certificate for `name` (exact, else the wildcard of its parent);
   // NotFound when there is none, InvalidArgument for a malformed name.
   absl::StatusOr<Entry> Lookup(const std::string& name);
+  // Lookup's answer when the cache alone can give it (every name it needs
+  // was read less than `refresh` ago); nullopt when it would have to read
+  // PostgreSQL. Never blocks but on the cache's mutex.
+  std::optional<absl::StatusOr<Entry>> LookupCached(const std::string& name);
 
  private:
   struct Cached {
@@ -56,6 +66,9 @@ class CertCache {
     absl::Time fetched;
   };
   absl::StatusOr<std::optional<Entry>> Exact(const std::string& name);
+  // The cached answer for exactly `name` when it is fresh; nullopt when
+  // absent or stale.
+  std::optional<std::optional<Entry>> Fresh(const std::string& name);
 
   pg::Pool& pool_;
   const crypto::MasterKeys& keys_;
@@ -76,6 +89,9 @@ class CertServer {
  private:
   CertServer(pg::Pool& pool, const crypto::MasterKeys& keys) : pool_(pool), cache_(pool, keys) {}
   void AddRoutes();
+  // On the I/O thread: the answer when the cache has it, else nullopt (the
+  // router runs on a worker).
+  std::optional<httpd::Response> FromCache(httpd::Request& req);
 
   pg::Pool& pool_;
   CertCache cache_;

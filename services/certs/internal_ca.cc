@@ -66,7 +66,10 @@ absl::StatusOr<Issued> InternalCa::Issue(const std::vector<std::string>& names,
   C2D_ASSIGN_OR_RETURN(std::string leaf, crypto::IssueLeaf(key_, cert_pem_, key, names,
                                                            now - absl::Minutes(1), now + lifetime));
   Issued out;
-  out.chain_pem = absl::StrCat(leaf, cert_pem_);
+  // The leaf alone: the CA is the trust anchor clients must already hold
+  // (RFC 8446 §4.4.2 lets a server omit it), and every handshake that gets
+  // the certificate from the certs endpoint parses what it is sent.
+  out.chain_pem = std::move(leaf);
   C2D_ASSIGN_OR_RETURN(out.key_der, key.ToPkcs8Der());
   C2D_ASSIGN_OR_RETURN(out.info, crypto::ParseCertificateChain(out.chain_pem));
   return out;

@@ -18,7 +18,7 @@ namespace c2d::certs {
 
 // A certificate and its key, ready to store.
 struct Issued {
-  std::string chain_pem;  // leaf first
+  std::string chain_pem;  // leaf first (c2d's own CA: the leaf alone)
   std::string key_der;    // PKCS#8
   crypto::CertificateInfo info;
 };

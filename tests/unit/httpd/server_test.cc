@@ -6,6 +6,8 @@
 
 #include "libs/httpd/server.h"
 
+#include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,6 +71,35 @@ TEST_CASE("the server hands the handler a decoded request") {
   REQUIRE(r.ok());
   CHECK(r->status == 200);
   CHECK(nlohmann::json::parse(r->body)["body"] == big);
+}
+
+TEST_CASE("an io_handler answers on the I/O thread, or leaves the request to the workers") {
+  std::atomic<int> handled{0};
+  httpd::ServerOptions options;
+  options.io_handler = [&](Request& req) -> std::optional<Response> {
+    if (req.path != "/fast") return std::nullopt;
+    req.route = "/fast";
+    return Text("fast " + req.Query("n"));
+  };
+  auto server = StartServer(
+      [&](Request& req) {
+        ++handled;
+        return Text("slow " + req.body);
+      },
+      options);
+  for (int i = 0; i < 3; ++i) {
+    auto fast = http::Send({.url = Url(*server, absl::StrCat("/fast?n=", i))});
+    REQUIRE(fast.ok());
+    CHECK(fast->status == 200);
+    CHECK(fast->body == absl::StrCat("fast ", i));
+    CHECK_FALSE(fast->Header("x-request-id").empty());
+  }
+  CHECK(handled == 0);
+  // Declined: the handler gets the whole request, body included.
+  auto slow = http::Send({.method = "POST", .url = Url(*server, "/other"), .body = "kept"});
+  REQUIRE(slow.ok());
+  CHECK(slow->body == "slow kept");
+  CHECK(handled == 1);
 }
 
 TEST_CASE("keep-alive serves pipelined requests in order on one connection") {
