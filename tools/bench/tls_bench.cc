@@ -3,8 +3,9 @@
 // endpoint at every handshake, tls.get_certificate.http, as
 // tools/lib/caddy.sh configures it) against the same Caddy serving a
 // certificate file it loaded at start, side by side in one run (target: c2d's
-// rate >= 0.8x the file's). tools/bench/tls drives it in two steps, with
-// Caddy started between them:
+// rate >= 0.8x the file's), then the internal CA's issuance time.
+// tools/bench/tls drives it in three steps, with Caddy started between the
+// first two:
 //
 //   c2d-bench-tls setup DIR
 //       c2d's internal CA (certs::InternalCa::LoadOrCreate) issues two
@@ -25,7 +26,7 @@
 // certificate cache before it asks get_certificate: a file certificate for
 // kServedName would answer SERVED_ADDR's handshakes too, and the certs
 // endpoint would never be asked. Both certificates are alike otherwise (P-256
-// keys, the same CA, chains of two).
+// keys, the same CA, the leaf alone as c2d serves it).
 //
 // Each of C2D_BENCH_TLS_THREADS client threads (default 8), per connection:
 // a new TCP connection, a full TLS 1.3 handshake (SNI, no session
@@ -33,6 +34,12 @@
 // one HTTP/1.1 GET with "Connection: close", its response read to the end.
 // A handshake's latency runs from connect() to the end of the TLS handshake.
 // Exits 1 when any connection failed (after printing the figures).
+//
+//   c2d-bench-tls issue COUNT
+//       issuance time with c2d's internal CA, not ACME: COUNT renewals of
+//       kServedName's certificate, each as the issue_cert job makes one
+//       (a new P-256 key, the certificate signed, the key sealed, the row
+//       stored in one transaction), timed one by one; prints p50 and max.
 //
 // C2D_DATABASE_URL (a migrated database) and C2D_MASTER_KEY must be set.
 
@@ -68,6 +75,7 @@
 #include "libs/crypto/x509.h"
 #include "libs/metrics/metrics.h"
 #include "libs/pg/pool.h"
+#include "services/certs/acme_issuer.h"
 #include "services/certs/cert_server.h"
 #include "services/certs/internal_ca.h"
 #include "services/certs/store.h"
@@ -100,6 +108,14 @@ constexpr pg::Statement kInsertCertificate{
     "bench_tls_insert_certificate",
     "INSERT INTO certificates (id, domain_id, hostnames, issuer_kind) "
     "VALUES ($1, $2, ARRAY[$3], 'internal')"};
+constexpr pg::Statement kInsertAcmeCertificate{
+    "bench_tls_insert_acme_certificate",
+    "INSERT INTO certificates (id, domain_id, hostnames, issuer_kind) "
+    "VALUES ($1, $2, ARRAY[$3], 'acme')"};
+constexpr pg::Statement kServedService{
+    "bench_tls_served_service", "SELECT service_id, project_id FROM domains WHERE hostname = $1"};
+constexpr pg::Statement kServedCertificate{
+    "bench_tls_served_certificate", "SELECT id FROM certificates WHERE hostnames @> ARRAY[$1]"};
 
 using bench::Die;
 using bench::Must;
@@ -113,21 +129,27 @@ void WriteFile(const std::filesystem::path& path, const std::string& content) {
 
 // --- setup ---
 
+// Stores `issued` as certificate `cert`'s, in `tx`, as certs::Issuance does.
+absl::Status StoreCertificate(pg::Tx& tx, const crypto::MasterKeys& keys, const std::string& cert,
+                              const certs::Issued& issued) {
+  auto key = keys.Seal(issued.key_der, certs::KeyAad(cert));
+  if (!key.ok()) return key.status();
+  const crypto::CertificateInfo& info = issued.info;
+  // Renewal is never due within the run.
+  return certs::StoreIssued(tx, cert, issued.chain_pem, *key, info.not_before, info.not_after,
+                            info.serial_hex, info.issuer, info.not_after);
+}
+
 void StoreServed(pg::Pool& pool, const crypto::MasterKeys& keys, const certs::Issued& issued) {
   const std::string project = ids::New("prj"), service = ids::New("svc");
   const std::string domain = ids::New("dom"), cert = ids::New("crt");
-  const crypto::Sealed key = Must(keys.Seal(issued.key_der, certs::KeyAad(cert)), "seal the key");
-  const crypto::CertificateInfo& info = issued.info;
   Must(pool.Transact("store the served certificate",
                      [&](pg::Tx& tx) {
                        tx.Exec(kInsertProject, project);
                        tx.Exec(kInsertService, service, project);
                        tx.Exec(kInsertDomain, domain, service, project, std::string(kServedName));
                        tx.Exec(kInsertCertificate, cert, domain, std::string(kServedName));
-                       // Renewal is never due within the run.
-                       return certs::StoreIssued(tx, cert, issued.chain_pem, key, info.not_before,
-                                                 info.not_after, info.serial_hex, info.issuer,
-                                                 info.not_after);
+                       return StoreCertificate(tx, keys, cert, issued);
                      }),
        "store the served certificate");
 }
@@ -434,6 +456,101 @@ int Run(const std::filesystem::path& dir, const std::string& certs_addr,
   return failed ? 1 : 0;
 }
 
+// --- issuance ---
+
+int Issue(int count) {
+  const crypto::MasterKeys keys = Must(crypto::MasterKeys::FromEnv(), "C2D_MASTER_KEY");
+  pg::Pool pool(Must(pg::PoolOptions::FromEnv("c2d-bench-tls"), "database settings"));
+  const certs::InternalCa ca = Must(certs::InternalCa::LoadOrCreate(pool, keys), "internal CA");
+  const std::string cert =
+      Must(pool.Read("the served certificate",
+                     [&](pg::Tx& tx) -> absl::StatusOr<std::string> {
+                       pqxx::result r = tx.Exec(kServedCertificate, std::string(kServedName));
+                       if (r.empty()) return absl::NotFoundError("none");
+                       return r[0][0].as<std::string>();
+                     }),
+           "the served certificate");
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    const auto start = Clock::now();
+    const certs::Issued issued = Must(ca.Issue({kServedName}, kLifetime), "issue");
+    Must(pool.Transact("store the renewal",
+                       [&](pg::Tx& tx) { return StoreCertificate(tx, keys, cert, issued); }),
+         "store the renewal");
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf(
+      "\nCertificate issuance by c2d's internal CA (private names such as *.localhost), %d "
+      "renewals of %s one after another; each: a new P-256 key, the certificate signed, the key "
+      "sealed, the row stored (one transaction)\n",
+      count, kServedName);
+  std::printf("%-22s %14.2f\n", "issuance p50 (ms)", Percentile(ms, 0.5));
+  std::printf("%-22s %14.2f\n", "issuance max (ms)", ms.empty() ? 0 : ms.back());
+  std::fflush(stdout);
+  return 0;
+}
+
+// --- issuance by ACME ---
+
+// A new certificate row for `name` (ACME), of the served name's service.
+std::string NewAcmeCertificate(pg::Pool& pool, const std::string& name) {
+  const std::string domain = ids::New("dom"), cert = ids::New("crt");
+  Must(pool.Transact("a certificate to order",
+                     [&](pg::Tx& tx) -> absl::Status {
+                       pqxx::result s = tx.Exec(kServedService, std::string(kServedName));
+                       if (s.empty()) return absl::NotFoundError("no served certificate: setup");
+                       tx.Exec(kInsertDomain, domain, s[0][0].as<std::string>(),
+                               s[0][1].as<std::string>(), name);
+                       tx.Exec(kInsertAcmeCertificate, cert, domain, name);
+                       return absl::OkStatus();
+                     }),
+       "a certificate to order");
+  return cert;
+}
+
+// `count` certificates from the ACME CA at C2D_PEBBLE_DIRECTORY, one after
+// another, each proven by HTTP-01: the CA fetches the answer from the certs
+// endpoint, started here at `certs_addr` (its validation port).
+int Acme(int count, const std::string& certs_addr) {
+  certs::Config config;
+  config.master_keys = Must(crypto::MasterKeys::FromEnv(), "C2D_MASTER_KEY");
+  config.acme_directory = Must(env::GetRequired("C2D_PEBBLE_DIRECTORY"), "the CA");
+  config.acme_ca_file = Must(env::GetRequired("C2D_PEBBLE_CA_FILE"), "the CA's TLS root");
+  config.acme_timeout = std::chrono::seconds(60);
+  pg::Pool pool(Must(pg::PoolOptions::FromEnv("c2d-bench-tls"), "database settings"));
+  auto endpoint =
+      Must(certs::CertServer::Start(certs_addr, pool, *config.master_keys), "the certs endpoint");
+  certs::AcmeIssuer issuer(pool, config, nullptr);
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    const std::string cert = NewAcmeCertificate(pool, absl::StrCat("acme", i, ".bench.test"));
+    const auto start = Clock::now();
+    const certs::CertificateRow row = Must(
+        pool.Read("the row", [&](pg::Tx& tx) { return certs::LoadCertificate(tx, cert); }), "row");
+    const certs::Issued issued = Must(issuer.Issue(row), "ACME issuance");
+    Must(pool.Transact(
+             "store it",
+             [&](pg::Tx& tx) { return StoreCertificate(tx, *config.master_keys, cert, issued); }),
+         "store it");
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  endpoint->Shutdown();
+  const double first = ms.front();
+  std::vector<double> rest(ms.begin() + 1, ms.end());
+  std::sort(rest.begin(), rest.end());
+  std::printf(
+      "\nCertificate issuance by ACME against Pebble (RFC 8555: order, HTTP-01 answered by the "
+      "certs endpoint, finalize, download; Pebble's random badNonce refusals on), %d new "
+      "certificates one after another, each stored sealed\n",
+      count);
+  std::printf("%-22s %14.0f\n", "first, with account (ms)", first);
+  std::printf("%-22s %14.0f\n", "issuance p50 (ms)", Percentile(rest, 0.5));
+  std::printf("%-22s %14.0f\n", "issuance max (ms)", rest.empty() ? 0 : rest.back());
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -442,11 +559,20 @@ int main(int argc, char** argv) {
   const std::string command = argc > 1 ? argv[1] : "";
   double seconds = 0;
   if (command == "setup" && argc == 3) return Setup(argv[2]);
+  int count = 0;
+  if (command == "issue" && argc == 3 && absl::SimpleAtoi(argv[2], &count) && count > 0) {
+    return Issue(count);
+  }
+  if (command == "acme" && argc == 4 && absl::SimpleAtoi(argv[2], &count) && count > 1) {
+    return Acme(count, argv[3]);
+  }
   if (command == "run" && argc == 7 && absl::SimpleAtod(argv[6], &seconds) && seconds > 0) {
     return Run(argv[2], argv[3], argv[4], argv[5], seconds);
   }
   std::fprintf(stderr,
                "usage: c2d-bench-tls setup DIR\n"
-               "       c2d-bench-tls run DIR CERTS_ADDR SERVED_ADDR FILE_ADDR SECONDS\n");
+               "       c2d-bench-tls run DIR CERTS_ADDR SERVED_ADDR FILE_ADDR SECONDS\n"
+               "       c2d-bench-tls issue COUNT\n"
+               "       c2d-bench-tls acme COUNT CERTS_ADDR   (C2D_PEBBLE_DIRECTORY, _CA_FILE)\n");
   return 2;
 }
