@@ -23,8 +23,9 @@
 # copy of the answer), so a renewed certificate is served from the next
 # handshake on. Plain HTTP asks CERTS_ADDR first whether to redirect (only
 # names with a publicly trusted certificate are); when the certs service
-# does not answer, the 404 server's /http-check says "no" and the request
-# is served over HTTP (fail open). /.well-known/acme-challenge/ goes to the
+# does not answer (refuses, or says nothing within a second), the 404
+# server's /http-check says "no" and the request is served over HTTP (fail
+# open). /.well-known/acme-challenge/ goes to the
 # certs service (HTTP-01).
 #   c2d::caddy_stop DIR
 #
@@ -84,7 +85,8 @@ c2d::caddy_start() {
                      "upstreams": [{"dial": "$certs_addr"}, {"dial": "127.0.0.1:$unknown_port"}],
                      "rewrite": {"method": "GET", "uri": "/http-check"},
                      "headers": {"request": {"set": {"X-Uri": ["{http.request.uri}"]}}},
-                     "transport": {"protocol": "http", "dial_timeout": "1s"},
+                     "transport": {"protocol": "http", "dial_timeout": "1s",
+                                   "response_header_timeout": "1s"},
                      "load_balancing": {"selection_policy": {"policy": "first"},
                                         "try_duration": "2s", "try_interval": "10ms"},
                      "health_checks": {"passive": {"fail_duration": "2s"}},

@@ -6,6 +6,11 @@
 // CA is made once with its key sealed. These tests bind the endpoint the
 // test ingress asks (C2D_TEST_CERTS_HTTP_ADDR): they share a RESOURCE_LOCK.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -476,6 +481,32 @@ TEST_CASE("a CA outage during renewal leaves the certificate served and recovers
   CHECK(second != "issued " + first);
   CHECK(f.db().Scalar("SELECT renewal_attempts FROM certificates WHERE id = '" + id + "'") == "0");
   CHECK(WaitFor(5s, [&] { return ServedSerial(host) != first; }));
+}
+
+TEST_CASE("plain HTTP does not wait on a certs endpoint that accepts and never answers",
+          "[certs]") {
+  DeployerFixture f;
+  REQUIRE(f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id()).state() ==
+          v1::DEPLOYMENT_STATE_LIVE);
+  // A listener where the ingress asks /http-check, which never answers.
+  const std::string addr = RequireEnv("C2D_TEST_CERTS_HTTP_ADDR");
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1))));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0);
+  REQUIRE(listen(fd, 64) == 0);  // the kernel accepts; nobody reads
+  // Each request still reaches the app (the client gives up after 5 s).
+  for (int i = 0; i < 3; ++i) {
+    std::string body;
+    CHECK(f.ViaIngress("/", &body) == 200);
+    CHECK(body == "v1");
+  }
+  close(fd);
 }
 
 TEST_CASE("the certs endpoint refuses what is not a name it serves", "[certs]") {
