@@ -5,6 +5,6 @@
 CREATE TABLE custom_routes (
   hostname    text        PRIMARY KEY,
   service_id  text        NOT NULL REFERENCES services (id) ON DELETE CASCADE,
-  updated_at  timestamptz NOT NULL DEFAULT now()
+  routed_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX custom_routes_service_idx ON custom_routes (service_id);

@@ -50,7 +50,7 @@ constexpr pg::Statement kCustomRouted{"deployer_custom_routed",
                                       "SELECT hostname FROM custom_routes WHERE service_id = $1"};
 constexpr pg::Statement kClaimCustomRoute{"deployer_claim_custom_route", R"sql(
 INSERT INTO custom_routes (hostname, service_id) VALUES ($1, $2)
-ON CONFLICT (hostname) DO UPDATE SET updated_at = now()
+ON CONFLICT (hostname) DO UPDATE SET service_id = EXCLUDED.service_id
 WHERE custom_routes.service_id = EXCLUDED.service_id RETURNING hostname)sql"};
 constexpr pg::Statement kDropCustomRoute{
     "deployer_drop_custom_route",
