@@ -127,10 +127,10 @@ absl::Status CheckRecords(const dns::Resolver& resolver, const std::string& host
   }
   C2D_ASSIGN_OR_RETURN(std::vector<std::string> a, Records(resolver, hostname, "A"));
   if (a.empty()) {
+    const v1::DnsRecord record = RequiredRecord(hostname, cname_target, public_ipv4);
     return absl::FailedPreconditionError(
-        absl::StrCat(hostname, " has no CNAME or A record yet: create ",
-                     RequiredRecord(hostname, cname_target, public_ipv4).type(), " ", hostname,
-                     " -> ", RequiredRecord(hostname, cname_target, public_ipv4).value()));
+        absl::StrCat(hostname, " has no CNAME or A record yet: create ", record.type(), " ",
+                     hostname, " -> ", record.value()));
   }
   std::set<std::string> want;
   if (!public_ipv4.empty()) want.insert(public_ipv4);

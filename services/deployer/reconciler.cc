@@ -53,6 +53,17 @@ absl::StatusOr<v1::Deployment> Reconciler::Deployment(const std::string& id) {
   return d;
 }
 
+void Reconciler::AddStaleCustomRoutes(std::set<std::string>& services) {
+  // (What SyncIngress last wrote names the custom domains: these syncs write.)
+  auto stale = runtime_.pool().Read(
+      "custom routes", [](pg::Tx& tx) { return ServicesWithStaleCustomRoutes(tx, 100); });
+  if (!stale.ok()) {
+    log::Warn("reconcile: cannot read custom routes", {{"error", stale.status().ToString()}});
+    return;
+  }
+  services.insert(stale->begin(), stale->end());
+}
+
 void Reconciler::RunOnce() {
   deployments_.clear();
   const Config& config = runtime_.config();
@@ -133,15 +144,7 @@ void Reconciler::RunOnce() {
     }
   }
   DeleteUnmountedVolumes(*rows);
-  // Custom domains verified or deleted since their routes were written
-  // (what SyncIngress last wrote names them: these syncs write).
-  auto custom = runtime_.pool().Read(
-      "custom routes", [](pg::Tx& tx) { return ServicesWithStaleCustomRoutes(tx, 100); });
-  if (custom.ok()) {
-    touched.insert(custom->begin(), custom->end());
-  } else {
-    log::Warn("reconcile: cannot read custom routes", {{"error", custom.status().ToString()}});
-  }
+  AddStaleCustomRoutes(touched);
   for (const std::string& service : touched) {
     if (auto s = runtime_.SyncIngress(service); !s.ok()) {
       log::Warn("reconcile: cannot update the ingress",

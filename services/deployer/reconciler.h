@@ -42,6 +42,9 @@ class Reconciler {
   // Destroys DELETING volumes that no live or in-progress release mounts
   // and no draining instance of their service may still use.
   void DeleteUnmountedVolumes(const std::vector<InstanceRow>& rows);
+  // Adds the services whose custom domains were verified or deleted since
+  // their routes were written.
+  void AddStaleCustomRoutes(std::set<std::string>& services);
   // Returns whether the instance's rotation may have changed.
   bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
   void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
