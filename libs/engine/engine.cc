@@ -366,9 +366,9 @@ absl::Status Engine::RemoveNetwork(const std::string& name) const {
 }
 
 absl::Status Engine::StartContainer(const std::string& id) const {
-  return Call("POST", absl::StrCat("/containers/", id, "/start"),
-              absl::StrCat("start container ", id), "", {}, /*also_ok=*/304)
-      .status();
+  return GoneMeanwhile(id, Call("POST", absl::StrCat("/containers/", id, "/start"),
+                                absl::StrCat("start container ", id), "", {}, /*also_ok=*/304)
+                               .status());
 }
 
 absl::Status Engine::GoneMeanwhile(const std::string& id, absl::Status s) const {

@@ -161,6 +161,7 @@ class Engine {
 
   // Returns the container id.
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) const;
+  // NotFound when there is no such container (any more).
   absl::Status StartContainer(const std::string& id) const;
   // SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is OK;
   // NotFound when there is no such container (any more).

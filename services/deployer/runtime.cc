@@ -286,7 +286,12 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
     }));
   }
   if (current->state != cloud::InstanceState::kRunning) {
-    C2D_RETURN_IF_ERROR(provider_.Start(current->ref));
+    absl::Status started = provider_.Start(current->ref);
+    if (absl::IsNotFound(started) && !created) {
+      // Removed since it was inspected: the next call makes a new one.
+      return EnsureRunning(row, d, env);
+    }
+    C2D_RETURN_IF_ERROR(started);
     auto after = provider_.Inspect(current->ref);
     if (!after.ok()) return after.status();
     current = std::move(*after);
