@@ -21,6 +21,7 @@
 #include "services/dbprov/database_service.h"
 #include "services/dbprov/provision_job.h"
 #include "services/dbprov/rotation.h"
+#include "tests/support/leftovers.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d::testing {
@@ -64,7 +65,10 @@ class DbprovFixture {
     rotations_->RegisterJobs(*worker_);
     if (in_process) REQUIRE(worker_->Start().ok());
   }
-  ~DbprovFixture() { worker_->Shutdown(); }
+  ~DbprovFixture() {
+    worker_->Shutdown();
+    RemoveProjectLeftovers(db_, *provider_);
+  }
 
   std::map<std::string, std::string> ProcessEnv() const {
     const cloud::LocalEnv& l = config_.local;

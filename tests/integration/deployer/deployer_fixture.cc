@@ -11,6 +11,7 @@
 #include "libs/engine/tar.h"
 #include "libs/http/client.h"
 #include "libs/oci/access.h"
+#include "tests/support/leftovers.h"
 #include "tests/support/sealed.h"
 
 namespace c2d::testing {
@@ -106,11 +107,8 @@ DeployerFixture::~DeployerFixture() {
   if (reconciler_) reconciler_->Stop();
   if (worker_) worker_->Shutdown();
   server_->Shutdown(absl::Seconds(1));
-  // Leave nothing running: every container of this service, and its route.
-  auto left = provider_->List({{"c2d.service", service_id_}});
-  if (left.ok()) {
-    for (const auto& i : *left) (void)provider_->Remove(i.ref);
-  }
+  // Leave nothing behind: the projects' containers and networks, the route.
+  RemoveProjectLeftovers(db_, *provider_);
   (void)upstreams_->Remove(absl::StrCat("service:", service_id_), hostname());
 }
 
