@@ -195,6 +195,12 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
   auto d = Deployment(row.instance.deployment_id());
   if (!d.ok()) return false;
   const absl::Time now = absl::Now();
+  // Listed as exited but gone since: removed outside c2d (the engine lists a
+  // container it is removing as exited), so lost, not crashed.
+  if (c != nullptr && c->state != cloud::InstanceState::kRunning &&
+      absl::IsNotFound(runtime_.provider().Inspect(c->ref).status())) {
+    c = nullptr;
+  }
   if (c == nullptr) {
     if (row.next_restart_at && now < *row.next_restart_at) return false;
     if (row.instance.state() != v1::INSTANCE_STATE_LOST) {
@@ -315,6 +321,16 @@ void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const 
   absl::Duration backoff = absl::FromChrono(config.restart_backoff);
   for (int i = 0; i < *recent && backoff < kMaxBackoff; ++i) backoff *= 2;
   backoff = std::min(backoff, kMaxBackoff);
+  // Out of rotation before the new container is recorded: no reader may see
+  // the instance healthy at an address not yet probed.
+  if (row.instance.state() == v1::INSTANCE_STATE_HEALTHY &&
+      !runtime_.pool()
+           .Transact(
+               "instance restarting",
+               [&](pg::Tx& tx) { return SetInstanceState(tx, id, v1::INSTANCE_STATE_STARTING); })
+           .ok()) {
+    return;
+  }
   absl::Status s = runtime_.EnsureRunning(row, d, *env);
   if (!s.ok()) {
     log::Warn("reconcile: cannot restart an instance",
