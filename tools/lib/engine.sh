@@ -176,6 +176,37 @@ export C2D_ENGINE_SOCK=$dir/engine.sock
 EOF
 }
 
+# CNI's portmap and bridge plugins keep per-container NAT rules host-wide,
+# removed by the container's network clean-up. An engine killed without it
+# (a host crash, an aborted run) leaves them behind, and a stale DNAT rule for
+# a host port the kernel hands out again sends that port's connections to a
+# dead container's address: a new container published there then refuses
+# every connection. A rule is stale when no process (the container's conmon)
+# names its container id. Podman writes a container's rules just before it
+# starts its conmon, so a rule is dropped only when no process names its id
+# in two looks 3 s apart (another engine may be starting a container now).
+c2d::_engine_drop_stale_nat_rules() {
+  local rules line id chain stale=()
+  rules=$(iptables -w -t nat -S 2>/dev/null |
+    grep -E '^-A (CNI-HOSTPORT-DNAT|POSTROUTING) .*id: \\"[0-9a-f]{64}\\"' || true)
+  while read -r line; do
+    [[ -n $line ]] || continue
+    id=$(grep -oE 'id: \\"[0-9a-f]{64}' <<<"$line" | grep -oE '[0-9a-f]{64}')
+    pgrep -f -- "$id" >/dev/null || stale+=("$line")
+  done <<<"$rules"
+  ((${#stale[@]} > 0)) || return 0
+  sleep 3
+  for line in "${stale[@]}"; do
+    id=$(grep -oE 'id: \\"[0-9a-f]{64}' <<<"$line" | grep -oE '[0-9a-f]{64}')
+    pgrep -f -- "$id" >/dev/null && continue
+    chain=${line##*-j }
+    # The rule as iptables printed it, quoted comment included.
+    eval "iptables -w -t nat -D ${line#-A }" 2>/dev/null || true
+    iptables -w -t nat -F "$chain" 2>/dev/null || true
+    iptables -w -t nat -X "$chain" 2>/dev/null || true
+  done
+}
+
 c2d::engine_start() {
   local dir=$1 registry=$2
   [[ -n $dir && -n $registry ]] || c2d::die "usage: c2d::engine_start DIR REGISTRY_HOSTPORT"
@@ -207,6 +238,7 @@ c2d::engine_start() {
   rm -rf "$dir/tmp"
 
   c2d::_engine_write_config "$dir" "$registry"
+  c2d::_engine_drop_stale_nat_rules
   rm -f "$dir/engine.sock"
   (
     # shellcheck source=/dev/null
@@ -295,7 +327,9 @@ c2d::engine_stop() {
   # 5. Mounts: container rootfs overlays, the storage dir podman bind-mounts onto
   # itself, network namespaces of containers. Deepest first; lazy as a last resort.
   c2d::unmount_under "$dir"
-  # 6. The bridge devices of this engine's networks, its default one and the
+  # 6. NAT rules of the containers killed in 4, which never cleaned up.
+  c2d::_engine_drop_stale_nat_rules
+  # 7. The bridge devices of this engine's networks, its default one and the
   # projects' (CNI leaves them up when the last container goes), and the
   # IPAM state podman keeps host-wide for the projects' networks.
   local conf name bridge
