@@ -225,6 +225,26 @@ absl::Status Nova::DeleteServerGroup(const std::string& id) {
   return r.ok() || absl::IsNotFound(r.status()) ? absl::OkStatus() : r.status();
 }
 
+absl::Status Nova::AttachVolume(const std::string& server_id, const std::string& volume_id) {
+  const std::string path =
+      absl::StrCat("/servers/", http::UrlEncode(server_id), "/os-volume_attachments");
+  C2D_ASSIGN_OR_RETURN(Reply list, Call({.path = path}));
+  for (const json& a : list.body.value("volumeAttachments", json::array())) {
+    if (a.value("volumeId", "") == volume_id) return absl::OkStatus();
+  }
+  return Call({.method = "POST",
+               .path = path,
+               .body = json{{"volumeAttachment", {{"volumeId", volume_id}}}}})
+      .status();
+}
+
+absl::Status Nova::DetachVolume(const std::string& server_id, const std::string& volume_id) {
+  auto r = Call({.method = "DELETE",
+                 .path = absl::StrCat("/servers/", http::UrlEncode(server_id),
+                                      "/os-volume_attachments/", http::UrlEncode(volume_id))});
+  return r.ok() || absl::IsNotFound(r.status()) ? absl::OkStatus() : r.status();
+}
+
 absl::StatusOr<std::string> Nova::ConsoleOutput(const std::string& id, int lines) {
   C2D_ASSIGN_OR_RETURN(Reply r,
                        Call({.method = "POST",

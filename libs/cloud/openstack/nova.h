@@ -85,6 +85,11 @@ class Nova {
   absl::StatusOr<std::string> CreateServerGroup(const std::string& name, const std::string& policy);
   absl::Status DeleteServerGroup(const std::string& id);  // OK when gone
 
+  // Attaches the Cinder volume (os-volume_attachments); OK when it is
+  // attached to this server already. Detach: OK when it is not attached.
+  absl::Status AttachVolume(const std::string& server_id, const std::string& volume_id);
+  absl::Status DetachVolume(const std::string& server_id, const std::string& volume_id);
+
   // The last `lines` lines of the server's console.
   absl::StatusOr<std::string> ConsoleOutput(const std::string& id, int lines);
 
