@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
-#include "tests/support/fake_openstack.h"
+#include "tests/unit/openstack/fake_cloud.h"
 
 namespace c2d::cloud::openstack {
 namespace {
@@ -11,13 +11,7 @@ namespace {
 using json = nlohmann::json;
 using testing::FakeOpenStack;
 
-struct Fixture {
-  FakeOpenStack os;
-  Session session{
-      {.auth_url = os.auth_url(), .username = "c2d", .password = "secret", .project_name = "c2d"},
-      {.timeout = std::chrono::milliseconds(5'000),
-       .retries = 1,
-       .backoff_base = std::chrono::milliseconds(10)}};
+struct Fixture : FakeCloud {
   Neutron neutron{session};
 };
 

@@ -5,7 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
 #include "libs/http/client.h"
-#include "tests/support/fake_openstack.h"
+#include "tests/unit/openstack/fake_cloud.h"
 
 namespace c2d::cloud::openstack {
 namespace {
@@ -13,13 +13,7 @@ namespace {
 using json = nlohmann::json;
 using testing::FakeOpenStack;
 
-struct Fixture {
-  FakeOpenStack os;
-  Session session{
-      {.auth_url = os.auth_url(), .username = "c2d", .password = "secret", .project_name = "c2d"},
-      {.timeout = std::chrono::milliseconds(5'000),
-       .retries = 1,
-       .backoff_base = std::chrono::milliseconds(10)}};
+struct Fixture : FakeCloud {
   Nova nova{session};
 };
 
