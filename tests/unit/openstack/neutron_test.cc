@@ -67,7 +67,7 @@ TEST_CASE("subnets, routers and their interfaces are made once", "[openstack]") 
   CHECK(f.os.Requests("PUT", add).size() == 1);
 }
 
-TEST_CASE("a rule the group has already is fine; other refusals are not", "[openstack]") {
+TEST_CASE("a rule the group has already is fine and other refusals are not", "[openstack]") {
   Fixture f;
   const std::string rules = "/network/v2.0/security-group-rules";
   f.os.Answer("POST", rules, 201,
@@ -90,7 +90,7 @@ TEST_CASE("a rule the group has already is fine; other refusals are not", "[open
   CHECK_THAT(std::string(over.message()), Catch::Contains("security_group_rule"));
 }
 
-TEST_CASE("ports and floating IPs; deleting what is gone is fine", "[openstack]") {
+TEST_CASE("ports and floating IPs are made and deleting what is gone is fine", "[openstack]") {
   Fixture f;
   f.os.Answer("GET", "/network/v2.0/ports", 200, R"({"ports": []})");
   f.os.Answer("POST", "/network/v2.0/ports", 201,
