@@ -66,7 +66,6 @@ void Reconciler::AddStaleCustomRoutes(std::set<std::string>& services) {
 
 void Reconciler::RunOnce() {
   deployments_.clear();
-  const Config& config = runtime_.config();
   // Containers first, rows second: a container's row is inserted before the
   // container is made, so every container listed has its row in the read.
   auto containers = runtime_.provider().List(runtime_.OwnLabels());
@@ -100,49 +99,16 @@ void Reconciler::RunOnce() {
           touched.insert(row.instance.service_id());
         }
         break;
-      default: {
-        // The deployment ended: its instances go, draining ones after the grace.
-        if (row.instance.state() == v1::INSTANCE_STATE_DRAINING &&
-            absl::Now() < row.updated_at + absl::FromChrono(config.drain_grace)) {
-          break;
+      default:
+        if (Retire(row)) {
+          touched.insert(row.instance.service_id());
+          continue;
         }
-        if (row.instance.state() == v1::INSTANCE_STATE_DRAINING) {
-          // The ingress must not list it when it stops.
-          if (!runtime_.SyncIngress(row.instance.service_id()).ok()) break;
-        }
-        const std::string why =
-            row.instance.state() == v1::INSTANCE_STATE_DRAINING
-                ? "drained after a newer deployment went live"
-                : absl::StrCat("its deployment is ", StateName(row.deployment_state));
-        if (auto s = runtime_.StopInstance(row, why); !s.ok()) {
-          log::Warn("reconcile: cannot stop an instance",
-                    {{"instance_id", id}, {"error", s.ToString()}});
-        }
-        touched.insert(row.instance.service_id());
-        continue;
-      }
     }
     by_service[row.instance.service_id()][StateName(row.instance.state())] += 1;
   }
-  // Containers that no instance row accounts for (stopped rows whose
-  // removal failed, duplicates): remove them.
-  for (const cloud::Instance& c : *containers) {
-    auto label = c.labels.find(kInstanceLabel);
-    const bool orphan = label == c.labels.end() || !known.count(label->second);
-    if (!orphan) continue;
-    log::Info("reconcile: removing a container no instance accounts for", {{"ref", c.ref}});
-    (void)runtime_.provider().Stop(c.ref, config.stop_grace);
-    (void)runtime_.provider().Remove(c.ref);
-  }
-  if (++passes_ % kHousekeepingEvery == 0) {
-    runtime_.ForgetIngress();
-    for (const InstanceRow& row : *rows) touched.insert(row.instance.service_id());
-    for (const InstanceRow& row : *rows) {
-      (void)runtime_.pool().Transact("trim runtime log", [&](pg::Tx& tx) {
-        return TrimRuntimeLogs(tx, row.instance.id(), config.log_lines_per_instance);
-      });
-    }
-  }
+  RemoveOrphans(*containers, known);
+  if (++passes_ % kHousekeepingEvery == 0) Housekeeping(*rows, touched);
   DeleteUnmountedVolumes(*rows);
   AddStaleCustomRoutes(touched);
   for (const std::string& service : touched) {
@@ -151,6 +117,58 @@ void Reconciler::RunOnce() {
                 {{"service_id", service}, {"error", s.ToString()}});
     }
   }
+  ExportGauges(by_service);
+  // Follow the output of every instance still there.
+  auto current =
+      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (current.ok()) followers_.Sync(*current);
+}
+
+bool Reconciler::Retire(const InstanceRow& row) {
+  // The deployment ended: its instances go, draining ones after the grace.
+  const bool draining = row.instance.state() == v1::INSTANCE_STATE_DRAINING;
+  if (draining && absl::Now() < row.updated_at + absl::FromChrono(runtime_.config().drain_grace)) {
+    return false;
+  }
+  // The ingress must not list it when it stops.
+  if (draining && !runtime_.SyncIngress(row.instance.service_id()).ok()) return false;
+  const std::string why = draining
+                              ? "drained after a newer deployment went live"
+                              : absl::StrCat("its deployment is ", StateName(row.deployment_state));
+  if (auto s = runtime_.StopInstance(row, why); !s.ok()) {
+    log::Warn("reconcile: cannot stop an instance",
+              {{"instance_id", row.instance.id()}, {"error", s.ToString()}});
+  }
+  return true;
+}
+
+void Reconciler::RemoveOrphans(const std::vector<cloud::Instance>& containers,
+                               const std::set<std::string>& known) {
+  // Containers that no instance row accounts for (stopped rows whose
+  // removal failed, duplicates).
+  for (const cloud::Instance& c : containers) {
+    auto label = c.labels.find(kInstanceLabel);
+    const bool orphan = label == c.labels.end() || !known.count(label->second);
+    if (!orphan) continue;
+    log::Info("reconcile: removing a container no instance accounts for", {{"ref", c.ref}});
+    (void)runtime_.provider().Stop(c.ref, runtime_.config().stop_grace);
+    (void)runtime_.provider().Remove(c.ref);
+  }
+}
+
+void Reconciler::Housekeeping(const std::vector<InstanceRow>& rows,
+                              std::set<std::string>& touched) {
+  // Every route written afresh (drift repair), every runtime log trimmed.
+  runtime_.ForgetIngress();
+  for (const InstanceRow& row : rows) {
+    touched.insert(row.instance.service_id());
+    (void)runtime_.pool().Transact("trim runtime log", [&](pg::Tx& tx) {
+      return TrimRuntimeLogs(tx, row.instance.id(), runtime_.config().log_lines_per_instance);
+    });
+  }
+}
+
+void Reconciler::ExportGauges(std::map<std::string, std::map<std::string, double>>& by_service) {
   // Every state of every service seen, this pass or before (then 0).
   for (const auto& [service, states] : by_service) gauged_.insert(service);
   for (const std::string& service : gauged_) {
@@ -161,10 +179,6 @@ void Reconciler::RunOnce() {
           .Set(by_service[service][state]);
     }
   }
-  // Follow the output of every instance still there.
-  auto current =
-      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
-  if (current.ok()) followers_.Sync(*current);
 }
 
 void Reconciler::DeleteUnmountedVolumes(const std::vector<InstanceRow>& rows) {
@@ -190,6 +204,37 @@ void Reconciler::DeleteUnmountedVolumes(const std::vector<InstanceRow>& rows) {
   }
 }
 
+bool Reconciler::ReplaceLost(const InstanceRow& row, const v1::Deployment& d) {
+  const std::string& id = row.instance.id();
+  if (row.next_restart_at && absl::Now() < *row.next_restart_at) return false;
+  if (row.instance.state() != v1::INSTANCE_STATE_LOST) {
+    (void)runtime_.pool().Transact("instance lost", [&](pg::Tx& tx) -> absl::Status {
+      C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_LOST));
+      return AddEvent(tx, d.id(), d.service_id(), id, "instance.lost",
+                      "its container is gone (removed outside c2d); replacing it");
+    });
+  }
+  Restart(row, d, "its container was gone: recreated", /*stop_first=*/false);
+  return true;
+}
+
+bool Reconciler::RestartExited(const InstanceRow& row, const cloud::Instance& c,
+                               const v1::Deployment& d) {
+  if (row.next_restart_at && absl::Now() < *row.next_restart_at) {
+    // Waiting out the backoff; make sure it is out of rotation meanwhile.
+    if (row.instance.state() != v1::INSTANCE_STATE_HEALTHY) return false;
+    (void)runtime_.pool().Transact("instance down", [&](pg::Tx& tx) {
+      return SetInstanceState(tx, row.instance.id(), v1::INSTANCE_STATE_STARTING);
+    });
+    return true;
+  }
+  Restart(row, d,
+          c.oom_killed ? "it ran out of memory (OOM-killed)"
+                       : absl::StrCat("it exited with code ", c.exit_code),
+          /*stop_first=*/false);
+  return true;
+}
+
 bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
   const std::string& id = row.instance.id();
   auto d = Deployment(row.instance.deployment_id());
@@ -201,35 +246,8 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
       absl::IsNotFound(runtime_.provider().Inspect(c->ref).status())) {
     c = nullptr;
   }
-  if (c == nullptr) {
-    if (row.next_restart_at && now < *row.next_restart_at) return false;
-    if (row.instance.state() != v1::INSTANCE_STATE_LOST) {
-      (void)runtime_.pool().Transact("instance lost", [&](pg::Tx& tx) -> absl::Status {
-        C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_LOST));
-        return AddEvent(tx, d->id(), d->service_id(), id, "instance.lost",
-                        "its container is gone (removed outside c2d); replacing it");
-      });
-    }
-    Restart(row, *d, "its container was gone: recreated", /*stop_first=*/false);
-    return true;
-  }
-  if (c->state != cloud::InstanceState::kRunning) {
-    if (row.next_restart_at && now < *row.next_restart_at) {
-      // Waiting out the backoff; make sure it is out of rotation meanwhile.
-      if (row.instance.state() == v1::INSTANCE_STATE_HEALTHY) {
-        (void)runtime_.pool().Transact("instance down", [&](pg::Tx& tx) {
-          return SetInstanceState(tx, id, v1::INSTANCE_STATE_STARTING);
-        });
-        return true;
-      }
-      return false;
-    }
-    Restart(row, *d,
-            c->oom_killed ? "it ran out of memory (OOM-killed)"
-                          : absl::StrCat("it exited with code ", c->exit_code),
-            /*stop_first=*/false);
-    return true;
-  }
+  if (c == nullptr) return ReplaceLost(row, *d);
+  if (c->state != cloud::InstanceState::kRunning) return RestartExited(row, *c, *d);
   // Running: probe when due.
   const v1::ServiceSpec& spec = d->spec();
   const v1::InstanceState state = row.instance.state();

@@ -45,8 +45,18 @@ class Reconciler {
   // Adds the services whose custom domains were verified or deleted since
   // their routes were written.
   void AddStaleCustomRoutes(std::set<std::string>& services);
-  // Returns whether the instance's rotation may have changed.
+  // The steps of a pass. Each bool says whether the instance's rotation
+  // may have changed.
+  // An instance of an ended deployment: stopped (true), or left to drain.
+  bool Retire(const InstanceRow& row);
+  void RemoveOrphans(const std::vector<cloud::Instance>& containers,
+                     const std::set<std::string>& known);
+  void Housekeeping(const std::vector<InstanceRow>& rows, std::set<std::string>& touched);
+  void ExportGauges(std::map<std::string, std::map<std::string, double>>& by_service);
   bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
+  // HandleLive's cases: the container is gone, or it exited.
+  bool ReplaceLost(const InstanceRow& row, const v1::Deployment& d);
+  bool RestartExited(const InstanceRow& row, const cloud::Instance& c, const v1::Deployment& d);
   void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
                bool stop_first);
   absl::StatusOr<v1::Deployment> Deployment(const std::string& id);
