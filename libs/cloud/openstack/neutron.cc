@@ -170,6 +170,21 @@ absl::StatusOr<std::pair<std::string, std::string>> Neutron::CreateFloatingIp(
                         r.body.value("/floatingip/floating_ip_address"_json_pointer, ""));
 }
 
+absl::StatusOr<std::optional<std::string>> Neutron::FindFloatingIp(
+    const std::string& description) {
+  C2D_ASSIGN_OR_RETURN(Reply r, session_.Call("network", {.path = absl::StrCat(
+                                                              Path("floatingips"), "?description=",
+                                                              http::UrlEncode(description),
+                                                              "&fields=id&fields=description")}));
+  for (const json& f : r.body.value("floatingips", json::array())) {
+    // Filtering by description is an extension: check it was applied.
+    if (f.value("description", "") == description) {
+      return std::optional<std::string>(f.value("id", ""));
+    }
+  }
+  return std::optional<std::string>();
+}
+
 absl::Status Neutron::Delete(const std::string& resource, const std::string& id) {
   auto r = session_.Call("network", {.method = "DELETE", .path = Path(resource, id)});
   return r.ok() || absl::IsNotFound(r.status()) ? absl::OkStatus() : r.status();

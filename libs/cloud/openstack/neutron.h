@@ -71,6 +71,9 @@ class Neutron {
       const std::string& external_network_id, const std::string& port_id,
       const std::string& description);
 
+  // The id of the floating IP made with `description`, if any.
+  absl::StatusOr<std::optional<std::string>> FindFloatingIp(const std::string& description);
+
   // DELETE /v2.0/<resource>/<id>; OK when it is gone already.
   absl::Status Delete(const std::string& resource, const std::string& id);
 

@@ -63,7 +63,12 @@ Server ParseServer(const json& j) {
   }
   if (auto a = j.find("addresses"); a != j.end() && a->is_object()) {
     for (auto& [network, ips] : a->items()) {
-      for (const json& ip : ips) s.addresses[network].push_back(ip.value("addr", ""));
+      for (const json& ip : ips) {
+        const std::string addr = ip.value("addr", "");
+        s.addresses[network].push_back(addr);
+        (ip.value("OS-EXT-IPS:type", "fixed") == "floating" ? s.floating_ips : s.fixed_ips)
+            .push_back(addr);
+      }
     }
   }
   s.launched_at = Time(j, "OS-SRV-USG:launched_at");
@@ -223,6 +228,14 @@ absl::StatusOr<std::string> Nova::CreateServerGroup(const std::string& name,
 absl::Status Nova::DeleteServerGroup(const std::string& id) {
   auto r = Call({.method = "DELETE", .path = "/os-server-groups/" + http::UrlEncode(id)});
   return r.ok() || absl::IsNotFound(r.status()) ? absl::OkStatus() : r.status();
+}
+
+absl::StatusOr<std::optional<std::string>> Nova::FindServerGroup(const std::string& name) {
+  C2D_ASSIGN_OR_RETURN(Reply r, Call({.path = "/os-server-groups?limit=1000"}));
+  for (const json& g : r.body.value("server_groups", json::array())) {
+    if (g.value("name", "") == name) return std::optional<std::string>(g.value("id", ""));
+  }
+  return std::optional<std::string>();
 }
 
 absl::Status Nova::AttachVolume(const std::string& server_id, const std::string& volume_id) {

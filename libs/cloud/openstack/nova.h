@@ -47,6 +47,8 @@ struct Server {
   std::string fault;                          // an ERROR server's reason, from its fault
   std::map<std::string, std::string> labels;  // from metadata
   std::map<std::string, std::vector<std::string>> addresses;  // network name -> IPs
+  std::vector<std::string> fixed_ips;     // every network's, in Nova's order
+  std::vector<std::string> floating_ips;  // bound to one of its ports
   std::optional<absl::Time> launched_at;
 };
 
@@ -84,6 +86,8 @@ class Nova {
   // A server group with `policy` ("anti-affinity", "soft-anti-affinity").
   absl::StatusOr<std::string> CreateServerGroup(const std::string& name, const std::string& policy);
   absl::Status DeleteServerGroup(const std::string& id);  // OK when gone
+  // The id of the project's server group named `name`, if any.
+  absl::StatusOr<std::optional<std::string>> FindServerGroup(const std::string& name);
 
   // Attaches the Cinder volume (os-volume_attachments); OK when it is
   // attached to this server already. Detach: OK when it is not attached.

@@ -199,6 +199,7 @@ absl::StatusOr<Reply> Session::Call(const std::string& service_type, const CallR
   const bool absolute =
       absl::StartsWith(call.path, "http://") || absl::StartsWith(call.path, "https://");
   const std::string what = absl::StrCat(service_type, ": ", call.method, " ", call.path);
+  if (options_.before_call) C2D_RETURN_IF_ERROR(options_.before_call(service_type, call));
   for (int attempt = 0;; ++attempt) {
     C2D_ASSIGN_OR_RETURN(std::string token, Token());
     http::Request req{.method = call.method,

@@ -31,6 +31,7 @@
 // callers.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -66,10 +67,16 @@ struct Credentials {
   std::string ca_file;               // a PEM bundle to trust instead of the system's
 };
 
+struct CallRequest;
+
 struct Options {
   std::chrono::milliseconds timeout{30'000};  // each attempt of a call
   int retries = 3;
   std::chrono::milliseconds backoff_base{500};  // doubled at each retry
+  // Asked before each call is sent: an error it returns is the call's
+  // answer, and nothing is sent (tests inject failures at chosen steps).
+  std::function<absl::Status(const std::string& service_type, const CallRequest& request)>
+      before_call;
 };
 
 struct CallRequest {

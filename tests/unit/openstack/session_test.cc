@@ -21,7 +21,7 @@ Credentials Password(const FakeOpenStack& os) {
           .region = "RegionOne"};
 }
 
-constexpr Options kFast{.timeout = std::chrono::milliseconds(5'000),
+const Options kFast{.timeout = std::chrono::milliseconds(5'000),
                         .retries = 3,
                         .backoff_base = std::chrono::milliseconds(10)};
 

@@ -1,0 +1,244 @@
+#include "libs/cloud/openstack/cloud_init.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "libs/common/status.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kEnvFile[] = "/etc/c2d/app.env";
+constexpr char kPullFile[] = "/etc/c2d/pull";
+constexpr char kBootScript[] = "/usr/local/sbin/c2d-boot";
+constexpr char kCaddyConfig[] = "/etc/c2d/caddy.json";
+constexpr int kVolumeWaitSeconds = 300;
+
+bool IsShellName(absl::string_view s) {
+  if (s.empty() || absl::ascii_isdigit(s[0])) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '_') return false;
+  }
+  return true;
+}
+
+// Characters of image references and host names: nothing a shell or YAML
+// would read specially, even before quoting.
+bool IsPlainToken(absl::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' && c != ':' && c != '/' &&
+        c != '@') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status Check(const BootPlan& p) {
+  if (!IsPlainToken(p.image)) return absl::InvalidArgumentError("image: not an image reference");
+  if (!IsPlainToken(p.container)) return absl::InvalidArgumentError("container: not a name");
+  if (p.port < 0 || p.port > 65535) return absl::InvalidArgumentError("port: out of range");
+  if (!p.pull.registry.empty() && !IsPlainToken(p.pull.registry)) {
+    return absl::InvalidArgumentError("pull registry: not a host name");
+  }
+  for (const auto& [name, value] : p.env) {
+    if (!IsShellName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("env: ", name, " is not a variable name"));
+    }
+  }
+  for (const auto& [host, address] : p.hosts) {
+    if (!IsPlainToken(host) || !IsPlainToken(address)) {
+      return absl::InvalidArgumentError(absl::StrCat("hosts: ", host, " ", address));
+    }
+  }
+  for (const BootVolume& v : p.volumes) {
+    if (!IsPlainToken(v.volume_id) || !IsPlainToken(v.name) || !IsPlainToken(v.mount_path)) {
+      return absl::InvalidArgumentError(absl::StrCat("volume ", v.name, ": bad name or path"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string EnvFile(const BootPlan& p) {
+  std::string out = "# c2d: the instance's environment, read by c2d-boot\n";
+  for (const auto& [name, value] : p.env) absl::StrAppend(&out, name, "=", ShellQuote(value), "\n");
+  return out;
+}
+
+// `docker run`'s arguments, each one shell word.
+std::string RunArguments(const BootPlan& p) {
+  std::vector<std::string> args = {"--detach", "--name", ShellQuote(p.container),
+                                   "--restart=on-failure", "--log-opt", "max-size=20m"};
+  for (const auto& [name, value] : p.env) args.insert(args.end(), {"--env", name});
+  if (p.port > 0 && p.behind_caddy) {
+    args.insert(args.end(), {"--env", absl::StrCat("PORT=", p.port), "--publish",
+                             absl::StrCat("127.0.0.1:", p.port, ":", p.port)});
+  } else if (p.port > 0) {
+    args.insert(args.end(), {"--publish", absl::StrCat(p.port, ":", p.port)});
+  }
+  for (const auto& [host, address] : p.hosts) {
+    args.insert(args.end(), {"--add-host", ShellQuote(absl::StrCat(host, ":", address))});
+  }
+  for (const BootVolume& v : p.volumes) {
+    args.insert(args.end(), {"--volume", ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name, ":",
+                                                                 v.mount_path))});
+  }
+  if (p.memory_bytes > 0) args.insert(args.end(), {"--memory", absl::StrCat(p.memory_bytes)});
+  if (p.cpu_millis > 0) {
+    args.insert(args.end(), {"--cpus", absl::StrCat(p.cpu_millis / 1000, ".",
+                                                    absl::StrFormat("%03d", p.cpu_millis % 1000))});
+  }
+  args.push_back(ShellQuote(p.image));
+  for (const std::string& c : p.command) args.push_back(ShellQuote(c));
+  return absl::StrJoin(args, " ");
+}
+
+std::string PullSteps(const BootPlan& p) {
+  if (p.pull.registry.empty()) return absl::StrCat("  docker pull ", ShellQuote(p.image), "\n");
+  const std::string registry = ShellQuote(p.pull.registry);
+  return absl::StrCat(
+      "  if [ -s ", kPullFile, " ]; then\n",
+      "    docker login --username ", ShellQuote(p.pull.username), " --password-stdin ", registry,
+      " <", kPullFile, "\n", "  fi\n", "  pulled=0\n", "  docker pull ", ShellQuote(p.image),
+      " && pulled=1\n",
+      "  # One pull: the credential is spent (and short-lived) either way.\n", "  rm -f ",
+      kPullFile, "\n", "  docker logout ", registry, " || true\n",
+      "  [ \"$pulled\" = 1 ] || exit 1\n");
+}
+
+std::string BootScript(const BootPlan& p) {
+  std::string s = absl::StrCat(
+      "#!/bin/bash\n",
+      "# c2d: mounts the volumes, then runs the container (first boot) or starts it again.\n",
+      "set -euo pipefail\n",
+      "volume() {  # volume <disk id> <directory>\n",
+      "  local dev=/dev/disk/by-id/virtio-$1 deadline=$((SECONDS + ", kVolumeWaitSeconds, "))\n",
+      "  until [ -b \"$dev\" ]; do\n",
+      "    if ((SECONDS > deadline)); then echo \"c2d-boot: volume $1 never appeared\" >&2; "
+      "exit 1; fi\n",
+      "    sleep 2\n", "  done\n",
+      "  blkid \"$dev\" >/dev/null || mkfs.ext4 -q -L c2d \"$dev\"  # only a blank disk\n",
+      "  mkdir -p \"$2\"\n", "  mountpoint -q \"$2\" || mount \"$dev\" \"$2\"\n",
+      "  grep -qF \" $2 \" /etc/fstab || echo \"$dev $2 ext4 defaults,nofail 0 2\" >>/etc/fstab\n",
+      "}\n");
+  for (const BootVolume& v : p.volumes) {
+    absl::StrAppend(&s, "volume ", ShellQuote(v.volume_id.substr(0, 20)), " ",
+                    ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name)), "\n");
+  }
+  absl::StrAppend(&s, "if docker container inspect ", ShellQuote(p.container),
+                  " >/dev/null 2>&1; then\n", "  exec docker start ", ShellQuote(p.container),
+                  "\n", "fi\n", "if ! docker image inspect ", ShellQuote(p.image),
+                  " >/dev/null 2>&1; then\n", PullSteps(p), "fi\n", "set -a\n", ". ", kEnvFile,
+                  "\n", "set +a\n", "exec docker run ", RunArguments(p), "\n");
+  return s;
+}
+
+// A PEM certificate's DER, base64 (what Caddy's access_control takes).
+std::string PemBody(absl::string_view pem) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(pem, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || absl::StartsWith(line, "-----")) continue;
+    absl::StrAppend(&out, line);
+  }
+  return out;
+}
+
+json CaddyConfig(const BootPlan& p) {
+  const json upstream = {{"handler", "reverse_proxy"},
+                         {"upstreams", {{{"dial", absl::StrCat("127.0.0.1:", p.port)}}}}};
+  json admin = {{"listen", "127.0.0.1:2019"}};
+  if (!p.admin_client_certificate.empty()) {
+    admin["identity"] = {{"identifiers", {p.container}}, {"issuers", {{{"module", "internal"}}}}};
+    admin["remote"] = {
+        {"listen", absl::StrCat(":", p.admin_port)},
+        {"access_control",
+         {{{"public_keys", {PemBody(p.admin_client_certificate)}},
+           {"permissions",
+            {{{"paths", {"/config/apps/tls", "/config/apps/http/servers/c2d-https"}},
+              {"methods", {"GET", "POST", "PUT", "PATCH", "DELETE"}}}}}}}}};
+  }
+  return {{"admin", admin},
+          {"apps",
+           {{"http",
+             {{"servers",
+               {{"c2d-http",
+                 {{"listen", {":80"}},
+                  {"automatic_https", {{"disable", true}}},
+                  {"routes", {{{"handle", {upstream}}}}}}},
+                {"c2d-https",
+                 {{"listen", {":443"}},
+                  {"automatic_https", {{"disable", true}}},
+                  {"tls_connection_policies", {json::object()}},
+                  {"routes", {{{"handle", {upstream}}}}}}}}}}},
+            {"tls", {{"certificates", {{"load_pem", json::array()}}}}}}}};
+}
+
+json File(const std::string& path, const std::string& content, const std::string& mode) {
+  return {{"path", path}, {"content", content}, {"owner", "root:root"}, {"permissions", mode}};
+}
+
+std::string AppUnit() {
+  return absl::StrCat(
+      "[Unit]\nDescription=c2d instance\nAfter=docker.service network-online.target\n",
+      "Requires=docker.service\nWants=network-online.target\n\n",
+      "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=", kBootScript,
+      "\nTimeoutStartSec=900\n\n[Install]\nWantedBy=multi-user.target\n");
+}
+
+std::string LogUnit(const BootPlan& p) {
+  return absl::StrCat(
+      "[Unit]\nDescription=c2d instance output to the console\nAfter=c2d-app.service\n\n",
+      "[Service]\nExecStart=/bin/sh -c 'docker logs --follow --timestamps --since 1s ",
+      p.container, " 2>&1 | sed -u \"s/^/", kLogPrefix,
+      "/\" >/dev/console'\nRestart=always\nRestartSec=2\n\n",
+      "[Install]\nWantedBy=multi-user.target\n");
+}
+
+}  // namespace
+
+std::string ShellQuote(absl::string_view text) {
+  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
+}
+
+absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
+  C2D_RETURN_IF_ERROR(Check(plan));
+  json files = json::array();
+  files.push_back(File(kEnvFile, EnvFile(plan), "0600"));
+  if (!plan.pull.registry.empty()) files.push_back(File(kPullFile, plan.pull.password, "0600"));
+  files.push_back(File(kBootScript, BootScript(plan), "0700"));
+  files.push_back(File("/etc/systemd/system/c2d-app.service", AppUnit(), "0644"));
+  files.push_back(File("/etc/systemd/system/c2d-log.service", LogUnit(plan), "0644"));
+  std::vector<std::string> packages = {"docker.io"};
+  std::vector<std::vector<std::string>> run = {{"systemctl", "daemon-reload"},
+                                               {"systemctl", "enable", "--now", "docker"}};
+  if (plan.behind_caddy && plan.port > 0) {
+    packages.push_back("caddy");
+    files.push_back(File(kCaddyConfig, CaddyConfig(plan).dump(2), "0600"));
+    files.push_back(File("/etc/systemd/system/caddy.service.d/c2d.conf",
+                         absl::StrCat("[Service]\nExecStart=\nExecStart=/usr/bin/caddy run "
+                                      "--environ --resume --config ",
+                                      kCaddyConfig, "\n"),
+                         "0644"));
+    run.push_back({"systemctl", "restart", "caddy"});
+  }
+  run.push_back({"systemctl", "enable", "--now", "c2d-app.service"});
+  run.push_back({"systemctl", "enable", "--now", "c2d-log.service"});
+  const json doc = {{"package_update", true},
+                    {"packages", packages},
+                    {"write_files", files},
+                    {"runcmd", run}};
+  return absl::StrCat("#cloud-config\n", doc.dump(2), "\n");
+}
+
+}  // namespace c2d::cloud::openstack

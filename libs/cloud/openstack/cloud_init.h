@@ -1,0 +1,80 @@
+#pragma once
+
+// The cloud-init user data of a Nova server that runs one c2d instance
+// (DESIGN §1 points 2, 8, 9, 13):
+//
+// - Docker Engine (docker.io) runs the instance's container by digest with
+//   --restart=on-failure; web instances also get Caddy, in front of the app
+//   on 80 (plain, what health checks use) and 443 (TLS with the
+//   certificates c2d pushes), whose admin API answers remotely only over
+//   mutual TLS to c2d's client certificate, and only on the TLS and HTTPS
+//   paths.
+// - The registry pull credential (short-lived, for this one image) is a
+//   0600 root-only file used by the first pull and then removed, with the
+//   docker login it made.
+// - The environment is a 0600 file of shell assignments (any value, quoted),
+//   read by the boot script; never on a command line.
+// - Volumes: the script waits (with a deadline) for each Cinder volume's
+//   disk, formats it only when it is blank, mounts it, and records it in
+//   fstab.
+// - A systemd unit (c2d-app) runs the script at every boot: the first boot
+//   pulls and runs the container, later ones start it again.
+// - The container's output goes to the serial console, each line prefixed
+//   with kLogPrefix, where Nova's console output shows it (Provider::FollowLogs).
+//
+// The document is "#cloud-config" followed by JSON (YAML's subset), so no
+// value of a tenant's can change its structure.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace c2d::cloud::openstack {
+
+inline constexpr char kLogPrefix[] = "c2d-app| ";
+
+struct BootVolume {
+  std::string volume_id;   // Cinder's id: its disk is /dev/disk/by-id/virtio-<first 20>
+  std::string name;        // c2d's name of the volume: /srv/c2d/volumes/<name>
+  std::string mount_path;  // inside the container
+};
+
+struct PullCredential {
+  std::string registry;  // host[:port]; empty: the image needs no credential
+  std::string username;
+  std::string password;
+};
+
+struct BootPlan {
+  std::string container;  // the container's name (c2d's instance name)
+  std::string image;      // registry/repository@sha256:...
+  PullCredential pull;
+  std::vector<std::string> command;  // empty: the image's own
+  std::map<std::string, std::string> env;
+  int port = 0;  // the app's port; 0 for a worker
+  // Web instances: Caddy in front on 80/443. Otherwise `port` (if any) is
+  // published as it is (a database server; security groups decide who reaches it).
+  bool behind_caddy = true;
+  int64_t memory_bytes = 0;
+  int cpu_millis = 0;
+  std::vector<BootVolume> volumes;
+  std::map<std::string, std::string> hosts;  // extra /etc/hosts lines of the container
+  // The certificate (PEM) of the client that may use Caddy's remote admin
+  // API; empty: no remote admin.
+  std::string admin_client_certificate;
+  int admin_port = 2021;
+};
+
+// InvalidArgument for what cannot be rendered safely: an environment name
+// that is not a shell name, a port out of range, an image or host name
+// with characters no image reference or host name has.
+absl::StatusOr<std::string> RenderUserData(const BootPlan& plan);
+
+// `text` as one shell word in single quotes ('it'\''s').
+std::string ShellQuote(absl::string_view text);
+
+}  // namespace c2d::cloud::openstack

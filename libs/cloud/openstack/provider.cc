@@ -1,0 +1,485 @@
+#include "libs/cloud/openstack/provider.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/common/status.h"
+#include "libs/http/client.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+using json = nlohmann::json;
+
+// Labels of c2d's own on every server: found by name (c2d.server), the
+// app's port and the role (read back by ToInstance, not shown to callers).
+constexpr char kServerLabel[] = "c2d.server";
+constexpr char kPortLabel[] = "c2d.port";
+constexpr char kRoleLabel[] = "c2d.role";
+// Who the deployer and dbprov say an instance belongs to.
+constexpr char kServiceLabel[] = "c2d.service";
+constexpr char kDatabaseLabel[] = "c2d.database";
+
+std::string NetworkOwner(const std::string& network) { return "network:" + network; }
+std::string VolumeOwner(const std::string& volume) { return "volume:" + volume; }
+
+const char* RoleName(int role) {
+  static const char* const kNames[] = {"web", "worker", "database"};
+  return kNames[role];
+}
+
+// Status for a caller: what failed, keeping its code.
+absl::Status Step(const absl::Status& s, absl::string_view step) {
+  return s.ok() ? s : absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
+}
+
+}  // namespace
+
+OpenStackProvider::OpenStackProvider(Session& session, Ledger& ledger, ProviderOptions options)
+    : session_(session),
+      ledger_(ledger),
+      options_(std::move(options)),
+      nova_(session),
+      neutron_(session),
+      cinder_(session) {}
+
+absl::Time OpenStackProvider::Deadline(std::chrono::seconds timeout) const {
+  return absl::Now() + absl::FromChrono(timeout);
+}
+
+absl::StatusOr<std::string> OpenStackProvider::Made(
+    const std::string& kind, const std::string& name, const std::string& owner,
+    const std::function<absl::StatusOr<std::string>()>& make) {
+  C2D_RETURN_IF_ERROR(ledger_.Record(kind, name, owner));
+  C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
+  for (const Resource& r : owned) {
+    if (r.kind == kind && r.name == name && !r.cloud_id.empty()) return r.cloud_id;
+  }
+  C2D_ASSIGN_OR_RETURN(std::string id, make());
+  C2D_RETURN_IF_ERROR(ledger_.Bind(kind, name, id));
+  return id;
+}
+
+// ---- networks ----
+
+absl::Status OpenStackProvider::EnsureNetwork(const std::string& network) {
+  return Network(network).status();
+}
+
+absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
+    const std::string& network) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = networks_.find(network); it != networks_.end()) return it->second;
+  }
+  const std::string owner = NetworkOwner(network);
+  NetworkIds ids;
+  C2D_ASSIGN_OR_RETURN(ids.network, Made(kNetwork, network, owner,
+                                         [&] { return neutron_.EnsureNetwork(network); }));
+  C2D_ASSIGN_OR_RETURN(ids.subnet, Made(kSubnet, network, owner, [&] {
+                         return neutron_.EnsureSubnet(network, ids.network, options_.subnet_cidr,
+                                                      options_.dns_nameservers);
+                       }));
+  std::string external;
+  if (!options_.external_network.empty()) {
+    C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindByName("networks", options_.external_network));
+    external = found ? *found : options_.external_network;
+  }
+  C2D_ASSIGN_OR_RETURN(std::string router, Made(kRouter, network, owner, [&] {
+                         return neutron_.EnsureRouter(network, external);
+                       }));
+  C2D_RETURN_IF_ERROR(Made(kRouterInterface, network, owner, [&]() -> absl::StatusOr<std::string> {
+                        C2D_RETURN_IF_ERROR(neutron_.EnsureRouterInterface(router, ids.subnet));
+                        return absl::StrCat(router, "/", ids.subnet);
+                      }).status());
+  C2D_RETURN_IF_ERROR(EnsureGroups(network, ids));
+  absl::MutexLock lock(&mu_);
+  external_id_ = external;
+  networks_[network] = ids;
+  return ids;
+}
+
+absl::Status OpenStackProvider::EnsureGroups(const std::string& network, NetworkIds& ids) {
+  const std::string owner = NetworkOwner(network);
+  C2D_ASSIGN_OR_RETURN(ids.app_group, Made(kSecurityGroup, network + "-app", owner, [&] {
+                         return neutron_.EnsureSecurityGroup(network + "-app",
+                                                             "c2d: the project's app instances");
+                       }));
+  C2D_ASSIGN_OR_RETURN(ids.db_group, Made(kSecurityGroup, network + "-db", owner, [&] {
+                         return neutron_.EnsureSecurityGroup(
+                             network + "-db", "c2d: the project's database servers");
+                       }));
+  // Apps: the web from anywhere, Caddy's remote admin from c2d only.
+  for (int port : {80, 443}) {
+    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
+        ids.app_group, {.port_min = port, .port_max = port, .remote_ip_prefix = "0.0.0.0/0"}));
+  }
+  // Databases: any port, from the project's apps only (and c2d).
+  C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
+      ids.db_group, {.port_min = 1, .port_max = 65535, .remote_group_id = ids.app_group}));
+  for (const std::string& cidr : options_.control_cidrs) {
+    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
+        ids.app_group, {.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr}));
+    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
+        ids.db_group, {.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OpenStackProvider::RemoveNetwork(const std::string& network) {
+  {
+    absl::MutexLock lock(&mu_);
+    networks_.erase(network);
+  }
+  return Undo(NetworkOwner(network));
+}
+
+// ---- instances ----
+
+absl::StatusOr<Instance> OpenStackProvider::Create(const InstanceSpec& spec) {
+  absl::StatusOr<Instance> made = CreateSteps(spec);
+  if (made.ok()) return made;
+  // Whatever the step, nothing of this instance stays behind.
+  if (absl::Status undone = Undo(spec.name); !undone.ok()) {
+    log::Warn("openstack: cleaning up a failed instance failed; the sweep retries",
+              {{"instance", spec.name}, {"error", undone.ToString()}});
+  }
+  return made.status();
+}
+
+absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec) {
+  if (spec.name.empty() || spec.network.empty()) {
+    return absl::InvalidArgumentError("an openstack instance needs a name and a network");
+  }
+  const Role role = spec.labels.count(kDatabaseLabel) ? Role::kDatabase
+                    : spec.port > 0                   ? Role::kWeb
+                                                      : Role::kWorker;
+  C2D_ASSIGN_OR_RETURN(NetworkIds net, Network(spec.network));
+  C2D_ASSIGN_OR_RETURN(std::vector<BootVolume> volumes, Volumes(spec));
+  const std::string group = role == Role::kDatabase ? net.db_group : net.app_group;
+  C2D_ASSIGN_OR_RETURN(
+      std::string port_id, Made(kPort, spec.name, spec.name, [&]() -> absl::StatusOr<std::string> {
+        C2D_ASSIGN_OR_RETURN(Port p, neutron_.EnsurePort(spec.name, net.network, {group}));
+        return p.id;
+      }));
+  C2D_ASSIGN_OR_RETURN(std::string server_id, BootServer(spec, role, port_id, volumes));
+  C2D_RETURN_IF_ERROR(Step(
+      nova_.WaitFor(server_id, "ACTIVE", Deadline(options_.boot_timeout), options_.poll).status(),
+      "server " + spec.name));
+  for (const BootVolume& v : volumes) {
+    C2D_RETURN_IF_ERROR(Step(nova_.AttachVolume(server_id, v.volume_id), "volume " + v.name));
+  }
+  if (role == Role::kWeb) C2D_RETURN_IF_ERROR(FloatingIp(spec.name, port_id));
+  return Inspect(server_id);
+}
+
+absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const InstanceSpec& spec) {
+  std::vector<BootVolume> out;
+  for (const VolumeMount& m : spec.volumes) {
+    C2D_ASSIGN_OR_RETURN(
+        std::string id,
+        Made(kVolume, m.volume, VolumeOwner(m.volume), [&]() -> absl::StatusOr<std::string> {
+          C2D_ASSIGN_OR_RETURN(Volume v,
+                               cinder_.EnsureVolume(m.volume, options_.volume_size_gb,
+                                                    {{"c2d.volume", m.volume}}));
+          return v.id;
+        }));
+    auto ready = cinder_.GetVolume(id);
+    if (ready.ok() && ready->status != "available" && ready->status != "in-use") {
+      ready = cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll);
+    }
+    C2D_RETURN_IF_ERROR(Step(ready.status(), "volume " + m.volume));
+    out.push_back({.volume_id = id, .name = m.volume, .mount_path = m.mount_path});
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> OpenStackProvider::ServerGroup(const InstanceSpec& spec) {
+  auto service = spec.labels.find(kServiceLabel);
+  if (service == spec.labels.end()) return std::string();
+  const std::string name = absl::StrCat(spec.network, "-", service->second);
+  return Made(kServerGroup, name, NetworkOwner(spec.network), [&] {
+    return nova_.CreateServerGroup(name, options_.server_group_policy);
+  });
+}
+
+absl::StatusOr<BootPlan> OpenStackProvider::Plan(const InstanceSpec& spec, Role role,
+                                                 const std::vector<BootVolume>& volumes) {
+  BootPlan plan{.container = spec.name,
+                .image = spec.image,
+                .command = spec.command,
+                .env = spec.env,
+                .port = spec.port,
+                .behind_caddy = role == Role::kWeb,
+                .memory_bytes = spec.memory_bytes,
+                .cpu_millis = spec.cpu_millis,
+                .volumes = volumes,
+                .hosts = spec.hosts,
+                .admin_client_certificate = options_.admin_client_certificate};
+  if (options_.pull_credential) {
+    C2D_ASSIGN_OR_RETURN(plan.pull, options_.pull_credential(spec.image));
+  }
+  return plan;
+}
+
+absl::StatusOr<std::string> OpenStackProvider::BootServer(const InstanceSpec& spec, Role role,
+                                                          const std::string& port_id,
+                                                          const std::vector<BootVolume>& volumes) {
+  C2D_ASSIGN_OR_RETURN(std::string group, ServerGroup(spec));
+  C2D_ASSIGN_OR_RETURN(BootPlan plan, Plan(spec, role, volumes));
+  C2D_ASSIGN_OR_RETURN(std::string user_data, RenderUserData(plan));
+  std::string flavor, image;
+  {
+    absl::MutexLock lock(&mu_);
+    flavor = flavor_id_;
+    image = image_id_;
+  }
+  if (flavor.empty()) {
+    C2D_ASSIGN_OR_RETURN(flavor, nova_.FlavorId(options_.flavor));
+  }
+  if (image.empty()) {
+    C2D_ASSIGN_OR_RETURN(image, ImageId());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    flavor_id_ = flavor;
+    image_id_ = image;
+  }
+  ServerSpec server{.name = spec.name,
+                    .flavor_id = flavor,
+                    .image_id = image,
+                    .user_data = std::move(user_data),
+                    .port_ids = {port_id},
+                    .labels = spec.labels,
+                    .key_name = options_.key_name,
+                    .server_group_id = group};
+  server.labels[kServerLabel] = spec.name;
+  server.labels[kPortLabel] = absl::StrCat(spec.port);
+  server.labels[kRoleLabel] = RoleName(static_cast<int>(role));
+  return Made(kServer, spec.name, spec.name, [&]() -> absl::StatusOr<std::string> {
+    // Made before a crash that lost its id?
+    C2D_ASSIGN_OR_RETURN(auto found, nova_.ListServers({{kServerLabel, spec.name}}));
+    if (!found.empty()) return found.front().id;
+    return nova_.CreateServer(server);
+  });
+}
+
+absl::StatusOr<std::string> OpenStackProvider::ImageId() {
+  C2D_ASSIGN_OR_RETURN(
+      Reply r, session_.Call("image", {.path = "/v2/images?name=" +
+                                                 http::UrlEncode(options_.image)}));
+  for (const json& i : r.body.value("images", json::array())) return i.value("id", "");
+  auto by_id = session_.Call("image", {.path = "/v2/images/" + http::UrlEncode(options_.image)});
+  if (by_id.ok()) return options_.image;
+  return absl::NotFoundError(absl::StrCat("no image named ", options_.image));
+}
+
+absl::Status OpenStackProvider::FloatingIp(const std::string& name, const std::string& port_id) {
+  std::string external;
+  {
+    absl::MutexLock lock(&mu_);
+    external = external_id_;
+  }
+  if (external.empty()) return absl::OkStatus();
+  return Made(kFloatingIp, name, name, [&]() -> absl::StatusOr<std::string> {
+           C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindFloatingIp(name));
+           if (found) return *found;
+           C2D_ASSIGN_OR_RETURN(auto made, neutron_.CreateFloatingIp(external, port_id, name));
+           return made.first;
+         })
+      .status();
+}
+
+Instance OpenStackProvider::ToInstance(const Server& s) const {
+  Instance i{.ref = s.id, .name = s.name, .labels = s.labels, .started_at = s.launched_at};
+  if (s.status == "ACTIVE") {
+    i.state = InstanceState::kRunning;
+  } else if (s.status == "BUILD" || s.status.empty()) {
+    i.state = InstanceState::kCreated;
+  } else {
+    i.state = InstanceState::kExited;
+    i.exit_code = s.status == "ERROR" ? 1 : 0;
+  }
+  const std::string role = i.labels[kRoleLabel];
+  const std::string port = i.labels[kPortLabel];
+  for (const char* own : {kServerLabel, kPortLabel, kRoleLabel}) i.labels.erase(own);
+  if (!s.fixed_ips.empty()) i.private_address = s.fixed_ips.front();
+  if (i.state == InstanceState::kRunning) {
+    if (role == "web") {
+      const std::string& ip = s.floating_ips.empty() ? i.private_address : s.floating_ips.front();
+      if (!ip.empty()) i.address = ip + ":80";
+    } else if (role == "database" && !i.private_address.empty()) {
+      i.address = absl::StrCat(i.private_address, ":", port);
+    }
+  }
+  return i;
+}
+
+absl::StatusOr<Instance> OpenStackProvider::Inspect(const std::string& ref) {
+  C2D_ASSIGN_OR_RETURN(Server s, nova_.GetServer(ref));
+  return ToInstance(s);
+}
+
+absl::StatusOr<std::vector<Instance>> OpenStackProvider::List(
+    const std::map<std::string, std::string>& labels) {
+  C2D_ASSIGN_OR_RETURN(std::vector<Server> servers, nova_.ListServers(labels));
+  std::vector<Instance> out;
+  for (const Server& s : servers) {
+    // Only c2d's servers, not ones being deleted.
+    if (!s.labels.count(kServerLabel) || s.status == "DELETED" || s.task_state == "deleting") {
+      continue;
+    }
+    out.push_back(ToInstance(s));
+  }
+  return out;
+}
+
+absl::Status OpenStackProvider::Start(const std::string& ref) {
+  C2D_RETURN_IF_ERROR(nova_.StartServer(ref));
+  return nova_.WaitFor(ref, "ACTIVE", Deadline(options_.boot_timeout), options_.poll).status();
+}
+
+absl::Status OpenStackProvider::Stop(const std::string& ref, std::chrono::seconds grace) {
+  C2D_RETURN_IF_ERROR(nova_.StopServer(ref));
+  // Nova shuts the guest down (the container gets its SIGTERM from Docker)
+  // and powers it off after its own timeout.
+  return nova_
+      .WaitFor(ref, "SHUTOFF", Deadline(grace + options_.delete_timeout), options_.poll)
+      .status();
+}
+
+absl::Status OpenStackProvider::Remove(const std::string& ref) {
+  auto server = nova_.GetServer(ref);
+  if (!server.ok() && !absl::IsNotFound(server.status())) return server.status();
+  std::string owner = server.ok() ? server->name : "";
+  if (owner.empty()) {
+    C2D_ASSIGN_OR_RETURN(std::vector<Resource> all, ledger_.All());
+    for (const Resource& r : all) {
+      if (r.kind == kServer && r.cloud_id == ref) owner = r.owner;
+    }
+  }
+  if (!owner.empty()) C2D_RETURN_IF_ERROR(Undo(owner));
+  return server.ok() ? absl::OkStatus()
+                     : absl::NotFoundError(absl::StrCat("no server ", ref));
+}
+
+absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
+  C2D_RETURN_IF_ERROR(ledger_.Record(kVolume, volume, VolumeOwner(volume)));
+  return Undo(VolumeOwner(volume));
+}
+
+absl::Status OpenStackProvider::WriteVolumeFile(const std::string& volume, const std::string&,
+                                                const std::string&) {
+  return absl::UnimplementedError(
+      absl::StrCat("the openstack provider cannot put a file into volume ", volume,
+                   " yet: restoring a dump into a new database server needs object storage"));
+}
+
+// ---- clean-up ----
+
+absl::StatusOr<std::string> OpenStackProvider::FindId(const Resource& r) {
+  if (!r.cloud_id.empty()) return r.cloud_id;
+  std::optional<std::string> found;
+  if (r.kind == kServer) {
+    C2D_ASSIGN_OR_RETURN(auto servers, nova_.ListServers({{kServerLabel, r.name}}));
+    if (!servers.empty()) found = servers.front().id;
+  } else if (r.kind == kServerGroup) {
+    C2D_ASSIGN_OR_RETURN(found, nova_.FindServerGroup(r.name));
+  } else if (r.kind == kVolume) {
+    C2D_ASSIGN_OR_RETURN(auto v, cinder_.FindVolume(r.name));
+    if (v) found = v->id;
+  } else if (r.kind == kFloatingIp) {
+    C2D_ASSIGN_OR_RETURN(found, neutron_.FindFloatingIp(r.name));
+  } else if (r.kind != kRouterInterface) {
+    C2D_ASSIGN_OR_RETURN(found, neutron_.FindByName(r.kind, r.name));
+  }
+  return found.value_or("");
+}
+
+absl::Status OpenStackProvider::Delete(const Resource& r) {
+  C2D_ASSIGN_OR_RETURN(std::string id, FindId(r));
+  if (r.kind == kRouterInterface) {
+    // Its id is "router/subnet"; never made when it has none.
+    std::vector<std::string> parts = absl::StrSplit(id, '/');
+    if (parts.size() != 2) return absl::OkStatus();
+    return neutron_.RemoveRouterInterface(parts[0], parts[1]);
+  }
+  if (id.empty()) return absl::OkStatus();  // never made
+  if (r.kind == kServer) {
+    C2D_RETURN_IF_ERROR(nova_.DeleteServer(id));
+    // Its port and volumes are free only once it is gone.
+    return nova_.WaitGone(id, Deadline(options_.delete_timeout), options_.poll);
+  }
+  if (r.kind == kServerGroup) return nova_.DeleteServerGroup(id);
+  if (r.kind == kVolume) return cinder_.DeleteVolume(id);
+  return neutron_.Delete(r.kind, id);
+}
+
+absl::Status OpenStackProvider::Undo(const std::string& owner) {
+  C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
+  std::reverse(owned.begin(), owned.end());
+  for (const Resource& r : owned) {
+    C2D_RETURN_IF_ERROR(Step(Delete(r), absl::StrCat("deleting ", r.kind, " ", r.name)));
+    C2D_RETURN_IF_ERROR(ledger_.Forget(r.kind, r.name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> OpenStackProvider::Sweep(absl::Duration older_than) {
+  C2D_ASSIGN_OR_RETURN(std::vector<Resource> all, ledger_.All());
+  const absl::Time cutoff = absl::Now() - older_than;
+  std::map<std::string, bool> stale;  // instance owner -> has no live server
+  for (const Resource& r : all) {
+    if (absl::StrContains(r.owner, ':') || r.recorded_at > cutoff) continue;
+    if (stale.count(r.owner)) continue;
+    C2D_ASSIGN_OR_RETURN(auto servers, nova_.ListServers({{kServerLabel, r.owner}}));
+    bool live = false;
+    for (const Server& s : servers) live = live || s.status != "ERROR";
+    stale[r.owner] = !live;
+  }
+  int deleted = 0;
+  for (const auto& [owner, gone] : stale) {
+    if (!gone) continue;
+    C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
+    C2D_RETURN_IF_ERROR(Undo(owner));
+    deleted += static_cast<int>(owned.size());
+  }
+  return deleted;
+}
+
+// ---- logs ----
+
+absl::Status OpenStackProvider::FollowLogs(const std::string& ref, std::optional<absl::Time> since,
+                                           const std::function<bool(const LogLine&)>& on_line,
+                                           const std::atomic<bool>* cancel) {
+  std::optional<absl::Time> last = since;
+  while (cancel == nullptr || !cancel->load()) {
+    C2D_ASSIGN_OR_RETURN(std::string console, nova_.ConsoleOutput(ref, 1000));
+    for (absl::string_view line : absl::StrSplit(console, '\n')) {
+      line = absl::StripTrailingAsciiWhitespace(line);
+      if (!absl::ConsumePrefix(&line, kLogPrefix)) continue;
+      // docker logs --timestamps: "<RFC 3339 time> <text>"
+      std::pair<absl::string_view, absl::string_view> parts =
+          absl::StrSplit(line, absl::MaxSplits(' ', 1));
+      absl::Time t;
+      std::string err;
+      if (!absl::ParseTime(absl::RFC3339_full, parts.first, &t, &err)) continue;
+      if (last && t <= *last) continue;
+      last = t;
+      if (!on_line({.text = std::string(parts.second), .time = t})) return absl::OkStatus();
+    }
+    C2D_ASSIGN_OR_RETURN(Server s, nova_.GetServer(ref));
+    if (s.status != "ACTIVE") return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace c2d::cloud::openstack

@@ -1,0 +1,141 @@
+#pragma once
+
+// The OpenStack provider (C2D_PROVIDER=openstack, DESIGN §4): each c2d
+// instance is a Nova server whose cloud-init user data
+// (libs/cloud/openstack/cloud_init.h) runs the instance's container, with
+// Caddy in front of web apps.
+//
+// What it makes, by c2d's names (N: a project's network name, I: an
+// instance's name):
+// - per project network (EnsureNetwork, DESIGN §1 point 23): network,
+//   subnet and router N (the router's gateway on the external network, when
+//   there is one), security groups N-app (80 and 443 from anywhere, Caddy's
+//   remote admin from c2d's networks) and N-db (every port from the
+//   project's app instances and from c2d's networks only); a server group
+//   N-<service> (anti-affinity) per multi-instance service;
+// - per instance: port I (on N, in the group of its role), server I (tags
+//   c2d.server=I and the instance's labels), floating IP "I" (web
+//   instances, when there is an external network);
+// - per c2d volume V: Cinder volume V, attached to the server that mounts it.
+//
+// Nothing leaks: every resource is recorded in the Ledger before the call
+// that makes it; a Create that fails at any step deletes what that instance
+// had made (its volumes excepted: they hold data), and Sweep finishes the
+// job of a process that crashed mid-way.
+//
+// Instance addresses: a web instance answers on <floating IP or fixed IP>:80
+// (Caddy, plain HTTP); a database server on <fixed IP>:<its port>.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/cinder.h"
+#include "libs/cloud/openstack/cloud_init.h"
+#include "libs/cloud/openstack/ledger.h"
+#include "libs/cloud/openstack/neutron.h"
+#include "libs/cloud/openstack/nova.h"
+#include "libs/cloud/provider.h"
+
+namespace c2d::cloud::openstack {
+
+struct ProviderOptions {
+  std::string flavor = "m1.small";  // name or id
+  std::string image;                // name or id of a cloud image with cloud-init
+  // Name or id; empty: routers without a gateway and no floating IPs (c2d
+  // then reaches instances on their fixed addresses, from inside the cloud).
+  std::string external_network;
+  std::string subnet_cidr = "10.42.0.0/24";
+  std::vector<std::string> dns_nameservers;
+  // Where c2d's own services are: they reach every instance (health checks,
+  // database readiness, Caddy's remote admin).
+  std::vector<std::string> control_cidrs;
+  std::string key_name;                            // an SSH key for operators; empty: none
+  std::string server_group_policy = "soft-anti-affinity";
+  std::string admin_client_certificate;  // PEM; see BootPlan
+  int volume_size_gb = 1;
+  std::chrono::seconds boot_timeout{600};
+  std::chrono::seconds volume_timeout{300};
+  std::chrono::seconds delete_timeout{300};
+  absl::Duration poll = absl::Seconds(1);
+  // The short-lived pull credential for one image; unset: public images.
+  std::function<absl::StatusOr<PullCredential>(const std::string& image)> pull_credential;
+};
+
+class OpenStackProvider final : public Provider {
+ public:
+  OpenStackProvider(Session& session, Ledger& ledger, ProviderOptions options);
+
+  absl::StatusOr<Instance> Create(const InstanceSpec& spec) override;
+  absl::Status Start(const std::string& ref) override;
+  absl::Status Stop(const std::string& ref, std::chrono::seconds grace) override;
+  absl::Status Remove(const std::string& ref) override;
+  absl::StatusOr<Instance> Inspect(const std::string& ref) override;
+  absl::StatusOr<std::vector<Instance>> List(
+      const std::map<std::string, std::string>& labels) override;
+  absl::Status DeleteVolume(const std::string& volume) override;
+  // Unimplemented: a file reaches a server's volume through object storage,
+  // which this provider does not use yet.
+  absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
+                               const std::string& source) override;
+  absl::Status EnsureNetwork(const std::string& network) override;
+  absl::Status RemoveNetwork(const std::string& network) override;
+  // The container's output as the serial console shows it (kLogPrefix
+  // lines), polled every 2 s.
+  absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
+                          const std::function<bool(const LogLine&)>& on_line,
+                          const std::atomic<bool>* cancel) override;
+
+  // Deletes what instances left behind: resources recorded more than
+  // `older_than` ago whose owner (an instance) has no server any more, or
+  // whose server never came to be. Returns how many resources it deleted.
+  absl::StatusOr<int> Sweep(absl::Duration older_than);
+
+ private:
+  struct NetworkIds {
+    std::string network, subnet, app_group, db_group;
+  };
+  enum class Role { kWeb, kWorker, kDatabase };
+
+  absl::StatusOr<Instance> CreateSteps(const InstanceSpec& spec);
+  absl::StatusOr<NetworkIds> Network(const std::string& network);
+  absl::Status EnsureGroups(const std::string& network, NetworkIds& ids);
+  absl::StatusOr<std::vector<BootVolume>> Volumes(const InstanceSpec& spec);
+  absl::StatusOr<std::string> ServerGroup(const InstanceSpec& spec);
+  absl::StatusOr<std::string> BootServer(const InstanceSpec& spec, Role role,
+                                         const std::string& port_id,
+                                         const std::vector<BootVolume>& volumes);
+  absl::StatusOr<BootPlan> Plan(const InstanceSpec& spec, Role role,
+                                const std::vector<BootVolume>& volumes);
+  absl::StatusOr<std::string> ImageId();
+  absl::Status FloatingIp(const std::string& name, const std::string& port_id);
+  // Deletes everything `owner` has in the ledger, newest first.
+  absl::Status Undo(const std::string& owner);
+  absl::Status Delete(const Resource& r);
+  absl::StatusOr<std::string> FindId(const Resource& r);
+  // Records (kind, name) for owner, makes it with `make` unless it has an
+  // id already, and binds the id.
+  absl::StatusOr<std::string> Made(const std::string& kind, const std::string& name,
+                                   const std::string& owner,
+                                   const std::function<absl::StatusOr<std::string>()>& make);
+  Instance ToInstance(const Server& s) const;
+  absl::Time Deadline(std::chrono::seconds timeout) const;
+
+  Session& session_;
+  Ledger& ledger_;
+  const ProviderOptions options_;
+  Nova nova_;
+  Neutron neutron_;
+  Cinder cinder_;
+  absl::Mutex mu_;
+  std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);  // ensured ones
+  std::string flavor_id_ ABSL_GUARDED_BY(mu_);
+  std::string image_id_ ABSL_GUARDED_BY(mu_);
+  std::string external_id_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace c2d::cloud::openstack
