@@ -24,6 +24,13 @@ std::string Hex(const unsigned char* bytes, unsigned int len) {
 
 }  // namespace
 
+std::string Md5Hex(absl::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_md5(), nullptr);
+  return Hex(digest.data(), len);
+}
+
 Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
   if (ctx_ == nullptr ||
       EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) {

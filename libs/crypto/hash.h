@@ -24,6 +24,10 @@ class Sha256Stream {
   void* ctx_;  // EVP_MD_CTX
 };
 
+// Lower-case hex MD5 of `data`: only where a protocol asks for it (Swift's
+// ETags), never for security.
+std::string Md5Hex(absl::string_view data);
+
 // Lower-case hex HMAC-SHA256 of `data` under `key` (GitHub webhook signatures).
 std::string HmacSha256Hex(absl::string_view key, absl::string_view data);
 

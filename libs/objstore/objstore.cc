@@ -63,11 +63,16 @@ class LocalWriter final : public ObjectWriter {
 
 }  // namespace
 
-absl::StatusOr<std::string> LocalObjectStore::PathOf(const std::string& key) const {
+absl::Status CheckKey(const std::string& key) {
   static const std::regex kKey("^[a-z0-9_-][a-z0-9._-]*(/[a-z0-9_-][a-z0-9._-]*)*$");
   if (key.size() > 512 || !std::regex_match(key, kKey) || key.find("..") != std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("object key \"", key, "\" is not valid"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LocalObjectStore::PathOf(const std::string& key) const {
+  C2D_RETURN_IF_ERROR(CheckKey(key));
   return (fs::path(root_) / key).string();
 }
 

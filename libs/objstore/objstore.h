@@ -59,6 +59,9 @@ class LocalObjectStore final : public ObjectStore {
   const std::string root_;
 };
 
+// OK for a key every store takes (see ObjectStore::Create), else InvalidArgument.
+absl::Status CheckKey(const std::string& key);
+
 // Reads the object whole to `write`, then checks its SHA-256 against
 // `sha256`: DataLoss when they differ (what was written is then not it).
 absl::Status ReadVerified(ObjectStore& store, const std::string& key, const std::string& sha256,

@@ -4,7 +4,12 @@
 // and rotations. Each managed database is a server of its own: a container
 // of the engine's stack image on its project's network.
 
+#include <memory>
+
 #include "libs/cloud/local_provider.h"
+#include "libs/cloud/openstack/cloud.h"
+#include "libs/cloud/openstack/swift.h"
+#include "libs/common/env.h"
 #include "libs/oci/registry.h"
 #include "libs/rpc/process.h"
 #include "libs/rpc/server.h"
@@ -24,7 +29,25 @@ int main() {
   if (!config.ok()) return rpc::Process::Fail(config.status());
   cloud::LocalProvider provider(config->local.local);
   oci::Registry registry(config->local.registry);
-  objstore::LocalObjectStore store(config->backup_dir);
+  // Backups go to a local folder, or to Swift (C2D_BACKUP_STORE=swift, with
+  // the C2D_OS_* credentials of libs/cloud/openstack/cloud.h).
+  std::unique_ptr<objstore::ObjectStore> backup_store;
+  std::unique_ptr<cloud::openstack::Session> openstack;
+  const std::string store_kind = env::GetString("C2D_BACKUP_STORE", "local");
+  if (store_kind == "swift") {
+    auto os = cloud::openstack::CredentialsFromEnv();
+    if (!os.ok()) return rpc::Process::Fail(os.status());
+    openstack = std::make_unique<cloud::openstack::Session>(std::move(*os));
+    backup_store = std::make_unique<cloud::openstack::SwiftObjectStore>(
+        *openstack, cloud::openstack::SwiftOptions{
+                        .container = env::GetString("C2D_SWIFT_CONTAINER", "c2d-backups")});
+  } else if (store_kind == "local") {
+    backup_store = std::make_unique<objstore::LocalObjectStore>(config->backup_dir);
+  } else {
+    return rpc::Process::Fail(absl::InvalidArgumentError(
+        absl::StrCat("C2D_BACKUP_STORE: \"", store_kind, "\" is neither local nor swift")));
+  }
+  objstore::ObjectStore& store = *backup_store;
   dbprov::DatabaseServiceImpl service((*process)->pool(), *config, provider, store);
   dbprov::Servers servers((*process)->pool(), *config, provider, registry);
   dbprov::Backups backups((*process)->pool(), *config, servers, provider, store);

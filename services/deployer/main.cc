@@ -1,7 +1,15 @@
 // c2d deployer: serves c2d.v1.DeployerService, works the "deployer" queue
 // (`deploy`, `stop`), and its leader reconciles what runs with what should.
+// C2D_PROVIDER says where instances run: "local" (the default: containers
+// on the engine) or "openstack" (Nova servers; libs/cloud/openstack/cloud.h
+// lists its variables).
+
+#include <memory>
 
 #include "libs/cloud/local_provider.h"
+#include "libs/cloud/openstack/cloud.h"
+#include "libs/common/env.h"
+#include "libs/common/log.h"
 #include "libs/ingress/upstreams.h"
 #include "libs/rpc/process.h"
 #include "libs/rpc/server.h"
@@ -22,9 +30,25 @@ int main() {
   ingress::Upstreams upstreams(config->ingress,
                                grpc::CreateChannel(config->dns_addr, *credentials));
   if (auto s = upstreams.Check(); !s.ok()) return rpc::Process::Fail(s);
-  cloud::LocalProvider provider(config->local);
+  cloud::LocalProvider local(config->local);
+  cloud::Provider* provider = &local;
+  std::unique_ptr<cloud::openstack::Cloud> openstack;
+  const std::string kind = env::GetString("C2D_PROVIDER", "local");
+  if (kind == "openstack") {
+    auto os = cloud::openstack::CloudEnv::FromEnv();
+    if (!os.ok()) return rpc::Process::Fail(os.status());
+    // Instances pull with a grant for their one repository, never with the
+    // platform's registry password.
+    os->options.pull_credential = cloud::openstack::GrantPulls(
+        config->local.registry.server, config->local.grant_key, absl::Minutes(30));
+    openstack = std::make_unique<cloud::openstack::Cloud>(std::move(*os), (*process)->pool());
+    provider = &openstack->provider();
+  } else if (kind != "local") {
+    return rpc::Process::Fail(absl::InvalidArgumentError(
+        absl::StrCat("C2D_PROVIDER: \"", kind, "\" is neither local nor openstack")));
+  }
 
-  deployer::Runtime runtime((*process)->pool(), *config, provider, upstreams);
+  deployer::Runtime runtime((*process)->pool(), *config, *provider, upstreams);
   if (auto s = runtime.Init(); !s.ok()) return rpc::Process::Fail(s);
   runtime.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
   if (!config->dbprov_addr.empty()) {
@@ -39,6 +63,17 @@ int main() {
   worker.Register("stop", [&](jobs::JobContext& ctx) { return stop.Run(ctx); });
   (*process)->AddLeader("deployer.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
+  if (openstack) {
+    // What a crash mid-deploy left in the cloud (libs/cloud/openstack/ledger.h).
+    (*process)->AddLeader("deployer.cloud-sweep", std::chrono::minutes(5), [&] {
+      auto swept = openstack->provider().Sweep(absl::Minutes(15));
+      if (!swept.ok()) {
+        c2d::log::Warn("cloud sweep failed", {{"error", swept.status().ToString()}});
+      } else if (*swept > 0) {
+        c2d::log::Info("cloud sweep deleted what crashed deploys left", {{"resources", *swept}});
+      }
+    });
+  }
   int rc = (*process)->Serve({{v1::DeployerService::service_full_name(), &service}});
   reconciler.Stop();
   return rc;

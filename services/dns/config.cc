@@ -19,8 +19,14 @@ std::vector<std::pair<std::string, v1::ZoneKind>> Config::Zones() const {
 
 absl::StatusOr<Config> Config::FromEnv() {
   Config c;
-  C2D_ASSIGN_OR_RETURN(c.pdns.api_url, env::GetRequired("C2D_PDNS_API_URL"));
-  C2D_ASSIGN_OR_RETURN(c.pdns.api_key, env::GetRequired("C2D_PDNS_API_KEY"));
+  c.backend = env::GetString("C2D_DNS_BACKEND", c.backend);
+  if (c.backend == "pdns") {
+    C2D_ASSIGN_OR_RETURN(c.pdns.api_url, env::GetRequired("C2D_PDNS_API_URL"));
+    C2D_ASSIGN_OR_RETURN(c.pdns.api_key, env::GetRequired("C2D_PDNS_API_KEY"));
+  } else if (c.backend != "designate") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("C2D_DNS_BACKEND: \"", c.backend, "\" is neither pdns nor designate"));
+  }
   c.base_domain = absl::AsciiStrToLower(env::GetString("C2D_BASE_DOMAIN", c.base_domain));
   c.ingress_zone = absl::AsciiStrToLower(
       absl::StripSuffix(env::GetString("C2D_INGRESS_ZONE", c.ingress_zone), "."));

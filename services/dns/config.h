@@ -14,7 +14,10 @@
 namespace c2d::dns {
 
 struct Config {
-  PdnsOptions pdns;                       // C2D_PDNS_API_URL, C2D_PDNS_API_KEY
+  // Where records are served: "pdns" (PowerDNS) or "designate" (OpenStack,
+  // with the C2D_OS_* credentials of libs/cloud/openstack/cloud.h).
+  std::string backend = "pdns";           // C2D_DNS_BACKEND
+  PdnsOptions pdns;                       // C2D_PDNS_API_URL, C2D_PDNS_API_KEY (pdns only)
   std::string base_domain = "localhost";  // C2D_BASE_DOMAIN
   // The local ingress's upstream table, without the trailing dot; empty =
   // none (OpenStack).

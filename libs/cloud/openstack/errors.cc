@@ -71,6 +71,8 @@ absl::StatusCode CodeFor(long status, const Parsed& p) {
                                     : absl::StatusCode::kAborted;
     case 413:
       return absl::StatusCode::kResourceExhausted;
+    case 422:
+      return absl::StatusCode::kDataLoss;
     case 429:
       return absl::StatusCode::kUnavailable;
     default:

@@ -21,6 +21,8 @@
 //   404                                  NotFound
 //   409                                  Aborted (a conflict: the resource is
 //                                        busy or in another state; re-read, retry)
+//   422                                  DataLoss (Swift: the body's MD5 is not
+//                                        the ETag sent: it arrived damaged)
 //   429, 5xx                             Unavailable (retry with backoff)
 //   anything else                        Unknown
 

@@ -30,6 +30,7 @@ inline constexpr char kSubnet[] = "subnets";
 inline constexpr char kRouter[] = "routers";
 inline constexpr char kRouterInterface[] = "router-interface";  // cloud_id "router/subnet"
 inline constexpr char kSecurityGroup[] = "security-groups";
+inline constexpr char kRule[] = "security-group-rules";
 inline constexpr char kPort[] = "ports";
 inline constexpr char kFloatingIp[] = "floatingips";
 

@@ -116,19 +116,52 @@ absl::StatusOr<std::string> Neutron::EnsureSecurityGroup(const std::string& name
   return Ensure("security-groups", "security_group", name, {{"description", description}});
 }
 
-absl::Status Neutron::EnsureRule(const std::string& group_id, const SecurityGroupRule& rule) {
+namespace {
+
+// A rule as Neutron keeps it: a port range of 1-65535 is no range at all.
+json RuleBody(const std::string& group_id, const SecurityGroupRule& rule) {
   json body = {
       {"security_group_id", group_id}, {"direction", rule.direction}, {"ethertype", "IPv4"}};
-  if (!rule.protocol.empty()) body["protocol"] = rule.protocol;
-  if (rule.port_min > 0) {
-    body["port_range_min"] = rule.port_min;
-    body["port_range_max"] = rule.port_max > 0 ? rule.port_max : rule.port_min;
+  body["protocol"] = rule.protocol.empty() ? json() : json(rule.protocol);
+  const int max = rule.port_max > 0 ? rule.port_max : rule.port_min;
+  const bool any = rule.port_min <= 1 && max == 65535;
+  body["port_range_min"] = rule.port_min > 0 && !any ? json(rule.port_min) : json();
+  body["port_range_max"] = rule.port_min > 0 && !any ? json(max) : json();
+  body["remote_ip_prefix"] = rule.remote_ip_prefix.empty() ? json() : json(rule.remote_ip_prefix);
+  body["remote_group_id"] = rule.remote_group_id.empty() ? json() : json(rule.remote_group_id);
+  return body;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> Neutron::FindRule(const std::string& group_id,
+                                                             const SecurityGroupRule& rule) {
+  C2D_ASSIGN_OR_RETURN(
+      Reply r, session_.Call("network", {.path = absl::StrCat(
+                                             Path("security-group-rules"),
+                                             "?security_group_id=", http::UrlEncode(group_id))}));
+  const json want = RuleBody(group_id, rule);
+  for (const json& have : r.body.value("security_group_rules", json::array())) {
+    bool same = true;
+    for (const auto& [key, value] : want.items()) same = same && have.value(key, json()) == value;
+    if (same) return std::optional<std::string>(have.value("id", ""));
   }
-  if (!rule.remote_ip_prefix.empty()) body["remote_ip_prefix"] = rule.remote_ip_prefix;
-  if (!rule.remote_group_id.empty()) body["remote_group_id"] = rule.remote_group_id;
-  absl::Status s = Create("security-group-rules", "security_group_rule", std::move(body)).status();
-  // Neutron refuses a duplicate rule with its own fault: it is there already.
-  return Fault(s) == "SecurityGroupRuleExists" ? absl::OkStatus() : s;
+  return std::optional<std::string>();
+}
+
+absl::StatusOr<std::string> Neutron::EnsureRule(const std::string& group_id,
+                                                const SecurityGroupRule& rule) {
+  C2D_ASSIGN_OR_RETURN(std::optional<std::string> found, FindRule(group_id, rule));
+  if (found) return *found;
+  json body = RuleBody(group_id, rule);
+  for (auto it = body.begin(); it != body.end();) it = it->is_null() ? body.erase(it) : ++it;
+  auto made = Create("security-group-rules", "security_group_rule", std::move(body));
+  // Made meanwhile by someone else: Neutron refuses the duplicate.
+  if (Fault(made.status()) == "SecurityGroupRuleExists") {
+    C2D_ASSIGN_OR_RETURN(found, FindRule(group_id, rule));
+    return found.value_or("");
+  }
+  return made;
 }
 
 absl::StatusOr<Port> Neutron::EnsurePort(const std::string& name, const std::string& network_id,
@@ -170,10 +203,9 @@ absl::StatusOr<std::pair<std::string, std::string>> Neutron::CreateFloatingIp(
                         r.body.value("/floatingip/floating_ip_address"_json_pointer, ""));
 }
 
-absl::StatusOr<std::optional<std::string>> Neutron::FindFloatingIp(
-    const std::string& description) {
-  C2D_ASSIGN_OR_RETURN(Reply r, session_.Call("network", {.path = absl::StrCat(
-                                                              Path("floatingips"), "?description=",
+absl::StatusOr<std::optional<std::string>> Neutron::FindFloatingIp(const std::string& description) {
+  C2D_ASSIGN_OR_RETURN(
+      Reply r, session_.Call("network", {.path = absl::StrCat(Path("floatingips"), "?description=",
                                                               http::UrlEncode(description),
                                                               "&fields=id&fields=description")}));
   for (const json& f : r.body.value("floatingips", json::array())) {

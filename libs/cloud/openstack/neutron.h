@@ -58,8 +58,13 @@ class Neutron {
 
   absl::StatusOr<std::string> EnsureSecurityGroup(const std::string& name,
                                                   const std::string& description);
-  // Adds the rule; OK when the group has the same rule already.
-  absl::Status EnsureRule(const std::string& group_id, const SecurityGroupRule& rule);
+  // The rule's id: the group's own when it has the same rule, else a new one.
+  absl::StatusOr<std::string> EnsureRule(const std::string& group_id,
+                                         const SecurityGroupRule& rule);
+  // The id of the group's rule equal to `rule` (Neutron stores ports 1-65535
+  // as "any"), if any.
+  absl::StatusOr<std::optional<std::string>> FindRule(const std::string& group_id,
+                                                      const SecurityGroupRule& rule);
 
   absl::StatusOr<Port> EnsurePort(const std::string& name, const std::string& network_id,
                                   const std::vector<std::string>& security_group_ids);

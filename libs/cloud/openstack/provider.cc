@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -81,8 +82,8 @@ absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
   }
   const std::string owner = NetworkOwner(network);
   NetworkIds ids;
-  C2D_ASSIGN_OR_RETURN(ids.network, Made(kNetwork, network, owner,
-                                         [&] { return neutron_.EnsureNetwork(network); }));
+  C2D_ASSIGN_OR_RETURN(
+      ids.network, Made(kNetwork, network, owner, [&] { return neutron_.EnsureNetwork(network); }));
   C2D_ASSIGN_OR_RETURN(ids.subnet, Made(kSubnet, network, owner, [&] {
                          return neutron_.EnsureSubnet(network, ids.network, options_.subnet_cidr,
                                                       options_.dns_nameservers);
@@ -113,22 +114,33 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
                                                              "c2d: the project's app instances");
                        }));
   C2D_ASSIGN_OR_RETURN(ids.db_group, Made(kSecurityGroup, network + "-db", owner, [&] {
-                         return neutron_.EnsureSecurityGroup(
-                             network + "-db", "c2d: the project's database servers");
+                         return neutron_.EnsureSecurityGroup(network + "-db",
+                                                             "c2d: the project's database servers");
                        }));
-  // Apps: the web from anywhere, Caddy's remote admin from c2d only.
+  // (group name, rule, the rule's name in the ledger)
+  std::vector<std::tuple<std::string, SecurityGroupRule, std::string>> rules;
+  // Apps: the web from anywhere.
   for (int port : {80, 443}) {
-    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
-        ids.app_group, {.port_min = port, .port_max = port, .remote_ip_prefix = "0.0.0.0/0"}));
+    rules.emplace_back(ids.app_group,
+                       SecurityGroupRule{.port_min = port, .remote_ip_prefix = "0.0.0.0/0"},
+                       absl::StrCat(network, "-app:", port));
   }
-  // Databases: any port, from the project's apps only (and c2d).
-  C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
-      ids.db_group, {.port_min = 1, .port_max = 65535, .remote_group_id = ids.app_group}));
+  // Databases: any port, from the project's apps only.
+  rules.emplace_back(
+      ids.db_group,
+      SecurityGroupRule{.port_min = 1, .port_max = 65535, .remote_group_id = ids.app_group},
+      network + "-db:apps");
+  // Both: any port from c2d (health checks, readiness, Caddy's remote admin).
   for (const std::string& cidr : options_.control_cidrs) {
-    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
-        ids.app_group, {.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr}));
-    C2D_RETURN_IF_ERROR(neutron_.EnsureRule(
-        ids.db_group, {.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr}));
+    for (const auto& [group, role] : {std::pair{ids.app_group, "-app:"}, {ids.db_group, "-db:"}}) {
+      rules.emplace_back(
+          group, SecurityGroupRule{.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr},
+          absl::StrCat(network, role, cidr));
+    }
+  }
+  for (const auto& [group, rule, name] : rules) {
+    C2D_RETURN_IF_ERROR(
+        Made(kRule, name, owner, [&] { return neutron_.EnsureRule(group, rule); }).status());
   }
   return absl::OkStatus();
 }
@@ -186,9 +198,8 @@ absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const Instanc
     C2D_ASSIGN_OR_RETURN(
         std::string id,
         Made(kVolume, m.volume, VolumeOwner(m.volume), [&]() -> absl::StatusOr<std::string> {
-          C2D_ASSIGN_OR_RETURN(Volume v,
-                               cinder_.EnsureVolume(m.volume, options_.volume_size_gb,
-                                                    {{"c2d.volume", m.volume}}));
+          C2D_ASSIGN_OR_RETURN(Volume v, cinder_.EnsureVolume(m.volume, options_.volume_size_gb,
+                                                              {{"c2d.volume", m.volume}}));
           return v.id;
         }));
     auto ready = cinder_.GetVolume(id);
@@ -205,7 +216,10 @@ absl::StatusOr<std::string> OpenStackProvider::ServerGroup(const InstanceSpec& s
   auto service = spec.labels.find(kServiceLabel);
   if (service == spec.labels.end()) return std::string();
   const std::string name = absl::StrCat(spec.network, "-", service->second);
-  return Made(kServerGroup, name, NetworkOwner(spec.network), [&] {
+  return Made(kServerGroup, name, NetworkOwner(spec.network), [&]() -> absl::StatusOr<std::string> {
+    // Made before an answer was lost?
+    C2D_ASSIGN_OR_RETURN(auto found, nova_.FindServerGroup(name));
+    if (found) return *found;
     return nova_.CreateServerGroup(name, options_.server_group_policy);
   });
 }
@@ -272,9 +286,8 @@ absl::StatusOr<std::string> OpenStackProvider::BootServer(const InstanceSpec& sp
 }
 
 absl::StatusOr<std::string> OpenStackProvider::ImageId() {
-  C2D_ASSIGN_OR_RETURN(
-      Reply r, session_.Call("image", {.path = "/v2/images?name=" +
-                                                 http::UrlEncode(options_.image)}));
+  C2D_ASSIGN_OR_RETURN(Reply r, session_.Call("image", {.path = "/v2/images?name=" +
+                                                                http::UrlEncode(options_.image)}));
   for (const json& i : r.body.value("images", json::array())) return i.value("id", "");
   auto by_id = session_.Call("image", {.path = "/v2/images/" + http::UrlEncode(options_.image)});
   if (by_id.ok()) return options_.image;
@@ -288,16 +301,40 @@ absl::Status OpenStackProvider::FloatingIp(const std::string& name, const std::s
     external = external_id_;
   }
   if (external.empty()) return absl::OkStatus();
-  return Made(kFloatingIp, name, name, [&]() -> absl::StatusOr<std::string> {
-           C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindFloatingIp(name));
-           if (found) return *found;
-           C2D_ASSIGN_OR_RETURN(auto made, neutron_.CreateFloatingIp(external, port_id, name));
-           return made.first;
-         })
+  return Made(kFloatingIp, name, name,
+              [&]() -> absl::StatusOr<std::string> {
+                C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindFloatingIp(name));
+                if (found) return *found;
+                C2D_ASSIGN_OR_RETURN(auto made, neutron_.CreateFloatingIp(external, port_id, name));
+                return made.first;
+              })
       .status();
 }
 
-Instance OpenStackProvider::ToInstance(const Server& s) const {
+absl::StatusOr<std::map<std::string, std::string>> OpenStackProvider::FloatingAddresses() {
+  std::map<std::string, std::string> out;  // server id -> floating IP
+  if (options_.external_network.empty()) return out;
+  C2D_ASSIGN_OR_RETURN(Reply fips,
+                       session_.Call("network", {.path = "/v2.0/floatingips?fields=port_id"
+                                                         "&fields=floating_ip_address"}));
+  std::map<std::string, std::string> by_port;
+  for (const json& f : fips.body.value("floatingips", json::array())) {
+    if (f.value("port_id", json()).is_string()) {
+      by_port[f["port_id"]] = f.value("floating_ip_address", "");
+    }
+  }
+  if (by_port.empty()) return out;
+  C2D_ASSIGN_OR_RETURN(Reply ports, session_.Call("network", {.path = "/v2.0/ports?fields=id"
+                                                                      "&fields=device_id"}));
+  for (const json& p : ports.body.value("ports", json::array())) {
+    auto it = by_port.find(p.value("id", ""));
+    if (it != by_port.end()) out[p.value("device_id", "")] = it->second;
+  }
+  return out;
+}
+
+Instance OpenStackProvider::ToInstance(const Server& s,
+                                       const std::map<std::string, std::string>& floating) const {
   Instance i{.ref = s.id, .name = s.name, .labels = s.labels, .started_at = s.launched_at};
   if (s.status == "ACTIVE") {
     i.state = InstanceState::kRunning;
@@ -313,7 +350,11 @@ Instance OpenStackProvider::ToInstance(const Server& s) const {
   if (!s.fixed_ips.empty()) i.private_address = s.fixed_ips.front();
   if (i.state == InstanceState::kRunning) {
     if (role == "web") {
-      const std::string& ip = s.floating_ips.empty() ? i.private_address : s.floating_ips.front();
+      // Neutron's word on floating IPs: Nova's copy lags behind.
+      auto fip = floating.find(s.id);
+      const std::string& ip = fip != floating.end()    ? fip->second
+                              : s.floating_ips.empty() ? i.private_address
+                                                       : s.floating_ips.front();
       if (!ip.empty()) i.address = ip + ":80";
     } else if (role == "database" && !i.private_address.empty()) {
       i.address = absl::StrCat(i.private_address, ":", port);
@@ -324,19 +365,21 @@ Instance OpenStackProvider::ToInstance(const Server& s) const {
 
 absl::StatusOr<Instance> OpenStackProvider::Inspect(const std::string& ref) {
   C2D_ASSIGN_OR_RETURN(Server s, nova_.GetServer(ref));
-  return ToInstance(s);
+  C2D_ASSIGN_OR_RETURN(auto floating, FloatingAddresses());
+  return ToInstance(s, floating);
 }
 
 absl::StatusOr<std::vector<Instance>> OpenStackProvider::List(
     const std::map<std::string, std::string>& labels) {
   C2D_ASSIGN_OR_RETURN(std::vector<Server> servers, nova_.ListServers(labels));
+  C2D_ASSIGN_OR_RETURN(auto floating, FloatingAddresses());
   std::vector<Instance> out;
   for (const Server& s : servers) {
     // Only c2d's servers, not ones being deleted.
     if (!s.labels.count(kServerLabel) || s.status == "DELETED" || s.task_state == "deleting") {
       continue;
     }
-    out.push_back(ToInstance(s));
+    out.push_back(ToInstance(s, floating));
   }
   return out;
 }
@@ -350,8 +393,7 @@ absl::Status OpenStackProvider::Stop(const std::string& ref, std::chrono::second
   C2D_RETURN_IF_ERROR(nova_.StopServer(ref));
   // Nova shuts the guest down (the container gets its SIGTERM from Docker)
   // and powers it off after its own timeout.
-  return nova_
-      .WaitFor(ref, "SHUTOFF", Deadline(grace + options_.delete_timeout), options_.poll)
+  return nova_.WaitFor(ref, "SHUTOFF", Deadline(grace + options_.delete_timeout), options_.poll)
       .status();
 }
 
@@ -366,8 +408,7 @@ absl::Status OpenStackProvider::Remove(const std::string& ref) {
     }
   }
   if (!owner.empty()) C2D_RETURN_IF_ERROR(Undo(owner));
-  return server.ok() ? absl::OkStatus()
-                     : absl::NotFoundError(absl::StrCat("no server ", ref));
+  return server.ok() ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("no server ", ref));
 }
 
 absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
@@ -397,6 +438,8 @@ absl::StatusOr<std::string> OpenStackProvider::FindId(const Resource& r) {
     if (v) found = v->id;
   } else if (r.kind == kFloatingIp) {
     C2D_ASSIGN_OR_RETURN(found, neutron_.FindFloatingIp(r.name));
+  } else if (r.kind == kRule) {
+    // Rules have no name; one whose id was lost goes with its group.
   } else if (r.kind != kRouterInterface) {
     C2D_ASSIGN_OR_RETURN(found, neutron_.FindByName(r.kind, r.name));
   }
@@ -405,12 +448,7 @@ absl::StatusOr<std::string> OpenStackProvider::FindId(const Resource& r) {
 
 absl::Status OpenStackProvider::Delete(const Resource& r) {
   C2D_ASSIGN_OR_RETURN(std::string id, FindId(r));
-  if (r.kind == kRouterInterface) {
-    // Its id is "router/subnet"; never made when it has none.
-    std::vector<std::string> parts = absl::StrSplit(id, '/');
-    if (parts.size() != 2) return absl::OkStatus();
-    return neutron_.RemoveRouterInterface(parts[0], parts[1]);
-  }
+  if (r.kind == kRouterInterface) return RemoveInterface(r.name, id);
   if (id.empty()) return absl::OkStatus();  // never made
   if (r.kind == kServer) {
     C2D_RETURN_IF_ERROR(nova_.DeleteServer(id));
@@ -420,6 +458,19 @@ absl::Status OpenStackProvider::Delete(const Resource& r) {
   if (r.kind == kServerGroup) return nova_.DeleteServerGroup(id);
   if (r.kind == kVolume) return cinder_.DeleteVolume(id);
   return neutron_.Delete(r.kind, id);
+}
+
+absl::Status OpenStackProvider::RemoveInterface(const std::string& network, std::string id) {
+  if (id.empty()) {
+    // Its answer was lost: the router and subnet are both named after the network.
+    C2D_ASSIGN_OR_RETURN(auto router, neutron_.FindByName("routers", network));
+    C2D_ASSIGN_OR_RETURN(auto subnet, neutron_.FindByName("subnets", network));
+    if (!router || !subnet) return absl::OkStatus();
+    id = absl::StrCat(*router, "/", *subnet);
+  }
+  std::vector<std::string> parts = absl::StrSplit(id, '/');  // "router/subnet"
+  if (parts.size() != 2) return absl::InternalError("bad router interface id " + id);
+  return neutron_.RemoveRouterInterface(parts[0], parts[1]);
 }
 
 absl::Status OpenStackProvider::Undo(const std::string& owner) {

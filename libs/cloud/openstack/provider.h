@@ -54,7 +54,7 @@ struct ProviderOptions {
   // Where c2d's own services are: they reach every instance (health checks,
   // database readiness, Caddy's remote admin).
   std::vector<std::string> control_cidrs;
-  std::string key_name;                            // an SSH key for operators; empty: none
+  std::string key_name;  // an SSH key for operators; empty: none
   std::string server_group_policy = "soft-anti-affinity";
   std::string admin_client_certificate;  // PEM; see BootPlan
   int volume_size_gb = 1;
@@ -122,7 +122,10 @@ class OpenStackProvider final : public Provider {
   absl::StatusOr<std::string> Made(const std::string& kind, const std::string& name,
                                    const std::string& owner,
                                    const std::function<absl::StatusOr<std::string>()>& make);
-  Instance ToInstance(const Server& s) const;
+  // Server id -> its floating IP (none without an external network).
+  absl::StatusOr<std::map<std::string, std::string>> FloatingAddresses();
+  Instance ToInstance(const Server& s, const std::map<std::string, std::string>& floating) const;
+  absl::Status RemoveInterface(const std::string& network, std::string id);
   absl::Time Deadline(std::chrono::seconds timeout) const;
 
   Session& session_;

@@ -195,11 +195,17 @@ absl::StatusOr<http::Response> Session::SendWithRetries(http::Request request,
 }
 
 absl::StatusOr<Reply> Session::Call(const std::string& service_type, const CallRequest& call) {
+  if (options_.before_call) C2D_RETURN_IF_ERROR(options_.before_call(service_type, call));
+  absl::StatusOr<Reply> reply = Send(service_type, call);
+  if (options_.after_call) C2D_RETURN_IF_ERROR(options_.after_call(service_type, call));
+  return reply;
+}
+
+absl::StatusOr<Reply> Session::Send(const std::string& service_type, const CallRequest& call) {
   C2D_ASSIGN_OR_RETURN(std::string base, Endpoint(service_type));
   const bool absolute =
       absl::StartsWith(call.path, "http://") || absl::StartsWith(call.path, "https://");
   const std::string what = absl::StrCat(service_type, ": ", call.method, " ", call.path);
-  if (options_.before_call) C2D_RETURN_IF_ERROR(options_.before_call(service_type, call));
   for (int attempt = 0;; ++attempt) {
     C2D_ASSIGN_OR_RETURN(std::string token, Token());
     http::Request req{.method = call.method,
@@ -218,7 +224,9 @@ absl::StatusOr<Reply> Session::Call(const std::string& service_type, const CallR
     }
     if (r.status >= 400) return ErrorStatus(r, what);
     Reply reply{.status = r.status, .raw = std::move(r.body), .headers = std::move(r.headers)};
-    if (!reply.raw.empty()) reply.body = json::parse(reply.raw, nullptr, false);
+    if (!reply.raw.empty() && call.parse_json) {
+      reply.body = json::parse(reply.raw, nullptr, false);
+    }
     if (reply.body.is_discarded()) reply.body = nullptr;
     return reply;
   }

@@ -77,6 +77,10 @@ struct Options {
   // answer, and nothing is sent (tests inject failures at chosen steps).
   std::function<absl::Status(const std::string& service_type, const CallRequest& request)>
       before_call;
+  // Asked after a call was answered (any answer): an error it returns
+  // replaces the answer, as when a reply is lost (tests again).
+  std::function<absl::Status(const std::string& service_type, const CallRequest& request)>
+      after_call;
 };
 
 struct CallRequest {
@@ -86,7 +90,8 @@ struct CallRequest {
   std::string path;
   std::optional<nlohmann::json> body;  // sent as application/json
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string raw_body;  // when `body` is unset (Swift objects)
+  std::string raw_body;    // when `body` is unset (Swift objects)
+  bool parse_json = true;  // false: the answer is bytes (Reply::raw only)
 };
 
 struct Reply {
@@ -128,6 +133,7 @@ class Session {
     std::string project_id;
     nlohmann::json catalog;
   };
+  absl::StatusOr<Reply> Send(const std::string& service_type, const CallRequest& request);
   absl::StatusOr<Cached> Authenticate() const;
   nlohmann::json AuthRequest() const;
   absl::StatusOr<Cached> Current();

@@ -11,6 +11,7 @@
 #include "libs/cloud/openstack/neutron.h"
 #include "libs/cloud/openstack/nova.h"
 #include "libs/common/ids.h"
+#include "tests/integration/openstack/os_env.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d::cloud::openstack {
@@ -18,24 +19,6 @@ namespace {
 
 using json = nlohmann::json;
 using testing::RequireEnv;
-
-Credentials User() {
-  return {.auth_url = RequireEnv("C2D_TEST_OS_AUTH_URL"),
-          .username = RequireEnv("C2D_TEST_OS_USERNAME"),
-          .password = RequireEnv("C2D_TEST_OS_PASSWORD"),
-          .user_domain_id = RequireEnv("C2D_TEST_OS_USER_DOMAIN_ID"),
-          .project_name = RequireEnv("C2D_TEST_OS_PROJECT_NAME"),
-          .project_domain_id = RequireEnv("C2D_TEST_OS_PROJECT_DOMAIN_ID"),
-          .region = RequireEnv("C2D_TEST_OS_REGION")};
-}
-
-Credentials Admin() {
-  Credentials c = User();
-  c.username = RequireEnv("C2D_TEST_OS_ADMIN_USERNAME");
-  c.password = RequireEnv("C2D_TEST_OS_ADMIN_PASSWORD");
-  c.project_name = RequireEnv("C2D_TEST_OS_ADMIN_PROJECT_NAME");
-  return c;
-}
 
 TEST_CASE("Keystone: a token is made once and the catalog names every service c2d uses",
           "[openstack]") {

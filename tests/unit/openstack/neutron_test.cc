@@ -70,6 +70,7 @@ TEST_CASE("subnets, routers and their interfaces are made once", "[openstack]") 
 TEST_CASE("a rule the group has already is fine and other refusals are not", "[openstack]") {
   Fixture f;
   const std::string rules = "/network/v2.0/security-group-rules";
+  f.os.Answer("GET", rules, 200, R"({"security_group_rules": []})");
   f.os.Answer("POST", rules, 201,
               FakeOpenStack::Sample("neutron/security-group-rule-create-response.json"));
   SecurityGroupRule web{.port_min = 443, .remote_ip_prefix = "0.0.0.0/0"};
@@ -85,7 +86,7 @@ TEST_CASE("a rule the group has already is fine and other refusals are not", "[o
   f.os.FailNext(
       "POST", rules, 409,
       R"({"NeutronError": {"type": "OverQuota", "message": "Quota exceeded for resources: ['security_group_rule'].", "detail": ""}})");
-  absl::Status over = f.neutron.EnsureRule("sg-1", web);
+  absl::Status over = f.neutron.EnsureRule("sg-1", web).status();
   CHECK(absl::IsResourceExhausted(over));
   CHECK_THAT(std::string(over.message()), Catch::Contains("security_group_rule"));
 }

@@ -1,0 +1,105 @@
+#include "libs/cloud/openstack/cloud.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "libs/common/env.h"
+#include "libs/common/status.h"
+#include "libs/oci/access.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+std::vector<std::string> List(const char* name) {
+  std::vector<std::string> out;
+  for (absl::string_view item : absl::StrSplit(env::GetString(name, ""), ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (!item.empty()) out.emplace_back(item);
+  }
+  return out;
+}
+
+absl::Status ReadCredentials(Credentials& c) {
+  C2D_ASSIGN_OR_RETURN(c.auth_url, env::GetRequired("C2D_OS_AUTH_URL"));
+  c.application_credential_id = env::GetString("C2D_OS_APPLICATION_CREDENTIAL_ID", "");
+  if (!c.application_credential_id.empty()) {
+    C2D_ASSIGN_OR_RETURN(c.application_credential_secret,
+                         env::GetRequired("C2D_OS_APPLICATION_CREDENTIAL_SECRET"));
+  } else {
+    C2D_ASSIGN_OR_RETURN(c.username, env::GetRequired("C2D_OS_USERNAME"));
+    C2D_ASSIGN_OR_RETURN(c.password, env::GetRequired("C2D_OS_PASSWORD"));
+    c.user_domain_id = env::GetString("C2D_OS_USER_DOMAIN_ID", "");
+    c.user_domain_name = env::GetString("C2D_OS_USER_DOMAIN_NAME", "Default");
+    c.project_id = env::GetString("C2D_OS_PROJECT_ID", "");
+    c.project_name = env::GetString("C2D_OS_PROJECT_NAME", "");
+    if (c.project_id.empty() && c.project_name.empty()) {
+      return absl::InvalidArgumentError(
+          "C2D_OS_PROJECT_NAME or C2D_OS_PROJECT_ID must be set (or an application credential)");
+    }
+    c.project_domain_id = env::GetString("C2D_OS_PROJECT_DOMAIN_ID", "");
+    c.project_domain_name = env::GetString("C2D_OS_PROJECT_DOMAIN_NAME", "Default");
+  }
+  c.region = env::GetString("C2D_OS_REGION", "");
+  c.interface = env::GetString("C2D_OS_INTERFACE", "public");
+  if (c.interface != "public" && c.interface != "internal" && c.interface != "admin") {
+    return absl::InvalidArgumentError("C2D_OS_INTERFACE: public, internal or admin");
+  }
+  c.ca_file = env::GetString("C2D_OS_CA_FILE", "");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Credentials> CredentialsFromEnv() {
+  Credentials c;
+  C2D_RETURN_IF_ERROR(ReadCredentials(c));
+  return c;
+}
+
+absl::StatusOr<CloudEnv> CloudEnv::FromEnv() {
+  CloudEnv e;
+  C2D_RETURN_IF_ERROR(ReadCredentials(e.credentials));
+  ProviderOptions& o = e.options;
+  C2D_ASSIGN_OR_RETURN(o.image, env::GetRequired("C2D_OS_IMAGE"));
+  o.flavor = env::GetString("C2D_OS_FLAVOR", o.flavor);
+  o.external_network = env::GetString("C2D_OS_EXTERNAL_NETWORK", "");
+  o.subnet_cidr = env::GetString("C2D_OS_SUBNET_CIDR", o.subnet_cidr);
+  o.dns_nameservers = List("C2D_OS_DNS_NAMESERVERS");
+  o.control_cidrs = List("C2D_OS_CONTROL_CIDRS");
+  o.key_name = env::GetString("C2D_OS_KEY_NAME", "");
+  if (const std::string cert = env::GetString("C2D_OS_ADMIN_CLIENT_CERT", ""); !cert.empty()) {
+    std::ifstream in(cert);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().find("BEGIN CERTIFICATE") == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("C2D_OS_ADMIN_CLIENT_CERT: ", cert, " is not a readable PEM certificate"));
+    }
+    o.admin_client_certificate = pem.str();
+  }
+  return e;
+}
+
+std::function<absl::StatusOr<PullCredential>(const std::string& image)> GrantPulls(
+    std::string registry_host, std::string grant_key, absl::Duration ttl) {
+  return [host = std::move(registry_host), key = std::move(grant_key),
+          ttl](const std::string& image) -> absl::StatusOr<PullCredential> {
+    // host/path@sha256:…: a grant for that repository alone.
+    const size_t at = image.find('@');
+    if (image.rfind(host + "/", 0) != 0 || at == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image ", image, " is not a digest in the registry ", host));
+    }
+    const std::string repository = image.substr(host.size() + 1, at - host.size() - 1);
+    return PullCredential{.registry = host,
+                          .username = oci::kGrantUser,
+                          .password = oci::MintGrant(
+                              key, {{.name = repository, .actions = {"pull"}}}, absl::Now() + ttl)};
+  };
+}
+
+}  // namespace c2d::cloud::openstack

@@ -1,0 +1,75 @@
+#pragma once
+
+// Swift (Object Storage v1) as c2d's object store in OpenStack mode: where
+// database backups go (DESIGN §1 point 15), behind objstore::ObjectStore.
+//
+// - Objects up to SwiftOptions::segment_size are one PUT; larger ones (a
+//   Swift object stops at 5 GiB) are Static Large Objects: segments of
+//   segment_size in "<container>_segments", then a manifest. Every PUT sends
+//   the MD5 of its bytes as ETag, so Swift refuses what it did not receive
+//   whole (422); the manifest names each segment's ETag and size, so Swift
+//   refuses a manifest of anything else.
+// - The SHA-256 c2d keeps for a backup is the object's metadata
+//   (X-Object-Meta-Sha256) as well.
+// - An object replaced or deleted takes its segments with it; a writer
+//   dropped without Commit deletes the segments it wrote.
+// - Reads are ranged GETs of read_chunk bytes, each retried on its own, so a
+//   lost connection costs one chunk, not the object.
+//
+// Memory: a writer holds one segment. Thread-safe across objects.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/session.h"
+#include "libs/objstore/objstore.h"
+
+namespace c2d::cloud::openstack {
+
+struct SwiftOptions {
+  std::string container = "c2d-backups";
+  int64_t segment_size = int64_t{256} << 20;
+  int64_t read_chunk = int64_t{16} << 20;
+};
+
+class SwiftObjectStore final : public objstore::ObjectStore {
+ public:
+  SwiftObjectStore(Session& session, SwiftOptions options);
+
+  absl::StatusOr<std::unique_ptr<objstore::ObjectWriter>> Create(const std::string& key) override;
+  absl::Status Get(const std::string& key,
+                   const std::function<absl::Status(absl::string_view)>& write) override;
+  absl::Status Delete(const std::string& key) override;
+
+  struct Listed {
+    std::string key;
+    int64_t size = 0;
+  };
+  // Objects whose key starts with `prefix`, in key order, across pages.
+  absl::StatusOr<std::vector<Listed>> List(const std::string& prefix);
+  // The SHA-256 stored with the object; NotFound when there is none.
+  absl::StatusOr<objstore::ObjectInfo> Stat(const std::string& key);
+
+  const SwiftOptions& options() const { return options_; }
+  std::string SegmentContainer() const { return options_.container + "_segments"; }
+
+ private:
+  friend class SwiftWriter;
+  absl::Status EnsureContainers();
+  // The segment paths ("/container/name") of the SLO at `key`; empty when it
+  // is a plain object or none.
+  absl::StatusOr<std::vector<std::string>> SegmentsOf(const std::string& key);
+  absl::Status DeleteSegments(const std::vector<std::string>& paths,
+                              const std::vector<std::string>& keep = {});
+
+  Session& session_;
+  const SwiftOptions options_;
+  absl::Mutex mu_;
+  bool containers_ready_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace c2d::cloud::openstack

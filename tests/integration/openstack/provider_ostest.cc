@@ -1,0 +1,476 @@
+// The OpenStack provider against a real OpenStack (tools/openstack-up) and a
+// real PostgreSQL for its ledger: an instance's whole life, a failure
+// injected at every step (before a call is sent, and after it was made with
+// its answer lost) leaving nothing behind, the sweep after a crash, a
+// revoked token, the quota, and anti-affinity.
+
+#include <catch2/catch.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/provider.h"
+#include "libs/common/ids.h"
+#include "libs/http/client.h"
+#include "tests/integration/openstack/os_env.h"
+#include "tests/support/pg_fixture.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+using json = nlohmann::json;
+using testing::RequireEnv;
+
+constexpr char kExternal[] = "c2d-test-external";
+
+// Fails the n-th call that changes something (not GET), before it is sent
+// or after it was made (its answer lost).
+struct Injector {
+  absl::Mutex mu;
+  int calls = 0;
+  int fail_at = 0;  // 0: never
+  bool after = false;
+  bool fail_deletes = false;
+  std::string failed;  // what the failed call was
+
+  absl::Status Check(const std::string& service, const CallRequest& r, bool sent) {
+    if (r.method == "GET") return absl::OkStatus();
+    absl::MutexLock lock(&mu);
+    if (fail_deletes && r.method == "DELETE" && !sent) {
+      return absl::UnavailableError("injected: deletes fail");
+    }
+    if (sent != after) return absl::OkStatus();
+    if (++calls != fail_at) return absl::OkStatus();
+    failed = absl::StrCat(service, " ", r.method, " ", r.path);
+    return absl::UnavailableError(absl::StrCat("injected at call ", calls, ": ", failed));
+  }
+  // What failed, if anything; nothing fails from now on.
+  std::string Disarm() {
+    absl::MutexLock lock(&mu);
+    fail_at = 0;
+    fail_deletes = false;
+    return failed;
+  }
+  void Arm(int n, bool after_sent) {
+    absl::MutexLock lock(&mu);
+    calls = 0;
+    fail_at = n;
+    after = after_sent;
+    failed.clear();
+  }
+};
+
+Options Hooked(Injector& in) {
+  return {.timeout = std::chrono::milliseconds(30'000),
+          .before_call = [&in](const std::string& s,
+                               const CallRequest& r) { return in.Check(s, r, false); },
+          .after_call = [&in](const std::string& s,
+                              const CallRequest& r) { return in.Check(s, r, true); }};
+}
+
+// The admin's part: an external network for floating IPs, and quotas that
+// tests cannot run out of.
+void PrepareCloud() {
+  Session admin(Admin());
+  Session user(User());
+  Neutron neutron(admin);
+  const std::string project = *user.ProjectId();
+  REQUIRE(admin
+              .Call("network", {.method = "PUT",
+                                .path = "/v2.0/quotas/" + project,
+                                .body = json{{"quota",
+                                              {{"network", -1},
+                                               {"subnet", -1},
+                                               {"router", -1},
+                                               {"port", -1},
+                                               {"floatingip", -1},
+                                               {"security_group", -1},
+                                               {"security_group_rule", -1}}}}})
+              .ok());
+  // Nova's too (a server group per service: its default allows 10).
+  REQUIRE(admin
+              .Call("compute", {.method = "PUT",
+                                .path = "/os-quota-sets/" + project,
+                                .body = json{{"quota_set",
+                                              {{"instances", -1},
+                                               {"cores", -1},
+                                               {"ram", -1},
+                                               {"server_groups", -1},
+                                               {"server_group_members", -1}}}}})
+              .ok());
+  auto found = neutron.FindByName("networks", kExternal);
+  REQUIRE(found.ok());
+  if (*found) return;
+  auto net = admin.Call("network", {.method = "POST",
+                                    .path = "/v2.0/networks",
+                                    .body = json{{"network",
+                                                  {{"name", kExternal},
+                                                   {"router:external", true},
+                                                   {"provider:network_type", "flat"},
+                                                   {"provider:physical_network", "external"}}}}});
+  INFO(net.status().ToString());
+  REQUIRE(net.ok());
+  REQUIRE(neutron
+              .EnsureSubnet(kExternal, net->body.value("/network/id"_json_pointer, ""),
+                            "203.0.113.0/24")
+              .ok());
+}
+
+struct Fixture {
+  Fixture() : session(User(), Hooked(injector)), provider(session, ledger, Options()) {
+    PrepareCloud();
+  }
+  ProviderOptions Options() const {
+    return {.flavor = RequireEnv("C2D_TEST_OS_FLAVOR"),
+            .image = RequireEnv("C2D_TEST_OS_IMAGE_NAME"),
+            .external_network = kExternal,
+            .control_cidrs = {"192.0.2.0/24"},
+            .boot_timeout = std::chrono::seconds(120),
+            .delete_timeout = std::chrono::seconds(120),
+            .poll = absl::Milliseconds(250)};
+  }
+  InstanceSpec Web(const std::string& service) const { return Web(service, network); }
+  InstanceSpec Web(const std::string& service, const std::string& on) const {
+    const std::string id = absl::AsciiStrToLower(ids::New("ins"));
+    return {.name = "c2d-" + id,
+            .image = "registry.example:5000/prj/web@sha256:" + std::string(64, 'b'),
+            .env = {{"GREETING", "it's fine"}},
+            .port = 8080,
+            .memory_bytes = 128 << 20,
+            .labels = {{"c2d.project", "prj"}, {"c2d.service", service}, {"c2d.instance", id}},
+            .network = on};
+  }
+  // What the cloud still holds of the network `name`.
+  std::vector<std::string> NetworkRemains(const std::string& name) {
+    Session s(User());
+    Neutron neutron(s);
+    std::vector<std::string> left;
+    for (const char* kind : {"networks", "subnets", "routers"}) {
+      if (neutron.FindByName(kind, name)->has_value()) left.push_back(kind);
+    }
+    for (const char* group : {"-app", "-db"}) {
+      if (neutron.FindByName("security-groups", name + group)->has_value()) {
+        left.push_back(name + group);
+      }
+    }
+    if (!ledger.Owned("network:" + name)->empty()) left.push_back("ledger rows");
+    return left;
+  }
+  // What the cloud still holds of the instance `name`.
+  std::vector<std::string> Remains(const std::string& name) {
+    Session s(User());
+    Nova nova(s);
+    Neutron neutron(s);
+    std::vector<std::string> left;
+    if (!nova.ListServers({{"c2d.server", name}})->empty()) left.push_back("server");
+    if (neutron.FindByName("ports", name)->has_value()) left.push_back("port");
+    if (neutron.FindFloatingIp(name)->has_value()) left.push_back("floating IP");
+    if (!ledger.Owned(name)->empty()) left.push_back("ledger rows");
+    return left;
+  }
+
+  testing::TestDatabase db;
+  std::unique_ptr<pg::Pool> pool = db.NewPool(4);
+  PgLedger ledger{*pool, "openstack"};
+  Injector injector;
+  Session session;
+  OpenStackProvider provider;
+  const std::string network = "c2d-" + absl::AsciiStrToLower(ids::New("prj"));
+};
+
+std::vector<std::string> Rules(Session& s, const std::string& group) {
+  auto r = s.Call("network", {.path = "/v2.0/security-group-rules?security_group_id=" + group});
+  REQUIRE(r.ok());
+  std::vector<std::string> out;
+  for (const json& rule : r->body["security_group_rules"]) {
+    if (rule.value("direction", "") != "ingress") continue;
+    out.push_back(absl::StrCat(rule.value("port_range_min", json(0)).dump(), " ",
+                               rule.value("remote_ip_prefix", json("")).dump(), " ",
+                               rule.value("remote_group_id", json("")).is_null() ? "" : "group"));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_CASE("openstack provider: an instance's whole life on its project's network", "[openstack]") {
+  Fixture f;
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  const size_t rows = f.ledger.All()->size();
+  CHECK(rows == 11);  // network, subnet, router, its interface, 2 security groups, 5 rules
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  CHECK(f.ledger.All()->size() == rows);
+
+  InstanceSpec web = f.Web("svc-1");
+  auto made = f.provider.Create(web);
+  INFO(made.status().ToString());
+  REQUIRE(made.ok());
+  CHECK(made->state == InstanceState::kRunning);
+  CHECK(made->name == web.name);
+  CHECK(made->labels == web.labels);  // c2d's own labels are not shown
+  CHECK(absl::StartsWith(made->private_address, "10.42.0."));
+  CHECK(absl::StartsWith(made->address, "203.0.113."));  // its floating IP, port 80
+  CHECK(absl::EndsWith(made->address, ":80"));
+
+  auto listed = f.provider.List({{"c2d.instance", web.labels["c2d.instance"]}});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().ref == made->ref);
+  CHECK(listed->front().address == made->address);
+
+  InstanceSpec db = f.Web("unused");
+  db.labels = {{"c2d.project", "prj"}, {"c2d.database", "db-1"}};
+  db.port = 5432;
+  auto server = f.provider.Create(db);
+  REQUIRE(server.ok());
+  CHECK(server->address == server->private_address + ":5432");  // no floating IP
+  CHECK(f.Remains(db.name) == std::vector<std::string>{"server", "port", "ledger rows"});
+
+  // The groups: the web from anywhere to apps, databases from apps only (and c2d).
+  Session s(User());
+  Neutron neutron(s);
+  CHECK(Rules(s, **neutron.FindByName("security-groups", f.network + "-app")) ==
+        std::vector<std::string>{"443 \"0.0.0.0/0\" ", "80 \"0.0.0.0/0\" ",
+                                 "null \"192.0.2.0/24\" "});
+  CHECK(Rules(s, **neutron.FindByName("security-groups", f.network + "-db")) ==
+        std::vector<std::string>{"null \"192.0.2.0/24\" ", "null null group"});
+
+  REQUIRE(f.provider.Stop(made->ref, std::chrono::seconds(10)).ok());
+  CHECK(f.provider.Inspect(made->ref)->state == InstanceState::kExited);
+  REQUIRE(f.provider.Start(made->ref).ok());
+  CHECK(f.provider.Inspect(made->ref)->state == InstanceState::kRunning);
+
+  // A network in use stays.
+  CHECK_FALSE(f.provider.RemoveNetwork(f.network).ok());
+  for (const Instance& i : {*made, *server}) {
+    REQUIRE(f.provider.Remove(i.ref).ok());
+    CHECK(absl::IsNotFound(f.provider.Inspect(i.ref).status()));
+    CHECK(absl::IsNotFound(f.provider.Remove(i.ref)));
+    CHECK(f.Remains(i.name).empty());
+  }
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+  CHECK(f.ledger.All()->empty());
+  for (const char* kind : {"networks", "subnets", "routers"}) {
+    CHECK_FALSE(neutron.FindByName(kind, f.network)->has_value());
+  }
+  CHECK_FALSE(neutron.FindByName("security-groups", f.network + "-app")->has_value());
+}
+
+// Fails the k-th call that changes something, for k = 1, 2, ... until
+// `run` succeeds, before the call is sent and then after it was made with
+// its answer lost; `check` runs after each failure. The calls that failed.
+std::vector<std::string> FailEachStep(Fixture& f, bool after,
+                                      const std::function<absl::Status(int k)>& run,
+                                      const std::function<void(int k)>& check) {
+  std::vector<std::string> failed;
+  for (int k = 1; k < 30; ++k) {
+    f.injector.Arm(k, after);
+    absl::Status s = run(k);
+    const std::string what = f.injector.Disarm();
+    if (s.ok()) return failed;
+    failed.push_back(what);
+    INFO((after ? "answer lost: " : "not sent: ") << what << ": " << s);
+    CHECK(absl::IsUnavailable(s));
+    check(k);
+  }
+  FAIL("still failing after 30 steps");
+  return failed;
+}
+
+void CheckNetworkSteps(const std::vector<std::string>& failed) {
+  const std::string all = absl::StrJoin(failed, "\n");
+  INFO(all);
+  CHECK(failed.size() == 11);  // 6 resources, 5 rules (2 control CIDR rules)
+  for (const char* step :
+       {"POST /v2.0/networks", "POST /v2.0/subnets", "POST /v2.0/routers", "/add_router_interface",
+        "POST /v2.0/security-groups", "POST /v2.0/security-group-rules"}) {
+    CHECK_THAT(all, Catch::Contains(step));
+  }
+}
+
+TEST_CASE("openstack provider: a failure at any step of a project network leaves nothing",
+          "[openstack]") {
+  Fixture f;
+  // Answers lost: each round on a new network fails at its k-th step, and
+  // RemoveNetwork finds what that step made by name.
+  auto net = [&](int k) { return absl::StrCat(f.network, "-", k); };
+  CheckNetworkSteps(FailEachStep(
+      f, /*after=*/true, [&](int k) { return f.provider.EnsureNetwork(net(k)); },
+      [&](int k) {
+        REQUIRE(f.provider.RemoveNetwork(net(k)).ok());
+        CHECK(f.NetworkRemains(net(k)).empty());
+      }));
+  const std::string made = net(12);
+  REQUIRE(f.provider.RemoveNetwork(made).ok());
+  CHECK(f.NetworkRemains(made).empty());
+
+  // Calls not sent: one network; the first try fails at the first step,
+  // each later one at the second call it makes (its first being the step
+  // that failed last time), until one finishes; nothing is made twice.
+  std::vector<std::string> failed;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    f.injector.Arm(attempt == 0 ? 1 : 2, false);
+    absl::Status s = f.provider.EnsureNetwork(f.network);
+    const std::string what = f.injector.Disarm();
+    if (s.ok()) break;
+    CHECK(absl::IsUnavailable(s));
+    failed.push_back(what);
+  }
+  CheckNetworkSteps(failed);
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+  CHECK(f.NetworkRemains(f.network).empty());
+  CHECK(f.ledger.All()->empty());
+}
+
+TEST_CASE("openstack provider: a failure at any step of Create leaves nothing of the instance",
+          "[openstack]") {
+  Fixture f;
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  for (bool after : {false, true}) {
+    // A new service each round, so its server group is a step too.
+    std::string name;
+    Instance made;
+    auto failed = FailEachStep(
+        f, after,
+        [&](int k) {
+          InstanceSpec web = f.Web(absl::StrCat("svc-", after, "-", k));
+          name = web.name;
+          auto m = f.provider.Create(web);
+          if (m.ok()) made = *m;
+          return m.status();
+        },
+        [&](int) { CHECK(f.Remains(name).empty()); });
+    const std::string all = absl::StrJoin(failed, "\n");
+    INFO(all);
+    CHECK(failed.size() == 4);
+    for (const char* step : {"POST /v2.0/ports", "POST /os-server-groups", "POST /servers",
+                             "POST /v2.0/floatingips"}) {
+      CHECK_THAT(all, Catch::Contains(step));
+    }
+    REQUIRE(f.provider.Remove(made.ref).ok());
+    CHECK(f.Remains(name).empty());
+  }
+  // A group whose answer was lost was found again, not made twice.
+  Session s(User());
+  auto groups = s.Call("compute", {.path = "/os-server-groups"});
+  REQUIRE(groups.ok());
+  std::vector<std::string> names;
+  for (const json& g : groups->body["server_groups"]) {
+    if (absl::StartsWith(g.value("name", ""), f.network)) names.push_back(g["name"]);
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(std::adjacent_find(names.begin(), names.end()) == names.end());
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+  CHECK(f.ledger.All()->empty());
+  CHECK(f.NetworkRemains(f.network).empty());
+  CHECK_FALSE(Nova(s).FindServerGroup(f.network + "-svc-1-2")->has_value());
+}
+
+TEST_CASE("openstack provider: the sweep deletes what a crashed Create left", "[openstack]") {
+  Fixture f;
+  InstanceSpec web = f.Web("svc-3");
+  // The floating IP's answer is lost and the clean-up cannot delete
+  // anything: as if the process had died there.
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  f.injector.Arm(4, true);  // port, server group, server, floating IP
+  f.injector.fail_deletes = true;
+  auto made = f.provider.Create(web);
+  INFO(f.injector.Disarm());
+  INFO(made.status().ToString());
+  REQUIRE_FALSE(made.ok());
+  CHECK(f.Remains(web.name) ==
+        std::vector<std::string>{"server", "port", "floating IP", "ledger rows"});
+
+  // A new process, the same ledger.
+  Session fresh(User());
+  OpenStackProvider restarted(fresh, f.ledger, f.Options());
+  CHECK(*restarted.Sweep(absl::Hours(1)) == 0);  // too recent to judge
+  // The server exists: an instance with a server is not the sweep's.
+  CHECK(*restarted.Sweep(absl::ZeroDuration()) == 0);
+  Nova nova(fresh);
+  auto servers = nova.ListServers({{"c2d.server", web.name}});
+  REQUIRE(servers.ok());
+  REQUIRE(servers->size() == 1);
+  const std::string server = servers->front().id;
+  REQUIRE(nova.DeleteServer(server).ok());
+  REQUIRE(nova.WaitGone(server, absl::Now() + absl::Seconds(60)).ok());
+  CHECK(*restarted.Sweep(absl::ZeroDuration()) == 3);
+  CHECK(f.Remains(web.name).empty());
+  REQUIRE(restarted.RemoveNetwork(f.network).ok());
+}
+
+TEST_CASE("openstack provider: a token revoked mid-deploy and an exhausted quota", "[openstack]") {
+  Fixture f;
+  InstanceSpec web = f.Web("svc-4");
+  auto made = f.provider.Create(web);
+  REQUIRE(made.ok());
+  // Keystone revokes the provider's token (as at an early expiry). Nova and
+  // Neutron keep a token they validated in their cache for minutes, but a
+  // service that has not seen it yet asks Keystone, and answers 401: the
+  // session gets one new token and the call goes through.
+  Session admin(Admin());
+  const std::string token = *f.session.Token();
+  auto revoked =
+      http::Send({.method = "DELETE",
+                  .url = RequireEnv("C2D_TEST_OS_AUTH_URL") + "/auth/tokens",
+                  .headers = {{"X-Auth-Token", *admin.Token()}, {"X-Subject-Token", token}}});
+  REQUIRE(revoked.ok());
+  REQUIRE(revoked->status == 204);
+  const int before = f.session.authentications();
+  auto containers = f.session.Call("object-store", {.path = "?format=json"});
+  INFO(containers.status().ToString());
+  CHECK(containers.ok());
+  CHECK(f.session.authentications() == before + 1);
+  CHECK(*f.session.Token() != token);
+  REQUIRE(f.provider.Remove(made->ref).ok());
+  CHECK(f.Remains(web.name).empty());
+
+  // No server allowed: the user sees the quota's name, nothing stays.
+  const std::string project = *f.session.ProjectId();
+  auto quota = [&](int n) {
+    return admin.Call("compute", {.method = "PUT",
+                                  .path = "/os-quota-sets/" + project,
+                                  .body = json{{"quota_set", {{"instances", n}}}}});
+  };
+  REQUIRE(quota(0).ok());
+  InstanceSpec over = f.Web("svc-4");
+  auto refused = f.provider.Create(over);
+  REQUIRE(quota(-1).ok());
+  CHECK(absl::IsResourceExhausted(refused.status()));
+  CHECK_THAT(std::string(refused.status().message()), Catch::Contains("instances"));
+  CHECK(f.Remains(over.name).empty());
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+}
+
+TEST_CASE("openstack provider: three instances of a service share an anti-affinity group",
+          "[openstack]") {
+  Fixture f;
+  std::vector<Instance> made;
+  for (int i = 0; i < 3; ++i) {
+    auto m = f.provider.Create(f.Web("svc-5"));
+    REQUIRE(m.ok());
+    made.push_back(*m);
+  }
+  Session s(User());
+  Nova nova(s);
+  auto group = nova.FindServerGroup(f.network + "-svc-5");
+  REQUIRE(group.ok());
+  REQUIRE(group->has_value());
+  auto g = s.Call("compute", {.path = "/os-server-groups/" + **group,
+                              .headers = {{"OpenStack-API-Version", "compute 2.67"}}});
+  REQUIRE(g.ok());
+  CHECK(g->body["/server_group/policy"_json_pointer] == "soft-anti-affinity");
+  std::vector<std::string> members = g->body["/server_group/members"_json_pointer];
+  std::vector<std::string> refs;
+  for (const Instance& i : made) refs.push_back(i.ref);
+  std::sort(members.begin(), members.end());
+  std::sort(refs.begin(), refs.end());
+  CHECK(members == refs);
+  for (const Instance& i : made) REQUIRE(f.provider.Remove(i.ref).ok());
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+  CHECK_FALSE(nova.FindServerGroup(f.network + "-svc-5")->has_value());
+}
+
+}  // namespace
+}  // namespace c2d::cloud::openstack

@@ -1,0 +1,100 @@
+// The OpenStack provider's settings from the environment, and the pull
+// grants its instances get.
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+
+#include "absl/time/clock.h"
+#include "libs/cloud/openstack/cloud.h"
+#include "libs/oci/access.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+struct Env {
+  explicit Env(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {
+    for (const char* name :
+         {"C2D_OS_AUTH_URL", "C2D_OS_USERNAME", "C2D_OS_PASSWORD", "C2D_OS_PROJECT_NAME",
+          "C2D_OS_PROJECT_ID", "C2D_OS_APPLICATION_CREDENTIAL_ID",
+          "C2D_OS_APPLICATION_CREDENTIAL_SECRET", "C2D_OS_IMAGE", "C2D_OS_FLAVOR",
+          "C2D_OS_CONTROL_CIDRS", "C2D_OS_INTERFACE", "C2D_OS_ADMIN_CLIENT_CERT"}) {
+      unsetenv(name);
+    }
+    for (const auto& [k, v] : vars_) setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~Env() {
+    for (const auto& [k, v] : vars_) unsetenv(k.c_str());
+  }
+  std::map<std::string, std::string> vars_;
+};
+
+const std::map<std::string, std::string> kPassword = {
+    {"C2D_OS_AUTH_URL", "https://keystone.example:5000/v3"},
+    {"C2D_OS_USERNAME", "c2d"},
+    {"C2D_OS_PASSWORD", "secret"},
+    {"C2D_OS_PROJECT_NAME", "c2d"},
+    {"C2D_OS_IMAGE", "debian-12-genericcloud"},
+    {"C2D_OS_CONTROL_CIDRS", "192.0.2.0/24, 198.51.100.0/24"}};
+
+TEST_CASE("openstack settings: password or application credential, and what is missing",
+          "[openstack]") {
+  {
+    Env env(kPassword);
+    auto e = CloudEnv::FromEnv();
+    REQUIRE(e.ok());
+    CHECK(e->credentials.username == "c2d");
+    CHECK(e->credentials.user_domain_name == "Default");
+    CHECK(e->credentials.interface == "public");
+    CHECK(e->options.flavor == "m1.small");
+    CHECK(e->options.control_cidrs == std::vector<std::string>{"192.0.2.0/24", "198.51.100.0/24"});
+  }
+  {
+    Env env({{"C2D_OS_AUTH_URL", "https://k/v3"},
+             {"C2D_OS_APPLICATION_CREDENTIAL_ID", "app"},
+             {"C2D_OS_APPLICATION_CREDENTIAL_SECRET", "s"},
+             {"C2D_OS_IMAGE", "img"}});
+    auto e = CloudEnv::FromEnv();
+    REQUIRE(e.ok());
+    CHECK(e->credentials.application_credential_id == "app");
+    CHECK(e->credentials.username.empty());
+  }
+  auto missing = [](const std::string& drop, const std::string& named) {
+    std::map<std::string, std::string> vars = kPassword;
+    vars.erase(drop);
+    Env env(vars);
+    absl::Status s = CloudEnv::FromEnv().status();
+    CHECK(absl::IsInvalidArgument(s));
+    CHECK_THAT(std::string(s.message()), Catch::Contains(named));
+  };
+  missing("C2D_OS_AUTH_URL", "C2D_OS_AUTH_URL");
+  missing("C2D_OS_IMAGE", "C2D_OS_IMAGE");
+  missing("C2D_OS_PASSWORD", "C2D_OS_PASSWORD");
+  missing("C2D_OS_PROJECT_NAME", "C2D_OS_PROJECT_NAME or C2D_OS_PROJECT_ID");
+  std::map<std::string, std::string> bad = kPassword;
+  bad["C2D_OS_ADMIN_CLIENT_CERT"] = "/nonexistent/cert.pem";
+  Env env(bad);
+  CHECK(absl::IsInvalidArgument(CloudEnv::FromEnv().status()));
+}
+
+TEST_CASE("openstack pulls: a grant for the image's one repository, nothing else",
+          "[openstack][security]") {
+  const std::string key = oci::GrantKey("platform-password");
+  auto pulls = GrantPulls("registry.example:5000", key, absl::Minutes(30));
+  auto c = pulls("registry.example:5000/prj-1/web@sha256:" + std::string(64, 'c'));
+  REQUIRE(c.ok());
+  CHECK(c->registry == "registry.example:5000");
+  CHECK(c->username == oci::kGrantUser);
+  CHECK(c->password.find("platform-password") == std::string::npos);
+  auto granted = oci::VerifyGrant(key, c->password, absl::Now());
+  REQUIRE(granted.ok());
+  REQUIRE(granted->size() == 1);
+  CHECK(granted->front().name == "prj-1/web");
+  CHECK(granted->front().actions == std::vector<std::string>{"pull"});
+  // Expired after its time; images of another registry or by tag get none.
+  CHECK_FALSE(oci::VerifyGrant(key, c->password, absl::Now() + absl::Minutes(31)).ok());
+  CHECK(absl::IsInvalidArgument(pulls("other.example/prj-1/web@sha256:00").status()));
+  CHECK(absl::IsInvalidArgument(pulls("registry.example:5000/prj-1/web:latest").status()));
+}
+
+}  // namespace
+}  // namespace c2d::cloud::openstack
