@@ -38,6 +38,10 @@ struct Config {
   // Where app hostnames in the public zone point (the ingress's address);
   // empty = no A records for them.
   std::string public_ipv4;  // C2D_PUBLIC_IPV4
+  // DNS round-robin instead of the host ingress (the OpenStack provider,
+  // DESIGN §1 point 1): a hostname's A records are its healthy instances'
+  // public addresses, each instance's own Caddy serving it.
+  bool dns_routing = false;  // set with C2D_PROVIDER=openstack
 
   // registry.url's host:port: images must come from this registry.
   std::string RegistryHost() const;

@@ -43,6 +43,7 @@ int main() {
         config->local.registry.server, config->local.grant_key, absl::Minutes(30));
     openstack = std::make_unique<cloud::openstack::Cloud>(std::move(*os), (*process)->pool());
     provider = &openstack->provider();
+    config->dns_routing = true;  // each instance's Caddy serves it: no host ingress
   } else if (kind != "local") {
     return rpc::Process::Fail(absl::InvalidArgumentError(
         absl::StrCat("C2D_PROVIDER: \"", kind, "\" is neither local nor openstack")));

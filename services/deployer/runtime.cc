@@ -112,10 +112,16 @@ void Runtime::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
 
 std::map<std::string, std::vector<std::string>> Runtime::Names(
     const std::string& hostname, const std::string& internal_name,
-    const std::vector<std::string>& privates) const {
+    const std::vector<std::string>& privates, const std::vector<std::string>& addresses) const {
   std::map<std::string, std::vector<std::string>> names;
   if (!privates.empty()) names[internal_name] = privates;
-  if (!config_.public_ipv4.empty() && config_.HasPublicZone()) {
+  if (config_.dns_routing) {
+    // One A record per healthy instance: round-robin across them, and an
+    // unhealthy one is out with its record.
+    std::vector<std::string>& ips = names[hostname];
+    for (const std::string& a : addresses) ips.emplace_back(a.substr(0, a.rfind(':')));
+    if (ips.empty() || !config_.HasPublicZone()) names.erase(hostname);
+  } else if (!config_.public_ipv4.empty() && config_.HasPublicZone()) {
     names[hostname] = {config_.public_ipv4};
   }
   return names;
@@ -410,7 +416,7 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
     if (pqxx::result r = tx.Exec(kRouted, service_id); !r.empty()) {
       const std::string before = r[0][0].as<std::string>();
       if (before != hostname) {
-        C2D_RETURN_IF_ERROR(upstreams_.Remove(Owner(service_id), before));
+        if (!config_.dns_routing) C2D_RETURN_IF_ERROR(upstreams_.Remove(Owner(service_id), before));
         log::Info("ingress: renamed", {{"from", before}, {"to", hostname}});
         absl::MutexLock lock(&mu_);
         written_.erase(before);
@@ -435,13 +441,18 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
       auto it = written_.find(hostname);
       if (it != written_.end() && it->second == entry) return absl::OkStatus();
     }
-    absl::Status s = live.ok() ? upstreams_.Set(Owner(service_id), hostname, addresses)
-                               : upstreams_.Remove(Owner(service_id), hostname);
-    if (!s.ok()) return s;
-    C2D_ASSIGN_OR_RETURN(bool converged, RouteCustomDomains(tx, service_id, customs, addresses));
+    bool converged = true;
+    if (!config_.dns_routing) {
+      absl::Status s = live.ok() ? upstreams_.Set(Owner(service_id), hostname, addresses)
+                                 : upstreams_.Remove(Owner(service_id), hostname);
+      if (!s.ok()) return s;
+      C2D_ASSIGN_OR_RETURN(converged, RouteCustomDomains(tx, service_id, customs, addresses));
+    }
     std::map<std::string, std::vector<std::string>> names;
-    if (live.ok())
-      names = Names(hostname, config_.InternalName(service_name, project_name), privates);
+    if (live.ok()) {
+      names =
+          Names(hostname, config_.InternalName(service_name, project_name), privates, addresses);
+    }
     C2D_RETURN_IF_ERROR(PublishNames(service_id, names));
     log::Info("ingress updated",
               {{"hostname", hostname}, {"upstreams", addresses}, {"custom_domains", customs}});

@@ -121,9 +121,10 @@ class Runtime {
   const Config& config_;
   cloud::Provider& provider_;
   // The A records a routed service should have now, by name.
+  // `addresses`: the healthy instances' host:port (DNS routing only).
   std::map<std::string, std::vector<std::string>> Names(
       const std::string& hostname, const std::string& internal_name,
-      const std::vector<std::string>& privates) const;
+      const std::vector<std::string>& privates, const std::vector<std::string>& addresses) const;
   // Makes the service's A records exactly `names` (through the DNS service).
   absl::Status PublishNames(const std::string& service_id,
                             const std::map<std::string, std::vector<std::string>>& names);

@@ -63,11 +63,13 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
 
   provider_ = std::make_unique<cloud::LocalProvider>(config_.local);
   config_.base_domain = options.base_domain;
+  config_.dns_routing = options.dns_routing;
   if (config_.HasPublicZone()) config_.public_ipv4 = "127.0.0.1";
   dns_ = std::make_unique<DnsServer>(db_, *pool_, options.base_domain);
   config_.dns_addr = dns_->address();
   upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress, dns_->channel());
-  runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider_, *upstreams_);
+  cloud::Provider& provider = options.provider != nullptr ? *options.provider : *provider_;
+  runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, provider, *upstreams_);
   REQUIRE(runtime_->Init().ok());
   runtime_->UseDns(dns_->channel());
   service_ = std::make_unique<deployer::DeployerServiceImpl>(*runtime_);

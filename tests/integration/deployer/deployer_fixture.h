@@ -40,6 +40,10 @@ struct DeployerOptions {
   // Apps answer at web.<project>.<base_domain>; with a dot, the DNS service
   // serves it as a zone and each hostname gets an A record of 127.0.0.1.
   std::string base_domain = "localhost";
+  // Where instances run; default: the local provider on the real engine.
+  cloud::Provider* provider = nullptr;
+  // DNS round-robin over instances instead of the ingress (OpenStack).
+  bool dns_routing = false;
 };
 
 class DeployerFixture {

@@ -1,8 +1,12 @@
 #pragma once
 
-// The credentials of the all-in-one OpenStack's users, from the
-// C2D_TEST_OS_* variables tools/test exports (tools/lib/openstack.sh).
+// The all-in-one OpenStack's users, from the C2D_TEST_OS_* variables
+// tools/test exports (tools/lib/openstack.sh), and the admin's set-up every
+// test of the provider needs (PrepareCloud).
 
+#include <catch2/catch.hpp>
+
+#include "libs/cloud/openstack/neutron.h"
 #include "libs/cloud/openstack/session.h"
 #include "tests/support/pg_fixture.h"
 
@@ -28,6 +32,58 @@ inline Credentials Admin() {
   c.password = RequireEnv("C2D_TEST_OS_ADMIN_PASSWORD");
   c.project_name = RequireEnv("C2D_TEST_OS_ADMIN_PROJECT_NAME");
   return c;
+}
+
+// The external network PrepareCloud makes (floating IPs come from it).
+inline constexpr char kExternal[] = "c2d-test-external";
+
+// The admin's part: an external network for floating IPs, and quotas that
+// tests cannot run out of.
+inline void PrepareCloud() {
+  using json = nlohmann::json;
+  Session admin(Admin());
+  Session user(User());
+  Neutron neutron(admin);
+  const std::string project = *user.ProjectId();
+  REQUIRE(admin
+              .Call("network", {.method = "PUT",
+                                .path = "/v2.0/quotas/" + project,
+                                .body = json{{"quota",
+                                              {{"network", -1},
+                                               {"subnet", -1},
+                                               {"router", -1},
+                                               {"port", -1},
+                                               {"floatingip", -1},
+                                               {"security_group", -1},
+                                               {"security_group_rule", -1}}}}})
+              .ok());
+  // Nova's too (a server group per service: its default allows 10).
+  REQUIRE(admin
+              .Call("compute", {.method = "PUT",
+                                .path = "/os-quota-sets/" + project,
+                                .body = json{{"quota_set",
+                                              {{"instances", -1},
+                                               {"cores", -1},
+                                               {"ram", -1},
+                                               {"server_groups", -1},
+                                               {"server_group_members", -1}}}}})
+              .ok());
+  auto found = neutron.FindByName("networks", kExternal);
+  REQUIRE(found.ok());
+  if (*found) return;
+  auto net = admin.Call("network", {.method = "POST",
+                                    .path = "/v2.0/networks",
+                                    .body = json{{"network",
+                                                  {{"name", kExternal},
+                                                   {"router:external", true},
+                                                   {"provider:network_type", "flat"},
+                                                   {"provider:physical_network", "external"}}}}});
+  INFO(net.status().ToString());
+  REQUIRE(net.ok());
+  REQUIRE(neutron
+              .EnsureSubnet(kExternal, net->body.value("/network/id"_json_pointer, ""),
+                            "203.0.113.0/24")
+              .ok());
 }
 
 }  // namespace c2d::cloud::openstack

@@ -23,8 +23,6 @@ namespace {
 using json = nlohmann::json;
 using testing::RequireEnv;
 
-constexpr char kExternal[] = "c2d-test-external";
-
 // Fails the n-th call that changes something (not GET), before it is sent
 // or after it was made (its answer lost).
 struct Injector {
@@ -68,54 +66,6 @@ Options Hooked(Injector& in) {
                                const CallRequest& r) { return in.Check(s, r, false); },
           .after_call = [&in](const std::string& s,
                               const CallRequest& r) { return in.Check(s, r, true); }};
-}
-
-// The admin's part: an external network for floating IPs, and quotas that
-// tests cannot run out of.
-void PrepareCloud() {
-  Session admin(Admin());
-  Session user(User());
-  Neutron neutron(admin);
-  const std::string project = *user.ProjectId();
-  REQUIRE(admin
-              .Call("network", {.method = "PUT",
-                                .path = "/v2.0/quotas/" + project,
-                                .body = json{{"quota",
-                                              {{"network", -1},
-                                               {"subnet", -1},
-                                               {"router", -1},
-                                               {"port", -1},
-                                               {"floatingip", -1},
-                                               {"security_group", -1},
-                                               {"security_group_rule", -1}}}}})
-              .ok());
-  // Nova's too (a server group per service: its default allows 10).
-  REQUIRE(admin
-              .Call("compute", {.method = "PUT",
-                                .path = "/os-quota-sets/" + project,
-                                .body = json{{"quota_set",
-                                              {{"instances", -1},
-                                               {"cores", -1},
-                                               {"ram", -1},
-                                               {"server_groups", -1},
-                                               {"server_group_members", -1}}}}})
-              .ok());
-  auto found = neutron.FindByName("networks", kExternal);
-  REQUIRE(found.ok());
-  if (*found) return;
-  auto net = admin.Call("network", {.method = "POST",
-                                    .path = "/v2.0/networks",
-                                    .body = json{{"network",
-                                                  {{"name", kExternal},
-                                                   {"router:external", true},
-                                                   {"provider:network_type", "flat"},
-                                                   {"provider:physical_network", "external"}}}}});
-  INFO(net.status().ToString());
-  REQUIRE(net.ok());
-  REQUIRE(neutron
-              .EnsureSubnet(kExternal, net->body.value("/network/id"_json_pointer, ""),
-                            "203.0.113.0/24")
-              .ok());
 }
 
 struct Fixture {

@@ -1,0 +1,251 @@
+// The deployer on the OpenStack provider: the real all-in-one OpenStack for
+// the servers, the platform tools/test starts (PostgreSQL, registry,
+// PowerDNS, the ingress Caddy) for the rest.
+//
+// Routing is DNS round-robin (DESIGN §1 point 1): the service's hostname has
+// one A record per healthy instance, its floating IP, where the instance's
+// own Caddy answers. Nova's fake virt driver runs nothing inside a server,
+// so this test plays each server's Caddy: every floating IP the project's
+// servers get is put on the loopback interface with an HTTP server on its
+// port 80 answering as the instance's release would (its version at /, "ok"
+// at /health). Health checks and DNS then see what they would in a cloud.
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/provider.h"
+#include "libs/common/command.h"
+#include "libs/http/client.h"
+#include "libs/httpd/server.h"
+#include "tests/integration/deployer/deployer_fixture.h"
+#include "tests/integration/openstack/os_env.h"
+
+namespace c2d::cloud::openstack {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::DeployerFixture;
+using testing::WaitFor;
+
+class ServerStandIns {
+ public:
+  ServerStandIns(Provider& provider, std::string project)
+      : provider_(provider), project_(std::move(project)), thread_([this] { Loop(); }) {}
+  ~ServerStandIns() {
+    stop_ = true;
+    thread_.join();
+    for (auto& [ip, server] : servers_) Drop(ip);
+  }
+  // What the servers of deployment `id` answer at /.
+  void Serve(const std::string& id, const std::string& version) {
+    absl::MutexLock lock(&mu_);
+    versions_[id] = version;
+  }
+  // The server at `ip` fails its health checks (503) while `failing`.
+  void FailHealth(const std::string& ip, bool failing) {
+    absl::MutexLock lock(&mu_);
+    if (failing) {
+      sick_.insert(ip);
+    } else {
+      sick_.erase(ip);
+    }
+  }
+  int served() const { return served_.load(); }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      auto live = provider_.List({{"c2d.project", project_}});
+      if (live.ok()) Sync(*live);
+      std::this_thread::sleep_for(200ms);
+    }
+  }
+  void Sync(const std::vector<Instance>& live) {
+    std::set<std::string> seen;
+    for (const Instance& i : live) {
+      absl::string_view ip = i.address;
+      if (!absl::ConsumeSuffix(&ip, ":80")) continue;
+      seen.insert(std::string(ip));
+      if (!servers_.count(std::string(ip))) Add(std::string(ip), i.labels.at("c2d.deployment"));
+    }
+    for (auto it = servers_.begin(); it != servers_.end();) {
+      if (seen.count(it->first)) {
+        ++it;
+      } else {
+        Drop(it->first);
+        it = servers_.erase(it);
+      }
+    }
+  }
+  void Add(const std::string& ip, const std::string& deployment) {
+    (void)RunCommand({.argv = {"ip", "addr", "add", ip + "/32", "dev", "lo"}});
+    auto server = httpd::Server::Start(
+        {.address = ip + ":80", .workers = 4}, [this, deployment, ip](httpd::Request& req) {
+          ++served_;
+          absl::MutexLock lock(&mu_);
+          if (req.path == "/health") {
+            return sick_.count(ip) ? httpd::Response{.status = 503}
+                                   : httpd::Response{.status = 200, .body = "ok"};
+          }
+          auto v = versions_.find(deployment);
+          if (v == versions_.end()) {
+            return httpd::Response{.status = 503};
+          }
+          return httpd::Response{.status = 200, .body = v->second};
+        });
+    if (server.ok()) servers_[ip] = std::move(*server);
+  }
+  void Drop(const std::string& ip) {
+    if (auto it = servers_.find(ip); it != servers_.end() && it->second) it->second->Shutdown(0ms);
+    (void)RunCommand({.argv = {"ip", "addr", "del", ip + "/32", "dev", "lo"}});
+  }
+
+  Provider& provider_;
+  const std::string project_;
+  absl::Mutex mu_;
+  std::map<std::string, std::string> versions_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> sick_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<httpd::Server>> servers_;  // the loop's
+  std::atomic<bool> stop_{false};
+  std::atomic<int> served_{0};
+  std::thread thread_;
+};
+
+v1::Deployment Rollback(DeployerFixture& f, const std::string& to) {
+  grpc::ClientContext ctx;
+  v1::RollbackRequest rb;
+  rb.set_service_id(f.service_id());
+  rb.set_to_deployment_id(to);
+  v1::Deployment back;
+  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
+  return back;
+}
+
+// The hostname's A records in the public zone.
+std::set<std::string> PublicAddresses(DeployerFixture& f) {
+  auto rr = f.dns().pdns().Get(f.config().base_domain + ".", f.hostname() + ".", "A");
+  if (!rr.ok()) return {};
+  return std::set<std::string>(rr->records.begin(), rr->records.end());
+}
+
+// What each of the hostname's addresses answers at /, as a client sent
+// there by DNS would ask.
+std::set<std::string> Answers(DeployerFixture& f) {
+  std::set<std::string> out;
+  for (const std::string& ip : PublicAddresses(f)) {
+    auto r = http::Send({.url = absl::StrCat("http://", ip, "/"),
+                         .headers = {{"Host", f.hostname()}},
+                         .timeout = 2s});
+    out.insert(r.ok() && r->status == 200 ? r->body : "(failed)");
+  }
+  return out;
+}
+
+std::set<std::string> FloatingIps(DeployerFixture& f) {
+  std::set<std::string> out;
+  for (const v1::Instance& i : f.Instances()) {
+    if (i.state() == v1::INSTANCE_STATE_HEALTHY) out.insert(i.host());
+  }
+  return out;
+}
+
+size_t Servers(Provider& p, const std::string& deployment) {
+  auto listed = p.List({{"c2d.deployment", deployment}});
+  REQUIRE(listed.ok());
+  return listed->size();
+}
+
+TEST_CASE(
+    "deployer on OpenStack: releases go live on Nova servers, replace each other and roll back",
+    "[openstack]") {
+  PrepareCloud();
+  Session session(User());
+  MemoryLedger ledger;
+  OpenStackProvider provider(session, ledger,
+                             {.flavor = testing::RequireEnv("C2D_TEST_OS_FLAVOR"),
+                              .image = testing::RequireEnv("C2D_TEST_OS_IMAGE_NAME"),
+                              .external_network = kExternal,
+                              .control_cidrs = {"127.0.0.0/8"},
+                              .boot_timeout = 120s,
+                              .delete_timeout = 120s,
+                              .poll = absl::Milliseconds(250)});
+  DeployerFixture f({.base_domain = "c2d-os.test", .provider = &provider, .dns_routing = true});
+  ServerStandIns standins(provider, f.project_id());
+  const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
+
+  v1::Deployment first = f.Deploy(f.Request(v1_digest, 2));
+  standins.Serve(first.id(), "v1");
+  first = f.WaitSettled(first.id(), 180s);
+  INFO(first.failure_reason());
+  REQUIRE(first.state() == v1::DEPLOYMENT_STATE_LIVE);
+  std::vector<v1::Instance> instances = f.Instances();
+  REQUIRE(instances.size() == 2);
+  for (const v1::Instance& i : instances) {
+    CHECK(i.state() == v1::INSTANCE_STATE_HEALTHY);
+    CHECK(absl::StartsWith(i.host(), "203.0.113."));  // its floating IP
+    CHECK(i.port() == 80);
+  }
+  CHECK(Servers(provider, first.id()) == 2);
+  // By name: the two floating IPs, each answering; and on the project's network.
+  CHECK(WaitFor(10s, [&] { return PublicAddresses(f) == FloatingIps(f); }));
+  CHECK(PublicAddresses(f).size() == 2);
+  CHECK(Answers(f) == std::set<std::string>{"v1"});
+  // An instance failing its health checks loses its record, and gets it
+  // back once healthy.
+  const std::string sick = *FloatingIps(f).begin();
+  standins.FailHealth(sick, true);
+  CHECK(WaitFor(60s, [&] {
+    auto a = PublicAddresses(f);
+    return a.size() == 1 && !a.count(sick);
+  }));
+  standins.FailHealth(sick, false);
+  CHECK(WaitFor(120s, [&] { return PublicAddresses(f).size() == 2; }));
+  std::set<std::string> privates = testing::InternalAddresses(f);
+  CHECK(privates.size() == 2);
+  for (const std::string& a : privates) CHECK(absl::StartsWith(a, "10.42.0."));
+
+  // A new release: health-gated switch, then the old servers are deleted.
+  v1::Deployment second = f.Deploy(f.Request(v2_digest, 2));
+  standins.Serve(second.id(), "v2");
+  second = f.WaitSettled(second.id(), 180s);
+  INFO(second.failure_reason());
+  REQUIRE(second.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(WaitFor(10s, [&] { return Answers(f) == std::set<std::string>{"v2"}; }));
+  CHECK(PublicAddresses(f) == FloatingIps(f));
+  CHECK(WaitFor(120s, [&] { return Servers(provider, first.id()) == 0; }));
+
+  // Rolled back to the first release: new servers of v1, v2's gone.
+  v1::Deployment back = Rollback(f, first.id());
+  standins.Serve(back.id(), "v1");
+  back = f.WaitSettled(back.id(), 180s);
+  INFO(back.failure_reason());
+  REQUIRE(back.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(WaitFor(10s, [&] { return Answers(f) == std::set<std::string>{"v1"}; }));
+  CHECK(WaitFor(120s, [&] { return Servers(provider, second.id()) == 0; }));
+  CHECK(standins.served() > 0);
+
+  // Stopped: no server, and the project's network can go, leaving nothing.
+  grpc::ClientContext sc;
+  v1::StopServiceRequest stop;
+  stop.set_service_id(f.service_id());
+  v1::StopServiceResponse sr;
+  REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
+  CHECK(WaitFor(120s, [&] { return Servers(provider, back.id()) == 0; }));
+  CHECK(WaitFor(10s, [&] { return PublicAddresses(f).empty(); }));
+  // (Once the deployer's removals have finished: a server being deleted is
+  // listed no more, but its port goes after it.)
+  absl::Status removed;
+  CHECK(WaitFor(60s, [&] {
+    removed = provider.RemoveNetwork(ProjectNetwork(f.project_id()));
+    return removed.ok();
+  }));
+  INFO(removed.ToString());
+  CHECK(ledger.All()->empty());
+}
+
+}  // namespace
+}  // namespace c2d::cloud::openstack
