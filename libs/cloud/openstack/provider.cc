@@ -76,6 +76,9 @@ absl::Status OpenStackProvider::EnsureNetwork(const std::string& network) {
 
 absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
     const std::string& network) {
+  // One at a time: two deploys of one project must not both find no
+  // network and make one each.
+  absl::MutexLock ensuring(&network_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (auto it = networks_.find(network); it != networks_.end()) return it->second;
@@ -117,7 +120,7 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
                          return neutron_.EnsureSecurityGroup(network + "-db",
                                                              "c2d: the project's database servers");
                        }));
-  // (group name, rule, the rule's name in the ledger)
+  // (group id, rule, the rule's name in the ledger)
   std::vector<std::tuple<std::string, SecurityGroupRule, std::string>> rules;
   // Apps: the web from anywhere.
   for (int port : {80, 443}) {
@@ -146,6 +149,7 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
 }
 
 absl::Status OpenStackProvider::RemoveNetwork(const std::string& network) {
+  absl::MutexLock ensuring(&network_mu_);
   {
     absl::MutexLock lock(&mu_);
     networks_.erase(network);
@@ -288,7 +292,9 @@ absl::StatusOr<std::string> OpenStackProvider::BootServer(const InstanceSpec& sp
 absl::StatusOr<std::string> OpenStackProvider::ImageId() {
   C2D_ASSIGN_OR_RETURN(Reply r, session_.Call("image", {.path = "/v2/images?name=" +
                                                                 http::UrlEncode(options_.image)}));
-  for (const json& i : r.body.value("images", json::array())) return i.value("id", "");
+  const json images = r.body.value("images", json::array());
+  if (!images.empty()) return images[0].value("id", "");
+  // Not a name: an id?
   auto by_id = session_.Call("image", {.path = "/v2/images/" + http::UrlEncode(options_.image)});
   if (by_id.ok()) return options_.image;
   return absl::NotFoundError(absl::StrCat("no image named ", options_.image));

@@ -134,6 +134,7 @@ class OpenStackProvider final : public Provider {
   Nova nova_;
   Neutron neutron_;
   Cinder cinder_;
+  absl::Mutex network_mu_;  // held while a network is made or removed
   absl::Mutex mu_;
   std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);  // ensured ones
   std::string flavor_id_ ABSL_GUARDED_BY(mu_);
