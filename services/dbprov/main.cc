@@ -31,8 +31,8 @@ int main() {
   oci::Registry registry(config->local.registry);
   // Backups go to a local folder, or to Swift (C2D_BACKUP_STORE=swift, with
   // the C2D_OS_* credentials of libs/cloud/openstack/cloud.h).
+  std::unique_ptr<cloud::openstack::Session> openstack;  // outlives the store
   std::unique_ptr<objstore::ObjectStore> backup_store;
-  std::unique_ptr<cloud::openstack::Session> openstack;
   const std::string store_kind = env::GetString("C2D_BACKUP_STORE", "local");
   if (store_kind == "swift") {
     auto os = cloud::openstack::CredentialsFromEnv();

@@ -23,8 +23,8 @@ int main() {
   auto tag =
       (*process)->pool().Read("installation", [](pg::Tx& tx) { return dns::InstallationTag(tx); });
   if (!tag.ok()) return rpc::Process::Fail(tag.status());
+  std::unique_ptr<cloud::openstack::Session> openstack;  // outlives the backend
   std::unique_ptr<dns::Backend> backend;
-  std::unique_ptr<cloud::openstack::Session> openstack;
   if (config->backend == "designate") {
     auto credentials = cloud::openstack::CredentialsFromEnv();
     if (!credentials.ok()) return rpc::Process::Fail(credentials.status());

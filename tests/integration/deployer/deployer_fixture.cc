@@ -311,6 +311,16 @@ std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
           {"C2D_SHUTDOWN_GRACE", "2s"}};
 }
 
+v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to) {
+  grpc::ClientContext ctx;
+  v1::RollbackRequest rb;
+  rb.set_service_id(f.service_id());
+  rb.set_to_deployment_id(to);
+  v1::Deployment back;
+  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
+  return back;
+}
+
 std::string Body(DeployerFixture& f, const std::string& path) {
   std::string body;
   return f.ViaIngress(path, &body) == 200 ? body : "";

@@ -122,6 +122,8 @@ class DeployerFixture {
   std::string master_key_;
 };
 
+// Asks for a rollback to `to`: the new release (not yet settled).
+v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to);
 // What the fixture's ingress serves at `path` of its hostname ("" unless 200).
 std::string Body(DeployerFixture& f, const std::string& path = "/");
 // The kinds of `events`, and whether one of them is `kind`.

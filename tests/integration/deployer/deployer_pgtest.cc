@@ -186,17 +186,6 @@ TEST_CASE("a redeploy under steady traffic fails no request and switches version
   CheckIngressMatches(f, next.id());
 }
 
-// Asks for a rollback to `to`: the new release (not yet settled).
-v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to) {
-  grpc::ClientContext ctx;
-  v1::RollbackRequest rb;
-  rb.set_service_id(f.service_id());
-  rb.set_to_deployment_id(to);
-  v1::Deployment back;
-  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
-  return back;
-}
-
 TEST_CASE("overlapping releases under saturating traffic fail no request", "[deployer]") {
   DeployerFixture f;
   const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2"), v3_digest = f.Image("v3");

@@ -115,16 +115,6 @@ class ServerStandIns {
   std::thread thread_;
 };
 
-v1::Deployment Rollback(DeployerFixture& f, const std::string& to) {
-  grpc::ClientContext ctx;
-  v1::RollbackRequest rb;
-  rb.set_service_id(f.service_id());
-  rb.set_to_deployment_id(to);
-  v1::Deployment back;
-  REQUIRE(f.stub().Rollback(&ctx, rb, &back).ok());
-  return back;
-}
-
 // The hostname's A records in the public zone.
 std::set<std::string> PublicAddresses(DeployerFixture& f) {
   auto rr = f.dns().pdns().Get(f.config().base_domain + ".", f.hostname() + ".", "A");
@@ -219,7 +209,7 @@ TEST_CASE(
   CHECK(WaitFor(120s, [&] { return Servers(provider, first.id()) == 0; }));
 
   // Rolled back to the first release: new servers of v1, v2's gone.
-  v1::Deployment back = Rollback(f, first.id());
+  v1::Deployment back = testing::RollBackTo(f, first.id());
   standins.Serve(back.id(), "v1");
   back = f.WaitSettled(back.id(), 180s);
   INFO(back.failure_reason());
