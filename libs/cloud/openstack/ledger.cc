@@ -21,15 +21,18 @@ constexpr pg::Statement kAll{"cloud_all", R"sql(
   SELECT kind, name, owner, coalesce(cloud_id, ''), extract(epoch FROM recorded_at)::float8
   FROM cloud_resources WHERE provider = $1 ORDER BY recorded_at, kind, name)sql"};
 
+constexpr pg::Statement kLock{"cloud_lock", R"sql(
+  SELECT pg_advisory_xact_lock(hashtext('c2d.cloud:' || $1 || ':' || $2)))sql"};
+
 std::vector<Resource> Rows(const pqxx::result& r) {
   std::vector<Resource> out;
   for (const auto& row : r) {
-    out.push_back({.kind = row[0].as<std::string>(),
-                   .name = row[1].as<std::string>(),
-                   .owner = row[2].as<std::string>(),
-                   .cloud_id = row[3].as<std::string>(),
-                   .recorded_at = absl::FromUnixMicros(
-                       static_cast<int64_t>(row[4].as<double>() * 1e6))});
+    out.push_back(
+        {.kind = row[0].as<std::string>(),
+         .name = row[1].as<std::string>(),
+         .owner = row[2].as<std::string>(),
+         .cloud_id = row[3].as<std::string>(),
+         .recorded_at = absl::FromUnixMicros(static_cast<int64_t>(row[4].as<double>() * 1e6))});
   }
   return out;
 }
@@ -72,6 +75,18 @@ absl::StatusOr<std::vector<Resource>> MemoryLedger::Owned(const std::string& own
 absl::StatusOr<std::vector<Resource>> MemoryLedger::All() {
   absl::MutexLock lock(&mu_);
   return rows_;
+}
+
+absl::Status MemoryLedger::Exclusive(const std::string&, const std::function<absl::Status()>& fn) {
+  absl::MutexLock lock(&exclusive_mu_);
+  return fn();
+}
+
+absl::Status PgLedger::Exclusive(const std::string& key, const std::function<absl::Status()>& fn) {
+  return pool_.Transact("lock a cloud resource", [&](pg::Tx& tx) -> absl::Status {
+    tx.Exec(kLock, provider_, key);
+    return fn();
+  });
 }
 
 absl::Status PgLedger::Record(const std::string& kind, const std::string& name,

@@ -10,6 +10,7 @@
 // PgLedger keeps it in PostgreSQL (table cloud_resources), MemoryLedger in
 // memory for fast tests.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ class Ledger {
   virtual absl::StatusOr<std::vector<Resource>> Owned(const std::string& owner) = 0;
   // Every resource, oldest first.
   virtual absl::StatusOr<std::vector<Resource>> All() = 0;
+  // Runs `fn` while no other holder of `key` runs, in any process sharing
+  // the ledger (two deployer replicas must not both make one network).
+  virtual absl::Status Exclusive(const std::string& key,
+                                 const std::function<absl::Status()>& fn) = 0;
 };
 
 class MemoryLedger final : public Ledger {
@@ -67,10 +72,12 @@ class MemoryLedger final : public Ledger {
   absl::Status Forget(const std::string& kind, const std::string& name) override;
   absl::StatusOr<std::vector<Resource>> Owned(const std::string& owner) override;
   absl::StatusOr<std::vector<Resource>> All() override;
+  absl::Status Exclusive(const std::string& key, const std::function<absl::Status()>& fn) override;
 
  private:
   absl::Mutex mu_;
   std::vector<Resource> rows_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex exclusive_mu_;  // one key at a time: enough for tests
 };
 
 class PgLedger final : public Ledger {
@@ -84,6 +91,9 @@ class PgLedger final : public Ledger {
   absl::Status Forget(const std::string& kind, const std::string& name) override;
   absl::StatusOr<std::vector<Resource>> Owned(const std::string& owner) override;
   absl::StatusOr<std::vector<Resource>> All() override;
+  // A transaction-scoped advisory lock on the key, held on one of the
+  // pool's connections while `fn` runs (it uses others).
+  absl::Status Exclusive(const std::string& key, const std::function<absl::Status()>& fn) override;
 
  private:
   pg::Pool& pool_;

@@ -76,22 +76,32 @@ absl::Status OpenStackProvider::EnsureNetwork(const std::string& network) {
 
 absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
     const std::string& network) {
-  // One at a time: two deploys of one project must not both find no
-  // network and make one each.
+  // One at a time, here and in every process sharing the ledger: two
+  // deploys of one project must not both find no network and make one each.
   absl::MutexLock ensuring(&network_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (auto it = networks_.find(network); it != networks_.end()) return it->second;
   }
-  const std::string owner = NetworkOwner(network);
   NetworkIds ids;
+  std::string external;
+  C2D_RETURN_IF_ERROR(ledger_.Exclusive(NetworkOwner(network),
+                                        [&] { return MakeNetwork(network, ids, external); }));
+  absl::MutexLock lock(&mu_);
+  external_id_ = external;
+  networks_[network] = ids;
+  return ids;
+}
+
+absl::Status OpenStackProvider::MakeNetwork(const std::string& network, NetworkIds& ids,
+                                            std::string& external) {
+  const std::string owner = NetworkOwner(network);
   C2D_ASSIGN_OR_RETURN(
       ids.network, Made(kNetwork, network, owner, [&] { return neutron_.EnsureNetwork(network); }));
   C2D_ASSIGN_OR_RETURN(ids.subnet, Made(kSubnet, network, owner, [&] {
                          return neutron_.EnsureSubnet(network, ids.network, options_.subnet_cidr,
                                                       options_.dns_nameservers);
                        }));
-  std::string external;
   if (!options_.external_network.empty()) {
     C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindByName("networks", options_.external_network));
     external = found ? *found : options_.external_network;
@@ -103,11 +113,7 @@ absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
                         C2D_RETURN_IF_ERROR(neutron_.EnsureRouterInterface(router, ids.subnet));
                         return absl::StrCat(router, "/", ids.subnet);
                       }).status());
-  C2D_RETURN_IF_ERROR(EnsureGroups(network, ids));
-  absl::MutexLock lock(&mu_);
-  external_id_ = external;
-  networks_[network] = ids;
-  return ids;
+  return EnsureGroups(network, ids);
 }
 
 absl::Status OpenStackProvider::EnsureGroups(const std::string& network, NetworkIds& ids) {
@@ -154,7 +160,8 @@ absl::Status OpenStackProvider::RemoveNetwork(const std::string& network) {
     absl::MutexLock lock(&mu_);
     networks_.erase(network);
   }
-  return Undo(NetworkOwner(network));
+  const std::string owner = NetworkOwner(network);
+  return ledger_.Exclusive(owner, [&] { return Undo(owner); });
 }
 
 // ---- instances ----

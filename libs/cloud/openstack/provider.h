@@ -103,6 +103,8 @@ class OpenStackProvider final : public Provider {
 
   absl::StatusOr<Instance> CreateSteps(const InstanceSpec& spec);
   absl::StatusOr<NetworkIds> Network(const std::string& network);
+  // Network's steps, under the ledger's lock on the network.
+  absl::Status MakeNetwork(const std::string& network, NetworkIds& ids, std::string& external);
   absl::Status EnsureGroups(const std::string& network, NetworkIds& ids);
   absl::StatusOr<std::vector<BootVolume>> Volumes(const InstanceSpec& spec);
   absl::StatusOr<std::string> ServerGroup(const InstanceSpec& spec);

@@ -5,6 +5,7 @@
 // revoked token, the quota, and anti-affinity.
 
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -329,6 +330,33 @@ TEST_CASE("openstack provider: a failure at any step of Create leaves nothing of
   CHECK(f.ledger.All()->empty());
   CHECK(f.NetworkRemains(f.network).empty());
   CHECK_FALSE(Nova(s).FindServerGroup(f.network + "-svc-1-2")->has_value());
+}
+
+TEST_CASE("openstack provider: two replicas sharing the ledger make a project network once",
+          "[openstack]") {
+  Fixture f;
+  Session other_session(User());
+  OpenStackProvider other(other_session, f.ledger, f.Options());
+  absl::Status a, b;
+  std::thread first([&] { a = f.provider.EnsureNetwork(f.network); });
+  std::thread second([&] { b = other.EnsureNetwork(f.network); });
+  first.join();
+  second.join();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Session s(User());
+  for (const char* kind : {"networks", "subnets", "routers", "security-groups"}) {
+    INFO(kind);
+    auto listed = s.Call(
+        "network", {.path = absl::StrCat("/v2.0/", kind, "?name=", f.network,
+                                         std::string(kind) == "security-groups" ? "-app" : "")});
+    REQUIRE(listed.ok());
+    std::string key = kind;
+    for (char& c : key) c = c == '-' ? '_' : c;
+    CHECK(listed->body[key].size() == 1);
+  }
+  REQUIRE(other.RemoveNetwork(f.network).ok());
+  CHECK(f.NetworkRemains(f.network).empty());
 }
 
 TEST_CASE("openstack provider: the sweep deletes what a crashed Create left", "[openstack]") {
