@@ -505,7 +505,9 @@ absl::StatusOr<int> OpenStackProvider::Sweep(absl::Duration older_than) {
     if (stale.count(r.owner)) continue;
     C2D_ASSIGN_OR_RETURN(auto servers, nova_.ListServers({{kServerLabel, r.owner}}));
     bool live = false;
-    for (const Server& s : servers) live = live || s.status != "ERROR";
+    for (const Server& s : servers) {
+      live = live || (s.status != "ERROR" && s.status != "DELETED" && s.task_state != "deleting");
+    }
     stale[r.owner] = !live;
   }
   int deleted = 0;
