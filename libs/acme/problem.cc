@@ -193,11 +193,4 @@ std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Tim
   return when > now ? when - now : absl::ZeroDuration();
 }
 
-absl::Status WithContext(const absl::Status& status, absl::string_view prefix) {
-  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
-  status.ForEachPayload(
-      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
-  return out;
-}
-
 }  // namespace c2d::acme

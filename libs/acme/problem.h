@@ -65,7 +65,4 @@ std::optional<absl::Duration> RetryAfter(const absl::Status& status);
 // past gives zero). nullopt when empty or unparseable.
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 
-// `status` with `prefix` before its message; code and payloads kept.
-absl::Status WithContext(const absl::Status& status, absl::string_view prefix);
-
 }  // namespace c2d::acme

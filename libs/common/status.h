@@ -4,6 +4,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 #define C2D_CONCAT_INNER_(a, b) a##b
 #define C2D_CONCAT_(a, b) C2D_CONCAT_INNER_(a, b)
@@ -22,3 +24,17 @@
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \
   lhs = std::move(*tmp)
+
+namespace c2d {
+
+// `status` with `prefix` before its message; code and payloads kept (OK
+// stays OK).
+inline absl::Status WithContext(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+}  // namespace c2d

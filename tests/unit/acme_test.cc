@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "libs/acme/client.h"
 #include "libs/acme/jws.h"
+#include "libs/common/status.h"
 #include "libs/crypto/hash.h"
 #include "libs/httpd/server.h"
 #include "tests/unit/es256_verify.h"
@@ -189,7 +190,7 @@ TEST_CASE("an embedded problem uses its own status member", "[acme]") {
   absl::Status s = acme::ProblemFromJson(error, 0, "ACME http-01 challenge");
   CHECK(absl::IsFailedPrecondition(s));
   CHECK(absl::StrContains(s.message(), "HTTP 403"));
-  absl::Status wrapped = acme::WithContext(s, "authorization for a.example: ");
+  absl::Status wrapped = c2d::WithContext(s, "authorization for a.example: ");
   CHECK(wrapped.code() == s.code());
   CHECK(acme::ProblemType(wrapped) == acme::ProblemType(s));
   CHECK(absl::StartsWith(wrapped.message(), "authorization for a.example: ACME http-01"));

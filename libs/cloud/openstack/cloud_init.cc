@@ -77,8 +77,9 @@ std::string EnvFile(const BootPlan& p) {
 
 // `docker run`'s arguments, each one shell word.
 std::string RunArguments(const BootPlan& p) {
-  std::vector<std::string> args = {"--detach", "--name", ShellQuote(p.container),
-                                   "--restart=on-failure", "--log-opt", "max-size=20m"};
+  std::vector<std::string> args = {
+      "--detach",  "--name",      ShellQuote(p.container), "--restart=on-failure",
+      "--log-opt", "max-size=20m"};
   for (const auto& [name, value] : p.env) args.insert(args.end(), {"--env", name});
   if (p.port > 0 && p.behind_caddy) {
     args.insert(args.end(), {"--env", absl::StrCat("PORT=", p.port), "--publish",
@@ -90,8 +91,9 @@ std::string RunArguments(const BootPlan& p) {
     args.insert(args.end(), {"--add-host", ShellQuote(absl::StrCat(host, ":", address))});
   }
   for (const BootVolume& v : p.volumes) {
-    args.insert(args.end(), {"--volume", ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name, ":",
-                                                                 v.mount_path))});
+    args.insert(
+        args.end(),
+        {"--volume", ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name, ":", v.mount_path))});
   }
   if (p.memory_bytes > 0) args.insert(args.end(), {"--memory", absl::StrCat(p.memory_bytes)});
   if (p.cpu_millis > 0) {
@@ -106,22 +108,20 @@ std::string RunArguments(const BootPlan& p) {
 std::string PullSteps(const BootPlan& p) {
   if (p.pull.registry.empty()) return absl::StrCat("  docker pull ", ShellQuote(p.image), "\n");
   const std::string registry = ShellQuote(p.pull.registry);
-  return absl::StrCat(
-      "  if [ -s ", kPullFile, " ]; then\n",
-      "    docker login --username ", ShellQuote(p.pull.username), " --password-stdin ", registry,
-      " <", kPullFile, "\n", "  fi\n", "  pulled=0\n", "  docker pull ", ShellQuote(p.image),
-      " && pulled=1\n",
-      "  # One pull: the credential is spent (and short-lived) either way.\n", "  rm -f ",
-      kPullFile, "\n", "  docker logout ", registry, " || true\n",
-      "  [ \"$pulled\" = 1 ] || exit 1\n");
+  return absl::StrCat("  if [ -s ", kPullFile, " ]; then\n", "    docker login --username ",
+                      ShellQuote(p.pull.username), " --password-stdin ", registry, " <", kPullFile,
+                      "\n", "  fi\n", "  pulled=0\n", "  docker pull ", ShellQuote(p.image),
+                      " && pulled=1\n",
+                      "  # One pull: the credential is spent (and short-lived) either way.\n",
+                      "  rm -f ", kPullFile, "\n", "  docker logout ", registry, " || true\n",
+                      "  [ \"$pulled\" = 1 ] || exit 1\n");
 }
 
 std::string BootScript(const BootPlan& p) {
   std::string s = absl::StrCat(
       "#!/bin/bash\n",
       "# c2d: mounts the volumes, then runs the container (first boot) or starts it again.\n",
-      "set -euo pipefail\n",
-      "volume() {  # volume <disk id> <directory>\n",
+      "set -euo pipefail\n", "volume() {  # volume <disk id> <directory>\n",
       "  local dev=/dev/disk/by-id/virtio-$1 deadline=$((SECONDS + ", kVolumeWaitSeconds, "))\n",
       "  until [ -b \"$dev\" ]; do\n",
       "    if ((SECONDS > deadline)); then echo \"c2d-boot: volume $1 never appeared\" >&2; "
@@ -136,8 +136,8 @@ std::string BootScript(const BootPlan& p) {
                     ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name)), "\n");
   }
   absl::StrAppend(&s, "if docker container inspect ", ShellQuote(p.container),
-                  " >/dev/null 2>&1; then\n", "  exec docker start ", ShellQuote(p.container),
-                  "\n", "fi\n", "if ! docker image inspect ", ShellQuote(p.image),
+                  " >/dev/null 2>&1; then\n", "  exec docker start ", ShellQuote(p.container), "\n",
+                  "fi\n", "if ! docker image inspect ", ShellQuote(p.image),
                   " >/dev/null 2>&1; then\n", PullSteps(p), "fi\n", "set -a\n", ". ", kEnvFile,
                   "\n", "set +a\n", "exec docker run ", RunArguments(p), "\n");
   return s;
@@ -160,13 +160,12 @@ json CaddyConfig(const BootPlan& p) {
   json admin = {{"listen", "127.0.0.1:2019"}};
   if (!p.admin_client_certificate.empty()) {
     admin["identity"] = {{"identifiers", {p.container}}, {"issuers", {{{"module", "internal"}}}}};
-    admin["remote"] = {
-        {"listen", absl::StrCat(":", p.admin_port)},
-        {"access_control",
-         {{{"public_keys", {PemBody(p.admin_client_certificate)}},
-           {"permissions",
-            {{{"paths", {"/config/apps/tls", "/config/apps/http/servers/c2d-https"}},
-              {"methods", {"GET", "POST", "PUT", "PATCH", "DELETE"}}}}}}}}};
+    admin["remote"] = {{"listen", absl::StrCat(":", p.admin_port)},
+                       {"access_control",
+                        {{{"public_keys", {PemBody(p.admin_client_certificate)}},
+                          {"permissions",
+                           {{{"paths", {"/config/apps/tls", "/config/apps/http/servers/c2d-https"}},
+                             {"methods", {"GET", "POST", "PUT", "PATCH", "DELETE"}}}}}}}}};
   }
   return {{"admin", admin},
           {"apps",
@@ -199,9 +198,8 @@ std::string AppUnit() {
 std::string LogUnit(const BootPlan& p) {
   return absl::StrCat(
       "[Unit]\nDescription=c2d instance output to the console\nAfter=c2d-app.service\n\n",
-      "[Service]\nExecStart=/bin/sh -c 'docker logs --follow --timestamps --since 1s ",
-      p.container, " 2>&1 | sed -u \"s/^/", kLogPrefix,
-      "/\" >/dev/console'\nRestart=always\nRestartSec=2\n\n",
+      "[Service]\nExecStart=/bin/sh -c 'docker logs --follow --timestamps --since 1s ", p.container,
+      " 2>&1 | sed -u \"s/^/", kLogPrefix, "/\" >/dev/console'\nRestart=always\nRestartSec=2\n\n",
       "[Install]\nWantedBy=multi-user.target\n");
 }
 
@@ -234,10 +232,8 @@ absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
   }
   run.push_back({"systemctl", "enable", "--now", "c2d-app.service"});
   run.push_back({"systemctl", "enable", "--now", "c2d-log.service"});
-  const json doc = {{"package_update", true},
-                    {"packages", packages},
-                    {"write_files", files},
-                    {"runcmd", run}};
+  const json doc = {
+      {"package_update", true}, {"packages", packages}, {"write_files", files}, {"runcmd", run}};
   return absl::StrCat("#cloud-config\n", doc.dump(2), "\n");
 }
 

@@ -9,7 +9,8 @@ namespace {
 
 constexpr pg::Statement kRecord{"cloud_record", R"sql(
   INSERT INTO cloud_resources (provider, kind, name, owner) VALUES ($1, $2, $3, $4)
-  ON CONFLICT (provider, kind, name) DO NOTHING)sql"};
+  ON CONFLICT (provider, kind, name) DO UPDATE SET kind = EXCLUDED.kind
+  RETURNING coalesce(cloud_id, ''))sql"};
 constexpr pg::Statement kBind{"cloud_bind", R"sql(
   UPDATE cloud_resources SET cloud_id = $4 WHERE provider = $1 AND kind = $2 AND name = $3)sql"};
 constexpr pg::Statement kForget{"cloud_forget", R"sql(
@@ -39,14 +40,14 @@ std::vector<Resource> Rows(const pqxx::result& r) {
 
 }  // namespace
 
-absl::Status MemoryLedger::Record(const std::string& kind, const std::string& name,
-                                  const std::string& owner) {
+absl::StatusOr<std::string> MemoryLedger::Record(const std::string& kind, const std::string& name,
+                                                 const std::string& owner) {
   absl::MutexLock lock(&mu_);
   for (const Resource& r : rows_) {
-    if (r.kind == kind && r.name == name) return absl::OkStatus();
+    if (r.kind == kind && r.name == name) return r.cloud_id;
   }
   rows_.push_back({.kind = kind, .name = name, .owner = owner, .recorded_at = absl::Now()});
-  return absl::OkStatus();
+  return std::string();
 }
 
 absl::Status MemoryLedger::Bind(const std::string& kind, const std::string& name,
@@ -89,11 +90,10 @@ absl::Status PgLedger::Exclusive(const std::string& key, const std::function<abs
   });
 }
 
-absl::Status PgLedger::Record(const std::string& kind, const std::string& name,
-                              const std::string& owner) {
-  return pool_.Read("record a cloud resource", [&](pg::Tx& tx) -> absl::Status {
-    tx.Exec(kRecord, provider_, kind, name, owner);
-    return absl::OkStatus();
+absl::StatusOr<std::string> PgLedger::Record(const std::string& kind, const std::string& name,
+                                             const std::string& owner) {
+  return pool_.Read("record a cloud resource", [&](pg::Tx& tx) -> absl::StatusOr<std::string> {
+    return tx.Exec(kRecord, provider_, kind, name, owner)[0][0].as<std::string>();
   });
 }
 

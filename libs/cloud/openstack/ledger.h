@@ -47,9 +47,9 @@ class Ledger {
  public:
   virtual ~Ledger() = default;
   // Records the resource (kind, name) for `owner`; recording it again keeps
-  // its row (and id) as it is.
-  virtual absl::Status Record(const std::string& kind, const std::string& name,
-                              const std::string& owner) = 0;
+  // its row (and id) as it is. Its id when it has one already, else "".
+  virtual absl::StatusOr<std::string> Record(const std::string& kind, const std::string& name,
+                                             const std::string& owner) = 0;
   virtual absl::Status Bind(const std::string& kind, const std::string& name,
                             const std::string& cloud_id) = 0;
   virtual absl::Status Forget(const std::string& kind, const std::string& name) = 0;
@@ -65,8 +65,8 @@ class Ledger {
 
 class MemoryLedger final : public Ledger {
  public:
-  absl::Status Record(const std::string& kind, const std::string& name,
-                      const std::string& owner) override;
+  absl::StatusOr<std::string> Record(const std::string& kind, const std::string& name,
+                                     const std::string& owner) override;
   absl::Status Bind(const std::string& kind, const std::string& name,
                     const std::string& cloud_id) override;
   absl::Status Forget(const std::string& kind, const std::string& name) override;
@@ -84,8 +84,8 @@ class PgLedger final : public Ledger {
  public:
   // `provider` tells the ledgers of several clouds apart ("openstack").
   PgLedger(pg::Pool& pool, std::string provider) : pool_(pool), provider_(std::move(provider)) {}
-  absl::Status Record(const std::string& kind, const std::string& name,
-                      const std::string& owner) override;
+  absl::StatusOr<std::string> Record(const std::string& kind, const std::string& name,
+                                     const std::string& owner) override;
   absl::Status Bind(const std::string& kind, const std::string& name,
                     const std::string& cloud_id) override;
   absl::Status Forget(const std::string& kind, const std::string& name) override;

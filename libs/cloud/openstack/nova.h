@@ -47,8 +47,8 @@ struct Server {
   std::string fault;                          // an ERROR server's reason, from its fault
   std::map<std::string, std::string> labels;  // from metadata
   std::map<std::string, std::vector<std::string>> addresses;  // network name -> IPs
-  std::vector<std::string> fixed_ips;     // every network's, in Nova's order
-  std::vector<std::string> floating_ips;  // bound to one of its ports
+  std::vector<std::string> fixed_ips;                         // every network's, in Nova's order
+  std::vector<std::string> floating_ips;                      // bound to one of its ports
   std::optional<absl::Time> launched_at;
 };
 

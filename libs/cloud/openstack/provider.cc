@@ -36,10 +36,8 @@ const char* RoleName(int role) {
   return kNames[role];
 }
 
-// Status for a caller: what failed, keeping its code.
-absl::Status Step(const absl::Status& s, absl::string_view step) {
-  return s.ok() ? s : absl::Status(s.code(), absl::StrCat(step, ": ", s.message()));
-}
+// A server listed while Nova deletes it: gone, for c2d.
+bool Going(const Server& s) { return s.status == "DELETED" || s.task_state == "deleting"; }
 
 }  // namespace
 
@@ -58,11 +56,8 @@ absl::Time OpenStackProvider::Deadline(std::chrono::seconds timeout) const {
 absl::StatusOr<std::string> OpenStackProvider::Made(
     const std::string& kind, const std::string& name, const std::string& owner,
     const std::function<absl::StatusOr<std::string>()>& make) {
-  C2D_RETURN_IF_ERROR(ledger_.Record(kind, name, owner));
-  C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
-  for (const Resource& r : owned) {
-    if (r.kind == kind && r.name == name && !r.cloud_id.empty()) return r.cloud_id;
-  }
+  C2D_ASSIGN_OR_RETURN(std::string known, ledger_.Record(kind, name, owner));
+  if (!known.empty()) return known;
   C2D_ASSIGN_OR_RETURN(std::string id, make());
   C2D_RETURN_IF_ERROR(ledger_.Bind(kind, name, id));
   return id;
@@ -193,11 +188,12 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
         return p.id;
       }));
   C2D_ASSIGN_OR_RETURN(std::string server_id, BootServer(spec, role, port_id, volumes));
-  C2D_RETURN_IF_ERROR(Step(
+  C2D_RETURN_IF_ERROR(WithContext(
       nova_.WaitFor(server_id, "ACTIVE", Deadline(options_.boot_timeout), options_.poll).status(),
-      "server " + spec.name));
+      "server " + spec.name + ": "));
   for (const BootVolume& v : volumes) {
-    C2D_RETURN_IF_ERROR(Step(nova_.AttachVolume(server_id, v.volume_id), "volume " + v.name));
+    C2D_RETURN_IF_ERROR(
+        WithContext(nova_.AttachVolume(server_id, v.volume_id), "volume " + v.name + ": "));
   }
   if (role == Role::kWeb) C2D_RETURN_IF_ERROR(FloatingIp(spec.name, port_id));
   return Inspect(server_id);
@@ -217,7 +213,7 @@ absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const Instanc
     if (ready.ok() && ready->status != "available" && ready->status != "in-use") {
       ready = cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll);
     }
-    C2D_RETURN_IF_ERROR(Step(ready.status(), "volume " + m.volume));
+    C2D_RETURN_IF_ERROR(WithContext(ready.status(), "volume " + m.volume + ": "));
     out.push_back({.volume_id = id, .name = m.volume, .mount_path = m.mount_path});
   }
   return out;
@@ -389,9 +385,7 @@ absl::StatusOr<std::vector<Instance>> OpenStackProvider::List(
   std::vector<Instance> out;
   for (const Server& s : servers) {
     // Only c2d's servers, not ones being deleted.
-    if (!s.labels.count(kServerLabel) || s.status == "DELETED" || s.task_state == "deleting") {
-      continue;
-    }
+    if (!s.labels.count(kServerLabel) || Going(s)) continue;
     out.push_back(ToInstance(s, floating));
   }
   return out;
@@ -425,7 +419,7 @@ absl::Status OpenStackProvider::Remove(const std::string& ref) {
 }
 
 absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
-  C2D_RETURN_IF_ERROR(ledger_.Record(kVolume, volume, VolumeOwner(volume)));
+  C2D_RETURN_IF_ERROR(ledger_.Record(kVolume, volume, VolumeOwner(volume)).status());
   return Undo(VolumeOwner(volume));
 }
 
@@ -490,7 +484,8 @@ absl::Status OpenStackProvider::Undo(const std::string& owner) {
   C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
   std::reverse(owned.begin(), owned.end());
   for (const Resource& r : owned) {
-    C2D_RETURN_IF_ERROR(Step(Delete(r), absl::StrCat("deleting ", r.kind, " ", r.name)));
+    C2D_RETURN_IF_ERROR(
+        WithContext(Delete(r), absl::StrCat("deleting ", r.kind, " ", r.name, ": ")));
     C2D_RETURN_IF_ERROR(ledger_.Forget(r.kind, r.name));
   }
   return absl::OkStatus();
@@ -506,7 +501,7 @@ absl::StatusOr<int> OpenStackProvider::Sweep(absl::Duration older_than) {
     C2D_ASSIGN_OR_RETURN(auto servers, nova_.ListServers({{kServerLabel, r.owner}}));
     bool live = false;
     for (const Server& s : servers) {
-      live = live || (s.status != "ERROR" && s.status != "DELETED" && s.task_state != "deleting");
+      live = live || (s.status != "ERROR" && !Going(s));
     }
     stale[r.owner] = !live;
   }

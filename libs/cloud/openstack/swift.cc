@@ -53,11 +53,11 @@ class SwiftWriter final : public objstore::ObjectWriter {
     const objstore::ObjectInfo info{.size = size_, .sha256 = hash_.HexDigest()};
     C2D_ASSIGN_OR_RETURN(std::vector<std::string> old, store_.SegmentsOf(key_));
     if (segments_.empty()) {
-      C2D_RETURN_IF_ERROR(Put(ObjectPath(), buffer_, info.sha256, ""));
+      C2D_RETURN_IF_ERROR(Put(store_.ObjectPath(key_), buffer_, info.sha256, ""));
     } else {
       if (!buffer_.empty()) C2D_RETURN_IF_ERROR(PutSegment(buffer_));
-      C2D_RETURN_IF_ERROR(
-          Put(ObjectPath() + "?multipart-manifest=put", segments_.dump(), info.sha256, "manifest"));
+      C2D_RETURN_IF_ERROR(Put(store_.ObjectPath(key_) + "?multipart-manifest=put", segments_.dump(),
+                              info.sha256, "manifest"));
     }
     committed_ = true;
     buffer_.clear();
@@ -72,10 +72,6 @@ class SwiftWriter final : public objstore::ObjectWriter {
   }
 
  private:
-  std::string ObjectPath() const {
-    return absl::StrCat("/", store_.options().container, "/", key_);
-  }
-
   absl::Status PutSegment(const std::string& bytes) {
     const std::string path = absl::StrCat("/", store_.SegmentContainer(), "/", key_, "/", upload_,
                                           "/", absl::Dec(segments_.size(), absl::kZeroPad8));
@@ -110,6 +106,10 @@ class SwiftWriter final : public objstore::ObjectWriter {
 SwiftObjectStore::SwiftObjectStore(Session& session, SwiftOptions options)
     : session_(session), options_(std::move(options)) {}
 
+std::string SwiftObjectStore::ObjectPath(const std::string& key) const {
+  return absl::StrCat("/", options_.container, "/", key);
+}
+
 absl::Status SwiftObjectStore::EnsureContainers() {
   absl::MutexLock lock(&mu_);
   if (containers_ready_) return absl::OkStatus();
@@ -129,9 +129,8 @@ absl::StatusOr<std::unique_ptr<objstore::ObjectWriter>> SwiftObjectStore::Create
 
 absl::StatusOr<objstore::ObjectInfo> SwiftObjectStore::Stat(const std::string& key) {
   C2D_RETURN_IF_ERROR(objstore::CheckKey(key));
-  C2D_ASSIGN_OR_RETURN(
-      Reply r, session_.Call(kService, {.method = "HEAD",
-                                        .path = absl::StrCat("/", options_.container, "/", key)}));
+  C2D_ASSIGN_OR_RETURN(Reply r,
+                       session_.Call(kService, {.method = "HEAD", .path = ObjectPath(key)}));
   objstore::ObjectInfo info{.sha256 = r.Header("x-object-meta-sha256")};
   if (!absl::SimpleAtoi(r.Header("content-length"), &info.size)) {
     return absl::UnknownError(absl::StrCat("swift: HEAD ", key, " answered no length"));
@@ -142,7 +141,7 @@ absl::StatusOr<objstore::ObjectInfo> SwiftObjectStore::Stat(const std::string& k
 absl::Status SwiftObjectStore::Get(const std::string& key,
                                    const std::function<absl::Status(absl::string_view)>& write) {
   C2D_ASSIGN_OR_RETURN(objstore::ObjectInfo info, Stat(key));
-  const std::string path = absl::StrCat("/", options_.container, "/", key);
+  const std::string path = ObjectPath(key);
   for (int64_t at = 0; at < info.size; at += options_.read_chunk) {
     const int64_t last = std::min(info.size, at + options_.read_chunk) - 1;
     C2D_ASSIGN_OR_RETURN(
@@ -161,7 +160,7 @@ absl::Status SwiftObjectStore::Get(const std::string& key,
 }
 
 absl::StatusOr<std::vector<std::string>> SwiftObjectStore::SegmentsOf(const std::string& key) {
-  const std::string path = absl::StrCat("/", options_.container, "/", key);
+  const std::string path = ObjectPath(key);
   auto head = session_.Call(kService, {.method = "HEAD", .path = path});
   if (absl::IsNotFound(head.status())) return std::vector<std::string>();
   if (!head.ok()) return head.status();
@@ -187,8 +186,7 @@ absl::Status SwiftObjectStore::DeleteSegments(const std::vector<std::string>& pa
 absl::Status SwiftObjectStore::Delete(const std::string& key) {
   C2D_RETURN_IF_ERROR(objstore::CheckKey(key));
   C2D_ASSIGN_OR_RETURN(std::vector<std::string> segments, SegmentsOf(key));
-  auto r = session_.Call(
-      kService, {.method = "DELETE", .path = absl::StrCat("/", options_.container, "/", key)});
+  auto r = session_.Call(kService, {.method = "DELETE", .path = ObjectPath(key)});
   if (!r.ok() && !absl::IsNotFound(r.status())) return r.status();
   // The manifest first: a reader never meets a manifest without segments.
   return DeleteSegments(segments);

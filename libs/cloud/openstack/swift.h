@@ -59,6 +59,7 @@ class SwiftObjectStore final : public objstore::ObjectStore {
 
  private:
   friend class SwiftWriter;
+  std::string ObjectPath(const std::string& key) const;  // "/container/key"
   absl::Status EnsureContainers();
   // The segment paths ("/container/name") of the SLO at `key`; empty when it
   // is a plain object or none.

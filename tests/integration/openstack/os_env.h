@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "libs/cloud/openstack/neutron.h"
+#include "libs/cloud/openstack/provider.h"
 #include "libs/cloud/openstack/session.h"
 #include "tests/support/pg_fixture.h"
 
@@ -36,6 +37,19 @@ inline Credentials Admin() {
 
 // The external network PrepareCloud makes (floating IPs come from it).
 inline constexpr char kExternal[] = "c2d-test-external";
+
+// The provider as the tests run it: the cloud's test image and flavor,
+// floating IPs from kExternal, c2d "at" 192.0.2.0/24, quick polls.
+inline ProviderOptions TestProviderOptions() {
+  using testing::RequireEnv;
+  return {.flavor = RequireEnv("C2D_TEST_OS_FLAVOR"),
+          .image = RequireEnv("C2D_TEST_OS_IMAGE_NAME"),
+          .external_network = kExternal,
+          .control_cidrs = {"192.0.2.0/24"},
+          .boot_timeout = std::chrono::seconds(120),
+          .delete_timeout = std::chrono::seconds(120),
+          .poll = absl::Milliseconds(250)};
+}
 
 // The admin's part: an external network for floating IPs, and quotas that
 // tests cannot run out of.

@@ -70,17 +70,8 @@ Options Hooked(Injector& in) {
 }
 
 struct Fixture {
-  Fixture() : session(User(), Hooked(injector)), provider(session, ledger, Options()) {
+  Fixture() : session(User(), Hooked(injector)), provider(session, ledger, TestProviderOptions()) {
     PrepareCloud();
-  }
-  ProviderOptions Options() const {
-    return {.flavor = RequireEnv("C2D_TEST_OS_FLAVOR"),
-            .image = RequireEnv("C2D_TEST_OS_IMAGE_NAME"),
-            .external_network = kExternal,
-            .control_cidrs = {"192.0.2.0/24"},
-            .boot_timeout = std::chrono::seconds(120),
-            .delete_timeout = std::chrono::seconds(120),
-            .poll = absl::Milliseconds(250)};
   }
   InstanceSpec Web(const std::string& service) const { return Web(service, network); }
   InstanceSpec Web(const std::string& service, const std::string& on) const {
@@ -336,7 +327,7 @@ TEST_CASE("openstack provider: two replicas sharing the ledger make a project ne
           "[openstack]") {
   Fixture f;
   Session other_session(User());
-  OpenStackProvider other(other_session, f.ledger, f.Options());
+  OpenStackProvider other(other_session, f.ledger, TestProviderOptions());
   absl::Status a, b;
   std::thread first([&] { a = f.provider.EnsureNetwork(f.network); });
   std::thread second([&] { b = other.EnsureNetwork(f.network); });
@@ -376,7 +367,7 @@ TEST_CASE("openstack provider: the sweep deletes what a crashed Create left", "[
 
   // A new process, the same ledger.
   Session fresh(User());
-  OpenStackProvider restarted(fresh, f.ledger, f.Options());
+  OpenStackProvider restarted(fresh, f.ledger, TestProviderOptions());
   CHECK(restarted.Sweep(absl::Hours(1)).value_or(-1) == 0);  // too recent to judge
   // The server exists: an instance with a server is not the sweep's.
   CHECK(restarted.Sweep(absl::ZeroDuration()).value_or(-1) == 0);

@@ -2,15 +2,17 @@
 // `cloud-init schema`), its boot script valid for bash, and no tenant value
 // able to change either.
 
+#include "libs/cloud/openstack/cloud_init.h"
+
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "libs/cloud/openstack/cloud_init.h"
 #include "libs/common/command.h"
 
 namespace c2d::cloud::openstack {
@@ -68,8 +70,8 @@ Ran Run(std::vector<std::string> argv) {
 }
 
 std::string Temp(const std::string& name, const std::string& content) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   absl::StrCat("c2d-cloud-init-test-", getpid());
+  const auto dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("c2d-cloud-init-test-", getpid());
   std::filesystem::create_directories(dir);
   const std::string path = (dir / name).string();
   std::ofstream(path) << content;
@@ -132,8 +134,7 @@ TEST_CASE("cloud-init: Docker runs the image by digest behind Caddy and the boot
   CHECK(caddy["/admin/listen"_json_pointer] == "127.0.0.1:2019");
 }
 
-TEST_CASE("cloud-init: the pull credential is a 0600 file used once then removed",
-          "[cloud-init]") {
+TEST_CASE("cloud-init: the pull credential is a 0600 file used once then removed", "[cloud-init]") {
   const std::string rendered = *RenderUserData(WebApp());
   const json doc = Document(rendered);
   const json pull = FileAt(doc, "/etc/c2d/pull");

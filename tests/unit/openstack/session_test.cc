@@ -22,8 +22,8 @@ Credentials Password(const FakeOpenStack& os) {
 }
 
 const Options kFast{.timeout = std::chrono::milliseconds(5'000),
-                        .retries = 3,
-                        .backoff_base = std::chrono::milliseconds(10)};
+                    .retries = 3,
+                    .backoff_base = std::chrono::milliseconds(10)};
 
 TEST_CASE("a password token is requested once, scoped to the project, and reused", "[openstack]") {
   FakeOpenStack os;
