@@ -45,7 +45,7 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
                               .api_key = RequireEnv("C2D_TEST_PDNS_API_KEY")},
                      .zone = RequireEnv("C2D_TEST_INGRESS_ZONE"),
                      .unavailable_addr = RequireEnv("C2D_TEST_INGRESS_UNAVAILABLE_ADDR")};
-  config_.reconcile_interval = 300ms;
+  config_.reconcile_interval = options.reconcile_interval;
   config_.drain_grace = 2s;
   config_.stop_grace = 2s;
   config_.restart_backoff = 100ms;

@@ -44,6 +44,9 @@ struct DeployerOptions {
   cloud::Provider* provider = nullptr;
   // DNS round-robin over instances instead of the ingress (OpenStack).
   bool dns_routing = false;
+  // How often the reconciler looks at every instance (a cloud's listing
+  // costs more than the engine's).
+  std::chrono::milliseconds reconcile_interval{300};
 };
 
 class DeployerFixture {
