@@ -6,7 +6,9 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -38,6 +40,11 @@ using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTE
 using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using SigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG, ECDSA_SIG_free>>;
+using GroupPtr = std::unique_ptr<EC_GROUP, Deleter<EC_GROUP, EC_GROUP_free>>;
+using PointPtr = std::unique_ptr<EC_POINT, Deleter<EC_POINT, EC_POINT_free>>;
+using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>>;
+using ParamPtr = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM, OSSL_PARAM_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using P8Ptr =
     std::unique_ptr<PKCS8_PRIV_KEY_INFO, Deleter<PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free>>;
 
@@ -316,6 +323,52 @@ absl::StatusOr<EcKey> EcKey::Generate() {
   return Adopt(raw);
 }
 
+absl::StatusOr<EcKey> EcKey::Derive(absl::string_view secret, absl::string_view label) {
+  if (secret.size() < 32) return absl::InvalidArgumentError("a key secret has at least 32 bytes");
+  GroupPtr group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+  if (!group) return OpenSslError("EC_GROUP_new_by_curve_name");
+  const BIGNUM* order = EC_GROUP_get0_order(group.get());
+  // d = HMAC-SHA256(secret, label || counter), the first in [1, n).
+  BnPtr d(BN_new());
+  for (unsigned char counter = 0;; ++counter) {
+    if (counter == 255) return OpenSslError("deriving a P-256 scalar");
+    const std::string input = absl::StrCat(label, std::string(1, static_cast<char>(counter)));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+             reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac,
+             &mac_len) == nullptr ||
+        BN_bin2bn(mac, static_cast<int>(mac_len), d.get()) == nullptr) {
+      return OpenSslError("HMAC-SHA256");
+    }
+    if (!BN_is_zero(d.get()) && BN_cmp(d.get(), order) < 0) break;
+  }
+  PointPtr pub(EC_POINT_new(group.get()));
+  std::array<unsigned char, 1 + 2 * kCoordinateBytes> pub_octets{};
+  if (!pub || EC_POINT_mul(group.get(), pub.get(), d.get(), nullptr, nullptr, nullptr) != 1 ||
+      EC_POINT_point2oct(group.get(), pub.get(), POINT_CONVERSION_UNCOMPRESSED, pub_octets.data(),
+                         pub_octets.size(), nullptr) != pub_octets.size()) {
+    return OpenSslError("computing the public point");
+  }
+  ParamBldPtr bld(OSSL_PARAM_BLD_new());
+  if (!bld ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) !=
+          1 ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d.get()) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, pub_octets.data(),
+                                       pub_octets.size()) != 1) {
+    return OpenSslError("building the key's parameters");
+  }
+  ParamPtr params(OSSL_PARAM_BLD_to_param(bld.get()));
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_KEYPAIR, params.get()) != 1) {
+    return OpenSslError("making the derived key");
+  }
+  return Adopt(raw);
+}
+
 absl::StatusOr<EcKey> EcKey::FromPkcs8Der(absl::string_view der) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   P8Ptr p8(d2i_PKCS8_PRIV_KEY_INFO(nullptr, &p, static_cast<long>(der.size())));
@@ -426,21 +479,30 @@ absl::StatusOr<std::string> CreateCsr(const EcKey& key, const std::vector<std::s
 
 absl::StatusOr<CertificateAuthority> CreateCa(absl::string_view common_name,
                                               absl::Duration validity) {
+  if (validity <= absl::ZeroDuration()) return absl::InvalidArgumentError("validity must be > 0");
+  C2D_ASSIGN_OR_RETURN(EcKey key, EcKey::Generate());
+  const absl::Time now = absl::Now();
+  C2D_ASSIGN_OR_RETURN(std::string pem,
+                       SelfSignedCa(key, common_name, now - absl::Minutes(5), now + validity));
+  return CertificateAuthority{std::move(key), std::move(pem)};
+}
+
+absl::StatusOr<std::string> SelfSignedCa(const EcKey& key, absl::string_view common_name,
+                                         absl::Time not_before, absl::Time not_after) {
   if (common_name.empty() || common_name.size() > kMaxCommonName) {
     return absl::InvalidArgumentError("a CA's common name has 1 to 64 characters");
   }
-  if (validity <= absl::ZeroDuration()) return absl::InvalidArgumentError("validity must be > 0");
-  C2D_ASSIGN_OR_RETURN(EcKey key, EcKey::Generate());
+  if (not_after <= not_before) {
+    return absl::InvalidArgumentError("not_after must be later than not_before");
+  }
   C2D_ASSIGN_OR_RETURN(NamePtr name, SubjectFor(common_name));
-  const absl::Time now = absl::Now();
-  C2D_ASSIGN_OR_RETURN(X509Ptr cert, NewCertificate(name.get(), name.get(), key.pkey(),
-                                                    now - absl::Minutes(5), now + validity));
+  C2D_ASSIGN_OR_RETURN(X509Ptr cert,
+                       NewCertificate(name.get(), name.get(), key.pkey(), not_before, not_after));
   X509* c = cert.get();
   C2D_RETURN_IF_ERROR(AddExtension(c, c, NID_basic_constraints, "critical,CA:TRUE"));
   C2D_RETURN_IF_ERROR(AddExtension(c, c, NID_key_usage, "critical,keyCertSign,cRLSign"));
   C2D_RETURN_IF_ERROR(AddExtension(c, c, NID_subject_key_identifier, "hash"));
-  C2D_ASSIGN_OR_RETURN(std::string pem, SignAndEncode(c, key.pkey()));
-  return CertificateAuthority{std::move(key), std::move(pem)};
+  return SignAndEncode(c, key.pkey());
 }
 
 absl::StatusOr<std::string> IssueLeaf(const EcKey& ca_key, absl::string_view ca_cert_pem,

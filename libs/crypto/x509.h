@@ -33,6 +33,11 @@ namespace c2d::crypto {
 class EcKey {
  public:
   static absl::StatusOr<EcKey> Generate();
+  // The same key every time for the same secret (32 bytes or more) and
+  // label, and unrelated keys for different labels: the private scalar is
+  // the first HMAC-SHA256(secret, label || counter) that lies in [1, n).
+  // Lets c2d hand a machine a key it can make again without storing it.
+  static absl::StatusOr<EcKey> Derive(absl::string_view secret, absl::string_view label);
   // The PKCS#8 PrivateKeyInfo DER form c2d seals at rest; InvalidArgument
   // unless it holds a P-256 key.
   static absl::StatusOr<EcKey> FromPkcs8Der(absl::string_view der);
@@ -89,6 +94,13 @@ struct CertificateAuthority {
 // (critical) and a subjectKeyIdentifier.
 absl::StatusOr<CertificateAuthority> CreateCa(absl::string_view common_name,
                                               absl::Duration validity);
+
+// CreateCa's certificate on a given key and validity. Two made on the same
+// key, name and validity differ only in serial and signature, so either
+// one anchors a chain issued under the other (a trust anchor is matched by
+// subject and key, its own signature unchecked).
+absl::StatusOr<std::string> SelfSignedCa(const EcKey& key, absl::string_view common_name,
+                                         absl::Time not_before, absl::Time not_after);
 
 // A server certificate for `dns_names` on `leaf_key`'s public key, signed by
 // the CA: random 128-bit serial, subject CN=<first name> (when it fits),

@@ -69,6 +69,40 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return cancel != nullptr && cancel->load(std::memory_order_relaxed) ? 1 : 0;
 }
 
+using SlistPtr = std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)>;
+
+// TLS trust and client identity, and addresses fixed for names; returns the
+// CURLOPT_RESOLVE list, which must outlive the transfer.
+SlistPtr SetTls(CURL* c, const Request& request) {
+  if (!request.ca_file.empty() || !request.ca_pem.empty()) {
+    if (!request.ca_pem.empty()) {
+      curl_blob ca{const_cast<char*>(request.ca_pem.data()), request.ca_pem.size(), CURL_BLOB_COPY};
+      curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca);
+    } else {
+      curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str());
+    }
+    // Only those CAs: the CA directory libcurl was built with would add the
+    // system's CAs back.
+    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+  }
+  if (!request.client_cert_pem.empty()) {
+    curl_blob cert{const_cast<char*>(request.client_cert_pem.data()),
+                   request.client_cert_pem.size(), CURL_BLOB_COPY};
+    curl_blob key{const_cast<char*>(request.client_key_pem.data()), request.client_key_pem.size(),
+                  CURL_BLOB_COPY};
+    curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+  }
+  curl_slist* resolve = nullptr;
+  for (const std::string& entry : request.resolve) {
+    resolve = curl_slist_append(resolve, entry.c_str());
+  }
+  if (resolve != nullptr) curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+  return SlistPtr(resolve, curl_slist_free_all);
+}
+
 }  // namespace
 
 std::string Response::Header(absl::string_view name) const {
@@ -116,12 +150,7 @@ absl::StatusOr<Response> Send(const Request& request) {
     curl_easy_setopt(c, CURLOPT_USERNAME, request.user.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, request.password.c_str());
   }
-  if (!request.ca_file.empty()) {
-    curl_easy_setopt(c, CURLOPT_CAINFO, request.ca_file.c_str());
-    // Only that bundle: the CA directory libcurl was built with would add
-    // the system's CAs back.
-    curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
-  }
+  SlistPtr resolve = SetTls(c, request);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));

@@ -48,6 +48,14 @@ struct Request {
   // When set, a PEM bundle of the CAs trusted for https instead of the
   // system store (e.g. the test CA of a Pebble ACME server).
   std::string ca_file;
+  // The same from memory (wins over ca_file).
+  std::string ca_pem;
+  // A client certificate (PEM, leaf first) and its key (PEM) for mutual TLS.
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // Addresses fixed for names, as curl's "host:port:address" (the URL keeps
+  // the name the server's certificate is checked against).
+  std::vector<std::string> resolve;
 };
 
 struct Response {

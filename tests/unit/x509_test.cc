@@ -244,6 +244,68 @@ TEST_CASE("the internal CA issues leaves that OpenSSL verifies for TLS servers",
   CHECK(crypto::ParseCertificateChain(*second)->serial_hex != info->serial_hex);
 }
 
+TEST_CASE("a derived key is the same for a secret and label, and another for another label",
+          "[x509]") {
+  const std::string secret(32, 's');
+  auto a = EcKey::Derive(secret, "c2d-ins-1");
+  auto again = EcKey::Derive(secret, "c2d-ins-1");
+  auto other = EcKey::Derive(secret, "c2d-ins-2");
+  auto other_secret = EcKey::Derive(std::string(32, 't'), "c2d-ins-1");
+  REQUIRE(a.ok());
+  REQUIRE(again.ok());
+  REQUIRE(other.ok());
+  REQUIRE(other_secret.ok());
+  CHECK(a->PublicJwk() == again->PublicJwk());
+  CHECK(*a->ToPkcs8Der() == *again->ToPkcs8Der());
+  CHECK(a->PublicJwk() != other->PublicJwk());
+  CHECK(a->PublicJwk() != other_secret->PublicJwk());
+  // A real key pair: it signs what its public half verifies.
+  auto sig = a->SignEs256("data");
+  REQUIRE(sig.ok());
+  CHECK(testing::VerifiesEs256(again->pkey(), "data", *sig));
+  CHECK(EcKey::Derive("short", "x").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("a CA made again from its derived key anchors what the first one issued", "[x509]") {
+  auto key = EcKey::Derive(std::string(32, 's'), "c2d-ins-1");
+  REQUIRE(key.ok());
+  const absl::Time from = absl::FromUnixSeconds(1'700'000'000);
+  const absl::Time until = from + absl::Hours(24 * 365 * 30);
+  auto first = crypto::SelfSignedCa(*key, "c2d-ins-1 admin", from, until);
+  auto second = crypto::SelfSignedCa(*key, "c2d-ins-1 admin", from, until);
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(*first != *second);  // another serial and signature
+  EcKey leaf_key = NewKey();
+  const absl::Time now = absl::Now();
+  auto leaf = crypto::IssueLeaf(*key, *first, leaf_key, {"c2d-ins-1"}, now - absl::Minutes(1),
+                                now + absl::Hours(12));
+  REQUIRE(leaf.ok());
+  for (const std::string* anchor : {&*first, &*second}) {
+    X509Ptr ca = ReadPem(*anchor), cert = ReadPem(*leaf);
+    X509_STORE* store = X509_STORE_new();
+    X509_STORE_add_cert(store, ca.get());
+    X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+    X509_STORE_CTX_init(ctx, store, cert.get(), nullptr);
+    X509_VERIFY_PARAM_set1_host(X509_STORE_CTX_get0_param(ctx), "c2d-ins-1", 0);
+    CHECK(X509_verify_cert(ctx) == 1);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+  }
+  // Another instance's CA anchors nothing of this one's.
+  auto stranger_key = EcKey::Derive(std::string(32, 's'), "c2d-ins-2");
+  auto stranger = crypto::SelfSignedCa(*stranger_key, "c2d-ins-1 admin", from, until);
+  REQUIRE(stranger.ok());
+  X509Ptr ca = ReadPem(*stranger), cert = ReadPem(*leaf);
+  X509_STORE* store = X509_STORE_new();
+  X509_STORE_add_cert(store, ca.get());
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  X509_STORE_CTX_init(ctx, store, cert.get(), nullptr);
+  CHECK(X509_verify_cert(ctx) == 0);
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(store);
+}
+
 TEST_CASE("the ARI id of an issued leaf is the CA's SKI and the serial's DER bytes", "[x509]") {
   auto ca = crypto::CreateCa("ari test CA", absl::Hours(1));
   REQUIRE(ca.ok());

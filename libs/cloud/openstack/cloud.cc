@@ -3,12 +3,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "libs/common/env.h"
 #include "libs/common/status.h"
+#include "libs/crypto/x509.h"
 #include "libs/oci/access.h"
 
 namespace c2d::cloud::openstack {
@@ -52,6 +54,21 @@ absl::Status ReadCredentials(Credentials& c) {
   return absl::OkStatus();
 }
 
+// The PEM file named by `variable` (empty when unset), which must contain
+// `marker`.
+absl::StatusOr<std::string> ReadPem(const char* variable, absl::string_view marker) {
+  const std::string path = env::GetString(variable, "");
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  if (!in || !absl::StrContains(pem.str(), marker)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(variable, ": ", path, " is not a readable PEM file (", marker, ")"));
+  }
+  return pem.str();
+}
+
 }  // namespace
 
 absl::StatusOr<Credentials> CredentialsFromEnv() {
@@ -71,15 +88,15 @@ absl::StatusOr<CloudEnv> CloudEnv::FromEnv() {
   o.dns_nameservers = List("C2D_OS_DNS_NAMESERVERS");
   o.control_cidrs = List("C2D_OS_CONTROL_CIDRS");
   o.key_name = env::GetString("C2D_OS_KEY_NAME", "");
-  if (const std::string cert = env::GetString("C2D_OS_ADMIN_CLIENT_CERT", ""); !cert.empty()) {
-    std::ifstream in(cert);
-    std::stringstream pem;
-    pem << in.rdbuf();
-    if (!in || pem.str().find("BEGIN CERTIFICATE") == std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("C2D_OS_ADMIN_CLIENT_CERT: ", cert, " is not a readable PEM certificate"));
-    }
-    o.admin_client_certificate = pem.str();
+  C2D_ASSIGN_OR_RETURN(o.admin_client.certificate_pem,
+                       ReadPem("C2D_OS_ADMIN_CLIENT_CERT", "BEGIN CERTIFICATE"));
+  C2D_ASSIGN_OR_RETURN(o.admin_client.key_pem, ReadPem("C2D_OS_ADMIN_CLIENT_KEY", "PRIVATE KEY"));
+  if (o.admin_client.certificate_pem.empty() != o.admin_client.key_pem.empty()) {
+    return absl::InvalidArgumentError(
+        "C2D_OS_ADMIN_CLIENT_CERT and C2D_OS_ADMIN_CLIENT_KEY go together");
+  }
+  if (!o.admin_client.key_pem.empty()) {
+    C2D_RETURN_IF_ERROR(crypto::EcKey::FromPem(o.admin_client.key_pem).status());
   }
   return e;
 }

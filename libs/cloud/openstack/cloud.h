@@ -12,7 +12,8 @@
 //   C2D_OS_IMAGE (required: a cloud image with cloud-init), C2D_OS_FLAVOR (m1.small)
 //   C2D_OS_EXTERNAL_NETWORK (floating IPs; empty: none), C2D_OS_SUBNET_CIDR (10.42.0.0/24)
 //   C2D_OS_DNS_NAMESERVERS, C2D_OS_CONTROL_CIDRS (comma-separated)
-//   C2D_OS_KEY_NAME, C2D_OS_ADMIN_CLIENT_CERT (a PEM file: Caddy's remote admin client)
+//   C2D_OS_KEY_NAME, C2D_OS_ADMIN_CLIENT_CERT and C2D_OS_ADMIN_CLIENT_KEY (PEM files:
+//   c2d's client identity for the remote admin API of instances' Caddies)
 
 #include <memory>
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "libs/cloud/openstack/caddy_admin.h"
 #include "libs/common/status.h"
 
 namespace c2d::cloud::openstack {
@@ -20,7 +21,7 @@ using json = nlohmann::json;
 constexpr char kEnvFile[] = "/etc/c2d/app.env";
 constexpr char kPullFile[] = "/etc/c2d/pull";
 constexpr char kBootScript[] = "/usr/local/sbin/c2d-boot";
-constexpr char kCaddyConfig[] = "/etc/c2d/caddy.json";
+constexpr char kAdminCa[] = "c2d-admin";  // the CA's id in Caddy's pki app
 constexpr int kVolumeWaitSeconds = 300;
 
 bool IsShellName(absl::string_view s) {
@@ -60,6 +61,10 @@ absl::Status Check(const BootPlan& p) {
     if (!IsPlainToken(host) || !IsPlainToken(address)) {
       return absl::InvalidArgumentError(absl::StrCat("hosts: ", host, " ", address));
     }
+  }
+  if (!p.admin_client_certificate.empty() &&
+      (p.admin_ca_certificate.empty() || p.admin_ca_key.empty())) {
+    return absl::InvalidArgumentError("remote admin needs the instance's admin CA");
   }
   for (const BootVolume& v : p.volumes) {
     if (!IsPlainToken(v.volume_id) || !IsPlainToken(v.name) || !IsPlainToken(v.mount_path)) {
@@ -158,8 +163,27 @@ json CaddyConfig(const BootPlan& p) {
   const json upstream = {{"handler", "reverse_proxy"},
                          {"upstreams", {{{"dial", absl::StrCat("127.0.0.1:", p.port)}}}}};
   json admin = {{"listen", "127.0.0.1:2019"}};
+  json apps = {{"http",
+                {{"servers",
+                  {{"c2d-http",
+                    {{"listen", {":80"}},
+                     {"automatic_https", {{"disable", true}}},
+                     {"routes", {{{"handle", {upstream}}}}}}},
+                   {"c2d-https",
+                    {{"listen", {":443"}},
+                     {"automatic_https", {{"disable", true}}},
+                     {"tls_connection_policies", {json::object()}},
+                     {"routes", {{{"handle", {upstream}}}}}}}}}}},
+               {"tls", {{"certificates", {{"load_pem", json::array()}}}}}};
   if (!p.admin_client_certificate.empty()) {
-    admin["identity"] = {{"identifiers", {p.container}}, {"issuers", {{{"module", "internal"}}}}};
+    apps["pki"] = {
+        {"certificate_authorities",
+         {{kAdminCa,
+           {{"name", absl::StrCat(p.container, " admin")},
+            {"install_trust", false},
+            {"root", {{"certificate", kAdminCaCertPath}, {"private_key", kAdminCaKeyPath}}}}}}}};
+    admin["identity"] = {{"identifiers", {AdminName(p.container)}},
+                         {"issuers", {{{"module", "internal"}, {"ca", kAdminCa}}}}};
     admin["remote"] = {{"listen", absl::StrCat(":", p.admin_port)},
                        {"access_control",
                         {{{"public_keys", {PemBody(p.admin_client_certificate)}},
@@ -167,24 +191,20 @@ json CaddyConfig(const BootPlan& p) {
                            {{{"paths", {"/config/apps/tls", "/config/apps/http/servers/c2d-https"}},
                              {"methods", {"GET", "POST", "PUT", "PATCH", "DELETE"}}}}}}}}};
   }
-  return {{"admin", admin},
-          {"apps",
-           {{"http",
-             {{"servers",
-               {{"c2d-http",
-                 {{"listen", {":80"}},
-                  {"automatic_https", {{"disable", true}}},
-                  {"routes", {{{"handle", {upstream}}}}}}},
-                {"c2d-https",
-                 {{"listen", {":443"}},
-                  {"automatic_https", {{"disable", true}}},
-                  {"tls_connection_policies", {json::object()}},
-                  {"routes", {{{"handle", {upstream}}}}}}}}}}},
-            {"tls", {{"certificates", {{"load_pem", json::array()}}}}}}}};
+  return {{"admin", admin}, {"apps", apps}};
 }
 
 json File(const std::string& path, const std::string& content, const std::string& mode) {
   return {{"path", path}, {"content", content}, {"owner", "root:root"}, {"permissions", mode}};
+}
+
+// A file of Caddy's own, written once the package made its user.
+json CaddyFile(const std::string& path, const std::string& content, const std::string& mode) {
+  return {{"path", path},
+          {"content", content},
+          {"owner", "caddy:caddy"},
+          {"permissions", mode},
+          {"defer", true}};
 }
 
 std::string AppUnit() {
@@ -209,6 +229,8 @@ std::string ShellQuote(absl::string_view text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
 
+std::string RenderCaddyConfig(const BootPlan& plan) { return CaddyConfig(plan).dump(2); }
+
 absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
   C2D_RETURN_IF_ERROR(Check(plan));
   json files = json::array();
@@ -222,11 +244,15 @@ absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
                                                {"systemctl", "enable", "--now", "docker"}};
   if (plan.behind_caddy && plan.port > 0) {
     packages.push_back("caddy");
-    files.push_back(File(kCaddyConfig, CaddyConfig(plan).dump(2), "0600"));
+    files.push_back(CaddyFile(kCaddyConfigPath, RenderCaddyConfig(plan), "0600"));
+    if (!plan.admin_client_certificate.empty()) {
+      files.push_back(CaddyFile(kAdminCaCertPath, plan.admin_ca_certificate, "0644"));
+      files.push_back(CaddyFile(kAdminCaKeyPath, plan.admin_ca_key, "0600"));
+    }
     files.push_back(File("/etc/systemd/system/caddy.service.d/c2d.conf",
                          absl::StrCat("[Service]\nExecStart=\nExecStart=/usr/bin/caddy run "
                                       "--environ --resume --config ",
-                                      kCaddyConfig, "\n"),
+                                      kCaddyConfigPath, "\n"),
                          "0644"));
     run.push_back({"systemctl", "restart", "caddy"});
   }

@@ -8,7 +8,8 @@
 //   on 80 (plain, what health checks use) and 443 (TLS with the
 //   certificates c2d pushes), whose admin API answers remotely only over
 //   mutual TLS to c2d's client certificate, and only on the TLS and HTTPS
-//   paths.
+//   paths, presenting a certificate from the instance's own CA. Caddy's
+//   files belong to its user and are written once it is installed.
 // - The registry pull credential (short-lived, for this one image) is a
 //   0600 root-only file used by the first pull and then removed, with the
 //   docker login it made.
@@ -67,12 +68,26 @@ struct BootPlan {
   // API; empty: no remote admin.
   std::string admin_client_certificate;
   int admin_port = 2021;
+  // With remote admin: the instance's own CA (PEM certificate and key). Its
+  // Caddy issues from it the certificate its admin API presents, for the
+  // name `container`, and c2d trusts that CA alone for this instance.
+  std::string admin_ca_certificate;
+  std::string admin_ca_key;
 };
+
+// Where the instance's files are.
+inline constexpr char kCaddyConfigPath[] = "/etc/c2d/caddy.json";
+inline constexpr char kAdminCaCertPath[] = "/etc/c2d/admin-ca.crt";
+inline constexpr char kAdminCaKeyPath[] = "/etc/c2d/admin-ca.key";
 
 // InvalidArgument for what cannot be rendered safely: an environment name
 // that is not a shell name, a port out of range, an image or host name
 // with characters no image reference or host name has.
 absl::StatusOr<std::string> RenderUserData(const BootPlan& plan);
+
+// The Caddy configuration of a web instance (what RenderUserData writes to
+// kCaddyConfigPath), as JSON text.
+std::string RenderCaddyConfig(const BootPlan& plan);
 
 // `text` as one shell word in single quotes ('it'\''s').
 std::string ShellQuote(absl::string_view text);

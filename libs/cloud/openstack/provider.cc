@@ -242,8 +242,15 @@ absl::StatusOr<BootPlan> OpenStackProvider::Plan(const InstanceSpec& spec, Role 
                 .memory_bytes = spec.memory_bytes,
                 .cpu_millis = spec.cpu_millis,
                 .volumes = volumes,
-                .hosts = spec.hosts,
-                .admin_client_certificate = options_.admin_client_certificate};
+                .hosts = spec.hosts};
+  // Web instances' Caddies take their certificates from c2d.
+  if (!options_.admin_client.certificate_pem.empty() && role == Role::kWeb) {
+    plan.admin_client_certificate = options_.admin_client.certificate_pem;
+    C2D_ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
+                         InstanceAdminCa(options_.admin_client.key_pem, spec.name));
+    plan.admin_ca_certificate = ca.cert_pem;
+    C2D_ASSIGN_OR_RETURN(plan.admin_ca_key, ca.key.ToPem());
+  }
   if (options_.pull_credential) {
     C2D_ASSIGN_OR_RETURN(plan.pull, options_.pull_credential(spec.image));
   }

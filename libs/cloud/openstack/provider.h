@@ -34,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/caddy_admin.h"
 #include "libs/cloud/openstack/cinder.h"
 #include "libs/cloud/openstack/cloud_init.h"
 #include "libs/cloud/openstack/ledger.h"
@@ -56,7 +57,11 @@ struct ProviderOptions {
   std::vector<std::string> control_cidrs;
   std::string key_name;  // an SSH key for operators; empty: none
   std::string server_group_policy = "soft-anti-affinity";
-  std::string admin_client_certificate;  // PEM; see BootPlan
+  // c2d's client identity for the remote admin API of web instances'
+  // Caddies (caddy_admin.h); empty: no remote admin. Its key is also the
+  // secret each instance's admin CA is derived from, so a new identity
+  // needs new instances.
+  AdminClient admin_client;
   int volume_size_gb = 1;
   std::chrono::seconds boot_timeout{600};
   std::chrono::seconds volume_timeout{300};

@@ -9,6 +9,7 @@
 #include "libs/cloud/openstack/neutron.h"
 #include "libs/cloud/openstack/provider.h"
 #include "libs/cloud/openstack/session.h"
+#include "libs/crypto/x509.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d::cloud::openstack {
@@ -40,12 +41,23 @@ inline constexpr char kExternal[] = "c2d-test-external";
 
 // The provider as the tests run it: the cloud's test image and flavor,
 // floating IPs from kExternal, c2d "at" 192.0.2.0/24, quick polls.
+// c2d's remote admin client identity, one per test process.
+inline const AdminClient& TestAdminClient() {
+  static const AdminClient client = [] {
+    auto ca = crypto::CreateCa("c2d deployer (test)", absl::Hours(24));
+    REQUIRE(ca.ok());
+    return AdminClient{ca->cert_pem, *ca->key.ToPem()};
+  }();
+  return client;
+}
+
 inline ProviderOptions TestProviderOptions() {
   using testing::RequireEnv;
   return {.flavor = RequireEnv("C2D_TEST_OS_FLAVOR"),
           .image = RequireEnv("C2D_TEST_OS_IMAGE_NAME"),
           .external_network = kExternal,
           .control_cidrs = {"192.0.2.0/24"},
+          .admin_client = TestAdminClient(),
           .boot_timeout = std::chrono::seconds(120),
           .delete_timeout = std::chrono::seconds(120),
           .poll = absl::Milliseconds(250)};

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -154,6 +155,25 @@ TEST_CASE("openstack provider: an instance's whole life on its project's network
   CHECK(absl::StartsWith(made->private_address, "10.42.0."));
   CHECK(absl::StartsWith(made->address, "203.0.113."));  // its floating IP, port 80
   CHECK(absl::EndsWith(made->address, ":80"));
+
+  // Its user data, as Nova keeps it: the instance's own admin CA, the one
+  // c2d makes again from its client key and the instance's name.
+  Session admin(Admin());
+  auto shown = admin.Call("compute", {.path = "/servers/" + made->ref,
+                                      .headers = {{"OpenStack-API-Version", "compute 2.3"}}});
+  REQUIRE(shown.ok());
+  std::string user_data;
+  REQUIRE(absl::Base64Unescape(
+      shown->body["/server/OS-EXT-SRV-ATTR:user_data"_json_pointer].get<std::string>(),
+      &user_data));
+  const json doc = json::parse(user_data.substr(user_data.find('\n') + 1));
+  std::map<std::string, std::string> files;
+  for (const json& file : doc["write_files"]) files[file["path"]] = file["content"];
+  auto ca = InstanceAdminCa(TestAdminClient().key_pem, web.name);
+  REQUIRE(ca.ok());
+  CHECK(files[kAdminCaKeyPath] == *ca->key.ToPem());
+  CHECK(crypto::ParseCertificateChain(files[kAdminCaCertPath])->issuer ==
+        absl::StrCat("CN=", AdminName(web.name), " admin"));
 
   auto listed = f.provider.List({{"c2d.instance", web.labels["c2d.instance"]}});
   REQUIRE(listed.ok());

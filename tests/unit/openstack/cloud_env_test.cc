@@ -1,11 +1,16 @@
 // The OpenStack provider's settings from the environment, and the pull
 // grants its instances get.
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "absl/time/clock.h"
 #include "libs/cloud/openstack/cloud.h"
+#include "libs/crypto/x509.h"
 #include "libs/oci/access.h"
 
 namespace c2d::cloud::openstack {
@@ -17,7 +22,8 @@ struct Env {
          {"C2D_OS_AUTH_URL", "C2D_OS_USERNAME", "C2D_OS_PASSWORD", "C2D_OS_PROJECT_NAME",
           "C2D_OS_PROJECT_ID", "C2D_OS_APPLICATION_CREDENTIAL_ID",
           "C2D_OS_APPLICATION_CREDENTIAL_SECRET", "C2D_OS_IMAGE", "C2D_OS_FLAVOR",
-          "C2D_OS_CONTROL_CIDRS", "C2D_OS_INTERFACE", "C2D_OS_ADMIN_CLIENT_CERT"}) {
+          "C2D_OS_CONTROL_CIDRS", "C2D_OS_INTERFACE", "C2D_OS_ADMIN_CLIENT_CERT",
+          "C2D_OS_ADMIN_CLIENT_KEY"}) {
       unsetenv(name);
     }
     for (const auto& [k, v] : vars_) setenv(k.c_str(), v.c_str(), 1);
@@ -74,6 +80,39 @@ TEST_CASE("openstack settings: password or application credential, and what is m
   bad["C2D_OS_ADMIN_CLIENT_CERT"] = "/nonexistent/cert.pem";
   Env env(bad);
   CHECK(absl::IsInvalidArgument(CloudEnv::FromEnv().status()));
+}
+
+TEST_CASE("openstack settings: the remote admin client is a certificate and its key, or neither",
+          "[openstack]") {
+  auto ca = crypto::CreateCa("c2d deployer", absl::Hours(24));
+  REQUIRE(ca.ok());
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("c2d-env-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string cert = (dir / "client.crt").string(), key = (dir / "client.key").string();
+  std::ofstream(cert) << ca->cert_pem;
+  std::ofstream(key) << *ca->key.ToPem();
+  std::map<std::string, std::string> both = kPassword;
+  both["C2D_OS_ADMIN_CLIENT_CERT"] = cert;
+  both["C2D_OS_ADMIN_CLIENT_KEY"] = key;
+  {
+    Env env(both);
+    auto e = CloudEnv::FromEnv();
+    REQUIRE(e.ok());
+    CHECK(e->options.admin_client.certificate_pem == ca->cert_pem);
+    CHECK(e->options.admin_client.key_pem == *ca->key.ToPem());
+  }
+  // One without the other, or the two swapped: refused, naming the setting.
+  for (const auto& [name, value] : std::map<std::string, std::string>{
+           {"C2D_OS_ADMIN_CLIENT_KEY", ""}, {"C2D_OS_ADMIN_CLIENT_CERT", key}}) {
+    std::map<std::string, std::string> vars = both;
+    vars[name] = value;
+    Env env(vars);
+    absl::Status s = CloudEnv::FromEnv().status();
+    CHECK(absl::IsInvalidArgument(s));
+    CHECK_THAT(std::string(s.message()), Catch::Contains("C2D_OS_ADMIN_CLIENT_"));
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("openstack pulls: a grant for the image's one repository, nothing else",

@@ -36,7 +36,9 @@ BootPlan WebApp() {
                        .mount_path = "/data"}},
           .hosts = {{"pg-1.internal", "10.42.0.7"}},
           .admin_client_certificate =
-              "-----BEGIN CERTIFICATE-----\nQUJD\nREVG\n-----END CERTIFICATE-----\n"};
+              "-----BEGIN CERTIFICATE-----\nQUJD\nREVG\n-----END CERTIFICATE-----\n",
+          .admin_ca_certificate = "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n",
+          .admin_ca_key = "-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n"};
 }
 
 json Document(const std::string& user_data) {
@@ -132,6 +134,34 @@ TEST_CASE("cloud-init: Docker runs the image by digest behind Caddy and the boot
   CHECK(caddy["/admin/remote/access_control/0/permissions/0/paths"_json_pointer] ==
         json({"/config/apps/tls", "/config/apps/http/servers/c2d-https"}));
   CHECK(caddy["/admin/listen"_json_pointer] == "127.0.0.1:2019");
+  // Its admin certificate, for the instance's name, from the instance's own CA.
+  CHECK(caddy["/admin/identity/identifiers"_json_pointer] == json({"c2d-ins-abc123"}));
+  CHECK(caddy["/admin/identity/issuers/0"_json_pointer] ==
+        json({{"module", "internal"}, {"ca", "c2d-admin"}}));
+  CHECK(caddy["/apps/pki/certificate_authorities/c2d-admin/root"_json_pointer] ==
+        json({{"certificate", "/etc/c2d/admin-ca.crt"}, {"private_key", "/etc/c2d/admin-ca.key"}}));
+  CHECK(caddy["/apps/pki/certificate_authorities/c2d-admin/install_trust"_json_pointer] == false);
+  // Caddy's files are its user's, the key and configuration for it alone.
+  for (const auto& [path, mode] :
+       std::map<std::string, std::string>{{"/etc/c2d/caddy.json", "0600"},
+                                          {"/etc/c2d/admin-ca.crt", "0644"},
+                                          {"/etc/c2d/admin-ca.key", "0600"}}) {
+    const json f = FileAt(doc, path);
+    CHECK(f["owner"] == "caddy:caddy");
+    CHECK(f["permissions"] == mode);
+    CHECK(f["defer"] == true);
+  }
+  CHECK(FileAt(doc, "/etc/c2d/admin-ca.key")["content"] == WebApp().admin_ca_key);
+  // Remote admin without the instance's CA is refused.
+  BootPlan no_ca = WebApp();
+  no_ca.admin_ca_key.clear();
+  CHECK(RenderUserData(no_ca).status().code() == absl::StatusCode::kInvalidArgument);
+  // Without remote admin: no identity, no CA files.
+  BootPlan local_only = WebApp();
+  local_only.admin_client_certificate.clear();
+  const std::string plain = *RenderUserData(local_only);
+  CHECK_FALSE(absl::StrContains(plain, "admin-ca"));
+  CHECK_FALSE(absl::StrContains(plain, "identity"));
 }
 
 TEST_CASE("cloud-init: the pull credential is a 0600 file used once then removed", "[cloud-init]") {
