@@ -381,6 +381,9 @@ Instance OpenStackProvider::ToInstance(const Server& s,
 
 absl::StatusOr<Instance> OpenStackProvider::Inspect(const std::string& ref) {
   C2D_ASSIGN_OR_RETURN(Server s, nova_.GetServer(ref));
+  // As List: a server being deleted is gone already (it cannot be started
+  // again, and its replacement is what the caller wants).
+  if (Going(s)) return absl::NotFoundError(absl::StrCat("server ", ref, " is being deleted"));
   C2D_ASSIGN_OR_RETURN(auto floating, FloatingAddresses());
   return ToInstance(s, floating);
 }
