@@ -21,14 +21,17 @@ constexpr int kMaxPages = 1000;
 }  // namespace
 
 dns::RRset ParseRecordset(const json& r) {
+  const json ttl = r.value("ttl", json());
   dns::RRset out{.name = r.value("name", ""),
                  .type = r.value("type", ""),
-                 .ttl = r.value("ttl", json(60)).is_number() ? r["ttl"].get<int>() : 60};
+                 .ttl = ttl.is_number_integer() ? ttl.get<int>() : 60};
   for (const json& record : r.value("records", json::array())) {
     if (record.is_string()) out.records.push_back(record);
   }
+  // A null description (Designate's default) reads as no tag.
   const json description = r.value("description", json());
-  absl::string_view tag = description.is_string() ? description.get_ref<const std::string&>() : "";
+  if (!description.is_string()) return out;
+  absl::string_view tag = description.get_ref<const std::string&>();
   if (absl::ConsumePrefix(&tag, kTagPrefix)) out.tag = std::string(tag);
   return out;
 }
