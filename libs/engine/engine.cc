@@ -407,6 +407,13 @@ absl::Status Engine::RemoveContainer(const std::string& id, bool force) const {
 absl::StatusOr<ContainerInfo> Engine::InspectContainer(const std::string& id) const {
   auto body = Call("GET", absl::StrCat("/containers/", id, "/json"),
                    absl::StrCat("inspect container ", id));
+  // A container being removed answers 500 ("does not exist in database")
+  // until its removal is through; then 404. Asked again shortly, it tells.
+  for (int retry = 0; retry < 3 && absl::IsUnavailable(body.status()); ++retry) {
+    absl::SleepFor(absl::Milliseconds(100));
+    body = Call("GET", absl::StrCat("/containers/", id, "/json"),
+                absl::StrCat("inspect container ", id));
+  }
   if (!body.ok()) return body.status();
   json j = json::parse(*body, nullptr, false);
   if (!j.is_object()) return absl::InternalError("inspect container: malformed answer");

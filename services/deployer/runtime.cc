@@ -293,18 +293,18 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
   }
   if (current->state != cloud::InstanceState::kRunning) {
     absl::Status started = provider_.Start(current->ref);
-    if (absl::IsNotFound(started) && !created) {
+    absl::StatusOr<cloud::Instance> after =
+        started.ok() ? provider_.Inspect(current->ref) : absl::StatusOr<cloud::Instance>(started);
+    if (absl::IsNotFound(after.status()) && !created) {
       // Removed since it was inspected, behind c2d's back (the engine lists
-      // a container it is removing as exited): lost, and the next call
-      // makes a new one.
+      // a container it is removing as exited, and may even start it): lost,
+      // and the next call makes a new one.
       C2D_RETURN_IF_ERROR(pool_.Transact("instance lost", [&](pg::Tx& tx) {
         return AddEvent(tx, d.id(), d.service_id(), id, "instance.lost",
                         "its container is gone (removed outside c2d); replacing it");
       }));
       return EnsureRunning(row, d, env);
     }
-    C2D_RETURN_IF_ERROR(started);
-    auto after = provider_.Inspect(current->ref);
     if (!after.ok()) return after.status();
     current = std::move(*after);
   }
