@@ -73,6 +73,13 @@ struct LogLine {
   std::optional<absl::Time> time;  // when the provider received it, if known
 };
 
+// A certificate an instance serves itself: its chain (leaf first) and its
+// key, PEM.
+struct ServedCertificate {
+  std::string chain_pem;
+  std::string key_pem;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -107,6 +114,17 @@ class Provider {
   virtual absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
                                   const std::function<bool(const LogLine&)>& on_line,
                                   const std::atomic<bool>* cancel) = 0;
+  // Replaces every certificate a web instance serves (picked by SNI), for
+  // providers whose instances terminate TLS themselves (openstack: each
+  // server's own Caddy, DESIGN §1 point 2). Unimplemented: the instances
+  // serve plain HTTP behind c2d's ingress, which holds the certificates
+  // (local).
+  virtual absl::Status ServeCertificates(const std::string& ref,
+                                         const std::vector<ServedCertificate>& certs) {
+    (void)ref;
+    (void)certs;
+    return absl::UnimplementedError("this provider's instances do not terminate TLS");
+  }
 };
 
 }  // namespace c2d::cloud

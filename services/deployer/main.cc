@@ -5,6 +5,7 @@
 // lists its variables).
 
 #include <memory>
+#include <optional>
 
 #include "libs/cloud/local_provider.h"
 #include "libs/cloud/openstack/cloud.h"
@@ -13,6 +14,7 @@
 #include "libs/ingress/upstreams.h"
 #include "libs/rpc/process.h"
 #include "libs/rpc/server.h"
+#include "services/certs/cert_server.h"
 #include "services/deployer/config.h"
 #include "services/deployer/deploy_job.h"
 #include "services/deployer/deployer_service.h"
@@ -33,6 +35,7 @@ int main() {
   cloud::LocalProvider local(config->local);
   cloud::Provider* provider = &local;
   std::unique_ptr<cloud::openstack::Cloud> openstack;
+  bool instances_take_certificates = false;  // openstack with remote admin to its Caddies
   const std::string kind = env::GetString("C2D_PROVIDER", "local");
   if (kind == "openstack") {
     auto os = cloud::openstack::CloudEnv::FromEnv();
@@ -41,6 +44,7 @@ int main() {
     // platform's registry password.
     os->options.pull_credential = cloud::openstack::GrantPulls(
         config->local.registry.server, config->local.grant_key, absl::Minutes(30));
+    instances_take_certificates = !os->options.admin_client.certificate_pem.empty();
     openstack = std::make_unique<cloud::openstack::Cloud>(std::move(*os), (*process)->pool());
     provider = &openstack->provider();
     config->dns_routing = true;  // each instance's Caddy serves it: no host ingress
@@ -54,6 +58,21 @@ int main() {
   runtime.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
   if (!config->dbprov_addr.empty()) {
     runtime.UseDatabases(grpc::CreateChannel(config->dbprov_addr, *credentials));
+  }
+  // Under DNS routing each instance serves HTTPS itself, with the
+  // certificates of the certs service (read from PostgreSQL, unsealed).
+  std::optional<certs::CertCache> certificates;
+  if (instances_take_certificates && config->master_keys) {
+    certificates.emplace((*process)->pool(), *config->master_keys);
+    runtime.UseCertificates([&](const std::string& name) -> absl::StatusOr<std::string> {
+      auto entry = certificates->Lookup(name);
+      if (!entry.ok()) return entry.status();
+      return entry->bundle;
+    });
+  } else if (config->dns_routing) {
+    log::Warn(
+        "instances get no certificates and serve plain HTTP only: that needs C2D_MASTER_KEY, "
+        "C2D_OS_ADMIN_CLIENT_CERT and C2D_OS_ADMIN_CLIENT_KEY");
   }
   deployer::DeployerServiceImpl service(runtime);
   deployer::DeployJob deploy(runtime);

@@ -121,7 +121,37 @@ void Reconciler::RunOnce() {
   // Follow the output of every instance still there.
   auto current =
       runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
-  if (current.ok()) followers_.Sync(*current);
+  if (current.ok()) {
+    followers_.Sync(*current);
+    PushCertificates(*current);
+  }
+}
+
+void Reconciler::PushCertificates(const std::vector<InstanceRow>& rows) {
+  if (!runtime_.config().dns_routing || !runtime_.certificates()) return;
+  if (!certs_) certs_.emplace(runtime_.provider(), runtime_.certificates());
+  auto names =
+      runtime_.pool().Transact("served names", [](pg::Tx& tx) { return ServedNames(tx); });
+  if (!names.ok()) {
+    log::Warn("reconcile: cannot read services' names", {{"error", names.status().ToString()}});
+    return;
+  }
+  std::set<std::string> refs;
+  for (const InstanceRow& row : rows) {
+    // Healthy: its Caddy answers, and so does the admin API beside it.
+    const v1::Instance& i = row.instance;
+    auto served = names->find(i.service_id());
+    if (i.state() != v1::INSTANCE_STATE_HEALTHY || i.provider_ref().empty() ||
+        served == names->end()) {
+      continue;
+    }
+    refs.insert(i.provider_ref());
+    if (absl::Status s = certs_->Push(i.provider_ref(), served->second); !s.ok()) {
+      log::Warn("reconcile: cannot give an instance its certificates",
+                {{"instance_id", i.id()}, {"error", s.ToString()}});
+    }
+  }
+  certs_->Retain(refs);
 }
 
 bool Reconciler::Retire(const InstanceRow& row) {

@@ -20,6 +20,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -53,6 +54,9 @@ class Reconciler {
                      const std::set<std::string>& known);
   void Housekeeping(const std::vector<InstanceRow>& rows, std::set<std::string>& touched);
   void ExportGauges(std::map<std::string, std::map<std::string, double>>& by_service);
+  // Healthy instances that terminate TLS themselves get their service's
+  // certificates (cert_push.h).
+  void PushCertificates(const std::vector<InstanceRow>& rows);
   bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
   // HandleLive's cases: the container is gone, or it exited.
   bool ReplaceLost(const InstanceRow& row, const v1::Deployment& d);
@@ -66,6 +70,7 @@ class Reconciler {
   int passes_ = 0;
   std::map<std::string, v1::Deployment> deployments_;  // this pass's cache
   std::set<std::string> gauged_;                       // services with instance gauges
+  std::optional<CertPusher> certs_;                    // once there is a lookup
 };
 
 }  // namespace c2d::deployer

@@ -21,6 +21,7 @@
 #include "libs/pg/pool.h"
 #include "proto/c2d/v1/dbprov.grpc.pb.h"
 #include "proto/c2d/v1/deployer.pb.h"
+#include "services/deployer/cert_push.h"
 #include "services/deployer/config.h"
 #include "services/deployer/store.h"
 
@@ -66,6 +67,10 @@ class Runtime {
   // C2D_PUBLIC_IPV4, the hostname's A record. Without it no names are
   // published.
   void UseDns(const std::shared_ptr<grpc::Channel>& dns);
+  // Where the certificates of services' names come from, for instances that
+  // terminate TLS themselves (cert_push.h); without it they get none.
+  void UseCertificates(CertLookup lookup) { certificates_ = std::move(lookup); }
+  const CertLookup& certificates() const { return certificates_; }
 
   // The environment of a release's instances (ApplyLinks), its links
   // resolved by dbprov now, so credentials are current. InvalidArgument or
@@ -132,6 +137,7 @@ class Runtime {
   ingress::Upstreams& upstreams_;
   std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
   std::unique_ptr<dns::Client> dns_;                      // null without UseDns
+  CertLookup certificates_;                               // empty without UseCertificates
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that

@@ -529,6 +529,21 @@ absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx) {
   return out;
 }
 
+constexpr pg::Statement kServedNames{"deployer_served_names", R"sql(
+SELECT r.service_id, r.hostname, 0 AS custom FROM service_routes r
+UNION ALL
+SELECT d.service_id, d.hostname, 1 FROM domains d JOIN service_routes r USING (service_id)
+WHERE d.kind = 'custom' AND d.verification_state = 'verified'
+ORDER BY 1, 3, 2)sql"};
+
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ServedNames(pg::Tx& tx) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& r : tx.Exec(kServedNames)) {
+    out[r[0].as<std::string>()].push_back(r[1].as<std::string>());
+  }
+  return out;
+}
+
 absl::StatusOr<InstanceRow> GetInstance(pg::Tx& tx, const std::string& id) {
   pqxx::result r = tx.Exec(kGetInstance, id);
   if (r.empty()) return absl::NotFoundError(absl::StrCat("instance ", id, " does not exist"));

@@ -5,6 +5,7 @@
 // mapping between rows and c2d.v1 messages.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,6 +115,9 @@ absl::StatusOr<std::vector<InstanceRow>> InstancesOfDeployment(pg::Tx& tx,
                                                                const std::string& deployment_id);
 // Every instance not stopped, of any service (the reconciler's working set).
 absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx);
+// Each routed service's names that certificates are for: the hostname it is
+// routed at, then its verified custom domains.
+absl::StatusOr<std::map<std::string, std::vector<std::string>>> ServedNames(pg::Tx& tx);
 // Up to `limit` services whose custom-domain routes (custom_routes) differ
 // from their verified custom domains: a routed service with a verified
 // domain not routed to it, or a route whose domain is gone.

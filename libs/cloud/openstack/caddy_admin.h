@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "libs/cloud/provider.h"
 #include "libs/crypto/x509.h"
 
 namespace c2d::cloud::openstack {
@@ -52,12 +53,6 @@ struct AdminEndpoint {
   std::string ca_pem;    // InstanceAdminCa(...).cert_pem
   AdminClient client;
   std::chrono::milliseconds timeout{10'000};
-};
-
-// A certificate to serve: its chain (leaf first) and key, PEM.
-struct ServedCertificate {
-  std::string chain_pem;
-  std::string key_pem;
 };
 
 // Replaces every certificate the instance's Caddy serves on 443 with

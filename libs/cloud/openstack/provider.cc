@@ -246,6 +246,7 @@ absl::StatusOr<BootPlan> OpenStackProvider::Plan(const InstanceSpec& spec, Role 
   // Web instances' Caddies take their certificates from c2d.
   if (!options_.admin_client.certificate_pem.empty() && role == Role::kWeb) {
     plan.admin_client_certificate = options_.admin_client.certificate_pem;
+    plan.admin_port = options_.admin_port;
     C2D_ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
                          InstanceAdminCa(options_.admin_client.key_pem, spec.name));
     plan.admin_ca_certificate = ca.cert_pem;
@@ -523,6 +524,30 @@ absl::StatusOr<int> OpenStackProvider::Sweep(absl::Duration older_than) {
     deleted += static_cast<int>(owned.size());
   }
   return deleted;
+}
+
+// ---- certificates ----
+
+absl::Status OpenStackProvider::ServeCertificates(const std::string& ref,
+                                                  const std::vector<ServedCertificate>& certs) {
+  if (options_.admin_client.certificate_pem.empty()) {
+    return absl::FailedPreconditionError(
+        "openstack: no identity for instances' remote admin (C2D_OS_ADMIN_CLIENT_CERT and "
+        "C2D_OS_ADMIN_CLIENT_KEY) to load certificates with");
+  }
+  C2D_ASSIGN_OR_RETURN(Instance i, Inspect(ref));
+  const size_t colon = i.address.rfind(':');
+  if (i.state != InstanceState::kRunning || colon == std::string::npos) {
+    return absl::UnavailableError(absl::StrCat("openstack: server ", ref, " is not serving yet"));
+  }
+  C2D_ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
+                       InstanceAdminCa(options_.admin_client.key_pem, i.name));
+  return LoadCertificates({.instance = i.name,
+                           .address = absl::StrCat(i.address.substr(0, colon), ":",
+                                                   options_.admin_port),
+                           .ca_pem = ca.cert_pem,
+                           .client = options_.admin_client},
+                          certs);
 }
 
 // ---- logs ----

@@ -62,6 +62,7 @@ struct ProviderOptions {
   // secret each instance's admin CA is derived from, so a new identity
   // needs new instances.
   AdminClient admin_client;
+  int admin_port = 2021;  // where that API listens on each web instance
   int volume_size_gb = 1;
   std::chrono::seconds boot_timeout{600};
   std::chrono::seconds volume_timeout{300};
@@ -94,6 +95,12 @@ class OpenStackProvider final : public Provider {
   absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
                           const std::function<bool(const LogLine&)>& on_line,
                           const std::atomic<bool>* cancel) override;
+  // Loads them into the server's Caddy over its remote admin API (at its
+  // floating IP, else its fixed one). FailedPrecondition: no admin_client;
+  // Unavailable: the server is not running, has no address yet, or its
+  // Caddy cannot be reached or is not the one its CA vouches for.
+  absl::Status ServeCertificates(const std::string& ref,
+                                 const std::vector<ServedCertificate>& certs) override;
 
   // Deletes what instances left behind: resources recorded more than
   // `older_than` ago whose owner (an instance) has no server any more, or

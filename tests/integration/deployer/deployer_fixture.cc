@@ -30,6 +30,24 @@ constexpr char kLogCgi[] =
 
 }  // namespace
 
+std::map<std::string, std::vector<cloud::ServedCertificate>> TlsInstances::Served() const {
+  absl::MutexLock lock(&mu_);
+  return served_;
+}
+
+int TlsInstances::calls() const {
+  absl::MutexLock lock(&mu_);
+  return calls_;
+}
+
+absl::Status TlsInstances::ServeCertificates(const std::string& ref,
+                                             const std::vector<cloud::ServedCertificate>& certs) {
+  absl::MutexLock lock(&mu_);
+  ++calls_;
+  served_[ref] = certs;
+  return absl::OkStatus();
+}
+
 DeployerFixture::DeployerFixture(DeployerOptions options) {
   pool_ = db_.NewPool();
   config_.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
@@ -68,10 +86,16 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
   dns_ = std::make_unique<DnsServer>(db_, *pool_, options.base_domain);
   config_.dns_addr = dns_->address();
   upstreams_ = std::make_unique<ingress::Upstreams>(config_.ingress, dns_->channel());
-  cloud::Provider& provider = options.provider != nullptr ? *options.provider : *provider_;
-  runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, provider, *upstreams_);
+  if (options.dns_routing && options.provider == nullptr) {
+    tls_ = std::make_unique<TlsInstances>(*provider_);
+  }
+  cloud::Provider* provider = provider_.get();
+  if (tls_) provider = tls_.get();
+  if (options.provider != nullptr) provider = options.provider;
+  runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider, *upstreams_);
   REQUIRE(runtime_->Init().ok());
   runtime_->UseDns(dns_->channel());
+  if (options.certificates) runtime_->UseCertificates(options.certificates);
   service_ = std::make_unique<deployer::DeployerServiceImpl>(*runtime_);
   auto server = rpc::Server::Start("127.0.0.1:0", {{"c2d.v1.DeployerService", service_.get()}});
   REQUIRE(server.ok());

@@ -8,11 +8,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/cloud/local_provider.h"
 #include "libs/engine/engine.h"
 #include "libs/ingress/upstreams.h"
@@ -31,6 +34,59 @@
 
 namespace c2d::testing {
 
+// The local provider as one whose instances terminate TLS themselves (as
+// OpenStack servers' Caddies do): what each instance was given to serve is
+// recorded, nothing else changes.
+class TlsInstances final : public cloud::Provider {
+ public:
+  explicit TlsInstances(cloud::Provider& inner) : inner_(inner) {}
+  // Instance ref -> the certificates it serves; every call counted.
+  std::map<std::string, std::vector<cloud::ServedCertificate>> Served() const;
+  int calls() const;
+
+  absl::Status ServeCertificates(const std::string& ref,
+                                 const std::vector<cloud::ServedCertificate>& certs) override;
+  absl::StatusOr<cloud::Instance> Create(const cloud::InstanceSpec& spec) override {
+    return inner_.Create(spec);
+  }
+  absl::Status Start(const std::string& ref) override { return inner_.Start(ref); }
+  absl::Status Stop(const std::string& ref, std::chrono::seconds grace) override {
+    return inner_.Stop(ref, grace);
+  }
+  absl::Status Remove(const std::string& ref) override { return inner_.Remove(ref); }
+  absl::StatusOr<cloud::Instance> Inspect(const std::string& ref) override {
+    return inner_.Inspect(ref);
+  }
+  absl::StatusOr<std::vector<cloud::Instance>> List(
+      const std::map<std::string, std::string>& labels) override {
+    return inner_.List(labels);
+  }
+  absl::Status DeleteVolume(const std::string& volume) override {
+    return inner_.DeleteVolume(volume);
+  }
+  absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
+                               const std::string& source) override {
+    return inner_.WriteVolumeFile(volume, name, source);
+  }
+  absl::Status EnsureNetwork(const std::string& network) override {
+    return inner_.EnsureNetwork(network);
+  }
+  absl::Status RemoveNetwork(const std::string& network) override {
+    return inner_.RemoveNetwork(network);
+  }
+  absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
+                          const std::function<bool(const cloud::LogLine&)>& on_line,
+                          const std::atomic<bool>* cancel) override {
+    return inner_.FollowLogs(ref, since, on_line, cancel);
+  }
+
+ private:
+  cloud::Provider& inner_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::vector<cloud::ServedCertificate>> served_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 struct DeployerOptions {
   // false: only the gRPC service runs here; jobs and the reconciler are left
   // to a c2d-deployer process (ProcessEnv).
@@ -42,8 +98,11 @@ struct DeployerOptions {
   std::string base_domain = "localhost";
   // Where instances run; default: the local provider on the real engine.
   cloud::Provider* provider = nullptr;
-  // DNS round-robin over instances instead of the ingress (OpenStack).
+  // DNS round-robin over instances instead of the ingress (OpenStack). With
+  // the default provider, its instances then terminate TLS (tls()).
   bool dns_routing = false;
+  // Where the certificates instances serve come from (dns_routing).
+  deployer::CertLookup certificates;
   // How often the reconciler looks at every instance (a cloud's listing
   // costs more than the engine's).
   std::chrono::milliseconds reconcile_interval{300};
@@ -61,6 +120,9 @@ class DeployerFixture {
   std::string address() const { return server_->address(); }
   deployer::Config& config() { return config_; }
   cloud::LocalProvider& provider() { return *provider_; }
+  // The provider's instances as ones terminating TLS (dns_routing with the
+  // default provider; null otherwise).
+  TlsInstances* tls() { return tls_.get(); }
   deployer::Runtime& runtime() { return *runtime_; }
   ingress::Upstreams& upstreams() { return *upstreams_; }
   DnsServer& dns() { return *dns_; }
@@ -109,6 +171,7 @@ class DeployerFixture {
   deployer::Config config_;
   std::string project_id_, project_name_, service_id_;
   std::unique_ptr<cloud::LocalProvider> provider_;
+  std::unique_ptr<TlsInstances> tls_;
   std::unique_ptr<DnsServer> dns_;
   std::unique_ptr<ingress::Upstreams> upstreams_;
   std::unique_ptr<deployer::Runtime> runtime_;

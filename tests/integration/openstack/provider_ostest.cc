@@ -14,8 +14,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/cloud/openstack/provider.h"
+#include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/http/client.h"
+#include "tests/integration/openstack/instance_caddy.h"
 #include "tests/integration/openstack/os_env.h"
 #include "tests/support/pg_fixture.h"
 
@@ -174,6 +176,34 @@ TEST_CASE("openstack provider: an instance's whole life on its project's network
   CHECK(files[kAdminCaKeyPath] == *ca->key.ToPem());
   CHECK(crypto::ParseCertificateChain(files[kAdminCaCertPath])->issuer ==
         absl::StrCat("CN=", AdminName(web.name), " admin"));
+
+  // Its Caddy, played here on its floating IP from that user data: c2d
+  // loads a certificate into it, which it then serves; c2d holding another
+  // identity cannot (it derives another CA: the handshake fails).
+  {
+    const std::string ip = made->address.substr(0, made->address.rfind(':'));
+    (void)RunCommand({.argv = {"ip", "addr", "add", ip + "/32", "dev", "lo"}});
+    {
+      testing::InstanceCaddy caddy(files, ip, 443);
+      CHECK(caddy.admin_port() == 2021);
+      const testing::Site site = testing::NewSite("app.example.test");
+      absl::Status served;
+      CHECK(testing::WaitFor(std::chrono::seconds(20), [&] {
+        served = f.provider.ServeCertificates(made->ref, {site.served});
+        return served.ok();
+      }));
+      INFO(served.ToString() << "\n" << caddy.Output());
+      CHECK(caddy.Visit("app.example.test", site.ca_pem).ok());
+      ProviderOptions other = TestProviderOptions();
+      other.admin_client = testing::NewClient("not c2d");
+      OpenStackProvider stranger(f.session, f.ledger, other);
+      const testing::Site forged = testing::NewSite("app.example.test");
+      CHECK(absl::IsUnavailable(stranger.ServeCertificates(made->ref, {forged.served})));
+      CHECK(caddy.Visit("app.example.test", site.ca_pem).ok());
+      CHECK_FALSE(caddy.Visit("app.example.test", forged.ca_pem).ok());
+    }
+    (void)RunCommand({.argv = {"ip", "addr", "del", ip + "/32", "dev", "lo"}});
+  }
 
   auto listed = f.provider.List({{"c2d.instance", web.labels["c2d.instance"]}});
   REQUIRE(listed.ok());
