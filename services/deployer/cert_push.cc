@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "libs/common/status.h"
 #include "libs/crypto/hash.h"
 
@@ -37,16 +38,19 @@ absl::Status CertPusher::Push(const std::string& ref, const std::vector<std::str
   // certificate.
   const std::string fingerprint = certs.empty() ? "" : crypto::Sha256Hex(all);
   auto it = given_.find(ref);
-  if (it == given_.end() ? fingerprint.empty() : it->second == fingerprint) {
+  if (it == given_.end() ? fingerprint.empty() : it->second.fingerprint == fingerprint) {
     return absl::OkStatus();
   }
   C2D_RETURN_IF_ERROR(provider_.ServeCertificates(ref, certs));
-  given_[ref] = fingerprint;
+  given_[ref] = {fingerprint, absl::Now()};
   return absl::OkStatus();
 }
 
-void CertPusher::Retain(const std::set<std::string>& refs) {
-  std::erase_if(given_, [&](const auto& entry) { return !refs.count(entry.first); });
+void CertPusher::Retain(const std::set<std::string>& refs, absl::Duration grace) {
+  const absl::Time before = absl::Now() - grace;
+  std::erase_if(given_, [&](const auto& entry) {
+    return !refs.count(entry.first) && entry.second.at <= before;
+  });
 }
 
 }  // namespace c2d::deployer

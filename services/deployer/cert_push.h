@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "libs/cloud/provider.h"
 
 namespace c2d::deployer {
@@ -40,13 +41,19 @@ class CertPusher {
   // has exactly those already. Returns the provider's error (tried again
   // at the next call) or the lookup's, other than NotFound.
   absl::Status Push(const std::string& ref, const std::vector<std::string>& names);
-  // Forgets the instances not in `refs` (gone).
-  void Retain(const std::set<std::string>& refs);
+  // Forgets the instances not in `refs` (gone) that were last given
+  // certificates more than `grace` ago: one given them a moment ago may be
+  // too new for the caller's `refs`.
+  void Retain(const std::set<std::string>& refs, absl::Duration grace);
 
  private:
+  struct Given {
+    std::string fingerprint;  // of its certificates
+    absl::Time at;
+  };
   cloud::Provider& provider_;
   const CertLookup lookup_;
-  std::map<std::string, std::string> given_;  // ref -> fingerprint of its certificates
+  std::map<std::string, Given> given_;  // by instance ref
 };
 
 }  // namespace c2d::deployer

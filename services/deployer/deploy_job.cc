@@ -251,6 +251,19 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
     }
   }
 
+  // ---- certificates: instances that terminate TLS themselves serve HTTPS
+  // from the moment DNS sends clients to them. Should that fail, they are
+  // switched to all the same (plain HTTP serves), and the reconciler tries
+  // again at every pass.
+  if (web) {
+    std::vector<std::string> refs;
+    for (const Gate& g : gated) refs.push_back(g.row.instance.provider_ref());
+    if (absl::Status given = runtime_.GiveCertificates(d, refs); !given.ok()) {
+      log::Warn("the new instances have no certificates yet",
+                {{"deployment_id", id}, {"error", given.ToString()}});
+    }
+  }
+
   // ---- switch: one transaction, which the ingress follows before it
   // commits, so that a deployment is never LIVE while its hostname does not
   // route to it yet. Should the commit fail, the new instances (healthy)

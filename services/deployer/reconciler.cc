@@ -128,30 +128,30 @@ void Reconciler::RunOnce() {
 }
 
 void Reconciler::PushCertificates(const std::vector<InstanceRow>& rows) {
-  if (!runtime_.config().dns_routing || !runtime_.certificates()) return;
-  if (!certs_) certs_.emplace(runtime_.provider(), runtime_.certificates());
+  if (!runtime_.GivesCertificates()) return;
   auto names =
       runtime_.pool().Transact("served names", [](pg::Tx& tx) { return ServedNames(tx); });
   if (!names.ok()) {
     log::Warn("reconcile: cannot read services' names", {{"error", names.status().ToString()}});
     return;
   }
-  std::set<std::string> refs;
+  std::set<std::string> refs;  // every instance there is
   for (const InstanceRow& row : rows) {
-    // Healthy: its Caddy answers, and so does the admin API beside it.
     const v1::Instance& i = row.instance;
+    if (!i.provider_ref().empty()) refs.insert(i.provider_ref());
+    // Healthy: its Caddy answers, and so does the admin API beside it.
     auto served = names->find(i.service_id());
     if (i.state() != v1::INSTANCE_STATE_HEALTHY || i.provider_ref().empty() ||
         served == names->end()) {
       continue;
     }
-    refs.insert(i.provider_ref());
-    if (absl::Status s = certs_->Push(i.provider_ref(), served->second); !s.ok()) {
+    if (absl::Status s = runtime_.GiveCertificates({i.provider_ref()}, served->second);
+        !s.ok()) {
       log::Warn("reconcile: cannot give an instance its certificates",
                 {{"instance_id", i.id()}, {"error", s.ToString()}});
     }
   }
-  certs_->Retain(refs);
+  runtime_.RetainCertificates(refs);
 }
 
 bool Reconciler::Retire(const InstanceRow& row) {

@@ -70,7 +70,6 @@ class Reconciler {
   int passes_ = 0;
   std::map<std::string, v1::Deployment> deployments_;  // this pass's cache
   std::set<std::string> gauged_;                       // services with instance gauges
-  std::optional<CertPusher> certs_;                    // once there is a lookup
 };
 
 }  // namespace c2d::deployer

@@ -110,6 +110,43 @@ void Runtime::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
   dns_ = std::make_unique<dns::Client>(dns);
 }
 
+absl::Status Runtime::GiveCertificates(const std::vector<std::string>& refs,
+                                       const std::vector<std::string>& names) {
+  if (!GivesCertificates()) return absl::OkStatus();
+  absl::MutexLock lock(&certs_mu_);
+  if (!certs_) certs_.emplace(provider_, certificates_);
+  absl::Status first;
+  for (const std::string& ref : refs) first.Update(certs_->Push(ref, names));
+  return first;
+}
+
+absl::Status Runtime::GiveCertificates(const v1::Deployment& d,
+                                       const std::vector<std::string>& refs) {
+  if (!GivesCertificates()) return absl::OkStatus();
+  // As SyncIngress will route them.
+  auto names = pool_.Transact(
+      "served names", [&](pg::Tx& tx) -> absl::StatusOr<std::vector<std::string>> {
+        std::string service_name = d.spec().service_name(),
+                    project_name = d.spec().project_name();
+        if (pqxx::result n = tx.Exec(kCurrentNames, d.service_id()); !n.empty()) {
+          service_name = n[0][0].as<std::string>();
+          project_name = n[0][1].as<std::string>();
+        }
+        std::vector<std::string> out = {config_.Hostname(service_name, project_name)};
+        for (const pqxx::row& r : tx.Exec(kVerifiedCustom, d.service_id())) {
+          out.push_back(r[0].as<std::string>());
+        }
+        return out;
+      });
+  if (!names.ok()) return names.status();
+  return GiveCertificates(refs, *names);
+}
+
+void Runtime::RetainCertificates(const std::set<std::string>& refs) {
+  absl::MutexLock lock(&certs_mu_);
+  if (certs_) certs_->Retain(refs, absl::Minutes(1));
+}
+
 std::map<std::string, std::vector<std::string>> Runtime::Names(
     const std::string& hostname, const std::string& internal_name,
     const std::vector<std::string>& privates, const std::vector<std::string>& addresses) const {

@@ -10,6 +10,8 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,9 +70,21 @@ class Runtime {
   // published.
   void UseDns(const std::shared_ptr<grpc::Channel>& dns);
   // Where the certificates of services' names come from, for instances that
-  // terminate TLS themselves (cert_push.h); without it they get none.
+  // terminate TLS themselves (cert_push.h); without it they get none. Before
+  // any deployment runs.
   void UseCertificates(CertLookup lookup) { certificates_ = std::move(lookup); }
-  const CertLookup& certificates() const { return certificates_; }
+  // Whether instances are given certificates (DNS routing and a lookup).
+  bool GivesCertificates() const { return config_.dns_routing && certificates_ != nullptr; }
+  // Gives each instance of `refs` the certificates of `names` it does not
+  // have yet (CertPusher::Push); OK when certificates are not given.
+  absl::Status GiveCertificates(const std::vector<std::string>& refs,
+                                const std::vector<std::string>& names);
+  // The same for the instances of release `d`, with the names its service
+  // has now (hostname, verified custom domains): before they take traffic.
+  absl::Status GiveCertificates(const v1::Deployment& d, const std::vector<std::string>& refs);
+  // Forgets what instances not in `refs` (gone) were given, unless they
+  // were given it in the last minute (too new for `refs`).
+  void RetainCertificates(const std::set<std::string>& refs);
 
   // The environment of a release's instances (ApplyLinks), its links
   // resolved by dbprov now, so credentials are current. InvalidArgument or
@@ -138,6 +152,8 @@ class Runtime {
   std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
   std::unique_ptr<dns::Client> dns_;                      // null without UseDns
   CertLookup certificates_;                               // empty without UseCertificates
+  absl::Mutex certs_mu_;
+  std::optional<CertPusher> certs_ ABSL_GUARDED_BY(certs_mu_);  // once needed
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that

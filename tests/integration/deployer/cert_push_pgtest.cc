@@ -1,8 +1,7 @@
 // Instances that terminate TLS themselves (DNS routing, as on OpenStack)
-// are given their service's certificates by the reconciler: on the first
-// pass they are healthy, again after a renewal or a new custom domain, and
-// new instances of a new release too; nothing is sent again while nothing
-// changed.
+// are given their service's certificates: by the deploy job before they
+// take traffic, and by the reconciler again after a renewal or a new custom
+// domain; nothing is sent again while nothing changed.
 
 #include <catch2/catch.hpp>
 
@@ -72,7 +71,7 @@ TEST_CASE("instances that terminate TLS serve their service's certificates and r
   const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
   v1::Deployment d = f.WaitSettled(f.Deploy(f.Request(v1_digest, 2)).id());
   REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
-  CHECK(WaitFor(20s, [&] { return AllServe(f, {"first"}); }));
+  CHECK(AllServe(f, {"first"}));  // before the switch
   CHECK(f.tls()->Served().size() == 2);
 
   // Unchanged: nothing is sent again, pass after pass.
@@ -98,9 +97,15 @@ TEST_CASE("instances that terminate TLS serve their service's certificates and r
       "WHERE hostname = 'www.shop-tls.test'");
   CHECK(WaitFor(20s, [&] { return AllServe(f, {"renewed", "custom"}); }));
 
-  // A new release's instances get them too; the old ones are forgotten.
+  // A new release's instances have them before they take traffic: when
+  // the release is live, already.
   v1::Deployment next = f.WaitSettled(f.Deploy(f.Request(v2_digest, 1)).id());
   REQUIRE(next.state() == v1::DEPLOYMENT_STATE_LIVE);
+  auto fresh = f.Instances(false, next.id());
+  REQUIRE(fresh.size() == 1);
+  auto given = f.tls()->Served();
+  REQUIRE(given.count(fresh[0].provider_ref()) == 1);
+  CHECK(given[fresh[0].provider_ref()].size() == 2);
   CHECK(WaitFor(20s, [&] {
     auto now = f.Instances(false, next.id());
     return now.size() == 1 && f.tls()->Served().count(now[0].provider_ref()) == 1 &&
