@@ -37,17 +37,24 @@ absl::Status CertPusher::Push(const std::string& ref, const std::vector<std::str
   // Nothing to serve and nothing given before: an instance starts with no
   // certificate.
   const std::string fingerprint = certs.empty() ? "" : crypto::Sha256Hex(all);
-  auto it = given_.find(ref);
-  if (it == given_.end() ? fingerprint.empty() : it->second.fingerprint == fingerprint) {
-    return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = given_.find(ref);
+    if (it == given_.end() ? fingerprint.empty() : it->second.fingerprint == fingerprint) {
+      return absl::OkStatus();
+    }
   }
+  // Two callers at once may both send the same: the instance ends up the
+  // same.
   C2D_RETURN_IF_ERROR(provider_.ServeCertificates(ref, certs));
+  absl::MutexLock lock(&mu_);
   given_[ref] = {fingerprint, absl::Now()};
   return absl::OkStatus();
 }
 
 void CertPusher::Retain(const std::set<std::string>& refs, absl::Duration grace) {
   const absl::Time before = absl::Now() - grace;
+  absl::MutexLock lock(&mu_);
   std::erase_if(given_, [&](const auto& entry) {
     return !refs.count(entry.first) && entry.second.at <= before;
   });

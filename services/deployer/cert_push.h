@@ -17,8 +17,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "libs/cloud/provider.h"
 
@@ -32,6 +34,7 @@ using CertLookup = std::function<absl::StatusOr<std::string>(const std::string& 
 // certificate or no key.
 absl::StatusOr<cloud::ServedCertificate> SplitBundle(absl::string_view bundle);
 
+// Thread-safe; no lock is held while an instance is called.
 class CertPusher {
  public:
   CertPusher(cloud::Provider& provider, CertLookup lookup)
@@ -53,7 +56,8 @@ class CertPusher {
   };
   cloud::Provider& provider_;
   const CertLookup lookup_;
-  std::map<std::string, Given> given_;  // by instance ref
+  absl::Mutex mu_;
+  std::map<std::string, Given> given_ ABSL_GUARDED_BY(mu_);  // by instance ref
 };
 
 }  // namespace c2d::deployer

@@ -113,8 +113,6 @@ void Runtime::UseDns(const std::shared_ptr<grpc::Channel>& dns) {
 absl::Status Runtime::GiveCertificates(const std::vector<std::string>& refs,
                                        const std::vector<std::string>& names) {
   if (!GivesCertificates()) return absl::OkStatus();
-  absl::MutexLock lock(&certs_mu_);
-  if (!certs_) certs_.emplace(provider_, certificates_);
   absl::Status first;
   for (const std::string& ref : refs) first.Update(certs_->Push(ref, names));
   return first;
@@ -143,7 +141,6 @@ absl::Status Runtime::GiveCertificates(const v1::Deployment& d,
 }
 
 void Runtime::RetainCertificates(const std::set<std::string>& refs) {
-  absl::MutexLock lock(&certs_mu_);
   if (certs_) certs_->Retain(refs, absl::Minutes(1));
 }
 

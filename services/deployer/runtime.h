@@ -72,9 +72,9 @@ class Runtime {
   // Where the certificates of services' names come from, for instances that
   // terminate TLS themselves (cert_push.h); without it they get none. Before
   // any deployment runs.
-  void UseCertificates(CertLookup lookup) { certificates_ = std::move(lookup); }
+  void UseCertificates(CertLookup lookup) { certs_.emplace(provider_, std::move(lookup)); }
   // Whether instances are given certificates (DNS routing and a lookup).
-  bool GivesCertificates() const { return config_.dns_routing && certificates_ != nullptr; }
+  bool GivesCertificates() const { return config_.dns_routing && certs_.has_value(); }
   // Gives each instance of `refs` the certificates of `names` it does not
   // have yet (CertPusher::Push); OK when certificates are not given.
   absl::Status GiveCertificates(const std::vector<std::string>& refs,
@@ -151,9 +151,7 @@ class Runtime {
   ingress::Upstreams& upstreams_;
   std::unique_ptr<v1::DatabaseService::Stub> databases_;  // null without dbprov
   std::unique_ptr<dns::Client> dns_;                      // null without UseDns
-  CertLookup certificates_;                               // empty without UseCertificates
-  absl::Mutex certs_mu_;
-  std::optional<CertPusher> certs_ ABSL_GUARDED_BY(certs_mu_);  // once needed
+  std::optional<CertPusher> certs_;                       // none without UseCertificates
   std::string installation_;
   absl::Mutex mu_;
   // hostname -> what SyncIngress last wrote for it, to skip writes that
