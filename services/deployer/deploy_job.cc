@@ -131,26 +131,33 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
   loaded = pool.Transact("load deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
   if (!loaded.ok()) return loaded.status();
   d = std::move(*loaded);
-  const v1::ServiceSpec& spec = d.spec();
-  const bool web = spec.type() != v1::SERVICE_TYPE_WORKER;
 
-  auto env = runtime_.ResolveEnv(spec);
+  auto env = runtime_.ResolveEnv(d.spec());
   if (absl::IsUnavailable(env.status())) return env.status();  // retried
   if (!env.ok()) return Fail(d, std::string(env.status().message()));
 
-  // ---- instances: as many as asked, reusing what an earlier attempt started
   std::vector<InstanceRow> rows;
-  absl::Status s = pool.Transact("create instances", [&](pg::Tx& tx) -> absl::Status {
-    auto existing = InstancesOfDeployment(tx, id);
+  if (Stop stop = StartInstances(ctx, d, *env, rows)) return *stop;
+  std::vector<std::string> refs;
+  if (Stop stop = HealthGate(ctx, d, rows, refs)) return *stop;
+  if (d.spec().type() != v1::SERVICE_TYPE_WORKER) GiveCertificates(d, refs);
+  return Switch(d);
+}
+
+DeployJob::Stop DeployJob::StartInstances(jobs::JobContext& ctx, const v1::Deployment& d,
+                                          const ReleaseEnv& env, std::vector<InstanceRow>& rows) {
+  // As many as asked, reusing what an earlier attempt started.
+  absl::Status s = runtime_.pool().Transact("create instances", [&](pg::Tx& tx) -> absl::Status {
+    auto existing = InstancesOfDeployment(tx, d.id());
     if (!existing.ok()) return existing.status();
     int active = 0;
     for (const InstanceRow& r : *existing) {
       if (r.instance.state() != v1::INSTANCE_STATE_STOPPED) ++active;
     }
-    for (int i = active; i < spec.run().instance_count(); ++i) {
+    for (int i = active; i < d.spec().run().instance_count(); ++i) {
       C2D_RETURN_IF_ERROR(InsertInstance(tx, ids::New("ins"), d));
     }
-    auto all = InstancesOfDeployment(tx, id);
+    auto all = InstancesOfDeployment(tx, d.id());
     if (!all.ok()) return all.status();
     for (InstanceRow& r : *all) {
       if (r.instance.state() != v1::INSTANCE_STATE_STOPPED) rows.push_back(std::move(r));
@@ -160,27 +167,34 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
   if (!s.ok()) return s;
   for (const InstanceRow& row : rows) {
     if (ctx.cancelled()) return absl::CancelledError("deployment superseded or worker stopping");
-    s = runtime_.EnsureRunning(row, d, *env);
+    s = runtime_.EnsureRunning(row, d, env);
     if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) return s;  // retried
     if (!s.ok()) return Fail(d, absl::StrCat("cannot start an instance: ", s.message()));
   }
+  return std::nullopt;
+}
 
-  // ---- health gate
+struct DeployJob::Gate {
+  InstanceRow row;
+  std::unique_ptr<HealthTracker> tracker;
+  std::string last_detail = "not probed yet";
+  bool healthy = false;
+};
+
+DeployJob::Stop DeployJob::HealthGate(jobs::JobContext& ctx, const v1::Deployment& d,
+                                      const std::vector<InstanceRow>& rows,
+                                      std::vector<std::string>& refs) {
+  const v1::ServiceSpec& spec = d.spec();
   const v1::HealthCheck check = WithDefaults(spec.health_check());
   // A worker is up once it has run for its start period without exiting.
-  const absl::Duration settle = WorkerSettle(spec);
-  const absl::Duration gate = web ? GateDeadline(check) : settle + absl::Seconds(30);
+  const absl::Duration gate = spec.type() != v1::SERVICE_TYPE_WORKER
+                                  ? GateDeadline(check)
+                                  : WorkerSettle(spec) + absl::Seconds(30);
   const absl::Time gate_start = absl::Now(), deadline = gate_start + gate;
-  struct Gate {
-    InstanceRow row;
-    std::unique_ptr<HealthTracker> tracker;
-    std::string last_detail = "not probed yet";
-    bool healthy = false;
-  };
   std::vector<Gate> gated;
-  for (InstanceRow& row : rows) {
-    auto fresh =
-        pool.Transact("instance", [&](pg::Tx& tx) { return GetInstance(tx, row.instance.id()); });
+  for (const InstanceRow& row : rows) {
+    auto fresh = runtime_.pool().Transact(
+        "instance", [&](pg::Tx& tx) { return GetInstance(tx, row.instance.id()); });
     if (!fresh.ok()) return fresh.status();
     gated.push_back({*fresh, std::make_unique<HealthTracker>(check, gate_start)});
   }
@@ -188,53 +202,8 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
     bool all = true;
     for (Gate& g : gated) {
       if (g.healthy) continue;
-      const std::string& iid = g.row.instance.id();
-      auto info = runtime_.provider().Inspect(g.row.instance.provider_ref());
-      if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
-      if (!info.ok() || info->state != cloud::InstanceState::kRunning) {
-        std::string why = !info.ok() ? "its container disappeared"
-                          : info->oom_killed
-                              ? "it ran out of memory (OOM-killed)"
-                              : absl::StrCat("it exited with code ", info->exit_code);
-        std::string reason =
-            absl::StrCat("instance ", iid, " stopped before it became healthy: ", why);
-        if (info.ok()) {
-          std::vector<std::string> out = runtime_.LastOutput(info->ref, 5);
-          if (!out.empty())
-            absl::StrAppend(&reason, "; its last output: ", absl::StrJoin(out, " | "));
-        }
-        return Fail(d, reason);
-      }
-      const absl::Time now = absl::Now();
-      if (web) {
-        const std::string address = absl::StrCat(
-            g.row.instance.host(), ":", check.port() > 0 ? check.port() : g.row.instance.port());
-        ProbeResult p = Probe(address, check);
-        Metrics()
-            .health_checks.Add({{"service", d.service_id()}, {"result", p.ok ? "ok" : "failed"}})
-            .Increment();
-        Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
-        g.last_detail = p.detail;
-        g.healthy = g.tracker->Record(p.ok, now) == Health::kHealthy;
-        HealthUpdate h{p.ok, p.detail, g.tracker->consecutive_passes(),
-                       g.tracker->consecutive_failures()};
-        C2D_RETURN_IF_ERROR(
-            pool.Transact("record health", [&](pg::Tx& tx) { return RecordHealth(tx, iid, h); }));
-      } else {
-        g.healthy = info->started_at.has_value() && now - *info->started_at >= settle;
-      }
-      if (g.healthy) {
-        const std::string message =
-            web ? absl::StrCat(Describe(check, spec.run().port()), ": ", g.last_detail, " after ",
-                               Seconds(now - gate_start))
-                : absl::StrCat("running for ", Seconds(settle), " (health_check.start_period_s)");
-        C2D_RETURN_IF_ERROR(pool.Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
-          C2D_RETURN_IF_ERROR(SetInstanceState(tx, iid, v1::INSTANCE_STATE_HEALTHY));
-          return AddEvent(tx, id, d.service_id(), iid, "instance.healthy", message);
-        }));
-      } else {
-        all = false;
-      }
+      if (Stop stop = CheckGated(d, check, gate_start, g)) return *stop;
+      all &= g.healthy;
     }
     if (all) break;
     if (absl::Now() >= deadline) {
@@ -250,25 +219,78 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
       return absl::CancelledError("deployment superseded or worker stopping");
     }
   }
+  for (const Gate& g : gated) refs.push_back(g.row.instance.provider_ref());
+  return std::nullopt;
+}
 
-  // ---- certificates: instances that terminate TLS themselves serve HTTPS
-  // from the moment DNS sends clients to them. Should that fail, they are
-  // switched to all the same (plain HTTP serves), and the reconciler tries
-  // again at every pass.
-  if (web) {
-    std::vector<std::string> refs;
-    for (const Gate& g : gated) refs.push_back(g.row.instance.provider_ref());
-    if (absl::Status given = runtime_.GiveCertificates(d, refs); !given.ok()) {
-      log::Warn("the new instances have no certificates yet",
-                {{"deployment_id", id}, {"error", given.ToString()}});
+DeployJob::Stop DeployJob::CheckGated(const v1::Deployment& d, const v1::HealthCheck& check,
+                                      absl::Time gate_start, Gate& g) {
+  const v1::ServiceSpec& spec = d.spec();
+  const bool web = spec.type() != v1::SERVICE_TYPE_WORKER;
+  const std::string& iid = g.row.instance.id();
+  auto info = runtime_.provider().Inspect(g.row.instance.provider_ref());
+  if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
+  if (!info.ok() || info->state != cloud::InstanceState::kRunning) {
+    std::string why = !info.ok()         ? "its container disappeared"
+                      : info->oom_killed ? "it ran out of memory (OOM-killed)"
+                                         : absl::StrCat("it exited with code ", info->exit_code);
+    std::string reason = absl::StrCat("instance ", iid, " stopped before it became healthy: ", why);
+    if (info.ok()) {
+      std::vector<std::string> out = runtime_.LastOutput(info->ref, 5);
+      if (!out.empty()) absl::StrAppend(&reason, "; its last output: ", absl::StrJoin(out, " | "));
     }
+    return Fail(d, reason);
   }
+  const absl::Time now = absl::Now();
+  if (web) {
+    const std::string address = absl::StrCat(
+        g.row.instance.host(), ":", check.port() > 0 ? check.port() : g.row.instance.port());
+    ProbeResult p = Probe(address, check);
+    Metrics()
+        .health_checks.Add({{"service", d.service_id()}, {"result", p.ok ? "ok" : "failed"}})
+        .Increment();
+    Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
+    g.last_detail = p.detail;
+    g.healthy = g.tracker->Record(p.ok, now) == Health::kHealthy;
+    HealthUpdate h{p.ok, p.detail, g.tracker->consecutive_passes(),
+                   g.tracker->consecutive_failures()};
+    absl::Status recorded = runtime_.pool().Transact(
+        "record health", [&](pg::Tx& tx) { return RecordHealth(tx, iid, h); });
+    if (!recorded.ok()) return recorded;
+  } else {
+    g.healthy = info->started_at.has_value() && now - *info->started_at >= WorkerSettle(spec);
+  }
+  if (!g.healthy) return std::nullopt;
+  const std::string message =
+      web ? absl::StrCat(Describe(check, spec.run().port()), ": ", g.last_detail, " after ",
+                         Seconds(now - gate_start))
+          : absl::StrCat("running for ", Seconds(WorkerSettle(spec)),
+                         " (health_check.start_period_s)");
+  absl::Status marked =
+      runtime_.pool().Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
+        C2D_RETURN_IF_ERROR(SetInstanceState(tx, iid, v1::INSTANCE_STATE_HEALTHY));
+        return AddEvent(tx, d.id(), d.service_id(), iid, "instance.healthy", message);
+      });
+  if (!marked.ok()) return marked;
+  return std::nullopt;
+}
 
-  // ---- switch: one transaction, which the ingress follows before it
-  // commits, so that a deployment is never LIVE while its hostname does not
-  // route to it yet. Should the commit fail, the new instances (healthy)
-  // serve until the job runs again.
-  auto switched = pool.Transact("switch", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+void DeployJob::GiveCertificates(const v1::Deployment& d, const std::vector<std::string>& refs) {
+  // Instances that terminate TLS themselves serve HTTPS from the moment DNS
+  // sends clients to them. Should that fail, they are switched to all the
+  // same (plain HTTP serves), and the reconciler tries again at every pass.
+  if (absl::Status given = runtime_.GiveCertificates(d, refs); !given.ok()) {
+    log::Warn("the new instances have no certificates yet",
+              {{"deployment_id", d.id()}, {"error", given.ToString()}});
+  }
+}
+
+absl::Status DeployJob::Switch(const v1::Deployment& d) {
+  // One transaction, which the ingress follows before it commits, so that a
+  // deployment is never LIVE while its hostname does not route to it yet.
+  // Should the commit fail, the new instances (healthy) serve until the job
+  // runs again.
+  auto switched = runtime_.pool().Transact("switch", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
     C2D_ASSIGN_OR_RETURN(bool done, SwitchLive(tx, d));
     if (done) C2D_RETURN_IF_ERROR(runtime_.SyncIngress(tx, d.service_id()));
     return done;

@@ -5,6 +5,7 @@
 //
 //   start instance_count instances (env resolved, image pinned by digest)
 //   -> health-gate every one of them (DESIGN point 11)
+//   -> instances that terminate TLS get their certificates
 //   -> switch in one transaction: old live -> superseded / rolled_back and
 //      its instances -> draining, this one -> live
 //   -> point the ingress at the new instances
@@ -16,7 +17,12 @@
 // crash can never leave a service half-switched. A deployment superseded
 // while it runs stops at its next step; the reconciler removes its instances.
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "libs/jobs/job.h"
 #include "services/deployer/runtime.h"
 
@@ -32,7 +38,24 @@ class DeployJob {
   absl::Status Run(jobs::JobContext& ctx);
 
  private:
+  // A step's end: nullopt to carry on, else what the attempt returns (to be
+  // retried, or the deployment ended by Fail).
+  using Stop = std::optional<absl::Status>;
+  struct Gate;  // an instance going through the health gate
+
   absl::Status Attempt(jobs::JobContext& ctx, const std::string& id);
+  // Attempt's steps, in order.
+  Stop StartInstances(jobs::JobContext& ctx, const v1::Deployment& d, const ReleaseEnv& env,
+                      std::vector<InstanceRow>& rows);
+  // Every instance healthy (web: its health check; worker: running for its
+  // start period), or the deployment fails; `refs` gets their provider refs.
+  Stop HealthGate(jobs::JobContext& ctx, const v1::Deployment& d,
+                  const std::vector<InstanceRow>& rows, std::vector<std::string>& refs);
+  // HealthGate's look at one instance not yet healthy.
+  Stop CheckGated(const v1::Deployment& d, const v1::HealthCheck& check, absl::Time gate_start,
+                  Gate& g);
+  void GiveCertificates(const v1::Deployment& d, const std::vector<std::string>& refs);
+  absl::Status Switch(const v1::Deployment& d);
   // Records the failure and stops the deployment's instances.
   absl::Status Fail(const v1::Deployment& d, const std::string& reason);
 

@@ -129,8 +129,7 @@ void Reconciler::RunOnce() {
 
 void Reconciler::PushCertificates(const std::vector<InstanceRow>& rows) {
   if (!runtime_.GivesCertificates()) return;
-  auto names =
-      runtime_.pool().Transact("served names", [](pg::Tx& tx) { return ServedNames(tx); });
+  auto names = runtime_.pool().Transact("served names", [](pg::Tx& tx) { return ServedNames(tx); });
   if (!names.ok()) {
     log::Warn("reconcile: cannot read services' names", {{"error", names.status().ToString()}});
     return;
@@ -145,8 +144,7 @@ void Reconciler::PushCertificates(const std::vector<InstanceRow>& rows) {
         served == names->end()) {
       continue;
     }
-    if (absl::Status s = runtime_.GiveCertificates({i.provider_ref()}, served->second);
-        !s.ok()) {
+    if (absl::Status s = runtime_.GiveCertificates({i.provider_ref()}, served->second); !s.ok()) {
       log::Warn("reconcile: cannot give an instance its certificates",
                 {{"instance_id", i.id()}, {"error", s.ToString()}});
     }

@@ -89,6 +89,24 @@ absl::StatusOr<std::string> LinkVariable(const v1::ResolveLinksResponse& links,
       "refers to database ", name, ", which is not linked to this service (c2d db link)"));
 }
 
+// The service's and its project's names now (a rename counts at once),
+// else the release's.
+std::pair<std::string, std::string> CurrentNames(pg::Tx& tx, const std::string& service_id,
+                                                 const v1::ServiceSpec& spec) {
+  if (pqxx::result n = tx.Exec(kCurrentNames, service_id); !n.empty()) {
+    return {n[0][0].as<std::string>(), n[0][1].as<std::string>()};
+  }
+  return {spec.service_name(), spec.project_name()};
+}
+
+std::vector<std::string> VerifiedCustomDomains(pg::Tx& tx, const std::string& service_id) {
+  std::vector<std::string> out;
+  for (const pqxx::row& r : tx.Exec(kVerifiedCustom, service_id)) {
+    out.push_back(r[0].as<std::string>());
+  }
+  return out;
+}
+
 }  // namespace
 
 Runtime::Runtime(pg::Pool& pool, const Config& config, cloud::Provider& provider,
@@ -122,17 +140,12 @@ absl::Status Runtime::GiveCertificates(const v1::Deployment& d,
                                        const std::vector<std::string>& refs) {
   if (!GivesCertificates()) return absl::OkStatus();
   // As SyncIngress will route them.
-  auto names = pool_.Transact(
-      "served names", [&](pg::Tx& tx) -> absl::StatusOr<std::vector<std::string>> {
-        std::string service_name = d.spec().service_name(),
-                    project_name = d.spec().project_name();
-        if (pqxx::result n = tx.Exec(kCurrentNames, d.service_id()); !n.empty()) {
-          service_name = n[0][0].as<std::string>();
-          project_name = n[0][1].as<std::string>();
-        }
+  auto names =
+      pool_.Transact("served names", [&](pg::Tx& tx) -> absl::StatusOr<std::vector<std::string>> {
+        auto [service_name, project_name] = CurrentNames(tx, d.service_id(), d.spec());
         std::vector<std::string> out = {config_.Hostname(service_name, project_name)};
-        for (const pqxx::row& r : tx.Exec(kVerifiedCustom, d.service_id())) {
-          out.push_back(r[0].as<std::string>());
+        for (std::string& custom : VerifiedCustomDomains(tx, d.service_id())) {
+          out.push_back(std::move(custom));
         }
         return out;
       });
@@ -446,11 +459,7 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
       return live.status();
     }
     if (spec.type() == v1::SERVICE_TYPE_WORKER) return absl::OkStatus();
-    std::string service_name = spec.service_name(), project_name = spec.project_name();
-    if (pqxx::result n = tx.Exec(kCurrentNames, service_id); !n.empty()) {
-      service_name = n[0][0].as<std::string>();
-      project_name = n[0][1].as<std::string>();
-    }
+    const auto [service_name, project_name] = CurrentNames(tx, service_id, spec);
     const std::string hostname = config_.Hostname(service_name, project_name);
     // A rename: the old hostname routes nowhere any more.
     if (pqxx::result r = tx.Exec(kRouted, service_id); !r.empty()) {
@@ -465,9 +474,7 @@ absl::Status Runtime::SyncIngress(pg::Tx& tx, const std::string& service_id) {
     std::vector<std::string> customs;
     if (live.ok()) {
       tx.Exec(kSetRouted, service_id, hostname);
-      for (const pqxx::row& r : tx.Exec(kVerifiedCustom, service_id)) {
-        customs.push_back(r[0].as<std::string>());
-      }
+      customs = VerifiedCustomDomains(tx, service_id);
     } else {
       tx.Exec(kUnrouted, service_id);
     }

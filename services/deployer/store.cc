@@ -48,6 +48,14 @@ WHERE NOT EXISTS (SELECT 1 FROM domains d
                   WHERE d.hostname = r.hostname AND d.service_id = r.service_id
                     AND d.kind = 'custom' AND d.verification_state = 'verified')
 LIMIT $1)sql"};
+
+constexpr pg::Statement kServedNames{"deployer_served_names", R"sql(
+SELECT r.service_id, r.hostname, 0 AS custom FROM service_routes r
+UNION ALL
+SELECT d.service_id, d.hostname, 1 FROM domains d JOIN service_routes r USING (service_id)
+WHERE d.kind = 'custom' AND d.verification_state = 'verified'
+ORDER BY 1, 3, 2)sql"};
+
 constexpr pg::Statement kInstallation{"installation_id", "SELECT id FROM installation"};
 
 constexpr pg::Statement kInsertDeployment{"deployments_insert", R"sql(
@@ -528,13 +536,6 @@ absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx) {
   for (const auto& r : tx.Exec(kActive)) out.push_back(RowToInstance(r));
   return out;
 }
-
-constexpr pg::Statement kServedNames{"deployer_served_names", R"sql(
-SELECT r.service_id, r.hostname, 0 AS custom FROM service_routes r
-UNION ALL
-SELECT d.service_id, d.hostname, 1 FROM domains d JOIN service_routes r USING (service_id)
-WHERE d.kind = 'custom' AND d.verification_state = 'verified'
-ORDER BY 1, 3, 2)sql"};
 
 absl::StatusOr<std::map<std::string, std::vector<std::string>>> ServedNames(pg::Tx& tx) {
   std::map<std::string, std::vector<std::string>> out;

@@ -125,9 +125,8 @@ TEST_CASE("each instance is given its names' certificates once and again when th
 
 TEST_CASE("an instance forgotten is given its certificates again", "[certs]") {
   CertRecorder provider;
-  CertPusher pusher(provider, [](const std::string&) -> absl::StatusOr<std::string> {
-    return kCert + kKey;
-  });
+  CertPusher pusher(provider,
+                    [](const std::string&) -> absl::StatusOr<std::string> { return kCert + kKey; });
   REQUIRE(pusher.Push("srv-1", {"a.example"}).ok());
   REQUIRE(pusher.Push("srv-2", {"a.example"}).ok());
   CHECK(provider.calls == 2);

@@ -53,8 +53,8 @@ bool AllServe(DeployerFixture& f, const std::vector<std::string>& tags) {
     auto it = served.find(i.provider_ref());
     if (it == served.end() || it->second.size() != tags.size()) return false;
     for (size_t n = 0; n < tags.size(); ++n) {
-      if (it->second[n].chain_pem != absl::StrCat("-----BEGIN CERTIFICATE-----\n", tags[n],
-                                                  "\n-----END CERTIFICATE-----\n")) {
+      if (it->second[n].chain_pem !=
+          absl::StrCat("-----BEGIN CERTIFICATE-----\n", tags[n], "\n-----END CERTIFICATE-----\n")) {
         return false;
       }
     }

@@ -95,8 +95,7 @@ class InstanceCaddy {
     REQUIRE(WaitFor(std::chrono::seconds(20), [&] {
       auto r = http::Send({.url = absl::StrCat("http://", local_admin_, "/config/"),
                            .timeout = std::chrono::seconds(1)});
-      return (r.ok() && r->status == 200) ||
-             caddy_->Wait(std::chrono::milliseconds(0)).has_value();
+      return (r.ok() && r->status == 200) || caddy_->Wait(std::chrono::milliseconds(0)).has_value();
     }));
     INFO(caddy_->Output());
     REQUIRE_FALSE(caddy_->Wait(std::chrono::milliseconds(0)).has_value());
@@ -127,9 +126,9 @@ class InstanceCaddy {
     std::ofstream(path) << content;
   }
 
-  std::filesystem::path dir_ = std::filesystem::temp_directory_path() /
-                               absl::StrCat("c2d-instance-caddy-", getpid(), "-",
-                                            reinterpret_cast<uintptr_t>(this));
+  std::filesystem::path dir_ =
+      std::filesystem::temp_directory_path() /
+      absl::StrCat("c2d-instance-caddy-", getpid(), "-", reinterpret_cast<uintptr_t>(this));
   std::string host_, local_admin_;
   int tls_port_ = 0, admin_port_ = 0;
   std::unique_ptr<Subprocess> caddy_;
