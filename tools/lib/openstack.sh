@@ -3,7 +3,9 @@
 # integration tests: Debian 12's own packages of Keystone, Swift, Nova
 # (compute_driver = fake.FakeDriver: servers go ACTIVE without a hypervisor),
 # Placement, Neutron (ML2's `test` mechanism driver binds ports without
-# agents), Glance, RabbitMQ and PostgreSQL 15, in a debootstrap chroot that
+# agents), Glance, Cinder (the fake volume driver of Cinder's own tests:
+# volumes are rows, attached by Nova's fake driver, no block device),
+# RabbitMQ and PostgreSQL 15, in a debootstrap chroot that
 # shares the host's network. Sourced, never run. Needs root, debootstrap,
 # overlayfs, python3, curl and jq.
 #
@@ -27,7 +29,7 @@
 #   c2d::openstack_start DIR
 #       starts every service from the cached root (which must exist) on free
 #       127.0.0.1 ports and returns when each API answers an authenticated
-#       request (Keystone, Nova, Neutron, Glance, Placement, Swift) and
+#       request (Keystone, Nova, Neutron, Glance, Placement, Swift, Cinder) and
 #       nova-conductor, nova-scheduler and nova-compute report up (a server
 #       created before then fails with "No valid host"), within
 #       ${C2D_OPENSTACK_START_TIMEOUT:-180} seconds; otherwise it names what
@@ -79,7 +81,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=tools/lib/registry.sh
 source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"  # pid file helpers
 
-C2D_OPENSTACK_ROOT_VERSION=2
+C2D_OPENSTACK_ROOT_VERSION=3
 C2D_OPENSTACK_ADMIN_PASSWORD=adminpw
 C2D_OPENSTACK_USER_PASSWORD=c2dpw
 C2D_OPENSTACK_IMAGE_ID=c2d0c2d0-0000-4000-8000-000000000001
@@ -91,14 +93,15 @@ C2D_OPENSTACK_FLAVOR_ID=1
 C2D_OPENSTACK_COMPUTE_HOST=host-ovs-filter-active
 # In start order: RabbitMQ first, it takes longest to listen.
 C2D_OPENSTACK_SERVICES=(rabbitmq keystone swift-account swift-container swift-object swift-proxy
-  placement glance neutron nova-api nova-conductor nova-scheduler nova-compute)
+  placement glance neutron cinder-api cinder-scheduler cinder-volume nova-api nova-conductor
+  nova-scheduler nova-compute)
 # Starting, all of them need more CPU than two cores give for half a minute.
 # These, which the others wait for, run first: the others are niced until
 # everything answers. nova-compute above all waits for nova-conductor: if its
 # first call finds no conductor, it waits 10 s before it calls again.
 C2D_OPENSTACK_FIRST=(rabbitmq keystone nova-conductor)
 C2D_OPENSTACK_PORTS=(pg rabbit rabbit_dist epmd keystone swift_proxy swift_account
-  swift_container swift_object placement glance neutron nova)
+  swift_container swift_object placement glance neutron cinder nova)
 
 # The functions below read the ports from an associative array `port`
 # (C2D_OPENSTACK_PORTS as keys) declared local by their caller.
@@ -219,6 +222,7 @@ c2d::_openstack_url() {
     placement) echo "$base:${port[placement]}" ;;
     network) echo "$base:${port[neutron]}" ;;
     image) echo "$base:${port[glance]}" ;;
+    volumev3) echo "$base:${port[cinder]}/v3/%(project_id)s" ;;
   esac
 }
 
@@ -299,6 +303,8 @@ EOF
     $w "$root" /etc/keystone/c2d-uwsgi.ini
   c2d::_openstack_uwsgi placement "${port[placement]}" /usr/bin/placement-api 1 |
     $w "$root" /etc/placement/c2d-uwsgi.ini
+  c2d::_openstack_uwsgi cinder "${port[cinder]}" /usr/bin/cinder-wsgi 1 |
+    $w "$root" /etc/cinder/c2d-uwsgi.ini
 
   $w "$root" /etc/swift/swift.conf <<EOF
 [swift-hash]
@@ -433,6 +439,32 @@ enable_security_group = true
 firewall_driver = noop
 EOF
 
+  # Cinder with its test suite's fake driver (Debian ships cinder/tests):
+  # volumes that exist as rows only, attached by Nova's fake driver, which
+  # connects nothing.
+  {
+    cat <<EOF
+[DEFAULT]
+state_path = /var/lib/cinder
+transport_url = $rabbit
+auth_strategy = keystone
+my_ip = 127.0.0.1
+host = fakehost
+enabled_backends = fake
+[database]
+connection = $db/cinder
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_backend_name = fake
+[oslo_concurrency]
+lock_path = /var/lib/cinder/tmp
+[oslo_messaging_notifications]
+driver = noop
+EOF
+    c2d::_openstack_auth keystone_authtoken cinder authtoken
+    c2d::_openstack_auth nova nova
+  } | $w "$root" /etc/cinder/cinder.conf
+
   # service_token_roles_required stays false: true made Neutron answer 401
   # to Nova.
   {
@@ -470,6 +502,8 @@ EOF
     c2d::_openstack_auth keystone_authtoken nova authtoken
     c2d::_openstack_auth placement placement
     c2d::_openstack_auth neutron neutron
+    c2d::_openstack_auth cinder nova
+    echo "os_region_name = RegionOne"
     c2d::_openstack_auth service_user nova
     echo "send_service_user_token = true"
   } | $w "$root" /etc/nova/nova.conf
@@ -535,6 +569,8 @@ c2d::_openstack_launch() {
         cmd=(runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1
           "ERL_EPMD_PORT=${port[epmd]}" /usr/lib/rabbitmq/bin/rabbitmq-server) ;;
       keystone | placement) cmd=(uwsgi --ini "/etc/$name/c2d-uwsgi.ini") ;;
+      cinder-api) cmd=(uwsgi --ini /etc/cinder/c2d-uwsgi.ini) ;;
+      cinder-*) cmd=(runuser -u cinder -- "$name" --config-file /etc/cinder/cinder.conf) ;;
       # As root: they drop to the user swift by themselves. -v: log to the
       # console too, as there is no syslog here.
       swift-*) cmd=("$name-server" "/etc/swift/${name#swift-}-server.conf" -v) ;;
@@ -585,7 +621,7 @@ c2d::_openstack_psql() {
 # build's last reports are recent when a start follows it).
 c2d::_openstack_readdress() {
   local root=$1 db=postgresql+psycopg2://os:os@127.0.0.1:${port[pg]} type urls=''
-  for type in identity object-store compute placement network image; do
+  for type in identity object-store compute placement network image volumev3; do
     urls+=" WHEN '$type' THEN '$(c2d::_openstack_url "$type")'"
   done
   # One psql for the three databases.
@@ -653,6 +689,11 @@ c2d::_openstack_probe() {
     glance) c2d::_openstack_req "$token" GET "$base:${port[glance]}/v2/images" >/dev/null ;;
     swift)
       c2d::_openstack_req "$token" GET "$base:${port[swift_proxy]}/v1/AUTH_$project" >/dev/null ;;
+    cinder)
+      body=$(c2d::_openstack_req "$token" GET "$base:${port[cinder]}/v3/$project/os-services") &&
+        jq -e '.services as $s
+          | any($s[]; .binary == "cinder-scheduler" and .state == "up")
+            and any($s[]; .binary == "cinder-volume" and .state == "up")' <<<"$body" >/dev/null ;;
   esac
 }
 
@@ -661,6 +702,7 @@ c2d::_openstack_logs() {
   case $1 in
     nova) echo nova-api nova-conductor nova-scheduler nova-compute rabbitmq ;;
     swift) echo swift-proxy swift-account swift-container swift-object ;;
+    cinder) echo cinder-api cinder-scheduler cinder-volume ;;
     *) echo "$1" ;;
   esac
 }
@@ -769,26 +811,34 @@ c2d::_openstack_mirror() {
 # c2d::_openstack_keystone_objects: projects, users, roles, services and
 # endpoints, through Keystone's API (the CLI takes 2-3 s a call).
 c2d::_openstack_keystone_objects() {
-  local ks=http://127.0.0.1:${port[keystone]}/v3 tok admin member service c2d id user type name
+  local ks=http://127.0.0.1:${port[keystone]}/v3 tok admin member svc_role service c2d id user
+  local type name
   local iface req=c2d::_openstack_req
   tok=$(c2d::_openstack_token "$ks" admin "$C2D_OPENSTACK_ADMIN_PASSWORD" admin /dev/null) ||
     return 1
   admin=$($req "$tok" GET "$ks/roles?name=admin" | jq -r '.roles[0].id') || return 1
   member=$($req "$tok" GET "$ks/roles?name=member" | jq -r '.roles[0].id') || return 1
+  # Services' own role: Cinder lets only a request with a service token of
+  # that role delete an attachment Nova made (OSSA-2023-003), as Nova does
+  # when it deletes a server.
+  svc_role=$($req "$tok" POST "$ks/roles" --json '{"role": {"name": "service"}}' |
+    jq -r .role.id) || return 1
   service=$($req "$tok" POST "$ks/projects" --json \
     '{"project": {"name": "service", "domain_id": "default"}}' | jq -r .project.id) || return 1
   c2d=$($req "$tok" POST "$ks/projects" --json \
     '{"project": {"name": "c2d", "domain_id": "default"}}' | jq -r .project.id) || return 1
-  for user in swift nova placement neutron glance c2d; do
+  for user in swift nova placement neutron glance cinder c2d; do
     id=$($req "$tok" POST "$ks/users" --json "$(jq -cn --arg u "$user" --arg p "${user}pw" \
       '{user: {name: $u, password: $p, domain_id: "default"}}')" | jq -r .user.id) || return 1
     if [[ $user == c2d ]]; then
       $req "$tok" PUT "$ks/projects/$c2d/users/$id/roles/$member" >/dev/null || return 1
     else
       $req "$tok" PUT "$ks/projects/$service/users/$id/roles/$admin" >/dev/null || return 1
+      $req "$tok" PUT "$ks/projects/$service/users/$id/roles/$svc_role" >/dev/null || return 1
     fi
   done
-  for type in object-store:swift compute:nova placement:placement network:neutron image:glance; do
+  for type in object-store:swift compute:nova placement:placement network:neutron image:glance \
+    volumev3:cinderv3; do
     name=${type#*:} type=${type%%:*}
     id=$($req "$tok" POST "$ks/services" --json "$(jq -cn --arg t "$type" --arg n "$name" \
       '{service: {type: $t, name: $n}}')" | jq -r .service.id) || return 1
@@ -855,6 +905,8 @@ c2d::_openstack_build() {
     nova-api nova-conductor nova-scheduler nova-compute nova-compute-ironic placement-api \
     rabbitmq-server neutron-server neutron-plugin-ml2 python3-osc-placement
   $step "$log" "installing Glance" $in "$new" "${install[@]}" glance-api
+  $step "$log" "installing Cinder" $in "$new" "${install[@]}" cinder-api cinder-scheduler \
+    cinder-volume
 
   local -A port
   c2d::_openstack_pick_ports || c2d::die "OpenStack root: no free ports"
@@ -866,7 +918,7 @@ c2d::_openstack_build() {
   $step "$log" "starting PostgreSQL" c2d::_openstack_pg_start "$new"
   local db sql="CREATE USER os PASSWORD 'os';"
   $step "$log" "creating the databases" c2d::_openstack_psql "$new" postgres "$sql"
-  for db in keystone nova_api nova nova_cell0 placement neutron glance; do
+  for db in keystone nova_api nova nova_cell0 placement neutron glance cinder; do
     $step "$log" "creating database $db" c2d::_openstack_psql "$new" postgres \
       "CREATE DATABASE $db OWNER os"
   done
@@ -883,6 +935,7 @@ c2d::_openstack_build() {
   $step "$log" "placement-manage db sync" $in "$new" runuser -u placement -- \
     placement-manage db sync
   $step "$log" "glance-manage db_sync" $in "$new" runuser -u glance -- glance-manage db_sync
+  $step "$log" "cinder-manage db sync" $in "$new" runuser -u cinder -- cinder-manage db sync
   $step "$log" "neutron-db-manage upgrade head" $in "$new" runuser -u neutron -- \
     neutron-db-manage --config-file /etc/neutron/neutron.conf \
     --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade head
@@ -903,7 +956,7 @@ c2d::_openstack_build() {
   done
   c2d::_openstack_launch "$new" "$state" "${rest[@]}"
   $step "$log" "waiting for every service" c2d::_openstack_wait "$state" 300 \
-    keystone glance neutron swift placement nova
+    keystone glance neutron swift placement cinder nova
   c2d::_openstack_renice "$new"
   $step "$log" "the image and the flavor" c2d::_openstack_image_and_flavor "$state"
   # The compute host's mapping to cell1 is then in the root: the scheduler
@@ -1012,7 +1065,7 @@ c2d::openstack_start() {
   local rest=("${C2D_OPENSTACK_SERVICES[@]:1}")
   c2d::_openstack_launch "$root" "$dir" "${rest[@]}"
   if ! c2d::_openstack_wait "$dir" "${C2D_OPENSTACK_START_TIMEOUT:-180}" \
-    keystone glance neutron swift placement nova; then
+    keystone glance neutron swift placement cinder nova; then
     c2d::openstack_stop "$dir"
     c2d::die "OpenStack did not start (logs: $dir/log)"
   fi
