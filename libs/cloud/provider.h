@@ -47,6 +47,9 @@ struct InstanceSpec {
   bool stable_address = false;
   // Extra name → address lines of the instance's /etc/hosts.
   std::map<std::string, std::string> hosts;
+  // A database server: `port` serves the project's apps and c2d on the
+  // private network only, never the public (no ingress, no public address).
+  bool database = false;
 };
 
 enum class InstanceState { kCreated, kRunning, kExited };

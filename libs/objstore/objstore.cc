@@ -144,4 +144,24 @@ absl::Status FetchVerified(ObjectStore& store, const std::string& key, const std
   return s;
 }
 
+absl::StatusOr<ObjectInfo> PutFile(ObjectStore& store, const std::string& key,
+                                   const std::string& path) {
+  C2D_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> writer, store.Create(key));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + path);
+  std::string buffer(size_t{1} << 20, '\0');
+  absl::Status s;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Errno("read " + path);
+    if (n <= 0) break;
+    s = writer->Write(absl::string_view(buffer.data(), static_cast<size_t>(n)));
+    if (!s.ok()) break;
+  }
+  ::close(fd);
+  C2D_RETURN_IF_ERROR(s);
+  return writer->Commit();
+}
+
 }  // namespace c2d::objstore

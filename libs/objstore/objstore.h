@@ -71,4 +71,8 @@ absl::Status ReadVerified(ObjectStore& store, const std::string& key, const std:
 absl::Status FetchVerified(ObjectStore& store, const std::string& key, const std::string& sha256,
                            const std::string& path);
 
+// Stores the local file `path` as `key`, streamed in 1 MiB reads.
+absl::StatusOr<ObjectInfo> PutFile(ObjectStore& store, const std::string& key,
+                                   const std::string& path);
+
 }  // namespace c2d::objstore

@@ -104,6 +104,10 @@ absl::StatusOr<std::string> Backups::Verify(const DatabaseRow& row, const std::s
   spec.name = name;
   spec.volumes = {{name, engine.data_path}};
   spec.labels = {{"c2d.project", row.db.project_id()}, {kVerifyLabel, backup_id}};
+  // Beside the database, where its project's servers are (a provider such
+  // as openstack has no network outside the projects').
+  spec.network = cloud::ProjectNetwork(row.db.project_id());
+  C2D_RETURN_IF_ERROR(provider_.EnsureNetwork(spec.network));
   // An engine that loads its dump at start finds it in its volume.
   if (!ops->LoadAtStart().empty()) {
     C2D_RETURN_IF_ERROR(provider_.WriteVolumeFile(name, ops->LoadAtStart(), file));

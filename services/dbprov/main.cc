@@ -2,7 +2,9 @@
 // (`provision_db`, `delete_db`, `backup_db`, `restore_db`, `rotate_db`); its
 // leader keeps every database's server running and starts scheduled backups
 // and rotations. Each managed database is a server of its own: a container
-// of the engine's stack image on its project's network.
+// of the engine's stack image on its project's network, or under
+// C2D_PROVIDER=openstack a Nova server on it with a Cinder volume
+// (libs/cloud/openstack/cloud.h lists the variables).
 
 #include <memory>
 
@@ -27,20 +29,28 @@ int main() {
   if (!process.ok()) return rpc::Process::Fail(process.status());
   auto config = dbprov::Config::FromEnv();
   if (!config.ok()) return rpc::Process::Fail(config.status());
-  cloud::LocalProvider provider(config->local.local);
+  auto providers =
+      cloud::openstack::ProviderChoice::FromEnv(config->local.local, (*process)->pool());
+  if (!providers.ok()) return rpc::Process::Fail(providers.status());
+  cloud::Provider& provider = (*providers)->provider();
+  cloud::openstack::Cloud* cloud = (*providers)->openstack();
   oci::Registry registry(config->local.registry);
   // Backups go to a local folder, or to Swift (C2D_BACKUP_STORE=swift, with
-  // the C2D_OS_* credentials of libs/cloud/openstack/cloud.h).
-  std::unique_ptr<cloud::openstack::Session> openstack;  // outlives the store
+  // the C2D_OS_* credentials of libs/cloud/openstack/cloud.h): the default
+  // under C2D_PROVIDER=openstack.
+  std::unique_ptr<cloud::openstack::Session> own_session;  // outlives the store
   std::unique_ptr<objstore::ObjectStore> backup_store;
-  const std::string store_kind = env::GetString("C2D_BACKUP_STORE", "local");
+  const std::string store_kind = env::GetString("C2D_BACKUP_STORE", cloud ? "swift" : "local");
   if (store_kind == "swift") {
-    auto os = cloud::openstack::CredentialsFromEnv();
-    if (!os.ok()) return rpc::Process::Fail(os.status());
-    openstack = std::make_unique<cloud::openstack::Session>(std::move(*os));
+    if (cloud == nullptr) {
+      auto os = cloud::openstack::CredentialsFromEnv();
+      if (!os.ok()) return rpc::Process::Fail(os.status());
+      own_session = std::make_unique<cloud::openstack::Session>(std::move(*os));
+    }
     backup_store = std::make_unique<cloud::openstack::SwiftObjectStore>(
-        *openstack, cloud::openstack::SwiftOptions{
-                        .container = env::GetString("C2D_SWIFT_CONTAINER", "c2d-backups")});
+        cloud ? cloud->session() : *own_session,
+        cloud::openstack::SwiftOptions{.container =
+                                           env::GetString("C2D_SWIFT_CONTAINER", "c2d-backups")});
   } else if (store_kind == "local") {
     backup_store = std::make_unique<objstore::LocalObjectStore>(config->backup_dir);
   } else {

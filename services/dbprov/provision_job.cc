@@ -51,6 +51,7 @@ absl::StatusOr<cloud::InstanceSpec> Servers::StackSpec(const v1::Database& d,
   spec.env = ops->ServerEnv(admin, plan);
   spec.port = engine.port;
   spec.memory_bytes = plan.memory_bytes;
+  spec.database = true;
   return spec;
 }
 

@@ -32,25 +32,13 @@ int main() {
   ingress::Upstreams upstreams(config->ingress,
                                grpc::CreateChannel(config->dns_addr, *credentials));
   if (auto s = upstreams.Check(); !s.ok()) return rpc::Process::Fail(s);
-  cloud::LocalProvider local(config->local);
-  cloud::Provider* provider = &local;
-  std::unique_ptr<cloud::openstack::Cloud> openstack;
+  auto providers = cloud::openstack::ProviderChoice::FromEnv(config->local, (*process)->pool());
+  if (!providers.ok()) return rpc::Process::Fail(providers.status());
+  cloud::Provider* provider = &(*providers)->provider();
   bool instances_take_certificates = false;  // openstack with remote admin to its Caddies
-  const std::string kind = env::GetString("C2D_PROVIDER", "local");
-  if (kind == "openstack") {
-    auto os = cloud::openstack::CloudEnv::FromEnv();
-    if (!os.ok()) return rpc::Process::Fail(os.status());
-    // Instances pull with a grant for their one repository, never with the
-    // platform's registry password.
-    os->options.pull_credential = cloud::openstack::GrantPulls(
-        config->local.registry.server, config->local.grant_key, absl::Minutes(30));
-    instances_take_certificates = !os->options.admin_client.certificate_pem.empty();
-    openstack = std::make_unique<cloud::openstack::Cloud>(std::move(*os), (*process)->pool());
-    provider = &openstack->provider();
+  if (cloud::openstack::Cloud* openstack = (*providers)->openstack()) {
+    instances_take_certificates = openstack->provider().remote_admin();
     config->dns_routing = true;  // each instance's Caddy serves it: no host ingress
-  } else if (kind != "local") {
-    return rpc::Process::Fail(absl::InvalidArgumentError(
-        absl::StrCat("C2D_PROVIDER: \"", kind, "\" is neither local nor openstack")));
   }
 
   deployer::Runtime runtime((*process)->pool(), *config, *provider, upstreams);
@@ -83,8 +71,9 @@ int main() {
   worker.Register("stop", [&](jobs::JobContext& ctx) { return stop.Run(ctx); });
   (*process)->AddLeader("deployer.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
-  if (openstack) {
-    // What a crash mid-deploy left in the cloud (libs/cloud/openstack/ledger.h).
+  if (cloud::openstack::Cloud* openstack = (*providers)->openstack()) {
+    // What a crash mid-deploy left in the cloud (libs/cloud/openstack/ledger.h),
+    // dbprov's servers' included (one ledger).
     (*process)->AddLeader("deployer.cloud-sweep", std::chrono::minutes(5), [&] {
       auto swept = openstack->provider().Sweep(absl::Minutes(15));
       if (!swept.ok()) {

@@ -16,6 +16,11 @@ Volume ParseVolume(const json& v) {
   for (const json& a : v.value("attachments", json::array())) {
     out.attached_to.push_back(a.value("server_id", ""));
   }
+  if (auto m = v.find("metadata"); m != v.end() && m->is_object()) {
+    for (auto& [k, value] : m->items()) {
+      if (value.is_string()) out.metadata[k] = value.get<std::string>();
+    }
+  }
   return out;
 }
 
@@ -45,6 +50,16 @@ absl::StatusOr<Volume> Cinder::EnsureVolume(const std::string& name, int size_gb
                      .body = json{{"volume",
                                    {{"name", name}, {"size", size_gb}, {"metadata", metadata}}}}}));
   return ParseVolume(r.body.value("volume", json::object()));
+}
+
+absl::Status Cinder::SetMetadata(const std::string& id,
+                                 const std::map<std::string, std::string>& metadata) {
+  json body = {{"metadata", json::object()}};
+  for (const auto& [k, v] : metadata) body["metadata"][k] = v;
+  return Call({.method = "POST",
+               .path = "/volumes/" + http::UrlEncode(id) + "/metadata",
+               .body = body})
+      .status();
 }
 
 absl::StatusOr<Volume> Cinder::GetVolume(const std::string& id) {

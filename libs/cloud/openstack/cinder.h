@@ -23,6 +23,7 @@ struct Volume {
   std::string status;
   int size_gb = 0;
   std::vector<std::string> attached_to;  // server ids
+  std::map<std::string, std::string> metadata;
 };
 
 class Cinder {
@@ -42,6 +43,9 @@ class Cinder {
   // error, DeadlineExceeded at `deadline`.
   absl::StatusOr<Volume> WaitFor(const std::string& id, const std::string& status,
                                  absl::Time deadline, absl::Duration poll = absl::Seconds(1));
+  // Adds `metadata` to the volume's (a key it has already takes the new value).
+  absl::Status SetMetadata(const std::string& id,
+                           const std::map<std::string, std::string>& metadata);
   // OK when it is gone already; Cinder refuses (InvalidArgument) while attached.
   absl::Status DeleteVolume(const std::string& id);
 

@@ -101,6 +101,24 @@ absl::StatusOr<CloudEnv> CloudEnv::FromEnv() {
   return e;
 }
 
+absl::StatusOr<std::unique_ptr<ProviderChoice>> ProviderChoice::FromEnv(const LocalOptions& local,
+                                                                        pg::Pool& pool) {
+  auto out = std::make_unique<ProviderChoice>();
+  const std::string kind = env::GetString("C2D_PROVIDER", "local");
+  if (kind == "local") {
+    out->local_ = std::make_unique<LocalProvider>(local);
+  } else if (kind == "openstack") {
+    C2D_ASSIGN_OR_RETURN(CloudEnv os, CloudEnv::FromEnv());
+    os.options.pull_credential =
+        GrantPulls(local.registry.server, local.grant_key, absl::Minutes(30));
+    out->cloud_ = std::make_unique<Cloud>(std::move(os), pool);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("C2D_PROVIDER: \"", kind, "\" is neither local nor openstack"));
+  }
+  return out;
+}
+
 std::function<absl::StatusOr<PullCredential>(const std::string& image)> GrantPulls(
     std::string registry_host, std::string grant_key, absl::Duration ttl) {
   return [host = std::move(registry_host), key = std::move(grant_key),

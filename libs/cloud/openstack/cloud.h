@@ -17,6 +17,7 @@
 
 #include <memory>
 
+#include "libs/cloud/local_provider.h"
 #include "libs/cloud/openstack/ledger.h"
 #include "libs/cloud/openstack/provider.h"
 #include "libs/cloud/openstack/session.h"
@@ -47,6 +48,22 @@ class Cloud {
   Session session_;
   PgLedger ledger_;
   OpenStackProvider provider_;
+};
+
+// Where a process that runs instances (the deployer, dbprov) runs them:
+// C2D_PROVIDER "local" (the default: containers on the engine of `local`)
+// or "openstack" (Nova servers, CloudEnv::FromEnv; each pulls with a grant
+// for its one repository of `local`'s registry, never with its password).
+class ProviderChoice {
+ public:
+  static absl::StatusOr<std::unique_ptr<ProviderChoice>> FromEnv(const LocalOptions& local,
+                                                                 pg::Pool& pool);
+  Provider& provider() { return cloud_ ? static_cast<Provider&>(cloud_->provider()) : *local_; }
+  Cloud* openstack() { return cloud_.get(); }  // null under "local"
+
+ private:
+  std::unique_ptr<LocalProvider> local_;
+  std::unique_ptr<Cloud> cloud_;
 };
 
 // A pull credential source for ProviderOptions: a grant (libs/oci/access.h)

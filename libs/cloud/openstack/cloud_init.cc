@@ -66,6 +66,9 @@ absl::Status Check(const BootPlan& p) {
       (p.admin_ca_certificate.empty() || p.admin_ca_key.empty())) {
     return absl::InvalidArgumentError("remote admin needs the instance's admin CA");
   }
+  if (!p.files_url.empty() && !IsPlainToken(p.files_url)) {
+    return absl::InvalidArgumentError("files URL: not a plain URL");
+  }
   for (const BootVolume& v : p.volumes) {
     if (!IsPlainToken(v.volume_id) || !IsPlainToken(v.name) || !IsPlainToken(v.mount_path)) {
       return absl::InvalidArgumentError(absl::StrCat("volume ", v.name, ": bad name or path"));
@@ -73,6 +76,110 @@ absl::Status Check(const BootPlan& p) {
   }
   return absl::OkStatus();
 }
+
+// c2d-fetch-files BASE_URL METADATA_URL VOLUMES_DIR (cloud_init.h says
+// what it does). Python: cloud-init's own language, so every image that
+// runs cloud-init has it. It writes only below a volume's directory, and
+// follows no link a container may have left there.
+constexpr char kFetchFilesScript[] = R"py(#!/usr/bin/python3
+# c2d: fetches the files c2d put into this server's volumes, once each.
+import hashlib, http.client, json, os, re, sys, time, urllib.error, urllib.request
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class Refused(Exception):
+    pass
+
+
+def retried(what, action, attempts=8):
+    error = None
+    for attempt in range(attempts):
+        try:
+            return action()
+        except urllib.error.HTTPError as e:
+            if e.code < 500 and e.code != 429:
+                sys.exit(f"c2d-fetch-files: {what}: HTTP {e.code}")
+            error = e
+        except Refused as e:
+            sys.exit(f"c2d-fetch-files: {what}: {e}")
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            error = e
+        time.sleep(min(2 ** attempt, 30))
+    sys.exit(f"c2d-fetch-files: {what}: {error}")
+
+
+def metadata(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r).get("meta", {})
+
+
+def nofollow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def download(url, directory, name, sha256):
+    part = os.path.join(directory, "." + name + ".part")
+    if os.path.lexists(part):
+        os.unlink(part)
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as r:
+        with os.fdopen(nofollow(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as out:
+            while chunk := r.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    if digest.hexdigest() != sha256:
+        os.unlink(part)
+        raise Refused("the bytes received are not the file's (SHA-256)")
+    os.chmod(part, 0o644)
+    os.replace(part, os.path.join(directory, name))
+
+
+def fetched(directory):
+    try:
+        with os.fdopen(nofollow(os.path.join(directory, ".c2d-fetched"), os.O_RDONLY)) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def parse(key, value):
+    parts, fields = key.split(":"), str(value).split(" ")
+    if (len(parts) == 3 and all(NAME.fullmatch(p) for p in parts[1:]) and len(fields) == 3
+            and fields[0].isdigit() and re.fullmatch(r"[0-9a-f]{40,128}", fields[1])
+            and re.fullmatch(r"[0-9a-f]{64}", fields[2])):
+        return parts[1], parts[2], int(fields[0]), fields[1], fields[2]
+    return None
+
+
+def main():
+    base, metadata_url, volumes = sys.argv[1:4]
+    for key, value in sorted(retried("metadata", lambda: metadata(metadata_url)).items()):
+        if not key.startswith("c2d.file:"):
+            continue
+        file = parse(key, value)
+        if file is None:
+            print(f"c2d-fetch-files: {key}: not a file of c2d's; ignored", file=sys.stderr)
+            continue
+        volume, name, expires, signature, sha256 = file
+        directory = os.path.join(volumes, volume)
+        if not os.path.isdir(directory) or signature in fetched(directory):
+            continue
+        if expires < time.time():
+            print(f"c2d-fetch-files: {volume}/{name}: its link expired; skipped", file=sys.stderr)
+            continue
+        url = f"{base}/{volume}/{name}?temp_url_sig={signature}&temp_url_expires={expires}"
+        retried(f"{volume}/{name}", lambda: download(url, directory, name, sha256))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        with os.fdopen(nofollow(os.path.join(directory, ".c2d-fetched"), flags), "a") as f:
+            f.write(signature + "\n")
+        print(f"c2d-fetch-files: {volume}/{name} fetched")
+
+
+main()
+)py";
 
 std::string EnvFile(const BootPlan& p) {
   std::string out = "# c2d: the instance's environment, read by c2d-boot\n";
@@ -139,6 +246,10 @@ std::string BootScript(const BootPlan& p) {
   for (const BootVolume& v : p.volumes) {
     absl::StrAppend(&s, "volume ", ShellQuote(v.volume_id.substr(0, 20)), " ",
                     ShellQuote(absl::StrCat("/srv/c2d/volumes/", v.name)), "\n");
+  }
+  if (!p.files_url.empty() && !p.volumes.empty()) {
+    absl::StrAppend(&s, kFetchFilesPath, " ", ShellQuote(p.files_url), " ", kMetadataUrl,
+                    " /srv/c2d/volumes\n");
   }
   absl::StrAppend(&s, "if docker container inspect ", ShellQuote(p.container),
                   " >/dev/null 2>&1; then\n", "  exec docker start ", ShellQuote(p.container), "\n",
@@ -229,6 +340,14 @@ std::string ShellQuote(absl::string_view text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
 
+std::string FileMetaKey(absl::string_view volume, absl::string_view name) {
+  return absl::StrCat(kFileMetaPrefix, volume, ":", name);
+}
+
+std::string FileMetaValue(int64_t expires, absl::string_view signature, absl::string_view sha256) {
+  return absl::StrCat(expires, " ", signature, " ", sha256);
+}
+
 std::string RenderCaddyConfig(const BootPlan& plan) { return CaddyConfig(plan).dump(2); }
 
 absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
@@ -237,6 +356,9 @@ absl::StatusOr<std::string> RenderUserData(const BootPlan& plan) {
   files.push_back(File(kEnvFile, EnvFile(plan), "0600"));
   if (!plan.pull.registry.empty()) files.push_back(File(kPullFile, plan.pull.password, "0600"));
   files.push_back(File(kBootScript, BootScript(plan), "0700"));
+  if (!plan.files_url.empty() && !plan.volumes.empty()) {
+    files.push_back(File(kFetchFilesPath, kFetchFilesScript, "0755"));
+  }
   files.push_back(File("/etc/systemd/system/c2d-app.service", AppUnit(), "0644"));
   files.push_back(File("/etc/systemd/system/c2d-log.service", LogUnit(plan), "0644"));
   std::vector<std::string> packages = {"docker.io"};

@@ -18,6 +18,17 @@
 // - Volumes: the script waits (with a deadline) for each Cinder volume's
 //   disk, formats it only when it is blank, mounts it, and records it in
 //   fstab.
+// - Files c2d puts into a volume (Provider::WriteVolumeFile, e.g. a dump a
+//   database server loads at start) reach the server through its metadata,
+//   which Nova's metadata service serves the guest: key
+//   kFileMetaPrefix + "<volume>:<name>", value "<expires> <signature>
+//   <sha256>", the parts of a signed link to <files_url>/<volume>/<name>.
+//   At every boot, once the volumes are mounted and before the container
+//   starts, kFetchFilesPath fetches each such file it has not fetched yet
+//   (the volume's .c2d-fetched keeps the signatures it used), checks its
+//   SHA-256 and puts it in place whole, 0644. A link that expired is
+//   skipped with a message; any other failure fails the boot, so the
+//   container never starts without the file.
 // - A systemd unit (c2d-app) runs the script at every boot: the first boot
 //   pulls and runs the container, later ones start it again.
 // - The container's output goes to the serial console, each line prefixed
@@ -73,12 +84,18 @@ struct BootPlan {
   // name `container`, and c2d trusts that CA alone for this instance.
   std::string admin_ca_certificate;
   std::string admin_ca_key;
+  // The object-store container files into volumes come from; empty: none
+  // do (no fetch step).
+  std::string files_url;
 };
 
 // Where the instance's files are.
 inline constexpr char kCaddyConfigPath[] = "/etc/c2d/caddy.json";
 inline constexpr char kAdminCaCertPath[] = "/etc/c2d/admin-ca.crt";
 inline constexpr char kAdminCaKeyPath[] = "/etc/c2d/admin-ca.key";
+inline constexpr char kFetchFilesPath[] = "/usr/local/sbin/c2d-fetch-files";
+inline constexpr char kFileMetaPrefix[] = "c2d.file:";
+inline constexpr char kMetadataUrl[] = "http://169.254.169.254/openstack/latest/meta_data.json";
 
 // InvalidArgument for what cannot be rendered safely: an environment name
 // that is not a shell name, a port out of range, an image or host name
@@ -88,6 +105,12 @@ absl::StatusOr<std::string> RenderUserData(const BootPlan& plan);
 // The Caddy configuration of a web instance (what RenderUserData writes to
 // kCaddyConfigPath), as JSON text.
 std::string RenderCaddyConfig(const BootPlan& plan);
+
+// A file's metadata entry (see above): kFileMetaPrefix + "<volume>:<name>"
+// on a server; on the volume, which knows its own name, kFileMetaPrefix +
+// "<name>". The value: "<expires> <signature> <sha256>".
+std::string FileMetaKey(absl::string_view volume, absl::string_view name);
+std::string FileMetaValue(int64_t expires, absl::string_view signature, absl::string_view sha256);
 
 // `text` as one shell word in single quotes ('it'\''s').
 std::string ShellQuote(absl::string_view text);

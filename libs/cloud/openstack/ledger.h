@@ -34,6 +34,7 @@ inline constexpr char kSecurityGroup[] = "security-groups";
 inline constexpr char kRule[] = "security-group-rules";
 inline constexpr char kPort[] = "ports";
 inline constexpr char kFloatingIp[] = "floatingips";
+inline constexpr char kObject[] = "object";  // a Swift object; its name is its key
 
 struct Resource {
   std::string kind;

@@ -88,6 +88,7 @@ absl::StatusOr<std::string> Nova::CreateServer(const ServerSpec& spec) {
     tags.push_back(tag);
     metadata[k] = v;
   }
+  for (const auto& [k, v] : spec.metadata) metadata[k] = v;
   const std::string user_data = http::Base64(spec.user_data);
   if (user_data.size() > kMaxUserData) {
     return absl::InvalidArgumentError(absl::StrCat("user data of ", spec.name, " is ",
@@ -150,6 +151,16 @@ absl::Status Nova::Action(const std::string& id, const json& action) {
   return Call({.method = "POST",
                .path = absl::StrCat("/servers/", http::UrlEncode(id), "/action"),
                .body = action})
+      .status();
+}
+
+absl::Status Nova::SetMetadata(const std::string& id,
+                               const std::map<std::string, std::string>& metadata) {
+  json body = {{"metadata", json::object()}};
+  for (const auto& [k, v] : metadata) body["metadata"][k] = v;
+  return Call({.method = "POST",
+               .path = "/servers/" + http::UrlEncode(id) + "/metadata",
+               .body = body})
       .status();
 }
 

@@ -34,6 +34,7 @@ struct ServerSpec {
   std::vector<std::string> port_ids;         // NICs on ports made beforehand
   std::vector<std::string> security_groups;  // names; empty: the project's default
   std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> metadata;  // metadata only, not tags
   std::string key_name;
   std::string server_group_id;  // placed by the group's policy (anti-affinity)
 };
@@ -66,6 +67,10 @@ class Nova {
   absl::StatusOr<std::vector<Server>> ListServers(const std::map<std::string, std::string>& labels);
   // OK when it is gone already. Deletion finishes later: WaitGone.
   absl::Status DeleteServer(const std::string& id);
+  // Adds `metadata` to the server's (what its metadata service serves the
+  // guest at its next read); a key it has already takes the new value.
+  absl::Status SetMetadata(const std::string& id,
+                           const std::map<std::string, std::string>& metadata);
   // os-start / os-stop; Nova's 409 for a server already in that state is OK.
   absl::Status StartServer(const std::string& id);
   absl::Status StopServer(const std::string& id);

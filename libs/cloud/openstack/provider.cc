@@ -4,6 +4,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/http/client.h"
+#include "libs/objstore/objstore.h"
 
 namespace c2d::cloud::openstack {
 namespace {
@@ -36,6 +38,15 @@ const char* RoleName(int role) {
   return kNames[role];
 }
 
+// One path component of a file c2d puts into a volume.
+bool IsFileName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 // A server listed while Nova deletes it: gone, for c2d.
 bool Going(const Server& s) { return s.status == "DELETED" || s.task_state == "deleting"; }
 
@@ -47,7 +58,10 @@ OpenStackProvider::OpenStackProvider(Session& session, Ledger& ledger, ProviderO
       options_(std::move(options)),
       nova_(session),
       neutron_(session),
-      cinder_(session) {}
+      cinder_(session),
+      // Links are scoped to one container: large files' segments live in it too.
+      files_(session, {.container = options_.files_container,
+                       .segment_container = options_.files_container}) {}
 
 absl::Time OpenStackProvider::Deadline(std::chrono::seconds timeout) const {
   return absl::Now() + absl::FromChrono(timeout);
@@ -176,9 +190,9 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
   if (spec.name.empty() || spec.network.empty()) {
     return absl::InvalidArgumentError("an openstack instance needs a name and a network");
   }
-  const Role role = spec.labels.count(kDatabaseLabel) ? Role::kDatabase
-                    : spec.port > 0                   ? Role::kWeb
-                                                      : Role::kWorker;
+  const Role role = spec.database || spec.labels.count(kDatabaseLabel) ? Role::kDatabase
+                    : spec.port > 0                                    ? Role::kWeb
+                                                                       : Role::kWorker;
   C2D_ASSIGN_OR_RETURN(NetworkIds net, Network(spec.network));
   C2D_ASSIGN_OR_RETURN(std::vector<BootVolume> volumes, Volumes(spec));
   const std::string group = role == Role::kDatabase ? net.db_group : net.app_group;
@@ -202,19 +216,40 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
 absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const InstanceSpec& spec) {
   std::vector<BootVolume> out;
   for (const VolumeMount& m : spec.volumes) {
-    C2D_ASSIGN_OR_RETURN(
-        std::string id,
-        Made(kVolume, m.volume, VolumeOwner(m.volume), [&]() -> absl::StatusOr<std::string> {
-          C2D_ASSIGN_OR_RETURN(Volume v, cinder_.EnsureVolume(m.volume, options_.volume_size_gb,
-                                                              {{"c2d.volume", m.volume}}));
-          return v.id;
-        }));
-    auto ready = cinder_.GetVolume(id);
-    if (ready.ok() && ready->status != "available" && ready->status != "in-use") {
-      ready = cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll);
+    C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(m.volume));
+    v.mount_path = m.mount_path;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<BootVolume> OpenStackProvider::EnsureVolume(const std::string& volume) {
+  C2D_ASSIGN_OR_RETURN(
+      std::string id,
+      Made(kVolume, volume, VolumeOwner(volume), [&]() -> absl::StatusOr<std::string> {
+        C2D_ASSIGN_OR_RETURN(Volume v, cinder_.EnsureVolume(volume, options_.volume_size_gb,
+                                                            {{"c2d.volume", volume}}));
+        return v.id;
+      }));
+  auto ready = cinder_.GetVolume(id);
+  if (ready.ok() && ready->status != "available" && ready->status != "in-use") {
+    ready = cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll);
+  }
+  C2D_RETURN_IF_ERROR(WithContext(ready.status(), "volume " + volume + ": "));
+  return BootVolume{.volume_id = id, .name = volume};
+}
+
+absl::StatusOr<std::map<std::string, std::string>> OpenStackProvider::VolumeFiles(
+    const std::vector<BootVolume>& volumes) {
+  std::map<std::string, std::string> out;
+  for (const BootVolume& v : volumes) {
+    C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(v.volume_id));
+    for (const auto& [key, link] : now.metadata) {
+      absl::string_view name = key;
+      if (absl::ConsumePrefix(&name, kFileMetaPrefix)) {
+        out[FileMetaKey(v.name, name)] = link;
+      }
     }
-    C2D_RETURN_IF_ERROR(WithContext(ready.status(), "volume " + m.volume + ": "));
-    out.push_back({.volume_id = id, .name = m.volume, .mount_path = m.mount_path});
   }
   return out;
 }
@@ -255,6 +290,15 @@ absl::StatusOr<BootPlan> OpenStackProvider::Plan(const InstanceSpec& spec, Role 
   if (options_.pull_credential) {
     C2D_ASSIGN_OR_RETURN(plan.pull, options_.pull_credential(spec.image));
   }
+  if (!volumes.empty()) {
+    // A cloud without Swift: no files into volumes (WriteVolumeFile says so).
+    absl::StatusOr<std::string> files = files_.ContainerUrl();
+    if (files.ok()) {
+      plan.files_url = *files;
+    } else if (!absl::IsFailedPrecondition(files.status())) {
+      return files.status();
+    }
+  }
   return plan;
 }
 
@@ -289,6 +333,7 @@ absl::StatusOr<std::string> OpenStackProvider::BootServer(const InstanceSpec& sp
                     .labels = spec.labels,
                     .key_name = options_.key_name,
                     .server_group_id = group};
+  C2D_ASSIGN_OR_RETURN(server.metadata, VolumeFiles(volumes));
   server.labels[kServerLabel] = spec.name;
   server.labels[kPortLabel] = absl::StrCat(spec.port);
   server.labels[kRoleLabel] = RoleName(static_cast<int>(role));
@@ -364,6 +409,8 @@ Instance OpenStackProvider::ToInstance(const Server& s,
   const std::string role = i.labels[kRoleLabel];
   const std::string port = i.labels[kPortLabel];
   for (const char* own : {kServerLabel, kPortLabel, kRoleLabel}) i.labels.erase(own);
+  std::erase_if(i.labels,
+                [](const auto& label) { return absl::StartsWith(label.first, kFileMetaPrefix); });
   if (!s.fixed_ips.empty()) i.private_address = s.fixed_ips.front();
   if (i.state == InstanceState::kRunning) {
     if (role == "web") {
@@ -434,11 +481,26 @@ absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
   return Undo(VolumeOwner(volume));
 }
 
-absl::Status OpenStackProvider::WriteVolumeFile(const std::string& volume, const std::string&,
-                                                const std::string&) {
-  return absl::UnimplementedError(
-      absl::StrCat("the openstack provider cannot put a file into volume ", volume,
-                   " yet: restoring a dump into a new database server needs object storage"));
+absl::Status OpenStackProvider::WriteVolumeFile(const std::string& volume, const std::string& name,
+                                                const std::string& source) {
+  if (!IsFileName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is not a file name"));
+  }
+  C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(volume));
+  const std::string key = absl::StrCat(volume, "/", name);
+  C2D_RETURN_IF_ERROR(ledger_.Record(kObject, key, VolumeOwner(volume)).status());
+  C2D_ASSIGN_OR_RETURN(objstore::ObjectInfo stored, objstore::PutFile(files_, key, source));
+  C2D_RETURN_IF_ERROR(ledger_.Bind(kObject, key, key));
+  C2D_ASSIGN_OR_RETURN(SignedUrl link, files_.SignGet(key, absl::Now() + options_.file_link_ttl));
+  const std::string value = FileMetaValue(link.expires, link.signature, stored.sha256);
+  // For the servers made to mount it from now on...
+  C2D_RETURN_IF_ERROR(cinder_.SetMetadata(v.volume_id, {{kFileMetaPrefix + name, value}}));
+  // ...and the one that has it now.
+  C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(v.volume_id));
+  for (const std::string& server : now.attached_to) {
+    C2D_RETURN_IF_ERROR(nova_.SetMetadata(server, {{FileMetaKey(volume, name), value}}));
+  }
+  return absl::OkStatus();
 }
 
 // ---- clean-up ----
@@ -456,6 +518,8 @@ absl::StatusOr<std::string> OpenStackProvider::FindId(const Resource& r) {
     if (v) found = v->id;
   } else if (r.kind == kFloatingIp) {
     C2D_ASSIGN_OR_RETURN(found, neutron_.FindFloatingIp(r.name));
+  } else if (r.kind == kObject) {
+    found = r.name;
   } else if (r.kind == kRule) {
     // Rules have no name; one whose id was lost goes with its group.
   } else if (r.kind != kRouterInterface) {
@@ -474,8 +538,21 @@ absl::Status OpenStackProvider::Delete(const Resource& r) {
     return nova_.WaitGone(id, Deadline(options_.delete_timeout), options_.poll);
   }
   if (r.kind == kServerGroup) return nova_.DeleteServerGroup(id);
-  if (r.kind == kVolume) return cinder_.DeleteVolume(id);
+  if (r.kind == kVolume) return DeleteVolumeId(id);
+  if (r.kind == kObject) return files_.Delete(id);
   return neutron_.Delete(r.kind, id);
+}
+
+absl::Status OpenStackProvider::DeleteVolumeId(const std::string& id) {
+  // The server it was attached to may be gone a moment before Cinder has
+  // detached it; Cinder deletes only a volume at rest.
+  auto now = cinder_.GetVolume(id);
+  if (now.ok() && (now->status == "detaching" || now->status == "reserved")) {
+    C2D_RETURN_IF_ERROR(
+        cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll)
+            .status());
+  }
+  return cinder_.DeleteVolume(id);
 }
 
 absl::Status OpenStackProvider::RemoveInterface(const std::string& network, std::string id) {
@@ -542,12 +619,12 @@ absl::Status OpenStackProvider::ServeCertificates(const std::string& ref,
   }
   C2D_ASSIGN_OR_RETURN(crypto::CertificateAuthority ca,
                        InstanceAdminCa(options_.admin_client.key_pem, i.name));
-  return LoadCertificates({.instance = i.name,
-                           .address = absl::StrCat(i.address.substr(0, colon), ":",
-                                                   options_.admin_port),
-                           .ca_pem = ca.cert_pem,
-                           .client = options_.admin_client},
-                          certs);
+  return LoadCertificates(
+      {.instance = i.name,
+       .address = absl::StrCat(i.address.substr(0, colon), ":", options_.admin_port),
+       .ca_pem = ca.cert_pem,
+       .client = options_.admin_client},
+      certs);
 }
 
 // ---- logs ----

@@ -16,7 +16,9 @@
 // - per instance: port I (on N, in the group of its role), server I (tags
 //   c2d.server=I and the instance's labels), floating IP "I" (web
 //   instances, when there is an external network);
-// - per c2d volume V: Cinder volume V, attached to the server that mounts it.
+// - per c2d volume V: Cinder volume V, attached to the server that mounts it;
+//   per file F put into it (WriteVolumeFile), Swift object "V/F" in
+//   files_container, deleted with the volume.
 //
 // Nothing leaks: every resource is recorded in the Ledger before the call
 // that makes it; a Create that fails at any step deletes what that instance
@@ -40,6 +42,7 @@
 #include "libs/cloud/openstack/ledger.h"
 #include "libs/cloud/openstack/neutron.h"
 #include "libs/cloud/openstack/nova.h"
+#include "libs/cloud/openstack/swift.h"
 #include "libs/cloud/provider.h"
 
 namespace c2d::cloud::openstack {
@@ -64,6 +67,10 @@ struct ProviderOptions {
   AdminClient admin_client;
   int admin_port = 2021;  // where that API listens on each web instance
   int volume_size_gb = 1;
+  // The Swift container of files put into volumes (WriteVolumeFile), and how
+  // long the signed link a server fetches one through stays valid.
+  std::string files_container = "c2d-volume-files";
+  absl::Duration file_link_ttl = absl::Hours(6);
   std::chrono::seconds boot_timeout{600};
   std::chrono::seconds volume_timeout{300};
   std::chrono::seconds delete_timeout{300};
@@ -84,8 +91,11 @@ class OpenStackProvider final : public Provider {
   absl::StatusOr<std::vector<Instance>> List(
       const std::map<std::string, std::string>& labels) override;
   absl::Status DeleteVolume(const std::string& volume) override;
-  // Unimplemented: a file reaches a server's volume through object storage,
-  // which this provider does not use yet.
+  // The file goes to Swift, and its signed link (cloud_init.h,
+  // kFileMetaPrefix) to the volume's metadata, which every server made to
+  // mount the volume gets as its own, and to the metadata of the server
+  // that has it attached now: the server fetches it at its next boot
+  // (a Start after a Stop, or its first). The volume is made when missing.
   absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
                                const std::string& source) override;
   absl::Status EnsureNetwork(const std::string& network) override;
@@ -106,6 +116,8 @@ class OpenStackProvider final : public Provider {
   // `older_than` ago whose owner (an instance) has no server any more, or
   // whose server never came to be. Returns how many resources it deleted.
   absl::StatusOr<int> Sweep(absl::Duration older_than);
+  // Whether web instances take certificates over remote admin (admin_client).
+  bool remote_admin() const { return !options_.admin_client.certificate_pem.empty(); }
 
  private:
   struct NetworkIds {
@@ -119,6 +131,11 @@ class OpenStackProvider final : public Provider {
   absl::Status MakeNetwork(const std::string& network, NetworkIds& ids, std::string& external);
   absl::Status EnsureGroups(const std::string& network, NetworkIds& ids);
   absl::StatusOr<std::vector<BootVolume>> Volumes(const InstanceSpec& spec);
+  // The volume, made when missing, once it can be attached.
+  absl::StatusOr<BootVolume> EnsureVolume(const std::string& volume);
+  // The file links (kFileMetaPrefix keys) of `volumes`, for a new server.
+  absl::StatusOr<std::map<std::string, std::string>> VolumeFiles(
+      const std::vector<BootVolume>& volumes);
   absl::StatusOr<std::string> ServerGroup(const InstanceSpec& spec);
   absl::StatusOr<std::string> BootServer(const InstanceSpec& spec, Role role,
                                          const std::string& port_id,
@@ -130,6 +147,7 @@ class OpenStackProvider final : public Provider {
   // Deletes everything `owner` has in the ledger, newest first.
   absl::Status Undo(const std::string& owner);
   absl::Status Delete(const Resource& r);
+  absl::Status DeleteVolumeId(const std::string& id);
   absl::StatusOr<std::string> FindId(const Resource& r);
   // Records (kind, name) for owner, makes it with `make` unless it has an
   // id already, and binds the id.
@@ -148,6 +166,7 @@ class OpenStackProvider final : public Provider {
   Nova nova_;
   Neutron neutron_;
   Cinder cinder_;
+  SwiftObjectStore files_;
   absl::Mutex network_mu_;  // held while a network is made or removed
   absl::Mutex mu_;
   std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);  // ensured ones

@@ -3,12 +3,14 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/crypto/hash.h"
+#include "libs/crypto/seal.h"
 #include "libs/http/client.h"
 
 namespace c2d::cloud::openstack {
@@ -17,6 +19,7 @@ using json = nlohmann::json;
 
 constexpr char kService[] = "object-store";
 constexpr char kShaHeader[] = "X-Object-Meta-Sha256";
+constexpr char kTempUrlKeyHeader[] = "X-Container-Meta-Temp-URL-Key";
 
 // One object being written: bytes gather into a segment; a full segment is
 // stored at once, and Commit stores the rest as the object itself (one
@@ -113,11 +116,56 @@ std::string SwiftObjectStore::ObjectPath(const std::string& key) const {
 absl::Status SwiftObjectStore::EnsureContainers() {
   absl::MutexLock lock(&mu_);
   if (containers_ready_) return absl::OkStatus();
-  for (const std::string& c : {options_.container, SegmentContainer()}) {
+  std::vector<std::string> containers = {options_.container};
+  if (SegmentContainer() != options_.container) containers.push_back(SegmentContainer());
+  for (const std::string& c : containers) {
     C2D_RETURN_IF_ERROR(session_.Call(kService, {.method = "PUT", .path = "/" + c}).status());
   }
   containers_ready_ = true;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SwiftObjectStore::TempUrlKey() {
+  C2D_RETURN_IF_ERROR(EnsureContainers());
+  // Read at every signing, never cached: were two processes to set a key at
+  // the same moment, the one Swift kept is what both sign with from then on.
+  const std::string path = "/" + options_.container;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    C2D_ASSIGN_OR_RETURN(Reply head, session_.Call(kService, {.method = "HEAD", .path = path}));
+    if (std::string key = head.Header(kTempUrlKeyHeader); !key.empty()) return key;
+    if (attempt > 0) break;
+    const std::string fresh = absl::BytesToHexString(crypto::RandomBytes(32));
+    C2D_RETURN_IF_ERROR(
+        session_
+            .Call(kService,
+                  {.method = "POST", .path = path, .headers = {{kTempUrlKeyHeader, fresh}}})
+            .status());
+  }
+  return absl::FailedPreconditionError(
+      "swift keeps no temp URL key on the container: is the tempurl middleware enabled?");
+}
+
+absl::StatusOr<std::string> SwiftObjectStore::ContainerUrl() {
+  C2D_ASSIGN_OR_RETURN(std::string endpoint, session_.Endpoint(kService));
+  return absl::StrCat(endpoint, "/", options_.container);
+}
+
+absl::StatusOr<SignedUrl> SwiftObjectStore::SignGet(const std::string& key, absl::Time expires) {
+  C2D_RETURN_IF_ERROR(objstore::CheckKey(key));
+  C2D_ASSIGN_OR_RETURN(std::string secret, TempUrlKey());
+  C2D_ASSIGN_OR_RETURN(std::string container, ContainerUrl());
+  const std::string url = absl::StrCat(container, "/", key);
+  // Swift signs the path alone: "/v1/AUTH_<project>/<container>/<key>".
+  const size_t scheme = url.find("://");
+  const size_t path_at = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (path_at == std::string::npos) {
+    return absl::FailedPreconditionError("swift: the object-store endpoint has no path: " + url);
+  }
+  SignedUrl out{.expires = absl::ToUnixSeconds(expires)};
+  out.signature =
+      crypto::HmacSha256Hex(secret, absl::StrCat("GET\n", out.expires, "\n", url.substr(path_at)));
+  out.url = absl::StrCat(url, "?temp_url_sig=", out.signature, "&temp_url_expires=", out.expires);
+  return out;
 }
 
 absl::StatusOr<std::unique_ptr<objstore::ObjectWriter>> SwiftObjectStore::Create(

@@ -16,6 +16,13 @@
 // - Reads are ranged GETs of read_chunk bytes, each retried on its own, so a
 //   lost connection costs one chunk, not the object.
 //
+// - SignGet makes a link anyone may GET one object with until it expires
+//   (Swift's tempurl middleware, HMAC-SHA256 under the container's own key,
+//   which the store sets on first use): how an instance fetches a file
+//   without any credential of c2d's. A container-scoped key lets a link
+//   reach its own container only, so a store whose links must serve large
+//   objects keeps their segments there too (SwiftOptions::segment_container).
+//
 // Memory: a writer holds one segment. Thread-safe across objects.
 
 #include <cstdint>
@@ -34,6 +41,15 @@ struct SwiftOptions {
   std::string container = "c2d-backups";
   int64_t segment_size = int64_t{256} << 20;
   int64_t read_chunk = int64_t{16} << 20;
+  // Where large objects' segments go; empty: "<container>_segments".
+  std::string segment_container;
+};
+
+// A signed GET of one object: the whole URL, and its parts.
+struct SignedUrl {
+  std::string url;
+  std::string signature;  // hex HMAC-SHA256
+  int64_t expires = 0;    // Unix seconds
 };
 
 class SwiftObjectStore final : public objstore::ObjectStore {
@@ -54,13 +70,23 @@ class SwiftObjectStore final : public objstore::ObjectStore {
   // The SHA-256 stored with the object; NotFound when there is none.
   absl::StatusOr<objstore::ObjectInfo> Stat(const std::string& key);
 
+  // A link to GET `key` until `expires`, for anyone who holds it.
+  absl::StatusOr<SignedUrl> SignGet(const std::string& key, absl::Time expires);
+  // The container's URL (no trailing slash): an object is at "/<key>" below.
+  absl::StatusOr<std::string> ContainerUrl();
+
   const SwiftOptions& options() const { return options_; }
-  std::string SegmentContainer() const { return options_.container + "_segments"; }
+  std::string SegmentContainer() const {
+    return options_.segment_container.empty() ? options_.container + "_segments"
+                                              : options_.segment_container;
+  }
 
  private:
   friend class SwiftWriter;
   std::string ObjectPath(const std::string& key) const;  // "/container/key"
   absl::Status EnsureContainers();
+  // The container's tempurl key, set to a random one when it has none.
+  absl::StatusOr<std::string> TempUrlKey();
   // The segment paths ("/container/name") of the SLO at `key`; empty when it
   // is a plain object or none.
   absl::StatusOr<std::vector<std::string>> SegmentsOf(const std::string& key);

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <pqxx/pqxx>
@@ -13,7 +14,9 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
 #include "libs/jobs/worker.h"
@@ -29,11 +32,19 @@ namespace c2d::testing {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
+// Where database servers run and backups go, when not the test engine and
+// a local folder: made from the fixture's pool and its local provider.
+struct DbprovWorld {
+  std::function<std::unique_ptr<cloud::Provider>(pg::Pool&, cloud::LocalProvider&)> provider;
+  std::function<std::unique_ptr<objstore::ObjectStore>()> store;
+};
+
 class DbprovFixture {
  public:
   // `in_process`: a job worker of its own runs dbprov's jobs; otherwise a
   // c2d-dbprov process does (ProcessEnv).
-  explicit DbprovFixture(bool in_process = true) : pool_(db_.NewPool()) {
+  explicit DbprovFixture(bool in_process = true, const DbprovWorld& world = {})
+      : pool_(db_.NewPool()) {
     cloud::LocalEnv& l = config_.local;
     l.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
                   .username = RequireEnv("C2D_TEST_REGISTRY_USER"),
@@ -45,10 +56,13 @@ class DbprovFixture {
     config_.ready_timeout = 60s;
     master_key_ = crypto::MasterKeys::Generate("mk1");
     config_.master_keys = *crypto::MasterKeys::Parse(master_key_);
-    provider_ = std::make_unique<cloud::LocalProvider>(l.local);
+    local_ = std::make_unique<cloud::LocalProvider>(l.local);
+    provider_ = world.provider ? world.provider(*pool_, *local_) : nullptr;
+    if (provider_ == nullptr) provider_ = std::make_unique<cloud::LocalProvider>(l.local);
     config_.backup_dir =
         (fs::path(RequireEnv("C2D_TEST_TMP")) / ("backups-" + ids::New("t"))).string();
-    store_ = std::make_unique<objstore::LocalObjectStore>(config_.backup_dir);
+    store_ = world.store ? world.store()
+                         : std::make_unique<objstore::LocalObjectStore>(config_.backup_dir);
     registry_ = std::make_unique<oci::Registry>(l.registry);
     service_ = std::make_unique<dbprov::DatabaseServiceImpl>(*pool_, config_, *provider_, *store_);
     servers_ = std::make_unique<dbprov::Servers>(*pool_, config_, *provider_, *registry_);
@@ -91,6 +105,15 @@ class DbprovFixture {
   grpc::Status Create(v1::CreateDatabaseRequest r, v1::Database* out) {
     if (r.project_id().empty()) r.set_project_id(project_id_);
     return service_->CreateDatabase(nullptr, &r, out);
+  }
+  // A new database of `engine`, once it is available.
+  v1::Database CreateAvailable(v1::DatabaseEngine engine, const std::string& name) {
+    v1::CreateDatabaseRequest r;
+    r.set_name(name);
+    r.set_engine(engine);
+    v1::Database d;
+    REQUIRE(Create(r, &d).ok());
+    return WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
   }
   v1::Database Get(const std::string& id) {
     v1::GetDatabaseRequest r;
@@ -138,9 +161,10 @@ class DbprovFixture {
   TestDatabase db_;
   std::unique_ptr<pg::Pool> pool_;
   dbprov::Config config_;
-  std::unique_ptr<cloud::LocalProvider> provider_;
+  std::unique_ptr<cloud::LocalProvider> local_;  // the test engine
+  std::unique_ptr<cloud::Provider> provider_;    // where servers run: local_'s engine by default
   std::unique_ptr<oci::Registry> registry_;
-  std::unique_ptr<objstore::LocalObjectStore> store_;
+  std::unique_ptr<objstore::ObjectStore> store_;
   std::unique_ptr<dbprov::DatabaseServiceImpl> service_;
   std::unique_ptr<dbprov::Servers> servers_;
   std::unique_ptr<dbprov::Backups> backups_;
@@ -149,6 +173,42 @@ class DbprovFixture {
   std::string project_id_;
   std::string master_key_;
 };
+
+// A client tool (redis-cli, mariadb) against a database server: exit code
+// and output.
+inline CommandResult Client(std::vector<std::string> argv, std::map<std::string, std::string> env) {
+  auto r = RunCommand({.argv = std::move(argv), .env = std::move(env), .timeout = 30s});
+  REQUIRE(r.ok());
+  return *r;
+}
+
+inline std::string Host(const std::string& address) {
+  return address.substr(0, address.rfind(':'));
+}
+inline std::string Port(const std::string& address) {
+  return address.substr(address.rfind(':') + 1);
+}
+
+// redis-cli as login role `role` of the Redis database `d`.
+inline CommandResult RedisAs(DbprovFixture& f, const v1::Database& d, const char* role,
+                             const std::string& password, const std::string& command) {
+  std::vector<std::string> argv = {"redis-cli",
+                                   "-h",
+                                   Host(f.Address(d.id())),
+                                   "-p",
+                                   Port(f.Address(d.id())),
+                                   "--user",
+                                   dbprov::RoleBase(d.name()) + "_" + role,
+                                   "--no-auth-warning"};
+  for (absl::string_view w : absl::StrSplit(command, ' ')) argv.emplace_back(w);
+  CommandResult r = Client(argv, {{"REDISCLI_AUTH", password}});
+  // redis-cli exits 0 on a server error: an error reply is a failure.
+  if (absl::StrContains(r.output, "ERR") || absl::StrContains(r.output, "WRONGPASS") ||
+      absl::StrContains(r.output, "NOPERM")) {
+    r.exit_code = 1;
+  }
+  return r;
+}
 
 inline v1::CreateDatabaseRequest Postgres(const std::string& name) {
   v1::CreateDatabaseRequest r;
@@ -207,6 +267,26 @@ inline v1::Backup WaitBackup(DbprovFixture& f, const std::string& id) {
   });
   INFO(b.failure_reason());
   return b;
+}
+
+// A backup of `db` made now, once it finished (succeeded or failed).
+inline v1::Backup BackupNow(DbprovFixture& f, const std::string& db) {
+  v1::CreateBackupRequest cb;
+  cb.set_database_id(db);
+  v1::Backup b;
+  REQUIRE(f.service_->CreateBackup(nullptr, &cb, &b).ok());
+  return WaitBackup(f, b.id());
+}
+
+// `backup` restored into `db`, once the database is available again.
+inline v1::Database RestoreNow(DbprovFixture& f, const std::string& backup,
+                               const std::string& db) {
+  v1::RestoreBackupRequest rb;
+  rb.set_backup_id(backup);
+  rb.set_database_id(db);
+  v1::Database restoring;
+  REQUIRE(f.service_->RestoreBackup(nullptr, &rb, &restoring).ok());
+  return f.WaitState(db, v1::DATABASE_STATE_AVAILABLE);
 }
 
 }  // namespace c2d::testing

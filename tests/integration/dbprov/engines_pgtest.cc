@@ -15,17 +15,6 @@ namespace {
 // The fixture and its helpers (Postgres, Scalar, Podman, WaitBackup, …).
 using namespace testing;
 
-// A client tool (redis-cli, mariadb) against a database server: exit code
-// and output.
-CommandResult Client(std::vector<std::string> argv, std::map<std::string, std::string> env) {
-  auto r = RunCommand({.argv = std::move(argv), .env = std::move(env), .timeout = 30s});
-  REQUIRE(r.ok());
-  return *r;
-}
-
-std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
-std::string Port(const std::string& address) { return address.substr(address.rfind(':') + 1); }
-
 // Runs the engine's client as login role `role` of the database.
 struct EngineClient {
   std::function<CommandResult(DbprovFixture&, const v1::Database&, const char* role,
@@ -37,26 +26,6 @@ struct EngineClient {
   std::string three;  // what `list` prints after `fill`
 };
 
-CommandResult RedisAs(DbprovFixture& f, const v1::Database& d, const char* role,
-                      const std::string& password, const std::string& command) {
-  std::vector<std::string> argv = {"redis-cli",
-                                   "-h",
-                                   Host(f.Address(d.id())),
-                                   "-p",
-                                   Port(f.Address(d.id())),
-                                   "--user",
-                                   dbprov::RoleBase(d.name()) + "_" + role,
-                                   "--no-auth-warning"};
-  for (absl::string_view w : absl::StrSplit(command, ' ')) argv.emplace_back(w);
-  CommandResult r = Client(argv, {{"REDISCLI_AUTH", password}});
-  // redis-cli exits 0 on a server error: an error reply is a failure.
-  if (absl::StrContains(r.output, "ERR") || absl::StrContains(r.output, "WRONGPASS") ||
-      absl::StrContains(r.output, "NOPERM")) {
-    r.exit_code = 1;
-  }
-  return r;
-}
-
 CommandResult MariadbAs(DbprovFixture& f, const v1::Database& d, const char* role,
                         const std::string& password, const std::string& command) {
   return Client(
@@ -67,12 +36,7 @@ CommandResult MariadbAs(DbprovFixture& f, const v1::Database& d, const char* rol
 
 void EngineLifecycle(v1::DatabaseEngine engine, const std::string& name, const EngineClient& c) {
   DbprovFixture f;
-  v1::CreateDatabaseRequest r;
-  r.set_name(name);
-  r.set_engine(engine);
-  v1::Database d;
-  REQUIRE(f.Create(r, &d).ok());
-  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  v1::Database d = f.CreateAvailable(engine, name);
   const std::string a = f.Password(d.id(), "a");
   auto as_a = [&](const std::string& cmd) {
     CommandResult out = c.run(f, d, "a", a, cmd);
@@ -87,22 +51,13 @@ void EngineLifecycle(v1::DatabaseEngine engine, const std::string& name, const E
   CHECK(c.run(f, d, "a", "wrong", c.list).exit_code != 0);
 
   // A backup, restore-verified; the data changed; restored in place.
-  v1::CreateBackupRequest cb;
-  cb.set_database_id(d.id());
-  v1::Backup b;
-  REQUIRE(f.service_->CreateBackup(nullptr, &cb, &b).ok());
-  b = WaitBackup(f, b.id());
+  const v1::Backup b = BackupNow(f, d.id());
   REQUIRE(b.state() == v1::BACKUP_STATE_SUCCEEDED);
   CHECK(b.size_bytes() > 0);
   CHECK_THAT(b.verification(), Catch::Contains("3 ") && Catch::Contains("as at dump time"));
   as_a(c.change);
   CHECK(as_a(c.list) != c.three);
-  v1::RestoreBackupRequest rb;
-  rb.set_backup_id(b.id());
-  rb.set_database_id(d.id());
-  v1::Database restoring;
-  REQUIRE(f.service_->RestoreBackup(nullptr, &rb, &restoring).ok());
-  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  d = RestoreNow(f, b.id(), d.id());
   CHECK(as_a(c.list) == c.three);
 
   // Killed (SIGKILL): started again on its volume, the data kept.
@@ -151,12 +106,7 @@ TEST_CASE("a MariaDB database: used by its user, backed up, restored, killed, ro
 
 TEST_CASE("a Redis user cannot administer its server", "[dbprov]") {
   DbprovFixture f;
-  v1::CreateDatabaseRequest r;
-  r.set_name("locked");
-  r.set_engine(v1::DATABASE_ENGINE_REDIS);
-  v1::Database d;
-  REQUIRE(f.Create(r, &d).ok());
-  d = f.WaitState(d.id(), v1::DATABASE_STATE_AVAILABLE);
+  const v1::Database d = f.CreateAvailable(v1::DATABASE_ENGINE_REDIS, "locked");
   const std::string a = f.Password(d.id(), "a");
   for (const char* cmd : {"CONFIG SET dir /tmp", "ACL SETUSER x on", "SHUTDOWN",
                           "REPLICAOF 127.0.0.1 1", "BGSAVE", "CLIENT KILL TYPE normal"}) {

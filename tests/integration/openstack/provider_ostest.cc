@@ -5,6 +5,8 @@
 // revoked token, the quota, and anti-affinity.
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -12,10 +14,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/cloud/openstack/provider.h"
 #include "libs/common/command.h"
 #include "libs/common/ids.h"
+#include "libs/crypto/hash.h"
 #include "libs/http/client.h"
 #include "tests/integration/openstack/instance_caddy.h"
 #include "tests/integration/openstack/os_env.h"
@@ -270,15 +274,40 @@ std::vector<std::string> FailEachStep(Fixture& f, bool after,
   return failed;
 }
 
-void CheckNetworkSteps(const std::vector<std::string>& failed) {
+// Create, failing at each step (FailEachStep), of a new spec(k) each try:
+// nothing of a failed try stays. The calls that failed, and what was made.
+std::pair<std::vector<std::string>, Instance> CreateFailingEachStep(
+    Fixture& f, bool after, const std::function<InstanceSpec(int k)>& spec) {
+  std::string name;
+  Instance made;
+  auto failed = FailEachStep(
+      f, after,
+      [&](int k) {
+        const InstanceSpec s = spec(k);
+        name = s.name;
+        auto m = f.provider.Create(s);
+        if (m.ok()) made = *m;
+        return m.status();
+      },
+      [&](int) { CHECK(f.Remains(name).empty()); });
+  return {failed, made};
+}
+
+// `failed` is `count` calls, among them each of `steps`.
+void CheckSteps(const std::vector<std::string>& failed, size_t count,
+                const std::vector<std::string>& steps) {
   const std::string all = absl::StrJoin(failed, "\n");
   INFO(all);
-  CHECK(failed.size() == 11);  // 6 resources, 5 rules (2 control CIDR rules)
-  for (const char* step :
-       {"POST /v2.0/networks", "POST /v2.0/subnets", "POST /v2.0/routers", "/add_router_interface",
-        "POST /v2.0/security-groups", "POST /v2.0/security-group-rules"}) {
-    CHECK_THAT(all, Catch::Contains(step));
-  }
+  CHECK(failed.size() == count);
+  for (const std::string& step : steps) CHECK_THAT(all, Catch::Contains(step));
+}
+
+void CheckNetworkSteps(const std::vector<std::string>& failed) {
+  // 6 resources, 5 rules (2 control CIDR rules)
+  CheckSteps(
+      failed, 11,
+      {"POST /v2.0/networks", "POST /v2.0/subnets", "POST /v2.0/routers", "/add_router_interface",
+       "POST /v2.0/security-groups", "POST /v2.0/security-group-rules"});
 }
 
 // Tries to make `network` until it is made, failing one step per try: the
@@ -307,15 +336,7 @@ TEST_CASE("openstack provider: a failure at any step of a project network leaves
     // Each step fails once and the next try goes on from there: nothing is
     // made twice (a second one would outlive RemoveNetwork).
     const std::string network = absl::StrCat(f.network, "-", after);
-    const std::vector<std::string> failed = FailNetworkSteps(f, network, after);
-    const std::string all = absl::StrJoin(failed, "\n");
-    INFO(all);
-    CHECK(failed.size() == 11);  // 6 resources, 5 rules (2 control CIDR rules)
-    for (const char* step : {"POST /v2.0/networks", "POST /v2.0/subnets", "POST /v2.0/routers",
-                             "/add_router_interface", "POST /v2.0/security-groups",
-                             "POST /v2.0/security-group-rules"}) {
-      CHECK_THAT(all, Catch::Contains(step));
-    }
+    CheckNetworkSteps(FailNetworkSteps(f, network, after));
     REQUIRE(f.provider.RemoveNetwork(network).ok());
     CHECK(f.NetworkRemains(network).empty());
   }
@@ -335,27 +356,13 @@ TEST_CASE("openstack provider: a failure at any step of Create leaves nothing of
   REQUIRE(f.provider.EnsureNetwork(f.network).ok());
   for (bool after : {false, true}) {
     // A new service each round, so its server group is a step too.
-    std::string name;
-    Instance made;
-    auto failed = FailEachStep(
-        f, after,
-        [&](int k) {
-          InstanceSpec web = f.Web(absl::StrCat("svc-", after, "-", k));
-          name = web.name;
-          auto m = f.provider.Create(web);
-          if (m.ok()) made = *m;
-          return m.status();
-        },
-        [&](int) { CHECK(f.Remains(name).empty()); });
-    const std::string all = absl::StrJoin(failed, "\n");
-    INFO(all);
-    CHECK(failed.size() == 4);
-    for (const char* step : {"POST /v2.0/ports", "POST /os-server-groups", "POST /servers",
-                             "POST /v2.0/floatingips"}) {
-      CHECK_THAT(all, Catch::Contains(step));
-    }
+    auto [failed, made] = CreateFailingEachStep(
+        f, after, [&](int k) { return f.Web(absl::StrCat("svc-", after, "-", k)); });
+    CheckSteps(
+        failed, 4,
+        {"POST /v2.0/ports", "POST /os-server-groups", "POST /servers", "POST /v2.0/floatingips"});
     REQUIRE(f.provider.Remove(made.ref).ok());
-    CHECK(f.Remains(name).empty());
+    CHECK(f.Remains(made.name).empty());
   }
   // A group whose answer was lost was found again, not made twice.
   Session s(User());
@@ -506,6 +513,119 @@ TEST_CASE("openstack provider: three instances of a service share an anti-affini
   for (const Instance& i : made) REQUIRE(f.provider.Remove(i.ref).ok());
   REQUIRE(f.provider.RemoveNetwork(f.network).ok());
   CHECK_FALSE(nova.FindServerGroup(f.network + "-svc-5")->has_value());
+}
+
+// The volume (Cinder's view), once it is `status`.
+Volume WaitVolume(Cinder& cinder, const std::string& name, const std::string& status) {
+  auto found = cinder.FindVolume(name);
+  REQUIRE(found.ok());
+  REQUIRE(found->has_value());
+  auto v = cinder.WaitFor((*found)->id, status, absl::Now() + absl::Seconds(60),
+                          absl::Milliseconds(250));
+  INFO(v.status().ToString());
+  REQUIRE(v.ok());
+  return *v;
+}
+
+// Whether Cinder has none of `volumes` any more (deleting takes a moment).
+bool Gone(Cinder& cinder, const std::vector<std::string>& volumes) {
+  return testing::WaitFor(std::chrono::seconds(60), [&] {
+    for (const std::string& v : volumes) {
+      if (cinder.FindVolume(v)->has_value()) return false;
+    }
+    return true;
+  });
+}
+
+TEST_CASE("openstack provider: a database server's volume outlives it, takes a file, then goes",
+          "[openstack]") {
+  Fixture f;
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  const std::string volume = "c2d-" + absl::AsciiStrToLower(ids::New("vol"));
+  InstanceSpec db = f.Web("unused");
+  db.labels = {{"c2d.project", "prj"}, {"c2d.database", "db-1"}};
+  db.port = 6379;
+  db.volumes = {{volume, "/data"}};
+  db.stable_address = true;
+  auto server = f.provider.Create(db);
+  INFO(server.status().ToString());
+  REQUIRE(server.ok());
+  Session s(User());
+  Cinder cinder(s);
+  Nova nova(s);
+  // Made, then attached through Nova.
+  Volume v = WaitVolume(cinder, volume, "in-use");
+  CHECK(v.attached_to == std::vector<std::string>{server->ref});
+  CHECK(v.metadata.at("c2d.volume") == volume);
+
+  // A file into it: to Swift, linked from the metadata of the volume and of
+  // its server, and the link opens the file for anyone.
+  const std::string file =
+      (std::filesystem::temp_directory_path() / (volume + "-restore.rdb")).string();
+  const std::string dump = "REDIS0011" + std::string(10'000, 'x');
+  std::ofstream(file) << dump;
+  REQUIRE(f.provider.WriteVolumeFile(volume, "restore.rdb", file).ok());
+  auto meta = nova.GetServer(server->ref);
+  REQUIRE(meta.ok());
+  const std::string value = meta->labels[FileMetaKey(volume, "restore.rdb")];
+  std::vector<std::string> parts = absl::StrSplit(value, ' ');
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[2] == crypto::Sha256Hex(dump));
+  SwiftObjectStore files(s, {.container = "c2d-volume-files"});
+  const std::string link =
+      absl::StrCat(*files.ContainerUrl(), "/", volume, "/restore.rdb?temp_url_sig=", parts[1],
+                   "&temp_url_expires=", parts[0]);
+  auto got = http::Send({.url = link});
+  REQUIRE(got.ok());
+  CHECK(got->status == 200);
+  CHECK(got->body == dump);
+  // Not a label of c2d's callers.
+  CHECK_FALSE(f.provider.Inspect(server->ref)->labels.count(FileMetaKey(volume, "restore.rdb")));
+  CHECK(absl::IsInvalidArgument(f.provider.WriteVolumeFile(volume, "../x", file)));
+
+  // The server goes, the volume and its file stay; the next server made to
+  // mount it has the link from the start.
+  REQUIRE(f.provider.Remove(server->ref).ok());
+  CHECK(WaitVolume(cinder, volume, "available").attached_to.empty());
+  CHECK(f.Remains(db.name).empty());
+  db.name = "c2d-" + absl::AsciiStrToLower(ids::New("ins"));
+  auto again = f.provider.Create(db);
+  REQUIRE(again.ok());
+  CHECK(WaitVolume(cinder, volume, "in-use").attached_to == std::vector<std::string>{again->ref});
+  CHECK(nova.GetServer(again->ref)->labels[FileMetaKey(volume, "restore.rdb")] == value);
+  REQUIRE(f.provider.Remove(again->ref).ok());
+
+  // Deleting the volume deletes its file too.
+  REQUIRE(f.provider.DeleteVolume(volume).ok());
+  CHECK(Gone(cinder, {volume}));
+  CHECK(absl::IsNotFound(files.Stat(volume + "/restore.rdb").status()));
+
+  // A failure at any step of making a server with a volume (a new one each
+  // try) leaves nothing of the server, and a volume made (its answer lost or
+  // not) once: found again by its name.
+  for (bool after : {false, true}) {
+    std::vector<std::string> volumes;
+    auto [failed, made] = CreateFailingEachStep(f, after, [&](int) {
+      db.name = "c2d-" + absl::AsciiStrToLower(ids::New("ins"));
+      volumes.push_back("c2d-" + absl::AsciiStrToLower(ids::New("vol")));
+      db.volumes = {{volumes.back(), "/data"}};
+      return db;
+    });
+    CheckSteps(failed, 4,
+               {"POST /volumes", "POST /v2.0/ports", "POST /servers", "/os-volume_attachments"});
+    REQUIRE(f.provider.Remove(made.ref).ok());
+    CHECK(f.Remains(made.name).empty());
+    for (const std::string& v : volumes) {
+      auto named = s.Call("volumev3", {.path = "/volumes?name=" + v});
+      REQUIRE(named.ok());
+      CHECK(named->body["volumes"].size() <= 1);
+      REQUIRE(f.provider.DeleteVolume(v).ok());
+    }
+    CHECK(Gone(cinder, volumes));
+  }
+  REQUIRE(f.provider.RemoveNetwork(f.network).ok());
+  CHECK(f.ledger.All()->empty());
+  std::filesystem::remove(file);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Swift as the backup store, against the real Swift of tools/openstack-up:
 // plain and large (SLO) objects written, read back with their checksum,
-// listed, replaced and deleted without leaving segments behind.
+// listed, replaced and deleted without leaving segments behind; signed
+// links (tempurl) that open one object to anyone for a while.
 
 #include <catch2/catch.hpp>
 #include <random>
@@ -10,6 +11,7 @@
 #include "libs/cloud/openstack/swift.h"
 #include "libs/common/ids.h"
 #include "libs/crypto/hash.h"
+#include "libs/http/client.h"
 #include "tests/integration/openstack/os_env.h"
 #include "tests/support/pg_fixture.h"
 
@@ -131,6 +133,58 @@ TEST_CASE("swift: a large object goes as segments and a manifest and leaves none
   }
   CHECK(f.Segments("db-3/abandoned.dump") == 0);
   CHECK(absl::IsNotFound(f.store.Stat("db-3/abandoned.dump").status()));
+}
+
+TEST_CASE("swift: a signed link opens its one object to anyone, large ones whole, until it expires",
+          "[openstack]") {
+  Session session{User()};
+  const std::string container = "c2d-test-" + absl::AsciiStrToLower(ids::New("tu"));
+  // As the provider keeps files for volumes: segments in the linked container.
+  SwiftObjectStore store{
+      session, {.container = container, .segment_size = 64 << 10, .segment_container = container}};
+  const std::string small = Bytes(1'000, 3);
+  const std::string large = Bytes(200'000, 4);
+  REQUIRE(Store(store, "vol-a/small.rdb", small).ok());
+  REQUIRE(Store(store, "vol-a/large.rdb", large).ok());
+  auto get = [](const std::string& url) {  // no token: anyone
+    auto r = http::Send({.url = url, .timeout = std::chrono::seconds(20)});
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    return *r;
+  };
+  const absl::Time expires = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) + 300);
+  auto small_link = store.SignGet("vol-a/small.rdb", expires);
+  INFO(small_link.status().ToString());
+  REQUIRE(small_link.ok());
+  http::Response got = get(small_link->url);
+  CHECK(got.status == 200);
+  CHECK(got.body == small);
+  auto large_link = store.SignGet("vol-a/large.rdb", expires);
+  REQUIRE(large_link.ok());
+  got = get(large_link->url);
+  CHECK(got.status == 200);
+  CHECK(crypto::Sha256Hex(got.body) == crypto::Sha256Hex(large));
+
+  // Its signature opens no other object, and a changed one opens nothing.
+  std::string other = large_link->url;
+  other.replace(other.find("large.rdb"), 9, "small.rdb");
+  CHECK(get(other).status == 401);
+  std::string forged = small_link->url;
+  char& c = forged[forged.find("temp_url_sig=") + 13];
+  c = c == '0' ? '1' : '0';
+  CHECK(get(forged).status == 401);
+  auto expired = store.SignGet("vol-a/small.rdb", absl::Now() - absl::Seconds(5));
+  REQUIRE(expired.ok());
+  CHECK(get(expired->url).status == 401);
+
+  // The key is the container's: another process signs alike.
+  SwiftObjectStore again{session, {.container = container, .segment_container = container}};
+  auto same = again.SignGet("vol-a/small.rdb", expires);
+  REQUIRE(same.ok());
+  CHECK(same->signature == small_link->signature);
+  REQUIRE(store.Delete("vol-a/small.rdb").ok());
+  REQUIRE(store.Delete("vol-a/large.rdb").ok());
+  CHECK(get(small_link->url).status != 200);
 }
 
 }  // namespace

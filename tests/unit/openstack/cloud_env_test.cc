@@ -135,5 +135,45 @@ TEST_CASE("openstack pulls: a grant for the image's one repository, nothing else
   CHECK(absl::IsInvalidArgument(pulls("registry.example:5000/prj-1/web:latest").status()));
 }
 
+TEST_CASE("openstack settings: C2D_PROVIDER picks the provider, and a wrong one is refused",
+          "[openstack]") {
+  pg::Pool pool({});  // never connects here: nothing is recorded
+  const LocalOptions local{.engine_socket = "/run/c2d-test-engine.sock"};
+  {
+    Env env({});
+    unsetenv("C2D_PROVIDER");
+    auto chosen = ProviderChoice::FromEnv(local, pool);
+    REQUIRE(chosen.ok());
+    CHECK((*chosen)->openstack() == nullptr);
+    CHECK(dynamic_cast<LocalProvider*>(&(*chosen)->provider()) != nullptr);
+  }
+  {
+    Env env(kPassword);
+    setenv("C2D_PROVIDER", "openstack", 1);
+    auto chosen = ProviderChoice::FromEnv(local, pool);
+    unsetenv("C2D_PROVIDER");
+    REQUIRE(chosen.ok());
+    REQUIRE((*chosen)->openstack() != nullptr);
+    CHECK(&(*chosen)->provider() == &(*chosen)->openstack()->provider());
+  }
+  {
+    Env env({});  // openstack without its settings
+    setenv("C2D_PROVIDER", "openstack", 1);
+    auto chosen = ProviderChoice::FromEnv(local, pool);
+    unsetenv("C2D_PROVIDER");
+    CHECK(absl::IsInvalidArgument(chosen.status()));
+    CHECK_THAT(std::string(chosen.status().message()), Catch::Contains("C2D_OS_AUTH_URL"));
+  }
+  {
+    Env env({});
+    setenv("C2D_PROVIDER", "aws", 1);
+    auto chosen = ProviderChoice::FromEnv(local, pool);
+    unsetenv("C2D_PROVIDER");
+    CHECK(absl::IsInvalidArgument(chosen.status()));
+    CHECK_THAT(std::string(chosen.status().message()),
+               Catch::Contains("\"aws\" is neither local nor openstack"));
+  }
+}
+
 }  // namespace
 }  // namespace c2d::cloud::openstack

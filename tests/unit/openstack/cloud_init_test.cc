@@ -13,7 +13,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "libs/common/command.h"
+#include "libs/crypto/hash.h"
+#include "libs/httpd/server.h"
 
 namespace c2d::cloud::openstack {
 namespace {
@@ -222,6 +227,178 @@ TEST_CASE("cloud-init: what cannot be rendered safely is refused", "[cloud-init]
   CHECK(refused([](BootPlan& p) { p.volumes[0].mount_path = "/data'; rm -rf /;'"; }));
   CHECK(refused([](BootPlan& p) { p.port = 70000; }));
   CHECK(refused([](BootPlan& p) { p.pull.registry = "reg example"; }));
+  CHECK(refused([](BootPlan& p) { p.files_url = "http://swift/x'; reboot; '"; }));
+}
+
+constexpr char kFilesUrl[] = "http://swift.example:8080/v1/AUTH_p/c2d-volume-files";
+
+TEST_CASE("cloud-init: files into volumes are fetched after the mounts and before the container",
+          "[cloud-init]") {
+  BootPlan db = WebApp();
+  db.behind_caddy = false;
+  db.files_url = kFilesUrl;
+  const std::string rendered = *RenderUserData(db);
+  const json doc = Document(rendered);
+  const json fetcher = FileAt(doc, kFetchFilesPath);
+  CHECK(fetcher["permissions"] == "0755");
+  const Ran compiled = Run({"python3", "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())",
+                            Temp("fetch.py", fetcher["content"])});
+  INFO(compiled.out);
+  CHECK(compiled.exit_code == 0);
+  const std::string script = FileAt(doc, "/usr/local/sbin/c2d-boot")["content"];
+  const size_t mounted = script.find("volume '0123456789abcdef0123'");
+  const size_t fetched = script.find(
+      absl::StrCat(kFetchFilesPath, " '", kFilesUrl, "' ", kMetadataUrl, " /srv/c2d/volumes\n"));
+  const size_t started = script.find("docker start");
+  REQUIRE(fetched != std::string::npos);
+  CHECK(mounted < fetched);
+  CHECK(fetched < started);
+  const Ran schema = Run({"cloud-init", "schema", "--config-file", Temp("db.yaml", rendered)});
+  INFO(schema.out);
+  CHECK(schema.exit_code == 0);
+
+  // Nothing to fetch into, or nothing to fetch from: no fetcher.
+  BootPlan no_volumes = db;
+  no_volumes.volumes.clear();
+  CHECK_FALSE(absl::StrContains(*RenderUserData(no_volumes), kFetchFilesPath));
+  BootPlan no_store = db;
+  no_store.files_url.clear();
+  CHECK_FALSE(absl::StrContains(*RenderUserData(no_store), kFetchFilesPath));
+}
+
+// What a server's fetcher talks to: the object store, where an object
+// answers only its own signed query, and the metadata service.
+class FilesWorld {
+ public:
+  FilesWorld() {
+    auto started = httpd::Server::Start({.address = "127.0.0.1:0", .workers = 2},
+                                        [this](httpd::Request& r) { return Handle(r); });
+    REQUIRE(started.ok());
+    server_ = std::move(*started);
+  }
+  ~FilesWorld() { server_->Shutdown(std::chrono::milliseconds(0)); }
+
+  std::string base() const { return "http://" + server_->address(); }
+  void Put(const std::string& key, const std::string& signature, const std::string& bytes) {
+    absl::MutexLock lock(&mu_);
+    objects_[key] = {signature, bytes};
+  }
+  void Meta(const std::string& key, const std::string& value) {
+    absl::MutexLock lock(&mu_);
+    meta_[key] = value;
+  }
+  int gets() {
+    absl::MutexLock lock(&mu_);
+    return gets_;
+  }
+
+ private:
+  httpd::Response Handle(httpd::Request& r) {
+    absl::MutexLock lock(&mu_);
+    if (r.path == "/meta") return {.status = 200, .body = json{{"meta", meta_}}.dump()};
+    absl::string_view key = r.path;
+    if (!absl::ConsumePrefix(&key, "/files/")) return {.status = 404};
+    ++gets_;
+    auto it = objects_.find(std::string(key));
+    if (it == objects_.end() || r.Query("temp_url_sig") != it->second.first ||
+        r.Query("temp_url_expires").empty()) {
+      return {.status = 401};
+    }
+    return {.status = 200, .body = it->second.second};
+  }
+
+  std::unique_ptr<httpd::Server> server_;
+  absl::Mutex mu_;
+  std::map<std::string, std::pair<std::string, std::string>> objects_ ABSL_GUARDED_BY(mu_);
+  json meta_ ABSL_GUARDED_BY(mu_) = json::object();
+  int gets_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_CASE(
+    "cloud-init: the fetcher puts each file in place once, whole and checked, following "
+    "no link",
+    "[cloud-init][security]") {
+  namespace fs = std::filesystem;
+  BootPlan db = WebApp();
+  db.files_url = kFilesUrl;
+  const std::string script =
+      Temp("c2d-fetch-files", FileAt(Document(*RenderUserData(db)), kFetchFilesPath)["content"]);
+  const fs::path root = fs::path(script).parent_path() / "fetch";
+  fs::remove_all(root);
+  const fs::path volume = root / "volumes" / "vol-data";
+  fs::create_directories(volume);
+  const fs::path outside = root / "outside";
+  std::ofstream(outside) << "untouched";
+  FilesWorld w;
+  auto fetch = [&] {
+    return Run(
+        {"python3", script, w.base() + "/files", w.base() + "/meta", (root / "volumes").string()});
+  };
+  const int64_t later = absl::ToUnixSeconds(absl::Now() + absl::Hours(1));
+  const std::string key = FileMetaKey("vol-data", "restore.rdb");
+  auto offer = [&](char n, const std::string& bytes, const std::string& claimed) {
+    const std::string signature(64, n);
+    w.Put("vol-data/restore.rdb", signature, bytes);
+    w.Meta(key, FileMetaValue(later, signature, crypto::Sha256Hex(claimed)));
+  };
+
+  offer('1', "REDIS dump one", "REDIS dump one");
+  w.Meta("c2d.server", "c2d-ins-abc123");  // not a file
+  w.Meta("c2d.file:../etc:passwd",
+         FileMetaValue(later, std::string(64, '9'), std::string(64, 'a')));
+  w.Meta(FileMetaKey("vol-other", "x"),  // a volume this server does not mount
+         FileMetaValue(later, std::string(64, '8'), std::string(64, 'a')));
+  const Ran first = fetch();
+  INFO(first.out);
+  CHECK(first.exit_code == 0);
+  CHECK(ReadAll(volume / "restore.rdb") == "REDIS dump one");
+  CHECK((fs::status(volume / "restore.rdb").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+         fs::perms::others_read));
+  CHECK_THAT(first.out, Catch::Contains("not a file of c2d's"));
+  CHECK_FALSE(fs::exists(root / "volumes" / "vol-other"));
+  CHECK_FALSE(fs::exists(root / "etc"));
+  CHECK(w.gets() == 1);
+
+  // The server loaded it and moved it away; the next boot fetches nothing.
+  fs::remove(volume / "restore.rdb");
+  CHECK(fetch().exit_code == 0);
+  CHECK_FALSE(fs::exists(volume / "restore.rdb"));
+  CHECK(w.gets() == 1);
+
+  // Bytes that are not what the checksum says: the boot fails, nothing is in place.
+  offer('2', "tampered", "REDIS dump two");
+  const Ran bad = fetch();
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.out, Catch::Contains("SHA-256"));
+  CHECK_FALSE(fs::exists(volume / "restore.rdb"));
+  CHECK_FALSE(fs::exists(volume / ".restore.rdb.part"));
+
+  // Links a container left where the download goes are replaced, never followed.
+  offer('3', "REDIS dump three", "REDIS dump three");
+  fs::create_symlink(outside, volume / ".restore.rdb.part");
+  fs::create_symlink(outside, volume / "restore.rdb");
+  const Ran linked = fetch();
+  INFO(linked.out);
+  CHECK(linked.exit_code == 0);
+  CHECK(ReadAll(outside) == "untouched");
+  CHECK_FALSE(fs::is_symlink(volume / "restore.rdb"));
+  CHECK(ReadAll(volume / "restore.rdb") == "REDIS dump three");
+
+  // An expired link: skipped with a message, and the boot goes on.
+  const int gets = w.gets();
+  w.Meta(key, FileMetaValue(absl::ToUnixSeconds(absl::Now() - absl::Minutes(1)),
+                            std::string(64, '4'), std::string(64, 'a')));
+  const Ran expired = fetch();
+  CHECK(expired.exit_code == 0);
+  CHECK_THAT(expired.out, Catch::Contains("expired"));
+  CHECK(w.gets() == gets);
+  fs::remove_all(root);
 }
 
 }  // namespace
