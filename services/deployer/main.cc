@@ -74,7 +74,7 @@ int main() {
   if (cloud::openstack::Cloud* openstack = (*providers)->openstack()) {
     // What a crash mid-deploy left in the cloud (libs/cloud/openstack/ledger.h),
     // dbprov's servers' included (one ledger).
-    (*process)->AddLeader("deployer.cloud-sweep", std::chrono::minutes(5), [&] {
+    (*process)->AddLeader("deployer.cloud-sweep", std::chrono::minutes(5), [openstack] {
       auto swept = openstack->provider().Sweep(absl::Minutes(15));
       if (!swept.ok()) {
         c2d::log::Warn("cloud sweep failed", {{"error", swept.status().ToString()}});
