@@ -103,8 +103,7 @@ absl::Status LocalProvider::DeleteVolume(const std::string& volume) {
 
 absl::Status LocalProvider::WriteVolumeFile(const std::string& volume, const std::string& name,
                                             const std::string& source) {
-  static const std::regex kFile("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
-  if (!std::regex_match(name, kFile)) {
+  if (!IsVolumeFileName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("file name \"", name, "\" is not valid"));
   }
   auto dir = VolumePath(volume);

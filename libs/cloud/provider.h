@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -83,6 +84,17 @@ struct ServedCertificate {
   std::string key_pem;
 };
 
+// A file name WriteVolumeFile takes: one path component of letters,
+// digits, '.', '_' and '-', starting with a letter or a digit, at most 128
+// characters.
+inline bool IsVolumeFileName(absl::string_view name) {
+  if (name.empty() || name.size() > 128 || !absl::ascii_isalnum(name[0])) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -103,7 +115,7 @@ class Provider {
   // Puts a copy of the local file `source` into the volume (made when
   // missing) as `name` (one path component), readable by any user, for the
   // instance that mounts it next (e.g. a database dump it loads at start).
-  // Streams: the file may be large.
+  // Streams: the file may be large. InvalidArgument unless IsVolumeFileName.
   virtual absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
                                        const std::string& source) = 0;
   // A private network (one per project): instances on it reach each other

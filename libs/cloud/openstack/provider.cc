@@ -4,7 +4,6 @@
 #include <thread>
 #include <tuple>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -36,15 +35,6 @@ std::string VolumeOwner(const std::string& volume) { return "volume:" + volume; 
 const char* RoleName(int role) {
   static const char* const kNames[] = {"web", "worker", "database"};
   return kNames[role];
-}
-
-// One path component of a file c2d puts into a volume.
-bool IsFileName(absl::string_view name) {
-  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') return false;
-  }
-  return true;
 }
 
 // A server listed while Nova deletes it: gone, for c2d.
@@ -483,7 +473,7 @@ absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
 
 absl::Status OpenStackProvider::WriteVolumeFile(const std::string& volume, const std::string& name,
                                                 const std::string& source) {
-  if (!IsFileName(name)) {
+  if (!IsVolumeFileName(name)) {
     return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is not a file name"));
   }
   C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(volume));

@@ -279,8 +279,7 @@ inline v1::Backup BackupNow(DbprovFixture& f, const std::string& db) {
 }
 
 // `backup` restored into `db`, once the database is available again.
-inline v1::Database RestoreNow(DbprovFixture& f, const std::string& backup,
-                               const std::string& db) {
+inline v1::Database RestoreNow(DbprovFixture& f, const std::string& backup, const std::string& db) {
   v1::RestoreBackupRequest rb;
   rb.set_backup_id(backup);
   rb.set_database_id(db);
