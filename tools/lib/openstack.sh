@@ -32,10 +32,11 @@
 #       request (Keystone, Nova, Neutron, Glance, Placement, Swift, Cinder) and
 #       nova-conductor, nova-scheduler and nova-compute report up (a server
 #       created before then fails with "No valid host"), within
-#       ${C2D_OPENSTACK_START_TIMEOUT:-180} seconds; otherwise it names what
+#       ${C2D_OPENSTACK_START_TIMEOUT:-480} seconds; otherwise it names what
 #       did not come up, shows the tail of its log, stops everything and
-#       fails. 40 to 50 s on two idle cores, 80 s and more on busy ones (it
-#       is CPU-bound: 70 CPU-seconds); 1.7 GiB of memory (PSS) then. The
+#       fails. It logs when each API answers. 60 s on two idle cores, three
+#       times that and more on a shared, busy machine (it is CPU-bound: 90
+#       CPU-seconds with Cinder); 1.9 GiB of memory (PSS) then. The
 #       root is mounted read-only under an overlay: everything the services
 #       write (databases, queues, Swift objects, Glance's files) lands in
 #       DIR/upper and is discarded at the next start, so each start begins
@@ -96,9 +97,12 @@ C2D_OPENSTACK_SERVICES=(rabbitmq keystone swift-account swift-container swift-ob
   placement glance neutron cinder-api cinder-scheduler cinder-volume nova-api nova-conductor
   nova-scheduler nova-compute)
 # Starting, all of them need more CPU than two cores give for half a minute.
-# These, which the others wait for, run first: the others are niced until
-# everything answers. nova-compute above all waits for nova-conductor: if its
-# first call finds no conductor, it waits 10 s before it calls again.
+# These, which the others wait for, run first: they start at nice -10 until
+# everything answers, the others at 0. nova-compute above all waits for
+# nova-conductor: if its first call finds no conductor, it waits 10 s before
+# it calls again. (The others are not niced up instead: a compiler at nice
+# 0 beside them, as when tools/test builds the root and c2d at once, would
+# then starve them for minutes.)
 C2D_OPENSTACK_FIRST=(rabbitmq keystone nova-conductor)
 C2D_OPENSTACK_PORTS=(pg rabbit rabbit_dist epmd keystone swift_proxy swift_account
   swift_container swift_object placement glance neutron cinder nova)
@@ -554,15 +558,16 @@ EOF
 }
 
 # c2d::_openstack_launch ROOT STATE NAME...: starts the named services
-# (C2D_OPENSTACK_SERVICES) in ROOT, in the background, niced unless in
-# C2D_OPENSTACK_FIRST; output to STATE/log/NAME.log, pid to STATE/run/NAME.pid.
+# (C2D_OPENSTACK_SERVICES) in ROOT, in the background, those of
+# C2D_OPENSTACK_FIRST at nice -10; output to STATE/log/NAME.log, pid to
+# STATE/run/NAME.pid.
 c2d::_openstack_launch() {
   local root=$1 state=$2 name cmd nice
   shift 2
   mkdir -p "$state/log" "$state/run"
   for name; do
     nice=0
-    [[ " ${C2D_OPENSTACK_FIRST[*]} " == *" $name "* ]] || nice=19
+    [[ " ${C2D_OPENSTACK_FIRST[*]} " != *" $name "* ]] || nice=-10
     case $name in
       # Not /usr/sbin/rabbitmq-server, which sends the output to files.
       rabbitmq)
@@ -714,7 +719,8 @@ c2d::_openstack_logs() {
 c2d::_openstack_wait() {
   local state=$1 timeout=$2
   shift 2
-  local pending=("$@") still name svc file token='' project='' deadline=$((SECONDS + timeout))
+  local pending=("$@") still name svc file token='' project='' t0=$SECONDS
+  local deadline=$((t0 + timeout))
   while :; do
     for file in "$state"/run/*.pid; do
       if [[ ! -e $file ]] || c2d::pidfile_alive "$file"; then
@@ -732,7 +738,11 @@ c2d::_openstack_wait() {
     fi
     still=()
     for name in "${pending[@]}"; do
-      c2d::_openstack_probe "$name" 2>/dev/null || still+=("$name")
+      if c2d::_openstack_probe "$name" 2>/dev/null; then
+        c2d::log "OpenStack: $name answers after $((SECONDS - t0)) s"
+      else
+        still+=("$name")
+      fi
     done
     pending=("${still[@]}")
     ((${#pending[@]})) || return 0
@@ -1064,7 +1074,7 @@ c2d::openstack_start() {
   }
   local rest=("${C2D_OPENSTACK_SERVICES[@]:1}")
   c2d::_openstack_launch "$root" "$dir" "${rest[@]}"
-  if ! c2d::_openstack_wait "$dir" "${C2D_OPENSTACK_START_TIMEOUT:-180}" \
+  if ! c2d::_openstack_wait "$dir" "${C2D_OPENSTACK_START_TIMEOUT:-480}" \
     keystone glance neutron swift placement cinder nova; then
     c2d::openstack_stop "$dir"
     c2d::die "OpenStack did not start (logs: $dir/log)"
