@@ -129,6 +129,12 @@ class Provider {
   virtual absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
                                   const std::function<bool(const LogLine&)>& on_line,
                                   const std::atomic<bool>* cancel) = 0;
+  // True when a volume attaches to one instance at a time (a Cinder
+  // volume): a release of a service with volumes then stops the instance
+  // holding them before it starts its own (a short downtime). False: the old
+  // and the new instance share the volume while one replaces the other
+  // (local: a directory).
+  virtual bool VolumesAttachOnce() const { return false; }
   // Replaces every certificate a web instance serves (picked by SNI), for
   // providers whose instances terminate TLS themselves (openstack: each
   // server's own Caddy, DESIGN §1 point 2). Unimplemented: the instances

@@ -51,6 +51,26 @@ std::string Describe(const v1::HealthCheck& c, int port) {
   return absl::StrCat("GET ", c.path(), " on port ", c.port() > 0 ? c.port() : port);
 }
 
+// A stop-first release that fails brings back the one it stopped: a
+// rollback to it, as a new deployment whose job does the rest. Once: should
+// that rollback fail too, nothing else is tried.
+absl::Status RestoreRetired(pg::Tx& tx, const v1::Deployment& d) {
+  C2D_ASSIGN_OR_RETURN(std::optional<v1::Deployment> stopped, RetiredFor(tx, d.id()));
+  if (!stopped || stopped->id() == d.rollback_of()) return absl::OkStatus();
+  C2D_ASSIGN_OR_RETURN(InsertResult restore,
+                       InsertDeployment(tx, {.id = ids::New("dep"),
+                                             .build_id = stopped->build_id(),
+                                             .request_id = absl::StrCat("restore-", d.id()),
+                                             .image_repository = stopped->image_repository(),
+                                             .image_digest = stopped->image_digest(),
+                                             .spec = stopped->spec(),
+                                             .rollback_of = stopped->id()}));
+  return AddEvent(tx, d.id(), d.service_id(), "", "deployment.restoring",
+                  absl::StrCat("bringing back ", stopped->id(),
+                               ", which stopped before this release started, as deployment ",
+                               restore.deployment.id()));
+}
+
 }  // namespace
 
 absl::Status DeployJob::Fail(const v1::Deployment& d, const std::string& reason) {
@@ -60,6 +80,7 @@ absl::Status DeployJob::Fail(const v1::Deployment& d, const std::string& reason)
         auto c = MarkDeploymentFailed(tx, d.id(), reason);
         if (!c.ok() || !*c) return c;
         C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), "", "deployment.failed", reason));
+        C2D_RETURN_IF_ERROR(RestoreRetired(tx, d));
         return true;
       });
   if (!changed.ok()) return changed.status();
@@ -136,12 +157,54 @@ absl::Status DeployJob::Attempt(jobs::JobContext& ctx, const std::string& id) {
   if (absl::IsUnavailable(env.status())) return env.status();  // retried
   if (!env.ok()) return Fail(d, std::string(env.status().message()));
 
+  if (d.spec().volumes_size() > 0 && runtime_.provider().VolumesAttachOnce()) {
+    if (Stop stop = StopPrevious(ctx, d)) return *stop;
+  }
   std::vector<InstanceRow> rows;
   if (Stop stop = StartInstances(ctx, d, *env, rows)) return *stop;
   std::vector<std::string> refs;
   if (Stop stop = HealthGate(ctx, d, rows, refs)) return *stop;
   if (d.spec().type() != v1::SERVICE_TYPE_WORKER) GiveCertificates(d, refs);
   return Switch(d);
+}
+
+DeployJob::Stop DeployJob::StopPrevious(jobs::JobContext& ctx, const v1::Deployment& d) {
+  const std::string why = absl::StrCat("stopped before ", d.id(),
+                                       " starts: its volumes attach to one instance at a time");
+  auto retired =
+      runtime_.pool().Transact("retire the live release", [&](pg::Tx& tx) -> absl::StatusOr<bool> {
+        C2D_ASSIGN_OR_RETURN(bool any, RetireLive(tx, d, why));
+        // A release superseded while it started, after it had stopped the
+        // live one: this one takes its place (to restore, should it fail).
+        if (!any) {
+          C2D_RETURN_IF_ERROR(InheritRetired(tx, d).status());
+          return false;
+        }
+        C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), "", "deployment.stopping_previous",
+                                     "the live release stops first, as the volumes attach to one "
+                                     "instance at a time: the service is down until this one is "
+                                     "live (or, should it fail, the previous one is back)"));
+        C2D_RETURN_IF_ERROR(runtime_.SyncIngress(tx, d.service_id()));
+        return true;
+      });
+  if (!retired.ok()) return retired.status();
+  // Also what an earlier attempt, or a release this one superseded, left.
+  auto rows =
+      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  if (!rows.ok()) return rows.status();
+  std::erase_if(*rows, [&](const InstanceRow& r) {
+    return r.instance.service_id() != d.service_id() || r.instance.deployment_id() == d.id();
+  });
+  if (rows->empty()) return std::nullopt;
+  // What the ingress sent them before the switch away ends first.
+  if (*retired && !SleepUnlessCancelled(ctx, absl::FromChrono(runtime_.config().drain_grace))) {
+    return absl::CancelledError("deployment superseded or worker stopping");
+  }
+  for (const InstanceRow& row : *rows) {
+    if (ctx.cancelled()) return absl::CancelledError("deployment superseded or worker stopping");
+    if (absl::Status s = runtime_.StopInstance(row, why); !s.ok()) return s;  // retried
+  }
+  return std::nullopt;
 }
 
 DeployJob::Stop DeployJob::StartInstances(jobs::JobContext& ctx, const v1::Deployment& d,

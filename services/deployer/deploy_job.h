@@ -3,7 +3,11 @@
 // The `deploy` job (queue deployer): from a PENDING deployment to a LIVE one
 // with zero downtime, or to FAILED with the previous deployment untouched.
 //
-//   start instance_count instances (env resolved, image pinned by digest)
+//   (stop-first: a service with volumes on a provider whose volumes attach
+//    to one instance at a time: the live release is retired and its
+//    instances stopped first; should this one fail, a rollback to the
+//    retired one is deployed)
+//   -> start instance_count instances (env resolved, image pinned by digest)
 //   -> health-gate every one of them (DESIGN point 11)
 //   -> instances that terminate TLS get their certificates
 //   -> switch in one transaction: old live -> superseded / rolled_back and
@@ -45,6 +49,7 @@ class DeployJob {
 
   absl::Status Attempt(jobs::JobContext& ctx, const std::string& id);
   // Attempt's steps, in order.
+  Stop StopPrevious(jobs::JobContext& ctx, const v1::Deployment& d);
   Stop StartInstances(jobs::JobContext& ctx, const v1::Deployment& d, const ReleaseEnv& env,
                       std::vector<InstanceRow>& rows);
   // Every instance healthy (web: its health check; worker: running for its
@@ -56,7 +61,8 @@ class DeployJob {
                   Gate& g);
   void GiveCertificates(const v1::Deployment& d, const std::vector<std::string>& refs);
   absl::Status Switch(const v1::Deployment& d);
-  // Records the failure and stops the deployment's instances.
+  // Records the failure and stops the deployment's instances; brings back
+  // the release a stop-first deploy retired.
   absl::Status Fail(const v1::Deployment& d, const std::string& reason);
 
   Runtime& runtime_;

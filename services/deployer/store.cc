@@ -116,8 +116,24 @@ WHERE id = $1 AND state IN ('pending', 'deploying') RETURNING id)sql"};
 
 // Old row first: the unique index allows one live deployment per service.
 constexpr pg::Statement kRetireLive{"deployments_retire_live", R"sql(
-UPDATE deployments SET state = $3, finished_at = now(), updated_at = now()
+UPDATE deployments SET state = $3, replaced_by = $2, finished_at = now(), updated_at = now()
 WHERE service_id = $1 AND id <> $2 AND state = 'live' RETURNING id)sql"};
+
+// The deployment a stop-first release retired passes to the release that
+// superseded that one (or that followed it after it failed) before it went
+// live.
+constexpr pg::Statement kInheritRetired{"deployments_inherit_retired", R"sql(
+UPDATE deployments SET replaced_by = $2, updated_at = now()
+WHERE service_id = $1 AND state IN ('superseded', 'rolled_back')
+  AND replaced_by IN (SELECT id FROM deployments
+                      WHERE service_id = $1 AND id <> $2 AND live_at IS NULL
+                        AND state IN ('superseded', 'failed'))
+RETURNING id)sql"};
+
+constexpr pg::Statement kRetiredFor{"deployments_retired_for", "SELECT " C2D_DEPLOYMENT_COLUMNS
+                                                               R"sql(
+FROM deployments WHERE replaced_by = $1 AND state IN ('superseded', 'rolled_back')
+ORDER BY live_at DESC LIMIT 1)sql"};
 
 constexpr pg::Statement kMakeLive{"deployments_make_live", R"sql(
 UPDATE deployments SET state = 'live', live_at = now(), updated_at = now()
@@ -450,19 +466,36 @@ absl::StatusOr<bool> MarkDeploymentFailed(pg::Tx& tx, const std::string& id,
   return !tx.Exec(kMarkFailed, id, reason).empty();
 }
 
-absl::StatusOr<bool> SwitchLive(pg::Tx& tx, const v1::Deployment& d) {
-  auto current = LockDeployment(tx, d.id());
-  if (!current.ok()) return current.status();
-  if (current->state() != v1::DEPLOYMENT_STATE_DEPLOYING) return false;
+absl::StatusOr<bool> RetireLive(pg::Tx& tx, const v1::Deployment& d, const std::string& why) {
   const bool rollback = !d.rollback_of().empty();
+  bool any = false;
   for (const auto& row :
        tx.Exec(kRetireLive, d.service_id(), d.id(), rollback ? "rolled_back" : "superseded")) {
     const std::string old = row[0].as<std::string>();
     tx.Exec(kDrainOf, old);
     C2D_RETURN_IF_ERROR(AddEvent(tx, old, d.service_id(), "",
                                  rollback ? "deployment.rolled_back" : "deployment.superseded",
-                                 absl::StrCat("replaced by ", d.id())));
+                                 why));
+    any = true;
   }
+  return any;
+}
+
+absl::StatusOr<bool> InheritRetired(pg::Tx& tx, const v1::Deployment& d) {
+  return !tx.Exec(kInheritRetired, d.service_id(), d.id()).empty();
+}
+
+absl::StatusOr<std::optional<v1::Deployment>> RetiredFor(pg::Tx& tx, const std::string& id) {
+  pqxx::result r = tx.Exec(kRetiredFor, id);
+  if (r.empty()) return std::optional<v1::Deployment>();
+  return std::optional<v1::Deployment>(RowToDeployment(r[0]));
+}
+
+absl::StatusOr<bool> SwitchLive(pg::Tx& tx, const v1::Deployment& d) {
+  auto current = LockDeployment(tx, d.id());
+  if (!current.ok()) return current.status();
+  if (current->state() != v1::DEPLOYMENT_STATE_DEPLOYING) return false;
+  C2D_RETURN_IF_ERROR(RetireLive(tx, d, absl::StrCat("replaced by ", d.id())).status());
   if (tx.Exec(kMakeLive, d.id()).empty()) return false;
   C2D_RETURN_IF_ERROR(AddEvent(tx, d.id(), d.service_id(), "", "deployment.live",
                                "every instance is healthy; the ingress now routes to them"));

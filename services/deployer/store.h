@@ -73,9 +73,18 @@ absl::StatusOr<bool> MarkDeploying(pg::Tx& tx, const std::string& id);
 // pending|deploying -> failed; false when it was already final or live.
 absl::StatusOr<bool> MarkDeploymentFailed(pg::Tx& tx, const std::string& id,
                                           const std::string& reason);
-// The switch, in one transaction: the service's live deployment (if any)
-// becomes SUPERSEDED (ROLLED_BACK when `id` is a rollback) and its instances
-// DRAINING; `id` becomes LIVE. False when `id` is no longer deploying.
+// The service's live deployment, unless it is `d`, becomes SUPERSEDED
+// (ROLLED_BACK when `d` is a rollback) and replaced by `d`, its instances
+// DRAINING, with `why` as its event. False when none was live.
+absl::StatusOr<bool> RetireLive(pg::Tx& tx, const v1::Deployment& d, const std::string& why);
+// With nothing live: the deployment an earlier release retired, which
+// never went live itself (superseded or failed), now counts as retired by
+// `d`. False when there is none.
+absl::StatusOr<bool> InheritRetired(pg::Tx& tx, const v1::Deployment& d);
+// The deployment `id` retired (RetireLive, InheritRetired), if any.
+absl::StatusOr<std::optional<v1::Deployment>> RetiredFor(pg::Tx& tx, const std::string& id);
+// The switch, in one transaction: RetireLive, then `d` becomes LIVE. False
+// when `d` is no longer deploying.
 absl::StatusOr<bool> SwitchLive(pg::Tx& tx, const v1::Deployment& d);
 // live -> stopped, pending|deploying -> superseded, for a whole service; its
 // running instances become DRAINING. Returns the deployments changed.

@@ -100,6 +100,8 @@ class OpenStackProvider final : public Provider {
                                const std::string& source) override;
   absl::Status EnsureNetwork(const std::string& network) override;
   absl::Status RemoveNetwork(const std::string& network) override;
+  // A Cinder volume attaches to one server at a time.
+  bool VolumesAttachOnce() const override { return true; }
   // The container's output as the serial console shows it (kLogPrefix
   // lines), polled every 2 s.
   absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,

@@ -48,6 +48,35 @@ absl::Status TlsInstances::ServeCertificates(const std::string& ref,
   return absl::OkStatus();
 }
 
+int AttachOnceVolumes::refused() const {
+  absl::MutexLock lock(&mu_);
+  return refused_;
+}
+
+absl::StatusOr<cloud::Instance> AttachOnceVolumes::Create(const cloud::InstanceSpec& spec) {
+  absl::MutexLock lock(&mu_);
+  for (const cloud::VolumeMount& v : spec.volumes) {
+    auto held = holder_.find(v.volume);
+    if (held == holder_.end()) continue;
+    if (absl::IsNotFound(inner().Inspect(held->second).status())) continue;  // removed behind us
+    ++refused_;
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", v.volume, " is attached to instance ", held->second));
+  }
+  auto made = inner().Create(spec);
+  if (!made.ok()) return made;
+  for (const cloud::VolumeMount& v : spec.volumes) holder_[v.volume] = made->ref;
+  return made;
+}
+
+absl::Status AttachOnceVolumes::Remove(const std::string& ref) {
+  absl::Status s = inner().Remove(ref);
+  if (!s.ok() && !absl::IsNotFound(s)) return s;
+  absl::MutexLock lock(&mu_);
+  std::erase_if(holder_, [&](const auto& held) { return held.second == ref; });
+  return s;
+}
+
 DeployerFixture::DeployerFixture(DeployerOptions options) {
   pool_ = db_.NewPool();
   config_.registry = {.url = RequireEnv("C2D_TEST_REGISTRY_URL"),
@@ -89,8 +118,12 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
   if (options.dns_routing && options.provider == nullptr) {
     tls_ = std::make_unique<TlsInstances>(*provider_);
   }
+  if (options.volumes_attach_once) {
+    attach_once_ = std::make_unique<AttachOnceVolumes>(*provider_);
+  }
   cloud::Provider* provider = provider_.get();
   if (tls_) provider = tls_.get();
+  if (attach_once_) provider = attach_once_.get();
   if (options.provider != nullptr) provider = options.provider;
   runtime_ = std::make_unique<deployer::Runtime>(*pool_, config_, *provider, *upstreams_);
   REQUIRE(runtime_->Init().ok());

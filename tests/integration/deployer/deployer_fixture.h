@@ -29,6 +29,7 @@
 #include "services/deployer/deployer_service.h"
 #include "services/deployer/reconciler.h"
 #include "services/deployer/runtime.h"
+#include "tests/support/delegating_provider.h"
 #include "tests/support/dns_server.h"
 #include "tests/support/pg_fixture.h"
 
@@ -37,54 +38,39 @@ namespace c2d::testing {
 // The local provider as one whose instances terminate TLS themselves (as
 // OpenStack servers' Caddies do): what each instance was given to serve is
 // recorded, nothing else changes.
-class TlsInstances final : public cloud::Provider {
+class TlsInstances final : public DelegatingProvider {
  public:
-  explicit TlsInstances(cloud::Provider& inner) : inner_(inner) {}
+  using DelegatingProvider::DelegatingProvider;
   // Instance ref -> the certificates it serves; every call counted.
   std::map<std::string, std::vector<cloud::ServedCertificate>> Served() const;
   int calls() const;
 
   absl::Status ServeCertificates(const std::string& ref,
                                  const std::vector<cloud::ServedCertificate>& certs) override;
-  absl::StatusOr<cloud::Instance> Create(const cloud::InstanceSpec& spec) override {
-    return inner_.Create(spec);
-  }
-  absl::Status Start(const std::string& ref) override { return inner_.Start(ref); }
-  absl::Status Stop(const std::string& ref, std::chrono::seconds grace) override {
-    return inner_.Stop(ref, grace);
-  }
-  absl::Status Remove(const std::string& ref) override { return inner_.Remove(ref); }
-  absl::StatusOr<cloud::Instance> Inspect(const std::string& ref) override {
-    return inner_.Inspect(ref);
-  }
-  absl::StatusOr<std::vector<cloud::Instance>> List(
-      const std::map<std::string, std::string>& labels) override {
-    return inner_.List(labels);
-  }
-  absl::Status DeleteVolume(const std::string& volume) override {
-    return inner_.DeleteVolume(volume);
-  }
-  absl::Status WriteVolumeFile(const std::string& volume, const std::string& name,
-                               const std::string& source) override {
-    return inner_.WriteVolumeFile(volume, name, source);
-  }
-  absl::Status EnsureNetwork(const std::string& network) override {
-    return inner_.EnsureNetwork(network);
-  }
-  absl::Status RemoveNetwork(const std::string& network) override {
-    return inner_.RemoveNetwork(network);
-  }
-  absl::Status FollowLogs(const std::string& ref, std::optional<absl::Time> since,
-                          const std::function<bool(const cloud::LogLine&)>& on_line,
-                          const std::atomic<bool>* cancel) override {
-    return inner_.FollowLogs(ref, since, on_line, cancel);
-  }
 
  private:
-  cloud::Provider& inner_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::vector<cloud::ServedCertificate>> served_ ABSL_GUARDED_BY(mu_);
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The local provider with Cinder's rule (OpenStack): a volume attaches to
+// one instance at a time, so Create refuses (FailedPrecondition, as Nova
+// answers 400) an instance whose volume another instance still holds.
+class AttachOnceVolumes final : public DelegatingProvider {
+ public:
+  using DelegatingProvider::DelegatingProvider;
+  // Creates refused because a volume was held.
+  int refused() const;
+
+  bool VolumesAttachOnce() const override { return true; }
+  absl::StatusOr<cloud::Instance> Create(const cloud::InstanceSpec& spec) override;
+  absl::Status Remove(const std::string& ref) override;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::string> holder_ ABSL_GUARDED_BY(mu_);  // volume -> instance ref
+  int refused_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct DeployerOptions {
@@ -103,6 +89,9 @@ struct DeployerOptions {
   bool dns_routing = false;
   // Where the certificates instances serve come from (dns_routing).
   deployer::CertLookup certificates;
+  // The default provider's volumes attach to one instance at a time
+  // (attach_once()), as on OpenStack.
+  bool volumes_attach_once = false;
   // How often the reconciler looks at every instance (a cloud's listing
   // costs more than the engine's).
   std::chrono::milliseconds reconcile_interval{300};
@@ -123,6 +112,9 @@ class DeployerFixture {
   // The provider's instances as ones terminating TLS (dns_routing with the
   // default provider; null otherwise).
   TlsInstances* tls() { return tls_.get(); }
+  // The provider as one whose volumes attach once (volumes_attach_once;
+  // null otherwise).
+  AttachOnceVolumes* attach_once() { return attach_once_.get(); }
   deployer::Runtime& runtime() { return *runtime_; }
   ingress::Upstreams& upstreams() { return *upstreams_; }
   DnsServer& dns() { return *dns_; }
@@ -172,6 +164,7 @@ class DeployerFixture {
   std::string project_id_, project_name_, service_id_;
   std::unique_ptr<cloud::LocalProvider> provider_;
   std::unique_ptr<TlsInstances> tls_;
+  std::unique_ptr<AttachOnceVolumes> attach_once_;
   std::unique_ptr<DnsServer> dns_;
   std::unique_ptr<ingress::Upstreams> upstreams_;
   std::unique_ptr<deployer::Runtime> runtime_;

@@ -464,5 +464,111 @@ TEST_CASE("a volume is mounted, outlives deploys, and is deleted only when unuse
   CHECK(out.state() == v1::VOLUME_STATE_DELETED);
 }
 
+// The deployment that rolls back to `to` (a restore made by the deployer),
+// once there is one.
+v1::Deployment RestoreOf(DeployerFixture& f, const std::string& to) {
+  v1::Deployment found;
+  REQUIRE(WaitFor(20s, [&] {
+    grpc::ClientContext c;
+    v1::ListDeploymentsRequest l;
+    l.set_service_id(f.service_id());
+    v1::ListDeploymentsResponse out;
+    if (!f.stub().ListDeployments(&c, l, &out).ok()) return false;
+    for (const v1::Deployment& d : out.deployments()) {
+      if (d.rollback_of() == to) found = d;
+    }
+    return !found.id().empty();
+  }));
+  return found;
+}
+
+TEST_CASE(
+    "where a volume attaches to one instance at a time the old release stops first and comes "
+    "back when the new one fails",
+    "[deployer]") {
+  DeployerFixture f({.volumes_attach_once = true});
+  grpc::ClientContext ctx;
+  v1::CreateVolumeRequest cv;
+  cv.set_service_id(f.service_id());
+  cv.set_project_id(f.project_id());
+  cv.set_name("data");
+  cv.set_size_gb(1);
+  cv.set_mount_path("/data");
+  v1::Volume volume;
+  REQUIRE(f.stub().CreateVolume(&ctx, cv, &volume).ok());
+  auto with_volume = [&](const std::string& version) {
+    v1::DeployRequest r = f.Request(f.Image(version));
+    v1::VolumeMount* m = r.mutable_spec()->add_volumes();
+    m->set_volume_id(volume.id());
+    m->set_name("data");
+    m->set_mount_path("/data");
+    m->set_size_gb(1);
+    r.mutable_spec()->mutable_run()->set_start_command(
+        "echo $((`cat /data/boots 2>/dev/null || echo 0` + 1)) > /data/boots; "
+        "exec httpd -f -p $PORT -h /srv");
+    return r;
+  };
+  auto boots = [&] {
+    std::string n;
+    std::ifstream(fs::path(f.config().local.volumes_dir) /
+                  absl::AsciiStrToLower(absl::StrCat("vol-", volume.id().substr(4))) / "boots") >>
+        n;
+    return n;
+  };
+
+  v1::Deployment first = f.WaitSettled(f.Deploy(with_volume("v1")).id());
+  REQUIRE(first.state() == v1::DEPLOYMENT_STATE_LIVE);
+  REQUIRE(WaitFor(5s, [&] { return Body(f) == "v1"; }));
+  {
+    // The provider does refuse a second instance on a held volume.
+    cloud::InstanceSpec spec{
+        .name = absl::AsciiStrToLower(ids::New("probe")),
+        .image = absl::StrCat(f.repository(), "@", first.image_digest()),
+        .volumes = {{absl::AsciiStrToLower(absl::StrCat("vol-", volume.id().substr(4))), "/data"}}};
+    CHECK(absl::IsFailedPrecondition(f.attach_once()->Create(spec).status()));
+    REQUIRE(f.attach_once()->refused() == 1);
+  }
+
+  v1::Deployment second = f.WaitSettled(f.Deploy(with_volume("v2")).id());
+  INFO(second.failure_reason());
+  REQUIRE(second.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(f.attach_once()->refused() == 1);  // the new instance came after the old one was gone
+  CHECK(HasEvent(f.Events(second.id()), "deployment.stopping_previous"));
+  CHECK(f.Get(first.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
+  CHECK(boots() == "2");
+
+  // A release that cannot start: the one it stopped comes back by itself.
+  v1::DeployRequest bad = with_volume("v3");
+  bad.mutable_spec()->mutable_run()->set_start_command("echo cannot start >&2; exit 3");
+  v1::Deployment third = f.WaitSettled(f.Deploy(bad).id());
+  CHECK(third.state() == v1::DEPLOYMENT_STATE_FAILED);
+  CHECK(HasEvent(f.Events(third.id()), "deployment.restoring"));
+  v1::Deployment restore = f.WaitSettled(RestoreOf(f, second.id()).id());
+  INFO(restore.failure_reason());
+  REQUIRE(restore.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(restore.image_digest() == second.image_digest());
+  CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
+  CHECK(boots() == "3");
+  CHECK(f.Instances().size() == 1);
+
+  // A release superseded while it starts, after it stopped the live one:
+  // the release that superseded it restores that one, should it fail too.
+  v1::DeployRequest slow = with_volume("v4");
+  slow.mutable_spec()->mutable_health_check()->set_start_period_s(120);
+  v1::Deployment fourth = f.Deploy(slow);
+  REQUIRE(WaitFor(30s,
+                  [&] { return HasEvent(f.Events(fourth.id()), "deployment.stopping_previous"); }));
+  v1::Deployment fifth = f.WaitSettled(f.Deploy(bad).id());
+  CHECK(fifth.state() == v1::DEPLOYMENT_STATE_FAILED);
+  CHECK(f.Get(fourth.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  v1::Deployment again = f.WaitSettled(RestoreOf(f, restore.id()).id());
+  INFO(again.failure_reason());
+  REQUIRE(again.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(WaitFor(5s, [&] { return Body(f) == "v2"; }));
+  CHECK(f.attach_once()->refused() == 1);
+  CHECK(f.Instances().size() == 1);
+}
+
 }  // namespace
 }  // namespace c2d

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "libs/cloud/openstack/cinder.h"
 #include "libs/cloud/openstack/provider.h"
 #include "libs/common/command.h"
 #include "libs/common/log.h"
@@ -173,6 +174,35 @@ std::set<std::string> Refs(DeployerFixture& f) {
   return out;
 }
 
+v1::Volume CreateVolume(DeployerFixture& f) {
+  grpc::ClientContext ctx;
+  v1::CreateVolumeRequest cv;
+  cv.set_service_id(f.service_id());
+  cv.set_project_id(f.project_id());
+  cv.set_name("data");
+  cv.set_size_gb(1);
+  cv.set_mount_path("/data");
+  v1::Volume volume;
+  REQUIRE(f.stub().CreateVolume(&ctx, cv, &volume).ok());
+  return volume;
+}
+
+v1::DeployRequest WithVolume(v1::DeployRequest r, const v1::Volume& volume) {
+  v1::VolumeMount* m = r.mutable_spec()->add_volumes();
+  m->set_volume_id(volume.id());
+  m->set_name(volume.name());
+  m->set_mount_path(volume.mount_path());
+  m->set_size_gb(volume.size_gb());
+  return r;
+}
+
+// The servers the Cinder volume `name` is attached to (none unless in-use).
+std::vector<std::string> AttachedTo(Session& s, const std::string& name) {
+  auto v = Cinder(s).FindVolume(name);
+  if (!v.ok() || !v->has_value() || (*v)->status != "in-use") return {};
+  return (*v)->attached_to;
+}
+
 TEST_CASE(
     "deployer on OpenStack: releases go live on Nova servers, replace each other and roll back",
     "[openstack]") {
@@ -273,13 +303,48 @@ TEST_CASE(
   CHECK(standins.served() > 0);
   mark("the second release's servers gone");
 
-  // Stopped: no server, and the project's network can go, leaving nothing.
+  // Releases with a volume: a Cinder volume attaches to one server at a
+  // time, so each stops the release before it first, and the volume moves
+  // to the new server.
+  const v1::Volume volume = CreateVolume(f);
+  const std::string volume_name = ResourceName(volume.id());
+  v1::Deployment third = f.Deploy(WithVolume(f.Request(v1_digest), volume));
+  standins.Serve(third.id(), "v3");
+  third = f.WaitSettled(third.id(), 240s);
+  INFO(third.failure_reason());
+  REQUIRE(third.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(testing::HasEvent(f.Events(third.id()), "deployment.stopping_previous"));
+  CHECK(f.Get(back.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  CHECK(Servers(provider, back.id()) == 0);
+  REQUIRE(f.Instances().size() == 1);
+  CHECK(WaitFor(60s, [&] {
+    return AttachedTo(session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
+  }));
+  mark("a release with a volume live");
+  v1::Deployment fourth = f.Deploy(WithVolume(f.Request(v2_digest), volume));
+  standins.Serve(fourth.id(), "v4");
+  fourth = f.WaitSettled(fourth.id(), 240s);
+  INFO(fourth.failure_reason());
+  REQUIRE(fourth.state() == v1::DEPLOYMENT_STATE_LIVE);
+  CHECK(f.Get(third.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  CHECK(Servers(provider, third.id()) == 0);
+  REQUIRE(f.Instances().size() == 1);
+  CHECK(WaitFor(60s, [&] {
+    return AttachedTo(session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
+  }));
+  CHECK(WaitFor(30s, [&] { return Answers(f) == std::set<std::string>{"v4"}; }));
+  mark("the next release has the volume");
+
+  // Stopped, the volume deleted: no server, and the project's network can
+  // go, leaving nothing.
   grpc::ClientContext sc;
   v1::StopServiceRequest stop;
   stop.set_service_id(f.service_id());
+  stop.set_delete_volumes(true);
   v1::StopServiceResponse sr;
   REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
-  CHECK(WaitFor(120s, [&] { return Servers(provider, back.id()) == 0; }));
+  CHECK(WaitFor(120s, [&] { return Servers(provider, fourth.id()) == 0; }));
+  CHECK(WaitFor(120s, [&] { return !Cinder(session).FindVolume(volume_name)->has_value(); }));
   CHECK(WaitFor(10s, [&] { return PublicAddresses(f).empty(); }));
   mark("stopped");
   // (Once the deployer's removals have finished: a server being deleted is
