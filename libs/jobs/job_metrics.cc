@@ -28,6 +28,11 @@ JobMetrics& Metrics() {
             .Name("c2d_jobs_queue_depth")
             .Help("Jobs available or running, by queue and state")
             .Register(reg),
+        prometheus::BuildGauge()
+            .Name("c2d_jobs_oldest_age_seconds")
+            .Help("How long the oldest job has waited since it was due (available) or run "
+                  "since its claim (running), by queue and state; 0 when there is none")
+            .Register(reg),
     };
   }();
   return *m;

@@ -24,6 +24,7 @@ struct JobMetrics {
   prometheus::Family<prometheus::Histogram>& duration;
   // {queue, state}
   prometheus::Family<prometheus::Gauge>& depth;
+  prometheus::Family<prometheus::Gauge>& oldest_age;
 };
 
 JobMetrics& Metrics();

@@ -187,10 +187,15 @@ WHERE id IN (
 RETURNING id, queue, state)sql"};
 
 // Through the two partial indexes (an index-only count per queue).
+// Age: an available job waits from its run_at on (one scheduled for later
+// is not waiting yet), a running one from its claim.
 constexpr pg::Statement kDepths{"jobs_depths", R"sql(
-SELECT queue, 'available', count(*) FROM jobs WHERE state = 'available' GROUP BY queue
+SELECT queue, 'available', count(*),
+       coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)
+FROM jobs WHERE state = 'available' GROUP BY queue
 UNION ALL
-SELECT queue, 'running', count(*) FROM jobs WHERE state = 'running' GROUP BY queue)sql"};
+SELECT queue, 'running', count(*), coalesce(extract(epoch FROM now() - min(started_at)), 0)
+FROM jobs WHERE state = 'running' GROUP BY queue)sql"};
 
 bool ValidName(absl::string_view s) {
   if (s.empty() || s.size() > 40 || s[0] < 'a' || s[0] > 'z') return false;
@@ -500,7 +505,7 @@ absl::StatusOr<std::vector<Depth>> QueueDepths(pg::Tx& tx) {
   for (const auto& row : tx.Exec(kDepths)) {
     out.push_back(Depth{row[0].as<std::string>(),
                         ParseState(row[1].as<std::string>()).value_or(State::kAvailable),
-                        row[2].as<int64_t>()});
+                        row[2].as<int64_t>(), row[3].as<double>()});
   }
   return out;
 }

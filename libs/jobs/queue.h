@@ -122,8 +122,11 @@ struct Depth {
   std::string queue;
   State state;
   int64_t count = 0;
+  // How long the oldest has waited (available: since its run_at, counting
+  // only jobs due) or run (running: since its claim); 0 when none.
+  double oldest_age_seconds = 0;
 };
-// Number of available and running jobs per queue.
+// Number and oldest age of available and running jobs per queue.
 absl::StatusOr<std::vector<Depth>> QueueDepths(pg::Tx& tx);
 
 }  // namespace c2d::jobs

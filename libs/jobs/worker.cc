@@ -270,11 +270,13 @@ void Worker::RescueLoop() {
         Metrics()
             .depth.Add({{"queue", d.queue}, {"state", state}})
             .Set(static_cast<double>(d.count));
+        Metrics().oldest_age.Add({{"queue", d.queue}, {"state", state}}).Set(d.oldest_age_seconds);
         now.insert({d.queue, state});
       }
       for (const auto& [queue, state] : seen) {
-        if (!now.contains({queue, state}))
-          Metrics().depth.Add({{"queue", queue}, {"state", state}}).Set(0);
+        if (now.contains({queue, state})) continue;
+        Metrics().depth.Add({{"queue", queue}, {"state", state}}).Set(0);
+        Metrics().oldest_age.Add({{"queue", queue}, {"state", state}}).Set(0);
       }
       seen.insert(now.begin(), now.end());
     }

@@ -31,6 +31,11 @@ absl::StatusOr<std::unique_ptr<Exposer>> Exposer::Start(const std::string& addre
   }
 }
 
+void Exposer::Add(std::shared_ptr<prometheus::Collectable> c) {
+  exposer_->RegisterCollectable(c);
+  collectables_.push_back(std::move(c));
+}
+
 const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
       0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};

@@ -7,8 +7,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "prometheus/collectable.h"
 #include "prometheus/exposer.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -27,10 +29,16 @@ class Exposer {
   // The address actually bound, e.g. "127.0.0.1:41234".
   const std::string& address() const { return address_; }
 
+  // Also serves what `c` collects at each scrape: figures read from the
+  // database when asked, which every replica then reports alike, however
+  // leadership moves. Kept alive by the exposer.
+  void Add(std::shared_ptr<prometheus::Collectable> c);
+
  private:
   Exposer(std::unique_ptr<prometheus::Exposer> exposer, std::string address)
       : exposer_(std::move(exposer)), address_(std::move(address)) {}
 
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string address_;
 };

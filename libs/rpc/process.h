@@ -46,6 +46,8 @@ class Process {
 
   // A worker pool for `queue`, configured from the environment, started by Serve.
   jobs::Worker& AddWorker(std::string queue);
+  // Served on /metrics with the registry's families (metrics::Exposer::Add).
+  void AddCollectable(std::shared_ptr<prometheus::Collectable> c) { exposer_->Add(std::move(c)); }
   // A leader-elected periodic duty, started by Serve.
   void AddLeader(std::string duty, std::chrono::milliseconds interval, std::function<void()> fn);
 

@@ -57,6 +57,11 @@ WHERE state = 'available' AND backup_schedule <> ''
 ORDER BY next_backup_at NULLS FIRST
 LIMIT $1
 FOR UPDATE SKIP LOCKED)sql"};
+constexpr pg::Statement kNewestVerified{"databases_newest_verified_backup", R"sql(
+SELECT id, (extract(epoch FROM coalesce(last_backup_at, created_at)) * 1000000)::bigint
+FROM databases
+WHERE state IN ('available', 'rotating', 'restoring') AND backup_schedule <> ''
+ORDER BY id)sql"};
 constexpr pg::Statement kSetNext{"databases_set_next_backup", R"sql(
 UPDATE databases SET next_backup_at = to_timestamp($2::double precision / 1000000)
 WHERE id = $1)sql"};
@@ -167,6 +172,14 @@ absl::StatusOr<std::vector<DueBackup>> DueForBackup(pg::Tx& tx, int limit) {
   std::vector<DueBackup> out;
   for (const auto& r : tx.Exec(kDue, limit)) {
     out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<BackupFreshness>> NewestVerifiedBackups(pg::Tx& tx) {
+  std::vector<BackupFreshness> out;
+  for (const auto& r : tx.Exec(kNewestVerified)) {
+    out.push_back({r[0].as<std::string>(), absl::FromUnixMicros(r[1].as<int64_t>())});
   }
   return out;
 }

@@ -84,5 +84,6 @@ int main() {
     scheduler.RunOnce();
     rotations.StartDue();
   });
+  (*process)->AddCollectable(std::make_shared<dbprov::BackupFreshnessMetric>((*process)->pool()));
   return (*process)->Serve({{v1::DatabaseService::service_full_name(), &service}});
 }

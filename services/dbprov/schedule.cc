@@ -94,6 +94,24 @@ int BackupScheduler::RunOnce() {
   return *made;
 }
 
+std::vector<prometheus::MetricFamily> BackupFreshnessMetric::Collect() const {
+  auto rows = pool_.Read("backup freshness", [](pg::Tx& tx) { return NewestVerifiedBackups(tx); });
+  if (!rows.ok()) return {};
+  prometheus::MetricFamily family{
+      .name = "c2d_database_last_verified_backup_timestamp_seconds",
+      .help =
+          "When the newest verified backup of each database with a backup schedule was made "
+          "(when the database was, before its first)",
+      .type = prometheus::MetricType::Gauge};
+  for (const BackupFreshness& f : *rows) {
+    prometheus::ClientMetric m;
+    m.label = {{.name = "database", .value = f.database_id}};
+    m.gauge.value = static_cast<double>(absl::ToUnixMicros(f.newest)) / 1e6;
+    family.metric.push_back(std::move(m));
+  }
+  return {std::move(family)};
+}
+
 absl::Status BackupScheduler::Prune(const std::string& database_id) {
   C2D_ASSIGN_OR_RETURN(DatabaseRow row, pool_.Read("database", [&](pg::Tx& tx) {
     return GetDatabase(tx, database_id);

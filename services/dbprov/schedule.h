@@ -16,6 +16,8 @@
 #include "absl/time/time.h"
 #include "libs/objstore/objstore.h"
 #include "libs/pg/pool.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
 #include "services/dbprov/store.h"
 
 namespace c2d::dbprov {
@@ -43,6 +45,19 @@ class BackupScheduler {
  private:
   pg::Pool& pool_;
   objstore::ObjectStore& store_;
+};
+
+// c2d_database_last_verified_backup_timestamp_seconds{database}, read at
+// each scrape (NewestVerifiedBackups), so every replica reports it alike and
+// a deleted database's series goes with it. Nothing when the database does
+// not answer.
+class BackupFreshnessMetric final : public prometheus::Collectable {
+ public:
+  explicit BackupFreshnessMetric(pg::Pool& pool) : pool_(pool) {}
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  pg::Pool& pool_;
 };
 
 }  // namespace c2d::dbprov

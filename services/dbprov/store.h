@@ -114,6 +114,13 @@ struct DueBackup {
 };
 absl::StatusOr<std::vector<DueBackup>> DueForBackup(pg::Tx& tx, int limit);
 absl::Status SetNextBackup(pg::Tx& tx, const std::string& id, absl::Time at);
+// Each served database with a backup schedule, and when its newest verified
+// backup was made (when the database was, if it has none yet).
+struct BackupFreshness {
+  std::string database_id;
+  absl::Time newest;
+};
+absl::StatusOr<std::vector<BackupFreshness>> NewestVerifiedBackups(pg::Tx& tx);
 // A database's backups of `kind` that ended, newest first.
 struct EndedBackup {
   std::string id;

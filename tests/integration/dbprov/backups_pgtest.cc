@@ -1,5 +1,8 @@
 // dbprov's scheduled backups, retention and the final backup of a delete.
 
+#include <cmath>
+#include <optional>
+
 #include "services/dbprov/schedule.h"
 #include "tests/integration/dbprov/dbprov_fixture.h"
 
@@ -60,11 +63,29 @@ TEST_CASE("scheduled backups start when due, once, and retention keeps the newes
   CHECK(Stored(f, d.id(), manual));
   CHECK(Stored(f, d.id(), made));
 
-  // No schedule: never due.
+  // Its newest verified backup, as every replica reports it at a scrape.
+  dbprov::BackupFreshnessMetric freshness(*f.pool_);
+  auto newest = [&]() -> std::optional<double> {
+    for (const auto& family : freshness.Collect()) {
+      if (family.name != "c2d_database_last_verified_backup_timestamp_seconds") continue;
+      for (const auto& m : family.metric) {
+        if (m.label.size() == 1 && m.label[0].value == d.id()) return m.gauge.value;
+      }
+    }
+    return std::nullopt;
+  };
+  const double verified = std::stod(f.db_.Scalar(
+      "SELECT extract(epoch FROM max(verified_at)) FROM backups WHERE id = '" + made + "'"));
+  REQUIRE(newest().has_value());
+  CHECK(std::abs(*newest() - verified) < 1);
+  CHECK(std::abs(*newest() - static_cast<double>(absl::ToUnixSeconds(absl::Now()))) < 300);
+
+  // No schedule: never due, and no freshness to watch.
   f.db_.Exec(
       "UPDATE databases SET backup_schedule = '', next_backup_at = now() - interval '1 day'" +
       match);
   CHECK(scheduler.RunOnce() == 0);
+  CHECK_FALSE(newest().has_value());
 }
 
 TEST_CASE("deleting a database takes a final backup first, and without it nothing is removed",

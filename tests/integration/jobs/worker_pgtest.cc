@@ -13,6 +13,7 @@
 #include "libs/jobs/leader.h"
 #include "libs/jobs/queue.h"
 #include "libs/jobs/worker.h"
+#include "libs/metrics/metrics.h"
 #include "tests/support/pg_fixture.h"
 
 namespace c2d {
@@ -211,6 +212,52 @@ TEST_CASE("a job with a future run_at is not claimed early", "[jobs]") {
   CHECK(ran_at[later] - soon < absl::Milliseconds(1000));
   CHECK(GetJob(*pool, much_later).state == jobs::State::kAvailable);
   CHECK(GetJob(*pool, much_later).attempts == 0);
+}
+
+// The value of the gauge `name` for {queue, state}; -1 when it has none.
+double Gauge(const std::string& name, const std::string& queue, const std::string& state) {
+  for (const auto& family : metrics::Registry().Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (labels["queue"] == queue && labels["state"] == state) return m.gauge.value;
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("queue depths count jobs and say how long the oldest due one has waited", "[jobs]") {
+  TestDatabase db;
+  auto pool = db.NewPool();
+  const int64_t old = Enqueue(*pool, {.queue = "aging"});
+  Enqueue(*pool, {.queue = "aging"});
+  Enqueue(*pool, {.queue = "aging", .run_at = absl::Now() + absl::Hours(1)});
+  Enqueue(*pool, {.queue = "later", .run_at = absl::Now() + absl::Hours(1)});
+  db.Exec(absl::StrCat("UPDATE jobs SET run_at = now() - interval '90 seconds' WHERE id = ", old));
+
+  auto depths = pool->Transact("depths", [](pg::Tx& tx) { return jobs::QueueDepths(tx); });
+  REQUIRE(depths.ok());
+  std::map<std::string, jobs::Depth> by_queue;
+  for (const jobs::Depth& d : *depths) {
+    if (d.state == jobs::State::kAvailable) by_queue[d.queue] = d;
+  }
+  REQUIRE(by_queue.count("aging"));
+  CHECK(by_queue["aging"].count == 3);
+  CHECK(by_queue["aging"].oldest_age_seconds >= 90);
+  CHECK(by_queue["aging"].oldest_age_seconds < 150);
+  // Scheduled for later: counted, but nothing waits yet.
+  REQUIRE(by_queue.count("later"));
+  CHECK(by_queue["later"].count == 1);
+  CHECK(by_queue["later"].oldest_age_seconds == 0);
+
+  // A worker's rescuer exports both, for every queue.
+  jobs::Worker worker(*pool, db.connect(), FastOptions());
+  worker.Register("test", [](jobs::JobContext&) { return absl::OkStatus(); });
+  REQUIRE(worker.Start().ok());
+  CHECK(WaitFor(10s, [] { return Gauge("c2d_jobs_queue_depth", "aging", "available") == 3; }));
+  CHECK(Gauge("c2d_jobs_oldest_age_seconds", "aging", "available") >= 90);
+  CHECK(Gauge("c2d_jobs_oldest_age_seconds", "later", "available") == 0);
 }
 
 TEST_CASE("jobs run in priority order, then in order of enqueueing", "[jobs]") {
