@@ -368,6 +368,35 @@ std::map<std::string, std::string> DeployerFixture::ProcessEnv() const {
           {"C2D_SHUTDOWN_GRACE", "2s"}};
 }
 
+v1::CreateVolumeRequest VolumeRequest(DeployerFixture& f, const std::string& name,
+                                      const std::string& mount_path) {
+  v1::CreateVolumeRequest cv;
+  cv.set_service_id(f.service_id());
+  cv.set_project_id(f.project_id());
+  cv.set_name(name);
+  cv.set_size_gb(1);
+  cv.set_mount_path(mount_path);
+  return cv;
+}
+
+v1::Volume CreateVolume(DeployerFixture& f) {
+  grpc::ClientContext ctx;
+  v1::Volume volume;
+  grpc::Status s = f.stub().CreateVolume(&ctx, VolumeRequest(f), &volume);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return volume;
+}
+
+v1::DeployRequest WithVolume(v1::DeployRequest r, const v1::Volume& volume) {
+  v1::VolumeMount* m = r.mutable_spec()->add_volumes();
+  m->set_volume_id(volume.id());
+  m->set_name(volume.name());
+  m->set_mount_path(volume.mount_path());
+  m->set_size_gb(volume.size_gb());
+  return r;
+}
+
 v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to) {
   grpc::ClientContext ctx;
   v1::RollbackRequest rb;

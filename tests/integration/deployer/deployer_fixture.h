@@ -181,6 +181,13 @@ class DeployerFixture {
   std::string master_key_;
 };
 
+// A request for a 1 GB volume `name` of the fixture's service at `mount_path`.
+v1::CreateVolumeRequest VolumeRequest(DeployerFixture& f, const std::string& name = "data",
+                                      const std::string& mount_path = "/data");
+// Creates VolumeRequest(f), which must succeed.
+v1::Volume CreateVolume(DeployerFixture& f);
+// `r` with `volume` mounted at its mount path.
+v1::DeployRequest WithVolume(v1::DeployRequest r, const v1::Volume& volume);
 // Asks for a rollback to `to`: the new release (not yet settled).
 v1::Deployment RollBackTo(DeployerFixture& f, const std::string& to);
 // What the fixture's ingress serves at `path` of its hostname ("" unless 200).

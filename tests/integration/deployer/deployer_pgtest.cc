@@ -371,15 +371,8 @@ TEST_CASE("a rollback brings back the earlier release, image and config, with no
 
 TEST_CASE("a volume is mounted, outlives deploys, and is deleted only when unused", "[deployer]") {
   DeployerFixture f;
-  grpc::ClientContext ctx;
-  v1::CreateVolumeRequest cv;
-  cv.set_service_id(f.service_id());
-  cv.set_project_id(f.project_id());
-  cv.set_name("data");
-  cv.set_size_gb(1);
-  cv.set_mount_path("/data");
-  v1::Volume volume;
-  REQUIRE(f.stub().CreateVolume(&ctx, cv, &volume).ok());
+  v1::CreateVolumeRequest cv = testing::VolumeRequest(f);
+  const v1::Volume volume = testing::CreateVolume(f);
   CHECK(volume.state() == v1::VOLUME_STATE_PENDING);
   {
     grpc::ClientContext again;
@@ -387,12 +380,7 @@ TEST_CASE("a volume is mounted, outlives deploys, and is deleted only when unuse
     CHECK(f.stub().CreateVolume(&again, cv, &dup).error_code() == grpc::StatusCode::ALREADY_EXISTS);
   }
 
-  v1::DeployRequest r = f.Request(f.Image("v1"));
-  v1::VolumeMount* m = r.mutable_spec()->add_volumes();
-  m->set_volume_id(volume.id());
-  m->set_name("data");
-  m->set_mount_path("/data");
-  m->set_size_gb(1);
+  v1::DeployRequest r = testing::WithVolume(f.Request(f.Image("v1")), volume);
   r.mutable_spec()->mutable_run()->set_start_command(
       "echo $((`cat /data/boots 2>/dev/null || echo 0` + 1)) > /data/boots; "
       "exec httpd -f -p $PORT -h /srv");
@@ -487,22 +475,9 @@ TEST_CASE(
     "back when the new one fails",
     "[deployer]") {
   DeployerFixture f({.volumes_attach_once = true});
-  grpc::ClientContext ctx;
-  v1::CreateVolumeRequest cv;
-  cv.set_service_id(f.service_id());
-  cv.set_project_id(f.project_id());
-  cv.set_name("data");
-  cv.set_size_gb(1);
-  cv.set_mount_path("/data");
-  v1::Volume volume;
-  REQUIRE(f.stub().CreateVolume(&ctx, cv, &volume).ok());
+  const v1::Volume volume = testing::CreateVolume(f);
   auto with_volume = [&](const std::string& version) {
-    v1::DeployRequest r = f.Request(f.Image(version));
-    v1::VolumeMount* m = r.mutable_spec()->add_volumes();
-    m->set_volume_id(volume.id());
-    m->set_name("data");
-    m->set_mount_path("/data");
-    m->set_size_gb(1);
+    v1::DeployRequest r = testing::WithVolume(f.Request(f.Image(version)), volume);
     r.mutable_spec()->mutable_run()->set_start_command(
         "echo $((`cat /data/boots 2>/dev/null || echo 0` + 1)) > /data/boots; "
         "exec httpd -f -p $PORT -h /srv");

@@ -174,28 +174,6 @@ std::set<std::string> Refs(DeployerFixture& f) {
   return out;
 }
 
-v1::Volume CreateVolume(DeployerFixture& f) {
-  grpc::ClientContext ctx;
-  v1::CreateVolumeRequest cv;
-  cv.set_service_id(f.service_id());
-  cv.set_project_id(f.project_id());
-  cv.set_name("data");
-  cv.set_size_gb(1);
-  cv.set_mount_path("/data");
-  v1::Volume volume;
-  REQUIRE(f.stub().CreateVolume(&ctx, cv, &volume).ok());
-  return volume;
-}
-
-v1::DeployRequest WithVolume(v1::DeployRequest r, const v1::Volume& volume) {
-  v1::VolumeMount* m = r.mutable_spec()->add_volumes();
-  m->set_volume_id(volume.id());
-  m->set_name(volume.name());
-  m->set_mount_path(volume.mount_path());
-  m->set_size_gb(volume.size_gb());
-  return r;
-}
-
 // The servers the Cinder volume `name` is attached to (none unless in-use).
 std::vector<std::string> AttachedTo(Session& s, const std::string& name) {
   auto v = Cinder(s).FindVolume(name);
@@ -306,9 +284,9 @@ TEST_CASE(
   // Releases with a volume: a Cinder volume attaches to one server at a
   // time, so each stops the release before it first, and the volume moves
   // to the new server.
-  const v1::Volume volume = CreateVolume(f);
+  const v1::Volume volume = testing::CreateVolume(f);
   const std::string volume_name = ResourceName(volume.id());
-  v1::Deployment third = f.Deploy(WithVolume(f.Request(v1_digest), volume));
+  v1::Deployment third = f.Deploy(testing::WithVolume(f.Request(v1_digest), volume));
   standins.Serve(third.id(), "v3");
   third = f.WaitSettled(third.id(), 240s);
   INFO(third.failure_reason());
@@ -321,7 +299,7 @@ TEST_CASE(
     return AttachedTo(session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
   }));
   mark("a release with a volume live");
-  v1::Deployment fourth = f.Deploy(WithVolume(f.Request(v2_digest), volume));
+  v1::Deployment fourth = f.Deploy(testing::WithVolume(f.Request(v2_digest), volume));
   standins.Serve(fourth.id(), "v4");
   fourth = f.WaitSettled(fourth.id(), 240s);
   INFO(fourth.failure_reason());
