@@ -3,9 +3,15 @@
 // Small helpers for statements' parameters and results, shared by the
 // services' stores.
 
+#include <google/protobuf/timestamp.pb.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <optional>
 #include <pqxx/pqxx>
 #include <string>
 #include <vector>
+
+#include "absl/time/time.h"
 
 namespace c2d::pg {
 
@@ -34,6 +40,20 @@ std::string FillPage(const pqxx::result& rows, int page_size, Add add) {
   std::string last;
   for (int i = 0; i < static_cast<int>(rows.size()) && i < page_size; ++i) last = add(rows[i]);
   return static_cast<int>(rows.size()) > page_size ? last : "";
+}
+
+// A timestamp column read as Unix microseconds
+// ((extract(epoch FROM col) * 1000000)::bigint) into `t`, unless NULL.
+inline void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
+  if (!f.is_null()) {
+    *t = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
+  }
+}
+
+// The same column as an absl::Time; nullopt when NULL.
+inline std::optional<absl::Time> OptTime(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return absl::FromUnixMicros(f.as<int64_t>());
 }
 
 }  // namespace c2d::pg

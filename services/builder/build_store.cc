@@ -1,7 +1,5 @@
 #include "services/builder/build_store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include <algorithm>
 
 #include "absl/strings/escaping.h"
@@ -14,8 +12,6 @@
 
 namespace c2d::builder {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 #define C2D_BUILD_COLUMNS                                                              \
   "id, service_id, project_id, state, trigger, coalesce(requested_by, ''), repo_url, " \
@@ -127,10 +123,6 @@ v1::BuildState ParseState(const std::string& s) {
   return out;
 }
 
-void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
-  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
-}
-
 v1::Build RowToBuild(const pqxx::row& r) {
   v1::Build b;
   b.set_id(r[0].as<std::string>());
@@ -159,9 +151,9 @@ v1::Build RowToBuild(const pqxx::row& r) {
   b.set_image_size_bytes(r[20].as<int64_t>());
   b.set_failure_reason(r[21].as<std::string>());
   b.set_deployment_id(r[22].as<std::string>());
-  SetTime(r[23], b.mutable_created_at());
-  SetTime(r[24], b.mutable_started_at());
-  SetTime(r[25], b.mutable_finished_at());
+  pg::SetTime(r[23], b.mutable_created_at());
+  pg::SetTime(r[24], b.mutable_started_at());
+  pg::SetTime(r[25], b.mutable_finished_at());
   return b;
 }
 

@@ -1,15 +1,11 @@
 // The backups table (dbprov owns it; migrations 0001 and 0009).
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/str_cat.h"
 #include "libs/pg/rows.h"
 #include "services/dbprov/store.h"
 
 namespace c2d::dbprov {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 #define C2D_US(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
 #define C2D_BACKUP_COLUMNS \
@@ -100,10 +96,6 @@ v1::BackupState ParseState(const std::string& s) {
   return v1::BACKUP_STATE_UNSPECIFIED;
 }
 
-void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
-  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
-}
-
 v1::Backup RowToBackup(const pqxx::row& r) {
   v1::Backup b;
   b.set_id(r[0].as<std::string>());
@@ -114,10 +106,10 @@ v1::Backup RowToBackup(const pqxx::row& r) {
   b.set_size_bytes(r[5].as<int64_t>());
   b.set_sha256(r[6].as<std::string>());
   b.set_failure_reason(r[7].as<std::string>());
-  SetTime(r[8], b.mutable_created_at());
-  SetTime(r[9], b.mutable_started_at());
-  SetTime(r[10], b.mutable_finished_at());
-  SetTime(r[11], b.mutable_verified_at());
+  pg::SetTime(r[8], b.mutable_created_at());
+  pg::SetTime(r[9], b.mutable_started_at());
+  pg::SetTime(r[10], b.mutable_finished_at());
+  pg::SetTime(r[11], b.mutable_verified_at());
   b.set_verification(r[12].as<std::string>());
   return b;
 }

@@ -1,15 +1,11 @@
 #include "services/dbprov/store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "libs/pg/rows.h"
 
 namespace c2d::dbprov {
 namespace {
-
-using google::protobuf::util::TimeUtil;
 
 #define C2D_SEALED(p) p "_key_id, " p "_wrapped_key, " p "_nonce, " p "_ciphertext"
 #define C2D_EPOCH_US(c) "(extract(epoch FROM " c ") * 1000000)::bigint"
@@ -172,10 +168,6 @@ v1::DatabaseState ParseState(const std::string& s) {
   return it == kStates.end() ? v1::DATABASE_STATE_UNSPECIFIED : it->second;
 }
 
-void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
-  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
-}
-
 crypto::Sealed SealedAt(const pqxx::row& r, int i) {
   return {r[i].as<std::string>(), pqxx::binarystring(r[i + 1]).str(),
           pqxx::binarystring(r[i + 2]).str(), pqxx::binarystring(r[i + 3]).str()};
@@ -199,10 +191,10 @@ DatabaseRow RowToDatabase(const pqxx::row& r) {
   d.set_retention_daily(r[12].as<int>());
   d.set_retention_weekly(r[13].as<int>());
   d.set_rotation_days(r[14].as<int>());
-  SetTime(r[15], d.mutable_created_at());
-  SetTime(r[16], d.mutable_updated_at());
-  SetTime(r[17], d.mutable_last_rotated_at());
-  SetTime(r[18], d.mutable_last_backup_at());
+  pg::SetTime(r[15], d.mutable_created_at());
+  pg::SetTime(r[16], d.mutable_updated_at());
+  pg::SetTime(r[17], d.mutable_last_rotated_at());
+  pg::SetTime(r[18], d.mutable_last_backup_at());
   row.provider_ref = r[19].as<std::string>();
   row.admin_password = SealedAt(r, 20);
   row.password_a = SealedAt(r, 24);
@@ -233,7 +225,7 @@ v1::DatabaseLink RowToLink(const pqxx::row& r) {
   l.set_service_id(r[2].as<std::string>());
   l.set_project_id(r[3].as<std::string>());
   l.set_env_prefix(r[4].as<std::string>());
-  SetTime(r[5], l.mutable_created_at());
+  pg::SetTime(r[5], l.mutable_created_at());
   l.set_database_name(r[6].as<std::string>());
   l.set_engine(ParseEngine(r[7].as<std::string>()));
   return l;

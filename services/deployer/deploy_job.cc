@@ -57,14 +57,9 @@ std::string Describe(const v1::HealthCheck& c, int port) {
 absl::Status RestoreRetired(pg::Tx& tx, const v1::Deployment& d) {
   C2D_ASSIGN_OR_RETURN(std::optional<v1::Deployment> stopped, RetiredFor(tx, d.id()));
   if (!stopped || stopped->id() == d.rollback_of()) return absl::OkStatus();
-  C2D_ASSIGN_OR_RETURN(InsertResult restore,
-                       InsertDeployment(tx, {.id = ids::New("dep"),
-                                             .build_id = stopped->build_id(),
-                                             .request_id = absl::StrCat("restore-", d.id()),
-                                             .image_repository = stopped->image_repository(),
-                                             .image_digest = stopped->image_digest(),
-                                             .spec = stopped->spec(),
-                                             .rollback_of = stopped->id()}));
+  C2D_ASSIGN_OR_RETURN(
+      InsertResult restore,
+      InsertDeployment(tx, RollbackTo(*stopped, absl::StrCat("restore-", d.id()))));
   return AddEvent(tx, d.id(), d.service_id(), "", "deployment.restoring",
                   absl::StrCat("bringing back ", stopped->id(),
                                ", which stopped before this release started, as deployment ",
@@ -189,12 +184,10 @@ DeployJob::Stop DeployJob::StopPrevious(jobs::JobContext& ctx, const v1::Deploym
       });
   if (!retired.ok()) return retired.status();
   // Also what an earlier attempt, or a release this one superseded, left.
-  auto rows =
-      runtime_.pool().Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  auto rows = runtime_.pool().Transact(
+      "active instances", [&](pg::Tx& tx) { return ActiveInstances(tx, d.service_id()); });
   if (!rows.ok()) return rows.status();
-  std::erase_if(*rows, [&](const InstanceRow& r) {
-    return r.instance.service_id() != d.service_id() || r.instance.deployment_id() == d.id();
-  });
+  std::erase_if(*rows, [&](const InstanceRow& r) { return r.instance.deployment_id() == d.id(); });
   if (rows->empty()) return std::nullopt;
   // What the ingress sent them before the switch away ends first.
   if (*retired && !SleepUnlessCancelled(ctx, absl::FromChrono(runtime_.config().drain_grace))) {
@@ -389,13 +382,11 @@ absl::Status StopJob::Run(jobs::JobContext& ctx) {
                                [&](pg::Tx& tx) { return StopDeployments(tx, service_id, reason); });
   if (!changed.ok()) return changed.status();
   C2D_RETURN_IF_ERROR(runtime_.SyncIngress(service_id));
-  auto rows = pool.Transact("active instances", [](pg::Tx& tx) { return ActiveInstances(tx); });
+  auto rows = pool.Transact("active instances",
+                            [&](pg::Tx& tx) { return ActiveInstances(tx, service_id); });
   if (!rows.ok()) return rows.status();
-  bool any = false;
-  for (const InstanceRow& row : *rows) any |= row.instance.service_id() == service_id;
-  if (any) SleepUnlessCancelled(ctx, absl::FromChrono(runtime_.config().drain_grace));
+  if (!rows->empty()) SleepUnlessCancelled(ctx, absl::FromChrono(runtime_.config().drain_grace));
   for (const InstanceRow& row : *rows) {
-    if (row.instance.service_id() != service_id) continue;
     C2D_RETURN_IF_ERROR(runtime_.StopInstance(row, reason));
   }
   auto volumes = pool.Transact("volumes", [&](pg::Tx& tx) {

@@ -197,14 +197,7 @@ grpc::Status DeployerServiceImpl::Rollback(grpc::ServerContext* context,
   if (auto s = CheckImage(target->image_repository(), target->image_digest()); !s.ok()) {
     return rpc::ToGrpc(s);
   }
-  NewDeployment d{.id = ids::New("dep"),
-                  .build_id = target->build_id(),
-                  .request_id = request->request_id(),
-                  .image_repository = target->image_repository(),
-                  .image_digest = target->image_digest(),
-                  .spec = target->spec(),
-                  .rollback_of = target->id()};
-  auto out = Insert(d);
+  auto out = Insert(RollbackTo(*target, request->request_id()));
   if (!out.ok()) return rpc::ToGrpc(out.status());
   *response = std::move(*out);
   return grpc::Status::OK;

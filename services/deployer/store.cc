@@ -1,7 +1,5 @@
 #include "services/deployer/store.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
@@ -10,13 +8,10 @@
 #include "libs/pg/rows.h"
 #include "libs/rpc/proto_json.h"
 #include "proto/c2d/v1/jobs.pb.h"
+#include "services/deployer/store_rows.h"
 
 namespace c2d::deployer {
 namespace {
-
-using google::protobuf::util::TimeUtil;
-
-#define C2D_MICROS(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #define C2D_DEPLOYMENT_COLUMNS \
   "id, service_id, project_id, build_id, image_repository, image_digest, spec::text, "     \
@@ -32,10 +27,6 @@ using google::protobuf::util::TimeUtil;
       "i.consecutive_passes, i.consecutive_failures, " C2D_MICROS(                        \
           "i.last_restart_at") ", " C2D_MICROS("i.next_restart_at") ", " C2D_MICROS("i.updated_at") \
           ", coalesce(i.private_address, '')"
-
-#define C2D_VOLUME_COLUMNS                                                               \
-  "id, service_id, project_id, name, size_gb, mount_path, state, coalesce(instance_id, " \
-  "''), " C2D_MICROS("created_at")
 
 constexpr pg::Statement kStaleCustomRoutes{"deployer_stale_custom_routes", R"sql(
 SELECT d.service_id FROM domains d JOIN service_routes sr ON sr.service_id = d.service_id
@@ -184,7 +175,7 @@ WHERE i.deployment_id = $1 ORDER BY i.id)sql"};
 
 constexpr pg::Statement kActive{"instances_active", "SELECT " C2D_INSTANCE_COLUMNS R"sql(
 FROM instances i JOIN deployments d ON d.id = i.deployment_id
-WHERE i.state <> 'stopped' ORDER BY i.service_id, i.id)sql"};
+WHERE i.state <> 'stopped' AND ($1 = '' OR i.service_id = $1) ORDER BY i.service_id, i.id)sql"};
 
 constexpr pg::Statement kGetInstance{"instances_get", "SELECT " C2D_INSTANCE_COLUMNS R"sql(
 FROM instances i JOIN deployments d ON d.id = i.deployment_id WHERE i.id = $1)sql"};
@@ -204,82 +195,12 @@ constexpr pg::Statement kAddEvent{"events_add", R"sql(
 INSERT INTO deployment_events (id, deployment_id, service_id, instance_id, kind, message)
 VALUES ($1, $2, $3, NULLIF($4, ''), $5, left($6, 2000)))sql"};
 
-constexpr pg::Statement kNotify{"deployer_notify", "SELECT pg_notify($1, $2)"};
-
 constexpr pg::Statement kReadEvents{"events_read", R"sql(
 SELECT id, seq, deployment_id, service_id, coalesce(instance_id, ''), kind, message,
        (extract(epoch FROM at) * 1000000)::bigint
 FROM deployment_events
 WHERE ($1 = '' OR deployment_id = $1) AND ($2 = '' OR service_id = $2) AND seq > $3
 ORDER BY seq LIMIT $4)sql"};
-
-constexpr pg::Statement kAppendLogs{"runtime_logs_append", R"sql(
-INSERT INTO runtime_log_tail (service_id, instance_id, stream, text, at)
-SELECT $1, $2, s, t, CASE WHEN m = 0 THEN now() ELSE to_timestamp(m::double precision / 1000000) END
-FROM unnest($3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY AS l(s, t, m, n)
-ORDER BY n)sql"};
-
-constexpr pg::Statement kTailStart{"runtime_logs_tail_start", R"sql(
-SELECT coalesce(min(seq) - 1, 0) FROM (
-  SELECT seq FROM runtime_log_tail
-  WHERE service_id = $1 AND ($2 = '' OR instance_id = $2)
-  ORDER BY seq DESC LIMIT $3) t)sql"};
-
-constexpr pg::Statement kReadLogs{"runtime_logs_read", R"sql(
-SELECT seq, stream, text, instance_id, (extract(epoch FROM at) * 1000000)::bigint
-FROM runtime_log_tail
-WHERE service_id = $1 AND ($2 = '' OR instance_id = $2) AND seq > $3
-ORDER BY seq LIMIT $4)sql"};
-
-constexpr pg::Statement kTrimLogs{"runtime_logs_trim", R"sql(
-DELETE FROM runtime_log_tail WHERE instance_id = $1 AND seq <= (
-  SELECT seq FROM runtime_log_tail WHERE instance_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1))sql"};
-
-constexpr pg::Statement kLastLogAt{"runtime_logs_last_at", R"sql(
-SELECT (extract(epoch FROM max(at)) * 1000000)::bigint FROM runtime_log_tail
-WHERE instance_id = $1 AND stream <> 'system')sql"};
-
-constexpr pg::Statement kInsertVolume{"volumes_insert", R"sql(
-INSERT INTO volumes (id, service_id, project_id, name, size_gb, mount_path)
-VALUES ($1, $2, $3, $4, $5, $6))sql"};
-constexpr pg::Statement kGetVolume{"volumes_get",
-                                   "SELECT " C2D_VOLUME_COLUMNS " FROM volumes WHERE id = $1"};
-constexpr pg::Statement kListVolumes{"volumes_list", "SELECT " C2D_VOLUME_COLUMNS R"sql(
-FROM volumes WHERE service_id = $1 AND state <> 'deleted' AND ($2 = '' OR id < $2)
-ORDER BY id DESC LIMIT $3)sql"};
-constexpr pg::Statement kAttachVolume{"volumes_attach", R"sql(
-UPDATE volumes SET state = 'attached', provider_ref = $2, instance_id = $3, updated_at = now()
-WHERE id = $1 AND state NOT IN ('deleting', 'deleted'))sql"};
-constexpr pg::Statement kDetachVolumes{"volumes_detach", R"sql(
-UPDATE volumes SET state = 'available', instance_id = NULL, updated_at = now()
-WHERE instance_id = $1 AND state = 'attached')sql"};
-constexpr pg::Statement kVolumeDeleting{"volumes_deleting", R"sql(
-UPDATE volumes SET state = 'deleting', updated_at = now()
-WHERE id = $1 AND state <> 'deleted')sql"};
-constexpr pg::Statement kVolumeDeleted{"volumes_deleted", R"sql(
-UPDATE volumes SET state = 'deleted', instance_id = NULL, deleted_at = now(), updated_at = now()
-WHERE id = $1 AND state <> 'deleted')sql"};
-constexpr pg::Statement kDeletingVolumes{
-    "volumes_all_deleting", "SELECT " C2D_VOLUME_COLUMNS " FROM volumes WHERE state = 'deleting'"};
-constexpr pg::Statement kVolumesToDelete{"volumes_to_delete", "SELECT " C2D_VOLUME_COLUMNS R"sql(
-FROM volumes WHERE service_id = $1 AND (state = 'deleting' OR ($2 AND state <> 'deleted')))sql"};
-
-template <typename Enum>
-Enum ParseEnum(const std::string& prefix, const std::string& sql,
-               bool (*parse)(const std::string&, Enum*)) {
-  Enum out{};
-  parse(absl::AsciiStrToUpper(absl::StrCat(prefix, sql)), &out);
-  return out;
-}
-
-void SetTime(const pqxx::field& f, google::protobuf::Timestamp* t) {
-  if (!f.is_null()) *t = TimeUtil::MicrosecondsToTimestamp(f.as<int64_t>());
-}
-
-std::optional<absl::Time> OptTime(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return absl::FromUnixMicros(f.as<int64_t>());
-}
 
 v1::Deployment RowToDeployment(const pqxx::row& r) {
   v1::Deployment d;
@@ -290,14 +211,14 @@ v1::Deployment RowToDeployment(const pqxx::row& r) {
   d.set_image_repository(r[4].as<std::string>());
   d.set_image_digest(r[5].as<std::string>());
   (void)rpc::FromJson(r[6].as<std::string>(), d.mutable_spec());  // validated when written
-  d.set_state(ParseEnum<v1::DeploymentState>("DEPLOYMENT_STATE_", r[7].as<std::string>(),
-                                             v1::DeploymentState_Parse));
+  d.set_state(rows::ParseEnum<v1::DeploymentState>("DEPLOYMENT_STATE_", r[7].as<std::string>(),
+                                                   v1::DeploymentState_Parse));
   d.set_failure_reason(r[8].as<std::string>());
   d.set_rollback_of(r[9].as<std::string>());
-  SetTime(r[10], d.mutable_created_at());
-  SetTime(r[11], d.mutable_started_at());
-  SetTime(r[12], d.mutable_live_at());
-  SetTime(r[13], d.mutable_finished_at());
+  pg::SetTime(r[10], d.mutable_created_at());
+  pg::SetTime(r[11], d.mutable_started_at());
+  pg::SetTime(r[12], d.mutable_live_at());
+  pg::SetTime(r[13], d.mutable_finished_at());
   return d;
 }
 
@@ -307,43 +228,28 @@ InstanceRow RowToInstance(const pqxx::row& r) {
   i.set_id(r[0].as<std::string>());
   i.set_deployment_id(r[1].as<std::string>());
   i.set_service_id(r[2].as<std::string>());
-  i.set_state(ParseEnum<v1::InstanceState>("INSTANCE_STATE_", r[3].as<std::string>(),
-                                           v1::InstanceState_Parse));
+  i.set_state(rows::ParseEnum<v1::InstanceState>("INSTANCE_STATE_", r[3].as<std::string>(),
+                                                 v1::InstanceState_Parse));
   i.set_provider_ref(r[4].as<std::string>());
   i.set_host(r[5].as<std::string>());
   i.set_port(r[6].as<int>());
   i.set_restarts(r[7].as<int>());
   if (!r[8].is_null()) {
-    SetTime(r[8], i.mutable_last_health_check()->mutable_time());
+    pg::SetTime(r[8], i.mutable_last_health_check()->mutable_time());
     i.mutable_last_health_check()->set_ok(!r[9].is_null() && r[9].as<bool>());
     i.mutable_last_health_check()->set_detail(r[10].as<std::string>());
   }
-  SetTime(r[11], i.mutable_created_at());
-  SetTime(r[12], i.mutable_stopped_at());
-  row.deployment_state = ParseEnum<v1::DeploymentState>(
+  pg::SetTime(r[11], i.mutable_created_at());
+  pg::SetTime(r[12], i.mutable_stopped_at());
+  row.deployment_state = rows::ParseEnum<v1::DeploymentState>(
       "DEPLOYMENT_STATE_", r[13].as<std::string>(), v1::DeploymentState_Parse);
   row.consecutive_passes = r[14].as<int>();
   row.consecutive_failures = r[15].as<int>();
-  row.last_restart_at = OptTime(r[16]);
-  row.next_restart_at = OptTime(r[17]);
-  row.updated_at = OptTime(r[18]).value_or(absl::Now());
+  row.last_restart_at = pg::OptTime(r[16]);
+  row.next_restart_at = pg::OptTime(r[17]);
+  row.updated_at = pg::OptTime(r[18]).value_or(absl::Now());
   row.private_address = r[19].as<std::string>();
   return row;
-}
-
-v1::Volume RowToVolume(const pqxx::row& r) {
-  v1::Volume v;
-  v.set_id(r[0].as<std::string>());
-  v.set_service_id(r[1].as<std::string>());
-  v.set_project_id(r[2].as<std::string>());
-  v.set_name(r[3].as<std::string>());
-  v.set_size_gb(r[4].as<int>());
-  v.set_mount_path(r[5].as<std::string>());
-  v.set_state(
-      ParseEnum<v1::VolumeState>("VOLUME_STATE_", r[6].as<std::string>(), v1::VolumeState_Parse));
-  v.set_instance_id(r[7].as<std::string>());
-  SetTime(r[8], v.mutable_created_at());
-  return v;
 }
 
 std::string DeployJobKey(const std::string& deployment_id) {
@@ -368,6 +274,16 @@ absl::StatusOr<std::string> InstallationId(pg::Tx& tx) {
 }
 
 // ---- deployments
+
+NewDeployment RollbackTo(const v1::Deployment& target, const std::string& request_id) {
+  return {.id = ids::New("dep"),
+          .build_id = target.build_id(),
+          .request_id = request_id,
+          .image_repository = target.image_repository(),
+          .image_digest = target.image_digest(),
+          .spec = target.spec(),
+          .rollback_of = target.id()};
+}
 
 absl::StatusOr<InsertResult> InsertDeployment(pg::Tx& tx, const NewDeployment& d) {
   auto spec_json = rpc::ToJson(d.spec);
@@ -564,9 +480,10 @@ absl::StatusOr<std::vector<std::string>> ServicesWithStaleCustomRoutes(pg::Tx& t
   return out;
 }
 
-absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx) {
+absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx,
+                                                         const std::string& service_id) {
   std::vector<InstanceRow> out;
-  for (const auto& r : tx.Exec(kActive)) out.push_back(RowToInstance(r));
+  for (const auto& r : tx.Exec(kActive, service_id)) out.push_back(RowToInstance(r));
   return out;
 }
 
@@ -606,7 +523,7 @@ absl::Status AddEvent(pg::Tx& tx, const std::string& deployment_id, const std::s
                       const std::string& instance_id, const std::string& kind,
                       const std::string& message) {
   tx.Exec(kAddEvent, ids::New("evt"), deployment_id, service_id, instance_id, kind, message);
-  tx.Exec(kNotify, kEventsChannel, service_id);
+  tx.Exec(rows::kNotify, kEventsChannel, service_id);
   return absl::OkStatus();
 }
 
@@ -624,139 +541,8 @@ absl::StatusOr<std::vector<v1::DeploymentEvent>> ReadEvents(pg::Tx& tx,
     e.set_instance_id(r[4].as<std::string>());
     e.set_kind(r[5].as<std::string>());
     e.set_message(r[6].as<std::string>());
-    SetTime(r[7], e.mutable_time());
+    pg::SetTime(r[7], e.mutable_time());
   }
-  return out;
-}
-
-// ---- runtime logs
-
-absl::Status AppendRuntimeLogs(pg::Tx& tx, const std::string& service_id,
-                               const std::string& instance_id,
-                               const std::vector<RuntimeLine>& lines) {
-  if (lines.empty()) return absl::OkStatus();
-  std::vector<std::string> streams, texts;
-  std::string micros = "{";
-  for (const RuntimeLine& l : lines) {
-    if (micros.size() > 1) micros += ',';
-    absl::StrAppend(&micros, l.at ? absl::ToUnixMicros(*l.at) : 0);
-    streams.push_back(l.stream);
-    std::string text = l.text.substr(0, 8192);
-    text.erase(std::remove(text.begin(), text.end(), '\0'), text.end());
-    texts.push_back(std::move(text));
-  }
-  micros += '}';
-  tx.Exec(kAppendLogs, service_id, instance_id, pg::TextArray(streams), pg::TextArray(texts),
-          micros);
-  tx.Exec(kNotify, kRuntimeLogChannel, service_id);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> TailStart(pg::Tx& tx, const std::string& service_id,
-                                  const std::string& instance_id, int n) {
-  return tx.Exec(kTailStart, service_id, instance_id, n)[0][0].as<int64_t>();
-}
-
-absl::StatusOr<std::vector<v1::LogLine>> ReadRuntimeLogs(pg::Tx& tx, const std::string& service_id,
-                                                         const std::string& instance_id,
-                                                         int64_t after_seq, int limit) {
-  std::vector<v1::LogLine> out;
-  for (const auto& r : tx.Exec(kReadLogs, service_id, instance_id, after_seq, limit)) {
-    v1::LogLine& l = out.emplace_back();
-    l.set_seq(r[0].as<int64_t>());
-    const std::string stream = r[1].as<std::string>();
-    l.set_stream(stream == "stderr"   ? v1::LOG_STREAM_STDERR
-                 : stream == "system" ? v1::LOG_STREAM_SYSTEM
-                                      : v1::LOG_STREAM_STDOUT);
-    l.set_text(r[2].as<std::string>());
-    l.set_instance_id(r[3].as<std::string>());
-    SetTime(r[4], l.mutable_time());
-  }
-  return out;
-}
-
-absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::string& instance_id, int keep) {
-  tx.Exec(kTrimLogs, instance_id, keep);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::optional<absl::Time>> LastRuntimeLogAt(pg::Tx& tx,
-                                                           const std::string& instance_id) {
-  return OptTime(tx.Exec(kLastLogAt, instance_id)[0][0]);
-}
-
-// ---- volumes
-
-absl::StatusOr<v1::Volume> InsertVolume(pg::Tx& tx, const std::string& id,
-                                        const v1::CreateVolumeRequest& r) {
-  tx.Exec(kInsertVolume, id, r.service_id(), r.project_id(), r.name(), r.size_gb(), r.mount_path());
-  return GetVolume(tx, id);
-}
-
-absl::StatusOr<v1::Volume> GetVolume(pg::Tx& tx, const std::string& id) {
-  pqxx::result r = tx.Exec(kGetVolume, id);
-  if (r.empty()) return absl::NotFoundError(absl::StrCat("volume ", id, " does not exist"));
-  return RowToVolume(r[0]);
-}
-
-absl::StatusOr<v1::ListVolumesResponse> ListVolumes(pg::Tx& tx, const std::string& service_id,
-                                                    int page_size, const std::string& page_token) {
-  v1::ListVolumesResponse out;
-  out.set_next_page_token(
-      pg::FillPage(tx.Exec(kListVolumes, service_id, page_token, page_size + 1), page_size,
-                   [&](const pqxx::row& r) { return (*out.add_volumes() = RowToVolume(r)).id(); }));
-  return out;
-}
-
-absl::Status AttachVolume(pg::Tx& tx, const std::string& id, const std::string& provider_ref,
-                          const std::string& instance_id) {
-  tx.Exec(kAttachVolume, id, provider_ref, instance_id);
-  return absl::OkStatus();
-}
-
-absl::Status DetachVolumes(pg::Tx& tx, const std::string& instance_id) {
-  tx.Exec(kDetachVolumes, instance_id);
-  return absl::OkStatus();
-}
-
-absl::Status MarkVolumeDeleting(pg::Tx& tx, const std::string& id) {
-  tx.Exec(kVolumeDeleting, id);
-  return absl::OkStatus();
-}
-
-absl::Status MarkVolumeDeleted(pg::Tx& tx, const std::string& id) {
-  tx.Exec(kVolumeDeleted, id);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<v1::Volume>> DeletingVolumes(pg::Tx& tx) {
-  std::vector<v1::Volume> out;
-  for (const auto& r : tx.Exec(kDeletingVolumes)) out.push_back(RowToVolume(r));
-  return out;
-}
-
-absl::StatusOr<std::optional<v1::Deployment>> DeploymentMounting(pg::Tx& tx,
-                                                                 const v1::Volume& volume) {
-  // At most one release is live and one in progress; superseded ones that
-  // still drain are final already.
-  auto list = ListDeployments(tx, volume.service_id(), 20, "");
-  if (!list.ok()) return list.status();
-  for (const v1::Deployment& d : list->deployments()) {
-    if (d.state() != v1::DEPLOYMENT_STATE_PENDING && d.state() != v1::DEPLOYMENT_STATE_DEPLOYING &&
-        d.state() != v1::DEPLOYMENT_STATE_LIVE) {
-      continue;
-    }
-    for (const v1::VolumeMount& m : d.spec().volumes()) {
-      if (m.volume_id() == volume.id()) return d;
-    }
-  }
-  return std::nullopt;
-}
-
-absl::StatusOr<std::vector<v1::Volume>> VolumesToDelete(pg::Tx& tx, const std::string& service_id,
-                                                        bool all) {
-  std::vector<v1::Volume> out;
-  for (const auto& r : tx.Exec(kVolumesToDelete, service_id, all)) out.push_back(RowToVolume(r));
   return out;
 }
 

@@ -2,7 +2,9 @@
 
 // The deployer's tables (deployments, instances, volumes, deployment_events,
 // runtime_log_tail): every statement the deployer runs against them, and the
-// mapping between rows and c2d.v1 messages.
+// mapping between rows and c2d.v1 messages. store.cc holds deployments,
+// instances and events, which change together; volume_store.cc and
+// runtime_log_store.cc the two tables that stand apart.
 
 #include <cstdint>
 #include <map>
@@ -45,6 +47,10 @@ struct InsertResult {
   v1::Deployment deployment;
   bool created = false;
 };
+
+// A new deployment of `target`'s release again (its image and its settings),
+// as a rollback to it.
+NewDeployment RollbackTo(const v1::Deployment& target, const std::string& request_id);
 
 // Records a PENDING deployment and enqueues its `deploy` job, in `tx`. Every
 // other pending or deploying deployment of the service is superseded (its
@@ -122,8 +128,10 @@ absl::Status RecordHealth(pg::Tx& tx, const std::string& id, const HealthUpdate&
 absl::Status RecordRestart(pg::Tx& tx, const std::string& id, absl::Time next, bool crash_loop);
 absl::StatusOr<std::vector<InstanceRow>> InstancesOfDeployment(pg::Tx& tx,
                                                                const std::string& deployment_id);
-// Every instance not stopped, of any service (the reconciler's working set).
-absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx);
+// Every instance not stopped, of any service (the reconciler's working set),
+// or of `service_id` only.
+absl::StatusOr<std::vector<InstanceRow>> ActiveInstances(pg::Tx& tx,
+                                                         const std::string& service_id = "");
 // Each routed service's names that certificates are for: the hostname it is
 // routed at, then its verified custom domains.
 absl::StatusOr<std::map<std::string, std::vector<std::string>>> ServedNames(pg::Tx& tx);
