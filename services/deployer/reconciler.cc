@@ -242,7 +242,7 @@ bool Reconciler::ReplaceLost(const InstanceRow& row, const v1::Deployment& d) {
                       "its container is gone (removed outside c2d); replacing it");
     });
   }
-  Restart(row, d, "its container was gone: recreated", /*stop_first=*/false);
+  Restart(row, d, "its container was gone: recreated", RestartCause::kLost);
   return true;
 }
 
@@ -259,7 +259,7 @@ bool Reconciler::RestartExited(const InstanceRow& row, const cloud::Instance& c,
   Restart(row, d,
           c.oom_killed ? "it ran out of memory (OOM-killed)"
                        : absl::StrCat("it exited with code ", c.exit_code),
-          /*stop_first=*/false);
+          RestartCause::kExited);
   return true;
 }
 
@@ -338,7 +338,8 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
     // Out of rotation before the restart.
     (void)runtime_.SyncIngress(row.instance.service_id());
     if (!row.next_restart_at || now >= *row.next_restart_at) {
-      Restart(row, *d, absl::StrCat("it failed its health check: ", p.detail), /*stop_first=*/true);
+      Restart(row, *d, absl::StrCat("it failed its health check: ", p.detail),
+              RestartCause::kUnhealthy);
     }
     return true;
   }
@@ -346,7 +347,7 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
 }
 
 void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
-                         bool stop_first) {
+                         RestartCause cause) {
   const std::string& id = row.instance.id();
   const Config& config = runtime_.config();
   auto env = runtime_.ResolveEnv(d.spec());
@@ -355,8 +356,9 @@ void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const 
               {{"instance_id", id}, {"error", env.status().ToString()}});
     return;
   }
-  if (stop_first && !row.instance.provider_ref().empty()) {
-    (void)runtime_.provider().Stop(row.instance.provider_ref(), config.stop_grace);
+  const std::string& ref = row.instance.provider_ref();
+  if (cause == RestartCause::kUnhealthy && !ref.empty()) {
+    (void)runtime_.provider().Stop(ref, config.stop_grace);
   }
   const absl::Time now = absl::Now();
   auto recent = runtime_.pool().Transact(
@@ -381,6 +383,13 @@ void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const 
   if (!s.ok()) {
     log::Warn("reconcile: cannot restart an instance",
               {{"instance_id", id}, {"error", s.ToString()}});
+    // Removed outside c2d while being restarted (the engine refuses to start
+    // a container it is removing): not a restart; the next pass finds it
+    // gone and replaces it, counting that once.
+    if (cause != RestartCause::kLost && !ref.empty() &&
+        absl::IsNotFound(runtime_.provider().Inspect(ref).status())) {
+      return;
+    }
   }
   Metrics().restarts.Add({{"service", d.service_id()}}).Increment();
   const std::string message = absl::StrCat(

@@ -61,8 +61,12 @@ class Reconciler {
   // HandleLive's cases: the container is gone, or it exited.
   bool ReplaceLost(const InstanceRow& row, const v1::Deployment& d);
   bool RestartExited(const InstanceRow& row, const cloud::Instance& c, const v1::Deployment& d);
+  // Why an instance is restarted: kUnhealthy stops its container first; a
+  // container that vanishes while kExited or kUnhealthy restarts it is left
+  // to the next pass, which replaces it as lost.
+  enum class RestartCause { kLost, kExited, kUnhealthy };
   void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
-               bool stop_first);
+               RestartCause cause);
   absl::StatusOr<v1::Deployment> Deployment(const std::string& id);
 
   Runtime& runtime_;
