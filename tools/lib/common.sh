@@ -7,14 +7,51 @@ PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail 
 c2d::log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 c2d::die() { c2d::log "error: $*"; exit 1; }
 
-# A free TCP port on 127.0.0.1 (the kernel picks it; a tiny race remains
-# between closing and the caller binding it, acceptable for local tools).
+# A free TCP port on 127.0.0.1, drawn at random below the kernel's ephemeral
+# range: a port from that range (what binding port 0 gives) is also what the
+# next outgoing connection of any process may take as its own, and a daemon
+# started a minute later would then fail to bind it. A small race remains
+# between this check and the caller binding the port.
 c2d::free_port() {
-  python3 - <<'PY' 2>/dev/null || perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1",LocalPort=>0)->sockport, "\n"'
-import socket
+  python3 - <<'PY'
+import random, socket
+low = 10000
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        high = int(f.read().split()[0]) - 1
+except OSError:
+    high = 32767
+def bindable(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return s.getsockname()[1]
+    except OSError:
+        return 0
+    finally:
+        s.close()
+for _ in range(100 if high - low > 1000 else 0):
+    port = bindable(random.randint(low, high))
+    if port:
+        break
+else:
+    port = bindable(0)
+print(port)
+PY
+}
+
+# c2d::port_free PORT: true if a server could bind 127.0.0.1:PORT now (no
+# listener there, no connection holding it as its own end).
+c2d::port_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
 s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except (OSError, ValueError):
+    sys.exit(1)
 PY
 }
 

@@ -66,7 +66,7 @@ c2d::_registry_token_start() {
     return 0
   fi
   [[ -n $port ]] || port=$(cat "$dir/token.port" 2>/dev/null || true)
-  if [[ -z $port ]] || (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  if [[ -z $port ]] || ! c2d::port_free "$port"; then
     port=$(c2d::free_port)
   fi
   echo "$port" >"$dir/token.port"
