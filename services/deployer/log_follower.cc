@@ -54,13 +54,31 @@ void LogFollowers::Sync(const std::vector<InstanceRow>& rows) {
     f->thread.join();
     Flush(f.get());
   }
+  std::vector<std::string> fresh;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, row] : wanted) {
+      if (!followers_.count(id)) fresh.push_back(id);
+    }
+  }
+  if (fresh.empty()) return;
+  // Where each new follower resumes, in one read for all of them (a new
+  // leader starts thousands at once).
+  auto last = runtime_.pool().Read("last runtime log lines",
+                                   [&](pg::Tx& tx) { return LastRuntimeLogTimes(tx, fresh); });
+  if (!last.ok()) {
+    log::Warn("cannot read where runtime logs resume; following them at the next pass",
+              {{"error", last.status().ToString()}});
+    return;
+  }
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, row] : wanted) {
-    if (followers_.count(id)) continue;
+  for (const std::string& id : fresh) {
+    const InstanceRow* row = wanted[id];
     auto f = std::make_unique<Follower>();
     f->service_id = row->instance.service_id();
     f->instance_id = id;
     f->ref = row->instance.provider_ref();
+    if (auto at = last->find(id); at != last->end()) f->since = at->second;
     Follower* raw = f.get();
     f->thread = std::thread([this, raw] { Follow(raw); });
     followers_[id] = std::move(f);
@@ -81,10 +99,7 @@ void LogFollowers::StopAll() {
 }
 
 void LogFollowers::Follow(Follower* f) {
-  auto last = runtime_.pool().Transact(
-      "last runtime log line", [&](pg::Tx& tx) { return LastRuntimeLogAt(tx, f->instance_id); });
-  std::optional<absl::Time> since;
-  if (last.ok()) since = *last;
+  const std::optional<absl::Time> since = f->since;
   absl::Status s = runtime_.provider().FollowLogs(
       f->ref, since,
       [&](const cloud::LogLine& l) {

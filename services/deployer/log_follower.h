@@ -15,6 +15,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,8 @@ class LogFollowers {
  private:
   struct Follower {
     std::string service_id, instance_id, ref;
+    // The engine's time of its newest stored line: it resumes after it.
+    std::optional<absl::Time> since;
     std::atomic<bool> cancel{false};
     std::atomic<bool> done{false};
     absl::Mutex mu;

@@ -1,6 +1,8 @@
 #include "services/deployer/reconciler.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +21,8 @@ constexpr absl::Duration kCrashWindow = absl::Minutes(10);
 constexpr int kCrashLoopRestarts = 5;  // more than this in the window
 // How often a starting (or restarted) instance is probed.
 constexpr absl::Duration kStartingProbeEvery = absl::Seconds(1);
+// Health checks run at once in a pass.
+constexpr size_t kProbesAtOnce = 32;
 // Every this many passes: trim log tails, rewrite every ingress entry.
 constexpr int kHousekeepingEvery = 15;
 
@@ -44,13 +48,24 @@ Reconciler::Reconciler(Runtime& runtime)
       followers_(runtime,
                  3 * absl::FromChrono(runtime.config().reconcile_interval) + absl::Seconds(5)) {}
 
-absl::StatusOr<v1::Deployment> Reconciler::Deployment(const std::string& id) {
+void Reconciler::LoadDeployments() {
+  deployments_.clear();
+  auto live =
+      runtime_.pool().Read("live deployments", [](pg::Tx& tx) { return LiveDeployments(tx); });
+  if (!live.ok()) return;  // each is read when needed
+  for (v1::Deployment& d : *live) {
+    std::string id = d.id();
+    deployments_.emplace(std::move(id), std::move(d));
+  }
+}
+
+const v1::Deployment* Reconciler::Deployment(const std::string& id) {
   auto it = deployments_.find(id);
-  if (it != deployments_.end()) return it->second;
+  if (it != deployments_.end()) return &it->second;
   auto d =
       runtime_.pool().Transact("deployment", [&](pg::Tx& tx) { return GetDeployment(tx, id); });
-  if (d.ok()) deployments_[id] = *d;
-  return d;
+  if (!d.ok()) return nullptr;
+  return &deployments_.emplace(id, std::move(*d)).first->second;
 }
 
 void Reconciler::AddStaleCustomRoutes(std::set<std::string>& services) {
@@ -65,7 +80,6 @@ void Reconciler::AddStaleCustomRoutes(std::set<std::string>& services) {
 }
 
 void Reconciler::RunOnce() {
-  deployments_.clear();
   // Containers first, rows second: a container's row is inserted before the
   // container is made, so every container listed has its row in the read.
   auto containers = runtime_.provider().List(runtime_.OwnLabels());
@@ -79,6 +93,8 @@ void Reconciler::RunOnce() {
     log::Warn("reconcile: cannot read instances", {{"error", rows.status().ToString()}});
     return;
   }
+  LoadDeployments();
+  std::vector<DueProbe> due;
   std::map<std::string, const cloud::Instance*> by_instance;
   for (const cloud::Instance& c : *containers) {
     auto label = c.labels.find(kInstanceLabel);
@@ -95,7 +111,7 @@ void Reconciler::RunOnce() {
       case v1::DEPLOYMENT_STATE_DEPLOYING:
         break;  // the deploy job owns them
       case v1::DEPLOYMENT_STATE_LIVE:
-        if (row.instance.state() != v1::INSTANCE_STATE_DRAINING && HandleLive(row, c)) {
+        if (row.instance.state() != v1::INSTANCE_STATE_DRAINING && HandleLive(row, c, due)) {
           touched.insert(row.instance.service_id());
         }
         break;
@@ -107,6 +123,7 @@ void Reconciler::RunOnce() {
     }
     by_service[row.instance.service_id()][StateName(row.instance.state())] += 1;
   }
+  ProbeDue(due, touched);
   RemoveOrphans(*containers, known);
   if (++passes_ % kHousekeepingEvery == 0) Housekeeping(*rows, touched);
   DeleteUnmountedVolumes(*rows);
@@ -188,11 +205,18 @@ void Reconciler::Housekeeping(const std::vector<InstanceRow>& rows,
                               std::set<std::string>& touched) {
   // Every route written afresh (drift repair), every runtime log trimmed.
   runtime_.ForgetIngress();
+  std::vector<std::string> ids;
   for (const InstanceRow& row : rows) {
     touched.insert(row.instance.service_id());
-    (void)runtime_.pool().Transact("trim runtime log", [&](pg::Tx& tx) {
-      return TrimRuntimeLogs(tx, row.instance.id(), runtime_.config().log_lines_per_instance);
-    });
+    ids.push_back(row.instance.id());
+  }
+  if (auto s = runtime_.pool().Transact("trim runtime logs",
+                                        [&](pg::Tx& tx) {
+                                          return TrimRuntimeLogs(
+                                              tx, ids, runtime_.config().log_lines_per_instance);
+                                        });
+      !s.ok()) {
+    log::Warn("reconcile: cannot trim runtime logs", {{"error", s.ToString()}});
   }
 }
 
@@ -263,10 +287,11 @@ bool Reconciler::RestartExited(const InstanceRow& row, const cloud::Instance& c,
   return true;
 }
 
-bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
+bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c,
+                            std::vector<DueProbe>& due) {
   const std::string& id = row.instance.id();
-  auto d = Deployment(row.instance.deployment_id());
-  if (!d.ok()) return false;
+  const v1::Deployment* d = Deployment(row.instance.deployment_id());
+  if (d == nullptr) return false;
   const absl::Time now = absl::Now();
   // Listed as exited but gone since: removed outside c2d (the engine lists a
   // container it is removing as exited), so lost, not crashed.
@@ -302,48 +327,92 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c) {
     if (now - last < every) return false;
   }
   if (row.instance.host().empty() || row.instance.port() == 0) return false;
-  const std::string address =
-      absl::StrCat(row.instance.host(), ":", check.port() > 0 ? check.port() : row.instance.port());
-  ProbeResult p = Probe(address, check);
-  Metrics()
-      .health_checks
-      .Add({{"service", row.instance.service_id()}, {"result", p.ok ? "ok" : "failed"}})
-      .Increment();
-  Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.latency));
-  HealthTracker tracker(check, c->started_at.value_or(now));
-  tracker.Restore(ToHealth(state), row.consecutive_passes, row.consecutive_failures);
-  const Health health = tracker.Record(p.ok, now);
-  HealthUpdate h{p.ok, p.detail, tracker.consecutive_passes(), tracker.consecutive_failures()};
-  (void)runtime_.pool().Transact("record health",
-                                 [&](pg::Tx& tx) { return RecordHealth(tx, id, h); });
+  due.push_back({.row = &row,
+                 .deployment = d,
+                 .started_at = c->started_at.value_or(now),
+                 .check = check,
+                 .address = absl::StrCat(row.instance.host(), ":",
+                                         check.port() > 0 ? check.port() : row.instance.port()),
+                 .result = {}});
+  return false;
+}
+
+void Reconciler::ProbeDue(std::vector<DueProbe>& due, std::set<std::string>& touched) {
+  if (due.empty()) return;
+  // A few at a time: a pass waits for about its slowest probes, not for the
+  // sum of all of them.
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> probers;
+  for (size_t i = 0; i < std::min(due.size(), kProbesAtOnce); ++i) {
+    probers.emplace_back([&] {
+      for (size_t k; (k = next++) < due.size();) {
+        due[k].result = Probe(due[k].address, due[k].check);
+      }
+    });
+  }
+  for (std::thread& t : probers) t.join();
+  const absl::Time now = absl::Now();
+  std::vector<HealthTracker> trackers;
+  std::vector<Health> health;
+  std::vector<std::pair<std::string, HealthUpdate>> updates;
+  for (const DueProbe& p : due) {
+    const InstanceRow& row = *p.row;
+    Metrics()
+        .health_checks
+        .Add({{"service", row.instance.service_id()}, {"result", p.result.ok ? "ok" : "failed"}})
+        .Increment();
+    Metrics().health_check_seconds.Observe(absl::ToDoubleSeconds(p.result.latency));
+    HealthTracker& tracker = trackers.emplace_back(p.check, p.started_at);
+    tracker.Restore(ToHealth(row.instance.state()), row.consecutive_passes,
+                    row.consecutive_failures);
+    health.push_back(tracker.Record(p.result.ok, now));
+    updates.push_back({row.instance.id(),
+                       {p.result.ok, p.result.detail, tracker.consecutive_passes(),
+                        tracker.consecutive_failures()}});
+  }
+  if (auto s = runtime_.pool().Transact("record health",
+                                        [&](pg::Tx& tx) { return RecordHealths(tx, updates); });
+      !s.ok()) {
+    log::Warn("reconcile: cannot record health checks", {{"error", s.ToString()}});
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    if (ApplyProbe(due[i], trackers[i], health[i]))
+      touched.insert(due[i].row->instance.service_id());
+  }
+}
+
+bool Reconciler::ApplyProbe(const DueProbe& probe, const HealthTracker& tracker, Health health) {
+  const InstanceRow& row = *probe.row;
+  const v1::Deployment& d = *probe.deployment;
+  const std::string& id = row.instance.id();
+  const std::string& detail = probe.result.detail;
+  const v1::InstanceState state = row.instance.state();
+  const absl::Time now = absl::Now();
   if (health == Health::kHealthy && state != v1::INSTANCE_STATE_HEALTHY) {
     (void)runtime_.pool().Transact("instance healthy", [&](pg::Tx& tx) -> absl::Status {
       C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_HEALTHY));
-      return AddEvent(tx, d->id(), d->service_id(), id, "instance.healthy",
-                      absl::StrCat(p.detail, "; back in rotation"));
+      return AddEvent(tx, d.id(), d.service_id(), id, "instance.healthy",
+                      absl::StrCat(detail, "; back in rotation"));
     });
     return true;
   }
-  if (health == Health::kUnhealthy) {
-    if (row.next_restart_at && now < *row.next_restart_at) {
-      if (state == v1::INSTANCE_STATE_UNHEALTHY) return false;
-    }
-    (void)runtime_.pool().Transact("instance unhealthy", [&](pg::Tx& tx) -> absl::Status {
-      C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_UNHEALTHY));
-      return AddEvent(
-          tx, d->id(), d->service_id(), id, "instance.unhealthy",
-          absl::StrCat("failed ", tracker.consecutive_failures(), " health checks in a row (",
-                       p.detail, "); out of rotation, restarting"));
-    });
-    // Out of rotation before the restart.
-    (void)runtime_.SyncIngress(row.instance.service_id());
-    if (!row.next_restart_at || now >= *row.next_restart_at) {
-      Restart(row, *d, absl::StrCat("it failed its health check: ", p.detail),
-              RestartCause::kUnhealthy);
-    }
-    return true;
+  if (health != Health::kUnhealthy) return false;
+  if (row.next_restart_at && now < *row.next_restart_at && state == v1::INSTANCE_STATE_UNHEALTHY) {
+    return false;
   }
-  return false;
+  (void)runtime_.pool().Transact("instance unhealthy", [&](pg::Tx& tx) -> absl::Status {
+    C2D_RETURN_IF_ERROR(SetInstanceState(tx, id, v1::INSTANCE_STATE_UNHEALTHY));
+    return AddEvent(
+        tx, d.id(), d.service_id(), id, "instance.unhealthy",
+        absl::StrCat("failed ", tracker.consecutive_failures(), " health checks in a row (", detail,
+                     "); out of rotation, restarting"));
+  });
+  // Out of rotation before the restart.
+  (void)runtime_.SyncIngress(row.instance.service_id());
+  if (!row.next_restart_at || now >= *row.next_restart_at) {
+    Restart(row, d, absl::StrCat("it failed its health check: ", detail), RestartCause::kUnhealthy);
+  }
+  return true;
 }
 
 void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "services/deployer/health.h"
 #include "services/deployer/log_follower.h"
 #include "services/deployer/runtime.h"
 
@@ -57,7 +58,24 @@ class Reconciler {
   // Healthy instances that terminate TLS themselves get their service's
   // certificates (cert_push.h).
   void PushCertificates(const std::vector<InstanceRow>& rows);
-  bool HandleLive(const InstanceRow& row, const cloud::Instance* container);
+  // A running web instance whose health check is due this pass.
+  struct DueProbe {
+    const InstanceRow* row;
+    const v1::Deployment* deployment;
+    absl::Time started_at;
+    v1::HealthCheck check;  // with defaults
+    std::string address;
+    ProbeResult result;
+  };
+  // Acts on a live instance that is gone or exited; a running one whose
+  // health check is due goes to `due`.
+  bool HandleLive(const InstanceRow& row, const cloud::Instance* container,
+                  std::vector<DueProbe>& due);
+  // Probes the due instances, a few at a time, stores every result in one
+  // statement, and acts on those whose health changed (adding their
+  // services to `touched`).
+  void ProbeDue(std::vector<DueProbe>& due, std::set<std::string>& touched);
+  bool ApplyProbe(const DueProbe& probe, const HealthTracker& tracker, Health health);
   // HandleLive's cases: the container is gone, or it exited.
   bool ReplaceLost(const InstanceRow& row, const v1::Deployment& d);
   bool RestartExited(const InstanceRow& row, const cloud::Instance& c, const v1::Deployment& d);
@@ -67,7 +85,11 @@ class Reconciler {
   enum class RestartCause { kLost, kExited, kUnhealthy };
   void Restart(const InstanceRow& row, const v1::Deployment& d, const std::string& reason,
                RestartCause cause);
-  absl::StatusOr<v1::Deployment> Deployment(const std::string& id);
+  // Every live deployment, read at once at the start of a pass.
+  void LoadDeployments();
+  // From this pass's cache (another read when missing); nullptr when it
+  // cannot be read.
+  const v1::Deployment* Deployment(const std::string& id);
 
   Runtime& runtime_;
   LogFollowers followers_;

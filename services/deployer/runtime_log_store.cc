@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/pg/rows.h"
+#include "nlohmann/json.hpp"
 #include "services/deployer/store.h"
 #include "services/deployer/store_rows.h"
 
@@ -30,12 +31,18 @@ WHERE service_id = $1 AND ($2 = '' OR instance_id = $2) AND seq > $3
 ORDER BY seq LIMIT $4)sql"};
 
 constexpr pg::Statement kTrimLogs{"runtime_logs_trim", R"sql(
-DELETE FROM runtime_log_tail WHERE instance_id = $1 AND seq <= (
-  SELECT seq FROM runtime_log_tail WHERE instance_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1))sql"};
+DELETE FROM runtime_log_tail t
+USING (SELECT i.id, (SELECT seq FROM runtime_log_tail WHERE instance_id = i.id
+                     ORDER BY seq DESC OFFSET $2 LIMIT 1) AS upto
+       FROM jsonb_array_elements_text($1::jsonb) AS i (id)) c
+WHERE t.instance_id = c.id AND t.seq <= c.upto)sql"};
 
 constexpr pg::Statement kLastLogAt{"runtime_logs_last_at", R"sql(
-SELECT (extract(epoch FROM max(at)) * 1000000)::bigint FROM runtime_log_tail
-WHERE instance_id = $1 AND stream <> 'system')sql"};
+SELECT i.id, (extract(epoch FROM l.at) * 1000000)::bigint
+FROM jsonb_array_elements_text($1::jsonb) AS i (id)
+CROSS JOIN LATERAL (SELECT max(at) AS at FROM runtime_log_tail
+                    WHERE instance_id = i.id AND stream <> 'system') l
+WHERE l.at IS NOT NULL)sql"};
 
 }  // namespace
 
@@ -83,14 +90,18 @@ absl::StatusOr<std::vector<v1::LogLine>> ReadRuntimeLogs(pg::Tx& tx, const std::
   return out;
 }
 
-absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::string& instance_id, int keep) {
-  tx.Exec(kTrimLogs, instance_id, keep);
+absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::vector<std::string>& instance_ids, int keep) {
+  tx.Exec(kTrimLogs, nlohmann::json(instance_ids).dump(), keep);
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<absl::Time>> LastRuntimeLogAt(pg::Tx& tx,
-                                                           const std::string& instance_id) {
-  return pg::OptTime(tx.Exec(kLastLogAt, instance_id)[0][0]);
+absl::StatusOr<std::map<std::string, absl::Time>> LastRuntimeLogTimes(
+    pg::Tx& tx, const std::vector<std::string>& instance_ids) {
+  std::map<std::string, absl::Time> out;
+  for (const auto& r : tx.Exec(kLastLogAt, nlohmann::json(instance_ids).dump())) {
+    out[r[0].as<std::string>()] = absl::FromUnixMicros(r[1].as<int64_t>());
+  }
+  return out;
 }
 
 }  // namespace c2d::deployer

@@ -7,6 +7,7 @@
 #include "libs/jobs/queue.h"
 #include "libs/pg/rows.h"
 #include "libs/rpc/proto_json.h"
+#include "nlohmann/json.hpp"
 #include "proto/c2d/v1/jobs.pb.h"
 #include "services/deployer/store_rows.h"
 
@@ -78,6 +79,8 @@ constexpr pg::Statement kLockDeployment{"deployments_lock",
 constexpr pg::Statement kLive{"deployments_live",
                               "SELECT " C2D_DEPLOYMENT_COLUMNS
                               " FROM deployments WHERE service_id = $1 AND state = 'live'"};
+constexpr pg::Statement kAllLive{"deployments_all_live", "SELECT " C2D_DEPLOYMENT_COLUMNS
+                                                         " FROM deployments WHERE state = 'live'"};
 constexpr pg::Statement kRoutedServices{"deployments_routed_services", R"sql(
 SELECT service_id FROM deployments WHERE project_id = $1 AND state = 'live'
 UNION
@@ -160,6 +163,13 @@ constexpr pg::Statement kHealth{"instances_health", R"sql(
 UPDATE instances SET last_health_check_at = now(), last_health_ok = $2, last_health_detail = $3,
                      consecutive_passes = $4, consecutive_failures = $5, updated_at = now()
 WHERE id = $1)sql"};
+
+constexpr pg::Statement kHealths{"instances_healths", R"sql(
+UPDATE instances i SET last_health_check_at = now(), last_health_ok = h.ok,
+                       last_health_detail = h.detail, consecutive_passes = h.passes,
+                       consecutive_failures = h.failures, updated_at = now()
+FROM jsonb_to_recordset($1::jsonb) AS h(id text, ok boolean, detail text, passes int, failures int)
+WHERE i.id = h.id)sql"};
 
 constexpr pg::Statement kRestart{"instances_restart", R"sql(
 UPDATE instances SET restarts = restarts + 1, last_restart_at = now(),
@@ -339,6 +349,12 @@ absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id)
   return RowToDeployment(r[0]);
 }
 
+absl::StatusOr<std::vector<v1::Deployment>> LiveDeployments(pg::Tx& tx) {
+  std::vector<v1::Deployment> out;
+  for (const auto& r : tx.Exec(kAllLive)) out.push_back(RowToDeployment(r));
+  return out;
+}
+
 absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx, const std::string& project_id) {
   std::vector<std::string> out;
   for (const auto& r : tx.Exec(kRoutedServices, project_id)) out.push_back(r[0].as<std::string>());
@@ -457,6 +473,21 @@ absl::Status SetInstanceState(pg::Tx& tx, const std::string& id, v1::InstanceSta
 absl::Status RecordHealth(pg::Tx& tx, const std::string& id, const HealthUpdate& h) {
   tx.Exec(kHealth, id, h.ok, h.detail.substr(0, 1000), h.consecutive_passes,
           h.consecutive_failures);
+  return absl::OkStatus();
+}
+
+absl::Status RecordHealths(pg::Tx& tx, const std::vector<std::pair<std::string, HealthUpdate>>& h) {
+  if (h.empty()) return absl::OkStatus();
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& [id, u] : h) {
+    rows.push_back({{"id", id},
+                    {"ok", u.ok},
+                    {"detail", u.detail.substr(0, 1000)},
+                    {"passes", u.consecutive_passes},
+                    {"failures", u.consecutive_failures}});
+  }
+  // Invalid UTF-8 in a detail (an app's answer) becomes U+FFFD, not an error.
+  tx.Exec(kHealths, rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return absl::OkStatus();
 }
 

@@ -63,6 +63,9 @@ absl::StatusOr<v1::Deployment> GetDeployment(pg::Tx& tx, const std::string& id);
 absl::StatusOr<v1::Deployment> LockDeployment(pg::Tx& tx, const std::string& id);
 // The service's LIVE deployment; NotFound when none is.
 absl::StatusOr<v1::Deployment> LiveDeployment(pg::Tx& tx, const std::string& service_id);
+// Every LIVE deployment (one per service at most): the reconciler's one read
+// of the releases it checks.
+absl::StatusOr<std::vector<v1::Deployment>> LiveDeployments(pg::Tx& tx);
 // Services of the project with a live release or a route (to move or remove).
 absl::StatusOr<std::vector<std::string>> RoutedServices(pg::Tx& tx, const std::string& project_id);
 // The newest release of the service that went live before the live one (or
@@ -123,6 +126,8 @@ struct HealthUpdate {
   int consecutive_failures = 0;
 };
 absl::Status RecordHealth(pg::Tx& tx, const std::string& id, const HealthUpdate& h);
+// The same for many instances in one statement (instance id -> update).
+absl::Status RecordHealths(pg::Tx& tx, const std::vector<std::pair<std::string, HealthUpdate>>& h);
 // A restart: restarts+1, the next one not before `next`; state STARTING (or
 // CRASH_LOOP when `crash_loop`), health counters reset.
 absl::Status RecordRestart(pg::Tx& tx, const std::string& id, absl::Time next, bool crash_loop);
@@ -172,12 +177,12 @@ absl::StatusOr<int64_t> TailStart(pg::Tx& tx, const std::string& service_id,
 absl::StatusOr<std::vector<v1::LogLine>> ReadRuntimeLogs(pg::Tx& tx, const std::string& service_id,
                                                          const std::string& instance_id,
                                                          int64_t after_seq, int limit);
-// Keeps the newest `keep` lines of the instance.
-absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::string& instance_id, int keep);
-// The engine's time of the instance's newest stored output line, if any
-// (system lines, timed by c2d, do not count).
-absl::StatusOr<std::optional<absl::Time>> LastRuntimeLogAt(pg::Tx& tx,
-                                                           const std::string& instance_id);
+// Keeps the newest `keep` lines of each instance.
+absl::Status TrimRuntimeLogs(pg::Tx& tx, const std::vector<std::string>& instance_ids, int keep);
+// The engine's time of each instance's newest stored output line (system
+// lines, timed by c2d, do not count); instances without one are left out.
+absl::StatusOr<std::map<std::string, absl::Time>> LastRuntimeLogTimes(
+    pg::Tx& tx, const std::vector<std::string>& instance_ids);
 
 // ---- volumes
 

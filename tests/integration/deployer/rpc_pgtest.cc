@@ -8,6 +8,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
+#include "libs/common/status.h"
+#include "services/deployer/store.h"
 #include "tests/integration/deployer/deployer_fixture.h"
 
 namespace c2d {
@@ -80,6 +82,71 @@ TEST_CASE("runtime logs and deployment events stream live", "[deployer]") {
   while (until_final->Read(&e)) last = e.kind();
   CHECK(until_final->Finish().ok());
   CHECK(last == "deployment.stopped");
+}
+
+TEST_CASE("runtime log tails: where each instance resumes, and the trim, for many at once",
+          "[deployer]") {
+  DeployerFixture f({.in_process = false});  // nothing runs the deployment
+  const std::string digest = absl::StrCat("sha256:", std::string(64, 'c'));
+  v1::DeployRequest request = f.Request(digest, 4);
+  deployer::NewDeployment nd{.id = ids::New("dep"),
+                             .build_id = request.build_id(),
+                             .request_id = "",
+                             .image_repository = request.image_repository(),
+                             .image_digest = digest,
+                             .spec = request.spec(),
+                             .rollback_of = ""};
+  const std::vector<std::string> ins = {ids::New("ins"), ids::New("ins"), ids::New("ins"),
+                                        ids::New("ins")};
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  auto lines = [&](int n, int from = 0) {
+    std::vector<deployer::RuntimeLine> out;
+    for (int i = from; i < from + n; ++i) {
+      out.push_back({"stdout", absl::StrCat("line ", i), t0 + absl::Seconds(i)});
+    }
+    return out;
+  };
+  REQUIRE(
+      f.pool()
+          .Transact("seed",
+                    [&](pg::Tx& tx) -> absl::Status {
+                      auto d = deployer::InsertDeployment(tx, nd);
+                      if (!d.ok()) return d.status();
+                      for (const std::string& id : ins) {
+                        C2D_RETURN_IF_ERROR(deployer::InsertInstance(tx, id, d->deployment));
+                      }
+                      const std::string& svc = f.service_id();
+                      C2D_RETURN_IF_ERROR(deployer::AppendRuntimeLogs(tx, svc, ins[0], lines(30)));
+                      C2D_RETURN_IF_ERROR(deployer::AppendRuntimeLogs(tx, svc, ins[1], lines(3)));
+                      // c2d's own lines are not where the engine resumes.
+                      C2D_RETURN_IF_ERROR(deployer::AppendRuntimeLogs(
+                          tx, svc, ins[1], {{"system", "restarted", t0 + absl::Hours(1)}}));
+                      return deployer::AppendRuntimeLogs(tx, svc, ins[3], lines(30));
+                    })
+          .ok());
+
+  auto last = f.pool().Read("last", [&](pg::Tx& tx) {
+    return deployer::LastRuntimeLogTimes(tx, {ins[0], ins[1], ins[2]});
+  });
+  REQUIRE(last.ok());
+  CHECK(last->size() == 2);  // ins[2] has no line; ins[3] was not asked for
+  CHECK(last->at(ins[0]) == t0 + absl::Seconds(29));
+  CHECK(last->at(ins[1]) == t0 + absl::Seconds(2));
+
+  REQUIRE(f.pool()
+              .Transact("trim",
+                        [&](pg::Tx& tx) {
+                          return deployer::TrimRuntimeLogs(tx, {ins[0], ins[1], ins[2]}, 10);
+                        })
+              .ok());
+  auto count = [&](const std::string& id, const char* what = "count(*)") {
+    return f.db().Scalar(
+        absl::StrCat("SELECT ", what, " FROM runtime_log_tail WHERE instance_id = '", id, "'"));
+  };
+  CHECK(count(ins[0]) == "10");  // the newest ten
+  CHECK(count(ins[0], "min(text)") == "line 20");
+  CHECK(count(ins[1]) == "4");   // fewer than ten: all kept
+  CHECK(count(ins[3]) == "30");  // not asked for: untouched
 }
 
 TEST_CASE("every RPC refuses malformed ids and ranges", "[deployer]") {
