@@ -85,6 +85,7 @@ c2d::unmount_under() {
 # local use, fsync off (a throwaway cluster) unless "durable" is given, which
 # keeps PostgreSQL's default settings (for benchmarks). initdb and pg_ctl
 # refuse to run as root, so they run as "postgres".
+# (C2D_PG_OPTIONS: more server options, e.g. "-c shared_preload_libraries=…".)
 c2d::pg_start() {
   local dir=$1 port=$2 fsync=" -c fsync=off"
   [[ ${3:-} == durable ]] && fsync=
@@ -98,7 +99,7 @@ c2d::pg_start() {
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   fi
   "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300$fsync" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300$fsync ${C2D_PG_OPTIONS:-}" \
     start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; return 1; }
 }
 
