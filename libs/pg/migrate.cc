@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -35,6 +36,16 @@ constexpr Statement kRecord{"migrate_record",
                             "VALUES ($1, $2, $3, $4)"};
 constexpr Statement kVersion{"migrate_version",
                              "SELECT coalesce(max(version), 0) FROM schema_migrations"};
+constexpr Statement kAppliedDetail{"migrate_applied_detail", R"sql(
+SELECT version, name, checksum, (extract(epoch FROM applied_at) * 1000000)::bigint, duration_ms
+FROM schema_migrations ORDER BY version)sql"};
+// An advisory lock on a bigint key shows in pg_locks as its high and low
+// halves (classid, objid) with objsubid 1.
+constexpr Statement kLockHeld{"migrate_lock_held", R"sql(
+SELECT EXISTS (SELECT 1 FROM pg_locks
+               WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                 AND classid::bigint = ($1::bigint >> 32) AND objid::bigint = ($1::bigint & 4294967295)
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))sql"};
 constexpr Statement kTableExists{"migrate_table_exists",
                                  "SELECT to_regclass('schema_migrations') IS NOT NULL"};
 
@@ -184,6 +195,38 @@ absl::StatusOr<int> SchemaVersion(Pool& pool) {
     if (!tx.Exec(kTableExists)[0][0].as<bool>()) return 0;
     return tx.Exec(kVersion)[0][0].as<int>();
   });
+}
+
+absl::StatusOr<MigrationStatus> GetMigrationStatus(Pool& pool,
+                                                   const std::vector<Migration>& migrations) {
+  std::map<int, const Migration*> known;
+  for (const Migration& m : migrations) known[m.version] = &m;
+  MigrationStatus out;
+  out.latest = migrations.empty() ? 0 : migrations.back().version;
+  absl::Status s = pool.Transact("read migration status", [&](Tx& tx) -> absl::Status {
+    out.running = tx.Exec(kLockHeld, kMigrationLockKey)[0][0].as<bool>();
+    if (!tx.Exec(kTableExists)[0][0].as<bool>()) return absl::OkStatus();
+    for (const auto& r : tx.Exec(kAppliedDetail)) {
+      MigrationStatus::Applied a;
+      a.version = r[0].as<int>();
+      a.name = r[1].as<std::string>();
+      a.applied_at = absl::FromUnixMicros(r[3].as<int64_t>());
+      a.duration_ms = r[4].as<int64_t>();
+      auto it = known.find(a.version);
+      a.unknown = it == known.end();
+      a.changed = !a.unknown && it->second->checksum != r[2].as<std::string>();
+      out.version = std::max(out.version, a.version);
+      out.applied.push_back(std::move(a));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  std::set<int> done;
+  for (const auto& a : out.applied) done.insert(a.version);
+  for (const Migration& m : migrations) {
+    if (!done.contains(m.version)) out.pending.push_back(m.name);
+  }
+  return out;
 }
 
 absl::Status RequireSchema(Pool& pool, int needed) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "libs/pg/pool.h"
 
 namespace c2d::pg {
@@ -39,6 +40,26 @@ struct MigrateResult {
 absl::StatusOr<MigrateResult> Migrate(const ConnectOptions& options,
                                       const std::vector<Migration>& migrations,
                                       std::chrono::milliseconds lock_timeout);
+
+// What an operator asks before and during an upgrade, read without taking
+// the migration lock.
+struct MigrationStatus {
+  struct Applied {
+    int version = 0;
+    std::string name;
+    absl::Time applied_at;
+    int64_t duration_ms = 0;
+    bool changed = false;  // this build's file of that version has another text
+    bool unknown = false;  // this build has no migration of that version
+  };
+  std::vector<Applied> applied;      // in version order
+  std::vector<std::string> pending;  // this build's migrations not applied, in order
+  int version = 0;                   // the highest applied
+  int latest = 0;                    // this build's highest
+  bool running = false;              // a migration runner holds the lock now
+};
+absl::StatusOr<MigrationStatus> GetMigrationStatus(Pool& pool,
+                                                   const std::vector<Migration>& migrations);
 
 // The highest applied version (0 for an empty database).
 absl::StatusOr<int> SchemaVersion(Pool& pool);

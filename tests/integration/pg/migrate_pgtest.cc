@@ -9,6 +9,7 @@
 #include "libs/pg/migrate.h"
 #include "migrations/embedded.h"
 #include "tests/support/pg_fixture.h"
+#include "tests/support/subprocess.h"
 
 namespace c2d {
 namespace {
@@ -81,6 +82,76 @@ TEST_CASE("a migration changed after it was applied is refused with a clear erro
   // Nothing after the refusal was applied.
   CHECK(db.Count("SELECT count(*) FROM schema_migrations") == 1);
   CHECK(db.Scalar("SELECT to_regclass('second')::text").empty());
+}
+
+TEST_CASE("c2d-migrate --status: pending, ahead of the build, changed, a runner at work",
+          "[migrate]") {
+  testing::TestDatabase db(/*migrate=*/false);
+  TempDir dir;
+  dir.Write("0001_first.sql", "CREATE TABLE first (id int);");
+  dir.Write("0002_second.sql", "CREATE TABLE second (id int);");
+  auto all = *pg::LoadMigrationsDir(dir.path.string());
+  auto pool = db.NewPool();
+  auto fresh = pg::GetMigrationStatus(*pool, all);
+  REQUIRE(fresh.ok());
+  CHECK(fresh->version == 0);
+  CHECK(fresh->latest == 2);
+  CHECK(fresh->pending == std::vector<std::string>{"0001_first.sql", "0002_second.sql"});
+  CHECK(fresh->applied.empty());
+  CHECK_FALSE(fresh->running);
+
+  // A newer release applied 0002 and 0003; this build knows 0001 and a 0002
+  // of another text.
+  dir.Write("0003_third.sql", "CREATE TABLE third (id int);");
+  REQUIRE(pg::Migrate(db.connect(), *pg::LoadMigrationsDir(dir.path.string()), 10s).ok());
+  TempDir old;
+  old.Write("0001_first.sql", "CREATE TABLE first (id int);");
+  old.Write("0002_second.sql", "CREATE TABLE second (id bigint);");
+  auto ahead = pg::GetMigrationStatus(*pool, *pg::LoadMigrationsDir(old.path.string()));
+  REQUIRE(ahead.ok());
+  CHECK(ahead->version == 3);
+  CHECK(ahead->latest == 2);
+  CHECK(ahead->pending.empty());
+  REQUIRE(ahead->applied.size() == 3);
+  CHECK_FALSE(ahead->applied[0].changed);
+  CHECK(ahead->applied[1].changed);
+  CHECK(ahead->applied[2].unknown);
+  CHECK(ahead->applied[2].name == "0003_third.sql");
+
+  // The command says the same, in its exit status too.
+  auto status_of = [&](const std::string& migrations_dir) {
+    testing::Subprocess p({C2D_BIN_MIGRATE, "--status", "--dir", migrations_dir},
+                          {{"C2D_DATABASE_URL", db.url()}, {"C2D_LOG_LEVEL", "warn"}},
+                          (dir.path / ids::New("log")).string());
+    auto code = p.Wait(30s);
+    return std::make_pair(code.value_or(-1), p.Output());
+  };
+  auto [changed_code, changed_out] = status_of(old.path.string());
+  CHECK(changed_code == 4);
+  CHECK(changed_out.find("changed since applied: 0002_second.sql") != std::string::npos);
+  CHECK(changed_out.find("ahead of this build: 0003_third.sql") != std::string::npos);
+  dir.Write("0004_fourth.sql", "CREATE TABLE fourth (id int);");
+  auto [pending_code, pending_out] = status_of(dir.path.string());
+  CHECK(pending_code == 3);
+  CHECK(pending_out.find("pending: 0004_fourth.sql") != std::string::npos);
+
+  // A runner holding the lock (here: a slow migration) shows.
+  dir.Write("0005_slow.sql", "SELECT pg_sleep(3);");
+  std::thread runner(
+      [&] { (void)pg::Migrate(db.connect(), *pg::LoadMigrationsDir(dir.path.string()), 10s); });
+  bool seen = false;
+  for (int i = 0; i < 50 && !seen; ++i) {
+    std::this_thread::sleep_for(50ms);
+    auto s = pg::GetMigrationStatus(*pool, all);
+    seen = s.ok() && s->running;
+  }
+  runner.join();
+  CHECK(seen);
+  auto after = pg::GetMigrationStatus(*pool, *pg::LoadMigrationsDir(dir.path.string()));
+  REQUIRE(after.ok());
+  CHECK_FALSE(after->running);
+  CHECK(after->pending.empty());
+  CHECK(after->version == 5);
 }
 
 TEST_CASE("a failing migration leaves nothing of itself behind", "[migrate]") {
