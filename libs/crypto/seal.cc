@@ -134,7 +134,7 @@ absl::StatusOr<Sealed> MasterKeys::Seal(absl::string_view plaintext, absl::strin
   return s;
 }
 
-absl::StatusOr<std::string> MasterKeys::Open(const Sealed& sealed, absl::string_view aad) const {
+absl::StatusOr<std::string> MasterKeys::DataKey(const Sealed& sealed) const {
   auto it = keys_.find(sealed.key_id);
   if (it == keys_.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -143,13 +143,31 @@ absl::StatusOr<std::string> MasterKeys::Open(const Sealed& sealed, absl::string_
   if (sealed.wrapped_key.size() != kNonceBytes + kKeyBytes + kTagBytes) {
     return absl::DataLossError("sealed secret: wrapped key has the wrong length");
   }
-  std::string data_key, plaintext;
+  std::string data_key;
   absl::string_view wrapped = sealed.wrapped_key;
   if (!GcmOpen(it->second, wrapped.substr(0, kNonceBytes), wrapped.substr(kNonceBytes),
                sealed.key_id, &data_key)) {
     return absl::DataLossError("sealed secret: data key does not authenticate");
   }
-  if (!GcmOpen(data_key, sealed.nonce, sealed.ciphertext, aad, &plaintext)) {
+  return data_key;
+}
+
+absl::StatusOr<Sealed> MasterKeys::Rewrap(const Sealed& sealed) const {
+  if (sealed.key_id == current_id_) return sealed;
+  auto data_key = DataKey(sealed);
+  if (!data_key.ok()) return data_key.status();
+  Sealed out = sealed;
+  out.key_id = current_id_;
+  std::string wrap_nonce = RandomBytes(kNonceBytes);
+  out.wrapped_key = wrap_nonce + GcmSeal(keys_.at(current_id_), wrap_nonce, *data_key, out.key_id);
+  return out;
+}
+
+absl::StatusOr<std::string> MasterKeys::Open(const Sealed& sealed, absl::string_view aad) const {
+  auto data_key = DataKey(sealed);
+  if (!data_key.ok()) return data_key.status();
+  std::string plaintext;
+  if (!GcmOpen(*data_key, sealed.nonce, sealed.ciphertext, aad, &plaintext)) {
     return absl::DataLossError("sealed secret: value does not authenticate");
   }
   return plaintext;

@@ -45,8 +45,16 @@ class MasterKeys {
   // DataLoss when the value was tampered with or the aad differs;
   // FailedPrecondition when its master key is not configured.
   absl::StatusOr<std::string> Open(const Sealed& sealed, absl::string_view aad) const;
+  // The same value under the current key (master key rotation): its data
+  // key unwrapped with the key its id names and wrapped again with the
+  // current one; nonce and ciphertext stay. Unchanged when it already is
+  // under the current key. FailedPrecondition or DataLoss as Open.
+  absl::StatusOr<Sealed> Rewrap(const Sealed& sealed) const;
 
  private:
+  // The sealed value's data key, unwrapped.
+  absl::StatusOr<std::string> DataKey(const Sealed& sealed) const;
+
   std::string current_id_;
   std::map<std::string, std::string> keys_;  // id -> 32 raw bytes
 };

@@ -45,6 +45,33 @@ TEST_CASE("master keys rotate: new values use the first key, old ones still open
   CHECK(std::string(missing.status().message()).find("mk2") != std::string::npos);
 }
 
+TEST_CASE("a rewrapped value opens with the new key alone and keeps its ciphertext", "[crypto]") {
+  const std::string mk1 = crypto::MasterKeys::Generate("mk1");
+  const std::string mk2 = crypto::MasterKeys::Generate("mk2");
+  auto old_keys = crypto::MasterKeys::Parse(mk1);
+  auto sealed = old_keys->Seal("secret", "aad");
+  REQUIRE(sealed.ok());
+  auto rotating = crypto::MasterKeys::Parse(mk2 + "," + mk1);
+  auto rewrapped = rotating->Rewrap(*sealed);
+  REQUIRE(rewrapped.ok());
+  CHECK(rewrapped->key_id == "mk2");
+  CHECK(rewrapped->ciphertext == sealed->ciphertext);
+  CHECK(rewrapped->nonce == sealed->nonce);
+  CHECK(rewrapped->wrapped_key != sealed->wrapped_key);
+  auto new_only = crypto::MasterKeys::Parse(mk2);
+  CHECK(*new_only->Open(*rewrapped, "aad") == "secret");
+  CHECK(absl::IsFailedPrecondition(new_only->Open(*sealed, "aad").status()));
+  // Already under the current key: left as it is.
+  auto again = rotating->Rewrap(*rewrapped);
+  REQUIRE(again.ok());
+  CHECK(again->wrapped_key == rewrapped->wrapped_key);
+  // A key that is not configured, or a damaged wrapped key: refused.
+  CHECK(absl::IsFailedPrecondition(new_only->Rewrap(*sealed).status()));
+  crypto::Sealed damaged = *sealed;
+  damaged.wrapped_key[20] ^= 1;
+  CHECK(absl::IsDataLoss(rotating->Rewrap(damaged).status()));
+}
+
 TEST_CASE("malformed master key specs are refused without echoing key material", "[crypto]") {
   CHECK_FALSE(crypto::MasterKeys::Parse("").ok());
   CHECK_FALSE(crypto::MasterKeys::Parse("nokey").ok());
