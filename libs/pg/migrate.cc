@@ -90,6 +90,61 @@ absl::Status Lock(Connection& conn, std::chrono::milliseconds timeout) {
   }
 }
 
+// Releases the lock at once: the session's end would release it too, but the
+// server notices a closed connection only a moment later, and a status read
+// right after Migrate returns must not see a runner that has finished.
+void Unlock(Connection& conn) {
+  try {
+    pqxx::nontransaction nt(conn.raw());
+    nt.exec_params("SELECT pg_advisory_unlock($1)", kMigrationLockKey);
+  } catch (const std::exception& e) {
+    log::Warn("could not release the migration lock; the session's end will",
+              {{"error", e.what()}});
+  }
+}
+
+// Applies what is pending; the caller holds the migration lock.
+absl::StatusOr<MigrateResult> ApplyLocked(Connection& conn,
+                                          const std::vector<Migration>& migrations) {
+  std::map<int, Applied> applied;
+  absl::Status s = InTx(conn, "read applied migrations", [&](Tx& tx) {
+    tx.Exec(kCreateTable);
+    for (const auto& row : tx.Exec(kApplied)) {
+      applied[row[0].as<int>()] = Applied{row[1].as<std::string>(), row[2].as<std::string>()};
+    }
+  });
+  if (!s.ok()) return s;
+
+  for (const Migration& m : migrations) {
+    auto it = applied.find(m.version);
+    if (it == applied.end()) continue;
+    if (it->second.checksum != m.checksum) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "migration ", m.name, " was changed after it was applied (database has sha256 ",
+          it->second.checksum.substr(0, 12), "…, file has ", m.checksum.substr(0, 12),
+          "…): restore the file and put the change in a new migration"));
+    }
+  }
+
+  MigrateResult result;
+  for (const Migration& m : migrations) {
+    if (applied.contains(m.version)) continue;
+    const absl::Time start = absl::Now();
+    s = InTx(conn, absl::StrCat("apply migration ", m.name), [&](Tx& tx) {
+      tx.work().exec(m.sql);
+      int64_t ms = absl::ToInt64Milliseconds(absl::Now() - start);
+      tx.Exec(kRecord, m.version, m.name, m.checksum, ms);
+    });
+    if (!s.ok()) return s;
+    log::Info("migration applied",
+              {{"migration", m.name}, {"ms", absl::ToInt64Milliseconds(absl::Now() - start)}});
+    result.applied.push_back(m.name);
+    applied[m.version] = Applied{m.name, m.checksum};
+  }
+  result.version = applied.empty() ? 0 : applied.rbegin()->first;
+  return result;
+}
+
 }  // namespace
 
 absl::StatusOr<Migration> MakeMigration(std::string file_name, std::string sql) {
@@ -149,44 +204,8 @@ absl::StatusOr<MigrateResult> Migrate(const ConnectOptions& options,
   if (!conn_or.ok()) return conn_or.status();
   Connection& conn = **conn_or;
   if (auto s = Lock(conn, lock_timeout); !s.ok()) return s;
-
-  // From here on the lock is ours; the session ending (return) releases it.
-  std::map<int, Applied> applied;
-  absl::Status s = InTx(conn, "read applied migrations", [&](Tx& tx) {
-    tx.Exec(kCreateTable);
-    for (const auto& row : tx.Exec(kApplied)) {
-      applied[row[0].as<int>()] = Applied{row[1].as<std::string>(), row[2].as<std::string>()};
-    }
-  });
-  if (!s.ok()) return s;
-
-  for (const Migration& m : migrations) {
-    auto it = applied.find(m.version);
-    if (it == applied.end()) continue;
-    if (it->second.checksum != m.checksum) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "migration ", m.name, " was changed after it was applied (database has sha256 ",
-          it->second.checksum.substr(0, 12), "…, file has ", m.checksum.substr(0, 12),
-          "…): restore the file and put the change in a new migration"));
-    }
-  }
-
-  MigrateResult result;
-  for (const Migration& m : migrations) {
-    if (applied.contains(m.version)) continue;
-    const absl::Time start = absl::Now();
-    s = InTx(conn, absl::StrCat("apply migration ", m.name), [&](Tx& tx) {
-      tx.work().exec(m.sql);
-      int64_t ms = absl::ToInt64Milliseconds(absl::Now() - start);
-      tx.Exec(kRecord, m.version, m.name, m.checksum, ms);
-    });
-    if (!s.ok()) return s;
-    log::Info("migration applied",
-              {{"migration", m.name}, {"ms", absl::ToInt64Milliseconds(absl::Now() - start)}});
-    result.applied.push_back(m.name);
-    applied[m.version] = Applied{m.name, m.checksum};
-  }
-  result.version = applied.empty() ? 0 : applied.rbegin()->first;
+  auto result = ApplyLocked(conn, migrations);
+  Unlock(conn);
   return result;
 }
 
