@@ -128,9 +128,10 @@ Instance LocalProvider::FromContainer(const engine::ContainerInfo& c) {
   Instance i;
   i.ref = c.id;
   i.name = c.name;
-  i.state = c.running                  ? InstanceState::kRunning
-            : c.started_at.has_value() ? InstanceState::kExited
-                                       : InstanceState::kCreated;
+  i.state = c.running                                      ? InstanceState::kRunning
+            : c.status == "stopping" || c.status == "removing" ? InstanceState::kStopping
+            : c.started_at.has_value()                         ? InstanceState::kExited
+                                                               : InstanceState::kCreated;
   i.exit_code = c.exit_code;
   i.oom_killed = c.oom_killed;
   i.labels = c.labels;

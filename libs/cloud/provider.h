@@ -53,7 +53,9 @@ struct InstanceSpec {
   bool database = false;
 };
 
-enum class InstanceState { kCreated, kRunning, kExited };
+// kStopping: the provider is stopping or removing it (a passing state; look
+// again later rather than start it).
+enum class InstanceState { kCreated, kRunning, kStopping, kExited };
 
 struct Instance {
   std::string ref;  // the provider's id

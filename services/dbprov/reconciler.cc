@@ -54,7 +54,10 @@ void Reconciler::Check(const DatabaseRow& row, absl::Time now) {
     return;
   }
   const bool lost = servers->empty();
-  if (!lost && servers->front().state == cloud::InstanceState::kRunning) return;
+  if (!lost && (servers->front().state == cloud::InstanceState::kRunning ||
+                servers->front().state == cloud::InstanceState::kStopping)) {
+    return;  // serving, or going away: the next pass sees what is left
+  }
   Backoff& b = backoff_[id];
   if (b.restart_at == absl::InfinitePast()) {
     // Just seen down: plan its restart.

@@ -300,6 +300,8 @@ bool Reconciler::HandleLive(const InstanceRow& row, const cloud::Instance* c,
     c = nullptr;
   }
   if (c == nullptr) return ReplaceLost(row, *d);
+  // Being stopped or removed by someone else: see what is left next pass.
+  if (c->state == cloud::InstanceState::kStopping) return false;
   if (c->state != cloud::InstanceState::kRunning) return RestartExited(row, *c, *d);
   // Running: probe when due.
   const v1::ServiceSpec& spec = d->spec();
@@ -453,11 +455,14 @@ void Reconciler::Restart(const InstanceRow& row, const v1::Deployment& d, const 
     log::Warn("reconcile: cannot restart an instance",
               {{"instance_id", id}, {"error", s.ToString()}});
     // Removed outside c2d while being restarted (the engine refuses to start
-    // a container it is removing): not a restart; the next pass finds it
-    // gone and replaces it, counting that once.
-    if (cause != RestartCause::kLost && !ref.empty() &&
-        absl::IsNotFound(runtime_.provider().Inspect(ref).status())) {
-      return;
+    // a container it is stopping or removing): not a restart; the next pass
+    // finds it gone and replaces it, counting that once.
+    if (cause != RestartCause::kLost && !ref.empty()) {
+      auto now_seen = runtime_.provider().Inspect(ref);
+      if (absl::IsNotFound(now_seen.status()) ||
+          (now_seen.ok() && now_seen->state == cloud::InstanceState::kStopping)) {
+        return;
+      }
     }
   }
   Metrics().restarts.Add({{"service", d.service_id()}}).Increment();

@@ -338,6 +338,10 @@ absl::Status Runtime::EnsureRunning(const InstanceRow& row, const v1::Deployment
       return absl::OkStatus();
     }));
   }
+  if (current->state == cloud::InstanceState::kStopping) {
+    return absl::UnavailableError(absl::StrCat(
+        "container ", Short(current->ref), " is being stopped or removed outside c2d"));
+  }
   if (current->state != cloud::InstanceState::kRunning) {
     absl::Status started = provider_.Start(current->ref);
     absl::StatusOr<cloud::Instance> after =

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,13 +24,22 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST_CASE("local instances run pinned images with their port, volumes and labels", "[cloud]") {
-  oci::Registry registry({.url = testing::RequireEnv("C2D_TEST_REGISTRY_URL"),
-                          .username = testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
-                          .password = testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD")});
+oci::Registry TestRegistry() {
+  return oci::Registry({.url = testing::RequireEnv("C2D_TEST_REGISTRY_URL"),
+                        .username = testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
+                        .password = testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD")});
+}
+
+// The static stack's image, pinned by digest.
+std::string StaticImage(oci::Registry& registry) {
   auto digest = registry.ResolveDigest("c2d/stacks/static", "1");
   REQUIRE(digest.ok());
-  const std::string image = absl::StrCat(registry.host(), "/c2d/stacks/static@", *digest);
+  return absl::StrCat(registry.host(), "/c2d/stacks/static@", *digest);
+}
+
+TEST_CASE("local instances run pinned images with their port, volumes and labels", "[cloud]") {
+  oci::Registry registry = TestRegistry();
+  const std::string image = StaticImage(registry);
   const std::string volumes =
       absl::StrCat(testing::RequireEnv("C2D_TEST_TMP"), "/", ids::New("vols"));
   cloud::LocalProvider provider(
@@ -78,6 +88,33 @@ TEST_CASE("local instances run pinned images with their port, volumes and labels
   REQUIRE(provider.Remove(created->ref).ok());
   CHECK(provider.List({{"c2d.service", service}})->empty());
   CHECK(absl::IsNotFound(provider.Remove(created->ref)));
+}
+
+TEST_CASE("an instance the engine is stopping reads as stopping and then as exited", "[cloud]") {
+  oci::Registry registry = TestRegistry();
+  const std::string image = StaticImage(registry);
+  cloud::LocalProvider provider(
+      {.engine_socket = testing::RequireEnv("C2D_TEST_ENGINE_SOCKET"),
+       .registry = {testing::RequireEnv("C2D_TEST_REGISTRY_USER"),
+                    testing::RequireEnv("C2D_TEST_REGISTRY_PASSWORD"), registry.host()}});
+  // Ignores SIGTERM, so a stop takes its whole grace period.
+  auto created = provider.Create(
+      {.name = absl::StrCat("c2d-", absl::AsciiStrToLower(ids::New("svc")), "-1"),
+       .image = image,
+       .command = {"/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done"},
+       .memory_bytes = 64 << 20,
+       .cpu_millis = 250});
+  REQUIRE(created.ok());
+  REQUIRE(provider.Start(created->ref).ok());
+  std::thread stopper([&] { (void)provider.Stop(created->ref, 4s); });
+  bool stopping = testing::WaitFor(3s, [&] {
+    auto i = provider.Inspect(created->ref);
+    return i.ok() && i->state == cloud::InstanceState::kStopping;
+  });
+  stopper.join();
+  CHECK(stopping);
+  CHECK(provider.Inspect(created->ref)->state == cloud::InstanceState::kExited);
+  CHECK(provider.Remove(created->ref).ok());
 }
 
 TEST_CASE("the local provider refuses unpinned images and bad volume names", "[cloud]") {
