@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -108,6 +109,13 @@ BuildJob::BuildJob(pg::Pool& pool, const Config& config)
 }
 
 absl::Status BuildJob::PrepareBuildCgroup(const std::string& cgroup) const {
+  // "UID:GID" names the build user by number: a builder in a container does
+  // not have the host's user database.
+  std::vector<std::string> ids = absl::StrSplit(config_.build_user, ':');
+  uint32_t uid = 0, gid = 0;
+  if (ids.size() == 2 && absl::SimpleAtoi(ids[0], &uid) && absl::SimpleAtoi(ids[1], &gid)) {
+    return engine::PrepareCgroup(cgroup, uid, gid, config_.build_memory_bytes);
+  }
   struct passwd pw {};
   struct passwd* found = nullptr;
   std::vector<char> buf(16384);

@@ -1,7 +1,9 @@
 // c2d-probe: asks a c2d process's gRPC health service whether it serves.
 //
-//   c2d-probe ADDRESS [SERVICE] [--wait DURATION]
+//   c2d-probe [ADDRESS [SERVICE]] [--wait DURATION]
 //
+// ADDRESS defaults to the process's own C2D_GRPC_ADDR (a wildcard host such
+// as 0.0.0.0 asked on loopback), so an image's HEALTHCHECK needs no port.
 // Exits 0 when the status is SERVING, 1 otherwise (printing what it saw).
 // With --wait it keeps asking until SERVING or the duration ends. Credentials
 // follow the C2D_TLS_* variables, as for the services themselves.
@@ -17,6 +19,20 @@
 #include "libs/common/env.h"
 #include "libs/rpc/server.h"
 #include "proto/grpc/health/v1/health.grpc.pb.h"
+
+namespace {
+
+// C2D_GRPC_ADDR as a client dials it: a wildcard host means loopback.
+std::string OwnAddress() {
+  std::string address = c2d::env::GetString("C2D_GRPC_ADDR", "");
+  for (const auto& [any, loopback] :
+       {std::pair<std::string, std::string>{"0.0.0.0:", "127.0.0.1:"}, {"[::]:", "[::1]:"}}) {
+    if (address.rfind(any, 0) == 0) return loopback + address.substr(any.size());
+  }
+  return address;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace c2d;
@@ -39,8 +55,11 @@ int main(int argc, char** argv) {
       break;
     }
   }
+  if (address.empty()) address = OwnAddress();
   if (address.empty()) {
-    std::fprintf(stderr, "usage: c2d-probe ADDRESS [SERVICE] [--wait DURATION]\n");
+    std::fprintf(stderr,
+                 "usage: c2d-probe [ADDRESS [SERVICE]] [--wait DURATION] (ADDRESS defaults to "
+                 "C2D_GRPC_ADDR, which is not set)\n");
     return 2;
   }
   auto creds = rpc::ChannelCredentialsFromEnv();
