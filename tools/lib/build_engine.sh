@@ -262,15 +262,8 @@ runroot = "$state/run/containers"
 $storage_opts
 EOF
 
-  cat >"$dir/registries.conf" <<EOF
-# Written by c2d::build_engine_start (tools/lib/build_engine.sh).
-unqualified-search-registries = []
-short-name-mode = "disabled"
-
-[[registry]]
-location = "$registry"
-insecure = true
-EOF
+  c2d::registries_conf "c2d::build_engine_start (tools/lib/build_engine.sh)" "$registry" \
+    >"$dir/registries.conf"
   chmod 0644 "$dir/containers.conf" "$dir/storage.conf" "$dir/registries.conf"
 
   # Buildah 1.28 starts slirp4netns for RUN steps (isolation "rootless") as
@@ -327,7 +320,7 @@ c2d::_as_build_user() {
 
 c2d::build_engine_start() {
   local dir=$1 registry=$2
-  [[ -n $dir && -n $registry ]] || c2d::die "usage: c2d::build_engine_start DIR REGISTRY_HOSTPORT"
+  [[ -n $dir && -n $registry ]] || c2d::die "usage: c2d::build_engine_start DIR REGISTRY_HOSTPORT[,HOSTPORT…]"
   ((EUID == 0)) || c2d::die "c2d::build_engine_start runs as root (it starts the engine as $C2D_BUILD_USER)"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)

@@ -121,17 +121,7 @@ graphroot = "$dir/storage"
 runroot = "$dir/runroot"
 EOF
 
-  # Only our registry, over plain HTTP; no short-name search (nothing can be
-  # pulled from the internet on these machines, and names must be qualified).
-  cat >"$dir/registries.conf" <<EOF
-# Written by c2d::engine_start (tools/lib/engine.sh).
-unqualified-search-registries = []
-short-name-mode = "disabled"
-
-[[registry]]
-location = "$registry"
-insecure = true
-EOF
+  c2d::registries_conf "c2d::engine_start (tools/lib/engine.sh)" "$registry" >"$dir/registries.conf"
 
   # The default network of this engine: its own bridge device and /24, IPAM
   # leases in DIR (host-local's default is the shared /var/lib/cni/networks).
@@ -209,7 +199,7 @@ c2d::_engine_drop_stale_nat_rules() {
 
 c2d::engine_start() {
   local dir=$1 registry=$2
-  [[ -n $dir && -n $registry ]] || c2d::die "usage: c2d::engine_start DIR REGISTRY_HOSTPORT"
+  [[ -n $dir && -n $registry ]] || c2d::die "usage: c2d::engine_start DIR REGISTRY_HOSTPORT[,HOSTPORT…]"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if c2d::pidfile_alive "$dir/engine.pid"; then

@@ -52,18 +52,23 @@ c2d::platform_start() {
   password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
   c2d::log "starting the registry on 127.0.0.1:$registry_port and the container engine"
   c2d::registry_start "$dir/registry" "$registry_port" c2d "$password"
-  c2d::engine_start "$dir/engine" "127.0.0.1:$registry_port"
+  # The engines trust plain HTTP only at the registries named when they
+  # start: one more address, for a test's registry of its own (the compose
+  # stack's).
+  local spare_registry=127.0.0.1:$(c2d::free_port)
+  c2d::engine_start "$dir/engine" "127.0.0.1:$registry_port,$spare_registry"
   "$C2D_ROOT/tools/stacks/build" "$dir/engine/engine.sock" "127.0.0.1:$registry_port" c2d \
     "$password" >"$dir/stacks.log" 2>&1 || { cat "$dir/stacks.log" >&2; return 1; }
   export C2D_TEST_ENGINE_SOCKET="$dir/engine/engine.sock"
   # Tenants' Dockerfiles build on a rootless engine of their own.
   c2d::log "starting the rootless build engine"
-  c2d::build_engine_start "$dir/build-engine" "127.0.0.1:$registry_port"
+  c2d::build_engine_start "$dir/build-engine" "127.0.0.1:$registry_port,$spare_registry"
   export C2D_TEST_BUILD_ENGINE_SOCKET="$dir/build-engine/engine.sock"
   export C2D_TEST_BUILD_ENGINE_CGROUP="$C2D_BUILD_ENGINE_CGROUP"
   export C2D_TEST_REGISTRY_URL="http://127.0.0.1:$registry_port"
   export C2D_TEST_REGISTRY_USER=c2d
   export C2D_TEST_REGISTRY_PASSWORD="$password"
+  export C2D_TEST_SPARE_REGISTRY_ADDR="$spare_registry"
 
   # PowerDNS first: Caddy's one static config reads its upstreams from it.
   local dns_port api_port api_key zone=ingress.c2d.internal.

@@ -83,6 +83,16 @@ c2d::_registry_token_start() {
   done
 }
 
+# c2d::registries_conf WRITER HOSTPORT[,HOSTPORT…]: the registries.conf of
+# an engine that uses only these registries, over plain HTTP, and expands no
+# short name (nothing can be pulled from the internet on these machines, and
+# names must be qualified).
+c2d::registries_conf() {
+  local r
+  printf '# Written by %s.\nunqualified-search-registries = []\nshort-name-mode = "disabled"\n' "$1"
+  for r in ${2//,/ }; do printf '\n[[registry]]\nlocation = "%s"\ninsecure = true\n' "$r"; done
+}
+
 c2d::registry_start() {
   local dir=$1 port=$2 user=$3 password=$4 token_port=${5:-}
   [[ -n $dir && -n $port && -n $user && -n $password ]] ||
