@@ -35,6 +35,12 @@ absl::Status FieldError(const std::string& field, const std::string& why) {
 
 httpd::Response FromStatus(const absl::Status& s) {
   std::string message(s.message());
+  // A peer's error without a message (gRPC's own UNAVAILABLE can be one)
+  // still says what happened.
+  if (message.empty()) {
+    message = absl::StrCat(absl::AsciiStrToLower(absl::StatusCodeToString(s.code())),
+                           " (no detail given; try again in a moment)");
+  }
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange: {

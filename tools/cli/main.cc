@@ -131,6 +131,7 @@ class Client {
     if (r->status >= 400) {
       std::string message = absl::StrCat("HTTP ", r->status);
       if (j.is_object() && j.contains("error")) message = j["error"].value("message", message);
+      if (message.empty()) message = absl::StrCat("HTTP ", r->status);
       Die(message);
     }
     return j;
