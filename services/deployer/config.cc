@@ -35,6 +35,7 @@ absl::StatusOr<Config> Config::FromEnv() {
   c.dbprov_addr = env::GetString("C2D_DBPROV_ADDR", "");
   C2D_ASSIGN_OR_RETURN(c.dns_addr, env::GetRequired("C2D_DNS_ADDR"));
   c.public_ipv4 = env::GetString("C2D_PUBLIC_IPV4", "");
+  c.ingress_log_addr = env::GetString("C2D_INGRESS_LOG_ADDR", "");
   C2D_ASSIGN_OR_RETURN(c.reconcile_interval,
                        env::GetDuration("C2D_RECONCILE_INTERVAL", c.reconcile_interval,
                                         milliseconds(200), std::chrono::minutes(5)));

@@ -42,6 +42,9 @@ struct Config {
   // DESIGN §1 point 1): a hostname's A records are its healthy instances'
   // public addresses, each instance's own Caddy serving it.
   bool dns_routing = false;  // set with C2D_PROVIDER=openstack
+  // Where the ingress sends its access log (UDP host:port, access_log.h);
+  // empty: no per-app request metrics.
+  std::string ingress_log_addr;  // C2D_INGRESS_LOG_ADDR
 
   // registry.url's host:port: images must come from this registry.
   std::string RegistryHost() const;

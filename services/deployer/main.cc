@@ -15,6 +15,7 @@
 #include "libs/rpc/process.h"
 #include "libs/rpc/server.h"
 #include "services/certs/cert_server.h"
+#include "services/deployer/access_log.h"
 #include "services/deployer/config.h"
 #include "services/deployer/deploy_job.h"
 #include "services/deployer/deployer_service.h"
@@ -61,6 +62,15 @@ int main() {
     log::Warn(
         "instances get no certificates and serve plain HTTP only: that needs C2D_MASTER_KEY, "
         "C2D_OS_ADMIN_CLIENT_CERT and C2D_OS_ADMIN_CLIENT_KEY");
+  }
+  // Per-app request metrics from the ingress's access log.
+  deployer::HostIndex hosts((*process)->pool(), absl::Seconds(10));
+  deployer::AccessCounter access_counter([&](const std::string& h) { return hosts.ServiceOf(h); });
+  std::unique_ptr<deployer::AccessLogReceiver> access_log;
+  if (!config->ingress_log_addr.empty()) {
+    auto receiver = deployer::AccessLogReceiver::Start(config->ingress_log_addr, access_counter);
+    if (!receiver.ok()) return rpc::Process::Fail(receiver.status());
+    access_log = std::move(*receiver);
   }
   deployer::DeployerServiceImpl service(runtime);
   deployer::DeployJob deploy(runtime);

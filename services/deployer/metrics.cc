@@ -30,9 +30,28 @@ DeployerMetrics& Metrics() {
             .Name("c2d_deploy_seconds")
             .Help("Duration of deployments, from the deploy job's start to live or failed")
             .Register(reg),
+        prometheus::BuildCounter()
+            .Name("c2d_app_requests_total")
+            .Help("Requests the ingress served, by service and status class (1xx to 5xx)")
+            .Register(reg),
+        prometheus::BuildHistogram()
+            .Name("c2d_app_request_duration_seconds")
+            .Help("Duration of requests the ingress served, by service")
+            .Register(reg),
+        prometheus::BuildCounter()
+            .Name("c2d_ingress_requests_unmatched_total")
+            .Help("Requests the ingress logged for a host of no service")
+            .Register(reg)
+            .Add({}),
     };
   }();
   return *m;
+}
+
+const prometheus::Histogram::BucketBoundaries& AppRequestBuckets() {
+  static const auto* b = new prometheus::Histogram::BucketBoundaries{
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return *b;
 }
 
 }  // namespace c2d::deployer

@@ -31,6 +31,18 @@ done
 sample_url=$(grep -A1 '^The sample app' <<<"$out" | tail -n 1 | tr -d ' ')
 [[ $sample_url == http://hello.demo.localhost:* ]] || { echo "$out"; fail "no sample URL printed"; }
 grep -q 'from c2d! version' <<<"$(curl -fsS "$sample_url")" || fail "the sample app does not answer at $sample_url"
+# The ingress's access log reaches the deployer: the sample's requests are
+# counted under its service id (the hostname refresh is 10 s).
+service_id=$(sql "SELECT id FROM services WHERE name = 'hello' AND deleted_at IS NULL")
+counted=
+for _ in $(seq 40); do
+  curl -fsS -o /dev/null "$sample_url" || true
+  counted=$(curl -fsS "http://$(env_of C2D_DEPLOYER_METRICS_ADDR)/metrics" |
+    grep -F "c2d_app_requests_total{code=\"2xx\",service=\"$service_id\"}" || true)
+  [[ -n $counted ]] && break
+  sleep 0.5
+done
+[[ -n $counted ]] || fail "the deployer counts no request of the sample (c2d_app_requests_total)"
 grep -Eq "^api +up" <<<"$out" || fail "REST API not reported up"
 grep -q ' live ' <<<"$("$C2D_BUILD_DIR/tools/c2d" status demo/hello)" || fail "the CLI does not show the sample live"
 grep -Eq "^registry +up" <<<"$out" || fail "registry not reported up"

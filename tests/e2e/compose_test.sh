@@ -102,6 +102,7 @@ registry_password=$(secret)
     echo "C2D_INGRESS_${what}_ADDR=127.0.0.1:${port[C2D_INGRESS_${what}_PORT]}"
   done
   echo "C2D_CERTS_HTTP_ADDR=127.0.0.1:${port[CERTS_HTTP]}"
+  echo "C2D_INGRESS_LOG_ADDR=127.0.0.1:$(c2d::free_port)"
   echo "C2D_ENGINE_SOCKET=$sock"
   echo "C2D_BUILD_ENGINE_SOCKET=$build_sock"
   echo "C2D_BUILD_ENGINE_CGROUP=${C2D_TEST_BUILD_ENGINE_CGROUP:-}"

@@ -9,14 +9,17 @@
 # records. Sourced.
 #
 #   c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE \
-#                    HTTPS_PORT CERTS_ADDR
+#                    HTTPS_PORT CERTS_ADDR [LOG_ADDR]
 #       admin API and four servers on 127.0.0.1: the ingress on HTTP_PORT
 #       and HTTPS_PORT, the answers for unknown hosts (404) on UNKNOWN_PORT
 #       and for hosts without a healthy instance (503) on UNAVAILABLE_PORT;
 #       DNS_ADDR (127.0.0.1:port) is PowerDNS, ZONE (ending with a dot) the
 #       zone of the SRV records, CERTS_ADDR (127.0.0.1:port) the certs
-#       service's endpoint (services/certs/cert_server.h); a running one
-#       with the same config is reused
+#       service's endpoint (services/certs/cert_server.h), LOG_ADDR
+#       (127.0.0.1:port, optional) where the ingress sends each request's
+#       access-log entry, one UDP datagram each (the deployer's
+#       C2D_INGRESS_LOG_ADDR counts them per app: services/deployer/
+#       access_log.h); a running one with the same config is reused
 #
 # TLS without reloads: at every handshake Caddy asks CERTS_ADDR for the
 # server name's certificate (tls.get_certificate.http; Caddy 2.6 keeps no
@@ -39,7 +42,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/registry.sh"  # pid file helpers
 
 c2d::caddy_start() {
   local dir=$1 admin_port=$2 http_port=$3 unknown_port=$4 unavailable_port=$5 dns_addr=$6 zone=$7
-  local https_port=${8:-} certs_addr=${9:-}
+  local https_port=${8:-} certs_addr=${9:-} log_addr=${10:-}
   [[ -n $dir && -n $admin_port && -n $http_port && -n $unknown_port && -n $unavailable_port &&
     -n $dns_addr && $zone == *. && -n $https_port && -n $certs_addr ]] ||
     c2d::die "usage: c2d::caddy_start DIR ADMIN_PORT HTTP_PORT UNKNOWN_PORT UNAVAILABLE_PORT DNS_ADDR ZONE HTTPS_PORT CERTS_ADDR"
@@ -65,17 +68,27 @@ c2d::caddy_start() {
       "transport": {"protocol": "http", "dial_timeout": "1s", "resolver": {"addresses": ["'"$dns_addr"'"]}},
       "load_balancing": {"selection_policy": {"policy": "round_robin"},
                          "try_duration": "5s", "try_interval": "50ms"}}'
+  # The access log of the two ingress servers, as UDP datagrams: Caddy 2.6
+  # will not start while a TCP log receiver is down, and a datagram lost
+  # costs a sample, never a request.
+  local logs='"default": {"level": "WARN"}' access=
+  if [[ -n $log_addr ]]; then
+    logs='"default": {"level": "WARN", "exclude": ["http.log.access.c2d_access"]},
+      "c2d_access": {"writer": {"output": "net", "address": "udp/'"$log_addr"'"},
+                     "encoder": {"format": "json"}, "include": ["http.log.access.c2d_access"]}'
+    access='"logs": {"default_logger_name": "c2d_access"},'
+  fi
   cat >"$dir/caddy.json.new" <<JSON
 {
   "admin": {"listen": "127.0.0.1:$admin_port"},
-  "logging": {"logs": {"default": {"level": "WARN"}}},
+  "logging": {"logs": {$logs}},
   "apps": {
    "tls": {"automation": {"policies": [
      {"get_certificate": [{"via": "http", "url": "http://$certs_addr/certificate"}]}]}},
    "http": {"servers": {
     "c2d": {
       "listen": ["127.0.0.1:$http_port"],
-      "automatic_https": {"disable": true},
+      "automatic_https": {"disable": true}, $access
       "routes": [
         {"match": [{"path": ["/.well-known/acme-challenge/*"]}],
          "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": "$certs_addr"}],
@@ -97,7 +110,7 @@ c2d::caddy_start() {
     },
     "c2d-tls": {
       "listen": ["127.0.0.1:$https_port"],
-      "automatic_https": {"disable": true},
+      "automatic_https": {"disable": true}, $access
       "tls_connection_policies": [{}],
       "routes": [{"handle": [$ingress]}]
     },
