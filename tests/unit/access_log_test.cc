@@ -93,7 +93,7 @@ TEST_CASE("the receiver counts the datagrams sent to its UDP port", "[access_log
             static_cast<ssize_t>(d.size()));
   }
   close(fd);
-  for (int i = 0; i < 100 && Requests("svc_count_udp", "2xx") < 5; ++i) {
+  for (int i = 0; i < 500 && Requests("svc_count_udp", "2xx") < 5; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(Requests("svc_count_udp", "2xx") == 5);
