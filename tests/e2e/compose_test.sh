@@ -11,9 +11,7 @@ source "$root/tools/lib/registry.sh"
 export C2D_BUILD_DIR=${C2D_BUILD_DIR:-$root/build}
 sock=${C2D_TEST_ENGINE_SOCKET:?run through tools/test}
 build_sock=${C2D_TEST_BUILD_ENGINE_SOCKET:?run through tools/test}
-# Not below /tmp: the host folders are bind-mounted at the same paths in the
-# containers, whose /tmp is a tmpfs of their own that would hide them.
-dir=$(mktemp -d /var/tmp/c2d-compose.XXXXXX)
+dir=$(mktemp -d "${C2D_TEST_TMP:-/tmp}/compose.XXXXXX")
 project=c2dtest$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 env_file=$dir/compose.env
 cli=$C2D_BUILD_DIR/tools/c2d
