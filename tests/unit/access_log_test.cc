@@ -38,7 +38,7 @@ uint64_t Observations(const std::string& service) {
       .histogram.sample_count;
 }
 
-TEST_CASE("an access-log entry yields its host without port or case, status and duration",
+TEST_CASE("an access-log entry yields its host without port or case and its status and duration",
           "[access_log]") {
   auto e = ParseAccessEntry(Line("Hello.Demo.LOCALHOST:7080", 503, 0.25));
   REQUIRE(e.ok());
@@ -59,7 +59,7 @@ TEST_CASE("lines that are not access-log entries are refused", "[access_log]") {
   CHECK_FALSE(ParseAccessEntry(Line("", 200, 0.1)).ok());
 }
 
-TEST_CASE("entries count under their host's service, by status class; other hosts apart",
+TEST_CASE("entries count under their host's service by status class and other hosts apart",
           "[access_log]") {
   AccessCounter counter(
       [](const std::string& host) { return host == "one.p.localhost" ? "svc_count_one" : ""; });
@@ -99,7 +99,7 @@ TEST_CASE("the receiver counts the datagrams sent to its UDP port", "[access_log
   CHECK(Requests("svc_count_udp", "2xx") == 5);
 }
 
-TEST_CASE("a receiver address that is not host:port is refused, naming the variable",
+TEST_CASE("a receiver address that is not host:port is refused with the variable named",
           "[access_log]") {
   AccessCounter counter([](const std::string&) { return std::string(); });
   for (const char* bad : {"", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "nohost:80"}) {
