@@ -18,18 +18,12 @@
 #include "libs/common/log.h"
 #include "nlohmann/json.hpp"
 #include "services/deployer/metrics.h"
+#include "services/deployer/store.h"
 
 namespace c2d::deployer {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr pg::Statement kHosts{"deployer_access_hosts", R"sql(
-SELECT r.hostname, r.service_id FROM service_routes r JOIN services s ON s.id = r.service_id
-WHERE s.deleted_at IS NULL
-UNION ALL
-SELECT d.hostname, d.service_id FROM domains d JOIN services s ON s.id = d.service_id
-WHERE d.kind = 'custom' AND d.verification_state = 'verified' AND s.deleted_at IS NULL)sql"};
 
 // "Host:port", "[v6]:port" or a bare host, as a lower-case name without
 // the port or a trailing dot.
@@ -68,15 +62,14 @@ std::string HostIndex::ServiceOf(const std::string& host) {
   const absl::Time now = absl::Now();
   if (now - read_at_ >= ttl_) {
     read_at_ = now;  // after a failure too: the next try is a ttl away
-    auto read = pool_.Read("read app hostnames", [](pg::Tx& tx) {
-      absl::flat_hash_map<std::string, std::string> hosts;
-      for (const auto& r : tx.Exec(kHosts)) {
-        hosts[r[0].as<std::string>()] = r[1].as<std::string>();
-      }
-      return absl::StatusOr<absl::flat_hash_map<std::string, std::string>>(std::move(hosts));
-    });
+    // The names the ingress serves: each service's route and its verified
+    // custom domains.
+    auto read = pool_.Read("read app hostnames", [](pg::Tx& tx) { return ServedNames(tx); });
     if (read.ok()) {
-      services_ = std::move(*read);
+      services_.clear();
+      for (const auto& [service, names] : *read) {
+        for (const std::string& name : names) services_[name] = service;
+      }
     } else {
       log::Warn("cannot read app hostnames; counting by the last ones read",
                 {{"error", read.status().ToString()}});

@@ -41,8 +41,8 @@ struct AccessEntry {
 // duration); InvalidArgument for anything else.
 absl::StatusOr<AccessEntry> ParseAccessEntry(absl::string_view line);
 
-// Hostname -> service id: each service's platform hostname and its verified
-// custom domains, read from PostgreSQL at most every `ttl` (a host deployed
+// Hostname -> service id: the names the ingress serves (store.h's
+// ServedNames), read from PostgreSQL at most every `ttl` (a host deployed
 // since is counted from the next refresh on).
 class HostIndex {
  public:

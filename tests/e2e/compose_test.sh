@@ -167,9 +167,7 @@ token=$(compose run --rm -T migrate c2d-admin token --email admin@localhost --na
 api_url=http://127.0.0.1:${port[HTTP]}
 C2D_URL=$api_url "$cli" login --url "$api_url" --token "$token" >/dev/null || fail "login to the composed gateway failed"
 repo=$dir/repos/hello-python
-cp -r "$root/examples/hello-python" "$repo"
-git -C "$repo" init -q -b main && git -C "$repo" add -A &&
-  git -C "$repo" -c user.name=c2d -c user.email=c2d@localhost commit -q -m hello
+c2d::sample_repo "$repo"
 "$cli" projects create demo >/dev/null
 "$cli" services create hello --project demo --repo "$repo" --port 8080 >/dev/null
 service_id=$("$cli" services show demo/hello --json | jq -r .id)

@@ -193,9 +193,7 @@ api_url=http://${http_addr[a]}
 "$cli" login --url "$api_url" --token "$token" >/dev/null || fail "login failed"
 project=rep$tag
 repo=$dir/repos/hello-python
-cp -r "$root/examples/hello-python" "$repo"
-git -C "$repo" init -q -b main && git -C "$repo" add -A &&
-  git -C "$repo" -c user.name=c2d -c user.email=c2d@localhost commit -q -m hello
+c2d::sample_repo "$repo"
 "$cli" projects create "$project" >/dev/null
 "$cli" services create hello --project "$project" --repo "$repo" --port 8080 >/dev/null
 service_id=$("$cli" services show "$project/hello" --json | jq -r .id)

@@ -55,6 +55,19 @@ except (OSError, ValueError):
 PY
 }
 
+# c2d::sample_repo DIR: a git repository of the sample app
+# (examples/hello-python), one commit on branch main, made at DIR unless
+# one is there.
+c2d::sample_repo() {
+  local repo=$1
+  [[ -d $repo/.git ]] && return 0
+  mkdir -p "$repo"
+  cp -r "$C2D_ROOT/examples/hello-python/." "$repo/"
+  git -C "$repo" init -q -b main
+  git -C "$repo" add -A
+  git -C "$repo" -c user.name=c2d -c user.email=c2d@localhost commit -q -m "hello-python"
+}
+
 # Configures (once) and builds the project with Ninja and ccache.
 c2d::build() {
   export CCACHE_DIR=${CCACHE_DIR:-/var/cache/c2d-ccache}
