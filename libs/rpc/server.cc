@@ -172,6 +172,17 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
   return grpc::SslCredentials(opts);
 }
 
+std::shared_ptr<grpc::Channel> Channel(const std::string& target,
+                                       const std::shared_ptr<grpc::ChannelCredentials>& creds) {
+  grpc::ChannelArguments args;
+  // The default service config: the resolver offers none (DNS TXT lookups
+  // are off in gRPC by default).
+  args.SetServiceConfigJSON(
+      R"({"loadBalancingConfig": [{"round_robin": {}}],)"
+      R"( "healthCheckConfig": {"serviceName": ""}})");
+  return grpc::CreateCustomChannel(target, creds, args);
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& address,
                                                       const std::vector<Registration>& services) {
   auto creds = ServerCredentialsFor(address);

@@ -31,6 +31,14 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
 // Channel credentials per the same variables (the client side of mTLS).
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFromEnv();
 
+// A channel to a c2d service at `target`, which may name several replicas
+// ("ipv4:A,B", or a DNS name with one address per pod): calls are spread
+// over them (round robin) and go only to replicas whose health service says
+// SERVING, so one that is shutting down (Server::Shutdown turns it
+// NOT_SERVING first) gets no new call while its twin is there.
+std::shared_ptr<grpc::Channel> Channel(const std::string& target,
+                                       const std::shared_ptr<grpc::ChannelCredentials>& creds);
+
 class Server {
  public:
   // A service to serve under its full name (e.g. "c2d.v1.BuilderService",

@@ -105,7 +105,7 @@ BuildJob::BuildJob(pg::Pool& pool, const Config& config)
     log::Error("builds cannot be deployed", {{"error", credentials.status().ToString()}});
     return;
   }
-  deployer_ = v1::DeployerService::NewStub(grpc::CreateChannel(config.deployer_addr, *credentials));
+  deployer_ = v1::DeployerService::NewStub(rpc::Channel(config.deployer_addr, *credentials));
 }
 
 absl::Status BuildJob::PrepareBuildCgroup(const std::string& cgroup) const {

@@ -34,7 +34,7 @@ int main() {
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
   std::unique_ptr<dns::Client> dns;
   if (!config->dns_addr.empty()) {
-    dns = std::make_unique<dns::Client>(grpc::CreateChannel(config->dns_addr, *credentials));
+    dns = std::make_unique<dns::Client>(rpc::Channel(config->dns_addr, *credentials));
   }
   std::unique_ptr<certs::AcmeIssuer> acme;
   if (!config->acme_directory.empty()) {

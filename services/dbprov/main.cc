@@ -64,7 +64,7 @@ int main() {
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
   if (!config->dns_addr.empty()) {
-    servers.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
+    servers.UseDns(rpc::Channel(config->dns_addr, *credentials));
   }
   jobs::Worker& worker = (*process)->AddWorker("dbprov");
   servers.RegisterJobs(worker);
@@ -75,7 +75,7 @@ int main() {
   dbprov::Rotations rotations((*process)->pool(), *config, servers,
                               config->deployer_addr.empty()
                                   ? nullptr
-                                  : grpc::CreateChannel(config->deployer_addr, *credentials));
+                                  : rpc::Channel(config->deployer_addr, *credentials));
   rotations.RegisterJobs(worker);
   // Schedules name minutes: a pass every 10 s starts a backup within 10 s
   // of its time; rotation_days are days.

@@ -31,7 +31,7 @@ int main() {
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
   ingress::Upstreams upstreams(config->ingress,
-                               grpc::CreateChannel(config->dns_addr, *credentials));
+                               rpc::Channel(config->dns_addr, *credentials));
   if (auto s = upstreams.Check(); !s.ok()) return rpc::Process::Fail(s);
   auto providers = cloud::openstack::ProviderChoice::FromEnv(config->local, (*process)->pool());
   if (!providers.ok()) return rpc::Process::Fail(providers.status());
@@ -44,9 +44,9 @@ int main() {
 
   deployer::Runtime runtime((*process)->pool(), *config, *provider, upstreams);
   if (auto s = runtime.Init(); !s.ok()) return rpc::Process::Fail(s);
-  runtime.UseDns(grpc::CreateChannel(config->dns_addr, *credentials));
+  runtime.UseDns(rpc::Channel(config->dns_addr, *credentials));
   if (!config->dbprov_addr.empty()) {
-    runtime.UseDatabases(grpc::CreateChannel(config->dbprov_addr, *credentials));
+    runtime.UseDatabases(rpc::Channel(config->dbprov_addr, *credentials));
   }
   // Under DNS routing each instance serves HTTPS itself, with the
   // certificates of the certs service (read from PostgreSQL, unsealed).

@@ -17,11 +17,11 @@ int main() {
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
   gateway::Gateway api(
-      (*process)->pool(), *config, grpc::CreateChannel(config->builder_addr, *credentials),
-      grpc::CreateChannel(config->deployer_addr, *credentials),
+      (*process)->pool(), *config, rpc::Channel(config->builder_addr, *credentials),
+      rpc::Channel(config->deployer_addr, *credentials),
       config->dbprov_addr.empty() ? nullptr
-                                  : grpc::CreateChannel(config->dbprov_addr, *credentials),
-      config->certs_addr.empty() ? nullptr : grpc::CreateChannel(config->certs_addr, *credentials));
+                                  : rpc::Channel(config->dbprov_addr, *credentials),
+      config->certs_addr.empty() ? nullptr : rpc::Channel(config->certs_addr, *credentials));
   auto http = httpd::Server::Start({.address = config->http_addr, .workers = config->http_workers},
                                    [&](httpd::Request& req) { return api.Handle(req); });
   if (!http.ok()) return rpc::Process::Fail(http.status());
