@@ -181,35 +181,83 @@ std::vector<std::string> AttachedTo(Session& s, const std::string& name) {
   return (*v)->attached_to;
 }
 
-TEST_CASE(
-    "deployer on OpenStack: releases go live on Nova servers, replace each other and roll back",
-    "[openstack]") {
-  // Warnings only: a failure's report must not drown in the deployer's log.
-  log::Init("c2d", log::Level::kWarn);
-  PrepareCloud();
-  Session session(User());
-  MemoryLedger ledger;
-  OpenStackProvider provider(session, ledger, TestProviderOptions());
-  DeployerFixture f({.base_domain = "c2d-os.test",
-                     .provider = &provider,
-                     .dns_routing = true,
-                     .reconcile_interval = 2s});
-  ServerStandIns standins(provider, f.project_id());
-  const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
+// One service of a fresh project on the real OpenStack, with its servers
+// played on loopback, and a clock for the report.
+struct OsDeployer {
+  OsDeployer()
+      : session(User()),
+        provider(session, ledger, TestProviderOptions()),
+        f({.base_domain = "c2d-os.test",
+           .provider = &provider,
+           .dns_routing = true,
+           .reconcile_interval = 2s}),
+        standins(provider, f.project_id()) {}
   // Where the time goes, on stderr (a slow cloud shows in a failed run).
-  const auto start = std::chrono::steady_clock::now();
-  auto mark = [&](const char* what) {
+  void Mark(const char* what) const {
     const auto s =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
     std::cerr << "deployer_ostest: " << s.count() << " s: " << what << "\n";
-  };
+  }
+  v1::Deployment GoLive(const v1::DeployRequest& request, const std::string& answer,
+                        std::chrono::seconds within) {
+    v1::Deployment d = f.Deploy(request);
+    standins.Serve(d.id(), answer);
+    d = f.WaitSettled(d.id(), within);
+    INFO(d.failure_reason());
+    REQUIRE(d.state() == v1::DEPLOYMENT_STATE_LIVE);
+    return d;
+  }
 
-  v1::Deployment first = f.Deploy(f.Request(v1_digest, 2));
-  standins.Serve(first.id(), "v1");
-  first = f.WaitSettled(first.id(), 180s);
-  INFO(first.failure_reason());
-  REQUIRE(first.state() == v1::DEPLOYMENT_STATE_LIVE);
-  mark("first release live");
+  // Stopped (its volumes deleted): no server of `last`, no Cinder volume
+  // `volume` (if named), no record, and the project's network can go,
+  // leaving nothing in the ledger.
+  void StopAndCheckNothingLeft(const std::string& last, const std::string& volume = "") {
+    grpc::ClientContext sc;
+    v1::StopServiceRequest stop;
+    stop.set_service_id(f.service_id());
+    stop.set_delete_volumes(true);
+    v1::StopServiceResponse sr;
+    REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
+    CHECK(WaitFor(120s, [&] { return Servers(provider, last) == 0; }));
+    if (!volume.empty()) {
+      CHECK(WaitFor(120s, [&] { return !Cinder(session).FindVolume(volume)->has_value(); }));
+    }
+    CHECK(WaitFor(10s, [&] { return PublicAddresses(f).empty(); }));
+    Mark("stopped");
+    // (Once the deployer's removals have finished: a server being deleted is
+    // listed no more, but its port goes after it.)
+    absl::Status removed;
+    CHECK(WaitFor(60s, [&] {
+      removed = provider.RemoveNetwork(ProjectNetwork(f.project_id()));
+      return removed.ok();
+    }));
+    INFO(removed.ToString());
+    std::vector<std::string> left;
+    auto all = ledger.All();
+    REQUIRE(all.ok());
+    for (const Resource& r : *all) left.push_back(r.kind + " " + r.name);
+    CHECK(left.empty());
+  }
+
+  const std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  Session session;
+  MemoryLedger ledger;
+  OpenStackProvider provider;
+  DeployerFixture f;
+  ServerStandIns standins;
+};
+
+TEST_CASE("deployer on OpenStack: releases on Nova servers replace each other and roll back",
+          "[openstack]") {
+  // Warnings only: a failure's report must not drown in the deployer's log.
+  log::Init("c2d", log::Level::kWarn);
+  PrepareCloud();
+  OsDeployer os;
+  DeployerFixture& f = os.f;
+  const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
+
+  const v1::Deployment first = os.GoLive(f.Request(v1_digest, 2), "v1", 180s);
+  os.Mark("first release live");
   std::vector<v1::Instance> instances = f.Instances();
   REQUIRE(instances.size() == 2);
   for (const v1::Instance& i : instances) {
@@ -217,7 +265,7 @@ TEST_CASE(
     CHECK(absl::StartsWith(i.host(), "203.0.113."));  // its floating IP
     CHECK(i.port() == 80);
   }
-  CHECK(Servers(provider, first.id()) == 2);
+  CHECK(Servers(os.provider, first.id()) == 2);
   // By name: the two floating IPs, each answering; and on the project's network.
   CHECK(WaitFor(10s, [&] { return PublicAddresses(f) == FloatingIps(f); }));
   CHECK(PublicAddresses(f).size() == 2);
@@ -225,14 +273,14 @@ TEST_CASE(
   // An instance failing its health checks loses its record, and gets it
   // back once healthy.
   const std::string sick = *FloatingIps(f).begin();
-  standins.FailHealth(sick, true);
+  os.standins.FailHealth(sick, true);
   CHECK(WaitFor(60s, [&] {
     auto a = PublicAddresses(f);
     return a.size() == 1 && !a.count(sick);
   }));
-  standins.FailHealth(sick, false);
+  os.standins.FailHealth(sick, false);
   CHECK(WaitFor(120s, [&] { return PublicAddresses(f).size() == 2; }));
-  mark("a sick instance's record gone and back");
+  os.Mark("a sick instance's record gone and back");
   // The internal name follows too (its records are synced apart from the
   // public ones).
   std::set<std::string> privates;
@@ -244,100 +292,70 @@ TEST_CASE(
 
   // A new release of three instances: health-gated switch, then the old
   // servers are deleted; the three are spread by a soft-anti-affinity group.
-  v1::Deployment second = f.Deploy(f.Request(v2_digest, 3));
-  standins.Serve(second.id(), "v2");
-  second = f.WaitSettled(second.id(), 180s);
-  INFO(second.failure_reason());
-  REQUIRE(second.state() == v1::DEPLOYMENT_STATE_LIVE);
-  mark("second release live");
+  const v1::Deployment second = os.GoLive(f.Request(v2_digest, 3), "v2", 180s);
+  os.Mark("second release live");
   CHECK(WaitFor(10s, [&] { return Answers(f) == std::set<std::string>{"v2"}; }));
   CHECK(PublicAddresses(f) == FloatingIps(f));
   CHECK(PublicAddresses(f).size() == 3);
-  CHECK(WaitFor(120s, [&] { return Servers(provider, first.id()) == 0; }));
-  auto [policy, members] = ServerGroup(session, f);
+  CHECK(WaitFor(120s, [&] { return Servers(os.provider, first.id()) == 0; }));
+  auto [policy, members] = ServerGroup(os.session, f);
   CHECK(policy == "soft-anti-affinity");
   CHECK(members == Refs(f));
-  mark("the first release's servers gone");
+  os.Mark("the first release's servers gone");
   // A server lost in Nova is replaced by the reconciler, and DNS follows.
   const std::string lost = *members.begin();
-  REQUIRE(Nova(session).DeleteServer(lost).ok());
+  REQUIRE(Nova(os.session).DeleteServer(lost).ok());
   CHECK(WaitFor(180s, [&] {
     std::set<std::string> now = Refs(f);
     return now.size() == 3 && !now.count(lost) && FloatingIps(f).size() == 3 &&
            PublicAddresses(f) == FloatingIps(f);
   }));
   CHECK(Answers(f) == std::set<std::string>{"v2"});
-  mark("a lost server replaced");
+  os.Mark("a lost server replaced");
 
   // Rolled back to the first release: new servers of v1, v2's gone.
   v1::Deployment back = testing::RollBackTo(f, first.id());
-  standins.Serve(back.id(), "v1");
+  os.standins.Serve(back.id(), "v1");
   back = f.WaitSettled(back.id(), 180s);
   INFO(back.failure_reason());
   REQUIRE(back.state() == v1::DEPLOYMENT_STATE_LIVE);
-  mark("rolled back");
+  os.Mark("rolled back");
   CHECK(WaitFor(10s, [&] { return Answers(f) == std::set<std::string>{"v1"}; }));
-  CHECK(WaitFor(120s, [&] { return Servers(provider, second.id()) == 0; }));
-  CHECK(standins.served() > 0);
-  mark("the second release's servers gone");
+  CHECK(WaitFor(120s, [&] { return Servers(os.provider, second.id()) == 0; }));
+  CHECK(os.standins.served() > 0);
+  os.Mark("the second release's servers gone");
+  os.StopAndCheckNothingLeft(back.id());
+}
 
-  // Releases with a volume: a Cinder volume attaches to one server at a
-  // time, so each stops the release before it first, and the volume moves
-  // to the new server.
+TEST_CASE("deployer on OpenStack: a Cinder volume moves from release to release", "[openstack]") {
+  log::Init("c2d", log::Level::kWarn);
+  PrepareCloud();
+  OsDeployer os;
+  DeployerFixture& f = os.f;
+  const std::string v1_digest = f.Image("v1"), v2_digest = f.Image("v2");
+  // A Cinder volume attaches to one server at a time, so each release
+  // stops the one before it first, and the volume moves to the new server.
   const v1::Volume volume = testing::CreateVolume(f);
   const std::string volume_name = ResourceName(volume.id());
-  v1::Deployment third = f.Deploy(testing::WithVolume(f.Request(v1_digest), volume));
-  standins.Serve(third.id(), "v3");
-  third = f.WaitSettled(third.id(), 240s);
-  INFO(third.failure_reason());
-  REQUIRE(third.state() == v1::DEPLOYMENT_STATE_LIVE);
-  CHECK(testing::HasEvent(f.Events(third.id()), "deployment.stopping_previous"));
-  CHECK(f.Get(back.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
-  CHECK(Servers(provider, back.id()) == 0);
+  const v1::Deployment first =
+      os.GoLive(testing::WithVolume(f.Request(v1_digest), volume), "v3", 240s);
   REQUIRE(f.Instances().size() == 1);
   CHECK(WaitFor(60s, [&] {
-    return AttachedTo(session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
+    return AttachedTo(os.session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
   }));
-  mark("a release with a volume live");
-  v1::Deployment fourth = f.Deploy(testing::WithVolume(f.Request(v2_digest), volume));
-  standins.Serve(fourth.id(), "v4");
-  fourth = f.WaitSettled(fourth.id(), 240s);
-  INFO(fourth.failure_reason());
-  REQUIRE(fourth.state() == v1::DEPLOYMENT_STATE_LIVE);
-  CHECK(f.Get(third.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
-  CHECK(Servers(provider, third.id()) == 0);
+  os.Mark("a release with a volume live");
+  const v1::Deployment next =
+      os.GoLive(testing::WithVolume(f.Request(v2_digest), volume), "v4", 240s);
+  CHECK(testing::HasEvent(f.Events(next.id()), "deployment.stopping_previous"));
+  CHECK(f.Get(first.id()).state() == v1::DEPLOYMENT_STATE_SUPERSEDED);
+  CHECK(Servers(os.provider, first.id()) == 0);
   REQUIRE(f.Instances().size() == 1);
   CHECK(WaitFor(60s, [&] {
-    return AttachedTo(session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
+    return AttachedTo(os.session, volume_name) == std::vector{f.Instances()[0].provider_ref()};
   }));
   CHECK(WaitFor(30s, [&] { return Answers(f) == std::set<std::string>{"v4"}; }));
-  mark("the next release has the volume");
-
-  // Stopped, the volume deleted: no server, and the project's network can
-  // go, leaving nothing.
-  grpc::ClientContext sc;
-  v1::StopServiceRequest stop;
-  stop.set_service_id(f.service_id());
-  stop.set_delete_volumes(true);
-  v1::StopServiceResponse sr;
-  REQUIRE(f.stub().StopService(&sc, stop, &sr).ok());
-  CHECK(WaitFor(120s, [&] { return Servers(provider, fourth.id()) == 0; }));
-  CHECK(WaitFor(120s, [&] { return !Cinder(session).FindVolume(volume_name)->has_value(); }));
-  CHECK(WaitFor(10s, [&] { return PublicAddresses(f).empty(); }));
-  mark("stopped");
-  // (Once the deployer's removals have finished: a server being deleted is
-  // listed no more, but its port goes after it.)
-  absl::Status removed;
-  CHECK(WaitFor(60s, [&] {
-    removed = provider.RemoveNetwork(ProjectNetwork(f.project_id()));
-    return removed.ok();
-  }));
-  INFO(removed.ToString());
-  std::vector<std::string> left;
-  auto all = ledger.All();
-  REQUIRE(all.ok());
-  for (const Resource& r : *all) left.push_back(r.kind + " " + r.name);
-  CHECK(left.empty());
+  os.Mark("the next release has the volume");
+  os.StopAndCheckNothingLeft(next.id(), volume_name);
 }
 
 }  // namespace
