@@ -35,7 +35,7 @@ cli=$C2D_BUILD_DIR/tools/c2d
 export XDG_CONFIG_HOME=$dir/config
 SERVICES=(dns certs deployer dbprov builder gateway)
 REPLICAS=(a b)
-declare -A pid=() grpc=() metrics=()
+source "$root/tests/e2e/services.sh"
 lb_pid= loop_pid= service_id= project_id= database_id= token= api_url=
 
 fail() {
@@ -65,62 +65,11 @@ cleanup() {
       engine "/v1.41/containers/$id?force=1" -X DELETE >/dev/null || true
     done
   fi
-  psql "$C2D_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  c2d_e2e::down
   rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'echo "FAIL: line $LINENO: $BASH_COMMAND exited $?" >&2' ERR
-
-# The settings every replica shares: one database, one master key, and each
-# peer service as the two addresses of its replicas.
-shared_env() {
-  local svc r targets
-  for svc in "${SERVICES[@]}"; do
-    targets=
-    for r in "${REPLICAS[@]}"; do
-      grpc[$svc.$r]=127.0.0.1:$(c2d::free_port) metrics[$svc.$r]=127.0.0.1:$(c2d::free_port)
-      targets+=${targets:+,}${grpc[$svc.$r]}
-    done
-    export "C2D_${svc^^}_ADDR=ipv4:$targets"
-  done
-  export C2D_DATABASE_URL=${C2D_TEST_PG_URL%/*}/$db
-  export C2D_MASTER_KEY=mk1:$(head -c 32 /dev/urandom | base64 -w0)
-  export C2D_REGISTRY_URL=$C2D_TEST_REGISTRY_URL C2D_REGISTRY_USER=$C2D_TEST_REGISTRY_USER \
-    C2D_REGISTRY_PASSWORD=$C2D_TEST_REGISTRY_PASSWORD
-  export C2D_ENGINE_SOCKET=$C2D_TEST_ENGINE_SOCKET C2D_BUILD_ENGINE_SOCKET=$C2D_TEST_BUILD_ENGINE_SOCKET
-  export C2D_BUILD_ENGINE_CGROUP=${C2D_TEST_BUILD_ENGINE_CGROUP:-}
-  C2D_BUILD_USER=$(stat -c %u:%g "$C2D_TEST_BUILD_ENGINE_SOCKET")
-  export C2D_BUILD_USER
-  export C2D_PDNS_API_URL=$C2D_TEST_PDNS_API_URL C2D_PDNS_API_KEY=$C2D_TEST_PDNS_API_KEY
-  export C2D_INGRESS_ZONE=$C2D_TEST_INGRESS_ZONE C2D_INGRESS_HTTP_ADDR=$C2D_TEST_CADDY_HTTP
-  export C2D_INGRESS_UNAVAILABLE_ADDR=$C2D_TEST_INGRESS_UNAVAILABLE_ADDR
-  export C2D_LOCAL_REPO_ROOT=$dir/repos C2D_VOLUMES_DIR=$dir/volumes C2D_BACKUP_DIR=$dir/backups
-  export C2D_INTERNAL_CA_FILE=$dir/ca.pem
-  # Short enough for a test: a killed worker's job is rescued after 5 s, the
-  # leaders act every 2 s, the internal CA's certificates live 60 s (renewed
-  # at 40 s).
-  export C2D_JOB_LEASE=5s C2D_RECONCILE_INTERVAL=2s C2D_CERTS_SWEEP_INTERVAL=2s \
-    C2D_DNS_SWEEP_INTERVAL=5s C2D_INTERNAL_CERT_LIFETIME=60s C2D_RESTART_BACKOFF_BASE=1s
-  export C2D_USER_RPS=100000 C2D_USER_BURST=100000 C2D_SHUTDOWN_GRACE=10s C2D_LOG_LEVEL=info
-}
-
-# start SVC R: replica R of SVC, in the background; its log is $dir/SVC-R.log.
-start() {
-  local svc=$1 r=$2 extra=()
-  case $svc in
-    gateway) extra=("C2D_HTTP_ADDR=${http_addr[$r]}") ;;
-    certs) extra=("C2D_CERTS_HTTP_ADDR=127.0.0.1:$(c2d::free_port)") ;;
-    builder) extra=("C2D_BUILD_WORK_DIR=$dir/builds-$r") ;;
-  esac
-  env C2D_GRPC_ADDR="${grpc[$svc.$r]}" C2D_METRICS_ADDR="${metrics[$svc.$r]}" "${extra[@]}" \
-    setsid "$C2D_BUILD_DIR/services/$svc/c2d-$svc" >>"$dir/$svc-$r.log" 2>&1 </dev/null &
-  pid[$svc.$r]=$!
-}
-
-ready() {
-  "$C2D_BUILD_DIR/tools/c2d-probe" "${grpc[$1.$2]}" --wait 60s >/dev/null ||
-    fail "$1 replica $2 did not become ready"
-}
 
 # The replica of SVC whose process is PID, or nothing.
 replica_of() {
@@ -176,18 +125,18 @@ await_body() {
 job_attempts() { sql "SELECT state || ' ' || attempts FROM jobs WHERE id = $1"; }
 
 # --- Two replicas of everything ----------------------------------------------
-psql "$C2D_TEST_PG_URL" -qc "CREATE DATABASE $db" >/dev/null
-mkdir -p "$dir"/{repos,volumes,backups,builds-a,builds-b}
 declare -A http_addr=([a]=127.0.0.1:$(c2d::free_port) [b]=127.0.0.1:$(c2d::free_port))
-shared_env
-"$C2D_BUILD_DIR/tools/c2d-migrate" >"$dir/migrate.log" 2>&1 || fail "c2d-migrate failed"
-for svc in "${SERVICES[@]}"; do
-  for r in "${REPLICAS[@]}"; do start "$svc" "$r"; done
-  for r in "${REPLICAS[@]}"; do ready "$svc" "$r"; done
-done
+c2d_e2e::env
+# Short enough for a test: a killed worker's job is rescued after 5 s, the
+# leaders act every 2 s, the internal CA's certificates live 60 s (renewed
+# at 40 s).
+export C2D_JOB_LEASE=5s C2D_RECONCILE_INTERVAL=2s C2D_CERTS_SWEEP_INTERVAL=2s \
+  C2D_DNS_SWEEP_INTERVAL=5s C2D_INTERNAL_CERT_LIFETIME=60s C2D_RESTART_BACKOFF_BASE=1s \
+  C2D_SHUTDOWN_GRACE=10s
+c2d_e2e::up
 c2d::log "two replicas of each of ${SERVICES[*]} are serving"
 
-token=$("$C2D_BUILD_DIR/tools/c2d-admin" token --email admin@localhost --name replicas 2>/dev/null | tail -n 1)
+token=$(c2d_e2e::token replicas)
 [[ -n $token ]] || fail "c2d-admin token made no token"
 api_url=http://${http_addr[a]}
 "$cli" login --url "$api_url" --token "$token" >/dev/null || fail "login failed"
@@ -218,8 +167,8 @@ deploy_killing() {
   await_live
   [[ $(job_attempts "$killed_job") == "succeeded 2" ]] ||
     fail "$1 job $killed_job: $(job_attempts "$killed_job"), not succeeded on its second attempt"
-  start "$2" "$killed_replica"
-  ready "$2" "$killed_replica"
+  c2d_e2e::start "$2" "$killed_replica"
+  c2d_e2e::ready "$2" "$killed_replica"
 }
 
 # A builder dies mid-build, then a deployer mid-deploy: the other replica
@@ -346,8 +295,8 @@ done
 [[ -n $moved ]] || fail "deployer.reconcile did not move to replica $new within 10 s"
 handoff_ms=$(((moved - killed_at) / 1000000))
 c2d::log "leader: deployer.reconcile moved from replica $old to $new ${handoff_ms} ms after the SIGKILL"
-start deployer "$old"
-ready deployer "$old"
+c2d_e2e::start deployer "$old"
+c2d_e2e::ready deployer "$old"
 
 # --- Rolling upgrade: a new migration, then every replica restarted in turn ---
 # A load balancer over both gateways, as a Kubernetes Service or any proxy
@@ -399,8 +348,8 @@ for svc in "${SERVICES[@]}"; do
   for r in "${REPLICAS[@]}"; do
     kill -TERM "${pid[$svc.$r]}"
     wait "${pid[$svc.$r]}" 2>/dev/null || true
-    start "$svc" "$r"
-    ready "$svc" "$r"
+    c2d_e2e::start "$svc" "$r"
+    c2d_e2e::ready "$svc" "$r"
     # The restarted gateway takes requests again before its twin goes.
     [[ $svc == gateway ]] && curl -fsS -o /dev/null "http://${http_addr[$r]}/healthz"
   done
