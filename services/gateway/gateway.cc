@@ -12,6 +12,7 @@
 #include "libs/metrics/metrics.h"
 #include "libs/rpc/server.h"
 #include "prometheus/text_serializer.h"
+#include "services/gateway/dashboard.h"
 #include "services/gateway/openapi.h"
 
 namespace c2d::gateway {
@@ -128,6 +129,7 @@ Gateway::Gateway(pg::Pool& pool, const Config& config, std::shared_ptr<grpc::Cha
   router_.Add("GET", "/healthz", [this](httpd::Request& r) { return Healthz(r); });
   router_.Add("GET", "/readyz", [this](httpd::Request& r) { return Readyz(r); });
   router_.Add("GET", "/metrics", [this](httpd::Request& r) { return Metrics(r); });
+  AddDashboardRoutes(router_);
 }
 
 void Gateway::Add(const std::string& method, const std::string& pattern, Route route,

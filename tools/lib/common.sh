@@ -81,6 +81,12 @@ c2d::build() {
   cmake --build "$C2D_BUILD_DIR" -j "${C2D_JOBS:-2}" >&2
 }
 
+# c2d::web_build: the dashboard's packages from web/package-lock.json (npm
+# ci) and its build into web/dist, which the gateway compiles in.
+c2d::web_build() {
+  (cd "$C2D_ROOT/web" && npm ci --no-audit --no-fund --loglevel=error >&2 && npm run --silent build >&2)
+}
+
 # c2d::unmount_under DIR: unmounts every mount point at or below DIR, deepest
 # first; lazily as a last resort.
 c2d::unmount_under() {
