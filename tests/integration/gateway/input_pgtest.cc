@@ -24,7 +24,9 @@ using testing::WaitFor;
 // webhook deliveries (signed by the hook's secret instead).
 const std::set<std::string> kPublic = {"GET /healthz", "GET /readyz", "GET /metrics",
                                        "GET /v1/openapi.json",
-                                       "POST /v1/webhooks/{provider}/{hook}"};
+                                       "POST /v1/webhooks/{provider}/{hook}",
+                                       // the dashboard's static files
+                                       "GET /", "GET /assets/{file}"};
 
 // Alice's project with one service, one env var, one webhook, one volume
 // and one finished (failed) build, plus a member of each role.
