@@ -1,5 +1,5 @@
-// Webhook deliveries: the signature check and the push payload, for both
-// providers. Never throws, never crashes; a delivery signed with another
+// Webhook deliveries: the signature check, the push payload and the pull
+// request payload, for both providers. Never throws, never crashes; a delivery signed with another
 // secret never verifies.
 
 #include <cstddef>
@@ -30,6 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!push->commit.empty() && push->commit.size() != 40 && push->commit.size() != 64) {
       std::abort();
     }
+  }
+  if (auto pr = c2d::gateway::ParsePullRequest(provider, body); pr.ok()) {
+    const auto& c = pr->head_commit;
+    if (!c.empty() && c.size() != 40 && c.size() != 64) std::abort();
   }
   return 0;
 }

@@ -42,6 +42,8 @@ absl::StatusOr<Config> Config::FromEnv() {
   c.user_rps = static_cast<double>(rps);
   c.user_burst = static_cast<double>(burst);
   c.user_streams = static_cast<int>(streams);
+  C2D_ASSIGN_OR_RETURN(int64_t previews, env::GetInt("C2D_PREVIEWS_PER_PROJECT", 5, 0, 1000));
+  c.previews_per_project = static_cast<int>(previews);
   C2D_ASSIGN_OR_RETURN(c.rename_hold,
                        env::GetDuration("C2D_RENAME_HOLD", c.rename_hold,
                                         std::chrono::milliseconds(0), std::chrono::hours(24 * 90)));

@@ -38,6 +38,9 @@ struct Config {
   double user_rps = 20;
   double user_burst = 100;
   int user_streams = 20;
+  // C2D_PREVIEWS_PER_PROJECT: live preview environments a project may have
+  // at once; a pull request beyond it gets none.
+  int previews_per_project = 5;
   // C2D_RENAME_HOLD: how long a renamed project's old name stays its own.
   std::chrono::milliseconds rename_hold{24 * 3600 * 1000};
 

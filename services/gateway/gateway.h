@@ -31,6 +31,7 @@
 #include "services/gateway/config.h"
 #include "services/gateway/limits.h"
 #include "services/gateway/store.h"
+#include "services/gateway/webhook_payload.h"
 
 namespace c2d::gateway {
 
@@ -171,8 +172,19 @@ class Gateway {
   httpd::Response ReceiveWebhook(httpd::Request& req);
   // Records a verified delivery (once per delivery id) and starts the build
   // it asks for, if any; `why` says why not.
-  httpd::Response RecordDelivery(httpd::Request& req, const Service& service, const Delivery& d,
+  httpd::Response RecordDelivery(httpd::Request& req, const Service& service, Delivery d,
                                  const std::string& why);
+  // A pull request's delivery (previews.cc): opened or updated, its preview
+  // made if need be and deployed from the request's head; closed, deleted.
+  httpd::Response ReceivePullRequest(httpd::Request& req, const Service& parent, Delivery d,
+                                     const PullRequest& pr);
+  // The live preview of `parent` for `pr`, made now (settings, sealed env)
+  // when there is none; FailedPrecondition when the project has its cap.
+  absl::StatusOr<Service> EnsurePreview(const Service& parent, const PullRequest& pr,
+                                        const std::string& request_id);
+  // Stops a service's instances (asynchronously) and deletes it, with its
+  // previews; audited as `actor` (a user and token, or none for a webhook).
+  absl::Status RemoveService(const Service& s, const AuditEntry& actor);
 
   httpd::Response Healthz(httpd::Request& req);
   httpd::Response Readyz(httpd::Request& req);

@@ -37,7 +37,10 @@ json Gateway::ServiceJson(const Service& s) const {
         {"memory_mb", s.run.memory_mb()},
         {"cpu_millis", s.run.cpu_millis()}}},
       {"created_at", Time(absl::ToUnixMicros(s.created_at))},
-      {"updated_at", Time(absl::ToUnixMicros(s.updated_at))}};
+      {"updated_at", Time(absl::ToUnixMicros(s.updated_at))},
+      {"preview", s.preview_of.empty()
+                      ? json(nullptr)
+                      : json{{"of", s.preview_of}, {"pull_request", s.preview_number}}}};
   if (s.type == v1::SERVICE_TYPE_WEB) {
     j["health_check"] = {{"path", h.path()},
                          {"port", h.port() > 0 ? json(h.port()) : json(nullptr)},
@@ -368,30 +371,8 @@ httpd::Response Gateway::PatchService(Call& c) {
 httpd::Response Gateway::DeleteService(Call& c) {
   auto sp = AuthorizeService(c, c.req.params["id"], Role::kAdmin);
   if (!sp.ok()) return FromStatus(sp.status());
-  const Service& s = sp->first;
-  // Its instances stop (asynchronously) before the row goes.
-  grpc::ClientContext ctx;
-  Context(ctx, c);
-  v1::StopServiceRequest stop;
-  stop.set_service_id(s.id);
-  stop.set_delete_volumes(true);
-  stop.set_reason("service deleted");
-  v1::StopServiceResponse stopped;
-  if (auto g = deployer_->StopService(&ctx, stop, &stopped); !g.ok()) {
-    return FromStatus(rpc::FromGrpc(g));
-  }
-  absl::Status st = pool_.Transact("delete service", [&](pg::Tx& tx) -> absl::Status {
-    C2D_RETURN_IF_ERROR(gateway::DeleteService(tx, s.id));
-    return Audit(tx, {c.who.user_id,
-                      c.who.token_id,
-                      s.project_id,
-                      "service.delete",
-                      s.id,
-                      c.request_id,
-                      c.req.remote_addr,
-                      {{"name", s.name}}});
-  });
-  if (!st.ok()) return FromStatus(st);
+  AuditEntry actor{c.who.user_id, c.who.token_id, "", "", "", c.request_id, c.req.remote_addr, {}};
+  if (absl::Status st = RemoveService(sp->first, actor); !st.ok()) return FromStatus(st);
   httpd::Response r;
   r.status = 204;
   return r;

@@ -81,18 +81,29 @@ constexpr pg::Statement kOwnerCount{
   "coalesce(s.health_port, 0), s.health_interval_s, s.health_timeout_s, "                      \
   "s.health_healthy_threshold, s.health_unhealthy_threshold, "                                 \
   "s.health_start_period_s, " C2D_MICROS("s.created_at") ", " C2D_MICROS("s.updated_at") ", " \
-  "coalesce(encode(s.repo_url_sealed, 'base64'), '')"
+  "coalesce(encode(s.repo_url_sealed, 'base64'), ''), coalesce(s.preview_of, ''), "           \
+  "coalesce(s.preview_number, 0)"
 
 constexpr pg::Statement kInsertService{"services_insert", R"sql(
 INSERT INTO services (id, project_id, name, type, repo_url, branch, root_dir, auto_deploy,
   build_strategy, dockerfile_path, build_command, start_command, port, instance_count, memory_mb,
   cpu_millis, health_path, health_port, health_interval_s, health_timeout_s,
-  health_healthy_threshold, health_unhealthy_threshold, health_start_period_s, repo_url_sealed)
+  health_healthy_threshold, health_unhealthy_threshold, health_start_period_s, repo_url_sealed,
+  preview_of, preview_number)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULLIF($13, 0), $14, $15, $16, $17,
-        NULLIF($18, 0), $19, $20, $21, $22, $23, NULLIF(decode($24, 'base64'), '')))sql"};
+        NULLIF($18, 0), $19, $20, $21, $22, $23, NULLIF(decode($24, 'base64'), ''),
+        NULLIF($25, ''), NULLIF($26, 0)))sql"};
 constexpr pg::Statement kGetService{"services_get", "SELECT " C2D_SERVICE_COLUMNS R"sql(
 FROM services s JOIN projects p ON p.id = s.project_id
 WHERE s.id = $1 AND s.deleted_at IS NULL AND p.deleted_at IS NULL)sql"};
+constexpr pg::Statement kFindPreview{"services_find_preview", "SELECT " C2D_SERVICE_COLUMNS R"sql(
+FROM services s JOIN projects p ON p.id = s.project_id
+WHERE s.preview_of = $1 AND s.preview_number = $2 AND s.deleted_at IS NULL)sql"};
+constexpr pg::Statement kPreviewsOf{"services_previews_of", R"sql(
+SELECT id FROM services WHERE preview_of = $1 AND deleted_at IS NULL ORDER BY id)sql"};
+constexpr pg::Statement kCountPreviews{"services_count_previews", R"sql(
+SELECT count(*) FROM services
+WHERE project_id = $1 AND preview_of IS NOT NULL AND deleted_at IS NULL)sql"};
 constexpr pg::Statement kListServices{"services_list", "SELECT " C2D_SERVICE_COLUMNS R"sql(
 FROM services s JOIN projects p ON p.id = s.project_id
 WHERE s.project_id = $1 AND s.deleted_at IS NULL AND s.name > $2
@@ -142,17 +153,21 @@ constexpr pg::Statement kListWebhooks{"webhooks_list", "SELECT " C2D_WEBHOOK_COL
 FROM webhooks w WHERE w.service_id = $1 ORDER BY w.provider)sql"};
 constexpr pg::Statement kInsertDelivery{"deliveries_insert", R"sql(
 INSERT INTO webhook_deliveries (id, webhook_id, provider, delivery_id, event, ref, commit_sha,
-                                outcome)
-VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8)
+                                outcome, reason)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, NULLIF(left($9, 1000), ''))
 ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id)sql"};
 constexpr pg::Statement kDeliveryBuild{"deliveries_build",
                                        "UPDATE webhook_deliveries SET build_id = $2 WHERE id = $1"};
+constexpr pg::Statement kDeliveryPreview{"deliveries_preview", R"sql(
+UPDATE webhook_deliveries SET preview_service_id = $2, preview_url = NULLIF($3, '')
+WHERE id = $1)sql"};
 constexpr pg::Statement kDeleteDelivery{"deliveries_delete",
                                         "DELETE FROM webhook_deliveries WHERE id = $1"};
 constexpr pg::Statement kListDeliveries{"deliveries_list", R"sql(
 SELECT d.id, d.webhook_id, d.provider, d.delivery_id, d.event, coalesce(d.ref, ''),
        coalesce(d.commit_sha, ''), d.outcome, coalesce(d.build_id, ''),
-       (extract(epoch FROM d.received_at) * 1000000)::bigint
+       (extract(epoch FROM d.received_at) * 1000000)::bigint, coalesce(d.preview_service_id, ''),
+       coalesce(d.preview_url, ''), coalesce(d.reason, '')
 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 WHERE w.service_id = $1 ORDER BY d.received_at DESC, d.id DESC LIMIT $2)sql"};
 
@@ -239,6 +254,8 @@ Service RowToService(const pqxx::row& r) {
   std::string sealed = r[27].as<std::string>();
   sealed.erase(std::remove(sealed.begin(), sealed.end(), '\n'), sealed.end());
   (void)absl::Base64Unescape(sealed, &s.repo_url_sealed);
+  s.preview_of = r[28].as<std::string>();
+  s.preview_number = r[29].as<int>();
   return s;
 }
 
@@ -397,8 +414,26 @@ absl::Status InsertService(pg::Tx& tx, const Service& s) {
           s.build.dockerfile_path(), s.build.build_command(), s.run.start_command(), s.run.port(),
           s.run.instance_count(), s.run.memory_mb(), s.run.cpu_millis(), h.path(), h.port(),
           h.interval_s(), h.timeout_s(), h.healthy_threshold(), h.unhealthy_threshold(),
-          h.start_period_s(), absl::Base64Escape(s.repo_url_sealed));
+          h.start_period_s(), absl::Base64Escape(s.repo_url_sealed), s.preview_of,
+          s.preview_number);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<Service>> FindPreview(pg::Tx& tx, const std::string& parent_id,
+                                                   int number) {
+  pqxx::result r = tx.Exec(kFindPreview, parent_id, number);
+  if (r.empty()) return std::nullopt;
+  return RowToService(r[0]);
+}
+
+absl::StatusOr<std::vector<std::string>> PreviewsOf(pg::Tx& tx, const std::string& parent_id) {
+  std::vector<std::string> out;
+  for (const auto& r : tx.Exec(kPreviewsOf, parent_id)) out.push_back(r[0].as<std::string>());
+  return out;
+}
+
+absl::StatusOr<int> CountPreviews(pg::Tx& tx, const std::string& project_id) {
+  return tx.Exec(kCountPreviews, project_id)[0][0].as<int>();
 }
 
 absl::StatusOr<Service> GetService(pg::Tx& tx, const std::string& id) {
@@ -506,12 +541,18 @@ absl::StatusOr<std::vector<Webhook>> ListWebhooks(pg::Tx& tx, const std::string&
 
 absl::StatusOr<bool> InsertDelivery(pg::Tx& tx, const Delivery& d) {
   return !tx.Exec(kInsertDelivery, d.id, d.webhook_id, d.provider, d.delivery_id, d.event, d.ref,
-                  d.commit_sha, d.outcome)
+                  d.commit_sha, d.outcome, d.reason)
               .empty();
 }
 
 absl::Status SetDeliveryBuild(pg::Tx& tx, const std::string& id, const std::string& build_id) {
   tx.Exec(kDeliveryBuild, id, build_id);
+  return absl::OkStatus();
+}
+
+absl::Status SetDeliveryPreview(pg::Tx& tx, const std::string& id, const std::string& service_id,
+                                const std::string& url) {
+  tx.Exec(kDeliveryPreview, id, service_id, url);
   return absl::OkStatus();
 }
 
@@ -527,7 +568,8 @@ absl::StatusOr<std::vector<Delivery>> ListDeliveries(pg::Tx& tx, const std::stri
     out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(),
                    r[3].as<std::string>(), r[4].as<std::string>(), r[5].as<std::string>(),
                    r[6].as<std::string>(), r[7].as<std::string>(), r[8].as<std::string>(),
-                   Micros(r[9])});
+                   Micros(r[9]), r[10].as<std::string>(), r[11].as<std::string>(),
+                   r[12].as<std::string>()});
   }
   return out;
 }

@@ -111,6 +111,10 @@ struct Service {
   v1::RunSettings run;
   v1::HealthCheck health_check;
   absl::Time created_at, updated_at;
+  // A preview environment: the service it previews and the pull request's
+  // number; "" and 0 otherwise.
+  std::string preview_of;
+  int preview_number = 0;
 };
 
 // AlreadyExists when the project has a live service of that name.
@@ -124,6 +128,13 @@ absl::Status UpdateService(pg::Tx& tx, const Service& s);
 absl::Status DeleteService(pg::Tx& tx, const std::string& id);
 absl::StatusOr<std::vector<std::string>> ServicesOfProject(pg::Tx& tx,
                                                            const std::string& project_id);
+// The live preview of `parent_id` for pull request `number`, if any.
+absl::StatusOr<std::optional<Service>> FindPreview(pg::Tx& tx, const std::string& parent_id,
+                                                   int number);
+// The ids of `parent_id`'s live previews.
+absl::StatusOr<std::vector<std::string>> PreviewsOf(pg::Tx& tx, const std::string& parent_id);
+// How many live previews the project has.
+absl::StatusOr<int> CountPreviews(pg::Tx& tx, const std::string& project_id);
 
 // ---- env vars (values stay sealed here)
 
@@ -149,10 +160,15 @@ absl::StatusOr<std::vector<Webhook>> ListWebhooks(pg::Tx& tx, const std::string&
 struct Delivery {
   std::string id, webhook_id, provider, delivery_id, event, ref, commit_sha, outcome, build_id;
   absl::Time received_at;
+  // A pull request's: the preview it made or redeployed, and its URL.
+  std::string preview_service_id, preview_url;
+  std::string reason;  // why it was ignored
 };
 // false when (provider, delivery_id) was received before: a replay.
 absl::StatusOr<bool> InsertDelivery(pg::Tx& tx, const Delivery& d);
 absl::Status SetDeliveryBuild(pg::Tx& tx, const std::string& id, const std::string& build_id);
+absl::Status SetDeliveryPreview(pg::Tx& tx, const std::string& id, const std::string& service_id,
+                                const std::string& url);
 absl::Status DeleteDelivery(pg::Tx& tx, const std::string& id);
 absl::StatusOr<std::vector<Delivery>> ListDeliveries(pg::Tx& tx, const std::string& service_id,
                                                      int limit);

@@ -33,4 +33,23 @@ struct Push {
 // checkout_sha is not a string.
 absl::StatusOr<Push> ParsePush(const std::string& provider, const std::string& body);
 
+// A pull request (GitHub) or merge request (GitLab) event, as previews need
+// it.
+struct PullRequest {
+  enum class Action { kOther, kOpen, kUpdate, kClose };
+  Action action = Action::kOther;
+  std::string action_name;  // as the provider said it, for the delivery log
+  int64_t number = 0;       // GitHub's number, GitLab's iid
+  std::string head_ref;     // the branch with the changes
+  std::string head_commit;  // its newest commit (40 or 64 hex digits)
+  std::string base_ref;     // the branch it would merge into
+  // The changes come from a branch of the same repository, not a fork's.
+  bool same_repository = false;
+};
+// GitHub `pull_request` (opened, reopened -> kOpen; synchronize -> kUpdate;
+// closed -> kClose) and GitLab "Merge Request Hook" (open, reopen; update
+// with new commits; close, merge). InvalidArgument (FieldError) for a body
+// that is not a JSON object or whose fields have the wrong types.
+absl::StatusOr<PullRequest> ParsePullRequest(const std::string& provider, const std::string& body);
+
 }  // namespace c2d::gateway

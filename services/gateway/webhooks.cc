@@ -97,6 +97,9 @@ httpd::Response Gateway::ListDeliveries(Call& c) {
                      {"commit", OrNull(d.commit_sha)},
                      {"outcome", d.outcome},
                      {"build_id", OrNull(d.build_id)},
+                     {"preview_service_id", OrNull(d.preview_service_id)},
+                     {"preview_url", OrNull(d.preview_url)},
+                     {"reason", OrNull(d.reason)},
                      {"received_at", Time(absl::ToUnixMicros(d.received_at))}});
   }
   return Json(200, {{"deliveries", items}});
@@ -152,17 +155,23 @@ httpd::Response Gateway::ReceiveWebhook(httpd::Request& req) {
     } else {
       d.outcome = "accepted";
     }
+  } else if (event == "pull_request" || event == "Merge Request Hook") {
+    auto pr = ParsePullRequest(provider, req.body);
+    if (!pr.ok()) return FromStatus(pr.status());
+    return ReceivePullRequest(req, *service, std::move(d), *pr);
   } else {
-    why = absl::StrCat("event ", event.empty() ? "(none)" : event, " is not a push");
+    why = absl::StrCat("event ", event.empty() ? "(none)" : event,
+                       " is neither a push nor a pull request");
   }
   return RecordDelivery(req, *service, d, why);
 }
 
-httpd::Response Gateway::RecordDelivery(httpd::Request& req, const Service& service,
-                                        const Delivery& d, const std::string& why) {
+httpd::Response Gateway::RecordDelivery(httpd::Request& req, const Service& service, Delivery d,
+                                        const std::string& why) {
   const std::string& request_id = req.Header("x-request-id");
   const std::string& hook_id = d.webhook_id;
   const std::string& delivery_id = d.delivery_id;
+  if (d.outcome != "accepted") d.reason = why;
   auto fresh = pool_.Transact("delivery", [&](pg::Tx& tx) { return InsertDelivery(tx, d); });
   if (!fresh.ok()) return FromStatus(fresh.status());
   if (!*fresh) {

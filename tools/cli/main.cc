@@ -644,8 +644,14 @@ int main(int argc, char** argv) {
         c.Call("GET", absl::StrCat("/v1/projects/", ProjectId(c, a.Get("project")), "/services"));
     if (as_json) return Print(list), 0;
     for (const json& s : list["services"]) {
-      std::printf("%-24s %-8s %-32s %s\n", Str(s["name"]).c_str(), Str(s["type"]).c_str(),
-                  Str(s["id"]).c_str(), Str(s["url"]).c_str());
+      // A preview environment says whose and which pull request.
+      std::string preview;
+      if (s["preview"].is_object()) {
+        preview = absl::StrCat("  (preview of ", Str(s["preview"]["of"]), ", pull request #",
+                               Str(s["preview"]["pull_request"]), ")");
+      }
+      std::printf("%-24s %-8s %-32s %s%s\n", Str(s["name"]).c_str(), Str(s["type"]).c_str(),
+                  Str(s["id"]).c_str(), Str(s["url"]).c_str(), preview.c_str());
     }
     return 0;
   }

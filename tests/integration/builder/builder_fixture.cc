@@ -69,6 +69,15 @@ std::string GitRepo::Commit(std::initializer_list<std::pair<std::string, std::st
   return head_;
 }
 
+void GitRepo::Checkout(const std::string& branch, bool create) {
+  if (create) {
+    MustRun({"git", "checkout", "-q", "-b", branch}, path_);
+  } else {
+    MustRun({"git", "checkout", "-q", branch}, path_);
+  }
+  head_ = std::string(absl::StripAsciiWhitespace(MustRun({"git", "rev-parse", "HEAD"}, path_)));
+}
+
 BuilderFixture::BuilderFixture(BuilderOptions options) {
   pool_ = db_.NewPool();
   config_.engine_socket = RequireEnv("C2D_TEST_BUILD_ENGINE_SOCKET");

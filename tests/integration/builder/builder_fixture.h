@@ -31,6 +31,8 @@ class GitRepo {
   // Adds a commit changing `files`; returns its sha.
   std::string Commit(std::initializer_list<std::pair<std::string, std::string>> files,
                      const std::string& message);
+  // Switches to `branch`, made from the current commit when `create`.
+  void Checkout(const std::string& branch, bool create);
   const std::string& path() const { return path_; }
   const std::string& head() const { return head_; }
 

@@ -12,6 +12,7 @@ function ReleaseState({ service }) {
 function Services({ project }) {
   const [state] = useApi(`/v1/projects/${project}/services?page_size=100`);
   const services = (state.data && state.data.services) || [];
+  const names = Object.fromEntries(services.map((s) => [s.id, s.name]));
   const actions = (
     <a class="button" href={`#/p/${project}/new`}>
       Create service
@@ -37,6 +38,11 @@ function Services({ project }) {
                 <tr key={s.id}>
                   <td>
                     <a href={`#/s/${s.id}`}>{s.name}</a>
+                    {s.preview && (
+                      <div class="muted">
+                        preview of {names[s.preview.of] || s.preview.of}, pull request #{s.preview.pull_request}
+                      </div>
+                    )}
                   </td>
                   <td>{s.type}</td>
                   <td>

@@ -82,6 +82,15 @@ function Overview({ service, onDeployed }) {
         <dd>{live ? `${live.id}, revision ${live.revision}, live since ${when(live.live_at)}` : 'none'}</dd>
         <dt>Newest release</dt>
         <dd>{list[0] ? <Badge state={list[0].state} /> : 'none'}</dd>
+        {service.preview && (
+          <>
+            <dt>Preview of</dt>
+            <dd>
+              <a href={`#/s/${service.preview.of}`}>its parent service</a>, pull request #{service.preview.pull_request}
+              (deleted when it closes)
+            </dd>
+          </>
+        )}
         <dt>Repository</dt>
         <dd>
           {service.source.repo_url} ({service.source.branch || 'default branch'})

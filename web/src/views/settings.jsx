@@ -164,6 +164,13 @@ export function Webhooks({ service }) {
           {((deliveries.data && deliveries.data.deliveries) || []).map((d) => (
             <li key={d.id}>
               {when(d.received_at)} {d.event} {d.ref || ''} <Badge state={d.outcome} /> {d.build_id || ''}
+              {d.reason && <span class="muted"> {d.reason}</span>}
+              {d.preview_url && (
+                <>
+                  {' '}
+                  preview: <a href={d.preview_url}>{d.preview_url}</a>
+                </>
+              )}
             </li>
           ))}
         </ul>
