@@ -44,7 +44,14 @@ c2d_e2e::up
 token=$(c2d_e2e::token dashboard)
 [[ -n $token ]] || fail "c2d-admin token made no token"
 c2d::sample_repo "$dir/repos/hello-python"
+# A pull request's branch, one commit ahead, for the preview step.
+repo=$dir/repos/hello-python
+git -C "$repo" checkout -q -b feature
+echo 9.9.9 >"$repo/VERSION"
+git -C "$repo" -c user.name=c2d -c user.email=c2d@localhost commit -qam "version 9.9.9"
+pr_sha=$(git -C "$repo" rev-parse HEAD)
+git -C "$repo" checkout -q main
 
-C2D_URL=http://${http_addr[a]} C2D_TOKEN=$token C2D_REPO=$dir/repos/hello-python \
+C2D_URL=http://${http_addr[a]} C2D_TOKEN=$token C2D_REPO=$repo C2D_PR_SHA=$pr_sha \
   C2D_ARTIFACTS=$C2D_BUILD_DIR/test-artifacts/dashboard \
   node "$root/web/test/dashboard.test.mjs" || fail "the browser test failed (output above)"

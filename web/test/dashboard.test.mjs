@@ -4,11 +4,16 @@
 // release go live, open the app, change an env var and redeploy, roll back,
 // and see a bad form value refused with the API's own message.
 //
+// Then a webhook made in the page, a signed pull request that makes a
+// preview shown in the project's list, and the env's secrets revealed.
+//
 // Environment: C2D_URL (the gateway), C2D_TOKEN, C2D_REPO (the sample's git
-// repository as the API accepts it), C2D_ARTIFACTS (screenshots of each
+// repository as the API accepts it, with a branch "feature" whose head is
+// C2D_PR_SHA), C2D_ARTIFACTS (screenshots of each
 // step go there), C2D_CHROMIUM (default /usr/bin/chromium).
 // tests/e2e/dashboard_test.sh starts c2d and runs this.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -21,6 +26,7 @@ const env = (k, d) => {
 const base = env('C2D_URL');
 const token = env('C2D_TOKEN');
 const repo = env('C2D_REPO');
+const prSha = env('C2D_PR_SHA');
 const artifacts = env('C2D_ARTIFACTS');
 mkdirSync(artifacts, { recursive: true });
 
@@ -166,6 +172,61 @@ try {
   await page.reload();
   await rows.first().getByText('live').waitFor({ timeout: 60000 });
   await shot(page, 'rolled-back');
+
+  // A webhook made in the page: its secret shown once; a signed pull request
+  // then makes a preview, listed in the project with its pull request.
+  await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+  await page.getByRole('button', { name: 'Create webhook', exact: true }).click();
+  const notice = page.locator('.notice code');
+  await notice.waitFor();
+  const secret = await notice.textContent();
+  const hookUrl = await page.locator('ul.rows li code').first().textContent();
+  await shot(page, 'webhook-secret-shown-once');
+  const pr = (action) => JSON.stringify({
+    action,
+    number: 1,
+    pull_request: {
+      head: { ref: 'feature', sha: prSha, repo: { full_name: 'acme/hello' } },
+      base: { ref: 'main', repo: { full_name: 'acme/hello' } },
+    },
+  });
+  const deliver = async (body, id) => {
+    const res = await fetch(hookUrl, {
+      method: 'POST',
+      headers: {
+        'X-GitHub-Event': 'pull_request',
+        'X-GitHub-Delivery': id,
+        'X-Hub-Signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+      },
+      body,
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+  const opened = await deliver(pr('opened'), 'dash-pr-1');
+  assert.equal(opened.status, 202, JSON.stringify(opened.body));
+  await appSays(context, opened.body.preview.url, 'version 9.9.9', 180000);
+  await page.goto(`${base}/#/p/${projectId}`);
+  await page.getByText('preview of hello, pull request #1').waitFor();
+  await shot(page, 'preview-listed');
+  await page.goto(`${base}/#/s/${serviceId}/webhooks`);
+  await page.getByText(opened.body.preview.url).first().waitFor();
+  const closed = await deliver(pr('closed'), 'dash-pr-2');
+  assert.equal(closed.status, 200, JSON.stringify(closed.body));
+  await page.goto(`${base}/#/p/${projectId}`);
+  await page.getByRole('link', { name: 'hello', exact: true }).waitFor();
+  assert.equal(await page.getByText('preview of hello').count(), 0, 'the closed preview is gone');
+
+  // A secret revealed on request (the API audits it).
+  await page.goto(`${base}/#/s/${serviceId}/env`);
+  await page.getByLabel('Key', { exact: true }).fill('API_KEY');
+  await page.getByLabel('Value', { exact: true }).fill('s3cr3t-value');
+  await page.getByRole('button', { name: 'Set variable', exact: true }).click();
+  await page.getByText('•••••• (secret)').waitFor();
+  assert.equal(await page.getByText('s3cr3t-value').count(), 0, 'a secret is masked');
+  await page.getByRole('button', { name: 'Reveal secrets', exact: true }).click();
+  await page.getByRole('cell', { name: 's3cr3t-value', exact: true }).waitFor();
+  await shot(page, 'secret-revealed');
+  await page.goto(`${base}/#/s/${serviceId}`);
 
   // At 360 px wide: nothing wider than the screen.
   await page.setViewportSize({ width: 360, height: 800 });
