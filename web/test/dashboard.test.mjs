@@ -94,8 +94,16 @@ try {
   await page.getByRole('alert').or(page.locator('.field-error')).first().waitFor();
   await shot(page, 'bad-token-refused');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('c2d.token')), null);
-  await page.getByLabel('API token', { exact: true }).fill(token);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  // By keyboard alone: the first Tab reaches the skip link, the token field
+  // takes the token, Enter signs in.
+  await page.reload();
+  await page.getByLabel('API token', { exact: true }).waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), 'Skip to content');
+  await page.getByLabel('API token', { exact: true }).focus();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type(token);
+  await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Projects', exact: true }).waitFor();
   assert.ok(!page.url().includes(token), 'the token is not in the URL');
   await shot(page, 'signed-in');
