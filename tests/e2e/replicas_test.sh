@@ -127,10 +127,11 @@ job_attempts() { sql "SELECT state || ' ' || attempts FROM jobs WHERE id = $1"; 
 # --- Two replicas of everything ----------------------------------------------
 declare -A http_addr=([a]=127.0.0.1:$(c2d::free_port) [b]=127.0.0.1:$(c2d::free_port))
 c2d_e2e::env
-# Short enough for a test: a killed worker's job is rescued after 5 s, the
+# Short enough for a test: a killed worker's job is rescued after 10 s, the
 # leaders act every 2 s, the internal CA's certificates live 60 s (renewed
-# at 40 s).
-export C2D_JOB_LEASE=5s C2D_RECONCILE_INTERVAL=2s C2D_CERTS_SWEEP_INTERVAL=2s \
+# at 40 s). (A 5 s lease expired under a live worker when the whole suite
+# loaded the machine: its heartbeats stalled, and a job ran twice.)
+export C2D_JOB_LEASE=10s C2D_RECONCILE_INTERVAL=2s C2D_CERTS_SWEEP_INTERVAL=2s \
   C2D_DNS_SWEEP_INTERVAL=5s C2D_INTERNAL_CERT_LIFETIME=60s C2D_RESTART_BACKOFF_BASE=1s \
   C2D_SHUTDOWN_GRACE=10s
 c2d_e2e::up
