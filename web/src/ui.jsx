@@ -123,6 +123,45 @@ export function Form({ submit, label, children, class: cls = '' }) {
   );
 }
 
+// A table with column headings `head`; its rows are the children. On a
+// narrow screen it scrolls sideways.
+export function Table({ head, children }) {
+  return (
+    <div class="table">
+      <table>
+        <thead>
+          <tr>
+            {head.map((h) => (
+              <th key={h} scope="col">
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+// A labelled <select>: `options` are values, or [value, label] pairs.
+export function Select({ label, name, options, error }) {
+  return (
+    <Field label={label} name={name} error={error}>
+      <select id={`f-${name}`} name={name}>
+        {options.map((o) => {
+          const [value, text] = Array.isArray(o) ? o : [o, o];
+          return (
+            <option key={value} value={value}>
+              {text}
+            </option>
+          );
+        })}
+      </select>
+    </Field>
+  );
+}
+
 export function Copy({ text }) {
   const [done, setDone] = useState(false);
   return (

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { Field, Form, ProjectLink } from '../ui.jsx';
+import { Field, Form, ProjectLink, Select } from '../ui.jsx';
 
 // The form's values as the API's ServiceInput: blank fields left out, so the
 // API's defaults apply; numbers sent as numbers (a non-number is sent as
@@ -52,22 +52,12 @@ export function NewService({ project }) {
             <Field label="Repository URL" name="source.repo_url" hint="https://…, or a path under the platform's repository root" error={error} />
             <Field label="Branch" name="source.branch" placeholder="main" error={error} />
             <Field label="Root directory" name="source.root_dir" placeholder="/" error={error} />
-            <Field label="Type" name="type" error={error}>
-              <select id="f-type" name="type">
-                <option value="web">web (serves HTTP)</option>
-                <option value="worker">worker (no URL)</option>
-              </select>
-            </Field>
+            <Select label="Type" name="type" options={[['web', 'web (serves HTTP)'], ['worker', 'worker (no URL)']]} error={error} />
             <Field label="Port the app listens on" name="run.port" inputMode="numeric" placeholder="8080" error={error} />
             <Field label="Instances" name="run.instance_count" inputMode="numeric" placeholder="1" error={error} />
             <Field label="Memory (MB)" name="run.memory_mb" inputMode="numeric" placeholder="512" error={error} />
             <Field label="Start command" name="run.start_command" hint="blank: the image's own" error={error} />
-            <Field label="Build" name="build.strategy" error={error}>
-              <select id="f-build.strategy" name="build.strategy">
-                <option value="auto">auto-detect (a Dockerfile if there is one)</option>
-                <option value="dockerfile">Dockerfile</option>
-              </select>
-            </Field>
+            <Select label="Build" name="build.strategy" options={[['auto', 'auto-detect (a Dockerfile if there is one)'], ['dockerfile', 'Dockerfile']]} error={error} />
             <Field label="Dockerfile path" name="build.dockerfile_path" placeholder="Dockerfile" error={error} />
             <Field label="Health check path" name="health_check.path" placeholder="/" error={error} />
             <div class="field check">

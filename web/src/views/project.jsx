@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Action, Badge, Field, Form, Section, when } from '../ui.jsx';
+import { Action, Badge, Field, Form, Section, Select, Table, when } from '../ui.jsx';
 
 // The newest release's state, for the services list.
 function ReleaseState({ service }) {
@@ -23,37 +23,25 @@ function Services({ project }) {
       {services.length === 0 ? (
         <p class="muted">No service yet.</p>
       ) : (
-        <div class="table">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Type</th>
-                <th scope="col">Release</th>
-                <th scope="col">URL</th>
-              </tr>
-            </thead>
-            <tbody>
-              {services.map((s) => (
-                <tr key={s.id}>
-                  <td>
-                    <a href={`#/s/${s.id}`}>{s.name}</a>
-                    {s.preview && (
-                      <div class="muted">
-                        preview of {names[s.preview.of] || s.preview.of}, pull request #{s.preview.pull_request}
-                      </div>
-                    )}
-                  </td>
-                  <td>{s.type}</td>
-                  <td>
-                    <ReleaseState service={s.id} />
-                  </td>
-                  <td>{s.url ? <a href={s.url}>{s.url}</a> : <span class="muted">none (worker)</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Name', 'Type', 'Release', 'URL']}>
+          {services.map((s) => (
+            <tr key={s.id}>
+              <td>
+                <a href={`#/s/${s.id}`}>{s.name}</a>
+                {s.preview && (
+                  <div class="muted">
+                    preview of {names[s.preview.of] || s.preview.of}, pull request #{s.preview.pull_request}
+                  </div>
+                )}
+              </td>
+              <td>{s.type}</td>
+              <td>
+                <ReleaseState service={s.id} />
+              </td>
+              <td>{s.url ? <a href={s.url}>{s.url}</a> : <span class="muted">none (worker)</span>}</td>
+            </tr>
+          ))}
+        </Table>
       )}
     </Section>
   );
@@ -88,14 +76,7 @@ function Members({ project }) {
       <Form submit={add} label="Add member" class="inline-form">
         {(error) => [
           <Field key="e" label="Email" name="email" type="email" error={error} />,
-          <Field key="r" label="Role" name="role" error={error}>
-            <select id="f-role" name="role">
-              <option>viewer</option>
-              <option>developer</option>
-              <option>admin</option>
-              <option>owner</option>
-            </select>
-          </Field>,
+          <Select key="r" label="Role" name="role" options={['viewer', 'developer', 'admin', 'owner']} error={error} />,
         ]}
       </Form>
     </Section>
@@ -150,13 +131,7 @@ function Databases({ project }) {
       <Form submit={create} label="Create database" class="inline-form">
         {(error) => [
           <Field key="n" label="Name" name="name" error={error} />,
-          <Field key="e" label="Engine" name="engine" error={error}>
-            <select id="f-engine" name="engine">
-              <option>postgres</option>
-              <option>mariadb</option>
-              <option>redis</option>
-            </select>
-          </Field>,
+          <Select key="e" label="Engine" name="engine" options={['postgres', 'mariadb', 'redis']} error={error} />,
         ]}
       </Form>
     </Section>

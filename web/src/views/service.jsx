@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Action, Alert, Badge, ProjectLink, Section, when } from '../ui.jsx';
+import { Action, Alert, Badge, ProjectLink, Section, Table, when } from '../ui.jsx';
 import { DeployLog, RuntimeLogs } from './logs.jsx';
 import { Domains, Env, Volumes, Webhooks } from './settings.jsx';
 
@@ -23,32 +23,19 @@ function Instances({ id }) {
       {instances.length === 0 ? (
         <p class="muted">No instance runs.</p>
       ) : (
-        <div class="table">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Instance</th>
-                <th scope="col">State</th>
-                <th scope="col">Health</th>
-                <th scope="col">Restarts</th>
-                <th scope="col">Release</th>
-              </tr>
-            </thead>
-            <tbody>
-              {instances.map((i) => (
-                <tr key={i.id}>
-                  <td>{i.id}</td>
-                  <td>
-                    <Badge state={i.state} />
-                  </td>
-                  <td>{i.last_health_check ? `${i.last_health_check.ok ? 'ok' : 'failing'} ${i.last_health_check.detail || ''}` : '—'}</td>
-                  <td>{i.restarts}</td>
-                  <td>{i.deployment_id}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table head={['Instance', 'State', 'Health', 'Restarts', 'Release']}>
+          {instances.map((i) => (
+            <tr key={i.id}>
+              <td>{i.id}</td>
+              <td>
+                <Badge state={i.state} />
+              </td>
+              <td>{i.last_health_check ? `${i.last_health_check.ok ? 'ok' : 'failing'} ${i.last_health_check.detail || ''}` : '—'}</td>
+              <td>{i.restarts}</td>
+              <td>{i.deployment_id}</td>
+            </tr>
+          ))}
+        </Table>
       )}
     </Section>
   );
@@ -108,48 +95,36 @@ function Releases({ service }) {
   const list = (state.data && state.data.deployments) || [];
   return (
     <Section title="Releases" state={state}>
-      <div class="table">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Release</th>
-              <th scope="col">State</th>
-              <th scope="col">Created</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((d) => (
-              <tr key={d.id}>
-                <td>
-                  {d.id}
-                  {d.rollback_of && <span class="muted"> (rollback to {d.rollback_of})</span>}
-                  {d.failure_reason && <div class="alert inline">{d.failure_reason}</div>}
-                </td>
-                <td>
-                  <Badge state={d.state} />
-                </td>
-                <td>{when(d.created_at)}</td>
-                <td>
-                  <button type="button" class="small" onClick={() => setShown(d.build_id || d.id)}>
-                    Log
-                  </button>{' '}
-                  {d.state !== 'live' && d.live_at && (
-                    <Action
-                      label="Roll back to this"
-                      kind="small"
-                      run={async () => {
-                        await api('POST', `/v1/deployments/${d.id}/rollback`, {});
-                        reload();
-                      }}
-                    />
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table head={['Release', 'State', 'Created', 'Actions']}>
+        {list.map((d) => (
+          <tr key={d.id}>
+            <td>
+              {d.id}
+              {d.rollback_of && <span class="muted"> (rollback to {d.rollback_of})</span>}
+              {d.failure_reason && <div class="alert inline">{d.failure_reason}</div>}
+            </td>
+            <td>
+              <Badge state={d.state} />
+            </td>
+            <td>{when(d.created_at)}</td>
+            <td>
+              <button type="button" class="small" onClick={() => setShown(d.build_id || d.id)}>
+                Log
+              </button>{' '}
+              {d.state !== 'live' && d.live_at && (
+                <Action
+                  label="Roll back to this"
+                  kind="small"
+                  run={async () => {
+                    await api('POST', `/v1/deployments/${d.id}/rollback`, {});
+                    reload();
+                  }}
+                />
+              )}
+            </td>
+          </tr>
+        ))}
+      </Table>
       {shown && <DeployLog id={shown} />}
     </Section>
   );

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useApi } from '../hooks.js';
-import { Action, Badge, Copy, Field, Form, Section, when } from '../ui.jsx';
+import { Action, Badge, Copy, Field, Form, Section, Select, Table, when } from '../ui.jsx';
 
 // The service's settings pages: env, volumes, webhooks, domains.
 
@@ -31,38 +31,27 @@ export function Env({ service }) {
       }
     >
       <p class="muted">Changes apply at the next deploy. Revealing secrets is recorded in the audit log.</p>
-      <div class="table">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Key</th>
-              <th scope="col">Value</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {env.map((v) => (
-              <tr key={v.key}>
-                <td>
-                  <code>{v.key}</code>
-                </td>
-                <td>{v.value === null ? <span class="muted">•••••• (secret)</span> : <code>{v.value}</code>}</td>
-                <td>
-                  <Action
-                    label="Remove"
-                    kind="small danger"
-                    run={async () => {
-                      await api('DELETE', `/v1/services/${service.id}/env/${encodeURIComponent(v.key)}`);
-                      setRevealed(null);
-                      reload();
-                    }}
-                  />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table head={['Key', 'Value', 'Actions']}>
+        {env.map((v) => (
+          <tr key={v.key}>
+            <td>
+              <code>{v.key}</code>
+            </td>
+            <td>{v.value === null ? <span class="muted">•••••• (secret)</span> : <code>{v.value}</code>}</td>
+            <td>
+              <Action
+                label="Remove"
+                kind="small danger"
+                run={async () => {
+                  await api('DELETE', `/v1/services/${service.id}/env/${encodeURIComponent(v.key)}`);
+                  setRevealed(null);
+                  reload();
+                }}
+              />
+            </td>
+          </tr>
+        ))}
+      </Table>
       <Form submit={set} label="Set variable" class="inline-form">
         {(error) => (
           <>
@@ -150,12 +139,7 @@ export function Webhooks({ service }) {
         )}
         <Form submit={create} label="Create webhook" class="inline-form">
           {(error) => (
-            <Field label="Provider" name="provider" error={error}>
-              <select id="f-provider" name="provider">
-                <option>github</option>
-                <option>gitlab</option>
-              </select>
-            </Field>
+            <Select label="Provider" name="provider" options={['github', 'gitlab']} error={error} />
           )}
         </Form>
       </Section>
