@@ -177,9 +177,8 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& target,
   grpc::ChannelArguments args;
   // The default service config: the resolver offers none (DNS TXT lookups
   // are off in gRPC by default).
-  args.SetServiceConfigJSON(
-      R"({"loadBalancingConfig": [{"round_robin": {}}],)"
-      R"( "healthCheckConfig": {"serviceName": ""}})");
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}],)"
+                            R"( "healthCheckConfig": {"serviceName": ""}})");
   return grpc::CreateCustomChannel(target, creds, args);
 }
 

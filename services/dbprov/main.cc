@@ -72,10 +72,9 @@ int main() {
   dbprov::Reconciler reconciler((*process)->pool(), *config, servers, provider);
   (*process)->AddLeader("dbprov.reconcile", config->reconcile_interval,
                         [&] { reconciler.RunOnce(); });
-  dbprov::Rotations rotations((*process)->pool(), *config, servers,
-                              config->deployer_addr.empty()
-                                  ? nullptr
-                                  : rpc::Channel(config->deployer_addr, *credentials));
+  dbprov::Rotations rotations(
+      (*process)->pool(), *config, servers,
+      config->deployer_addr.empty() ? nullptr : rpc::Channel(config->deployer_addr, *credentials));
   rotations.RegisterJobs(worker);
   // Schedules name minutes: a pass every 10 s starts a backup within 10 s
   // of its time; rotation_days are days.

@@ -30,8 +30,7 @@ int main() {
   if (!config.ok()) return rpc::Process::Fail(config.status());
   auto credentials = rpc::ChannelCredentialsFromEnv();
   if (!credentials.ok()) return rpc::Process::Fail(credentials.status());
-  ingress::Upstreams upstreams(config->ingress,
-                               rpc::Channel(config->dns_addr, *credentials));
+  ingress::Upstreams upstreams(config->ingress, rpc::Channel(config->dns_addr, *credentials));
   if (auto s = upstreams.Check(); !s.ok()) return rpc::Process::Fail(s);
   auto providers = cloud::openstack::ProviderChoice::FromEnv(config->local, (*process)->pool());
   if (!providers.ok()) return rpc::Process::Fail(providers.status());

@@ -19,8 +19,7 @@ int main() {
   gateway::Gateway api(
       (*process)->pool(), *config, rpc::Channel(config->builder_addr, *credentials),
       rpc::Channel(config->deployer_addr, *credentials),
-      config->dbprov_addr.empty() ? nullptr
-                                  : rpc::Channel(config->dbprov_addr, *credentials),
+      config->dbprov_addr.empty() ? nullptr : rpc::Channel(config->dbprov_addr, *credentials),
       config->certs_addr.empty() ? nullptr : rpc::Channel(config->certs_addr, *credentials));
   auto http = httpd::Server::Start({.address = config->http_addr, .workers = config->http_workers},
                                    [&](httpd::Request& req) { return api.Handle(req); });
