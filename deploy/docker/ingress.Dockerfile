@@ -10,5 +10,5 @@ RUN mkdir -p /var/lib/c2d && chown c2d: /var/lib/c2d
 VOLUME /var/lib/c2d
 USER c2d
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-  CMD curl -fsS -o /dev/null http://127.0.0.1:$C2D_INGRESS_ADMIN_PORT/config/
+  CMD test -f "${C2D_STATE:-/var/lib/c2d}/c2d-infra.ready" && curl -fsS -o /dev/null http://127.0.0.1:$C2D_INGRESS_ADMIN_PORT/config/
 ENTRYPOINT ["/usr/local/bin/c2d-infra", "ingress"]

@@ -10,5 +10,5 @@ RUN mkdir -p /var/lib/c2d && chown postgres: /var/lib/c2d
 VOLUME /var/lib/c2d
 USER postgres
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-  CMD pg_isready -q -h 127.0.0.1 -p "$C2D_PG_PORT"
+  CMD test -f "${C2D_STATE:-/var/lib/c2d}/c2d-infra.ready" && pg_isready -q -h 127.0.0.1 -p "$C2D_PG_PORT"
 ENTRYPOINT ["/usr/local/bin/c2d-infra", "postgres"]

@@ -11,5 +11,5 @@ RUN mkdir -p /var/lib/c2d && chown c2d: /var/lib/c2d
 VOLUME /var/lib/c2d
 USER c2d
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-  CMD test "$(curl -s -o /dev/null -w %{http_code} http://127.0.0.1:$C2D_REGISTRY_PORT/v2/)" = 401
+  CMD test -f "${C2D_STATE:-/var/lib/c2d}/c2d-infra.ready" && test "$(curl -s -o /dev/null -w %{http_code} http://127.0.0.1:$C2D_REGISTRY_PORT/v2/)" = 401
 ENTRYPOINT ["/usr/local/bin/c2d-infra", "registry"]
