@@ -16,10 +16,13 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -227,31 +230,49 @@ TEST_CASE("an instance that cannot accept a connection in time costs a retry, no
           "[ingress]") {
   Routes routes;
   ingress::Upstreams& upstreams = routes.upstreams;
-  Upstream a("from-good"), b("from-good"), c("from-good");
+  // Six good instances and one stuck. Caddy's dynamic upstreams come from
+  // an SRV lookup, which Go shuffles at each refresh (250 ms), so each try
+  // meets the stuck instance by chance, 1 in 7: a request fails only when
+  // five tries in a row within Caddy's 5 s each meet it and time out after
+  // 1 s (1 in 7^5; with four instances, 1 in 4^5 made this test fail about
+  // once in a hundred runs).
+  std::vector<std::unique_ptr<Upstream>> good;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 6; ++i) {
+    good.push_back(std::make_unique<Upstream>("from-good"));
+    addresses.push_back(good.back()->address());
+  }
   FullAcceptQueue stuck;
   const std::string web = Host("web");
-  absl::Status set = upstreams.Set(kOwner, web, {a.address()});
+  absl::Status set = upstreams.Set(kOwner, web, {addresses[0]});
   INFO(set.ToString());
   REQUIRE(set.ok());
   REQUIRE(AnswersWith(web, 200));
-  set = upstreams.Set(kOwner, web, {a.address(), b.address(), c.address(), stuck.address()});
+  addresses.push_back(stuck.address());
+  set = upstreams.Set(kOwner, web, addresses);
   INFO(set.ToString());
   REQUIRE(set.ok());
-  REQUIRE(testing::WaitFor(5s, [&] { return upstreams.Get(web)->size() == 4; }));
+  REQUIRE(testing::WaitFor(5s, [&] { return upstreams.Get(web)->size() == 7; }));
   std::this_thread::sleep_for(1s);  // a few of Caddy's refreshes
-  // Round-robin sends requests to the stuck instance in turn; its dial times
-  // out after 1 s and the request is retried on the next instance. (Other
-  // traffic through the ingress moves the round-robin: a request meets the
-  // stuck instance again only by chance, 1 in 4 per try, within Caddy's 5 s.)
-  for (int i = 0; i < 8; ++i) {
+  // Requests until three have met the stuck instance (each took its 1 s
+  // dial timeout, then a retry elsewhere), at most 200 (the chance that
+  // fewer than three of 200 meet it is below 1 in 10^10): every one is
+  // answered by a good instance.
+  int met_stuck = 0, sent = 0;
+  for (; sent < 200 && met_stuck < 3; ++sent) {
+    const auto start = std::chrono::steady_clock::now();
     auto r =
         http::Send({.url = absl::StrCat("http://", testing::RequireEnv("C2D_TEST_CADDY_HTTP"), "/"),
                     .headers = {{"Host", web}},
                     .timeout = 10s});
     REQUIRE(r.ok());
+    INFO("request " << sent);
     CHECK(r->status == 200);
     CHECK(r->body == "from-good");
+    if (std::chrono::steady_clock::now() - start >= 900ms) ++met_stuck;
   }
+  INFO(sent << " requests");
+  CHECK(met_stuck == 3);
   REQUIRE(upstreams.Remove(kOwner, web).ok());
 }
 
