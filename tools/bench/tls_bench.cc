@@ -33,6 +33,8 @@
 // resumption, the chain verified against DIR/ca.pem and the name checked),
 // one HTTP/1.1 GET with "Connection: close", its response read to the end.
 // A handshake's latency runs from connect() to the end of the TLS handshake.
+// With C2D_BENCH_TLS_CADDY_PID set, it also prints Caddy's CPU time per
+// handshake on each side (from /proc), the server's share of the work.
 // Exits 1 when any connection failed (after printing the figures).
 //
 //   c2d-bench-tls issue COUNT
@@ -60,6 +62,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -68,6 +71,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "libs/common/env.h"
 #include "libs/common/ids.h"
 #include "libs/common/log.h"
@@ -327,6 +331,7 @@ struct Tally {
   std::vector<double> latency_ms;
   std::string first_error;
   EndpointLoad endpoint;  // the certs endpoint's work meanwhile
+  double caddy_cpu = 0;   // Caddy's CPU seconds meanwhile (user + system)
 
   void Add(Tally&& other) {
     ok += other.ok;
@@ -334,18 +339,40 @@ struct Tally {
     seconds += other.seconds;
     endpoint.requests += other.endpoint.requests;
     endpoint.handler_seconds += other.endpoint.handler_seconds;
+    caddy_cpu += other.caddy_cpu;
     latency_ms.insert(latency_ms.end(), other.latency_ms.begin(), other.latency_ms.end());
     if (first_error.empty()) first_error = std::move(other.first_error);
   }
   double Rate() const { return seconds > 0 ? ok / seconds : 0; }
 };
 
+// The CPU seconds (user + system) process `pid` has used so far, from
+// /proc/PID/stat; 0 when `pid` is 0 or unreadable.
+double CpuSeconds(int pid) {
+  if (pid <= 0) return 0;
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // After "pid (comm) ": state is field 3; utime and stime are 14 and 15.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return 0;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 2), ' ');
+  int64_t utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 // `threads` clients connecting to `t` until `spell` has passed; the spell's
-// seconds run until the last connection in flight has ended.
-Tally Hammer(SSL_CTX* ctx, const Target& t, int threads, std::chrono::duration<double> spell) {
+// seconds run until the last connection in flight has ended. `caddy_pid`
+// (0: unknown) is the server's process, whose CPU time is taken too.
+Tally Hammer(SSL_CTX* ctx, const Target& t, int threads, std::chrono::duration<double> spell,
+             int caddy_pid) {
   // Thread i owns per_thread[i] until it is joined.
   std::vector<Tally> per_thread(threads);
   const EndpointLoad before = CertificateRequests();
+  const double cpu_before = CpuSeconds(caddy_pid);
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(spell);
   std::vector<std::thread> clients;
@@ -371,6 +398,7 @@ Tally Hammer(SSL_CTX* ctx, const Target& t, int threads, std::chrono::duration<d
   all.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const EndpointLoad after = CertificateRequests();
   all.endpoint = {after.requests - before.requests, after.handler_seconds - before.handler_seconds};
+  all.caddy_cpu = CpuSeconds(caddy_pid) - cpu_before;
   return all;
 }
 
@@ -387,6 +415,8 @@ int Run(const std::filesystem::path& dir, const std::string& certs_addr,
   pg::Pool pool(Must(pg::PoolOptions::FromEnv("c2d-bench-tls"), "database settings"));
   const int threads = static_cast<int>(
       Must(env::GetInt("C2D_BENCH_TLS_THREADS", 8, 1, 512), "C2D_BENCH_TLS_THREADS"));
+  const int caddy_pid = static_cast<int>(
+      Must(env::GetInt("C2D_BENCH_TLS_CADDY_PID", 0, 0, 1 << 30), "C2D_BENCH_TLS_CADDY_PID"));
   auto server = Must(certs::CertServer::Start(certs_addr, pool, keys), "certs endpoint");
   SslCtxPtr ctx = ClientContext((dir / "ca.pem").string());
   Target sides[2] = {MakeTarget("c2d-served", kServedName, served_addr),
@@ -409,12 +439,12 @@ int Run(const std::filesystem::path& dir, const std::string& certs_addr,
       sides[0].name.c_str(), sides[1].name.c_str(), threads, seconds,
       static_cast<long long>(kWarmUp.count()));
   std::fflush(stdout);
-  for (const Target& t : sides) Hammer(ctx.get(), t, threads, kWarmUp);
+  for (const Target& t : sides) Hammer(ctx.get(), t, threads, kWarmUp, caddy_pid);
 
   Tally tally[2];
   const std::chrono::duration<double> half(seconds / 2);
   for (int side : {0, 1, 1, 0}) {
-    Tally spell = Hammer(ctx.get(), sides[side], threads, half);
+    Tally spell = Hammer(ctx.get(), sides[side], threads, half, caddy_pid);
     std::printf("  %-12s %.1f s: %8.0f handshakes/s, %lld failed\n", sides[side].label.c_str(),
                 spell.seconds, spell.Rate(), static_cast<long long>(spell.failed));
     std::fflush(stdout);
@@ -440,11 +470,24 @@ int Run(const std::filesystem::path& dir, const std::string& certs_addr,
                   ? tally[0].endpoint.handler_seconds / tally[0].endpoint.requests * 1e6
                   : 0,
               "-");
+  // What the server spends per handshake: the clients, which share the
+  // machine here, would run elsewhere in production.
+  double caddy_ms[2] = {0, 0};
+  for (int side : {0, 1}) {
+    if (tally[side].ok > 0) caddy_ms[side] = tally[side].caddy_cpu / tally[side].ok * 1e3;
+  }
+  if (caddy_pid > 0) {
+    std::printf("%-22s %14.3f %14.3f\n", "Caddy CPU/handsh. (ms)", caddy_ms[0], caddy_ms[1]);
+  }
   std::printf("%-22s %14lld %14lld\n", "failed", static_cast<long long>(tally[0].failed),
               static_cast<long long>(tally[1].failed));
   const double ratio = tally[1].Rate() > 0 ? tally[0].Rate() / tally[1].Rate() : 0;
   std::printf("ratio %.2f (target >= 0.8): c2d-served handshakes/s over the static file's\n",
               ratio);
+  if (caddy_ms[0] > 0) {
+    std::printf("Caddy alone: %.2f, its CPU per handshake for the file over the c2d-served one\n",
+                caddy_ms[1] / caddy_ms[0]);
+  }
   bool failed = false;
   for (int side : {0, 1}) {
     if (tally[side].failed == 0) continue;
