@@ -179,6 +179,12 @@ std::shared_ptr<grpc::Channel> Channel(const std::string& target,
   // are off in gRPC by default).
   args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}],)"
                             R"( "healthCheckConfig": {"serviceName": ""}})");
+  // A replica that went away is tried again at most 1 s apart (gRPC's
+  // default backs off to 120 s), so a restarted one takes calls within a
+  // second of serving and a rolling restart can move on to its twin.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return grpc::CreateCustomChannel(target, creds, args);
 }
 

@@ -35,7 +35,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
 // ("ipv4:A,B", or a DNS name with one address per pod): calls are spread
 // over them (round robin) and go only to replicas whose health service says
 // SERVING, so one that is shutting down (Server::Shutdown turns it
-// NOT_SERVING first) gets no new call while its twin is there.
+// NOT_SERVING first) gets no new call while its twin is there. A replica
+// that went away is tried again at most 1 s apart.
 std::shared_ptr<grpc::Channel> Channel(const std::string& target,
                                        const std::shared_ptr<grpc::ChannelCredentials>& creds);
 

@@ -353,6 +353,11 @@ for svc in "${SERVICES[@]}"; do
     c2d_e2e::ready "$svc" "$r"
     # The restarted gateway takes requests again before its twin goes.
     [[ $svc == gateway ]] && curl -fsS -o /dev/null "http://${http_addr[$r]}/healthz"
+    # As an operator would (README "Upgrading"; Kubernetes'
+    # minReadySeconds): its callers reconnect to it, at most 1 s apart,
+    # before its twin goes. Without this pause the gateways answered 503
+    # for 0.6 s once, their calls to the deployer having no replica left.
+    sleep 2
   done
   c2d::log "upgrade: both $svc replicas restarted"
 done
