@@ -168,9 +168,8 @@ TEST_CASE("a deployment whose engine stays down fails after its last attempt, sa
   CHECK_THAT(d.failure_reason(), Catch::Contains("no-engine.sock"));
   // The handler records the failed deployment; the queue marks its job
   // failed just after the handler returns.
-  CHECK(WaitFor(10s, [&] {
-    return f.db().Count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 1;
-  }));
+  CHECK(WaitFor(
+      10s, [&] { return f.db().Count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 1; }));
   CHECK(f.db().Count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 1);
 }
 
