@@ -133,11 +133,8 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
                        SecurityGroupRule{.port_min = port, .remote_ip_prefix = "0.0.0.0/0"},
                        absl::StrCat(network, "-app:", port));
   }
-  // Databases: any port, from the project's apps only.
-  rules.emplace_back(
-      ids.db_group,
-      SecurityGroupRule{.port_min = 1, .port_max = 65535, .remote_group_id = ids.app_group},
-      network + "-db:apps");
+  // Databases: their own port from the project's apps, added with the
+  // first server on it (DatabasePort).
   // Both: any port from c2d (health checks, readiness, Caddy's remote admin).
   for (const std::string& cidr : options_.control_cidrs) {
     for (const auto& [group, role] : {std::pair{ids.app_group, "-app:"}, {ids.db_group, "-db:"}}) {
@@ -153,11 +150,35 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
   return absl::OkStatus();
 }
 
+absl::Status OpenStackProvider::DatabasePort(const std::string& network, const NetworkIds& ids,
+                                            int port) {
+  if (port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError("a database server needs the port it serves");
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (db_ports_[network].count(port)) return absl::OkStatus();
+  }
+  // Under the network's lock: RemoveNetwork must not delete the group while
+  // its rule is being made (the rule would outlive the ledger's row).
+  const std::string owner = NetworkOwner(network);
+  C2D_RETURN_IF_ERROR(ledger_.Exclusive(owner, [&] {
+    return Made(kRule, absl::StrCat(network, "-db:apps:", port), owner, [&] {
+             return neutron_.EnsureRule(
+                 ids.db_group, SecurityGroupRule{.port_min = port, .remote_group_id = ids.app_group});
+           }).status();
+  }));
+  absl::MutexLock lock(&mu_);
+  db_ports_[network].insert(port);
+  return absl::OkStatus();
+}
+
 absl::Status OpenStackProvider::RemoveNetwork(const std::string& network) {
   absl::MutexLock ensuring(&network_mu_);
   {
     absl::MutexLock lock(&mu_);
     networks_.erase(network);
+    db_ports_.erase(network);
   }
   const std::string owner = NetworkOwner(network);
   return ledger_.Exclusive(owner, [&] { return Undo(owner); });
@@ -184,6 +205,7 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
                     : spec.port > 0                                    ? Role::kWeb
                                                                        : Role::kWorker;
   C2D_ASSIGN_OR_RETURN(NetworkIds net, Network(spec.network));
+  if (role == Role::kDatabase) C2D_RETURN_IF_ERROR(DatabasePort(spec.network, net, spec.port));
   C2D_ASSIGN_OR_RETURN(std::vector<BootVolume> volumes, Volumes(spec));
   const std::string group = role == Role::kDatabase ? net.db_group : net.app_group;
   C2D_ASSIGN_OR_RETURN(

@@ -10,8 +10,9 @@
 // - per project network (EnsureNetwork, DESIGN §1 point 23): network,
 //   subnet and router N (the router's gateway on the external network, when
 //   there is one), security groups N-app (80 and 443 from anywhere, Caddy's
-//   remote admin from c2d's networks) and N-db (every port from the
-//   project's app instances and from c2d's networks only); a server group
+//   remote admin from c2d's networks) and N-db (each database server's
+//   port from the project's app instances, every port from c2d's networks,
+//   nothing else); a server group
 //   N-<service> (anti-affinity) per multi-instance service;
 // - per instance: port I (on N, in the group of its role), server I (tags
 //   c2d.server=I and the instance's labels), floating IP "I" (web
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -132,6 +134,9 @@ class OpenStackProvider final : public Provider {
   // Network's steps, under the ledger's lock on the network.
   absl::Status MakeNetwork(const std::string& network, NetworkIds& ids, std::string& external);
   absl::Status EnsureGroups(const std::string& network, NetworkIds& ids);
+  // Opens `port` of the network's database servers to its app instances
+  // (once per port and network).
+  absl::Status DatabasePort(const std::string& network, const NetworkIds& ids, int port);
   absl::StatusOr<std::vector<BootVolume>> Volumes(const InstanceSpec& spec);
   // The volume, made when missing, once it can be attached.
   absl::StatusOr<BootVolume> EnsureVolume(const std::string& volume);
@@ -172,6 +177,7 @@ class OpenStackProvider final : public Provider {
   absl::Mutex network_mu_;  // held while a network is made or removed
   absl::Mutex mu_;
   std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);  // ensured ones
+  std::map<std::string, std::set<int>> db_ports_ ABSL_GUARDED_BY(mu_);  // opened ones
   std::string flavor_id_ ABSL_GUARDED_BY(mu_);
   std::string image_id_ ABSL_GUARDED_BY(mu_);
   std::string external_id_ ABSL_GUARDED_BY(mu_);

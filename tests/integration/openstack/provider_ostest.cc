@@ -147,7 +147,7 @@ TEST_CASE("openstack provider: an instance's whole life on its project's network
   Fixture f;
   REQUIRE(f.provider.EnsureNetwork(f.network).ok());
   const size_t rows = f.ledger.All()->size();
-  CHECK(rows == 11);  // network, subnet, router, its interface, 2 security groups, 5 rules
+  CHECK(rows == 10);  // network, subnet, router, its interface, 2 security groups, 4 rules
   REQUIRE(f.provider.EnsureNetwork(f.network).ok());
   CHECK(f.ledger.All()->size() == rows);
 
@@ -223,14 +223,15 @@ TEST_CASE("openstack provider: an instance's whole life on its project's network
   CHECK(server->address == server->private_address + ":5432");  // no floating IP
   CHECK(f.Remains(db.name) == std::vector<std::string>{"server", "port", "ledger rows"});
 
-  // The groups: the web from anywhere to apps, databases from apps only (and c2d).
+  // The groups: the web from anywhere to apps; a database's port from apps
+  // only (and every port from c2d), opened with its first server.
   Session s(User());
   Neutron neutron(s);
   CHECK(Rules(s, **neutron.FindByName("security-groups", f.network + "-app")) ==
         std::vector<std::string>{"443 \"0.0.0.0/0\" ", "80 \"0.0.0.0/0\" ",
                                  "null \"192.0.2.0/24\" "});
   CHECK(Rules(s, **neutron.FindByName("security-groups", f.network + "-db")) ==
-        std::vector<std::string>{"null \"192.0.2.0/24\" ", "null null group"});
+        std::vector<std::string>{"5432 null group", "null \"192.0.2.0/24\" "});
 
   REQUIRE(f.provider.Stop(made->ref, std::chrono::seconds(10)).ok());
   CHECK(f.provider.Inspect(made->ref)->state == InstanceState::kExited);
@@ -303,9 +304,9 @@ void CheckSteps(const std::vector<std::string>& failed, size_t count,
 }
 
 void CheckNetworkSteps(const std::vector<std::string>& failed) {
-  // 6 resources, 5 rules (2 control CIDR rules)
+  // 6 resources, 4 rules (2 control CIDR rules)
   CheckSteps(
-      failed, 11,
+      failed, 10,
       {"POST /v2.0/networks", "POST /v2.0/subnets", "POST /v2.0/routers", "/add_router_interface",
        "POST /v2.0/security-groups", "POST /v2.0/security-group-rules"});
 }
@@ -593,6 +594,9 @@ TEST_CASE("openstack provider: a database server's volume outlives it, takes a f
   REQUIRE(again.ok());
   CHECK(WaitVolume(cinder, volume, "in-use").attached_to == std::vector<std::string>{again->ref});
   CHECK(nova.GetServer(again->ref)->labels[FileMetaKey(volume, "restore.rdb")] == value);
+  // Its port alone is open to the project's apps, by one rule for both.
+  CHECK(Rules(s, **Neutron(s).FindByName("security-groups", f.network + "-db")) ==
+        std::vector<std::string>{"6379 null group", "null \"192.0.2.0/24\" "});
   REQUIRE(f.provider.Remove(again->ref).ok());
 
   // Deleting the volume deletes its file too.
