@@ -45,6 +45,23 @@ json Networks(const ServerSpec& spec) {
   return nics.empty() ? json("none") : nics;
 }
 
+// The image as the boot disk, then each volume, kept when the server goes.
+json BlockDevices(const ServerSpec& spec) {
+  json out = json::array({{{"boot_index", 0},
+                           {"uuid", spec.image_id},
+                           {"source_type", "image"},
+                           {"destination_type", "local"},
+                           {"delete_on_termination", true}}});
+  for (const std::string& id : spec.volume_ids) {
+    out.push_back({{"boot_index", -1},
+                   {"uuid", id},
+                   {"source_type", "volume"},
+                   {"destination_type", "volume"},
+                   {"delete_on_termination", false}});
+  }
+  return out;
+}
+
 }  // namespace
 
 Server ParseServer(const json& j) {
@@ -106,6 +123,7 @@ absl::StatusOr<std::string> Nova::CreateServer(const ServerSpec& spec) {
       server["security_groups"].push_back({{"name", g}});
     }
   }
+  if (!spec.volume_ids.empty()) server["block_device_mapping_v2"] = BlockDevices(spec);
   json body = {{"server", server}};
   if (!spec.server_group_id.empty()) {
     body["os:scheduler_hints"] = {{"group", spec.server_group_id}};

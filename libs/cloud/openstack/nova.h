@@ -37,6 +37,10 @@ struct ServerSpec {
   std::map<std::string, std::string> metadata;  // metadata only, not tags
   std::string key_name;
   std::string server_group_id;  // placed by the group's policy (anti-affinity)
+  // Cinder volumes attached at boot, in this order, by block device mapping
+  // (the image stays the boot disk); the server goes ACTIVE only with them
+  // attached, or ERROR with the reason. Each must be available.
+  std::vector<std::string> volume_ids;
 };
 
 struct Server {

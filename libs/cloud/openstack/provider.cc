@@ -214,13 +214,10 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
         return p.id;
       }));
   C2D_ASSIGN_OR_RETURN(std::string server_id, BootServer(spec, role, port_id, volumes));
+  // ACTIVE with its volumes attached (block device mapping), or ERROR.
   C2D_RETURN_IF_ERROR(WithContext(
       nova_.WaitFor(server_id, "ACTIVE", Deadline(options_.boot_timeout), options_.poll).status(),
       "server " + spec.name + ": "));
-  for (const BootVolume& v : volumes) {
-    C2D_RETURN_IF_ERROR(
-        WithContext(nova_.AttachVolume(server_id, v.volume_id), "volume " + v.name + ": "));
-  }
   if (role == Role::kWeb) C2D_RETURN_IF_ERROR(FloatingIp(spec.name, port_id));
   return Inspect(server_id);
 }
@@ -229,6 +226,7 @@ absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const Instanc
   std::vector<BootVolume> out;
   for (const VolumeMount& m : spec.volumes) {
     C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(m.volume));
+    C2D_RETURN_IF_ERROR(WithContext(Attachable(v.volume_id, spec.name), "volume " + m.volume + ": "));
     v.mount_path = m.mount_path;
     out.push_back(std::move(v));
   }
@@ -249,6 +247,27 @@ absl::StatusOr<BootVolume> OpenStackProvider::EnsureVolume(const std::string& vo
   }
   C2D_RETURN_IF_ERROR(WithContext(ready.status(), "volume " + volume + ": "));
   return BootVolume{.volume_id = id, .name = volume};
+}
+
+absl::Status OpenStackProvider::Attachable(const std::string& volume_id,
+                                          const std::string& instance) {
+  C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(volume_id));
+  bool ours = false;
+  for (const std::string& id : now.attached_to) {
+    auto holder = nova_.GetServer(id);
+    if (absl::IsNotFound(holder.status())) continue;
+    C2D_RETURN_IF_ERROR(holder.status());
+    if (holder->name == instance) {
+      ours = true;  // a Create run again: its server has it already
+    } else if (holder->task_state != "deleting" && holder->status != "DELETED") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "attached to server ", holder->name, "; a volume attaches to one server at a time"));
+    }
+  }
+  if (ours || now.status == "available") return absl::OkStatus();
+  // Its last server is gone, or going, and Cinder has not detached it yet.
+  return cinder_.WaitFor(volume_id, "available", Deadline(options_.volume_timeout), options_.poll)
+      .status();
 }
 
 absl::StatusOr<std::map<std::string, std::string>> OpenStackProvider::VolumeFiles(
@@ -346,6 +365,7 @@ absl::StatusOr<std::string> OpenStackProvider::BootServer(const InstanceSpec& sp
                     .key_name = options_.key_name,
                     .server_group_id = group};
   C2D_ASSIGN_OR_RETURN(server.metadata, VolumeFiles(volumes));
+  for (const BootVolume& v : volumes) server.volume_ids.push_back(v.volume_id);
   server.labels[kServerLabel] = spec.name;
   server.labels[kPortLabel] = absl::StrCat(spec.port);
   server.labels[kRoleLabel] = RoleName(static_cast<int>(role));

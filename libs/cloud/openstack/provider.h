@@ -17,7 +17,8 @@
 // - per instance: port I (on N, in the group of its role), server I (tags
 //   c2d.server=I and the instance's labels), floating IP "I" (web
 //   instances, when there is an external network);
-// - per c2d volume V: Cinder volume V, attached to the server that mounts it;
+// - per c2d volume V: Cinder volume V, attached at boot (block device
+//   mapping) to the server that mounts it;
 //   per file F put into it (WriteVolumeFile), Swift object "V/F" in
 //   files_container, deleted with the volume.
 //
@@ -140,6 +141,10 @@ class OpenStackProvider final : public Provider {
   absl::StatusOr<std::vector<BootVolume>> Volumes(const InstanceSpec& spec);
   // The volume, made when missing, once it can be attached.
   absl::StatusOr<BootVolume> EnsureVolume(const std::string& volume);
+  // OK once the volume can be attached at boot to `instance`'s server:
+  // available (waited for while the server that had it goes), or attached
+  // to that server already. FailedPrecondition: another server holds it.
+  absl::Status Attachable(const std::string& volume_id, const std::string& instance);
   // The file links (kFileMetaPrefix keys) of `volumes`, for a new server.
   absl::StatusOr<std::map<std::string, std::string>> VolumeFiles(
       const std::vector<BootVolume>& volumes);

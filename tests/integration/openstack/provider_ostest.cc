@@ -554,7 +554,7 @@ TEST_CASE("openstack provider: a database server's volume outlives it, takes a f
   Session s(User());
   Cinder cinder(s);
   Nova nova(s);
-  // Made, then attached through Nova.
+  // Made, and attached at boot.
   Volume v = WaitVolume(cinder, volume, "in-use");
   CHECK(v.attached_to == std::vector<std::string>{server->ref});
   CHECK(v.metadata.at("c2d.volume") == volume);
@@ -597,6 +597,13 @@ TEST_CASE("openstack provider: a database server's volume outlives it, takes a f
   // Its port alone is open to the project's apps, by one rule for both.
   CHECK(Rules(s, **Neutron(s).FindByName("security-groups", f.network + "-db")) ==
         std::vector<std::string>{"6379 null group", "null \"192.0.2.0/24\" "});
+  // Another server for it is refused while this one holds it, and leaves nothing.
+  InstanceSpec other = db;
+  other.name = "c2d-" + absl::AsciiStrToLower(ids::New("ins"));
+  auto held = f.provider.Create(other);
+  CHECK(absl::IsFailedPrecondition(held.status()));
+  CHECK_THAT(std::string(held.status().message()), Catch::Contains(db.name));
+  CHECK(f.Remains(other.name).empty());
   REQUIRE(f.provider.Remove(again->ref).ok());
 
   // Deleting the volume deletes its file too.
@@ -615,8 +622,8 @@ TEST_CASE("openstack provider: a database server's volume outlives it, takes a f
       db.volumes = {{volumes.back(), "/data"}};
       return db;
     });
-    CheckSteps(failed, 4,
-               {"POST /volumes", "POST /v2.0/ports", "POST /servers", "/os-volume_attachments"});
+    // The volume is attached at boot (block device mapping): no step of its own.
+    CheckSteps(failed, 3, {"POST /volumes", "POST /v2.0/ports", "POST /servers"});
     REQUIRE(f.provider.Remove(made.ref).ok());
     CHECK(f.Remains(made.name).empty());
     for (const std::string& v : volumes) {

@@ -45,6 +45,31 @@ TEST_CASE("a server is created with its labels as tags and metadata, and user da
   CHECK(body["os:scheduler_hints"]["group"] == "grp-1");
 }
 
+TEST_CASE("volumes attach at boot by block device mapping and the image stays the boot disk",
+          "[openstack]") {
+  Fixture f;
+  f.os.Answer("POST", "/compute/servers", 202,
+              FakeOpenStack::Sample("nova/v2.100-server-create-resp.json"));
+  REQUIRE(f.nova.CreateServer({.name = "db", .flavor_id = "1", .image_id = "img-1"}).ok());
+  REQUIRE(f.nova
+              .CreateServer(
+                  {.name = "db", .flavor_id = "1", .image_id = "img-1", .volume_ids = {"v1", "v2"}})
+              .ok());
+  auto sent = f.os.Requests("POST", "/compute/servers");
+  REQUIRE(sent.size() == 2);
+  CHECK_FALSE(json::parse(sent[0].body)["server"].contains("block_device_mapping_v2"));
+  const json body = json::parse(sent[1].body);
+  const json& s = body["server"];
+  CHECK(s["imageRef"] == "img-1");
+  CHECK(s["block_device_mapping_v2"] == json::parse(R"([
+    {"boot_index": 0, "uuid": "img-1", "source_type": "image", "destination_type": "local",
+     "delete_on_termination": true},
+    {"boot_index": -1, "uuid": "v1", "source_type": "volume", "destination_type": "volume",
+     "delete_on_termination": false},
+    {"boot_index": -1, "uuid": "v2", "source_type": "volume", "destination_type": "volume",
+     "delete_on_termination": false}])"));
+}
+
 TEST_CASE("what Nova cannot take is refused before any call", "[openstack]") {
   Fixture f;
   auto bad_label = f.nova.CreateServer({.name = "x", .labels = {{"c2d.path", "a/b"}}});
@@ -131,6 +156,10 @@ TEST_CASE("start, stop and delete are idempotent", "[openstack]") {
   CHECK(absl::IsAborted(f.nova.StopServer("s1")));  // 409 and not SHUTOFF: an error
   const json stop = json::parse(f.os.Requests("POST", path + "/action").back().body);
   CHECK(stop.contains("os-stop"));
+  f.os.Answer("POST", path + "/action", 202, "");
+  CHECK(f.nova.RebootServer("s1", /*hard=*/true).ok());
+  CHECK(json::parse(f.os.Requests("POST", path + "/action").back().body) ==
+        json::parse(R"({"reboot": {"type": "HARD"}})"));
   CHECK(f.nova.DeleteServer("gone").ok());  // 404: deleted already
   f.os.Answer("DELETE", path, 204, "");
   CHECK(f.nova.DeleteServer("s1").ok());
