@@ -264,6 +264,88 @@ absl::StatusOr<v1::Build> BuildJob::ReuseImage(const v1::Build& earlier, BuildLo
   return b;
 }
 
+// One run of a build job: what its steps share. A step that stops has set
+// `outcome`, the build's, or left it empty: the job is to be retried.
+struct BuildJob::Attempt {
+  Attempt(jobs::JobContext& c, const Config& cfg, pg::Pool& pool, v1::Build b,
+          std::vector<std::string> secrets)
+      : ctx(c),
+        config(cfg),
+        build(std::move(b)),
+        blog(pool, build.id(), std::move(secrets)),
+        started(absl::Now()),
+        deadline(started + absl::FromChrono(cfg.build_timeout)),
+        work(fs::path(cfg.work_dir) / build.id()),
+        repository(build.image_repository()),
+        repo_path(repository.substr(repository.find('/') + 1)) {}
+
+  std::chrono::milliseconds Remaining() const {
+    return std::max(std::chrono::milliseconds(1),
+                    absl::ToChronoMilliseconds(deadline - absl::Now()));
+  }
+  GitOptions Git() {
+    return {.local_repo_root = config.local_repo_root,
+            .timeout = std::min(config.git_timeout, Remaining()),
+            .cancel = ctx.cancel_flag(),
+            .on_line = [this](absl::string_view l) { blog.Line("stdout", l); }};
+  }
+  void StepDone(const char* step, absl::Time since) {
+    absl::Duration d = absl::Now() - since;
+    Metrics()
+        .steps.Add({{"step", step}}, metrics::DurationBuckets())
+        .Observe(absl::ToDoubleSeconds(d));
+    blog.System(absl::StrCat("==> ", step, " done in ", Seconds(d)));
+  }
+  // Stops the steps with `o` as the outcome (none: retry).
+  bool Stop(std::optional<Outcome> o) {
+    outcome = std::move(o);
+    return false;
+  }
+  bool Fail(absl::string_view reason) {
+    return Stop(Outcome{Outcome::kFailed, std::string(reason)});
+  }
+  // Maps an error of a step to the build's outcome, or to a retry (nullopt)
+  // for infrastructure trouble when attempts remain.
+  std::optional<Outcome> Judge(const absl::Status& s, const std::string& what) const {
+    if (absl::IsCancelled(s) || ctx.cancelled()) return Outcome{Outcome::kCancelled, "cancelled"};
+    if (absl::IsDeadlineExceeded(s) && absl::Now() >= deadline - absl::Seconds(1)) {
+      return Outcome{Outcome::kFailed, absl::StrCat("build timed out after ",
+                                                    Seconds(absl::FromChrono(config.build_timeout)),
+                                                    " (C2D_BUILD_TIMEOUT)")};
+    }
+    if ((absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) &&
+        ctx.job().attempts < ctx.job().max_attempts) {
+      return std::nullopt;
+    }
+    return Outcome{Outcome::kFailed, absl::StrCat(what, ": ", s.message())};
+  }
+  // A git step's error: what the repository's owner can fix (missing
+  // repository, branch or commit, a refused URL) fails the build at once.
+  std::optional<Outcome> JudgeGit(const absl::Status& s, const std::string& what) const {
+    const bool users =
+        absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
+    if (users && !ctx.cancelled()) return Outcome{Outcome::kFailed, std::string(s.message())};
+    return Judge(s, what);
+  }
+
+  jobs::JobContext& ctx;
+  const Config& config;
+  v1::Build build;
+  BuildLog blog;
+  const absl::Time started;
+  const absl::Time deadline;
+  const fs::path work;
+  const std::string repository;  // registry host and path
+  const std::string repo_path;   // the path alone
+  std::optional<Outcome> outcome;
+  std::string digest;
+  int64_t size_bytes = 0;
+  fs::path checkout;          // Clone's
+  fs::path app_dir;           // Detect's
+  Plan plan;                  // Detect's
+  engine::RegistryAuth auth;  // BuildImage's, for Push
+};
+
 absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   v1::BuildJob payload;
   if (!rpc::FromJson(ctx.job().payload, &payload).ok() || payload.build_id().empty()) {
@@ -271,21 +353,19 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
   }
   const std::string& build_id = payload.build_id();
   log::Scope scope(nlohmann::json{{"build_id", build_id}});
-  auto build_or = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
-  if (absl::IsNotFound(build_or.status())) return jobs::Permanent(build_or.status());
-  if (!build_or.ok()) return build_or.status();
-  v1::Build build = std::move(*build_or);
-  if (auto s = UnsealRepoUrl(build); !s.ok()) return s;
-  if (build.state() == v1::BUILD_STATE_SUCCEEDED || build.state() == v1::BUILD_STATE_FAILED ||
-      build.state() == v1::BUILD_STATE_CANCELLED) {
+  auto build = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
+  if (absl::IsNotFound(build.status())) return jobs::Permanent(build.status());
+  if (!build.ok()) return build.status();
+  if (auto s = UnsealRepoUrl(*build); !s.ok()) return s;
+  if (build->state() == v1::BUILD_STATE_SUCCEEDED || build->state() == v1::BUILD_STATE_FAILED ||
+      build->state() == v1::BUILD_STATE_CANCELLED) {
     // A repeated job after the outcome was recorded: only a deploy may be owed.
-    return Deploy(build);
+    return Deploy(*build);
   }
   auto running =
       pool_.Transact("start build", [&](pg::Tx& tx) { return MarkRunning(tx, build_id); });
   if (!running.ok()) return running.status();
-
-  auto secrets = Secrets(build);
+  auto secrets = Secrets(*build);
   if (!secrets.ok()) {
     (void)pool_.Transact("fail build", [&](pg::Tx& tx) {
       return MarkFailed(tx, build_id, std::string(secrets.status().message())).status();
@@ -293,275 +373,225 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
     Metrics().builds.Add({{"result", "failed"}}).Increment();
     return absl::OkStatus();
   }
-  BuildLog blog(pool_, build_id, std::move(*secrets));
+  Attempt a(ctx, config_, pool_, std::move(*build), std::move(*secrets));
   if (ctx.job().attempts > 1) {
-    blog.System(absl::StrCat("==> restarting the build (attempt ", ctx.job().attempts, ")"));
+    a.blog.System(absl::StrCat("==> restarting the build (attempt ", ctx.job().attempts, ")"));
   }
-  const absl::Time started = absl::Now();
-  const absl::Time deadline = started + absl::FromChrono(config_.build_timeout);
-  const std::atomic<bool>* cancel = ctx.cancel_flag();
-  auto step_done = [&](const char* step, absl::Time since) {
-    absl::Duration d = absl::Now() - since;
-    Metrics()
-        .steps.Add({{"step", step}}, metrics::DurationBuckets())
-        .Observe(absl::ToDoubleSeconds(d));
-    blog.System(absl::StrCat("==> ", step, " done in ", Seconds(d)));
-  };
-  auto remaining = [&] {
-    return std::max(std::chrono::milliseconds(1),
-                    absl::ToChronoMilliseconds(deadline - absl::Now()));
-  };
-  // Maps an error of a step to the build's outcome, or to a retry (nullopt)
-  // for infrastructure trouble when attempts remain.
-  auto judge = [&](const absl::Status& s, const std::string& what) -> std::optional<Outcome> {
-    if (absl::IsCancelled(s) || ctx.cancelled()) return Outcome{Outcome::kCancelled, "cancelled"};
-    if (absl::IsDeadlineExceeded(s) && absl::Now() >= deadline - absl::Seconds(1)) {
-      return Outcome{
-          Outcome::kFailed,
-          absl::StrCat("build timed out after ", Seconds(absl::FromChrono(config_.build_timeout)),
-                       " (C2D_BUILD_TIMEOUT)")};
-    }
-    if ((absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) &&
-        ctx.job().attempts < ctx.job().max_attempts) {
-      return std::nullopt;
-    }
-    return Outcome{Outcome::kFailed, absl::StrCat(what, ": ", s.message())};
-  };
-  // A git step's error: what the repository's owner can fix (missing
-  // repository, branch or commit, a refused URL) fails the build at once.
-  auto judge_git = [&](const absl::Status& s, const std::string& what) -> std::optional<Outcome> {
-    const bool users =
-        absl::IsNotFound(s) || absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s);
-    if (users && !ctx.cancelled()) return Outcome{Outcome::kFailed, std::string(s.message())};
-    return judge(s, what);
-  };
-
-  ScopedDir work{fs::path(config_.work_dir) / build_id};
+  ScopedDir work{a.work};
   std::error_code ec;
   fs::remove_all(work.path, ec);
   fs::create_directories(work.path, ec);
-  if (ec)
+  if (ec) {
     return absl::UnavailableError(
         absl::StrCat("cannot create ", work.path.string(), ": ", ec.message()));
-
-  std::optional<Outcome> outcome;
-  std::string digest;
-  int64_t size_bytes = 0;
-  const std::string repository = build.image_repository();
-  const std::string repo_path = repository.substr(repository.find('/') + 1);
-  // ---- resolve: the branch head, unless a commit was asked for; a commit
-  // built before is released from that build's image.
-  bool resolved = true;
-  auto earlier = ResolveCommit(build, blog,
-                               {.local_repo_root = config_.local_repo_root,
-                                .timeout = std::min(config_.git_timeout, remaining()),
-                                .cancel = cancel,
-                                .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }});
-  if (!earlier.ok()) {
-    outcome = judge_git(earlier.status(), "cannot read the repository");
-    resolved = false;
-  } else if (*earlier) {
-    auto reused = ReuseImage(**earlier, blog, deadline, cancel);
-    if (reused.ok()) {
-      digest = reused->image_digest();
-      size_bytes = reused->image_size_bytes();
-      outcome = Outcome{Outcome::kSucceeded, ""};
-    } else {
-      outcome = absl::IsCancelled(reused.status()) || absl::IsDeadlineExceeded(reused.status())
-                    ? judge(reused.status(), "waiting for the earlier build")
-                    : Outcome{Outcome::kFailed, std::string(reused.status().message())};
-    }
-    resolved = false;
   }
-  do {
-    if (!resolved) break;  // the build's outcome is known already
-    // ---- clone
-    absl::Time t = absl::Now();
-    blog.System(absl::StrCat("==> clone ", RedactUrl(build.source().repo_url()), " at ",
-                             build.commit_sha().substr(0, 12)));
-    GitOptions git{.local_repo_root = config_.local_repo_root,
-                   .timeout = std::min(config_.git_timeout, remaining()),
-                   .cancel = cancel,
-                   .on_line = [&](absl::string_view l) { blog.Line("stdout", l); }};
-    const fs::path checkout = work.path / "src";
-    absl::Status s = CheckoutCommit(build.source().repo_url(), build.commit_sha(), checkout, git);
-    if (!s.ok()) {
-      outcome = judge_git(s, "clone failed");
-      break;
-    }
-    if (auto info = ReadCommit(checkout, git); info.ok()) {
-      blog.System(absl::StrCat("    ", info->author, ": ", info->subject));
-      (void)pool_.Transact("record commit", [&](pg::Tx& tx) {
-        return RecordCommit(tx, build_id, info->author, info->subject);
-      });
-    }
-    step_done("clone", t);
+  if (Resolve(a) && Clone(a) && Detect(a) && BuildImage(a) && Push(a)) {
+    a.outcome = Outcome{Outcome::kSucceeded, ""};
+  }
+  return Finish(a);
+}
 
-    // ---- detect
-    t = absl::Now();
-    auto app_dir_or =
-        ResolveInside(checkout, build.source().root_dir(), PathKind::kDirectory, "root_dir");
-    if (!app_dir_or.ok()) {
-      outcome = Outcome{Outcome::kFailed, std::string(app_dir_or.status().message())};
-      break;
-    }
-    const fs::path app_dir = *app_dir_or;
-    auto plan =
-        PlanBuild({.app_dir = app_dir.string(),
-                   .auto_strategy = build.settings().strategy() != v1::BUILD_STRATEGY_DOCKERFILE,
-                   .dockerfile_path = build.settings().dockerfile_path(),
-                   .build_command = build.settings().build_command(),
-                   .start_command = build.spec().run().start_command()},
-                  config_.stacks);
-    if (!plan.ok()) {
-      outcome = Outcome{Outcome::kFailed, std::string(plan.status().message())};
-      break;
-    }
-    blog.System(absl::StrCat("    ", plan->reason));
-    if (!plan->generated.empty()) {
-      blog.System("    generated Dockerfile:");
-      for (absl::string_view line : absl::StrSplit(plan->generated, '\n', absl::SkipEmpty())) {
-        blog.System(absl::StrCat("      ", line));
-      }
-    }
-    step_done("detect", t);
+bool BuildJob::Resolve(Attempt& a) {
+  auto earlier = ResolveCommit(a.build, a.blog, a.Git());
+  if (!earlier.ok()) return a.Stop(a.JudgeGit(earlier.status(), "cannot read the repository"));
+  if (!*earlier) return true;
+  // A commit built before is released from that build's image.
+  auto reused = ReuseImage(**earlier, a.blog, a.deadline, a.ctx.cancel_flag());
+  if (reused.ok()) {
+    a.digest = reused->image_digest();
+    a.size_bytes = reused->image_size_bytes();
+    return a.Stop(Outcome{Outcome::kSucceeded, ""});
+  }
+  if (absl::IsCancelled(reused.status()) || absl::IsDeadlineExceeded(reused.status())) {
+    return a.Stop(a.Judge(reused.status(), "waiting for the earlier build"));
+  }
+  return a.Fail(reused.status().message());
+}
 
-    // ---- build
-    t = absl::Now();
-    blog.System("==> build");
-    // The generated Dockerfile goes into the archive, not the checkout,
-    // where a symlink of that name could point anywhere.
-    std::map<std::string, std::string> generated;
-    if (!plan->generated.empty()) generated[plan->dockerfile] = plan->generated;
-    auto tar = engine::TreeTar::Open(app_dir.string(), config_.max_context_bytes, generated);
-    if (!tar.ok()) {
-      outcome = Outcome{Outcome::kFailed, std::string(tar.status().message())};
-      break;
-    }
-    blog.System(absl::StrCat("    context: ", Bytes((*tar)->size())));
-    const std::string tag_build = absl::StrCat(repository, ":", build_id);
-    // The build's steps run in a cgroup of their own below the engine's,
-    // with the memory limit (rootless runc cannot set one), and are killed
-    // with it when the build ends.
-    const std::string cgroup = absl::StrCat(config_.engine_cgroup.empty() ? "" : "/",
-                                            config_.engine_cgroup, "/c2d-build-", build_id);
-    if (s = PrepareBuildCgroup(cgroup); !s.ok()) {
-      int none = 0;
-      (void)engine::KillCgroup(cgroup, std::chrono::seconds(1), &none);  // removes what was made
-      outcome = judge(s, "cannot prepare the build's cgroup");
-      break;
-    }
-    // Generated Dockerfiles start FROM a stack image c2d knows: make sure the
-    // engine has it, so that the build itself needs no registry round trips
-    // (credentials make the engine check the registry on every build). An
-    // app's own Dockerfile may name any private image: it gets credentials.
-    const engine::RegistryAuth auth = Credentials(build, repo_path, deadline + absl::Minutes(5));
-    std::vector<engine::RegistryAuth> registries;
-    if (plan->generated.empty()) {
-      registries.push_back(auth);
-    } else if (const std::string& stack = config_.stacks.images.at(plan->language);
-               absl::IsNotFound(engine_.InspectImage(stack).status())) {
-      blog.System(absl::StrCat("    pulling ", stack));
-      if (s = engine_.Pull(stack, auth, remaining()); !s.ok()) {
-        outcome = judge(s, absl::StrCat("cannot pull the stack image ", stack));
-        break;
-      }
-    }
-    auto image =
-        engine_.Build([&](char* buf, size_t n) { return (*tar)->Read(buf, n); }, (*tar)->size(),
-                      {.tag = tag_build,
-                       .dockerfile = plan->dockerfile,
-                       .registries = std::move(registries),
-                       .cgroup_parent = absl::StrCat(cgroup, "/steps"),
-                       .sandboxed = true,
-                       // The app's own FROM images: the registry decides.
-                       .always_pull = plan->generated.empty(),
-                       .timeout = remaining(),
-                       .cancel = cancel,
-                       .on_log = [&](absl::string_view l) { blog.Line("stdout", l); }});
-    const bool out_of_memory = engine::ReachedMemoryLimit(cgroup);
-    // Whatever the outcome, no step of this build may go on running.
-    int killed = 0;
-    if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {
-      log::Error("cannot stop the build's processes", {{"error", k.ToString()}});
-    } else if (killed > 0) {
-      blog.System(absl::StrCat("    stopped ", killed, " process(es) the build left running"));
-    }
-    if (!image.ok() && out_of_memory) {
-      outcome = Outcome{Outcome::kFailed,
-                        absl::StrCat("a build step ran out of memory: builds may use ",
-                                     Bytes(config_.build_memory_bytes), " (C2D_BUILD_MEMORY_MB)")};
-      break;
-    }
-    if (!image.ok()) {
-      outcome = absl::IsFailedPrecondition(image.status())
-                    ? std::optional<Outcome>(
-                          Outcome{Outcome::kFailed, std::string(image.status().message())})
-                    : judge(image.status(), "build failed");
-      break;
-    }
-    step_done("build", t);
+bool BuildJob::Clone(Attempt& a) {
+  const absl::Time t = absl::Now();
+  a.blog.System(absl::StrCat("==> clone ", RedactUrl(a.build.source().repo_url()), " at ",
+                             a.build.commit_sha().substr(0, 12)));
+  GitOptions git = a.Git();
+  a.checkout = a.work / "src";
+  absl::Status s =
+      CheckoutCommit(a.build.source().repo_url(), a.build.commit_sha(), a.checkout, git);
+  if (!s.ok()) return a.Stop(a.JudgeGit(s, "clone failed"));
+  if (auto info = ReadCommit(a.checkout, git); info.ok()) {
+    a.blog.System(absl::StrCat("    ", info->author, ": ", info->subject));
+    (void)pool_.Transact("record commit", [&](pg::Tx& tx) {
+      return RecordCommit(tx, a.build.id(), info->author, info->subject);
+    });
+  }
+  a.StepDone("clone", t);
+  return true;
+}
 
-    // ---- push: tagged with the build id and the commit sha
-    t = absl::Now();
-    blog.System(absl::StrCat("==> push ", repository));
-    s = engine_.Push(
-        repository, build_id, auth, [&](absl::string_view l) { blog.Line("stdout", l); },
-        remaining(), cancel);
-    if (!s.ok()) {
-      outcome = judge(s, "push failed");
-      break;
+bool BuildJob::Detect(Attempt& a) {
+  const absl::Time t = absl::Now();
+  auto app_dir =
+      ResolveInside(a.checkout, a.build.source().root_dir(), PathKind::kDirectory, "root_dir");
+  if (!app_dir.ok()) return a.Fail(app_dir.status().message());
+  a.app_dir = *app_dir;
+  const v1::Build& b = a.build;
+  auto plan = PlanBuild({.app_dir = a.app_dir.string(),
+                         .auto_strategy = b.settings().strategy() != v1::BUILD_STRATEGY_DOCKERFILE,
+                         .dockerfile_path = b.settings().dockerfile_path(),
+                         .build_command = b.settings().build_command(),
+                         .start_command = b.spec().run().start_command()},
+                        config_.stacks);
+  if (!plan.ok()) return a.Fail(plan.status().message());
+  a.plan = std::move(*plan);
+  a.blog.System(absl::StrCat("    ", a.plan.reason));
+  if (!a.plan.generated.empty()) {
+    a.blog.System("    generated Dockerfile:");
+    for (absl::string_view line : absl::StrSplit(a.plan.generated, '\n', absl::SkipEmpty())) {
+      a.blog.System(absl::StrCat("      ", line));
     }
-    auto manifest = registry_.GetManifest(repo_path, build_id);
-    if (!manifest.ok()) {
-      outcome = judge(manifest.status(), "cannot read the pushed image");
-      break;
-    }
-    // The commit tag names the same manifest: set in the registry, no second push.
-    s = registry_.PutManifest(repo_path, build.commit_sha(), *manifest);
-    if (!s.ok()) {
-      outcome = judge(s, "cannot tag the image with its commit");
-      break;
-    }
-    digest = manifest->digest;
-    size_bytes = manifest->total_size;
-    Metrics().image_bytes.Observe(static_cast<double>(size_bytes));
-    if (size_bytes > config_.max_image_bytes) {
-      (void)registry_.DeleteManifest(repo_path, digest);
-      outcome = Outcome{Outcome::kFailed,
-                        absl::StrCat("image is ", Bytes(size_bytes), ", more than the limit of ",
-                                     Bytes(config_.max_image_bytes), " (C2D_MAX_IMAGE_BYTES)")};
-      break;
-    }
-    blog.System(absl::StrCat("    ", repository, "@", digest, " (", Bytes(size_bytes), ")"));
-    step_done("push", t);
-    outcome = Outcome{Outcome::kSucceeded, ""};
-  } while (false);
+  }
+  a.StepDone("detect", t);
+  return true;
+}
 
-  if (!outcome) {
-    blog.System(
+bool BuildJob::BuildImage(Attempt& a) {
+  const absl::Time t = absl::Now();
+  a.blog.System("==> build");
+  // The generated Dockerfile goes into the archive, not the checkout,
+  // where a symlink of that name could point anywhere.
+  std::map<std::string, std::string> generated;
+  if (!a.plan.generated.empty()) generated[a.plan.dockerfile] = a.plan.generated;
+  auto tar = engine::TreeTar::Open(a.app_dir.string(), config_.max_context_bytes, generated);
+  if (!tar.ok()) return a.Fail(tar.status().message());
+  a.blog.System(absl::StrCat("    context: ", Bytes((*tar)->size())));
+  // The build's steps run in a cgroup of their own below the engine's,
+  // with the memory limit (rootless runc cannot set one), and are killed
+  // with it when the build ends.
+  const std::string cgroup = absl::StrCat(config_.engine_cgroup.empty() ? "" : "/",
+                                          config_.engine_cgroup, "/c2d-build-", a.build.id());
+  if (absl::Status s = PrepareBuildCgroup(cgroup); !s.ok()) {
+    int none = 0;
+    (void)engine::KillCgroup(cgroup, std::chrono::seconds(1), &none);  // removes what was made
+    return a.Stop(a.Judge(s, "cannot prepare the build's cgroup"));
+  }
+  a.auth = Credentials(a.build, a.repo_path, a.deadline + absl::Minutes(5));
+  auto registries = BuildRegistries(a);
+  if (!registries.ok()) return false;
+  auto image =
+      engine_.Build([&](char* buf, size_t n) { return (*tar)->Read(buf, n); }, (*tar)->size(),
+                    {.tag = absl::StrCat(a.repository, ":", a.build.id()),
+                     .dockerfile = a.plan.dockerfile,
+                     .registries = std::move(*registries),
+                     .cgroup_parent = absl::StrCat(cgroup, "/steps"),
+                     .sandboxed = true,
+                     // The app's own FROM images: the registry decides.
+                     .always_pull = a.plan.generated.empty(),
+                     .timeout = a.Remaining(),
+                     .cancel = a.ctx.cancel_flag(),
+                     .on_log = [&](absl::string_view l) { a.blog.Line("stdout", l); }});
+  const bool out_of_memory = engine::ReachedMemoryLimit(cgroup);
+  // Whatever the outcome, no step of this build may go on running.
+  int killed = 0;
+  if (auto k = engine::KillCgroup(cgroup, std::chrono::seconds(10), &killed); !k.ok()) {
+    log::Error("cannot stop the build's processes", {{"error", k.ToString()}});
+  } else if (killed > 0) {
+    a.blog.System(absl::StrCat("    stopped ", killed, " process(es) the build left running"));
+  }
+  if (!image.ok() && out_of_memory) {
+    return a.Fail(absl::StrCat("a build step ran out of memory: builds may use ",
+                               Bytes(config_.build_memory_bytes), " (C2D_BUILD_MEMORY_MB)"));
+  }
+  if (absl::IsFailedPrecondition(image.status())) return a.Fail(image.status().message());
+  if (!image.ok()) return a.Stop(a.Judge(image.status(), "build failed"));
+  a.StepDone("build", t);
+  return true;
+}
+
+absl::StatusOr<std::vector<engine::RegistryAuth>> BuildJob::BuildRegistries(Attempt& a) {
+  // Generated Dockerfiles start FROM a stack image c2d knows: make sure the
+  // engine has it, so that the build itself needs no registry round trips
+  // (credentials make the engine check the registry on every build). An
+  // app's own Dockerfile may name any private image: it gets credentials.
+  if (a.plan.generated.empty()) return std::vector<engine::RegistryAuth>{a.auth};
+  const std::string& stack = config_.stacks.images.at(a.plan.language);
+  if (absl::IsNotFound(engine_.InspectImage(stack).status())) {
+    a.blog.System(absl::StrCat("    pulling ", stack));
+    if (absl::Status s = engine_.Pull(stack, a.auth, a.Remaining()); !s.ok()) {
+      a.Stop(a.Judge(s, absl::StrCat("cannot pull the stack image ", stack)));
+      return s;
+    }
+  }
+  return std::vector<engine::RegistryAuth>{};
+}
+
+bool BuildJob::Push(Attempt& a) {
+  // Tagged with the build id and the commit sha.
+  const absl::Time t = absl::Now();
+  a.blog.System(absl::StrCat("==> push ", a.repository));
+  absl::Status s = engine_.Push(
+      a.repository, a.build.id(), a.auth, [&](absl::string_view l) { a.blog.Line("stdout", l); },
+      a.Remaining(), a.ctx.cancel_flag());
+  if (!s.ok()) return a.Stop(a.Judge(s, "push failed"));
+  auto manifest = registry_.GetManifest(a.repo_path, a.build.id());
+  if (!manifest.ok()) return a.Stop(a.Judge(manifest.status(), "cannot read the pushed image"));
+  // The commit tag names the same manifest: set in the registry, no second push.
+  s = registry_.PutManifest(a.repo_path, a.build.commit_sha(), *manifest);
+  if (!s.ok()) return a.Stop(a.Judge(s, "cannot tag the image with its commit"));
+  a.digest = manifest->digest;
+  a.size_bytes = manifest->total_size;
+  Metrics().image_bytes.Observe(static_cast<double>(a.size_bytes));
+  if (a.size_bytes > config_.max_image_bytes) {
+    (void)registry_.DeleteManifest(a.repo_path, a.digest);
+    return a.Fail(absl::StrCat("image is ", Bytes(a.size_bytes), ", more than the limit of ",
+                               Bytes(config_.max_image_bytes), " (C2D_MAX_IMAGE_BYTES)"));
+  }
+  a.blog.System(absl::StrCat("    ", a.repository, "@", a.digest, " (", Bytes(a.size_bytes), ")"));
+  a.StepDone("push", t);
+  return true;
+}
+
+absl::Status BuildJob::Finish(Attempt& a) {
+  if (!a.outcome) {
+    a.blog.System(
         "==> the repository, container engine or registry is unavailable; the build will be "
         "retried");
-    blog.Close();
+    a.blog.Close();
     return absl::UnavailableError("build infrastructure unavailable; retrying");
   }
+  absl::Status recorded = Record(a);
+  a.blog.Close();
+  if (!recorded.ok()) return recorded;  // the job retries and re-records
+  const Outcome& outcome = *a.outcome;
+  log::Info("build finished", {{"result", static_cast<int>(outcome.kind)}, {"digest", a.digest}});
+  if (outcome.kind == Outcome::kSucceeded) {
+    auto done =
+        pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, a.build.id()); });
+    if (!done.ok()) return done.status();
+    return Deploy(*done);
+  }
+  return outcome.kind == Outcome::kCancelled ? absl::CancelledError("build cancelled")
+                                             : absl::OkStatus();
+}
+
+absl::Status BuildJob::Record(Attempt& a) {
   // Every log line is stored before the final state: a follower stops
   // reading once it sees the build final.
+  const std::string& id = a.build.id();
+  const Outcome& outcome = *a.outcome;
   absl::StatusOr<bool> recorded = true;
-  switch (outcome->kind) {
+  switch (outcome.kind) {
     case Outcome::kSucceeded:
-      blog.System(absl::StrCat("==> build succeeded in ", Seconds(absl::Now() - started)));
-      blog.Close();
+      a.blog.System(absl::StrCat("==> build succeeded in ", Seconds(absl::Now() - a.started)));
+      a.blog.Close();
       recorded = pool_.Transact("record success", [&](pg::Tx& tx) {
-        return MarkSucceeded(tx, build_id, repository, digest, size_bytes);
+        return MarkSucceeded(tx, id, a.repository, a.digest, a.size_bytes);
       });
       Metrics().builds.Add({{"result", "succeeded"}}).Increment();
       break;
     case Outcome::kFailed:
-      blog.System(absl::StrCat("==> build failed: ", blog.Redact(outcome->reason)));
-      blog.Close();
+      a.blog.System(absl::StrCat("==> build failed: ", a.blog.Redact(outcome.reason)));
+      a.blog.Close();
       recorded = pool_.Transact("record failure", [&](pg::Tx& tx) {
-        return MarkFailed(tx, build_id, blog.Redact(outcome->reason));
+        return MarkFailed(tx, id, a.blog.Redact(outcome.reason));
       });
       Metrics().builds.Add({{"result", "failed"}}).Increment();
       break;
@@ -569,30 +599,21 @@ absl::Status BuildJob::Run(jobs::JobContext& ctx) {
       // Cancelled by the user (the job row says so), or interrupted by a
       // shutdown: then the build stays running and the job runs it again.
       auto job =
-          pool_.Transact("read job", [&](pg::Tx& tx) { return jobs::Get(tx, ctx.job().id); });
+          pool_.Transact("read job", [&](pg::Tx& tx) { return jobs::Get(tx, a.ctx.job().id); });
       if (job.ok() && job->state == jobs::State::kCancelled) {
-        blog.System("==> build cancelled");
-        blog.Close();
+        a.blog.System("==> build cancelled");
+        a.blog.Close();
         recorded = pool_.Transact("record cancellation", [&](pg::Tx& tx) {
-          return MarkCancelled(tx, build_id, "cancelled by request");
+          return MarkCancelled(tx, id, "cancelled by request");
         });
         Metrics().builds.Add({{"result", "cancelled"}}).Increment();
       } else {
-        blog.System("==> build interrupted; it will start over");
+        a.blog.System("==> build interrupted; it will start over");
       }
       break;
     }
   }
-  blog.Close();
-  if (!recorded.ok()) return recorded.status();  // the job retries and re-records
-  log::Info("build finished", {{"result", static_cast<int>(outcome->kind)}, {"digest", digest}});
-  if (outcome->kind == Outcome::kSucceeded) {
-    auto done = pool_.Transact("load build", [&](pg::Tx& tx) { return GetBuild(tx, build_id); });
-    if (!done.ok()) return done.status();
-    return Deploy(*done);
-  }
-  return outcome->kind == Outcome::kCancelled ? absl::CancelledError("build cancelled")
-                                              : absl::OkStatus();
+  return recorded.status();
 }
 
 }  // namespace c2d::builder

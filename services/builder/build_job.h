@@ -67,6 +67,23 @@ class BuildJob {
   // Deploys a succeeded build that owes a deployment; Unavailable to retry.
   absl::Status Deploy(const v1::Build& build);
 
+  struct Attempt;  // one run's shared state (build_job.cc)
+  // The steps of a run, in order. Each returns whether to go on; one that
+  // stops has set the attempt's outcome, or left it empty to retry the job.
+  bool Resolve(Attempt& a);
+  bool Clone(Attempt& a);
+  bool Detect(Attempt& a);
+  bool BuildImage(Attempt& a);
+  bool Push(Attempt& a);
+  // BuildImage's registry credentials for the engine: none for a generated
+  // Dockerfile, whose stack image is pulled here first when the engine
+  // lacks it (an error has stopped the attempt).
+  absl::StatusOr<std::vector<engine::RegistryAuth>> BuildRegistries(Attempt& a);
+  // Records the outcome, after every log line, and deploys a success; or
+  // answers Unavailable, for a retry, when the attempt has none.
+  absl::Status Finish(Attempt& a);
+  absl::Status Record(Attempt& a);
+
   pg::Pool& pool_;
   const Config& config_;
   engine::Engine engine_;
