@@ -80,7 +80,8 @@ void GitRepo::Checkout(const std::string& branch, bool create) {
 
 BuilderFixture::BuilderFixture(BuilderOptions options) {
   pool_ = db_.NewPool();
-  config_.engine_socket = RequireEnv("C2D_TEST_BUILD_ENGINE_SOCKET");
+  config_.engine_socket = options.engine_socket.empty() ? RequireEnv("C2D_TEST_BUILD_ENGINE_SOCKET")
+                                                        : options.engine_socket;
   config_.engine_cgroup = RequireEnv("C2D_TEST_BUILD_ENGINE_CGROUP");
   config_.registry_url = RequireEnv("C2D_TEST_REGISTRY_URL");
   config_.registry_user = RequireEnv("C2D_TEST_REGISTRY_USER");

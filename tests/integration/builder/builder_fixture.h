@@ -49,6 +49,7 @@ struct BuilderOptions {
   std::chrono::milliseconds build_timeout{120'000};
   int keep_builds = 10;
   int64_t max_image_bytes = int64_t{2} << 30;
+  std::string engine_socket;  // the build engine's; empty: the test platform's
 };
 
 class BuilderFixture {

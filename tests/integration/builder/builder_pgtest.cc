@@ -291,6 +291,27 @@ TEST_CASE("builds a user breaks end failed with a one-line reason", "[builder]")
   CHECK(f.db().Count("SELECT count(*) FROM builds WHERE image_digest IS NOT NULL") == 0);
 }
 
+TEST_CASE("a build whose engine stays away is retried then fails after its last attempt",
+          "[builder]") {
+  BuilderFixture f({.engine_socket = testing::RequireEnv("C2D_TEST_TMP") + "/no-engine.sock"});
+  GitRepo repo({{"index.html", "ok"}});
+  v1::Build b = f.WaitFinal(f.Start(f.Request(repo.path())).build().id(), 60s);
+  CHECK(b.state() == v1::BUILD_STATE_FAILED);
+  CHECK_THAT(b.failure_reason(), Catch::StartsWith("build failed: "));
+  CHECK_THAT(b.failure_reason(), Catch::Contains("no-engine.sock"));
+  // The first two of its three attempts left it to the next.
+  const std::string log = f.StoredLog(b.id());
+  INFO(log);
+  const std::string retried = "the build will be retried";
+  int times = 0;
+  for (size_t at = log.find(retried); at != std::string::npos; at = log.find(retried, at + 1)) {
+    ++times;
+  }
+  CHECK(times == 2);
+  CHECK_THAT(log, Catch::Contains("restarting the build (attempt 3)"));
+  CHECK(f.db().Count("SELECT count(*) FROM builds WHERE image_digest IS NOT NULL") == 0);
+}
+
 TEST_CASE("a build over its time limit fails and leaves nothing running", "[builder]") {
   BuilderFixture f({.build_timeout = 8s});
   GitRepo repo({{"Dockerfile", absl::StrCat("FROM ", f.StaticStack(), "\nRUN sleep 600\n")}});
