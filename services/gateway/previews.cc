@@ -73,6 +73,9 @@ absl::StatusOr<Service> Gateway::EnsurePreview(const Service& parent, const Pull
     C2D_RETURN_IF_ERROR(SealRepoUrl(&p, source->repo_url(), config_));
   }
   return pool_.Transact("preview", [&](pg::Tx& tx) -> absl::StatusOr<Service> {
+    // Deliveries at once: two of one pull request make one preview, and the
+    // cap holds however many arrive.
+    C2D_RETURN_IF_ERROR(gateway::LockPreviews(tx, parent.project_id));
     C2D_ASSIGN_OR_RETURN(std::optional<Service> live,
                          gateway::FindPreview(tx, parent.id, p.preview_number));
     if (live.has_value()) return *live;

@@ -101,6 +101,8 @@ FROM services s JOIN projects p ON p.id = s.project_id
 WHERE s.preview_of = $1 AND s.preview_number = $2 AND s.deleted_at IS NULL)sql"};
 constexpr pg::Statement kPreviewsOf{"services_previews_of", R"sql(
 SELECT id FROM services WHERE preview_of = $1 AND deleted_at IS NULL ORDER BY id)sql"};
+constexpr pg::Statement kLockPreviews{
+    "services_lock_previews", "SELECT pg_advisory_xact_lock(hashtext('c2d.previews:' || $1))"};
 constexpr pg::Statement kCountPreviews{"services_count_previews", R"sql(
 SELECT count(*) FROM services
 WHERE project_id = $1 AND preview_of IS NOT NULL AND deleted_at IS NULL)sql"};
@@ -430,6 +432,11 @@ absl::StatusOr<std::vector<std::string>> PreviewsOf(pg::Tx& tx, const std::strin
   std::vector<std::string> out;
   for (const auto& r : tx.Exec(kPreviewsOf, parent_id)) out.push_back(r[0].as<std::string>());
   return out;
+}
+
+absl::Status LockPreviews(pg::Tx& tx, const std::string& project_id) {
+  tx.Exec(kLockPreviews, project_id);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> CountPreviews(pg::Tx& tx, const std::string& project_id) {

@@ -133,6 +133,9 @@ absl::StatusOr<std::optional<Service>> FindPreview(pg::Tx& tx, const std::string
                                                    int number);
 // The ids of `parent_id`'s live previews.
 absl::StatusOr<std::vector<std::string>> PreviewsOf(pg::Tx& tx, const std::string& parent_id);
+// Until the transaction ends, no other transaction makes a preview in the
+// project: one that waited here then finds what this one made.
+absl::Status LockPreviews(pg::Tx& tx, const std::string& project_id);
 // How many live previews the project has.
 absl::StatusOr<int> CountPreviews(pg::Tx& tx, const std::string& project_id);
 

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -147,7 +149,49 @@ TEST_CASE("webhooks: pull requests open and update and close a preview environme
   CHECK(WaitFor(60s, [&] { return app(host).empty(); }));
   CHECK(deliver(PullRequestBody("closed", 7, "feature/login", v21), "pr-10").status == 204);
 
-  // Deleting the parent deletes its remaining preview (#11).
+  // At once: two new pull requests for the one place left under the cap
+  // make one preview between them, the other refused with the cap's reason...
+  // (Sent from threads without Catch's macros, which are not thread-safe.)
+  auto at_once = [&](const std::vector<std::pair<json, std::string>>& sent) {
+    std::vector<absl::StatusOr<http::Response>> got(sent.size(), absl::UnknownError("not sent"));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < sent.size(); ++i) {
+      threads.emplace_back([&, i] {
+        const std::string raw = sent[i].first.dump();
+        got[i] = http::Send(
+            {.method = "POST",
+             .url = absl::StrCat("http://", api.address(), url),
+             .headers = {{"Content-Type", "application/json"},
+                         {"X-GitHub-Event", "pull_request"},
+                         {"X-GitHub-Delivery", sent[i].second},
+                         {"X-Hub-Signature-256", "sha256=" + crypto::HmacSha256Hex(secret, raw)}},
+             .body = raw,
+             .timeout = 90s});
+      });
+    }
+    for (std::thread& th : threads) th.join();
+    std::vector<std::pair<long, json>> out;
+    for (const auto& r : got) {
+      REQUIRE(r.ok());
+      out.emplace_back(r->status, json::parse(r->body, nullptr, false));
+    }
+    return out;
+  };
+  auto raced = at_once({{PullRequestBody("opened", 13, "feature/login", v21), "pr-11"},
+                        {PullRequestBody("opened", 14, "feature/login", v21), "pr-12"}});
+  CHECK(raced[0].first + raced[1].first == 202 + 204);
+  CHECK(services().size() == 3);
+  const int winner = raced[0].first == 202 ? 13 : 14;
+  // ...and, once it is closed, two deliveries of one pull request make one preview.
+  REQUIRE(deliver(PullRequestBody("closed", winner, "feature/login", v21), "pr-13").status == 200);
+  auto twice = at_once({{PullRequestBody("opened", 15, "feature/login", v21), "pr-14"},
+                        {PullRequestBody("opened", 15, "feature/login", v21), "pr-15"}});
+  REQUIRE(twice[0].first == 202);
+  REQUIRE(twice[1].first == 202);
+  CHECK(twice[0].second["preview"]["service_id"] == twice[1].second["preview"]["service_id"]);
+  CHECK(services().size() == 3);
+
+  // Deleting the parent deletes its remaining previews.
   REQUIRE(api.Call("DELETE", "/v1/services/" + parent, t).status == 204);
   CHECK(services().empty());
 }
