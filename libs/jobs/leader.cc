@@ -11,11 +11,12 @@ constexpr absl::Duration kFollowerRetry = absl::Seconds(2);
 }  // namespace
 
 Leader::Leader(pg::ConnectOptions connect, std::string name, std::chrono::milliseconds interval,
-               std::function<void()> duty)
+               std::function<void()> duty, std::function<void()> on_lost)
     : connect_(std::move(connect)),
       name_(std::move(name)),
       interval_(interval),
-      duty_(std::move(duty)) {}
+      duty_(std::move(duty)),
+      on_lost_(std::move(on_lost)) {}
 
 Leader::~Leader() { Stop(); }
 
@@ -73,6 +74,13 @@ void Leader::Loop() {
       leader = false;
     }
     set_leader(leader);
+    if (was_leader && !leader && on_lost_) {
+      try {
+        on_lost_();
+      } catch (const std::exception& e) {
+        log::Error("leadership loss handler threw", {{"duty", name_}, {"error", e.what()}});
+      }
+    }
     was_leader = leader;
     if (leader) {
       try {

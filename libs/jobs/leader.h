@@ -25,8 +25,12 @@ namespace c2d::jobs {
 
 class Leader {
  public:
+  // `on_lost` (optional) runs on the duty's thread when this process stops
+  // being the leader while it goes on (its session died or the lock went
+  // to another): what the duty exported as the leader (gauges) goes with
+  // it, or the old leader would report it next to the new one.
   Leader(pg::ConnectOptions connect, std::string name, std::chrono::milliseconds interval,
-         std::function<void()> duty);
+         std::function<void()> duty, std::function<void()> on_lost = nullptr);
   ~Leader();  // Stop()
   Leader(const Leader&) = delete;
   Leader& operator=(const Leader&) = delete;
@@ -46,6 +50,7 @@ class Leader {
   const std::string name_;
   const std::chrono::milliseconds interval_;
   const std::function<void()> duty_;
+  const std::function<void()> on_lost_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool leader_ ABSL_GUARDED_BY(mu_) = false;

@@ -85,8 +85,9 @@ jobs::Worker& Process::AddWorker(std::string queue) {
   return *workers_.back();
 }
 
-void Process::AddLeader(std::string duty, milliseconds interval, std::function<void()> fn) {
-  duties_.push_back(Duty{std::move(duty), interval, std::move(fn)});
+void Process::AddLeader(std::string duty, milliseconds interval, std::function<void()> fn,
+                        std::function<void()> on_lost) {
+  duties_.push_back(Duty{std::move(duty), interval, std::move(fn), std::move(on_lost)});
 }
 
 int Process::Serve(const std::vector<Server::Registration>& services) {
@@ -95,7 +96,8 @@ int Process::Serve(const std::vector<Server::Registration>& services) {
   }
   std::vector<std::unique_ptr<jobs::Leader>> leaders;
   for (const Duty& d : duties_) {
-    leaders.push_back(std::make_unique<jobs::Leader>(connect_options(), d.name, d.interval, d.fn));
+    leaders.push_back(
+        std::make_unique<jobs::Leader>(connect_options(), d.name, d.interval, d.fn, d.on_lost));
     leaders.back()->Start();
   }
   auto server = Server::Start(grpc_address_, services);

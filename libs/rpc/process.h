@@ -49,7 +49,9 @@ class Process {
   // Served on /metrics with the registry's families (metrics::Exposer::Add).
   void AddCollectable(std::shared_ptr<prometheus::Collectable> c) { exposer_->Add(std::move(c)); }
   // A leader-elected periodic duty, started by Serve.
-  void AddLeader(std::string duty, std::chrono::milliseconds interval, std::function<void()> fn);
+  // `on_lost`: see jobs::Leader.
+  void AddLeader(std::string duty, std::chrono::milliseconds interval, std::function<void()> fn,
+                 std::function<void()> on_lost = nullptr);
 
   // Another address this process serves (e.g. "http"), for the log line and
   // the ready file.
@@ -80,6 +82,7 @@ class Process {
     std::string name;
     std::chrono::milliseconds interval;
     std::function<void()> fn;
+    std::function<void()> on_lost;
   };
   std::vector<Duty> duties_;
   std::vector<std::pair<std::string, std::string>> addresses_;

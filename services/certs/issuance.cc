@@ -50,6 +50,12 @@ prometheus::Family<prometheus::Gauge>& RenewalFailing() {
   return family;
 }
 
+// Removes the hostname's series of both families.
+void Unexport(const std::string& host) {
+  Expiry().Remove(&Expiry().Add({{"hostname", host}}));
+  RenewalFailing().Remove(&RenewalFailing().Add({{"hostname", host}}));
+}
+
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
@@ -185,6 +191,12 @@ void Issuance::ApplyRenewalInfo() {
   }
 }
 
+void Issuance::LostLeadership() {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& host : exported_) Unexport(host);
+  exported_.clear();
+}
+
 void Issuance::ExportExpiry() {
   auto rows = pool_.Read(
       "expiries", [](pg::Tx& tx) -> absl::StatusOr<pqxx::result> { return tx.Exec(kExpiries); });
@@ -200,8 +212,7 @@ void Issuance::ExportExpiry() {
   absl::MutexLock lock(&mu_);
   for (const std::string& host : exported_) {
     if (now.count(host)) continue;
-    Expiry().Remove(&Expiry().Add({{"hostname", host}}));
-    RenewalFailing().Remove(&RenewalFailing().Add({{"hostname", host}}));
+    Unexport(host);
   }
   exported_ = std::move(now);
 }

@@ -45,6 +45,9 @@ class Issuance {
   absl::Status Issue(jobs::JobContext& ctx);
   // The leader's pass.
   void Sweep();
+  // Leadership went to another replica, which exports the certificates'
+  // gauges from now on: removes this one's series.
+  void LostLeadership();
   // "internal" or "acme": who issues for `hostname`. Private names
   // (IsPrivateName) always get c2d's own CA.
   std::string IssuerOf(const std::string& hostname) const;

@@ -45,10 +45,13 @@ int main() {
   certs::Verifier verifier((*process)->pool(), *config, [&](const std::string& hostname) {
     return issuance.IssuerOf(hostname);
   });
-  (*process)->AddLeader("certs.sweep", config->sweep_interval, [&] {
-    verifier.Sweep();
-    issuance.Sweep();
-  });
+  (*process)->AddLeader(
+      "certs.sweep", config->sweep_interval,
+      [&] {
+        verifier.Sweep();
+        issuance.Sweep();
+      },
+      [&] { issuance.LostLeadership(); });
   certs::CertServiceImpl service((*process)->pool(), *config);
   return (*process)->Serve({{v1::CertService::service_full_name(), &service}});
 }

@@ -78,8 +78,9 @@ int main() {
   jobs::Worker& worker = (*process)->AddWorker("deployer");
   worker.Register("deploy", [&](jobs::JobContext& ctx) { return deploy.Run(ctx); });
   worker.Register("stop", [&](jobs::JobContext& ctx) { return stop.Run(ctx); });
-  (*process)->AddLeader("deployer.reconcile", config->reconcile_interval,
-                        [&] { reconciler.RunOnce(); });
+  (*process)->AddLeader(
+      "deployer.reconcile", config->reconcile_interval, [&] { reconciler.RunOnce(); },
+      [&] { reconciler.LostLeadership(); });
   if (cloud::openstack::Cloud* openstack = (*providers)->openstack()) {
     // What a crash mid-deploy left in the cloud (libs/cloud/openstack/ledger.h),
     // dbprov's servers' included (one ledger).

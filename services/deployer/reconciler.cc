@@ -16,6 +16,10 @@
 namespace c2d::deployer {
 namespace {
 
+// The states c2d_instances has a series of for every service.
+constexpr const char* kGaugedStates[] = {"starting", "healthy",    "unhealthy",
+                                         "draining", "crash_loop", "lost"};
+
 constexpr absl::Duration kMaxBackoff = absl::Minutes(5);
 constexpr absl::Duration kCrashWindow = absl::Minutes(10);
 constexpr int kCrashLoopRestarts = 5;  // more than this in the window
@@ -220,12 +224,22 @@ void Reconciler::Housekeeping(const std::vector<InstanceRow>& rows,
   }
 }
 
+void Reconciler::LostLeadership() {
+  followers_.StopAll();
+  for (const std::string& service : gauged_) {
+    for (const char* state : kGaugedStates) {
+      auto& family = Metrics().instances;
+      family.Remove(&family.Add({{"service", service}, {"state", state}}));
+    }
+  }
+  gauged_.clear();
+}
+
 void Reconciler::ExportGauges(std::map<std::string, std::map<std::string, double>>& by_service) {
   // Every state of every service seen, this pass or before (then 0).
   for (const auto& [service, states] : by_service) gauged_.insert(service);
   for (const std::string& service : gauged_) {
-    for (const char* state :
-         {"starting", "healthy", "unhealthy", "draining", "crash_loop", "lost"}) {
+    for (const char* state : kGaugedStates) {
       Metrics()
           .instances.Add({{"service", service}, {"state", state}})
           .Set(by_service[service][state]);

@@ -37,8 +37,12 @@ class Reconciler {
 
   // One pass: the leader's duty.
   void RunOnce();
-  // Stops the log followers (leadership lost, or shutdown).
+  // Stops the log followers (shutdown).
   void Stop() { followers_.StopAll(); }
+  // Leadership went to another replica, which follows the logs and exports
+  // the instance gauges from now on: stops the followers and removes the
+  // gauges' series. On the duty's thread.
+  void LostLeadership();
 
  private:
   // Destroys DELETING volumes that no live or in-progress release mounts

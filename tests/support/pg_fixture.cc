@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
 #include "libs/pg/migrate.h"
 #include "migrations/embedded.h"
@@ -99,6 +100,15 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+int64_t TerminateLockHolders(const TestDatabase& db, int64_t key) {
+  const auto k = static_cast<uint64_t>(key);
+  return db.Count(absl::StrCat(
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND "
+      "granted AND objsubid = 1 AND classid = ",
+      k >> 32, " AND objid = ", k & 0xffffffffu,
+      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"));
 }
 
 bool WaitFor(std::chrono::milliseconds timeout, const std::function<bool()>& done) {

@@ -55,6 +55,11 @@ std::string LocalRepoRoot();
 // A free TCP port on 127.0.0.1 (the kernel's choice).
 int FreePort();
 
+// Ends the sessions of `db` holding the session advisory lock `key` (as
+// pg_try_advisory_lock(key) takes it; jobs::Leader::LockKey), as a lost
+// connection would. How many it ended.
+int64_t TerminateLockHolders(const TestDatabase& db, int64_t key);
+
 // Polls `done` every 20 ms until it is true or `timeout` passes.
 bool WaitFor(std::chrono::milliseconds timeout, const std::function<bool()>& done);
 

@@ -152,9 +152,9 @@ DeployerFixture::DeployerFixture(DeployerOptions options) {
     worker_->Register("deploy", [this](jobs::JobContext& ctx) { return deploy_->Run(ctx); });
     worker_->Register("stop", [this](jobs::JobContext& ctx) { return stop_->Run(ctx); });
     REQUIRE(worker_->Start().ok());
-    leader_ = std::make_unique<jobs::Leader>(db_.connect(), "deployer.reconcile",
-                                             config_.reconcile_interval,
-                                             [this] { reconciler_->RunOnce(); });
+    leader_ = std::make_unique<jobs::Leader>(
+        db_.connect(), "deployer.reconcile", config_.reconcile_interval,
+        [this] { reconciler_->RunOnce(); }, [this] { reconciler_->LostLeadership(); });
     leader_->Start();
   }
   engine_ = std::make_unique<engine::Engine>(RequireEnv("C2D_TEST_ENGINE_SOCKET"));

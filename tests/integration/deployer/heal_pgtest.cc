@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/common/ids.h"
+#include "libs/metrics/metrics.h"
 #include "tests/integration/deployer/deployer_fixture.h"
 #include "tests/support/subprocess.h"
 
@@ -107,6 +108,33 @@ TEST_CASE("an instance that turns unhealthy leaves rotation, is restarted, and c
   }
   CHECK(restarted_for_health);
   CHECK(f.Instances().at(0).restarts() >= 1);
+}
+
+TEST_CASE("the instance gauges go with the reconciler's leadership and come back with it",
+          "[deployer]") {
+  DeployerFixture f;
+  REQUIRE(f.WaitSettled(f.Deploy(f.Request(f.Image("v1"))).id()).state() ==
+          v1::DEPLOYMENT_STATE_LIVE);
+  // c2d_instances{service=the fixture's, state}, by state.
+  auto gauges = [&] {
+    std::map<std::string, double> out;
+    for (const auto& family : metrics::Registry().Collect()) {
+      if (family.name != "c2d_instances") continue;
+      for (const auto& m : family.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& l : m.label) labels[l.name] = l.value;
+        if (labels["service"] == f.service_id()) out[labels["state"]] = m.gauge.value;
+      }
+    }
+    return out;
+  };
+  REQUIRE(WaitFor(10s, [&] { return gauges()["healthy"] == 1; }));
+  CHECK(gauges().size() == 6);  // every state, 0 but healthy
+  // The leader's session dies: it stops leading for the follower retry
+  // (2 s) before it takes the duty again, and reports no instances meanwhile.
+  REQUIRE(testing::TerminateLockHolders(f.db(), jobs::Leader::LockKey("deployer.reconcile")) == 1);
+  CHECK(WaitFor(5s, [&] { return gauges().empty(); }));
+  CHECK(WaitFor(10s, [&] { return gauges()["healthy"] == 1; }));
 }
 
 TEST_CASE("a deployer killed with SIGKILL mid-deploy finishes cleanly after a restart",

@@ -393,5 +393,28 @@ TEST_CASE("exactly one leader runs a duty and another takes over when it stops",
   b.Stop();
 }
 
+TEST_CASE("a leader whose session dies is told it lost the duty", "[jobs][leader]") {
+  TestDatabase db;
+  std::atomic<int> runs_a{0}, lost_a{0}, runs_b{0}, lost_b{0};
+  jobs::Leader a(
+      db.connect(), "test-duty", 100ms, [&] { ++runs_a; }, [&] { ++lost_a; });
+  a.Start();
+  REQUIRE(WaitFor(10s, [&] { return runs_a > 0; }));
+  jobs::Leader b(
+      db.connect(), "test-duty", 100ms, [&] { ++runs_b; }, [&] { ++lost_b; });
+  b.Start();
+  absl::SleepFor(absl::Milliseconds(500));
+  CHECK(lost_a == 0);  // leading on, pass after pass
+  // The leader's session dies, and the lock is free for whoever asks next.
+  REQUIRE(testing::TerminateLockHolders(db, jobs::Leader::LockKey("test-duty")) == 1);
+  REQUIRE(WaitFor(10s, [&] { return lost_a == 1; }));
+  CHECK(WaitFor(10s, [&] { return a.is_leader() != b.is_leader(); }));
+  CHECK(lost_a == 1);
+  CHECK(lost_b == 0);
+  b.Stop();
+  a.Stop();
+  CHECK(lost_b == 0);  // stopping is not losing
+}
+
 }  // namespace
 }  // namespace c2d
