@@ -84,6 +84,55 @@ TEST_CASE("a Python app starts from its Procfile, run.start_command, or app.py",
   CHECK(r->generated.find("\"gunicorn app:app\"") != std::string::npos);
 }
 
+TEST_CASE("Node.js, Go and pyproject apps get their stack, install step and start command",
+          "[detect]") {
+  App locked;
+  locked.With("package.json", "{}").With("package-lock.json", "{}");
+  auto n = locked.Plan({.build_command = "npm run build"});
+  REQUIRE(n.ok());
+  CHECK(n->language == "node");
+  CHECK(n->dockerfile == "Dockerfile.c2d");
+  CHECK(n->generated ==
+        "FROM reg/node:18\nWORKDIR /app\nCOPY . /app\nRUN npm ci --omit=dev\n"
+        "RUN npm run build\nCMD [\"/bin/sh\",\"-c\",\"exec npm start\"]\n");
+  App unlocked;
+  unlocked.With("package.json", "{}").With("Procfile", "web: node server.js\n");
+  auto u = unlocked.Plan();
+  REQUIRE(u.ok());
+  CHECK(u->generated ==
+        "FROM reg/node:18\nWORKDIR /app\nCOPY . /app\nRUN npm install --omit=dev\n"
+        "CMD [\"/bin/sh\",\"-c\",\"node server.js\"]\n");
+
+  App go;
+  go.With("go.mod", "module x\n");
+  auto g = go.Plan();
+  REQUIRE(g.ok());
+  CHECK(g->language == "go");
+  CHECK(g->reason == "found go.mod: a Go app");
+  CHECK(g->generated ==
+        "FROM reg/go:1.19\nWORKDIR /src\nCOPY . /src\nRUN go build -o /app/server .\n"
+        "CMD [\"/bin/sh\",\"-c\",\"exec /app/server\"]\n");
+
+  App pyproject;
+  pyproject.With("pyproject.toml").With("main.py").With("package.json", "{}");
+  auto p = pyproject.Plan();
+  REQUIRE(p.ok());
+  CHECK(p->language == "python");  // before Node.js
+  CHECK(p->reason == "found pyproject.toml: a Python app");
+  CHECK(p->generated ==
+        "FROM reg/python:3.11\nWORKDIR /app\nCOPY . /app\n"
+        "RUN python3 -m pip install --no-cache-dir .\n"
+        "CMD [\"/bin/sh\",\"-c\",\"exec python3 main.py\"]\n");
+
+  // A Procfile and app.py alone make a Python app.
+  App bare;
+  bare.With("Procfile", "web: python3 app.py\n").With("app.py");
+  auto b = bare.Plan();
+  REQUIRE(b.ok());
+  CHECK(b->reason == "found a Procfile and app.py: a Python app");
+  CHECK(b->generated.find("pip install") == std::string::npos);
+}
+
 TEST_CASE("apps that cannot be built say what to add", "[detect]") {
   App empty;
   empty.With("README.md");
