@@ -151,7 +151,7 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
 }
 
 absl::Status OpenStackProvider::DatabasePort(const std::string& network, const NetworkIds& ids,
-                                            int port) {
+                                             int port) {
   if (port <= 0 || port > 65535) {
     return absl::InvalidArgumentError("a database server needs the port it serves");
   }
@@ -163,10 +163,13 @@ absl::Status OpenStackProvider::DatabasePort(const std::string& network, const N
   // its rule is being made (the rule would outlive the ledger's row).
   const std::string owner = NetworkOwner(network);
   C2D_RETURN_IF_ERROR(ledger_.Exclusive(owner, [&] {
-    return Made(kRule, absl::StrCat(network, "-db:apps:", port), owner, [&] {
-             return neutron_.EnsureRule(
-                 ids.db_group, SecurityGroupRule{.port_min = port, .remote_group_id = ids.app_group});
-           }).status();
+    return Made(kRule, absl::StrCat(network, "-db:apps:", port), owner,
+                [&] {
+                  return neutron_.EnsureRule(
+                      ids.db_group,
+                      SecurityGroupRule{.port_min = port, .remote_group_id = ids.app_group});
+                })
+        .status();
   }));
   absl::MutexLock lock(&mu_);
   db_ports_[network].insert(port);
@@ -226,7 +229,8 @@ absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const Instanc
   std::vector<BootVolume> out;
   for (const VolumeMount& m : spec.volumes) {
     C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(m.volume));
-    C2D_RETURN_IF_ERROR(WithContext(Attachable(v.volume_id, spec.name), "volume " + m.volume + ": "));
+    C2D_RETURN_IF_ERROR(
+        WithContext(Attachable(v.volume_id, spec.name), "volume " + m.volume + ": "));
     v.mount_path = m.mount_path;
     out.push_back(std::move(v));
   }
@@ -250,7 +254,7 @@ absl::StatusOr<BootVolume> OpenStackProvider::EnsureVolume(const std::string& vo
 }
 
 absl::Status OpenStackProvider::Attachable(const std::string& volume_id,
-                                          const std::string& instance) {
+                                           const std::string& instance) {
   C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(volume_id));
   bool ours = false;
   for (const std::string& id : now.attached_to) {

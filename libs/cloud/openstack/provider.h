@@ -181,7 +181,7 @@ class OpenStackProvider final : public Provider {
   SwiftObjectStore files_;
   absl::Mutex network_mu_;  // held while a network is made or removed
   absl::Mutex mu_;
-  std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);  // ensured ones
+  std::map<std::string, NetworkIds> networks_ ABSL_GUARDED_BY(mu_);     // ensured ones
   std::map<std::string, std::set<int>> db_ports_ ABSL_GUARDED_BY(mu_);  // opened ones
   std::string flavor_id_ ABSL_GUARDED_BY(mu_);
   std::string image_id_ ABSL_GUARDED_BY(mu_);
