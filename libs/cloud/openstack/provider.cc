@@ -147,6 +147,14 @@ absl::Status OpenStackProvider::EnsureGroups(const std::string& network, Network
     C2D_RETURN_IF_ERROR(
         Made(kRule, name, owner, [&] { return neutron_.EnsureRule(group, rule); }).status());
   }
+  // Earlier releases opened every port of the databases to the apps, by
+  // one rule of this name: it goes.
+  C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
+  for (const Resource& r : owned) {
+    if (r.kind != kRule || r.name != network + "-db:apps") continue;
+    C2D_RETURN_IF_ERROR(Delete(r));
+    C2D_RETURN_IF_ERROR(ledger_.Forget(r.kind, r.name));
+  }
   return absl::OkStatus();
 }
 

@@ -381,6 +381,34 @@ TEST_CASE("openstack provider: a failure at any step of Create leaves nothing of
   CHECK_FALSE(Nova(s).FindServerGroup(f.network + "-svc-1-2")->has_value());
 }
 
+TEST_CASE("openstack provider: the any-port database rule of earlier releases goes",
+          "[openstack]") {
+  Fixture f;
+  REQUIRE(f.provider.EnsureNetwork(f.network).ok());
+  // What an earlier release made: every port of the databases open to the apps.
+  Session s(User());
+  Neutron neutron(s);
+  const std::string db_group = **neutron.FindByName("security-groups", f.network + "-db");
+  const std::string app_group = **neutron.FindByName("security-groups", f.network + "-app");
+  const std::string legacy = f.network + "-db:apps";
+  REQUIRE(f.ledger.Record(kRule, legacy, "network:" + f.network).ok());
+  auto rule = neutron.EnsureRule(db_group,
+                                 {.port_min = 1, .port_max = 65535, .remote_group_id = app_group});
+  REQUIRE(rule.ok());
+  REQUIRE(f.ledger.Bind(kRule, legacy, *rule).ok());
+  // (Neutron shows 1-65535 as no range.)
+  CHECK(Rules(s, db_group) ==
+        std::vector<std::string>{"null \"192.0.2.0/24\" ", "null null group"});
+  // The next process to ensure the network removes it.
+  Session other_session(User());
+  OpenStackProvider upgraded(other_session, f.ledger, TestProviderOptions());
+  REQUIRE(upgraded.EnsureNetwork(f.network).ok());
+  CHECK(Rules(s, db_group) == std::vector<std::string>{"null \"192.0.2.0/24\" "});
+  for (const Resource& r : *f.ledger.All()) CHECK(r.name != legacy);
+  REQUIRE(upgraded.RemoveNetwork(f.network).ok());
+  CHECK(f.NetworkRemains(f.network).empty());
+}
+
 TEST_CASE("openstack provider: two replicas sharing the ledger make a project network once",
           "[openstack]") {
   Fixture f;
