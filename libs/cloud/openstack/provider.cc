@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <thread>
-#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -13,7 +12,6 @@
 #include "libs/common/log.h"
 #include "libs/common/status.h"
 #include "libs/http/client.h"
-#include "libs/objstore/objstore.h"
 
 namespace c2d::cloud::openstack {
 namespace {
@@ -28,9 +26,6 @@ constexpr char kRoleLabel[] = "c2d.role";
 // Who the deployer and dbprov say an instance belongs to.
 constexpr char kServiceLabel[] = "c2d.service";
 constexpr char kDatabaseLabel[] = "c2d.database";
-
-std::string NetworkOwner(const std::string& network) { return "network:" + network; }
-std::string VolumeOwner(const std::string& volume) { return "volume:" + volume; }
 
 const char* RoleName(int role) {
   static const char* const kNames[] = {"web", "worker", "database"};
@@ -53,6 +48,12 @@ OpenStackProvider::OpenStackProvider(Session& session, Ledger& ledger, ProviderO
       files_(session, {.container = options_.files_container,
                        .segment_container = options_.files_container}) {}
 
+std::string OpenStackProvider::NetworkOwner(const std::string& network) {
+  return "network:" + network;
+}
+
+std::string OpenStackProvider::VolumeOwner(const std::string& volume) { return "volume:" + volume; }
+
 absl::Time OpenStackProvider::Deadline(std::chrono::seconds timeout) const {
   return absl::Now() + absl::FromChrono(timeout);
 }
@@ -65,134 +66,6 @@ absl::StatusOr<std::string> OpenStackProvider::Made(
   C2D_ASSIGN_OR_RETURN(std::string id, make());
   C2D_RETURN_IF_ERROR(ledger_.Bind(kind, name, id));
   return id;
-}
-
-// ---- networks ----
-
-absl::Status OpenStackProvider::EnsureNetwork(const std::string& network) {
-  return Network(network).status();
-}
-
-absl::StatusOr<OpenStackProvider::NetworkIds> OpenStackProvider::Network(
-    const std::string& network) {
-  // One at a time, here and in every process sharing the ledger: two
-  // deploys of one project must not both find no network and make one each.
-  absl::MutexLock ensuring(&network_mu_);
-  {
-    absl::MutexLock lock(&mu_);
-    if (auto it = networks_.find(network); it != networks_.end()) return it->second;
-  }
-  NetworkIds ids;
-  std::string external;
-  C2D_RETURN_IF_ERROR(ledger_.Exclusive(NetworkOwner(network),
-                                        [&] { return MakeNetwork(network, ids, external); }));
-  absl::MutexLock lock(&mu_);
-  external_id_ = external;
-  networks_[network] = ids;
-  return ids;
-}
-
-absl::Status OpenStackProvider::MakeNetwork(const std::string& network, NetworkIds& ids,
-                                            std::string& external) {
-  const std::string owner = NetworkOwner(network);
-  C2D_ASSIGN_OR_RETURN(
-      ids.network, Made(kNetwork, network, owner, [&] { return neutron_.EnsureNetwork(network); }));
-  C2D_ASSIGN_OR_RETURN(ids.subnet, Made(kSubnet, network, owner, [&] {
-                         return neutron_.EnsureSubnet(network, ids.network, options_.subnet_cidr,
-                                                      options_.dns_nameservers);
-                       }));
-  if (!options_.external_network.empty()) {
-    C2D_ASSIGN_OR_RETURN(auto found, neutron_.FindByName("networks", options_.external_network));
-    external = found ? *found : options_.external_network;
-  }
-  C2D_ASSIGN_OR_RETURN(std::string router, Made(kRouter, network, owner, [&] {
-                         return neutron_.EnsureRouter(network, external);
-                       }));
-  C2D_RETURN_IF_ERROR(Made(kRouterInterface, network, owner, [&]() -> absl::StatusOr<std::string> {
-                        C2D_RETURN_IF_ERROR(neutron_.EnsureRouterInterface(router, ids.subnet));
-                        return absl::StrCat(router, "/", ids.subnet);
-                      }).status());
-  return EnsureGroups(network, ids);
-}
-
-absl::Status OpenStackProvider::EnsureGroups(const std::string& network, NetworkIds& ids) {
-  const std::string owner = NetworkOwner(network);
-  C2D_ASSIGN_OR_RETURN(ids.app_group, Made(kSecurityGroup, network + "-app", owner, [&] {
-                         return neutron_.EnsureSecurityGroup(network + "-app",
-                                                             "c2d: the project's app instances");
-                       }));
-  C2D_ASSIGN_OR_RETURN(ids.db_group, Made(kSecurityGroup, network + "-db", owner, [&] {
-                         return neutron_.EnsureSecurityGroup(network + "-db",
-                                                             "c2d: the project's database servers");
-                       }));
-  // (group id, rule, the rule's name in the ledger)
-  std::vector<std::tuple<std::string, SecurityGroupRule, std::string>> rules;
-  // Apps: the web from anywhere.
-  for (int port : {80, 443}) {
-    rules.emplace_back(ids.app_group,
-                       SecurityGroupRule{.port_min = port, .remote_ip_prefix = "0.0.0.0/0"},
-                       absl::StrCat(network, "-app:", port));
-  }
-  // Databases: their own port from the project's apps, added with the
-  // first server on it (DatabasePort).
-  // Both: any port from c2d (health checks, readiness, Caddy's remote admin).
-  for (const std::string& cidr : options_.control_cidrs) {
-    for (const auto& [group, role] : {std::pair{ids.app_group, "-app:"}, {ids.db_group, "-db:"}}) {
-      rules.emplace_back(
-          group, SecurityGroupRule{.port_min = 1, .port_max = 65535, .remote_ip_prefix = cidr},
-          absl::StrCat(network, role, cidr));
-    }
-  }
-  for (const auto& [group, rule, name] : rules) {
-    C2D_RETURN_IF_ERROR(
-        Made(kRule, name, owner, [&] { return neutron_.EnsureRule(group, rule); }).status());
-  }
-  // Earlier releases opened every port of the databases to the apps, by
-  // one rule of this name: it goes.
-  C2D_ASSIGN_OR_RETURN(std::vector<Resource> owned, ledger_.Owned(owner));
-  for (const Resource& r : owned) {
-    if (r.kind != kRule || r.name != network + "-db:apps") continue;
-    C2D_RETURN_IF_ERROR(Delete(r));
-    C2D_RETURN_IF_ERROR(ledger_.Forget(r.kind, r.name));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status OpenStackProvider::DatabasePort(const std::string& network, const NetworkIds& ids,
-                                             int port) {
-  if (port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError("a database server needs the port it serves");
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    if (db_ports_[network].count(port)) return absl::OkStatus();
-  }
-  // Under the network's lock: RemoveNetwork must not delete the group while
-  // its rule is being made (the rule would outlive the ledger's row).
-  const std::string owner = NetworkOwner(network);
-  C2D_RETURN_IF_ERROR(ledger_.Exclusive(owner, [&] {
-    return Made(kRule, absl::StrCat(network, "-db:apps:", port), owner,
-                [&] {
-                  return neutron_.EnsureRule(
-                      ids.db_group,
-                      SecurityGroupRule{.port_min = port, .remote_group_id = ids.app_group});
-                })
-        .status();
-  }));
-  absl::MutexLock lock(&mu_);
-  db_ports_[network].insert(port);
-  return absl::OkStatus();
-}
-
-absl::Status OpenStackProvider::RemoveNetwork(const std::string& network) {
-  absl::MutexLock ensuring(&network_mu_);
-  {
-    absl::MutexLock lock(&mu_);
-    networks_.erase(network);
-    db_ports_.erase(network);
-  }
-  const std::string owner = NetworkOwner(network);
-  return ledger_.Exclusive(owner, [&] { return Undo(owner); });
 }
 
 // ---- instances ----
@@ -231,70 +104,6 @@ absl::StatusOr<Instance> OpenStackProvider::CreateSteps(const InstanceSpec& spec
       "server " + spec.name + ": "));
   if (role == Role::kWeb) C2D_RETURN_IF_ERROR(FloatingIp(spec.name, port_id));
   return Inspect(server_id);
-}
-
-absl::StatusOr<std::vector<BootVolume>> OpenStackProvider::Volumes(const InstanceSpec& spec) {
-  std::vector<BootVolume> out;
-  for (const VolumeMount& m : spec.volumes) {
-    C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(m.volume));
-    C2D_RETURN_IF_ERROR(
-        WithContext(Attachable(v.volume_id, spec.name), "volume " + m.volume + ": "));
-    v.mount_path = m.mount_path;
-    out.push_back(std::move(v));
-  }
-  return out;
-}
-
-absl::StatusOr<BootVolume> OpenStackProvider::EnsureVolume(const std::string& volume) {
-  C2D_ASSIGN_OR_RETURN(
-      std::string id,
-      Made(kVolume, volume, VolumeOwner(volume), [&]() -> absl::StatusOr<std::string> {
-        C2D_ASSIGN_OR_RETURN(Volume v, cinder_.EnsureVolume(volume, options_.volume_size_gb,
-                                                            {{"c2d.volume", volume}}));
-        return v.id;
-      }));
-  auto ready = cinder_.GetVolume(id);
-  if (ready.ok() && ready->status != "available" && ready->status != "in-use") {
-    ready = cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll);
-  }
-  C2D_RETURN_IF_ERROR(WithContext(ready.status(), "volume " + volume + ": "));
-  return BootVolume{.volume_id = id, .name = volume};
-}
-
-absl::Status OpenStackProvider::Attachable(const std::string& volume_id,
-                                           const std::string& instance) {
-  C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(volume_id));
-  bool ours = false;
-  for (const std::string& id : now.attached_to) {
-    auto holder = nova_.GetServer(id);
-    if (absl::IsNotFound(holder.status())) continue;
-    C2D_RETURN_IF_ERROR(holder.status());
-    if (holder->name == instance) {
-      ours = true;  // a Create run again: its server has it already
-    } else if (holder->task_state != "deleting" && holder->status != "DELETED") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "attached to server ", holder->name, "; a volume attaches to one server at a time"));
-    }
-  }
-  if (ours || now.status == "available") return absl::OkStatus();
-  // Its last server is gone, or going, and Cinder has not detached it yet.
-  return cinder_.WaitFor(volume_id, "available", Deadline(options_.volume_timeout), options_.poll)
-      .status();
-}
-
-absl::StatusOr<std::map<std::string, std::string>> OpenStackProvider::VolumeFiles(
-    const std::vector<BootVolume>& volumes) {
-  std::map<std::string, std::string> out;
-  for (const BootVolume& v : volumes) {
-    C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(v.volume_id));
-    for (const auto& [key, link] : now.metadata) {
-      absl::string_view name = key;
-      if (absl::ConsumePrefix(&name, kFileMetaPrefix)) {
-        out[FileMetaKey(v.name, name)] = link;
-      }
-    }
-  }
-  return out;
 }
 
 absl::StatusOr<std::string> OpenStackProvider::ServerGroup(const InstanceSpec& spec) {
@@ -520,33 +329,6 @@ absl::Status OpenStackProvider::Remove(const std::string& ref) {
   return server.ok() ? absl::OkStatus() : absl::NotFoundError(absl::StrCat("no server ", ref));
 }
 
-absl::Status OpenStackProvider::DeleteVolume(const std::string& volume) {
-  C2D_RETURN_IF_ERROR(ledger_.Record(kVolume, volume, VolumeOwner(volume)).status());
-  return Undo(VolumeOwner(volume));
-}
-
-absl::Status OpenStackProvider::WriteVolumeFile(const std::string& volume, const std::string& name,
-                                                const std::string& source) {
-  if (!IsVolumeFileName(name)) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", name, "\" is not a file name"));
-  }
-  C2D_ASSIGN_OR_RETURN(BootVolume v, EnsureVolume(volume));
-  const std::string key = absl::StrCat(volume, "/", name);
-  C2D_RETURN_IF_ERROR(ledger_.Record(kObject, key, VolumeOwner(volume)).status());
-  C2D_ASSIGN_OR_RETURN(objstore::ObjectInfo stored, objstore::PutFile(files_, key, source));
-  C2D_RETURN_IF_ERROR(ledger_.Bind(kObject, key, key));
-  C2D_ASSIGN_OR_RETURN(SignedUrl link, files_.SignGet(key, absl::Now() + options_.file_link_ttl));
-  const std::string value = FileMetaValue(link.expires, link.signature, stored.sha256);
-  // For the servers made to mount it from now on...
-  C2D_RETURN_IF_ERROR(cinder_.SetMetadata(v.volume_id, {{kFileMetaPrefix + name, value}}));
-  // ...and the one that has it now.
-  C2D_ASSIGN_OR_RETURN(Volume now, cinder_.GetVolume(v.volume_id));
-  for (const std::string& server : now.attached_to) {
-    C2D_RETURN_IF_ERROR(nova_.SetMetadata(server, {{FileMetaKey(volume, name), value}}));
-  }
-  return absl::OkStatus();
-}
-
 // ---- clean-up ----
 
 absl::StatusOr<std::string> OpenStackProvider::FindId(const Resource& r) {
@@ -585,18 +367,6 @@ absl::Status OpenStackProvider::Delete(const Resource& r) {
   if (r.kind == kVolume) return DeleteVolumeId(id);
   if (r.kind == kObject) return files_.Delete(id);
   return neutron_.Delete(r.kind, id);
-}
-
-absl::Status OpenStackProvider::DeleteVolumeId(const std::string& id) {
-  // The server it was attached to may be gone a moment before Cinder has
-  // detached it; Cinder deletes only a volume at rest.
-  auto now = cinder_.GetVolume(id);
-  if (now.ok() && (now->status == "detaching" || now->status == "reserved")) {
-    C2D_RETURN_IF_ERROR(
-        cinder_.WaitFor(id, "available", Deadline(options_.volume_timeout), options_.poll)
-            .status());
-  }
-  return cinder_.DeleteVolume(id);
 }
 
 absl::Status OpenStackProvider::RemoveInterface(const std::string& network, std::string id) {

@@ -130,6 +130,10 @@ class OpenStackProvider final : public Provider {
   };
   enum class Role { kWeb, kWorker, kDatabase };
 
+  // The ledger's owners of a project network's and a volume's resources.
+  static std::string NetworkOwner(const std::string& network);
+  static std::string VolumeOwner(const std::string& volume);
+
   absl::StatusOr<Instance> CreateSteps(const InstanceSpec& spec);
   absl::StatusOr<NetworkIds> Network(const std::string& network);
   // Network's steps, under the ledger's lock on the network.
