@@ -404,7 +404,9 @@ TEST_CASE("openstack provider: the any-port database rule of earlier releases go
   OpenStackProvider upgraded(other_session, f.ledger, TestProviderOptions());
   REQUIRE(upgraded.EnsureNetwork(f.network).ok());
   CHECK(Rules(s, db_group) == std::vector<std::string>{"null \"192.0.2.0/24\" "});
-  for (const Resource& r : *f.ledger.All()) CHECK(r.name != legacy);
+  auto rows = f.ledger.All();  // held: a range over *All() would outlive its StatusOr
+  REQUIRE(rows.ok());
+  for (const Resource& r : *rows) CHECK(r.name != legacy);
   REQUIRE(upgraded.RemoveNetwork(f.network).ok());
   CHECK(f.NetworkRemains(f.network).empty());
 }
