@@ -53,12 +53,16 @@ TEST_CASE("webhooks: pull requests open and update and close a preview environme
                        json{{"provider", "github"}, {"secret", secret}});
   REQUIRE(hook.status == 201);
   const std::string url = hook.body["url"];
+  // GitHub's headers of a pull request delivery of body `raw`, signed.
+  auto signed_headers = [&](const std::string& raw, const std::string& id) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"X-GitHub-Event", "pull_request"},
+        {"X-GitHub-Delivery", id},
+        {"X-Hub-Signature-256", "sha256=" + crypto::HmacSha256Hex(secret, raw)}};
+  };
   auto deliver = [&](const json& payload, const std::string& id) {
     const std::string raw = payload.dump();
-    return api.Call("POST", url, "", raw,
-                    {{"X-GitHub-Event", "pull_request"},
-                     {"X-GitHub-Delivery", id},
-                     {"X-Hub-Signature-256", "sha256=" + crypto::HmacSha256Hex(secret, raw)}});
+    return api.Call("POST", url, "", raw, signed_headers(raw, id));
   };
   auto app = [&](const std::string& host) {
     auto r =
@@ -158,15 +162,13 @@ TEST_CASE("webhooks: pull requests open and update and close a preview environme
     for (size_t i = 0; i < sent.size(); ++i) {
       threads.emplace_back([&, i] {
         const std::string raw = sent[i].first.dump();
-        got[i] = http::Send(
-            {.method = "POST",
-             .url = absl::StrCat("http://", api.address(), url),
-             .headers = {{"Content-Type", "application/json"},
-                         {"X-GitHub-Event", "pull_request"},
-                         {"X-GitHub-Delivery", sent[i].second},
-                         {"X-Hub-Signature-256", "sha256=" + crypto::HmacSha256Hex(secret, raw)}},
-             .body = raw,
-             .timeout = 90s});
+        http::Request req{.method = "POST",
+                          .url = absl::StrCat("http://", api.address(), url),
+                          .headers = signed_headers(raw, sent[i].second),
+                          .body = raw,
+                          .timeout = 90s};
+        req.headers.emplace_back("Content-Type", "application/json");
+        got[i] = http::Send(req);
       });
     }
     for (std::thread& th : threads) th.join();
